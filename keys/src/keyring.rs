@@ -1,0 +1,871 @@
+//! `Keyring`: the versions of one named key and every rule around them.
+//!
+//! Version numbers follow the transit engine: versions start at 1 and only grow;
+//! `min_decryption_version` hides older versions from decryption (they stay
+//! stored until trimmed); `min_encryption_version` (0 = latest) bounds the
+//! versions callers may pick for new ciphertexts; `min_available_version` is the
+//! trim point below which material is gone for good.
+//!
+//! A `Keyring` is cheap to clone (versions are shared), so callers change a copy
+//! and publish it only once it is valid and persisted.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use core::fmt;
+use time::OffsetDateTime;
+
+use crate::aead::{self, AeadKey};
+use crate::derive::{ConvergentKeys, Kdf, derive};
+use crate::envelope::{self, ParseError};
+use crate::error::{Error, Result};
+use crate::hash::HashAlgorithm;
+use crate::key_type::KeyType;
+use crate::secret::{SecretBytes, SecretVec};
+use crate::sign::{Ed25519Key, Marshaling, PublicKey, SignOptions, SigningKey};
+use crate::version::{KeyVersion, Material};
+
+/// Longest key name we accept (names become storage paths and log fields).
+pub const MAX_NAME_LEN: usize = 512;
+/// The shortest non-zero automatic rotation period, in seconds.
+pub const MIN_AUTO_ROTATE_SECS: u64 = 3600;
+
+/// When and at which version a backup or restore happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VersionStamp {
+    pub time: OffsetDateTime,
+    pub version: u32,
+}
+
+/// Options of a new keyring.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CreateOptions {
+    pub derived: bool,
+    pub convergent_encryption: bool,
+    pub exportable: bool,
+    pub allow_plaintext_backup: bool,
+    pub auto_rotate_period_secs: u64,
+    /// HMAC keyrings only: key length in bytes (32..=512); 0 means 32.
+    pub key_size: u64,
+}
+
+/// A configuration change; `None` leaves a setting as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConfigChange {
+    pub min_decryption_version: Option<i64>,
+    pub min_encryption_version: Option<i64>,
+    pub deletion_allowed: Option<bool>,
+    pub exportable: Option<bool>,
+    pub allow_plaintext_backup: Option<bool>,
+    pub auto_rotate_period_secs: Option<u64>,
+}
+
+/// Per-request inputs of encrypt, decrypt, rewrap and datakey.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CryptoParams<'a> {
+    pub context: Option<&'a [u8]>,
+    pub associated_data: Option<&'a [u8]>,
+    /// 0 means the latest version.
+    pub key_version: i64,
+}
+
+/// A ciphertext (or HMAC, or signature) string and the version that made it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sealed {
+    pub text: String,
+    pub key_version: u32,
+}
+
+/// A signature, with the derived public key when the keyring is derived Ed25519.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signature {
+    pub text: String,
+    pub key_version: u32,
+    pub public_key: Option<[u8; 32]>,
+}
+
+/// What a key read shows of one version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionInfo {
+    pub number: u32,
+    pub created: OffsetDateTime,
+    /// For signing types: the public key (PEM for ECDSA/RSA, base64 raw for
+    /// Ed25519/ML-DSA; empty for derived Ed25519 without a context).
+    pub public_key: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Keyring {
+    pub(crate) name: String,
+    pub(crate) key_type: KeyType,
+    pub(crate) derived: bool,
+    pub(crate) kdf: Kdf,
+    pub(crate) convergent: bool,
+    pub(crate) exportable: bool,
+    pub(crate) allow_plaintext_backup: bool,
+    pub(crate) deletion_allowed: bool,
+    pub(crate) auto_rotate_period_secs: u64,
+    pub(crate) min_decryption_version: u32,
+    pub(crate) min_encryption_version: u32,
+    pub(crate) min_available_version: u32,
+    pub(crate) latest_version: u32,
+    pub(crate) key_size: u32,
+    pub(crate) imported: bool,
+    pub(crate) allow_imported_key_rotation: bool,
+    pub(crate) backup_info: Option<VersionStamp>,
+    pub(crate) restore_info: Option<VersionStamp>,
+    /// Every version still available (`>= min_available_version`).
+    pub(crate) versions: BTreeMap<u32, Arc<KeyVersion>>,
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyring")
+            .field("name", &self.name)
+            .field("type", &self.key_type)
+            .field("derived", &self.derived)
+            .field("convergent", &self.convergent)
+            .field("exportable", &self.exportable)
+            .field("latest_version", &self.latest_version)
+            .field("min_decryption_version", &self.min_decryption_version)
+            .field("min_encryption_version", &self.min_encryption_version)
+            .field("min_available_version", &self.min_available_version)
+            .finish_non_exhaustive()
+    }
+}
+
+pub fn validate_name(name: &str) -> Result<()> {
+    if name.is_empty()
+        || name.len() > MAX_NAME_LEN
+        || name.contains('/')
+        || name.chars().any(char::is_control)
+    {
+        return Err(Error::InvalidKeyName);
+    }
+    Ok(())
+}
+
+fn check_auto_rotate(secs: u64) -> Result<()> {
+    if secs != 0 && secs < MIN_AUTO_ROTATE_SECS {
+        return Err(Error::AutoRotatePeriodTooShort);
+    }
+    Ok(())
+}
+
+impl Keyring {
+    // ------------------------------------------------------------------
+    // Lifecycle
+
+    /// A new keyring with version 1.
+    pub fn create(
+        name: &str,
+        key_type: KeyType,
+        opts: &CreateOptions,
+        now: OffsetDateTime,
+    ) -> Result<Self> {
+        validate_name(name)?;
+        if opts.convergent_encryption && !opts.derived {
+            return Err(Error::ConvergentRequiresDerivation);
+        }
+        if opts.derived && !key_type.supports_derivation() {
+            return Err(Error::DerivationNotSupported(key_type));
+        }
+        if opts.convergent_encryption && !key_type.supports_convergent() {
+            return Err(Error::ConvergentNotSupported(key_type));
+        }
+        let key_size = match (key_type, opts.key_size) {
+            (KeyType::Hmac, 0) => 32,
+            (KeyType::Hmac, n @ 32..=512) => n as u32,
+            (KeyType::Hmac, n) => return Err(Error::InvalidKeySize(n)),
+            (_, 0) => 0,
+            (t, _) => return Err(Error::KeySizeNotValid(t)),
+        };
+        check_auto_rotate(opts.auto_rotate_period_secs)?;
+        let mut ring = Self {
+            name: name.to_owned(),
+            key_type,
+            derived: opts.derived,
+            kdf: Kdf::Hkdf,
+            convergent: opts.convergent_encryption,
+            exportable: opts.exportable,
+            allow_plaintext_backup: opts.allow_plaintext_backup,
+            deletion_allowed: false,
+            auto_rotate_period_secs: opts.auto_rotate_period_secs,
+            min_decryption_version: 1,
+            min_encryption_version: 0,
+            min_available_version: 0,
+            latest_version: 0,
+            key_size,
+            imported: false,
+            allow_imported_key_rotation: false,
+            backup_info: None,
+            restore_info: None,
+            versions: BTreeMap::new(),
+        };
+        ring.rotate(now)?;
+        Ok(ring)
+    }
+
+    /// Add a version and make it the latest.
+    pub fn rotate(&mut self, now: OffsetDateTime) -> Result<u32> {
+        if self.imported && !self.allow_imported_key_rotation {
+            return Err(Error::ImportedKeyNoRotation(self.name.clone()));
+        }
+        let number = self
+            .latest_version
+            .checked_add(1)
+            .ok_or(Error::TooManyVersions)?;
+        let version = KeyVersion::generate(
+            self.key_type,
+            number,
+            now,
+            self.derived,
+            self.convergent,
+            self.key_size as usize,
+        )?;
+        self.versions.insert(number, Arc::new(version));
+        self.latest_version = number;
+        self.imported = false;
+        Ok(number)
+    }
+
+    /// Apply a configuration change atomically; returns warnings to show.
+    pub fn configure(&mut self, change: &ConfigChange) -> Result<Vec<String>> {
+        let mut next = self.clone();
+        let mut warnings = Vec::new();
+        if let Some(v) = change.min_decryption_version {
+            if v < 0 {
+                return Err(Error::NegativeMinDecryption);
+            }
+            let v = if v == 0 {
+                warnings.push(
+                    "since Vault 0.3, transit key numbering starts at 1; forcing minimum to 1"
+                        .to_owned(),
+                );
+                1
+            } else {
+                v
+            };
+            if v > i64::from(self.latest_version) {
+                return Err(Error::MinDecryptionAboveLatest {
+                    requested: v,
+                    latest: self.latest_version,
+                });
+            }
+            next.min_decryption_version = v as u32;
+        }
+        if let Some(v) = change.min_encryption_version {
+            if v < 0 {
+                return Err(Error::NegativeMinEncryption);
+            }
+            if v > i64::from(self.latest_version) {
+                return Err(Error::MinEncryptionAboveLatest {
+                    requested: v,
+                    latest: self.latest_version,
+                });
+            }
+            next.min_encryption_version = v as u32;
+        }
+        if next.min_encryption_version > 0
+            && next.min_encryption_version < next.min_decryption_version
+        {
+            return Err(Error::MinEncryptionBelowMinDecryption {
+                encryption: next.min_encryption_version,
+                decryption: next.min_decryption_version,
+            });
+        }
+        if next.min_decryption_version < next.min_available_version {
+            return Err(Error::MinDecryptionBelowMinAvailable);
+        }
+        if next.min_available_version > 0
+            && next.min_encryption_version > 0
+            && next.min_encryption_version < next.min_available_version
+        {
+            return Err(Error::MinEncryptionBelowMinAvailable);
+        }
+        if let Some(d) = change.deletion_allowed {
+            next.deletion_allowed = d;
+        }
+        // Exportability and plaintext backup are one-way switches.
+        if change.exportable == Some(true) {
+            next.exportable = true;
+        }
+        if change.allow_plaintext_backup == Some(true) {
+            next.allow_plaintext_backup = true;
+        }
+        if let Some(secs) = change.auto_rotate_period_secs {
+            check_auto_rotate(secs)?;
+            next.auto_rotate_period_secs = secs;
+        }
+        *self = next;
+        Ok(warnings)
+    }
+
+    /// Delete the material of every version below `min_available`, for good.
+    pub fn trim(&mut self, min_available: i64) -> Result<()> {
+        if min_available < 0 {
+            return Err(Error::TrimNegative);
+        }
+        if min_available < i64::from(self.min_available_version) {
+            return Err(Error::TrimDecrement);
+        }
+        if self.min_encryption_version == 0 {
+            return Err(Error::TrimNeedsMinEncryption);
+        }
+        if min_available > i64::from(self.min_encryption_version) {
+            return Err(Error::TrimAboveMinEncryption);
+        }
+        if min_available > i64::from(self.min_decryption_version) {
+            return Err(Error::TrimAboveMinDecryption);
+        }
+        if min_available == 0 {
+            return Err(Error::TrimNotPositive);
+        }
+        let min_available = min_available as u32;
+        self.versions.retain(|&n, _| n >= min_available);
+        self.min_available_version = min_available;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------
+    // Read-only accessors
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn key_type(&self) -> KeyType {
+        self.key_type
+    }
+    pub fn derived(&self) -> bool {
+        self.derived
+    }
+    pub fn kdf(&self) -> Kdf {
+        self.kdf
+    }
+    pub fn convergent_encryption(&self) -> bool {
+        self.convergent
+    }
+    pub fn exportable(&self) -> bool {
+        self.exportable
+    }
+    pub fn allow_plaintext_backup(&self) -> bool {
+        self.allow_plaintext_backup
+    }
+    pub fn deletion_allowed(&self) -> bool {
+        self.deletion_allowed
+    }
+    pub fn auto_rotate_period_secs(&self) -> u64 {
+        self.auto_rotate_period_secs
+    }
+    pub fn latest_version(&self) -> u32 {
+        self.latest_version
+    }
+    pub fn min_decryption_version(&self) -> u32 {
+        self.min_decryption_version
+    }
+    pub fn min_encryption_version(&self) -> u32 {
+        self.min_encryption_version
+    }
+    pub fn min_available_version(&self) -> u32 {
+        self.min_available_version
+    }
+    /// HMAC keyrings: key length in bytes; 0 otherwise.
+    pub fn key_size(&self) -> u32 {
+        self.key_size
+    }
+    pub fn imported(&self) -> bool {
+        self.imported
+    }
+    pub fn allow_imported_key_rotation(&self) -> bool {
+        self.allow_imported_key_rotation
+    }
+    pub fn backup_info(&self) -> Option<VersionStamp> {
+        self.backup_info
+    }
+    pub fn restore_info(&self) -> Option<VersionStamp> {
+        self.restore_info
+    }
+    pub fn version(&self, n: u32) -> Option<&KeyVersion> {
+        self.versions.get(&n).map(|v| &**v)
+    }
+    /// When the latest version was created (for automatic rotation).
+    pub fn latest_created(&self) -> Option<OffsetDateTime> {
+        self.version(self.latest_version).map(KeyVersion::created)
+    }
+    /// True when `auto_rotate_period` has passed since the latest version.
+    pub fn rotation_due(&self, now: OffsetDateTime) -> bool {
+        match (self.auto_rotate_period_secs, self.latest_created()) {
+            (0, _) | (_, None) => false,
+            (period, Some(created)) => (now - created).whole_seconds() >= period as i64,
+        }
+    }
+
+    /// Record that a backup was taken.
+    pub fn mark_backed_up(&mut self, now: OffsetDateTime) {
+        self.backup_info = Some(VersionStamp {
+            time: now,
+            version: self.latest_version,
+        });
+    }
+
+    /// What a key read lists: versions from `min_decryption_version` to latest.
+    pub fn version_infos(&self, context: Option<&[u8]>) -> Result<Vec<VersionInfo>> {
+        self.versions
+            .range(self.min_decryption_version..)
+            .map(|(&number, v)| {
+                let public_key = match &v.material {
+                    Material::Signing(k) => Some(self.display_public_key(k, v, context)?),
+                    _ => None,
+                };
+                Ok(VersionInfo {
+                    number,
+                    created: v.created,
+                    public_key,
+                })
+            })
+            .collect()
+    }
+
+    fn display_public_key(
+        &self,
+        key: &SigningKey,
+        v: &KeyVersion,
+        context: Option<&[u8]>,
+    ) -> Result<String> {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::STANDARD;
+        Ok(match key.public_key() {
+            PublicKey::Ed25519(_) if self.derived => match context {
+                Some(ctx) if !ctx.is_empty() => {
+                    STANDARD.encode(self.derived_ed25519(v, ctx)?.public_key())
+                }
+                _ => String::new(),
+            },
+            PublicKey::Ed25519(raw) => STANDARD.encode(raw),
+            PublicKey::MlDsa { raw, .. } => STANDARD.encode(raw),
+            public @ (PublicKey::Ecdsa { .. } | PublicKey::Rsa { .. }) => public.to_pem()?,
+        })
+    }
+
+    // ------------------------------------------------------------------
+    // Version selection
+
+    /// The version a new ciphertext (or data key) uses.
+    fn encryption_version(&self, requested: i64) -> Result<&KeyVersion> {
+        let n = match requested {
+            0 => self.latest_version,
+            n if n < 0 => return Err(Error::EncryptVersionNegative),
+            n if n > i64::from(self.latest_version) => return Err(Error::EncryptVersionTooHigh),
+            n if self.min_encryption_version > 0 && n < i64::from(self.min_encryption_version) => {
+                return Err(Error::EncryptVersionTooOld);
+            }
+            n => n as u32,
+        };
+        self.usable_version(n)
+    }
+
+    /// A version at or above `min_decryption_version` that still has material.
+    fn usable_version(&self, n: u32) -> Result<&KeyVersion> {
+        if n < self.min_decryption_version {
+            return Err(Error::NoSuchKeyVersion);
+        }
+        self.version(n).ok_or(Error::NoSuchKeyVersion)
+    }
+
+    /// The version named by a ciphertext or signature being checked.
+    fn checked_version(&self, version: i64, too_new: Error, too_old: Error) -> Result<&KeyVersion> {
+        if version > i64::from(self.latest_version) {
+            return Err(too_new);
+        }
+        if version < i64::from(self.min_decryption_version.max(1)) {
+            return Err(too_old);
+        }
+        self.usable_version(version as u32)
+    }
+
+    // ------------------------------------------------------------------
+    // Encryption
+
+    fn require_context<'a>(&self, params: &CryptoParams<'a>) -> Result<Option<&'a [u8]>> {
+        if !self.derived {
+            return Ok(None);
+        }
+        match params.context {
+            Some(ctx) if !ctx.is_empty() => Ok(Some(ctx)),
+            _ => Err(Error::MissingContext),
+        }
+    }
+
+    fn check_aad(&self, params: &CryptoParams<'_>) -> Result<()> {
+        match params.associated_data {
+            Some(aad) if !aad.is_empty() && !self.key_type.is_aead() => {
+                Err(Error::AssociatedDataNotSupported(self.key_type))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub fn encrypt(&self, plaintext: &[u8], params: &CryptoParams<'_>) -> Result<Sealed> {
+        if !self.key_type.supports_encryption() {
+            return Err(Error::EncryptionNotSupported(self.key_type));
+        }
+        self.check_aad(params)?;
+        let context = self.require_context(params)?;
+        let version = self.encryption_version(params.key_version)?;
+        let payload = self.seal_with(
+            version,
+            context,
+            params.associated_data.unwrap_or_default(),
+            plaintext,
+        )?;
+        Ok(Sealed {
+            text: envelope::encode(version.number, &payload),
+            key_version: version.number,
+        })
+    }
+
+    fn seal_with(
+        &self,
+        version: &KeyVersion,
+        context: Option<&[u8]>,
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>> {
+        match &version.material {
+            Material::Aead {
+                cipher: Some(cipher),
+                ..
+            } => cipher.seal_random(aad, plaintext),
+            Material::Aead { key, cipher: None } => {
+                let context = context.ok_or(Error::MissingContext)?;
+                let enc_len = key.len();
+                let nonce_len = aead::nonce_len(self.key_type);
+                if self.convergent {
+                    check_convergent_version(version)?;
+                    let keys = ConvergentKeys::derive(self.kdf, key.expose(), context, enc_len)?;
+                    let cipher = AeadKey::new(self.key_type, keys.encryption_key.expose())?;
+                    cipher.seal(&keys.nonce(plaintext, aad, nonce_len), aad, plaintext)
+                } else {
+                    let derived = derive(self.kdf, key.expose(), context, enc_len)?;
+                    AeadKey::new(self.key_type, derived.expose())?.seal_random(aad, plaintext)
+                }
+            }
+            Material::Signing(SigningKey::Rsa(rsa)) => rsa.encrypt(plaintext),
+            _ => Err(Error::EncryptionNotSupported(self.key_type)),
+        }
+    }
+
+    pub fn decrypt(&self, ciphertext: &str, params: &CryptoParams<'_>) -> Result<SecretVec> {
+        if !self.key_type.supports_decryption() {
+            return Err(Error::DecryptionNotSupported(self.key_type));
+        }
+        self.check_aad(params)?;
+        let context = self.require_context(params)?;
+        let parsed = envelope::parse(ciphertext).map_err(|e| match e {
+            ParseError::NoPrefix => Error::CiphertextNoPrefix,
+            ParseError::WrongFields => Error::CiphertextWrongFields,
+            ParseError::BadVersion => Error::CiphertextBadVersion,
+        })?;
+        let version = self.checked_version(
+            parsed.version,
+            Error::CiphertextVersionTooNew,
+            Error::VersionTooOld,
+        )?;
+        if self.convergent {
+            check_convergent_version(version)?;
+        }
+        let payload = envelope::decode_standard(parsed.body).ok_or(Error::CiphertextBadBase64)?;
+        let aad = params.associated_data.unwrap_or_default();
+        match &version.material {
+            Material::Aead {
+                cipher: Some(cipher),
+                ..
+            } => cipher.open(&payload, aad),
+            Material::Aead { key, cipher: None } => {
+                let context = context.ok_or(Error::MissingContext)?;
+                let derived = derive(self.kdf, key.expose(), context, key.len())?;
+                AeadKey::new(self.key_type, derived.expose())?.open(&payload, aad)
+            }
+            Material::Signing(SigningKey::Rsa(rsa)) => rsa.decrypt(&payload),
+            _ => Err(Error::DecryptionNotSupported(self.key_type)),
+        }
+    }
+
+    /// Decrypt and encrypt again under `params.key_version` (0 = latest), without
+    /// the plaintext leaving this call. Unlike OpenBao, associated data is honoured.
+    pub fn rewrap(&self, ciphertext: &str, params: &CryptoParams<'_>) -> Result<Sealed> {
+        let plaintext = self.decrypt(
+            ciphertext,
+            &CryptoParams {
+                key_version: 0,
+                ..*params
+            },
+        )?;
+        self.encrypt(&plaintext, params)
+    }
+
+    /// A fresh random data key of `bits` bits, wrapped under this keyring.
+    pub fn datakey(&self, bits: u32, params: &CryptoParams<'_>) -> Result<(SecretVec, Sealed)> {
+        let len = match bits {
+            128 | 256 | 512 => bits as usize / 8,
+            _ => return Err(Error::InvalidBitLength),
+        };
+        let key = SecretBytes::random(len)?;
+        let sealed = self.encrypt(key.expose(), params)?;
+        Ok((SecretVec::new(key.expose().to_vec()), sealed))
+    }
+
+    // ------------------------------------------------------------------
+    // HMAC
+
+    fn hmac_version(&self, requested: i64) -> Result<&KeyVersion> {
+        let n = match requested {
+            0 => i64::from(self.latest_version),
+            n => n,
+        };
+        if self.min_encryption_version > 0 && n < i64::from(self.min_encryption_version) {
+            return Err(Error::HmacVersionTooOld);
+        }
+        if n < 0 {
+            return Err(Error::HmacVersionNegative);
+        }
+        if n > i64::from(self.latest_version) {
+            return Err(Error::HmacVersionMissing(self.latest_version));
+        }
+        self.usable_version(n as u32)
+    }
+
+    pub fn hmac(&self, input: &[u8], algorithm: HashAlgorithm, key_version: i64) -> Result<Sealed> {
+        let version = self.hmac_version(key_version)?;
+        let mac = crate::hmac::compute(algorithm, version.hmac_key.expose(), input);
+        Ok(Sealed {
+            text: envelope::encode(version.number, &mac),
+            key_version: version.number,
+        })
+    }
+
+    pub fn verify_hmac(&self, input: &[u8], hmac: &str, algorithm: HashAlgorithm) -> Result<bool> {
+        let parsed = envelope::parse_raw(hmac).map_err(|e| match e {
+            ParseError::NoPrefix => Error::HmacNoPrefix,
+            ParseError::WrongFields => Error::HmacWrongFields,
+            ParseError::BadVersion => Error::HmacBadVersion,
+        })?;
+        let presented = envelope::decode_standard(parsed.body).ok_or(Error::HmacBadBase64)?;
+        let version = self.checked_version(
+            parsed.version,
+            Error::HmacVersionTooNew,
+            Error::HmacVerifyVersionTooOld,
+        )?;
+        Ok(crate::hmac::verify(
+            algorithm,
+            version.hmac_key.expose(),
+            input,
+            &presented,
+        ))
+    }
+
+    // ------------------------------------------------------------------
+    // Signatures
+
+    fn derived_ed25519(&self, version: &KeyVersion, context: &[u8]) -> Result<Ed25519Key> {
+        let base = version.material.openbao_key_bytes().ok_or(Error::Crypto)?;
+        let seed = derive(self.kdf, base.expose(), context, 32)?;
+        Ed25519Key::from_seed(seed)
+    }
+
+    fn signing_key<'v>(&self, version: &'v KeyVersion) -> Result<&'v SigningKey> {
+        match &version.material {
+            Material::Signing(k) => Ok(k),
+            _ => Err(Error::SigningNotSupported(self.key_type)),
+        }
+    }
+
+    pub fn sign(
+        &self,
+        input: &[u8],
+        context: Option<&[u8]>,
+        key_version: i64,
+        opts: &SignOptions,
+    ) -> Result<Signature> {
+        if !self.key_type.supports_signing() {
+            return Err(Error::SigningNotSupported(self.key_type));
+        }
+        let n = match key_version {
+            0 => self.latest_version,
+            n if n > i64::from(self.latest_version) => return Err(Error::SignVersionTooHigh),
+            n if n < 0
+                || (self.min_encryption_version > 0
+                    && n < i64::from(self.min_encryption_version)) =>
+            {
+                return Err(Error::SignVersionTooOld);
+            }
+            n => n as u32,
+        };
+        let version = self.usable_version(n)?;
+        let key = self.signing_key(version)?;
+        let (raw, public_key) = if self.derived {
+            let ctx = context
+                .filter(|c| !c.is_empty())
+                .ok_or(Error::MissingContext)?;
+            let derived = self.derived_ed25519(version, ctx)?;
+            let derived = SigningKey::Ed25519(derived);
+            let raw = derived.sign(input, opts)?;
+            let PublicKey::Ed25519(public) = derived.public_key() else {
+                return Err(Error::Crypto);
+            };
+            (raw, Some(public))
+        } else {
+            (key.sign(input, opts)?, None)
+        };
+        let text = match opts.marshaling {
+            Marshaling::Asn1 => envelope::encode(n, &raw),
+            Marshaling::Jws => envelope::encode_url_safe(n, &raw),
+        };
+        Ok(Signature {
+            text,
+            key_version: n,
+            public_key,
+        })
+    }
+
+    pub fn verify(
+        &self,
+        input: &[u8],
+        signature: &str,
+        context: Option<&[u8]>,
+        opts: &SignOptions,
+    ) -> Result<bool> {
+        if !self.key_type.supports_signing() {
+            return Err(Error::SigningNotSupported(self.key_type));
+        }
+        let parsed = envelope::parse_raw(signature).map_err(|e| match e {
+            ParseError::NoPrefix => Error::SignatureNoPrefix,
+            ParseError::WrongFields => Error::SignatureWrongFields,
+            ParseError::BadVersion => Error::SignatureBadVersion,
+        })?;
+        let version = self.checked_version(
+            parsed.version,
+            Error::SignatureVersionTooNew,
+            Error::VersionTooOld,
+        )?;
+        let raw = match opts.marshaling {
+            Marshaling::Asn1 => envelope::decode_standard(parsed.body),
+            Marshaling::Jws => envelope::decode_url_safe(parsed.body),
+        }
+        .ok_or(Error::SignatureBadBase64)?;
+        let key = self.signing_key(version)?;
+        if self.derived {
+            let ctx = context
+                .filter(|c| !c.is_empty())
+                .ok_or(Error::MissingContext)?;
+            return SigningKey::Ed25519(self.derived_ed25519(version, ctx)?)
+                .verify(input, &raw, opts);
+        }
+        key.verify(input, &raw, opts)
+    }
+}
+
+fn check_convergent_version(version: &KeyVersion) -> Result<()> {
+    match version.convergent_version {
+        3 => Ok(()),
+        n => Err(Error::UnsupportedConvergentVersion(n)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_795_471_584).unwrap()
+    }
+
+    fn ring(t: KeyType) -> Keyring {
+        Keyring::create("k", t, &CreateOptions::default(), now()).unwrap()
+    }
+
+    #[test]
+    fn encrypt_decrypt_rotate_and_retire() {
+        let mut k = ring(KeyType::Aes256Gcm96);
+        let p = CryptoParams::default();
+        let v1 = k.encrypt(b"hello", &p).unwrap();
+        assert!(v1.text.starts_with("vault:v1:"));
+        k.rotate(now()).unwrap();
+        let v2 = k.encrypt(b"hello", &p).unwrap();
+        assert_eq!(v2.key_version, 2);
+        assert_eq!(&k.decrypt(&v1.text, &p).unwrap()[..], b"hello");
+        let rewrapped = k.rewrap(&v1.text, &p).unwrap();
+        assert_eq!(rewrapped.key_version, 2);
+        k.configure(&ConfigChange {
+            min_decryption_version: Some(2),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(k.decrypt(&v1.text, &p).unwrap_err(), Error::VersionTooOld);
+        assert_eq!(&k.decrypt(&rewrapped.text, &p).unwrap()[..], b"hello");
+        assert_eq!(
+            k.decrypt("vault:v3:AAAA", &p).unwrap_err(),
+            Error::CiphertextVersionTooNew
+        );
+    }
+
+    #[test]
+    fn config_rules() {
+        let mut k = ring(KeyType::Aes256Gcm96);
+        k.rotate(now()).unwrap();
+        k.rotate(now()).unwrap();
+        let set = |dec: Option<i64>, enc: Option<i64>| ConfigChange {
+            min_decryption_version: dec,
+            min_encryption_version: enc,
+            ..Default::default()
+        };
+        assert_eq!(
+            k.configure(&set(Some(9), None)).unwrap_err(),
+            Error::MinDecryptionAboveLatest {
+                requested: 9,
+                latest: 3
+            }
+        );
+        assert_eq!(
+            k.configure(&set(Some(-1), None)).unwrap_err(),
+            Error::NegativeMinDecryption
+        );
+        k.configure(&set(Some(2), None)).unwrap();
+        assert_eq!(
+            k.configure(&set(None, Some(1))).unwrap_err(),
+            Error::MinEncryptionBelowMinDecryption {
+                encryption: 1,
+                decryption: 2
+            }
+        );
+        assert_eq!(k.configure(&set(Some(0), None)).unwrap().len(), 1);
+        assert_eq!(k.min_decryption_version(), 1);
+    }
+
+    #[test]
+    fn trim_rules() {
+        let mut k = ring(KeyType::Aes256Gcm96);
+        for _ in 0..3 {
+            k.rotate(now()).unwrap();
+        }
+        assert_eq!(k.trim(2).unwrap_err(), Error::TrimNeedsMinEncryption);
+        k.configure(&ConfigChange {
+            min_decryption_version: Some(2),
+            min_encryption_version: Some(3),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(k.trim(3).unwrap_err(), Error::TrimAboveMinDecryption);
+        k.trim(2).unwrap();
+        assert!(k.version(1).is_none());
+        assert_eq!(k.trim(1).unwrap_err(), Error::TrimDecrement);
+        assert_eq!(
+            k.configure(&ConfigChange {
+                min_decryption_version: Some(1),
+                ..Default::default()
+            })
+            .unwrap_err(),
+            Error::MinDecryptionBelowMinAvailable
+        );
+    }
+}
