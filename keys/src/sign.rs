@@ -958,6 +958,10 @@ impl MlDsaKey {
         })
     }
 
+    pub fn public_raw(&self) -> &[u8] {
+        &self.public
+    }
+
     fn sign(&self, input: &[u8]) -> Result<Vec<u8>> {
         let mut rng = RingRng;
         let fail = |_| Error::Crypto;

@@ -1,0 +1,3 @@
+//! Compatibility tests of `transit-keys` against external test vectors.
+
+mod wycheproof;
