@@ -1,3 +1,4 @@
 //! Compatibility tests of `transit-keys` against external test vectors.
 
 mod wycheproof;
+mod openbao_vectors;
