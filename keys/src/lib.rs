@@ -15,6 +15,7 @@ pub mod key_type;
 pub mod keyring;
 pub mod secret;
 pub mod sign;
+pub mod stored;
 pub mod version;
 
 pub use error::{Error, ErrorKind, Result};
