@@ -19,6 +19,9 @@ use crate::secret::{SecretVec, fill_random};
 pub const TAG_LEN: usize = 16;
 
 /// A ready-to-use AEAD key (its schedule computed once, at load).
+// Versions live behind `Arc`, so the inline size of the ring variant costs nothing;
+// keeping it unboxed saves a pointer chase on every encryption.
+#[allow(clippy::large_enum_variant)]
 pub enum AeadKey {
     Ring(ra::LessSafeKey),
     XChaCha(Box<chacha20poly1305::XChaCha20Poly1305>),

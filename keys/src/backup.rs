@@ -174,9 +174,12 @@ fn big_to_json(bytes: &[u8]) -> Result<Box<RawValue>> {
 fn big_from_json(raw: &RawValue, what: &str) -> Result<Vec<u8>> {
     let text = raw.get();
     if text.is_empty() || text.len() > 4096 || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid(format!("{what} is not a non-negative decimal integer")));
+        return Err(invalid(format!(
+            "{what} is not a non-negative decimal integer"
+        )));
     }
-    let n = BigUint::parse_bytes(text.as_bytes(), 10).ok_or_else(|| invalid(format!("{what} is not a number")))?;
+    let n = BigUint::parse_bytes(text.as_bytes(), 10)
+        .ok_or_else(|| invalid(format!("{what} is not a number")))?;
     Ok(n.to_bytes_be())
 }
 
@@ -194,7 +197,10 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 fn unb64(text: &str, what: &str) -> Result<SecretBytes> {
-    STANDARD.decode(text).map(SecretBytes::new).map_err(|_| invalid(format!("{what} is not valid base64")))
+    STANDARD
+        .decode(text)
+        .map(SecretBytes::new)
+        .map_err(|_| invalid(format!("{what} is not valid base64")))
 }
 
 fn format_time(t: OffsetDateTime) -> Result<String> {
@@ -230,14 +236,24 @@ pub fn backup(ring: &Keyring) -> Result<SecretString> {
         archive.push(entry_doc(ring, v)?);
     }
     let stamp = |s: &Option<VersionStamp>| -> Result<Option<StampDoc>> {
-        s.map(|s| Ok(StampDoc { time: format_time(s.time)?, version: i64::from(s.version) })).transpose()
+        s.map(|s| {
+            Ok(StampDoc {
+                time: format_time(s.time)?,
+                version: i64::from(s.version),
+            })
+        })
+        .transpose()
     };
     let policy = PolicyDoc {
         name: ring.name.clone(),
         key_size: u64::from(ring.key_size),
         keys,
         derived: ring.derived,
-        kdf: if ring.derived { u64::from(ring.kdf.code()) } else { 0 },
+        kdf: if ring.derived {
+            u64::from(ring.kdf.code())
+        } else {
+            0
+        },
         convergent_encryption: ring.convergent,
         exportable: ring.exportable,
         min_decryption_version: i64::from(ring.min_decryption_version),
@@ -259,7 +275,12 @@ pub fn backup(ring: &Keyring) -> Result<SecretString> {
         allow_imported_key_rotation: ring.allow_imported_key_rotation,
         soft_deleted: false,
     };
-    let doc = BackupDoc { policy: Some(policy), archived_keys: Some(ArchiveDoc { keys: Some(archive) }) };
+    let doc = BackupDoc {
+        policy: Some(policy),
+        archived_keys: Some(ArchiveDoc {
+            keys: Some(archive),
+        }),
+    };
     let mut json = zeroize::Zeroizing::new(serde_json::to_vec(&doc).map_err(|_| Error::Crypto)?);
     json.push(b'\n');
     Ok(SecretString::new(STANDARD.encode(&*json)))
@@ -310,14 +331,20 @@ fn signing_public(v: &KeyVersion) -> Result<PublicKey> {
 fn rsa_doc(k: &RsaKey) -> Result<RsaDoc> {
     use pkcs1::der::Decode;
     let info = pkcs8::PrivateKeyInfoRef::from_der(k.pkcs8().expose()).map_err(|_| Error::Crypto)?;
-    let rsa = pkcs1::RsaPrivateKey::<der::asn1::UintRef<'_>>::from_der(info.private_key.as_bytes()).map_err(|_| Error::Crypto)?;
+    let rsa = pkcs1::RsaPrivateKey::<der::asn1::UintRef<'_>>::from_der(info.private_key.as_bytes())
+        .map_err(|_| Error::Crypto)?;
     let e_bytes = rsa.public_exponent.as_bytes();
-    let e = e_bytes.iter().fold(0i64, |acc, b| (acc << 8) | i64::from(*b));
+    let e = e_bytes
+        .iter()
+        .fold(0i64, |acc, b| (acc << 8) | i64::from(*b));
     Ok(RsaDoc {
         N: big_to_json(rsa.modulus.as_bytes())?,
         E: e,
         D: big_to_json(rsa.private_exponent.as_bytes())?,
-        Primes: vec![big_to_json(rsa.prime1.as_bytes())?, big_to_json(rsa.prime2.as_bytes())?],
+        Primes: vec![
+            big_to_json(rsa.prime1.as_bytes())?,
+            big_to_json(rsa.prime2.as_bytes())?,
+        ],
         Precomputed: Some(RsaPrecomputedDoc {
             Dp: Some(big_to_json(rsa.exponent1.as_bytes())?),
             Dq: Some(big_to_json(rsa.exponent2.as_bytes())?),
@@ -337,12 +364,18 @@ pub fn restore(blob: &str, name: Option<&str>) -> Result<Keyring> {
         return Err(invalid("backup is too large"));
     }
     let json = zeroize::Zeroizing::new(
-        STANDARD.decode(blob.trim()).map_err(|_| invalid("backup is not valid base64"))?,
+        STANDARD
+            .decode(blob.trim())
+            .map_err(|_| invalid("backup is not valid base64"))?,
     );
-    let doc: BackupDoc =
-        serde_json::from_slice(&json).map_err(|e| {
+    let doc: BackupDoc = serde_json::from_slice(&json).map_err(|e| {
         // Position only: serde's message could quote a value from the blob.
-        invalid(format!("backup is not valid JSON ({:?} error at line {} column {})", e.classify(), e.line(), e.column()))
+        invalid(format!(
+            "backup is not valid JSON ({:?} error at line {} column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        ))
     })?;
     let policy = doc.policy.ok_or_else(|| invalid("missing 'policy'"))?;
     let name = name.unwrap_or(&policy.name);
@@ -363,11 +396,15 @@ pub fn restore(blob: &str, name: Option<&str>) -> Result<Keyring> {
     if latest == 0 || min_dec > latest || min_enc > latest || min_available > min_dec {
         return Err(invalid("inconsistent version bounds"));
     }
-    if policy.derived && !key_type.supports_derivation() || policy.convergent_encryption && !policy.derived {
+    if policy.derived && !key_type.supports_derivation()
+        || policy.convergent_encryption && !policy.derived
+    {
         return Err(invalid("derivation settings do not fit the key type"));
     }
     if policy.convergent_encryption && ![-1, 3].contains(&policy.convergent_version) {
-        return Err(Error::UnsupportedConvergentVersion(policy.convergent_version.max(0) as u32));
+        return Err(Error::UnsupportedConvergentVersion(
+            policy.convergent_version.max(0) as u32,
+        ));
     }
     let first = min_available.max(1);
     let count = (latest - first) as usize + 1;
@@ -385,16 +422,28 @@ pub fn restore(blob: &str, name: Option<&str>) -> Result<Keyring> {
                 .and_then(|i| archive.get(i as usize))
                 .ok_or_else(|| invalid(format!("version {n} is missing")))?,
         };
-        let v = version_from_entry(key_type, n, entry, policy.derived, policy.convergent_encryption)?;
+        let v = version_from_entry(
+            key_type,
+            n,
+            entry,
+            policy.derived,
+            policy.convergent_encryption,
+        )?;
         versions.insert(n, Arc::new(v));
     }
     let stamp = |s: &Option<StampDoc>| -> Option<VersionStamp> {
         s.as_ref().and_then(|s| {
-            Some(VersionStamp { time: parse_time(&s.time)?, version: u32::try_from(s.version).ok()? })
+            Some(VersionStamp {
+                time: parse_time(&s.time)?,
+                version: u32::try_from(s.version).ok()?,
+            })
         })
     };
     let key_size = match key_type {
-        KeyType::Hmac => versions.values().next().map_or(0, |v| v.material.private_bytes().len() as u32),
+        KeyType::Hmac => versions
+            .values()
+            .next()
+            .map_or(0, |v| v.material.private_bytes().len() as u32),
         _ => 0,
     };
     Ok(Keyring {
@@ -420,14 +469,24 @@ pub fn restore(blob: &str, name: Option<&str>) -> Result<Keyring> {
     })
 }
 
-fn version_from_entry(key_type: KeyType, n: u32, e: &EntryDoc, derived: bool, convergent: bool) -> Result<KeyVersion> {
+fn version_from_entry(
+    key_type: KeyType,
+    n: u32,
+    e: &EntryDoc,
+    derived: bool,
+    convergent: bool,
+) -> Result<KeyVersion> {
     let what = |field: &str| format!("version {n} {field}");
     let key = || -> Result<SecretBytes> {
-        let text = e.key.as_deref().ok_or_else(|| invalid(what("has no key")))?;
+        let text = e
+            .key
+            .as_deref()
+            .ok_or_else(|| invalid(what("has no key")))?;
         unb64(text, &what("key"))
     };
     let material = match key_type {
-        t if t.is_aead() => Material::aead(t, key()?, derived).map_err(|_| invalid(what("key has the wrong length")))?,
+        t if t.is_aead() => Material::aead(t, key()?, derived)
+            .map_err(|_| invalid(what("key has the wrong length")))?,
         KeyType::Hmac => {
             let k = key()?;
             if !(32..=512).contains(&k.len()) {
@@ -453,9 +512,13 @@ fn version_from_entry(key_type: KeyType, n: u32, e: &EntryDoc, derived: bool, co
                 Curve::P384 => 48,
                 Curve::P521 => 66,
             };
-            let d = e.ec_d.as_deref().ok_or_else(|| invalid(what("has no ec_d")))?;
+            let d = e
+                .ec_d
+                .as_deref()
+                .ok_or_else(|| invalid(what("has no ec_d")))?;
             let d = SecretBytes::new(left_pad(&big_from_json(d, "ec_d")?, len, "ec_d")?);
-            let k = EcdsaKey::from_scalar(curve, d).map_err(|_| invalid(what("ec_d is not a valid scalar")))?;
+            let k = EcdsaKey::from_scalar(curve, d)
+                .map_err(|_| invalid(what("ec_d is not a valid scalar")))?;
             if let (Some(x), Some(y)) = (&e.ec_x, &e.ec_y) {
                 let mut sec1 = vec![4u8];
                 sec1.extend(left_pad(&big_from_json(x, "ec_x")?, len, "ec_x")?);
@@ -467,8 +530,14 @@ fn version_from_entry(key_type: KeyType, n: u32, e: &EntryDoc, derived: bool, co
             Material::Signing(SigningKey::Ecdsa(k))
         }
         KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => {
-            let doc = e.rsa_key.as_ref().ok_or_else(|| invalid(what("has no rsa_key")))?;
-            Material::Signing(SigningKey::Rsa(rsa_from_doc(key_type, doc).map_err(|_| invalid(what("rsa_key is not a valid key")))?))
+            let doc = e
+                .rsa_key
+                .as_ref()
+                .ok_or_else(|| invalid(what("has no rsa_key")))?;
+            Material::Signing(SigningKey::Rsa(
+                rsa_from_doc(key_type, doc)
+                    .map_err(|_| invalid(what("rsa_key is not a valid key")))?,
+            ))
         }
         KeyType::MlDsa44 | KeyType::MlDsa65 | KeyType::MlDsa87 => {
             let level = key_type.mldsa_level().ok_or(Error::Crypto)?;
@@ -477,7 +546,9 @@ fn version_from_entry(key_type: KeyType, n: u32, e: &EntryDoc, derived: bool, co
                 return Err(invalid(what("ml-dsa seed has the wrong length")));
             }
             let k = MlDsaKey::from_seed(level, seed)?;
-            if !e.public_key.is_empty() && STANDARD.decode(&e.public_key).ok().as_deref() != Some(k.public_raw()) {
+            if !e.public_key.is_empty()
+                && STANDARD.decode(&e.public_key).ok().as_deref() != Some(k.public_raw())
+            {
                 return Err(invalid(what("ml-dsa public key does not match its seed")));
             }
             Material::Signing(SigningKey::MlDsa(k))
@@ -514,23 +585,45 @@ fn rsa_from_doc(key_type: KeyType, doc: &RsaDoc) -> Result<RsaKey> {
     let e = BigUint::from(doc.E as u64).to_bytes_be();
     // CRT values: taken from the backup when present, else computed.
     let pre = doc.Precomputed.as_ref();
-    let crt = |field: Option<&Option<Box<RawValue>>>, compute: &dyn Fn() -> Option<Vec<u8>>, what: &str| -> Result<Vec<u8>> {
+    let crt = |field: Option<&Option<Box<RawValue>>>,
+               compute: &dyn Fn() -> Option<Vec<u8>>,
+               what: &str|
+     -> Result<Vec<u8>> {
         match field.and_then(|f| f.as_deref()) {
             Some(raw) => big_from_json(raw, what),
             None => compute().ok_or_else(|| invalid("cannot compute RSA CRT values")),
         }
     };
-    let (bd, bp, bq) = (BigUint::from_bytes_be(&d), BigUint::from_bytes_be(&p), BigUint::from_bytes_be(&q));
+    let (bd, bp, bq) = (
+        BigUint::from_bytes_be(&d),
+        BigUint::from_bytes_be(&p),
+        BigUint::from_bytes_be(&q),
+    );
     let one = BigUint::from(1u8);
-    let dp = zeroize::Zeroizing::new(crt(pre.map(|p| &p.Dp), &|| Some((&bd % (&bp - &one)).to_bytes_be()), "Dp")?);
-    let dq = zeroize::Zeroizing::new(crt(pre.map(|p| &p.Dq), &|| Some((&bd % (&bq - &one)).to_bytes_be()), "Dq")?);
+    let dp = zeroize::Zeroizing::new(crt(
+        pre.map(|p| &p.Dp),
+        &|| Some((&bd % (&bp - &one)).to_bytes_be()),
+        "Dp",
+    )?);
+    let dq = zeroize::Zeroizing::new(crt(
+        pre.map(|p| &p.Dq),
+        &|| Some((&bd % (&bq - &one)).to_bytes_be()),
+        "Dq",
+    )?);
     let qinv = zeroize::Zeroizing::new(crt(
         pre.map(|p| &p.Qinv),
-        &|| bq.modpow(&(&bp - BigUint::from(2u8)), &bp).to_bytes_be().into(),
+        &|| {
+            bq.modpow(&(&bp - BigUint::from(2u8)), &bp)
+                .to_bytes_be()
+                .into()
+        },
         "Qinv",
     )?);
     let components = aws_lc_rs::rsa::KeyPairComponents {
-        public_key: aws_lc_rs::rsa::PublicKeyComponents { n: &n[..], e: &e[..] },
+        public_key: aws_lc_rs::rsa::PublicKeyComponents {
+            n: &n[..],
+            e: &e[..],
+        },
         d: &d[..],
         p: &p[..],
         q: &q[..],
@@ -538,7 +631,8 @@ fn rsa_from_doc(key_type: KeyType, doc: &RsaDoc) -> Result<RsaKey> {
         dQ: &dq[..],
         qInv: &qinv[..],
     };
-    let pair = aws_lc_rs::rsa::KeyPair::from_components(&components).map_err(|_| invalid("inconsistent RSA key"))?;
+    let pair = aws_lc_rs::rsa::KeyPair::from_components(&components)
+        .map_err(|_| invalid("inconsistent RSA key"))?;
     let pkcs8 = pair.as_der().map_err(|_| Error::Crypto)?;
     RsaKey::from_pkcs8(key_type, SecretBytes::from_slice(pkcs8.as_ref()))
 }
@@ -554,7 +648,11 @@ mod tests {
 
     #[test]
     fn round_trip_every_type() {
-        let opts = CreateOptions { exportable: true, allow_plaintext_backup: true, ..Default::default() };
+        let opts = CreateOptions {
+            exportable: true,
+            allow_plaintext_backup: true,
+            ..Default::default()
+        };
         for t in KeyType::ALL {
             let mut k = Keyring::create("bk", t, &opts, now()).unwrap();
             k.rotate(now()).unwrap();
@@ -562,31 +660,60 @@ mod tests {
             let r = restore(&blob, Some("other")).unwrap();
             assert_eq!(r.name(), "other");
             assert_eq!(r.latest_version(), 2);
-            assert_eq!(backup(&Keyring { name: "bk".into(), ..r }).unwrap().as_str(), blob.as_str(), "{t}");
+            assert_eq!(
+                backup(&Keyring {
+                    name: "bk".into(),
+                    ..r
+                })
+                .unwrap()
+                .as_str(),
+                blob.as_str(),
+                "{t}"
+            );
         }
     }
 
     #[test]
     fn restored_keys_decrypt() {
-        let opts = CreateOptions { exportable: true, allow_plaintext_backup: true, ..Default::default() };
+        let opts = CreateOptions {
+            exportable: true,
+            allow_plaintext_backup: true,
+            ..Default::default()
+        };
         let k = Keyring::create("bk", KeyType::Aes256Gcm96, &opts, now()).unwrap();
         let ct = k.encrypt(b"data", &CryptoParams::default()).unwrap();
         let r = restore(&backup(&k).unwrap(), None).unwrap();
-        assert_eq!(&r.decrypt(&ct.text, &CryptoParams::default()).unwrap()[..], b"data");
+        assert_eq!(
+            &r.decrypt(&ct.text, &CryptoParams::default()).unwrap()[..],
+            b"data"
+        );
     }
 
     #[test]
     fn malformed_backups_are_errors() {
-        for blob in ["", "!!!", &b64(b"{}"), &b64(b"[]"), &b64(b"{\"policy\":null}"), &b64(b"{\"policy\":{}}")] {
-            assert!(matches!(restore(blob, None), Err(Error::InvalidBackup(_))), "{blob}");
+        for blob in [
+            "",
+            "!!!",
+            &b64(b"{}"),
+            &b64(b"[]"),
+            &b64(b"{\"policy\":null}"),
+            &b64(b"{\"policy\":{}}"),
+        ] {
+            assert!(
+                matches!(restore(blob, None), Err(Error::InvalidBackup(_))),
+                "{blob}"
+            );
         }
-        let huge = b64(br#"{"policy":{"name":"x","latest_version":4000000000,"min_decryption_version":1}}"#);
+        let huge = b64(
+            br#"{"policy":{"name":"x","latest_version":4000000000,"min_decryption_version":1}}"#,
+        );
         assert!(matches!(restore(&huge, None), Err(Error::InvalidBackup(_))));
     }
 
     #[test]
     fn refuses_without_permission() {
-        let k = Keyring::create("bk", KeyType::Aes256Gcm96, &CreateOptions::default(), now()).unwrap();
+        let k =
+            Keyring::create("bk", KeyType::Aes256Gcm96, &CreateOptions::default(), now()).unwrap();
         assert_eq!(backup(&k).unwrap_err(), Error::ExportingDisallowed);
     }
 }

@@ -76,7 +76,10 @@ impl Keyring {
     /// leave the process.
     pub fn to_stored_bytes(&self) -> Result<Zeroizing<Vec<u8>>> {
         let stamp = |s: &Option<VersionStamp>| {
-            s.map(|s| StoredStamp { unix_nanos: s.time.unix_timestamp_nanos(), version: s.version })
+            s.map(|s| StoredStamp {
+                unix_nanos: s.time.unix_timestamp_nanos(),
+                version: s.version,
+            })
         };
         let doc = StoredKeyring {
             schema: SCHEMA,
@@ -110,7 +113,9 @@ impl Keyring {
                 })
                 .collect(),
         };
-        serde_json::to_vec(&doc).map(Zeroizing::new).map_err(|_| Error::Crypto)
+        serde_json::to_vec(&doc)
+            .map(Zeroizing::new)
+            .map_err(|_| Error::Crypto)
     }
 
     /// Parse what `to_stored_bytes` wrote, checking every invariant again.
@@ -122,11 +127,13 @@ impl Keyring {
         struct SchemaOnly {
             schema: u32,
         }
-        let schema: SchemaOnly = serde_json::from_slice(bytes).map_err(|_| corrupt("not a stored keyring"))?;
+        let schema: SchemaOnly =
+            serde_json::from_slice(bytes).map_err(|_| corrupt("not a stored keyring"))?;
         if schema.schema != SCHEMA {
             return Err(Error::UnknownSchema(schema.schema));
         }
-        let doc: StoredKeyring = serde_json::from_slice(bytes).map_err(|_| corrupt("malformed stored keyring"))?;
+        let doc: StoredKeyring =
+            serde_json::from_slice(bytes).map_err(|_| corrupt("malformed stored keyring"))?;
         validate_name(&doc.name).map_err(|_| corrupt("key name"))?;
         let key_type: KeyType = doc.key_type.parse().map_err(|_| corrupt("key type"))?;
         let kdf = Kdf::from_code(u64::from(doc.kdf)).ok_or(corrupt("kdf"))?;
@@ -136,7 +143,12 @@ impl Keyring {
             doc.min_encryption_version,
             doc.min_available_version,
         );
-        if latest == 0 || min_dec == 0 || min_dec > latest || min_enc > latest || min_avail > min_dec {
+        if latest == 0
+            || min_dec == 0
+            || min_dec > latest
+            || min_enc > latest
+            || min_avail > min_dec
+        {
             return Err(corrupt("version bounds"));
         }
         if (doc.derived && !key_type.supports_derivation()) || (doc.convergent && !doc.derived) {
@@ -144,14 +156,25 @@ impl Keyring {
         }
         let mut versions = BTreeMap::new();
         for v in &doc.versions {
-            if v.number < min_avail.max(1) || v.number > latest || versions.contains_key(&v.number) {
+            if v.number < min_avail.max(1) || v.number > latest || versions.contains_key(&v.number)
+            {
                 return Err(corrupt("version numbers"));
             }
-            let material = SecretBytes::new(STANDARD.decode(v.material.as_bytes()).map_err(|_| corrupt("material"))?);
-            let hmac_key = SecretBytes::new(STANDARD.decode(v.hmac_key.as_bytes()).map_err(|_| corrupt("hmac key"))?);
-            let created = OffsetDateTime::from_unix_timestamp_nanos(v.created_unix_nanos).map_err(|_| corrupt("time"))?;
+            let material = SecretBytes::new(
+                STANDARD
+                    .decode(v.material.as_bytes())
+                    .map_err(|_| corrupt("material"))?,
+            );
+            let hmac_key = SecretBytes::new(
+                STANDARD
+                    .decode(v.hmac_key.as_bytes())
+                    .map_err(|_| corrupt("hmac key"))?,
+            );
+            let created = OffsetDateTime::from_unix_timestamp_nanos(v.created_unix_nanos)
+                .map_err(|_| corrupt("time"))?;
             let material = Material::from_private_bytes(key_type, material, doc.derived)?;
-            let mut version = KeyVersion::assemble(v.number, created, material, Some(hmac_key), doc.convergent)?;
+            let mut version =
+                KeyVersion::assemble(v.number, created, material, Some(hmac_key), doc.convergent)?;
             version.convergent_version = v.convergent_version;
             versions.insert(v.number, Arc::new(version));
         }
@@ -164,7 +187,8 @@ impl Keyring {
             s.as_ref()
                 .map(|s| {
                     Ok(VersionStamp {
-                        time: OffsetDateTime::from_unix_timestamp_nanos(s.unix_nanos).map_err(|_| corrupt("time"))?,
+                        time: OffsetDateTime::from_unix_timestamp_nanos(s.unix_nanos)
+                            .map_err(|_| corrupt("time"))?,
                         version: s.version,
                     })
                 })
@@ -213,16 +237,26 @@ mod tests {
             assert_eq!(&*back.to_stored_bytes().unwrap(), &*bytes, "{t}");
             if t.supports_encryption() {
                 let ct = k.encrypt(b"x", &CryptoParams::default()).unwrap();
-                assert_eq!(&back.decrypt(&ct.text, &CryptoParams::default()).unwrap()[..], b"x");
+                assert_eq!(
+                    &back.decrypt(&ct.text, &CryptoParams::default()).unwrap()[..],
+                    b"x"
+                );
             }
         }
     }
 
     #[test]
     fn refuses_future_schema_and_garbage() {
-        assert_eq!(Keyring::from_stored_bytes(br#"{"schema":2}"#).unwrap_err(), Error::UnknownSchema(2));
-        assert!(matches!(Keyring::from_stored_bytes(b"{}").unwrap_err(), Error::CorruptKeyring(_)));
-        let k = Keyring::create("s", KeyType::Aes256Gcm96, &CreateOptions::default(), now()).unwrap();
+        assert_eq!(
+            Keyring::from_stored_bytes(br#"{"schema":2}"#).unwrap_err(),
+            Error::UnknownSchema(2)
+        );
+        assert!(matches!(
+            Keyring::from_stored_bytes(b"{}").unwrap_err(),
+            Error::CorruptKeyring(_)
+        ));
+        let k =
+            Keyring::create("s", KeyType::Aes256Gcm96, &CreateOptions::default(), now()).unwrap();
         let text = String::from_utf8(k.to_stored_bytes().unwrap().to_vec()).unwrap();
         let broken = text.replace("\"latest_version\":1", "\"latest_version\":2");
         assert!(Keyring::from_stored_bytes(broken.as_bytes()).is_err());

@@ -17,12 +17,17 @@ fn data_dir() -> PathBuf {
 }
 
 fn load(file: &str) -> Value {
-    let text = std::fs::read_to_string(data_dir().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let text =
+        std::fs::read_to_string(data_dir().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"))
 }
 
 fn bytes(v: &Value, field: &str) -> Option<Vec<u8>> {
-    v.get(field).and_then(Value::as_str).map(|s| STANDARD.decode(s).unwrap_or_else(|e| panic!("{field}: {e}")))
+    v.get(field).and_then(Value::as_str).map(|s| {
+        STANDARD
+            .decode(s)
+            .unwrap_or_else(|e| panic!("{field}: {e}"))
+    })
 }
 
 fn text<'a>(v: &'a Value, field: &str) -> &'a str {
@@ -30,17 +35,26 @@ fn text<'a>(v: &'a Value, field: &str) -> &'a str {
 }
 
 fn restore(doc: &Value) -> Keyring {
-    backup::restore(text(doc, "backup"), None).unwrap_or_else(|e| panic!("{}: restore: {e}", text(doc, "key_type")))
+    backup::restore(text(doc, "backup"), None)
+        .unwrap_or_else(|e| panic!("{}: restore: {e}", text(doc, "key_type")))
 }
 
 fn vector_files() -> Vec<String> {
     let mut files: Vec<String> = std::fs::read_dir(data_dir())
         .expect("vector directory")
-        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter(|n| n.ends_with(".json") && n != "refused.json" && n != "trimmed.json")
         .collect();
     files.sort();
-    assert!(files.len() >= 20, "expected the recorded vector files, found {files:?}");
+    assert!(
+        files.len() >= 20,
+        "expected the recorded vector files, found {files:?}"
+    );
     files
 }
 
@@ -78,7 +92,11 @@ fn openbao_vectors() {
 
 fn check_ciphertexts(file: &str, doc: &Value, ring: &Keyring, counts: &mut Counts) {
     let convergent = ring.convergent_encryption();
-    let items = doc["ciphertexts"].as_array().into_iter().flatten().chain(doc["datakeys"].as_array().into_iter().flatten());
+    let items = doc["ciphertexts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(doc["datakeys"].as_array().into_iter().flatten());
     for c in items {
         if c.get("error").is_some() {
             continue;
@@ -86,15 +104,26 @@ fn check_ciphertexts(file: &str, doc: &Value, ring: &Keyring, counts: &mut Count
         let context = bytes(c, "context");
         let aad = bytes(c, "associated_data");
         let version = c["key_version"].as_i64().unwrap_or(0);
-        let params = CryptoParams { context: context.as_deref(), associated_data: aad.as_deref(), key_version: version };
+        let params = CryptoParams {
+            context: context.as_deref(),
+            associated_data: aad.as_deref(),
+            key_version: version,
+        };
         let plaintext = bytes(c, "plaintext").unwrap_or_default();
         let ciphertext = text(c, "ciphertext");
-        let got = ring.decrypt(ciphertext, &params).unwrap_or_else(|e| panic!("{file}: decrypt {c}: {e}"));
+        let got = ring
+            .decrypt(ciphertext, &params)
+            .unwrap_or_else(|e| panic!("{file}: decrypt {c}: {e}"));
         assert_eq!(&got[..], &plaintext[..], "{file}: {c}");
         counts.decrypted += 1;
         if convergent && aad.is_none() {
-            let ours = ring.encrypt(&plaintext, &params).unwrap_or_else(|e| panic!("{file}: encrypt {c}: {e}"));
-            assert_eq!(ours.text, ciphertext, "{file}: convergent output differs from OpenBao's");
+            let ours = ring
+                .encrypt(&plaintext, &params)
+                .unwrap_or_else(|e| panic!("{file}: encrypt {c}: {e}"));
+            assert_eq!(
+                ours.text, ciphertext,
+                "{file}: convergent output differs from OpenBao's"
+            );
             counts.convergent_equal += 1;
         }
     }
@@ -102,12 +131,20 @@ fn check_ciphertexts(file: &str, doc: &Value, ring: &Keyring, counts: &mut Count
 
 fn check_hmacs(file: &str, doc: &Value, ring: &Keyring, counts: &mut Counts) {
     for h in doc["hmacs"].as_array().into_iter().flatten() {
-        let alg: HashAlgorithm = text(h, "algorithm").parse().unwrap_or_else(|e| panic!("{file}: {e}"));
+        let alg: HashAlgorithm = text(h, "algorithm")
+            .parse()
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
         let input = bytes(h, "input").unwrap_or_default();
         let version = h["key_version"].as_i64().unwrap_or(0);
-        let ours = ring.hmac(&input, alg, version).unwrap_or_else(|e| panic!("{file}: hmac {h}: {e}"));
+        let ours = ring
+            .hmac(&input, alg, version)
+            .unwrap_or_else(|e| panic!("{file}: hmac {h}: {e}"));
         assert_eq!(ours.text, text(h, "hmac"), "{file}: {h}");
-        assert_eq!(ring.verify_hmac(&input, text(h, "hmac"), alg), Ok(true), "{file}: {h}");
+        assert_eq!(
+            ring.verify_hmac(&input, text(h, "hmac"), alg),
+            Ok(true),
+            "{file}: {h}"
+        );
         counts.hmacs_equal += 1;
     }
 }
@@ -144,10 +181,19 @@ fn check_signatures(file: &str, doc: &Value, ring: &Keyring, counts: &mut Counts
         counts.signatures_verified += 1;
         if deterministic {
             let version = s["key_version"].as_i64().unwrap_or(0);
-            let ours = ring.sign(&input, context.as_deref(), version, &opts).unwrap_or_else(|e| panic!("{file}: {e}"));
-            assert_eq!(ours.text, signature, "{file}: ed25519 signature differs: {s}");
+            let ours = ring
+                .sign(&input, context.as_deref(), version, &opts)
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!(
+                ours.text, signature,
+                "{file}: ed25519 signature differs: {s}"
+            );
             if let Some(public) = bytes(s, "public_key") {
-                assert_eq!(ours.public_key.map(|p| p.to_vec()), Some(public), "{file}: {s}");
+                assert_eq!(
+                    ours.public_key.map(|p| p.to_vec()),
+                    Some(public),
+                    "{file}: {s}"
+                );
             }
             counts.signatures_equal += 1;
         }
@@ -161,19 +207,32 @@ fn check_read(file: &str, doc: &Value, ring: &Keyring, counts: &mut Counts) {
         reads.push((bytes(r, "context"), &r["read"]));
     }
     for (context, read) in reads {
-        let Some(keys) = read["keys"].as_object() else { continue };
-        let infos = ring.version_infos(context.as_deref()).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let Some(keys) = read["keys"].as_object() else {
+            continue;
+        };
+        let infos = ring
+            .version_infos(context.as_deref())
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(infos.len(), keys.len(), "{file}: versions listed");
         for info in infos {
             let theirs = &keys[&info.number.to_string()];
             match (&info.public_key, theirs) {
                 (Some(ours), Value::Object(entry)) => {
-                    assert_eq!(ours, text(theirs, "public_key"), "{file}: v{} public key", info.number);
+                    assert_eq!(
+                        ours,
+                        text(theirs, "public_key"),
+                        "{file}: v{} public key",
+                        info.number
+                    );
                     let _ = entry;
                     counts.public_keys_equal += 1;
                 }
                 (None, Value::Number(created)) => {
-                    assert_eq!(Some(info.created.unix_timestamp()), created.as_i64(), "{file}: creation time");
+                    assert_eq!(
+                        Some(info.created.unix_timestamp()),
+                        created.as_i64(),
+                        "{file}: creation time"
+                    );
                 }
                 other => panic!("{file}: read shape differs: {other:?}"),
             }
@@ -192,7 +251,10 @@ fn trimmed_keyring_keeps_only_available_versions() {
         if c["key_version"].as_i64() == Some(1) {
             assert_eq!(result.unwrap_err(), Error::VersionTooOld);
         } else {
-            assert_eq!(result.unwrap()[..], bytes(c, "plaintext").unwrap_or_default()[..]);
+            assert_eq!(
+                result.unwrap()[..],
+                bytes(c, "plaintext").unwrap_or_default()[..]
+            );
         }
     }
 }
