@@ -206,6 +206,8 @@ pub enum Error {
         export_type: &'static str,
         key_type: KeyType,
     },
+    #[error("version for export is below minimum decryption version")]
+    ExportVersionBelowMinimum,
     #[error("version does not exist or cannot be found")]
     ExportVersionMissing,
     #[error("invalid key version")]

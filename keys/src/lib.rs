@@ -9,6 +9,7 @@ pub mod backup;
 pub mod derive;
 pub mod envelope;
 pub mod error;
+pub mod export;
 pub mod hash;
 pub mod hmac;
 pub mod key_type;

@@ -959,6 +959,10 @@ impl MlDsaKey {
         })
     }
 
+    pub fn level(&self) -> MlDsaLevel {
+        self.level
+    }
+
     pub fn public_raw(&self) -> &[u8] {
         &self.public
     }

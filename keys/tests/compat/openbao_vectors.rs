@@ -9,6 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
 use transit_keys::backup;
+use transit_keys::export::{ExportFormat, ExportType};
 use transit_keys::sign::SignOptions;
 use transit_keys::{CryptoParams, Error, HashAlgorithm, KeyType, Keyring};
 
@@ -66,6 +67,7 @@ struct Counts {
     signatures_verified: usize,
     signatures_equal: usize,
     public_keys_equal: usize,
+    exports_equal: usize,
     /// RSA signatures over hashes aws-lc-rs cannot do (SHA-1, SHA-224, SHA-3, none).
     rsa_hash_unsupported: usize,
 }
@@ -80,6 +82,7 @@ fn openbao_vectors() {
         check_hmacs(&file, &doc, &ring, &mut counts);
         check_signatures(&file, &doc, &ring, &mut counts);
         check_read(&file, &doc, &ring, &mut counts);
+        check_exports(&file, &doc, &ring, &mut counts);
     }
     println!("openbao vectors: {counts:?}");
     assert!(counts.decrypted >= 300, "{counts:?}");
@@ -88,6 +91,7 @@ fn openbao_vectors() {
     assert!(counts.signatures_verified >= 300, "{counts:?}");
     assert!(counts.signatures_equal >= 20, "{counts:?}");
     assert!(counts.public_keys_equal >= 25, "{counts:?}");
+    assert!(counts.exports_equal >= 150, "{counts:?}");
 }
 
 fn check_ciphertexts(file: &str, doc: &Value, ring: &Keyring, counts: &mut Counts) {
@@ -235,6 +239,45 @@ fn check_read(file: &str, doc: &Value, ring: &Keyring, counts: &mut Counts) {
                     );
                 }
                 other => panic!("{file}: read shape differs: {other:?}"),
+            }
+        }
+    }
+}
+
+/// Every export OpenBao produced, ours must equal byte for byte.
+fn check_exports(file: &str, doc: &Value, ring: &Keyring, counts: &mut Counts) {
+    let Some(exports) = doc["export"].as_object() else {
+        return;
+    };
+    for (export_type, by_format) in exports {
+        let Ok(t) = export_type.parse::<ExportType>() else {
+            continue;
+        };
+        for (format, result) in by_format.as_object().into_iter().flatten() {
+            let format: ExportFormat = if format == "default" {
+                ExportFormat::Default
+            } else {
+                format.parse().unwrap()
+            };
+            let ours = ring.export(t, format, None);
+            match (result.get("error"), ours) {
+                (Some(_), Err(_)) => {}
+                (Some(err), Ok(_)) => panic!(
+                    "{file}: {export_type}/{format:?}: OpenBao refused ({err}) but we exported"
+                ),
+                (None, Err(e)) => panic!("{file}: {export_type}/{format:?}: {e}"),
+                (None, Ok(ours)) => {
+                    let theirs = result.as_object().unwrap();
+                    assert_eq!(ours.len(), theirs.len(), "{file}: {export_type}/{format:?}");
+                    for (n, text) in ours {
+                        assert_eq!(
+                            text.as_str(),
+                            theirs[&n.to_string()].as_str().unwrap(),
+                            "{file}: {export_type}/{format:?} v{n}"
+                        );
+                        counts.exports_equal += 1;
+                    }
+                }
             }
         }
     }
