@@ -263,11 +263,10 @@ fn export_private(
     }
 }
 
+type DerBytes = zeroize::Zeroizing<Vec<u8>>;
+
 /// SEC1 and PKCS#8 DER of an ECDSA private key.
-fn ecdsa_private_der(
-    curve: Curve,
-    material: &Material,
-) -> Result<(zeroize::Zeroizing<Vec<u8>>, zeroize::Zeroizing<Vec<u8>>)> {
+fn ecdsa_private_der(curve: Curve, material: &Material) -> Result<(DerBytes, DerBytes)> {
     use pkcs8::EncodePrivateKey;
     let scalar = material.private_bytes().expose();
     macro_rules! encode {
