@@ -819,8 +819,15 @@ fn rsa_signing_encoding(
 
 fn rsa_verify(spki_der: &[u8], input: &[u8], sig: &[u8], opts: &SignOptions) -> Result<bool> {
     use lc_sig::RsaPssSaltLength::{Custom, Digest, Max};
-    let hash = rsa_hash(opts, KeyType::Rsa2048)?;
     let pkcs1 = spki_to_pkcs1(spki_der)?;
+    let public =
+        lc_rsa::PublicKey::from_der(&pkcs1).map_err(|_| Error::CorruptKeyring("rsa public key"))?;
+    let key_type = match public.modulus_len() * 8 {
+        3072 => KeyType::Rsa3072,
+        4096 => KeyType::Rsa4096,
+        _ => KeyType::Rsa2048,
+    };
+    let hash = rsa_hash(opts, key_type)?;
     let digest_alg = lc_digest(hash);
     // "auto" accepts OpenBao's own (maximum) salt and the common digest-length salt.
     let salts: &[lc_sig::RsaPssSaltLength] = match (opts.rsa_scheme, opts.salt_length) {
