@@ -1,0 +1,169 @@
+//! The one route table: `/v1/sys/...` and every transit mount's paths.
+//!
+//! Vault paths are routed by hand rather than by axum's router because mounts
+//! are dynamic (any path, several segments) and Vault's answers for unknown
+//! paths (404) and wrong methods (405) must come out exactly.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use time::OffsetDateTime;
+
+use crate::error::{ApiError, ApiResult};
+use crate::request::Params;
+use crate::response::Reply;
+use crate::state::{AppState, Mount};
+
+mod crypt;
+mod keys;
+pub(crate) mod sys;
+
+/// The operation a request asks for, as Vault names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Read,
+    Update,
+    Delete,
+    List,
+}
+
+/// What every transit handler gets besides its parameters.
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    pub state: &'a AppState,
+    pub mount: &'a Mount,
+    pub now: OffsetDateTime,
+}
+
+pub async fn handle(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(path) = uri.path().strip_prefix("/v1/") else {
+        return ApiError::UnsupportedPath.into_response();
+    };
+    let path = path.trim_end_matches('/').to_owned();
+    let query = uri.query().unwrap_or("").to_owned();
+    let result = route(state, method, path, query, headers, body).await;
+    match result {
+        Ok((reply, unrecognized)) => reply.into_response_with(unrecognized),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn token(headers: &HeaderMap) -> Option<&str> {
+    if let Some(t) = headers.get("x-vault-token").and_then(|v| v.to_str().ok()) {
+        return Some(t.trim());
+    }
+    let auth = headers.get("authorization")?.to_str().ok()?;
+    auth.strip_prefix("Bearer ").map(str::trim)
+}
+
+async fn route(
+    state: Arc<AppState>,
+    method: Method,
+    path: String,
+    query: String,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<(Reply, Vec<String>)> {
+    let query_params = Params::from_query(query.as_bytes())?;
+    let list_query = query_params.bool("list")?.unwrap_or(false);
+    let op = match method.as_str() {
+        "GET" if list_query => Op::List,
+        "GET" | "HEAD" => Op::Read,
+        "POST" | "PUT" => Op::Update,
+        "DELETE" => Op::Delete,
+        "LIST" => Op::List,
+        _ => return Err(ApiError::UnsupportedOperation),
+    };
+    // Reads take their parameters from the query string, writes from the body.
+    let params = match op {
+        Op::Update => {
+            let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
+            Params::from_body(&body, content_type)?
+        }
+        _ => query_params,
+    };
+    if let Some(rest) = path.strip_prefix("sys/")
+        && sys::is_unauthenticated(rest)
+    {
+        let reply = sys::handle(&state, op, rest, &params, &headers)?;
+        return Ok((reply, Vec::new()));
+    }
+    let authorized = token(&headers).is_some_and(|t| state.token_is_valid(t));
+    if !authorized {
+        return Err(ApiError::PermissionDenied);
+    }
+    if let Some(rest) = path.strip_prefix("sys/") {
+        let reply = sys::handle(&state, op, rest, &params, &headers)?;
+        return Ok((reply, params.unrecognized()));
+    }
+    if path == "auth/token/lookup-self" || path == "auth/token/lookup" {
+        return Ok((sys::lookup_self(&state), Vec::new()));
+    }
+    let (mount, rest) = state.resolve(&path)?.ok_or(ApiError::UnsupportedPath)?;
+    let rest = rest.to_owned();
+    // Key generation (RSA-4096 takes a while) must not stall the async workers.
+    let expensive = op == Op::Update
+        && (rest.starts_with("keys/")
+            || rest.starts_with("restore")
+            || rest.starts_with("encrypt/"));
+    let run = move || {
+        let ctx = Ctx {
+            state: &state,
+            mount: &mount,
+            now: OffsetDateTime::now_utc(),
+        };
+        let segments: Vec<&str> = rest.split('/').collect();
+        let reply = transit(&ctx, op, &segments, &params)?;
+        Ok((reply, params.unrecognized()))
+    };
+    if expensive {
+        tokio::task::spawn_blocking(run)
+            .await
+            .map_err(|e| ApiError::Internal(format!("handler task failed: {e}")))?
+    } else {
+        run()
+    }
+}
+
+/// The transit engine's paths within one mount.
+fn transit(ctx: &Ctx<'_>, op: Op, seg: &[&str], p: &Params) -> ApiResult<Reply> {
+    use Op::*;
+    let only = |allowed: &[Op]| {
+        if allowed.contains(&op) {
+            Ok(())
+        } else {
+            Err(ApiError::UnsupportedOperation)
+        }
+    };
+    match seg {
+        ["keys"] => {
+            only(&[List])?;
+            keys::list(ctx, p)
+        }
+        ["keys", name] => match op {
+            Read => keys::read(ctx, name, p),
+            Update => keys::create(ctx, name, p),
+            Delete => keys::delete(ctx, name),
+            List => Err(ApiError::UnsupportedOperation),
+        },
+        ["keys", name, "config"] => only(&[Update]).and_then(|()| keys::configure(ctx, name, p)),
+        ["keys", name, "rotate"] => only(&[Update]).and_then(|()| keys::rotate(ctx, name, p)),
+        ["keys", name, "trim"] => only(&[Update]).and_then(|()| keys::trim(ctx, name, p)),
+        ["encrypt", name] => only(&[Update]).and_then(|()| crypt::encrypt(ctx, name, p)),
+        ["decrypt", name] => only(&[Update]).and_then(|()| crypt::decrypt(ctx, name, p)),
+        ["rewrap", name] => only(&[Update]).and_then(|()| crypt::rewrap(ctx, name, p)),
+        ["datakey", kind, name] => {
+            only(&[Update]).and_then(|()| crypt::datakey(ctx, kind, name, p))
+        }
+        _ => Err(ApiError::UnsupportedPath),
+    }
+}

@@ -1,0 +1,338 @@
+//! Request parameters as the transit API takes them: a JSON object body (or a
+//! form-encoded one, or the query string of a GET), with Vault's lenient typing:
+//! numbers, booleans and durations may also arrive as strings.
+//!
+//! Handlers read fields through typed getters; every field a handler reads is
+//! remembered, so the reply can warn about the ones it ignored, as Vault does.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+
+use base64::Engine as _;
+use serde_json::{Map, Value};
+
+use crate::error::{ApiError, ApiResult};
+
+/// Deepest JSON nesting we accept (transit bodies are at most 3 deep).
+pub const MAX_JSON_DEPTH: usize = 16;
+
+#[derive(Debug, Default)]
+pub struct Params {
+    fields: Map<String, Value>,
+    read: RefCell<BTreeSet<String>>,
+}
+
+impl Params {
+    pub fn from_map(fields: Map<String, Value>) -> Self {
+        Self {
+            fields,
+            read: RefCell::default(),
+        }
+    }
+
+    /// Parse a request body: JSON object, form-encoded, or empty.
+    pub fn from_body(body: &[u8], content_type: Option<&str>) -> ApiResult<Self> {
+        let trimmed = body
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .map(|i| &body[i..]);
+        let Some(body) = trimmed else {
+            return Ok(Self::default());
+        };
+        let is_form =
+            content_type.is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+        if is_form && body.first() != Some(&b'{') {
+            return Self::from_query(body);
+        }
+        check_depth(body)?;
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(map)) => Ok(Self::from_map(map)),
+            Ok(Value::Null) => Ok(Self::default()),
+            Ok(_) => Err(ApiError::bad("request body must be a JSON object")),
+            Err(e) => Err(ApiError::bad(format!("failed to parse JSON input: {e}"))),
+        }
+    }
+
+    /// Parse `a=1&b=2` (query strings and form bodies).
+    pub fn from_query(query: &[u8]) -> ApiResult<Self> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(query)
+            .map_err(|e| ApiError::bad(format!("invalid form data: {e}")))?;
+        Ok(Self::from_map(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect(),
+        ))
+    }
+
+    /// Add fields that are not in the body (query values of GETs, URL segments).
+    pub fn insert_if_absent(&mut self, key: &str, value: Value) {
+        self.fields.entry(key.to_owned()).or_insert(value);
+    }
+
+    pub fn insert(&mut self, key: &str, value: Value) {
+        self.fields.insert(key.to_owned(), value);
+    }
+
+    fn take(&self, key: &str) -> Option<&Value> {
+        self.read.borrow_mut().insert(key.to_owned());
+        self.fields.get(key).filter(|v| !v.is_null())
+    }
+
+    pub fn has(&self, key: &str) -> bool {
+        self.take(key).is_some()
+    }
+
+    pub fn raw(&self, key: &str) -> Option<&Value> {
+        self.take(key)
+    }
+
+    pub fn string(&self, key: &str) -> ApiResult<Option<String>> {
+        self.take(key).map(|v| value_to_string(key, v)).transpose()
+    }
+
+    pub fn str_or<'a>(&self, key: &str, default: &'a str) -> ApiResult<std::borrow::Cow<'a, str>> {
+        Ok(match self.string(key)? {
+            Some(s) => std::borrow::Cow::Owned(s),
+            None => std::borrow::Cow::Borrowed(default),
+        })
+    }
+
+    pub fn int(&self, key: &str) -> ApiResult<Option<i64>> {
+        self.take(key).map(|v| value_to_int(key, v)).transpose()
+    }
+
+    pub fn bool(&self, key: &str) -> ApiResult<Option<bool>> {
+        self.take(key).map(|v| value_to_bool(key, v)).transpose()
+    }
+
+    /// Duration in seconds: an integer, or a Go duration string like `24h`.
+    pub fn duration_secs(&self, key: &str) -> ApiResult<Option<u64>> {
+        self.take(key)
+            .map(|v| value_to_duration(key, v))
+            .transpose()
+    }
+
+    /// A standard-base64 field decoded (absent means `None`).
+    pub fn base64(&self, key: &str) -> ApiResult<Option<Vec<u8>>> {
+        self.string(key)?.map(|s| decode_b64(&s)).transpose()
+    }
+
+    /// The fields the handler never looked at, for Vault's warning.
+    pub fn unrecognized(&self) -> Vec<String> {
+        let read = self.read.borrow();
+        self.fields
+            .keys()
+            .filter(|k| !read.contains(*k))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Go-compatible standard base64 (padding required; CR/LF ignored).
+pub fn decode_b64(s: &str) -> ApiResult<Vec<u8>> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const GO_STD: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(DecodePaddingMode::RequireCanonical),
+    );
+    let cleaned: std::borrow::Cow<'_, str> = if s.contains(['\r', '\n']) {
+        s.replace(['\r', '\n'], "").into()
+    } else {
+        s.into()
+    };
+    GO_STD
+        .decode(cleaned.as_bytes())
+        .map_err(|e| ApiError::bad(go_base64_error(&e)))
+}
+
+fn go_base64_error(e: &base64::DecodeError) -> String {
+    let at = match e {
+        base64::DecodeError::InvalidByte(i, _) | base64::DecodeError::InvalidLastSymbol(i, _) => *i,
+        base64::DecodeError::InvalidLength(n) => *n,
+        base64::DecodeError::InvalidPadding => 0,
+    };
+    format!("illegal base64 data at input byte {at}")
+}
+
+fn conversion_error(key: &str, what: &str) -> ApiError {
+    ApiError::bad(format!(
+        "error converting input for field {key:?}: cannot parse value as '{what}'"
+    ))
+}
+
+pub fn value_to_string(key: &str, v: &Value) -> ApiResult<String> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        _ => Err(conversion_error(key, "string")),
+    }
+}
+
+pub fn value_to_int(key: &str, v: &Value) -> ApiResult<i64> {
+    match v {
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9e15)
+                    .map(|f| f as i64)
+            })
+            .ok_or_else(|| conversion_error(key, "int")),
+        Value::String(s) if s.trim().is_empty() => Ok(0),
+        Value::String(s) => s.trim().parse().map_err(|_| conversion_error(key, "int")),
+        Value::Bool(b) => Ok(i64::from(*b)),
+        _ => Err(conversion_error(key, "int")),
+    }
+}
+
+pub fn value_to_bool(key: &str, v: &Value) -> ApiResult<bool> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::Number(n) => Ok(n.as_f64() != Some(0.0)),
+        Value::String(s) => match s.trim() {
+            "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+            "" | "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+            _ => Err(conversion_error(key, "bool")),
+        },
+        _ => Err(conversion_error(key, "bool")),
+    }
+}
+
+pub fn value_to_duration(key: &str, v: &Value) -> ApiResult<u64> {
+    let err = || conversion_error(key, "duration");
+    match v {
+        Value::Number(_) => u64::try_from(value_to_int(key, v)?).map_err(|_| err()),
+        Value::String(s) => parse_duration(s.trim()).ok_or_else(err),
+        _ => Err(err()),
+    }
+}
+
+/// Seconds in a Go-style duration (`90`, `90s`, `1h30m`, `2d` is not Go but Vault accepts it).
+pub fn parse_duration(s: &str) -> Option<u64> {
+    if s.is_empty() {
+        return Some(0);
+    }
+    if let Ok(n) = s.parse::<u64>() {
+        return Some(n);
+    }
+    let mut total: f64 = 0.0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let (num, tail) = rest.split_at(num_end);
+        let value: f64 = num.parse().ok()?;
+        let unit_end = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_end);
+        let scale = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "d" => 86400.0,
+            _ => return None,
+        };
+        total += value * scale;
+        rest = next;
+    }
+    (0.0..1e15).contains(&total).then_some(total as u64)
+}
+
+/// Refuse JSON nested deeper than `MAX_JSON_DEPTH` before parsing it.
+fn check_depth(body: &[u8]) -> ApiResult<()> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in body {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > MAX_JSON_DEPTH {
+                    return Err(ApiError::bad("JSON input is nested too deeply"));
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+pub fn encode_b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn lenient_types() {
+        let p = Params::from_map(
+            json!({"a": "3", "b": 4, "c": "true", "d": "24h", "e": 7200, "f": "1h30m", "g": "x"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
+        assert_eq!(p.int("a").unwrap(), Some(3));
+        assert_eq!(p.int("b").unwrap(), Some(4));
+        assert_eq!(p.bool("c").unwrap(), Some(true));
+        assert_eq!(p.duration_secs("d").unwrap(), Some(86400));
+        assert_eq!(p.duration_secs("e").unwrap(), Some(7200));
+        assert_eq!(p.duration_secs("f").unwrap(), Some(5400));
+        assert!(p.int("g").is_err());
+        assert_eq!(p.unrecognized(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn base64_like_go() {
+        assert_eq!(decode_b64("aGVsbG8=").unwrap(), b"hello");
+        assert_eq!(decode_b64("aGVs\nbG8=").unwrap(), b"hello");
+        assert_eq!(
+            decode_b64("!!notbase64").unwrap_err().to_string(),
+            "illegal base64 data at input byte 0"
+        );
+        assert!(decode_b64("aGVsbG8").is_err());
+    }
+
+    #[test]
+    fn depth_is_bounded() {
+        let deep = "[".repeat(100) + &"]".repeat(100);
+        assert!(Params::from_body(deep.as_bytes(), None).is_err());
+        assert!(Params::from_body(br#"{"a":"[[[[[[[[[[[[[[[[[[[[[["}"#, None).is_ok());
+    }
+
+    #[test]
+    fn forms_and_empty_bodies() {
+        let p = Params::from_body(
+            b"plaintext=aGk%3D&key_version=2",
+            Some("application/x-www-form-urlencoded"),
+        )
+        .unwrap();
+        assert_eq!(p.string("plaintext").unwrap().as_deref(), Some("aGk="));
+        assert_eq!(p.int("key_version").unwrap(), Some(2));
+        assert!(
+            Params::from_body(b"   ", None)
+                .unwrap()
+                .unrecognized()
+                .is_empty()
+        );
+        assert!(Params::from_body(b"[1]", None).is_err());
+    }
+}
