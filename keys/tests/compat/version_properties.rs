@@ -26,14 +26,22 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn check_invariants(k: &Keyring) {
-    let (latest, dec, enc, avail) =
-        (k.latest_version(), k.min_decryption_version(), k.min_encryption_version(), k.min_available_version());
+    let (latest, dec, enc, avail) = (
+        k.latest_version(),
+        k.min_decryption_version(),
+        k.min_encryption_version(),
+        k.min_available_version(),
+    );
     assert!(latest >= 1);
     assert!(dec >= 1 && dec <= latest, "{k:?}");
     assert!(enc == 0 || (enc >= dec && enc <= latest), "{k:?}");
     assert!(avail <= dec, "{k:?}");
     for n in 1..=latest {
-        assert_eq!(k.version(n).is_some(), n >= avail.max(1), "version {n} of {k:?}");
+        assert_eq!(
+            k.version(n).is_some(),
+            n >= avail.max(1),
+            "version {n} of {k:?}"
+        );
     }
 }
 

@@ -1,0 +1,6 @@
+//! The one integration-test binary of the transitd server.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+mod support;
+
+mod api_crypt;
