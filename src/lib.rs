@@ -18,10 +18,10 @@ pub use state::{AppState, Limits};
 
 /// The whole HTTP API, testable without a socket.
 pub fn app(state: Arc<AppState>) -> Router {
-    let max_body = state.limits.max_body_bytes;
     Router::new()
         .route("/v1/{*path}", axum::routing::any(api::handle))
         .fallback(api::handle)
-        .layer(DefaultBodyLimit::max(max_body))
+        // The handler enforces `Limits::max_body_bytes` itself, with a Vault-shaped 413.
+        .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }

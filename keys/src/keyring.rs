@@ -400,6 +400,14 @@ impl Keyring {
         }
     }
 
+    /// Record that this keyring was restored from a backup.
+    pub fn mark_restored(&mut self, now: OffsetDateTime) {
+        self.restore_info = Some(VersionStamp {
+            time: now,
+            version: self.latest_version,
+        });
+    }
+
     /// Record that a backup was taken.
     pub fn mark_backed_up(&mut self, now: OffsetDateTime) {
         self.backup_info = Some(VersionStamp {

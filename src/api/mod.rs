@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
@@ -43,10 +43,15 @@ pub async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let Some(path) = uri.path().strip_prefix("/v1/") else {
         return ApiError::UnsupportedPath.into_response();
+    };
+    // Read the body under the configured limit; over it is a Vault-shaped 413.
+    let body = match axum::body::to_bytes(body, state.limits.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(_) => return ApiError::TooLarge.into_response(),
     };
     let path = path.trim_end_matches('/').to_owned();
     let query = uri.query().unwrap_or("").to_owned();

@@ -70,3 +70,58 @@ async fn errors_are_vault_shaped() {
         .expect(403);
     assert_eq!(res.error(), "permission denied");
 }
+
+#[tokio::test]
+async fn oversized_and_malformed_bodies_are_4xx() {
+    let app = TestApp::with_limits(transitd::Limits {
+        max_body_bytes: 1024,
+        ..transitd::Limits::default()
+    });
+    let big = json!({"plaintext": b64(&[0u8; 2048])});
+    let res = app.write("transit/encrypt/k", big).await.expect(413);
+    assert_eq!(res.error(), "request body too large");
+    let res = app
+        .raw(
+            "POST",
+            "/v1/transit/encrypt/k",
+            Some(b"{not json".to_vec()),
+            Some("application/json"),
+        )
+        .await;
+    assert_eq!(res.status, 400);
+    let deep = "[".repeat(1000);
+    let res = app
+        .raw(
+            "POST",
+            "/v1/transit/encrypt/k",
+            Some(deep.into_bytes()),
+            None,
+        )
+        .await;
+    assert_eq!(res.status, 400);
+}
+
+#[tokio::test]
+async fn cli_style_strings_and_forms() {
+    let app = TestApp::new();
+    app.write(
+        "transit/keys/k",
+        json!({"exportable": "true", "auto_rotate_period": "24h"}),
+    )
+    .await
+    .ok();
+    let key = app.read("transit/keys/k").await.ok();
+    assert_eq!(key.data()["exportable"], true);
+    assert_eq!(key.data()["auto_rotate_period"], 86400);
+    let form = format!("plaintext={}&key_version=1", b64(b"x").replace('=', "%3D"));
+    let res = app
+        .raw(
+            "POST",
+            "/v1/transit/encrypt/k",
+            Some(form.into_bytes()),
+            Some("application/x-www-form-urlencoded"),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.body["data"]["key_version"], 1);
+}
