@@ -18,7 +18,11 @@ use crate::response::Reply;
 use crate::state::{AppState, Mount};
 
 mod crypt;
+mod export;
+mod hmac;
 mod keys;
+mod misc;
+mod sign;
 pub(crate) mod sys;
 
 /// The operation a request asks for, as Vault names them.
@@ -116,10 +120,9 @@ async fn route(
     let (mount, rest) = state.resolve(&path)?.ok_or(ApiError::UnsupportedPath)?;
     let rest = rest.to_owned();
     // Key generation (RSA-4096 takes a while) must not stall the async workers.
+    // (AEAD keys created by encrypt's upsert are just random bytes: cheap.)
     let expensive = op == Op::Update
-        && (rest.starts_with("keys/")
-            || rest.starts_with("restore")
-            || rest.starts_with("encrypt/"));
+        && (rest.starts_with("keys/") || rest.starts_with("restore") || body.len() > 64 << 10);
     let run = move || {
         let ctx = Ctx {
             state: &state,
@@ -169,6 +172,30 @@ fn transit(ctx: &Ctx<'_>, op: Op, seg: &[&str], p: &Params) -> ApiResult<Reply> 
         ["datakey", kind, name] => {
             only(&[Update]).and_then(|()| crypt::datakey(ctx, kind, name, p))
         }
+        ["hmac", name] => only(&[Update]).and_then(|()| hmac::hmac(ctx, name, None, p)),
+        ["hmac", name, alg] => only(&[Update]).and_then(|()| hmac::hmac(ctx, name, Some(alg), p)),
+        ["sign", name] => only(&[Update]).and_then(|()| sign::sign(ctx, name, None, p)),
+        ["sign", name, alg] => only(&[Update]).and_then(|()| sign::sign(ctx, name, Some(alg), p)),
+        ["verify", name] => only(&[Update]).and_then(|()| sign::verify(ctx, name, None, p)),
+        ["verify", name, alg] => {
+            only(&[Update]).and_then(|()| sign::verify(ctx, name, Some(alg), p))
+        }
+        ["export", kind, name] => {
+            only(&[Read]).and_then(|()| export::export(ctx, kind, name, None, p))
+        }
+        ["export", kind, name, version] => {
+            only(&[Read]).and_then(|()| export::export(ctx, kind, name, Some(version), p))
+        }
+        ["backup", name] => only(&[Read]).and_then(|()| export::backup(ctx, name, p)),
+        ["restore"] => only(&[Update]).and_then(|()| export::restore(ctx, None, p)),
+        ["restore", name] => only(&[Update]).and_then(|()| export::restore(ctx, Some(name), p)),
+        ["random", rest @ ..] if rest.len() <= 2 => {
+            only(&[Update]).and_then(|()| misc::random(rest, p))
+        }
+        ["hash"] => only(&[Update]).and_then(|()| misc::hash(None, p)),
+        ["hash", alg] => only(&[Update]).and_then(|()| misc::hash(Some(alg), p)),
+        ["cache-config"] => only(&[Read, Update]).and_then(|()| misc::cache_config(ctx, op, p)),
+        ["config", "keys"] => only(&[Read, Update]).and_then(|()| misc::config_keys(ctx, op, p)),
         _ => Err(ApiError::UnsupportedPath),
     }
 }
