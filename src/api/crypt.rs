@@ -109,7 +109,7 @@ fn batch_reply(
     Ok(reply)
 }
 
-fn item_error(e: ApiError, reference: &str, extra: &[(&str, Value)]) -> Value {
+pub(super) fn item_error(e: ApiError, reference: &str, extra: &[(&str, Value)]) -> Value {
     let mut m = Map::new();
     for (k, v) in extra {
         m.insert((*k).to_owned(), v.clone());

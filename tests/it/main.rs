@@ -4,3 +4,5 @@
 mod support;
 
 mod api_crypt;
+mod api_hmac_sign;
+mod api_misc;
