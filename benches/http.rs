@@ -1,5 +1,7 @@
 //! The in-process request path: router + JSON parsing + auth + keyring + reply,
 //! with no socket. Compare with `keys/benches/keyring.rs` for the keyring alone.
+// A bench that cannot set itself up should stop loudly.
+#![allow(clippy::expect_used)]
 
 use std::sync::Arc;
 
@@ -21,7 +23,9 @@ fn request(path: &str, body: &str) -> Request<Body> {
 }
 
 fn bench_encrypt(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
     let app = transitd::app(Arc::new(AppState::dev("root", Limits::default())));
     let call = |path: &str, body: &str| {
         let app = app.clone();
@@ -36,17 +40,28 @@ fn bench_encrypt(c: &mut Criterion) {
     let encrypt_body = format!(r#"{{"plaintext":"{plaintext_64}"}}"#);
     let reply = call("/v1/transit/encrypt/bench", &encrypt_body);
     let reply: serde_json::Value = serde_json::from_slice(&reply).expect("json");
-    let ciphertext = reply["data"]["ciphertext"].as_str().expect("ciphertext").to_owned();
+    let ciphertext = reply["data"]["ciphertext"]
+        .as_str()
+        .expect("ciphertext")
+        .to_owned();
     let decrypt_body = format!(r#"{{"ciphertext":"{ciphertext}"}}"#);
 
     let mut group = c.benchmark_group("http/aes256-gcm96");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("encrypt 64B", |b| b.iter(|| call("/v1/transit/encrypt/bench", &encrypt_body)));
-    group.bench_function("decrypt 64B", |b| b.iter(|| call("/v1/transit/decrypt/bench", &decrypt_body)));
-    let items: Vec<String> = (0..250).map(|_| format!(r#"{{"plaintext":"{plaintext_64}"}}"#)).collect();
+    group.bench_function("encrypt 64B", |b| {
+        b.iter(|| call("/v1/transit/encrypt/bench", &encrypt_body))
+    });
+    group.bench_function("decrypt 64B", |b| {
+        b.iter(|| call("/v1/transit/decrypt/bench", &decrypt_body))
+    });
+    let items: Vec<String> = (0..250)
+        .map(|_| format!(r#"{{"plaintext":"{plaintext_64}"}}"#))
+        .collect();
     let batch_body = format!(r#"{{"batch_input":[{}]}}"#, items.join(","));
     group.throughput(Throughput::Elements(250));
-    group.bench_function("batch encrypt 250x64B", |b| b.iter(|| call("/v1/transit/encrypt/bench", &batch_body)));
+    group.bench_function("batch encrypt 250x64B", |b| {
+        b.iter(|| call("/v1/transit/encrypt/bench", &batch_body))
+    });
     group.finish();
 }
 
