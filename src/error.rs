@@ -23,11 +23,14 @@ pub enum ApiError {
     /// 404 with an empty error list (reading a missing key, an empty list).
     #[error("not found")]
     NotFound,
-    /// 404 for a path no endpoint serves.
-    #[error("unsupported path")]
+    /// 404 for a path no endpoint of a mount serves (OpenBao's wording, wrapper included).
+    #[error("1 error occurred:\n\t* unsupported path\n\n")]
     UnsupportedPath,
+    /// 404 for a path under no mount at all.
+    #[error("no handler for route {0:?}. route entry not found.")]
+    NoRoute(String),
     /// 405 for a method the endpoint does not take.
-    #[error("unsupported operation")]
+    #[error("1 error occurred:\n\t* unsupported operation\n\n")]
     UnsupportedOperation,
     /// 413: the body is over the configured limit.
     #[error("request body too large")]
@@ -49,7 +52,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::PermissionDenied => StatusCode::FORBIDDEN,
-            Self::NotFound | Self::UnsupportedPath => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::UnsupportedPath | Self::NoRoute(_) => StatusCode::NOT_FOUND,
             Self::UnsupportedOperation => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -49,7 +49,7 @@ impl Params {
             Ok(Value::Object(map)) => Ok(Self::from_map(map)),
             Ok(Value::Null) => Ok(Self::default()),
             Ok(_) => Err(ApiError::bad("request body must be a JSON object")),
-            Err(e) => Err(ApiError::bad(format!("failed to parse JSON input: {e}"))),
+            Err(e) => Err(ApiError::bad(format!("failed to decode JSON input: {e}"))),
         }
     }
 

@@ -239,7 +239,7 @@ impl Keyring {
             }
             let v = if v == 0 {
                 warnings.push(
-                    "since Vault 0.3, transit key numbering starts at 1; forcing minimum to 1"
+                    "since Vault 0.3 (prior to the OpenBao fork), transit key numbering starts at 1; forcing minimum to 1"
                         .to_owned(),
                 );
                 1

@@ -162,6 +162,18 @@ fn key_for_encrypt(
         .ok_or_else(|| ApiError::Internal("key vanished after creation".into()))
 }
 
+/// Decryption failures in OpenBao's words for the cipher family (the same text
+/// for every cause: a wrong tag, key or nonce look alike).
+fn decrypt_error(ring: &Keyring, e: transit_keys::Error) -> ApiError {
+    match (e, ring.key_type()) {
+        (
+            transit_keys::Error::DecryptionFailed,
+            KeyType::ChaCha20Poly1305 | KeyType::XChaCha20Poly1305,
+        ) => ApiError::bad("chacha20poly1305: message authentication failed"),
+        (e, _) => e.into(),
+    }
+}
+
 fn existing_key(ctx: &Ctx<'_>, name: &str) -> ApiResult<Arc<Keyring>> {
     ctx.mount
         .key(name)?
@@ -189,6 +201,14 @@ pub fn encrypt(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
             json!({ "ciphertext": sealed.text, "key_version": sealed.key_version }),
         ));
     };
+    // Single-item fields next to `batch_input` are known, just unused (no warning).
+    let _ = (
+        p.has("plaintext"),
+        p.has("context"),
+        p.has("associated_data"),
+        p.has("key_version"),
+        p.has("reference"),
+    );
     let ring = key_for_encrypt(ctx, name, p, derived)?;
     let mut failed = 0;
     let results = items
@@ -222,7 +242,9 @@ pub fn decrypt(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
             ciphertext.ok_or_else(|| ApiError::bad("missing ciphertext to decrypt"))?;
         let item = Item::from(p)?;
         let ring = existing_key(ctx, name)?;
-        let plaintext = ring.decrypt(&ciphertext, &item.params())?;
+        let plaintext = ring
+            .decrypt(&ciphertext, &item.params())
+            .map_err(|e| decrypt_error(&ring, e))?;
         return Ok(Reply::data(json!({ "plaintext": encode_b64(&plaintext) })));
     };
     check_contexts(&items)?;
@@ -236,7 +258,9 @@ pub fn decrypt(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
                 let ciphertext = ip.string("ciphertext")?.filter(|c| !c.is_empty());
                 let ciphertext =
                     ciphertext.ok_or_else(|| ApiError::bad("missing ciphertext to decrypt"))?;
-                let plaintext = ring.decrypt(&ciphertext, &item.params())?;
+                let plaintext = ring
+                    .decrypt(&ciphertext, &item.params())
+                    .map_err(|e| decrypt_error(&ring, e))?;
                 Ok(json!({ "plaintext": encode_b64(&plaintext), "reference": item.reference }))
             };
             one().unwrap_or_else(|e| {
@@ -254,7 +278,8 @@ pub fn rewrap(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
     let batch = batch_input(ctx, p)?;
     let Some(items) = batch else {
         let ciphertext = p.string("ciphertext")?.filter(|c| !c.is_empty());
-        let ciphertext = ciphertext.ok_or_else(|| ApiError::bad("missing ciphertext to rewrap"))?;
+        let ciphertext =
+            ciphertext.ok_or_else(|| ApiError::bad("missing ciphertext to decrypt"))?;
         let item = Item::from(p)?;
         let ring = existing_key(ctx, name)?;
         let sealed = ring.rewrap(&ciphertext, &item.params())?;
@@ -270,7 +295,7 @@ pub fn rewrap(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
             let one = || -> ApiResult<Value> {
                 let item = Item::from(ip)?;
                 let ciphertext = ip.string("ciphertext")?.filter(|c| !c.is_empty());
-                let ciphertext = ciphertext.ok_or_else(|| ApiError::bad("missing ciphertext to rewrap"))?;
+                let ciphertext = ciphertext.ok_or_else(|| ApiError::bad("missing ciphertext to decrypt"))?;
                 let sealed = ring.rewrap(&ciphertext, &item.params())?;
                 Ok(json!({ "ciphertext": sealed.text, "key_version": sealed.key_version, "reference": item.reference }))
             };

@@ -127,6 +127,10 @@ pub fn rotate(ctx: &Ctx<'_>, name: &str, _p: &Params) -> ApiResult<Reply> {
 }
 
 pub fn trim(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
+    // OpenBao checks the key before the parameter.
+    if ctx.mount.key(name)?.is_none() {
+        return Err(ApiError::bad("invalid key name"));
+    }
     let min = p
         .int("min_available_version")?
         .ok_or_else(|| ApiError::bad("missing min_available_version"))?;

@@ -117,7 +117,9 @@ async fn route(
     if path == "auth/token/lookup-self" || path == "auth/token/lookup" {
         return Ok((sys::lookup_self(&state), Vec::new()));
     }
-    let (mount, rest) = state.resolve(&path)?.ok_or(ApiError::UnsupportedPath)?;
+    let (mount, rest) = state
+        .resolve(&path)?
+        .ok_or_else(|| ApiError::NoRoute(path.clone()))?;
     let rest = rest.to_owned();
     // Key generation (RSA-4096 takes a while) must not stall the async workers.
     // (AEAD keys created by encrypt's upsert are just random bytes: cheap.)
@@ -161,7 +163,7 @@ fn transit(ctx: &Ctx<'_>, op: Op, seg: &[&str], p: &Params) -> ApiResult<Reply> 
             Read => keys::read(ctx, name, p),
             Update => keys::create(ctx, name, p),
             Delete => keys::delete(ctx, name),
-            List => Err(ApiError::UnsupportedOperation),
+            List => Err(ApiError::UnsupportedPath),
         },
         ["keys", name, "config"] => only(&[Update]).and_then(|()| keys::configure(ctx, name, p)),
         ["keys", name, "rotate"] => only(&[Update]).and_then(|()| keys::rotate(ctx, name, p)),
@@ -189,6 +191,7 @@ fn transit(ctx: &Ctx<'_>, op: Op, seg: &[&str], p: &Params) -> ApiResult<Reply> 
         ["backup", name] => only(&[Read]).and_then(|()| export::backup(ctx, name, p)),
         ["restore"] => only(&[Update]).and_then(|()| export::restore(ctx, None, p)),
         ["restore", name] => only(&[Update]).and_then(|()| export::restore(ctx, Some(name), p)),
+        ["restore", _, _, ..] => Err(ApiError::bad("key names cannot be paths")),
         ["random", rest @ ..] if rest.len() <= 2 => {
             only(&[Update]).and_then(|()| misc::random(rest, p))
         }

@@ -61,7 +61,6 @@ fn health(state: &AppState, p: &Params) -> ApiResult<Reply> {
         "initialized": true,
         "sealed": false,
         "standby": false,
-        "performance_standby": false,
         "replication_performance_mode": "disabled",
         "replication_dr_mode": "disabled",
         "server_time_utc": time::OffsetDateTime::now_utc().unix_timestamp(),
