@@ -14,7 +14,7 @@ use crate::state::AppState;
 pub const COMPAT_VERSION: &str = "2.7.2";
 
 pub fn is_unauthenticated(rest: &str) -> bool {
-    matches!(rest, "health" | "seal-status")
+    matches!(rest, "health" | "seal-status" | "init")
 }
 
 pub fn handle(
@@ -27,6 +27,8 @@ pub fn handle(
     match (rest, op) {
         ("health", Op::Read) => health(state, p),
         ("seal-status", Op::Read) => Ok(Reply::bare(seal_status(state), StatusCode::OK)),
+        // Dev mode is born initialized (init arrives with persistent storage).
+        ("init", Op::Read) => Ok(Reply::bare(json!({ "initialized": true }), StatusCode::OK)),
         ("mounts", Op::Read) => mounts(state),
         (path, op) if path.starts_with("mounts/") => {
             let mount = path.trim_start_matches("mounts/").trim_end_matches('/');

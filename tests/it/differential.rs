@@ -349,7 +349,7 @@ const DELIBERATE: &[Deviation] = &[
         "hmac/unknown algorithm",
         Side(400, "unsupported algorithm \"md5\""),
         Side(400, "unsupported algorithm '\\x00'"),
-        "README: the unknown-algorithm error names the algorithm instead of OpenBao's formatting bug '\x00'",
+        "README: the unknown-algorithm error names the algorithm instead of OpenBao's formatting bug (a NUL character)",
     ),
     dev(
         "sign/rsa pss salt 20",

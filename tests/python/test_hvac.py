@@ -49,12 +49,6 @@ def test_sys_health_and_seal_status(client):
     assert health["version"] == "2.7.2"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=exceptions.InvalidPath,
-    reason="known incompatibility: transitd has no GET sys/init (404), "
-    "so hvac's client.sys.is_initialized() raises InvalidPath",
-)
 def test_sys_is_initialized(client):
     assert client.sys.is_initialized() is True
 
