@@ -80,12 +80,13 @@ impl Raw {
         ))
     }
 
-    /// Seal `buf` in place under a fresh random nonce; returns the tag.
-    fn seal_random(&self, rng: &SystemRandom, buf: &mut [u8]) -> [u8; 16] {
+    /// Seal `buf` in place under a fresh random nonce from the keyring's nonce
+    /// source (`fill_random`), so both sides pay the same for randomness.
+    fn seal_random(&self, _rng: &SystemRandom, buf: &mut [u8]) -> [u8; 16] {
         match self {
             Self::Ring(key) => {
                 let mut nonce = [0u8; 12];
-                rng.fill(&mut nonce).unwrap();
+                transit_keys::secret::fill_nonce(&mut nonce);
                 let tag = key
                     .seal_in_place_separate_tag(
                         ra::Nonce::assume_unique_for_key(nonce),
@@ -97,7 +98,7 @@ impl Raw {
             }
             Self::XChaCha(cipher) => {
                 let mut nonce = [0u8; 24];
-                rng.fill(&mut nonce).unwrap();
+                transit_keys::secret::fill_nonce(&mut nonce);
                 let nonce = aead_rc::Nonce::<chacha20poly1305::XChaCha20Poly1305>::from(nonce);
                 let tag = cipher
                     .encrypt_inout_detached(&nonce, &[], buf.into())

@@ -14,7 +14,7 @@ use ring::aead as ra;
 
 use crate::error::{Error, Result};
 use crate::key_type::KeyType;
-use crate::secret::{SecretVec, fill_random};
+use crate::secret::{SecretVec, fill_nonce};
 
 pub const TAG_LEN: usize = 16;
 
@@ -71,7 +71,7 @@ impl AeadKey {
     pub fn seal_random(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
         let mut nonce = [0u8; 24];
         let nonce = &mut nonce[..self.nonce_len()];
-        fill_random(nonce)?;
+        fill_nonce(nonce);
         self.seal(nonce, aad, plaintext)
     }
 
