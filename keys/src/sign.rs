@@ -519,6 +519,10 @@ impl EcdsaKey {
     /// Hedged RFC 6979 signing over a digest: fresh randomness mixed in, as Go does.
     fn sign_prehash_fixed(&self, z: &[u8]) -> Result<Vec<u8>> {
         use ecdsa::signature::hazmat::RandomizedPrehashSigner;
+        // RFC 6979's nonce derivation asserts a non-empty digest (found by fuzzing).
+        if z.is_empty() {
+            return Err(Error::InvalidPrehashedInput);
+        }
         let mut rng = RingRng;
         let invalid = |_| Error::InvalidPrehashedInput;
         Ok(match &self.rust_crypto {
@@ -618,6 +622,9 @@ fn ecdsa_verify(
         digest = hash.digest(input);
         &digest
     };
+    if z.is_empty() {
+        return Err(Error::InvalidPrehashedInput);
+    }
     let bad_key = |_| Error::CorruptKeyring("ecdsa public key");
     macro_rules! verify_with {
         ($curve:ident) => {{
@@ -1101,5 +1108,33 @@ mod tests {
             Err(Error::UnsupportedSignatureAlgorithm("foo".into()))
         );
         assert!(SignOptions::parse("none", true, "pkcs1v15", "", "").is_ok());
+    }
+}
+
+#[cfg(test)]
+mod prehash_edge_cases {
+    use super::*;
+
+    #[test]
+    fn empty_and_odd_prehashed_inputs_never_panic() {
+        for t in [
+            KeyType::EcdsaP256,
+            KeyType::EcdsaP384,
+            KeyType::EcdsaP521,
+            KeyType::Rsa2048,
+        ] {
+            let key = SigningKey::generate(t).unwrap();
+            let opts = SignOptions {
+                prehashed: true,
+                ..SignOptions::default()
+            };
+            for len in [0usize, 1, 7, 20, 31, 32, 33, 64, 65, 200] {
+                let input = vec![0xab; len];
+                if let Ok(sig) = key.sign(&input, &opts) {
+                    assert!(key.verify(&input, &sig, &opts).unwrap(), "{t} len {len}");
+                }
+                let _ = key.verify(&input, &[0u8; 64], &opts);
+            }
+        }
     }
 }
