@@ -16,6 +16,11 @@ pub mod state;
 
 pub use state::{AppState, Limits};
 
+fn panic_response(_cause: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    error::ApiError::Internal("handler panicked".to_owned()).into_response()
+}
+
 /// The whole HTTP API, testable without a socket.
 pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
@@ -23,5 +28,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .fallback(api::handle)
         // The handler enforces `Limits::max_body_bytes` itself, with a Vault-shaped 413.
         .layer(DefaultBodyLimit::disable())
+        // Defence in depth: a bug that panics answers a generic 500, never a dropped
+        // connection, and the cause goes to the log only.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
         .with_state(state)
 }

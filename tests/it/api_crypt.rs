@@ -125,3 +125,23 @@ async fn cli_style_strings_and_forms() {
     assert_eq!(res.status, 200, "{}", res.body);
     assert_eq!(res.body["data"]["key_version"], 1);
 }
+
+#[tokio::test]
+async fn prehashed_empty_input_is_a_400() {
+    let app = TestApp::new();
+    app.write("transit/keys/ec", json!({"type": "ecdsa-p256"}))
+        .await
+        .ok();
+    let res = app
+        .write("transit/sign/ec", json!({"input": "", "prehashed": true}))
+        .await
+        .expect(400);
+    assert!(res.error().contains("prehashed"), "{}", res.body);
+    let res = app
+        .write(
+            "transit/verify/ec",
+            json!({"input": "", "prehashed": true, "signature": "vault:v1:MEUCIQ=="}),
+        )
+        .await;
+    assert_eq!(res.status, 400, "{}", res.body);
+}
