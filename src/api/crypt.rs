@@ -16,7 +16,6 @@ struct Item {
     context: Option<Vec<u8>>,
     aad: Option<Vec<u8>>,
     key_version: i64,
-    reference: String,
 }
 
 impl Item {
@@ -25,7 +24,6 @@ impl Item {
             context: p.base64("context")?,
             aad: p.base64("associated_data")?,
             key_version: p.int("key_version")?.unwrap_or(0),
-            reference: p.string("reference")?.unwrap_or_default(),
         })
     }
 
@@ -180,27 +178,79 @@ fn existing_key(ctx: &Ctx<'_>, name: &str) -> ApiResult<Arc<Keyring>> {
         .ok_or_else(|| ApiError::bad("encryption key not found"))
 }
 
+type Fields = Map<String, Value>;
+
+/// Run `one` over every item; failed items become `{error, reference}` plus
+/// `on_error` (OpenBao keeps `"plaintext": ""` on failed decrypt items).
+fn run_items(
+    items: &[Params],
+    on_error: &[(&str, Value)],
+    one: impl Fn(&Params) -> ApiResult<Fields>,
+) -> (Vec<Value>, usize) {
+    let mut failed = 0;
+    let results = items
+        .iter()
+        .map(|ip| match one(ip) {
+            Ok(mut fields) => {
+                fields.insert("reference".into(), json!(reference(ip)));
+                Value::Object(fields)
+            }
+            Err(e) => {
+                failed += 1;
+                item_error(e, &reference(ip), on_error)
+            }
+        })
+        .collect();
+    (results, failed)
+}
+
+fn sealed_fields(sealed: transit_keys::Sealed) -> Fields {
+    let mut m = Map::new();
+    m.insert("ciphertext".into(), json!(sealed.text));
+    m.insert("key_version".into(), json!(sealed.key_version));
+    m
+}
+
+fn ciphertext_of(ip: &Params) -> ApiResult<String> {
+    ip.string("ciphertext")?
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| ApiError::bad("missing ciphertext to decrypt"))
+}
+
+fn encrypt_one(ring: &Keyring, ip: &Params) -> ApiResult<Fields> {
+    let item = Item::from(ip)?;
+    let plaintext = ip
+        .base64("plaintext")?
+        .ok_or_else(|| ApiError::bad("missing plaintext to encrypt"))?;
+    Ok(sealed_fields(ring.encrypt(&plaintext, &item.params())?))
+}
+
+fn decrypt_one(ring: &Keyring, ip: &Params) -> ApiResult<Fields> {
+    let item = Item::from(ip)?;
+    let plaintext = ring
+        .decrypt(&ciphertext_of(ip)?, &item.params())
+        .map_err(|e| decrypt_error(ring, e))?;
+    let mut m = Map::new();
+    m.insert("plaintext".into(), json!(encode_b64(&plaintext)));
+    Ok(m)
+}
+
+fn rewrap_one(ring: &Keyring, ip: &Params) -> ApiResult<Fields> {
+    let item = Item::from(ip)?;
+    Ok(sealed_fields(
+        ring.rewrap(&ciphertext_of(ip)?, &item.params())?,
+    ))
+}
+
 pub fn encrypt(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
     let batch = batch_input(ctx, p)?;
-    if let Some(items) = &batch {
-        check_contexts(items)?;
-    }
-    let derived = match &batch {
-        Some(items) => items.first().is_some_and(|i| i.has("context")),
-        None => p.has("context"),
-    };
     let _ = p.has("partial_failure_response_code");
     let Some(items) = batch else {
-        let plaintext = p
-            .base64("plaintext")?
-            .ok_or_else(|| ApiError::bad("missing plaintext to encrypt"))?;
-        let item = Item::from(p)?;
+        let derived = p.has("context");
         let ring = key_for_encrypt(ctx, name, p, derived)?;
-        let sealed = ring.encrypt(&plaintext, &item.params())?;
-        return Ok(Reply::data(
-            json!({ "ciphertext": sealed.text, "key_version": sealed.key_version }),
-        ));
+        return Ok(Reply::data(Value::Object(encrypt_one(&ring, p)?)));
     };
+    check_contexts(&items)?;
     // Single-item fields next to `batch_input` are known, just unused (no warning).
     let _ = (
         p.has("plaintext"),
@@ -209,23 +259,9 @@ pub fn encrypt(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
         p.has("key_version"),
         p.has("reference"),
     );
+    let derived = items.first().is_some_and(|i| i.has("context"));
     let ring = key_for_encrypt(ctx, name, p, derived)?;
-    let mut failed = 0;
-    let results = items
-        .iter()
-        .map(|ip| {
-            let one = || -> ApiResult<Value> {
-                let item = Item::from(ip)?;
-                let plaintext = ip.base64("plaintext")?.ok_or_else(|| ApiError::bad("missing plaintext to encrypt"))?;
-                let sealed = ring.encrypt(&plaintext, &item.params())?;
-                Ok(json!({ "ciphertext": sealed.text, "key_version": sealed.key_version, "reference": item.reference }))
-            };
-            one().unwrap_or_else(|e| {
-                failed += 1;
-                item_error(e, &reference(ip), &[])
-            })
-        })
-        .collect();
+    let (results, failed) = run_items(&items, &[], |ip| encrypt_one(&ring, ip));
     batch_reply(results, failed, p, true)
 }
 
@@ -237,71 +273,29 @@ pub fn decrypt(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
     let batch = batch_input(ctx, p)?;
     let _ = p.has("partial_failure_response_code");
     let Some(items) = batch else {
-        let ciphertext = p.string("ciphertext")?.filter(|c| !c.is_empty());
-        let ciphertext =
-            ciphertext.ok_or_else(|| ApiError::bad("missing ciphertext to decrypt"))?;
-        let item = Item::from(p)?;
         let ring = existing_key(ctx, name)?;
-        let plaintext = ring
-            .decrypt(&ciphertext, &item.params())
-            .map_err(|e| decrypt_error(&ring, e))?;
-        return Ok(Reply::data(json!({ "plaintext": encode_b64(&plaintext) })));
+        return Ok(Reply::data(Value::Object(decrypt_one(&ring, p)?)));
     };
     check_contexts(&items)?;
     let ring = existing_key(ctx, name)?;
-    let mut failed = 0;
-    let results = items
-        .iter()
-        .map(|ip| {
-            let one = || -> ApiResult<Value> {
-                let item = Item::from(ip)?;
-                let ciphertext = ip.string("ciphertext")?.filter(|c| !c.is_empty());
-                let ciphertext =
-                    ciphertext.ok_or_else(|| ApiError::bad("missing ciphertext to decrypt"))?;
-                let plaintext = ring
-                    .decrypt(&ciphertext, &item.params())
-                    .map_err(|e| decrypt_error(&ring, e))?;
-                Ok(json!({ "plaintext": encode_b64(&plaintext), "reference": item.reference }))
-            };
-            one().unwrap_or_else(|e| {
-                failed += 1;
-                item_error(e, &reference(ip), &[("plaintext", json!(""))])
-            })
-        })
-        .collect();
+    let (results, failed) = run_items(&items, &[("plaintext", json!(""))], |ip| {
+        decrypt_one(&ring, ip)
+    });
     batch_reply(results, failed, p, true)
 }
 
 /// Re-encrypt under the latest (or a chosen) version. Unlike OpenBao, honours
-/// `associated_data`, so AAD-bound ciphertexts can be rewrapped too.
+/// `associated_data`, so AAD-bound ciphertexts can be rewrapped too. Batches
+/// answer 200 with per-item errors (no partial_failure_response_code), as OpenBao.
 pub fn rewrap(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
     let batch = batch_input(ctx, p)?;
     let Some(items) = batch else {
-        let ciphertext = p.string("ciphertext")?.filter(|c| !c.is_empty());
-        let ciphertext =
-            ciphertext.ok_or_else(|| ApiError::bad("missing ciphertext to decrypt"))?;
-        let item = Item::from(p)?;
         let ring = existing_key(ctx, name)?;
-        let sealed = ring.rewrap(&ciphertext, &item.params())?;
-        return Ok(Reply::data(
-            json!({ "ciphertext": sealed.text, "key_version": sealed.key_version }),
-        ));
+        return Ok(Reply::data(Value::Object(rewrap_one(&ring, p)?)));
     };
     check_contexts(&items)?;
     let ring = existing_key(ctx, name)?;
-    let results = items
-        .iter()
-        .map(|ip| {
-            let one = || -> ApiResult<Value> {
-                let item = Item::from(ip)?;
-                let ciphertext = ip.string("ciphertext")?.filter(|c| !c.is_empty());
-                let ciphertext = ciphertext.ok_or_else(|| ApiError::bad("missing ciphertext to decrypt"))?;
-                let sealed = ring.rewrap(&ciphertext, &item.params())?;
-                Ok(json!({ "ciphertext": sealed.text, "key_version": sealed.key_version, "reference": item.reference }))
-            };
-            one().unwrap_or_else(|e| item_error(e, &reference(ip), &[]))
-        })
-        .collect();
+    let (results, _) = run_items(&items, &[], |ip| rewrap_one(&ring, ip));
     batch_reply(results, 0, p, false)
 }
 
