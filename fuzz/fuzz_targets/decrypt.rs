@@ -5,6 +5,8 @@
 //! deterministically under the convergent keyring).
 #![no_main]
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use libfuzzer_sys::fuzz_target;
 use transit_keys::envelope;
 use transit_keys::{CryptoParams, Keyring};
@@ -59,12 +61,28 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-/// A parsed envelope re-encodes to one that parses to the same version and payload.
+/// A parsed envelope re-encodes to one that parses to the same version and
+/// payload, and the envelope's (SIMD) base64 agrees with the `base64` crate's
+/// strict standard engine both ways.
 fn check_envelope(text: &str) {
     let _ = envelope::parse(text);
     let Ok(parsed) = envelope::parse_raw(text) else {
         return;
     };
+    let reference = STANDARD.decode(parsed.body).ok();
+    assert_eq!(
+        envelope::decode_standard(parsed.body),
+        reference,
+        "envelope base64 and the base64 crate disagree on {:?}",
+        parsed.body
+    );
+    if let Some(payload) = &reference {
+        let encoded = envelope::encode(7, payload);
+        assert_eq!(
+            encoded.strip_prefix("vault:v7:"),
+            Some(&*STANDARD.encode(payload))
+        );
+    }
     let (Ok(version), Some(payload)) = (
         u32::try_from(parsed.version),
         envelope::decode_standard(parsed.body),

@@ -5,7 +5,8 @@
 //! Group names are `<operation>/<key type>`; inside a group, `keyring/<size>` is
 //! the call through `Keyring` and `raw/<size>` the bare cipher. Run a subset with
 //! a filter, e.g. `cargo bench -p transit-keys --bench keyring -- 'encrypt/aes256'`.
-//! The whole run takes about four minutes on two cores.
+//! The whole run takes about four minutes on two cores (`BENCH_PLOTS=1` adds
+//! criterion's HTML plots, and five minutes).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::cell::OnceCell;
@@ -352,13 +353,26 @@ fn bench_envelope(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(
-    benches,
-    bench_encrypt,
-    bench_decrypt,
-    bench_derived,
-    bench_signatures,
-    bench_hmac,
-    bench_envelope
-);
+/// 10k bootstrap resamples instead of 100k, and no HTML plots unless
+/// `BENCH_PLOTS=1`: on two cores, drawing the plots of ~90 benchmarks takes
+/// longer than measuring them (about 9 minutes for the whole run instead of 4).
+fn config() -> Criterion {
+    let c = Criterion::default().nresamples(10_000);
+    if std::env::var_os("BENCH_PLOTS").is_some() {
+        c
+    } else {
+        c.without_plots()
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = bench_encrypt,
+        bench_decrypt,
+        bench_derived,
+        bench_signatures,
+        bench_hmac,
+        bench_envelope
+}
 criterion_main!(benches);
