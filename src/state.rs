@@ -143,14 +143,11 @@ impl AppState {
     /// Constant-time check of a presented token.
     pub fn token_is_valid(&self, token: &str) -> bool {
         use ring::digest::{SHA256, digest};
-        // Compare digests so the comparison time does not depend on lengths.
+        use subtle::ConstantTimeEq;
+        // Compare digests so the time does not depend on where, or whether, lengths differ.
         let a = digest(&SHA256, token.as_bytes());
         let b = digest(&SHA256, self.root_token.as_bytes());
-        a.as_ref()
-            .iter()
-            .zip(b.as_ref())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+        a.as_ref().ct_eq(b.as_ref()).into()
     }
 
     /// The mount whose path is the longest prefix of `path`, and the rest.
