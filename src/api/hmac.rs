@@ -24,6 +24,14 @@ pub(super) fn decode_input(text: &str) -> ApiResult<Vec<u8>> {
     decode_b64(text).map_err(|e| ApiError::bad(format!("unable to decode input as base64: {e}")))
 }
 
+/// A batch item's `input`: required (a single request may omit it), base64.
+pub(super) fn item_input(item: &Params) -> ApiResult<Vec<u8>> {
+    let input = item
+        .string("input")?
+        .ok_or_else(|| ApiError::bad("missing input"))?;
+    decode_input(&input)
+}
+
 /// The algorithm named in the URL, or else in the body's `urlalgorithm` (which
 /// OpenBao also accepts on the short path).
 pub(super) fn url_algorithm(url: Option<&str>, p: &Params) -> ApiResult<Option<String>> {
@@ -115,12 +123,8 @@ pub fn verify(
         .map(|item| {
             let reference = reference(item);
             let result = (|| {
-                let input = item
-                    .string("input")?
-                    .ok_or_else(|| ApiError::bad("missing input"))?;
-                let input = decode_input(&input)?;
                 let mac = item.string("hmac")?.unwrap_or_default();
-                one(&input, &mac)
+                one(&item_input(item)?, &mac)
             })();
             match result {
                 // OpenBao's `omitempty`: a false `valid` is left out.

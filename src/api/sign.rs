@@ -10,7 +10,7 @@ use transit_keys::{Error as KeyError, SignOptions};
 
 use super::Ctx;
 use super::crypt::{batch_input, item_error};
-use super::hmac::{self, decode_input, reference, url_algorithm};
+use super::hmac::{self, decode_input, item_input, reference, url_algorithm};
 use crate::error::{ApiError, ApiResult};
 use crate::request::{Params, decode_b64, encode_b64};
 use crate::response::Reply;
@@ -204,15 +204,14 @@ fn verify_signature(
             "key type {key_type} does not support verification"
         )));
     }
-    let one = |input: &str, signature: &str, context: Option<String>| -> ApiResult<bool> {
-        let input = decode_input(input)?;
+    let one = |input: &[u8], signature: &str, context: Option<String>| -> ApiResult<bool> {
         let context = decode_context(context)?;
-        ring.verify(&input, signature, context.as_deref(), &opts)
+        ring.verify(input, signature, context.as_deref(), &opts)
             .map_err(key_error)
     };
     let Some(items) = batch else {
         let valid = one(
-            &single_input.unwrap_or_default(),
+            &decode_input(&single_input.unwrap_or_default())?,
             &single_signature.unwrap_or_default(),
             single_context,
         )?;
@@ -223,11 +222,8 @@ fn verify_signature(
         .map(|item| {
             let reference = reference(item);
             let result = (|| {
-                let input = item
-                    .string("input")?
-                    .ok_or_else(|| ApiError::bad("missing input"))?;
                 let signature = item.string("signature")?.unwrap_or_default();
-                one(&input, &signature, item.string("context")?)
+                one(&item_input(item)?, &signature, item.string("context")?)
             })();
             match result {
                 // Unlike HMAC verification, a false `valid` is always shown.
