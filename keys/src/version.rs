@@ -32,6 +32,9 @@ pub struct KeyVersion {
     /// Every version of every type carries an independent HMAC key (for `hmac`
     /// keyrings it is the key itself).
     pub(crate) hmac_key: SecretBytes,
+    /// `hmac_key` prepared for HMAC-SHA256, the default algorithm (saves the key
+    /// setup on every request).
+    pub(crate) hmac_sha256: ring::hmac::Key,
     /// 3 for versions of convergent keyrings, else 0.
     pub(crate) convergent_version: u32,
 }
@@ -80,11 +83,13 @@ impl KeyVersion {
             (_, Some(k)) => k,
             (_, None) => SecretBytes::random(32)?,
         };
+        let hmac_sha256 = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, hmac_key.expose());
         Ok(Self {
             number,
             created,
             material,
             hmac_key,
+            hmac_sha256,
             convergent_version: if convergent { 3 } else { 0 },
         })
     }
