@@ -9,10 +9,15 @@ use axum::extract::DefaultBodyLimit;
 
 pub mod api;
 pub mod cli;
+pub mod config;
 pub mod error;
+pub mod hygiene;
 pub mod request;
 pub mod response;
+pub mod seal;
+pub mod serve;
 pub mod state;
+pub mod storage;
 
 pub use state::{AppState, Limits};
 

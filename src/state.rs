@@ -1,16 +1,31 @@
-//! Server state: the mounts and their cached keyrings.
+//! Server state: the seal, and once unsealed, the mounts and their cached
+//! keyrings.
 //!
-//! Reads (every crypto request) take a short read lock to clone one
-//! `Arc<Keyring>`; writers serialize per mount, build a changed copy of the
-//! keyring off to the side, and publish it by swapping the `Arc`.
+//! Reads (every crypto request) load the unsealed state without a lock and take
+//! a short read lock to clone one `Arc<Keyring>`. Writers serialize per mount,
+//! build a changed copy of the keyring off to the side, write it through the
+//! barrier (durable before anything else sees it), then publish it by swapping
+//! the `Arc`. Sealing drops the unsealed state: once in-flight requests finish,
+//! every keyring and the barrier keys are zeroized as they drop.
+//!
+//! Storage layout (all through the barrier unless noted):
+//! `core/seal-config` (plain), `core/keyring` (sealed by the root key),
+//! `core/lookup-key` (HMAC key naming stored keys and tokens), `core/cluster`,
+//! `core/mounts`, `logical/<mount uuid>/config`,
+//! `logical/<mount uuid>/keys/<HMAC of key name>`, `auth/token/id/<HMAC of token>`.
+//! Names are HMACed so the database shows neither key names nor tokens.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
+use arc_swap::ArcSwapOption;
+use serde::{Deserialize, Serialize};
 use transit_keys::Keyring;
-use zeroize::Zeroizing;
 
 use crate::error::{ApiError, ApiResult};
+use crate::seal::barrier::{Barrier, BarrierError, SecretKey};
+use crate::seal::{Seal, SealError, SealKind};
+use crate::storage::{MemoryStorage, Storage, StorageError, blocking};
 
 /// Request limits; explicit settings instead of OpenBao's hidden JSON ceilings.
 #[derive(Clone, Debug)]
@@ -28,10 +43,67 @@ impl Default for Limits {
     }
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct MountConfig {
     pub disable_upsert: bool,
     pub cache_size: u64,
+}
+
+fn poisoned() -> ApiError {
+    ApiError::Internal("lock poisoned".to_owned())
+}
+
+impl From<BarrierError> for ApiError {
+    fn from(e: BarrierError) -> Self {
+        match e {
+            BarrierError::Storage(StorageError::Unavailable(cause)) => {
+                tracing::error!(%cause, "storage unavailable");
+                Self::Unavailable("storage is unavailable; the change was not made".to_owned())
+            }
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<SealError> for ApiError {
+    fn from(e: SealError) -> Self {
+        match e {
+            SealError::Invalid(m) => Self::BadRequest(m),
+            SealError::Failed(m) => Self::Internal(m),
+        }
+    }
+}
+
+const LOOKUP_KEY_PATH: &str = "core/lookup-key";
+const CLUSTER_PATH: &str = "core/cluster";
+const MOUNTS_PATH: &str = "core/mounts";
+const TOKENS_PREFIX: &str = "auth/token/id/";
+
+/// HMAC-SHA256 under the lookup key, hex: how names appear in storage paths.
+#[derive(Debug)]
+struct LookupKey(SecretKey);
+
+impl LookupKey {
+    fn digest(&self, value: &str) -> [u8; 32] {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, self.0.expose());
+        let tag = ring::hmac::sign(&key, value.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
+
+    fn name(&self, value: &str) -> String {
+        hex::encode(self.digest(value))
+    }
+}
+
+/// A mount's row in `core/mounts`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct MountEntry {
+    path: String,
+    uuid: String,
+    accessor: String,
+    description: String,
 }
 
 /// One transit mount: its own independent set of keys.
@@ -42,29 +114,74 @@ pub struct Mount {
     pub accessor: String,
     pub description: String,
     keys: RwLock<HashMap<String, Arc<Keyring>>>,
-    /// Held while a keyring of this mount is being changed.
+    /// Held while a keyring or the config of this mount is being changed.
     write: Mutex<()>,
     config: RwLock<MountConfig>,
-}
-
-fn poisoned() -> ApiError {
-    ApiError::Internal("lock poisoned".to_owned())
+    barrier: Arc<Barrier>,
+    lookup: Arc<LookupKey>,
 }
 
 impl Mount {
-    pub fn new(path: &str, description: &str) -> Self {
+    fn new(entry: MountEntry, barrier: Arc<Barrier>, lookup: Arc<LookupKey>) -> Self {
         Self {
-            path: path.to_owned(),
-            uuid: uuid::Uuid::new_v4().to_string(),
-            accessor: format!(
-                "transit_{}",
-                &uuid::Uuid::new_v4().simple().to_string()[..8]
-            ),
-            description: description.to_owned(),
+            path: entry.path,
+            uuid: entry.uuid,
+            accessor: entry.accessor,
+            description: entry.description,
             keys: RwLock::default(),
             write: Mutex::default(),
             config: RwLock::default(),
+            barrier,
+            lookup,
         }
+    }
+
+    fn entry(&self) -> MountEntry {
+        MountEntry {
+            path: self.path.clone(),
+            uuid: self.uuid.clone(),
+            accessor: self.accessor.clone(),
+            description: self.description.clone(),
+        }
+    }
+
+    fn prefix(&self) -> String {
+        format!("logical/{}/", self.uuid)
+    }
+
+    fn key_path(&self, name: &str) -> String {
+        format!("{}keys/{}", self.prefix(), self.lookup.name(name))
+    }
+
+    fn config_path(&self) -> String {
+        format!("{}config", self.prefix())
+    }
+
+    /// Read this mount's keys and config from storage.
+    fn load(&self) -> ApiResult<()> {
+        let mut keys = HashMap::new();
+        for path in self.barrier.list(&format!("{}keys/", self.prefix()))? {
+            let bytes = self
+                .barrier
+                .get(&path)?
+                .ok_or_else(|| ApiError::Internal(format!("{path} vanished while loading")))?;
+            let ring = Keyring::from_stored_bytes(&bytes)
+                .map_err(|e| ApiError::Internal(format!("{path}: {e}")))?;
+            if path != self.key_path(ring.name()) {
+                return Err(ApiError::Internal(format!(
+                    "{path} holds a key stored under another name"
+                )));
+            }
+            keys.insert(ring.name().to_owned(), Arc::new(ring));
+        }
+        let config = match self.barrier.get(&self.config_path())? {
+            Some(raw) => serde_json::from_slice(&raw)
+                .map_err(|e| ApiError::Internal(format!("mount config: {e}")))?,
+            None => MountConfig::default(),
+        };
+        *self.keys.write().map_err(|_| poisoned())? = keys;
+        *self.config.write().map_err(|_| poisoned())? = config;
+        Ok(())
     }
 
     pub fn key(&self, name: &str) -> ApiResult<Option<Arc<Keyring>>> {
@@ -83,8 +200,13 @@ impl Mount {
         Ok(names)
     }
 
+    pub fn key_count(&self) -> ApiResult<usize> {
+        Ok(self.keys.read().map_err(|_| poisoned())?.len())
+    }
+
     /// Run `change` on the current keyring (or `None`) with writers excluded; the
-    /// keyring it returns is published, `Ok(None)` deletes the key.
+    /// keyring it returns is made durable and then published, `Ok(None)` deletes
+    /// the key. If storage fails, nothing changes.
     pub fn update<T>(
         &self,
         name: &str,
@@ -93,6 +215,14 @@ impl Mount {
         let _writer = self.write.lock().map_err(|_| poisoned())?;
         let current = self.key(name)?;
         let (next, out) = change(current.as_deref())?;
+        let path = self.key_path(name);
+        match &next {
+            Some(ring) => {
+                let bytes = ring.to_stored_bytes()?;
+                blocking(|| self.barrier.put(&path, &bytes))?;
+            }
+            None => blocking(|| self.barrier.delete(&path))?,
+        }
         let mut keys = self.keys.write().map_err(|_| poisoned())?;
         match next {
             Some(ring) => {
@@ -110,44 +240,122 @@ impl Mount {
     }
 
     pub fn set_config(&self, config: MountConfig) -> ApiResult<()> {
+        let _writer = self.write.lock().map_err(|_| poisoned())?;
+        let raw = serde_json::to_vec(&config).map_err(|e| ApiError::Internal(e.to_string()))?;
+        blocking(|| self.barrier.put(&self.config_path(), &raw))?;
         *self.config.write().map_err(|_| poisoned())? = config;
         Ok(())
     }
 }
 
+/// Everything that exists only while unsealed.
 #[derive(Debug)]
-pub struct AppState {
-    root_token: Zeroizing<String>,
-    mounts: RwLock<BTreeMap<String, Arc<Mount>>>,
-    pub limits: Limits,
-    pub cluster_name: String,
+pub struct Unsealed {
+    barrier: Arc<Barrier>,
+    lookup: Arc<LookupKey>,
     pub cluster_id: String,
+    mounts: RwLock<BTreeMap<String, Arc<Mount>>>,
+    /// Held while the mount table changes.
+    mount_table: Mutex<()>,
+    tokens: RwLock<HashSet<[u8; 32]>>,
 }
 
-impl AppState {
-    /// Dev mode: in memory, unsealed, transit mounted at `transit/`.
-    pub fn dev(root_token: &str, limits: Limits) -> Self {
-        let state = Self {
-            root_token: Zeroizing::new(root_token.to_owned()),
-            mounts: RwLock::default(),
-            limits,
-            cluster_name: "transitd-dev".to_owned(),
-            cluster_id: uuid::Uuid::new_v4().to_string(),
-        };
-        if let Ok(mut mounts) = state.mounts.write() {
-            mounts.insert("transit".to_owned(), Arc::new(Mount::new("transit", "")));
+#[derive(Serialize, Deserialize)]
+struct ClusterInfo {
+    id: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TokenEntry {
+    policies: Vec<String>,
+    creation_time: i64,
+}
+
+impl Unsealed {
+    /// Load the whole state from storage (at unseal).
+    fn load(barrier: Barrier) -> ApiResult<Self> {
+        let barrier = Arc::new(barrier);
+        let lookup = barrier
+            .get(LOOKUP_KEY_PATH)?
+            .and_then(|raw| SecretKey::from_slice(&raw))
+            .ok_or_else(|| ApiError::Internal("the lookup key is missing".to_owned()))?;
+        let lookup = Arc::new(LookupKey(lookup));
+        let cluster: ClusterInfo = read_json(&barrier, CLUSTER_PATH)?
+            .ok_or_else(|| ApiError::Internal("cluster info is missing".to_owned()))?;
+        let entries: Vec<MountEntry> = read_json(&barrier, MOUNTS_PATH)?.unwrap_or_default();
+        let mut mounts = BTreeMap::new();
+        for entry in entries {
+            let mount = Mount::new(entry, Arc::clone(&barrier), Arc::clone(&lookup));
+            mount.load()?;
+            mounts.insert(mount.path.clone(), Arc::new(mount));
         }
-        state
+        let mut tokens = HashSet::new();
+        for path in barrier.list(TOKENS_PREFIX)? {
+            // Opening proves the entry was written here by us, not copied in.
+            let _: TokenEntry = read_json(&barrier, &path)?
+                .ok_or_else(|| ApiError::Internal(format!("{path} vanished while loading")))?;
+            let mut id = [0u8; 32];
+            hex::decode_to_slice(path.trim_start_matches(TOKENS_PREFIX), &mut id)
+                .map_err(|_| ApiError::Internal(format!("{path}: malformed token path")))?;
+            tokens.insert(id);
+        }
+        let unsealed = Self {
+            barrier,
+            lookup,
+            cluster_id: cluster.id,
+            mounts: RwLock::new(mounts),
+            mount_table: Mutex::default(),
+            tokens: RwLock::new(tokens),
+        };
+        unsealed.remove_orphans()?;
+        Ok(unsealed)
     }
 
-    /// Constant-time check of a presented token.
+    /// Entries of mounts whose removal was interrupted by a crash.
+    fn remove_orphans(&self) -> ApiResult<()> {
+        let live: HashSet<String> = self
+            .mounts
+            .read()
+            .map_err(|_| poisoned())?
+            .values()
+            .map(|m| m.prefix())
+            .collect();
+        for path in self.barrier.list("logical/")? {
+            if !live.iter().any(|prefix| path.starts_with(prefix.as_str())) {
+                self.barrier.delete(&path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// First entries of a new server, written before it counts as initialized.
+    fn bootstrap(barrier: &Barrier, root_token: &str) -> ApiResult<()> {
+        let lookup = SecretKey::random()?;
+        barrier.put(LOOKUP_KEY_PATH, lookup.expose())?;
+        let lookup = LookupKey(lookup);
+        write_json(
+            barrier,
+            CLUSTER_PATH,
+            &ClusterInfo {
+                id: uuid::Uuid::new_v4().to_string(),
+            },
+        )?;
+        let transit = new_mount_entry("transit", "");
+        write_json(barrier, MOUNTS_PATH, &vec![transit])?;
+        let token = TokenEntry {
+            policies: vec!["root".to_owned()],
+            creation_time: time::OffsetDateTime::now_utc().unix_timestamp(),
+        };
+        write_json(
+            barrier,
+            &format!("{TOKENS_PREFIX}{}", lookup.name(root_token)),
+            &token,
+        )
+    }
+
     pub fn token_is_valid(&self, token: &str) -> bool {
-        use ring::digest::{SHA256, digest};
-        use subtle::ConstantTimeEq;
-        // Compare digests so the time does not depend on where, or whether, lengths differ.
-        let a = digest(&SHA256, token.as_bytes());
-        let b = digest(&SHA256, self.root_token.as_bytes());
-        a.as_ref().ct_eq(b.as_ref()).into()
+        let id = self.lookup.digest(token);
+        self.tokens.read().is_ok_and(|t| t.contains(&id))
     }
 
     /// The mount whose path is the longest prefix of `path`, and the rest.
@@ -175,20 +383,263 @@ impl AppState {
             .collect())
     }
 
+    fn persist_mount_table(&self, mounts: &BTreeMap<String, Arc<Mount>>) -> ApiResult<()> {
+        let entries: Vec<MountEntry> = mounts.values().map(|m| m.entry()).collect();
+        blocking(|| write_json(&self.barrier, MOUNTS_PATH, &entries))
+    }
+
     pub fn enable_mount(&self, path: &str, description: &str) -> ApiResult<()> {
-        let mut mounts = self.mounts.write().map_err(|_| poisoned())?;
-        let clash = mounts.keys().any(|m| {
+        let _writer = self.mount_table.lock().map_err(|_| poisoned())?;
+        let mut next = self.mounts.read().map_err(|_| poisoned())?.clone();
+        let clash = next.keys().any(|m| {
             m == path || path.starts_with(&format!("{m}/")) || m.starts_with(&format!("{path}/"))
         });
         if clash || path.starts_with("sys") || path.starts_with("auth") {
             return Err(ApiError::bad(format!("path is already in use at {path}/")));
         }
-        mounts.insert(path.to_owned(), Arc::new(Mount::new(path, description)));
+        let mount = Mount::new(
+            new_mount_entry(path, description),
+            Arc::clone(&self.barrier),
+            Arc::clone(&self.lookup),
+        );
+        next.insert(path.to_owned(), Arc::new(mount));
+        self.persist_mount_table(&next)?;
+        *self.mounts.write().map_err(|_| poisoned())? = next;
         Ok(())
     }
 
     pub fn disable_mount(&self, path: &str) -> ApiResult<()> {
-        self.mounts.write().map_err(|_| poisoned())?.remove(path);
+        let _writer = self.mount_table.lock().map_err(|_| poisoned())?;
+        let mut next = self.mounts.read().map_err(|_| poisoned())?.clone();
+        let Some(removed) = next.remove(path) else {
+            return Ok(());
+        };
+        // The table first: a crash after it leaves orphans that the next unseal removes.
+        self.persist_mount_table(&next)?;
+        *self.mounts.write().map_err(|_| poisoned())? = next;
+        blocking(|| -> ApiResult<()> {
+            for entry in self.barrier.list(&removed.prefix())? {
+                self.barrier.delete(&entry)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+fn new_mount_entry(path: &str, description: &str) -> MountEntry {
+    MountEntry {
+        path: path.to_owned(),
+        uuid: uuid::Uuid::new_v4().to_string(),
+        accessor: format!(
+            "transit_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ),
+        description: description.to_owned(),
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(
+    barrier: &Barrier,
+    path: &str,
+) -> ApiResult<Option<T>> {
+    match barrier.get(path)? {
+        None => Ok(None),
+        Some(raw) => serde_json::from_slice(&raw)
+            .map(Some)
+            .map_err(|e| ApiError::Internal(format!("{path}: {e}"))),
+    }
+}
+
+fn write_json<T: Serialize>(barrier: &Barrier, path: &str, value: &T) -> ApiResult<()> {
+    let raw = serde_json::to_vec(value).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(barrier.put(path, &raw)?)
+}
+
+/// What `sys/init` hands back, once.
+#[derive(Debug)]
+pub struct InitOutput {
+    pub shares: Vec<zeroize::Zeroizing<Vec<u8>>>,
+    pub root_token: zeroize::Zeroizing<String>,
+}
+
+#[derive(Debug)]
+pub struct AppState {
+    seal: Seal,
+    unsealed: ArcSwapOption<Unsealed>,
+    /// Serializes init, unseal and seal.
+    transition: Mutex<()>,
+    pub limits: Limits,
+    pub cluster_name: String,
+}
+
+impl AppState {
+    /// A sealed server over `storage` (call `auto_unseal` or take shares next).
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        seal: SealKind,
+        limits: Limits,
+        cluster_name: String,
+    ) -> Self {
+        Self {
+            seal: Seal::new(storage, seal),
+            unsealed: ArcSwapOption::empty(),
+            transition: Mutex::default(),
+            limits,
+            cluster_name,
+        }
+    }
+
+    /// Dev mode: in memory, initialized with one share, unsealed, transit
+    /// mounted at `transit/`, `root_token` valid.
+    pub fn dev(root_token: &str, limits: Limits) -> Self {
+        let state = Self::new(
+            Arc::new(MemoryStorage::new()),
+            SealKind::Shamir,
+            limits,
+            "transitd-dev".to_owned(),
+        );
+        // Memory storage cannot fail, nor can a fresh init with valid parameters.
+        let result = state.initialize(1, 1, Some(root_token)).and_then(|init| {
+            let share = hex::encode(
+                init.shares
+                    .first()
+                    .map(|s| s.as_slice())
+                    .unwrap_or_default(),
+            );
+            state.unseal(&share).map(|_| ())
+        });
+        if let Err(e) = result {
+            tracing::error!(error = %e, "dev mode failed to initialize");
+        }
+        state
+    }
+
+    pub fn seal_kind(&self) -> &SealKind {
+        self.seal.kind()
+    }
+
+    pub fn storage_kind(&self) -> &'static str {
+        self.seal.storage().kind()
+    }
+
+    pub fn seal_config(&self) -> ApiResult<Option<crate::seal::SealConfig>> {
+        Ok(self.seal.config()?)
+    }
+
+    pub fn unseal_progress(&self) -> (usize, String) {
+        self.seal.progress()
+    }
+
+    pub fn is_sealed(&self) -> bool {
+        self.unsealed.load().is_none()
+    }
+
+    /// The unsealed state, or Vault's 503.
+    pub fn unsealed(&self) -> ApiResult<Arc<Unsealed>> {
+        self.unsealed
+            .load_full()
+            .ok_or_else(|| ApiError::Unavailable("Vault is sealed".to_owned()))
+    }
+
+    /// `sys/init`. The server stays sealed (Shamir) or unseals itself (static).
+    pub fn initialize(
+        &self,
+        shares: u64,
+        threshold: u64,
+        root_token: Option<&str>,
+    ) -> ApiResult<InitOutput> {
+        let _t = self.transition.lock().map_err(|_| poisoned())?;
+        let init = self.seal.initialize(shares, threshold)?;
+        let root_token = zeroize::Zeroizing::new(match root_token {
+            Some(t) if !t.is_empty() => t.to_owned(),
+            _ => new_token()?,
+        });
+        blocking(|| Unsealed::bootstrap(&init.barrier, &root_token))?;
+        let (n, t) = match self.seal.kind() {
+            SealKind::Shamir => (shares, threshold),
+            SealKind::Static(_) => (0, 0),
+        };
+        self.seal.commit_init(n, t)?;
+        if matches!(self.seal.kind(), SealKind::Static(_)) {
+            self.install(init.barrier)?;
+        }
+        Ok(InitOutput {
+            shares: init.shares,
+            root_token,
+        })
+    }
+
+    /// `sys/unseal` with one share; true once unsealed.
+    pub fn unseal(&self, share: &str) -> ApiResult<bool> {
+        let _t = self.transition.lock().map_err(|_| poisoned())?;
+        if !self.is_sealed() {
+            return Ok(true);
+        }
+        match self.seal.submit_share(share)? {
+            None => Ok(false),
+            Some(barrier) => {
+                self.install(barrier)?;
+                Ok(true)
+            }
+        }
+    }
+
+    pub fn reset_unseal(&self) {
+        self.seal.reset();
+    }
+
+    /// Start-up with the static seal: unseal if initialized.
+    pub fn auto_unseal(&self) -> ApiResult<bool> {
+        let _t = self.transition.lock().map_err(|_| poisoned())?;
+        if self.seal.check_type()?.is_none() || !matches!(self.seal.kind(), SealKind::Static(_)) {
+            return Ok(false);
+        }
+        let barrier = self.seal.auto_unseal()?;
+        self.install(barrier)?;
+        Ok(true)
+    }
+
+    /// Refuse to start on storage initialized with another seal type.
+    pub fn check_seal_type(&self) -> ApiResult<()> {
+        self.seal.check_type()?;
         Ok(())
     }
+
+    fn install(&self, barrier: Barrier) -> ApiResult<()> {
+        let unsealed = blocking(|| Unsealed::load(barrier))?;
+        self.unsealed.store(Some(Arc::new(unsealed)));
+        Ok(())
+    }
+
+    /// `sys/seal`: drop every key; they zeroize as the last request using them ends.
+    pub fn seal(&self) -> ApiResult<()> {
+        let _t = self.transition.lock().map_err(|_| poisoned())?;
+        self.unsealed.store(None);
+        self.seal.reset();
+        Ok(())
+    }
+
+    /// Constant-work check of a presented token (false while sealed).
+    pub fn token_is_valid(&self, token: &str) -> bool {
+        self.unsealed
+            .load()
+            .as_ref()
+            .is_some_and(|u| u.token_is_valid(token))
+    }
+}
+
+/// A new service token: `s.` and 24 random alphanumerics, as OpenBao's look.
+fn new_token() -> ApiResult<String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut out = String::from("s.");
+    while out.len() < 26 {
+        let mut byte = [0u8; 1];
+        transit_keys::secret::fill_random(&mut byte)
+            .map_err(|_| ApiError::Internal("random number generator failed".to_owned()))?;
+        // Rejection sampling keeps the choice uniform (248 = 4 * 62).
+        if byte[0] < 248 {
+            out.push(char::from(ALPHABET[usize::from(byte[0]) % ALPHABET.len()]));
+        }
+    }
+    Ok(out)
 }

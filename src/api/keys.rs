@@ -56,6 +56,10 @@ pub fn create(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
     let context = p
         .base64("context")
         .map_err(|_| ApiError::bad("failed to base64-decode context"))?;
+    // An existing key is answered as it is, without a storage write.
+    if let Some(existing) = ctx.mount.key(name)? {
+        return Ok(Reply::data(key_body(&existing, context.as_deref())?));
+    }
     let ring = ctx.mount.update(name, |current| match current {
         Some(existing) => Ok((Some(existing.clone()), existing.clone())),
         None => {

@@ -106,7 +106,13 @@ async fn route(
         let reply = sys::handle(&state, op, rest, &params, &headers)?;
         return Ok((reply, Vec::new()));
     }
-    let authorized = token(&headers).is_some_and(|t| state.token_is_valid(t));
+    // Sealing a sealed server is a no-op that needs no token (as in OpenBao).
+    if path == "sys/seal" && op == Op::Update && state.is_sealed() {
+        return Ok((Reply::no_content(), Vec::new()));
+    }
+    // Everything else needs the keys: 503 while sealed, before looking at the token.
+    let unsealed = state.unsealed()?;
+    let authorized = token(&headers).is_some_and(|t| unsealed.token_is_valid(t));
     if !authorized {
         return Err(ApiError::PermissionDenied);
     }
@@ -117,14 +123,29 @@ async fn route(
     if path == "auth/token/lookup-self" || path == "auth/token/lookup" {
         return Ok((sys::lookup_self(&state), Vec::new()));
     }
-    let (mount, rest) = state
+    let (mount, rest) = unsealed
         .resolve(&path)?
         .ok_or_else(|| ApiError::NoRoute(path.clone()))?;
     let rest = rest.to_owned();
     // Key generation (RSA-4096 takes a while) must not stall the async workers.
     // (AEAD keys created by encrypt's upsert are just random bytes: cheap.)
-    let expensive = op == Op::Update
-        && (rest.starts_with("keys/") || rest.starts_with("restore") || body.len() > 64 << 10);
+    // Writes to storage block too (an fsync); encrypt writes when it creates its key.
+    let expensive = match op {
+        Op::Update => {
+            rest.starts_with("keys/")
+                || rest.starts_with("restore")
+                || rest.starts_with("config")
+                || rest.starts_with("cache-config")
+                || body.len() > 64 << 10
+                || rest
+                    .strip_prefix("encrypt/")
+                    .is_some_and(|name| mount.key(name).ok().flatten().is_none())
+        }
+        // Backups record that they happened.
+        Op::Read => rest.starts_with("backup/"),
+        Op::Delete => true,
+        Op::List => false,
+    };
     let run = move || {
         let ctx = Ctx {
             state: &state,

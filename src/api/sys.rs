@@ -2,6 +2,7 @@
 //! and the token self-lookup that `hvac.Client.is_authenticated()` calls.
 
 use axum::http::{HeaderMap, StatusCode};
+use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
 use super::Op;
@@ -14,7 +15,7 @@ use crate::state::AppState;
 pub const COMPAT_VERSION: &str = "2.7.2";
 
 pub fn is_unauthenticated(rest: &str) -> bool {
-    matches!(rest, "health" | "seal-status" | "init")
+    matches!(rest, "health" | "seal-status" | "init" | "unseal")
 }
 
 pub fn handle(
@@ -26,70 +27,151 @@ pub fn handle(
 ) -> ApiResult<Reply> {
     match (rest, op) {
         ("health", Op::Read) => health(state, p),
-        ("seal-status", Op::Read) => Ok(Reply::bare(seal_status(state), StatusCode::OK)),
-        // Dev mode is born initialized (init arrives with persistent storage).
-        ("init", Op::Read) => Ok(Reply::bare(json!({ "initialized": true }), StatusCode::OK)),
+        ("seal-status", Op::Read) => Ok(Reply::bare(seal_status(state)?, StatusCode::OK)),
+        ("init", Op::Read) => Ok(Reply::bare(
+            json!({ "initialized": state.seal_config()?.is_some() }),
+            StatusCode::OK,
+        )),
+        ("init", Op::Update) => init(state, p),
+        ("unseal", Op::Update) => unseal(state, p),
+        ("seal", Op::Update) => {
+            state.seal()?;
+            Ok(Reply::no_content())
+        }
         ("mounts", Op::Read) => mounts(state),
         (path, op) if path.starts_with("mounts/") => {
             let mount = path.trim_start_matches("mounts/").trim_end_matches('/');
             match op {
                 Op::Update => enable(state, mount, p),
                 Op::Delete => {
-                    state.disable_mount(mount)?;
+                    state.unsealed()?.disable_mount(mount)?;
                     Ok(Reply::no_content())
                 }
                 _ => Err(ApiError::UnsupportedOperation),
             }
         }
-        ("health" | "seal-status" | "mounts", _) => Err(ApiError::UnsupportedOperation),
+        ("health" | "seal-status" | "mounts" | "init" | "unseal" | "seal", _) => {
+            Err(ApiError::UnsupportedOperation)
+        }
         _ => Err(ApiError::UnsupportedPath),
     }
 }
 
+fn init(state: &AppState, p: &Params) -> ApiResult<Reply> {
+    let shares = p.int("secret_shares")?.unwrap_or(0);
+    let threshold = p.int("secret_threshold")?.unwrap_or(0);
+    for unsupported in ["pgp_keys", "root_token_pgp_key"] {
+        if p.has(unsupported) {
+            return Err(ApiError::bad(format!(
+                "{unsupported} is not supported by transitd"
+            )));
+        }
+    }
+    let _ = (
+        p.has("recovery_shares"),
+        p.has("recovery_threshold"),
+        p.has("stored_shares"),
+    );
+    let to_u64 = |n: i64| u64::try_from(n).unwrap_or(0);
+    let out = state.initialize(to_u64(shares), to_u64(threshold), None)?;
+    let keys: Vec<String> = out.shares.iter().map(hex::encode).collect();
+    let keys_base64: Vec<String> = out
+        .shares
+        .iter()
+        .map(|s| base64::engine::general_purpose::STANDARD.encode(s.as_slice()))
+        .collect();
+    Ok(Reply::bare(
+        json!({
+            "keys": keys,
+            "keys_base64": keys_base64,
+            "root_token": out.root_token.as_str(),
+        }),
+        StatusCode::OK,
+    ))
+}
+
+fn unseal(state: &AppState, p: &Params) -> ApiResult<Reply> {
+    let _ = p.has("migrate");
+    if p.bool("reset")?.unwrap_or(false) {
+        if !state.is_sealed() {
+            return Err(ApiError::bad("vault is unsealed"));
+        }
+        state.reset_unseal();
+    } else {
+        let key = p.string("key")?.unwrap_or_default();
+        if key.is_empty() {
+            return Err(ApiError::bad(
+                "'key' must be specified in request body as JSON, or 'reset' set to true",
+            ));
+        }
+        state.unseal(&key)?;
+    }
+    Ok(Reply::bare(seal_status(state)?, StatusCode::OK))
+}
+
 fn health(state: &AppState, p: &Params) -> ApiResult<Reply> {
-    let code = p.int("activecode")?.unwrap_or(200);
+    let code = |name: &str, default: u16| -> ApiResult<StatusCode> {
+        let wanted = p.int(name)?.unwrap_or(i64::from(default));
+        Ok(u16::try_from(wanted)
+            .ok()
+            .and_then(|c| StatusCode::from_u16(c).ok())
+            .unwrap_or(StatusCode::from_u16(default).unwrap_or(StatusCode::OK)))
+    };
     let _ = (
         p.has("standbyok"),
         p.has("perfstandbyok"),
-        p.has("sealedcode"),
-        p.has("uninitcode"),
         p.has("standbycode"),
     );
-    let status = u16::try_from(code)
-        .ok()
-        .and_then(|c| StatusCode::from_u16(c).ok())
-        .unwrap_or(StatusCode::OK);
-    let body = json!({
-        "initialized": true,
-        "sealed": false,
-        "standby": false,
-        "replication_performance_mode": "disabled",
-        "replication_dr_mode": "disabled",
+    let initialized = state.seal_config()?.is_some();
+    let unsealed = state.unsealed().ok();
+    let status = match (initialized, &unsealed) {
+        (false, _) => code("uninitcode", 501)?,
+        (true, None) => code("sealedcode", 503)?,
+        (true, Some(_)) => code("activecode", 200)?,
+    };
+    let mut body = json!({
+        "initialized": initialized,
+        "sealed": unsealed.is_none(),
+        "standby": unsealed.is_none(),
+        "replication_performance_mode": if unsealed.is_some() { "disabled" } else { "unknown" },
+        "replication_dr_mode": if unsealed.is_some() { "disabled" } else { "unknown" },
         "server_time_utc": time::OffsetDateTime::now_utc().unix_timestamp(),
         "version": COMPAT_VERSION,
-        "cluster_name": state.cluster_name,
-        "cluster_id": state.cluster_id,
     });
+    if let Some(u) = &unsealed {
+        body["cluster_name"] = json!(state.cluster_name);
+        body["cluster_id"] = json!(u.cluster_id);
+    }
     Ok(Reply::bare(body, status))
 }
 
-fn seal_status(state: &AppState) -> Value {
-    json!({
-        "type": "shamir",
-        "initialized": true,
-        "sealed": false,
-        "t": 1,
-        "n": 1,
-        "progress": 0,
-        "nonce": "",
+fn seal_status(state: &AppState) -> ApiResult<Value> {
+    let config = state.seal_config()?;
+    let unsealed = state.unsealed().ok();
+    let (progress, nonce) = state.unseal_progress();
+    let (t, n) = config
+        .as_ref()
+        .map_or((0, 0), |c| (c.secret_threshold, c.secret_shares));
+    let mut body = json!({
+        "type": state.seal_kind().name(),
+        "initialized": config.is_some(),
+        "sealed": unsealed.is_none(),
+        "t": t,
+        "n": n,
+        "progress": progress,
+        "nonce": nonce,
         "version": COMPAT_VERSION,
         "build_date": "",
+        "commit_date": "",
         "migration": false,
-        "cluster_name": state.cluster_name,
-        "cluster_id": state.cluster_id,
-        "recovery_seal": false,
-        "storage_type": "inmem",
-    })
+        "recovery_seal": matches!(state.seal_kind(), crate::seal::SealKind::Static(_)),
+        "storage_type": state.storage_kind(),
+    });
+    if let Some(u) = &unsealed {
+        body["cluster_name"] = json!(state.cluster_name);
+        body["cluster_id"] = json!(u.cluster_id);
+    }
+    Ok(body)
 }
 
 fn mount_entry(kind: &str, description: &str, accessor: &str, uuid: &str) -> Value {
@@ -111,7 +193,7 @@ fn mount_entry(kind: &str, description: &str, accessor: &str, uuid: &str) -> Val
 
 fn mounts(state: &AppState) -> ApiResult<Reply> {
     let mut data = Map::new();
-    for m in state.mounts()? {
+    for m in state.unsealed()?.mounts()? {
         data.insert(
             format!("{}/", m.path),
             mount_entry("transit", &m.description, &m.accessor, &m.uuid),
@@ -147,7 +229,7 @@ fn enable(state: &AppState, path: &str, p: &Params) -> ApiResult<Reply> {
     if path.is_empty() || path.split('/').any(str::is_empty) {
         return Err(ApiError::bad("invalid mount path"));
     }
-    state.enable_mount(path, &description)?;
+    state.unsealed()?.enable_mount(path, &description)?;
     Ok(Reply::no_content())
 }
 

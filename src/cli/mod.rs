@@ -1,11 +1,7 @@
 //! Command line, in the Vault CLI's flag style (`-flag=value`, `-flag value`,
 //! `--flag` too).
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
-
-use crate::state::{AppState, Limits};
 
 /// Parsed `-name[=value]` flags and the remaining positional words.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -52,8 +48,17 @@ impl Flags {
     }
 }
 
-const USAGE: &str =
-    "usage: transitd server -dev [-dev-root-token-id=ID] [-dev-listen-address=ADDR]";
+mod operator;
+mod server;
+
+const USAGE: &str = "usage: transitd <command> [args]\n\n\
+     server              run the server (-dev, or -config=FILE)\n\
+     operator init       initialize a new server (-key-shares, -key-threshold)\n\
+     operator unseal     give one unseal key share (prompts when none is given)\n\
+     operator seal       seal the server\n\
+     status              show the seal status\n\
+     version             print the version\n\n\
+     Client commands talk to BAO_ADDR or VAULT_ADDR (default https://127.0.0.1:8200).";
 
 pub fn main(args: Vec<String>) -> ExitCode {
     let (command, rest) = match args.split_first() {
@@ -61,15 +66,17 @@ pub fn main(args: Vec<String>) -> ExitCode {
         None => ("", &[][..]),
     };
     let result = match command {
-        "server" => server(rest),
+        "server" => server::run(rest).map(|()| ExitCode::SUCCESS),
+        "operator" => operator::run_operator(rest),
+        "status" => operator::status(rest),
         "version" | "-version" | "--version" => {
             print_line(&format!("transitd v{}", env!("CARGO_PKG_VERSION")));
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         _ => Err(USAGE.to_owned()),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(message) => {
             eprintln!("{message}");
             ExitCode::FAILURE
@@ -80,67 +87,6 @@ pub fn main(args: Vec<String>) -> ExitCode {
 #[allow(clippy::print_stdout)]
 fn print_line(line: &str) {
     println!("{line}");
-}
-
-fn server(args: &[String]) -> Result<(), String> {
-    let flags = Flags::parse(
-        args,
-        &[
-            "dev-root-token-id",
-            "dev-listen-address",
-            "config",
-            "log-level",
-        ],
-    )?;
-    if !flags.is_set("dev") {
-        return Err(format!(
-            "only dev mode is available in this release\n{USAGE}"
-        ));
-    }
-    let known = [
-        "dev",
-        "dev-root-token-id",
-        "dev-listen-address",
-        "log-level",
-    ];
-    if let Some((name, _)) = flags
-        .named
-        .iter()
-        .find(|(n, _)| !known.contains(&n.as_str()))
-    {
-        return Err(format!("unknown flag -{name}\n{USAGE}"));
-    }
-    init_logging(flags.value("log-level").unwrap_or("info"));
-    let token = match flags.value("dev-root-token-id") {
-        Some(t) if !t.is_empty() => t.to_owned(),
-        _ => format!("s.{}", uuid::Uuid::new_v4().simple()),
-    };
-    let address: SocketAddr = flags
-        .value("dev-listen-address")
-        .unwrap_or("127.0.0.1:8200")
-        .parse()
-        .map_err(|e| format!("invalid -dev-listen-address: {e}"))?;
-    let state = Arc::new(AppState::dev(&token, Limits::default()));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .map_err(|e| format!("cannot listen on {address}: {e}"))?;
-        print_line(&format!(
-            "transitd dev server listening on http://{address}\n\
-             WARNING: dev mode keeps keys in memory only; they are gone when it stops.\n\n\
-             export VAULT_ADDR='http://{address}'\nRoot Token: {token}\n"
-        ));
-        axum::serve(listener, crate::app(state))
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .map_err(|e| format!("server error: {e}"))
-    })
 }
 
 fn init_logging(level: &str) {

@@ -1,0 +1,182 @@
+//! `transitd server`: dev mode, or a real server from a config file.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::{Flags, print_line};
+use crate::config::{self, Config, SealConfig, StorageConfig};
+use crate::seal::SealKind;
+use crate::seal::static_key::StaticSeal;
+use crate::serve::{Listener, TlsFiles, serve};
+use crate::state::{AppState, Limits};
+use crate::storage::{MemoryStorage, SqliteStorage, Storage};
+
+pub const USAGE: &str = "usage: transitd server -config=FILE\n       \
+     transitd server -dev [-dev-root-token-id=ID] [-dev-listen-address=ADDR]";
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let flags = Flags::parse(
+        args,
+        &[
+            "dev-root-token-id",
+            "dev-listen-address",
+            "config",
+            "log-level",
+        ],
+    )?;
+    let known = [
+        "dev",
+        "dev-root-token-id",
+        "dev-listen-address",
+        "config",
+        "log-level",
+    ];
+    if let Some((name, _)) = flags
+        .named
+        .iter()
+        .find(|(n, _)| !known.contains(&n.as_str()))
+    {
+        return Err(format!("unknown flag -{name}\n{USAGE}"));
+    }
+    match (flags.is_set("dev"), flags.value("config")) {
+        (true, None) => dev(&flags),
+        (false, Some(path)) => from_config(&flags, path),
+        (true, Some(_)) => Err(format!("-dev and -config cannot be combined\n{USAGE}")),
+        (false, None) => Err(format!("a config file is required (or -dev)\n{USAGE}")),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down");
+}
+
+fn dev(flags: &Flags) -> Result<(), String> {
+    super::init_logging(flags.value("log-level").unwrap_or("info"));
+    let token = match flags.value("dev-root-token-id") {
+        Some(t) if !t.is_empty() => t.to_owned(),
+        _ => format!("s.{}", uuid::Uuid::new_v4().simple()),
+    };
+    let address: SocketAddr = flags
+        .value("dev-listen-address")
+        .unwrap_or("127.0.0.1:8200")
+        .parse()
+        .map_err(|e| format!("invalid -dev-listen-address: {e}"))?;
+    let state = Arc::new(AppState::dev(&token, Limits::default()));
+    runtime()?.block_on(async move {
+        let listener = Listener::bind(address, None).await?;
+        print_line(&format!(
+            "transitd dev server listening on http://{address}\n\
+             WARNING: dev mode keeps keys in memory only; they are gone when it stops.\n\n\
+             export VAULT_ADDR='http://{address}'\nRoot Token: {token}\n"
+        ));
+        serve(crate::app(state), vec![listener], shutdown_signal()).await
+    })
+}
+
+fn from_config(flags: &Flags, path: &str) -> Result<(), String> {
+    let config = config::load(std::path::Path::new(path))?;
+    let level = flags
+        .value("log-level")
+        .or(config.log_level.as_deref())
+        .unwrap_or("info");
+    super::init_logging(level);
+    // Before any key material exists in this process.
+    crate::hygiene::disable_core_dumps()?;
+    if config.disable_mlock {
+        tracing::warn!("disable_mlock is set: key material may be swapped to disk");
+    } else {
+        crate::hygiene::lock_memory()?;
+    }
+    let state = Arc::new(build_state(&config)?);
+    state.check_seal_type().map_err(|e| e.to_string())?;
+    if matches!(state.seal_kind(), SealKind::Static(_))
+        && state.auto_unseal().map_err(|e| e.to_string())?
+    {
+        tracing::info!("unsealed with the static seal key");
+    }
+    runtime()?.block_on(async move {
+        let mut listeners = Vec::new();
+        for l in &config.listeners {
+            let tls = l.tls.as_ref().map(|t| TlsFiles {
+                cert_file: t.cert_file.clone(),
+                key_file: t.key_file.clone(),
+                min_tls13: t.min_version == config::TlsVersion::Tls13,
+            });
+            let listener = Listener::bind(l.address, tls).await?;
+            let scheme = if listener.is_tls() { "https" } else { "http" };
+            let bound = listener.local_addr().map_err(|e| e.to_string())?;
+            print_line(&format!("transitd listening on {scheme}://{bound}"));
+            listeners.push(listener);
+        }
+        let sealed = state.is_sealed();
+        tracing::info!(
+            storage = state.storage_kind(),
+            seal = state.seal_kind().name(),
+            sealed,
+            locked_memory_bytes = crate::hygiene::memory_locked_bytes(),
+            "transitd started"
+        );
+        serve(crate::app(state), listeners, shutdown_signal()).await
+    })
+}
+
+fn build_state(config: &Config) -> Result<AppState, String> {
+    let storage: Arc<dyn Storage> = match &config.storage {
+        StorageConfig::Sqlite { path } => {
+            Arc::new(SqliteStorage::open(path).map_err(|e| format!("storage \"sqlite\": {e}"))?)
+        }
+        StorageConfig::Inmem => Arc::new(MemoryStorage::new()),
+    };
+    let seal = match &config.seal {
+        None => SealKind::Shamir,
+        Some(SealConfig::Static {
+            current_key_id,
+            current_key,
+            previous_key_id,
+            previous_key,
+        }) => SealKind::Static(StaticSeal::from_config(
+            current_key_id,
+            current_key,
+            previous_key_id.as_deref(),
+            previous_key.as_deref(),
+        )?),
+    };
+    let mut limits = Limits::default();
+    // One limit for the server: the smallest any listener asks for.
+    if let Some(max) = config
+        .listeners
+        .iter()
+        .filter_map(|l| l.max_request_size)
+        .min()
+    {
+        limits.max_body_bytes = max;
+    }
+    let cluster_name = config.cluster_name.clone().unwrap_or_else(|| {
+        format!(
+            "transitd-cluster-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        )
+    });
+    Ok(AppState::new(storage, seal, limits, cluster_name))
+}

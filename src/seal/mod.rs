@@ -1,0 +1,377 @@
+//! Seal and unseal: the root key, its Shamir shares or static auto-unseal key,
+//! and the barrier keyring it protects.
+//!
+//! On storage: `core/seal-config` (plain JSON, not secret: the seal type and
+//! share counts, written last at init, so "initialized" means it exists),
+//! `core/keyring` (the barrier keyring sealed by the root key) and, for the
+//! static seal, `core/root-key` (the root key wrapped by the static key). The
+//! root key itself is never stored when shares are used.
+
+pub mod barrier;
+pub mod shamir;
+pub mod static_key;
+
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::storage::{Storage, blocking};
+use barrier::{Barrier, BarrierKeyring, SecretKey, open_entry, seal_entry};
+use static_key::{ROOT_KEY_PATH, StaticSeal};
+
+pub const SEAL_CONFIG_PATH: &str = "core/seal-config";
+pub const KEYRING_PATH: &str = "core/keyring";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    /// The caller's input is wrong (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// Storage or the environment failed (500/503); the text goes to the log.
+    #[error("{0}")]
+    Failed(String),
+}
+
+pub type SealResult<T> = Result<T, SealError>;
+
+fn failed(e: impl std::fmt::Display) -> SealError {
+    SealError::Failed(e.to_string())
+}
+
+/// What `core/seal-config` records.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealConfig {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub secret_shares: u64,
+    pub secret_threshold: u64,
+}
+
+#[derive(Debug)]
+pub enum SealKind {
+    Shamir,
+    Static(StaticSeal),
+}
+
+impl SealKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Shamir => "shamir",
+            Self::Static(_) => "static",
+        }
+    }
+}
+
+/// Shares entered so far for the unseal in progress.
+#[derive(Debug, Default)]
+struct Progress {
+    shares: Vec<Zeroizing<Vec<u8>>>,
+    nonce: String,
+}
+
+/// The outcome of `sys/init`: the shares are shown once and never stored.
+#[derive(Debug)]
+pub struct Initialized {
+    pub shares: Vec<Zeroizing<Vec<u8>>>,
+    pub barrier: Barrier,
+}
+
+#[derive(Debug)]
+pub struct Seal {
+    storage: Arc<dyn Storage>,
+    kind: SealKind,
+    progress: Mutex<Progress>,
+}
+
+impl Seal {
+    pub fn new(storage: Arc<dyn Storage>, kind: SealKind) -> Self {
+        Self {
+            storage,
+            kind,
+            progress: Mutex::default(),
+        }
+    }
+
+    pub fn kind(&self) -> &SealKind {
+        &self.kind
+    }
+
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    pub fn config(&self) -> SealResult<Option<SealConfig>> {
+        let Some(raw) = blocking(|| self.storage.get(SEAL_CONFIG_PATH)).map_err(failed)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&raw)
+            .map(Some)
+            .map_err(|e| failed(format!("{SEAL_CONFIG_PATH} is unreadable: {e}")))
+    }
+
+    /// Create the root key and barrier keyring. With Shamir shares the root key
+    /// is split and forgotten; with the static seal it is stored wrapped.
+    pub fn initialize(&self, shares: u64, threshold: u64) -> SealResult<Initialized> {
+        // OpenBao checks the parameters first, even when already initialized.
+        let (shares, threshold) = match self.kind {
+            SealKind::Shamir => {
+                shamir::check_params(shares, threshold).map_err(SealError::Invalid)?;
+                (shares, threshold)
+            }
+            // No shares: the static key unseals. (Recovery keys are not offered.)
+            SealKind::Static(_) => (0, 0),
+        };
+        if self.config()?.is_some() {
+            return Err(SealError::Invalid(
+                "Vault is already initialized".to_owned(),
+            ));
+        }
+        let root = SecretKey::random().map_err(failed)?;
+        let keyring = BarrierKeyring::generate().map_err(failed)?;
+        let sealed_keyring =
+            seal_entry(&root, 0, KEYRING_PATH, &keyring.encode()).map_err(failed)?;
+        let parts = match &self.kind {
+            SealKind::Shamir => shamir::split(root.expose(), shares, threshold).map_err(failed)?,
+            SealKind::Static(seal) => {
+                let wrapped = seal.wrap(&root).map_err(failed)?;
+                blocking(|| self.storage.put(ROOT_KEY_PATH, &wrapped)).map_err(failed)?;
+                Vec::new()
+            }
+        };
+        blocking(|| self.storage.put(KEYRING_PATH, &sealed_keyring)).map_err(failed)?;
+        self.reset();
+        Ok(Initialized {
+            shares: parts,
+            barrier: Barrier::new(Arc::clone(&self.storage), keyring),
+        })
+    }
+
+    /// Mark initialization complete: from here on the server is initialized.
+    /// Called after the caller has written its own first entries.
+    pub fn commit_init(&self, shares: u64, threshold: u64) -> SealResult<()> {
+        let config = SealConfig {
+            kind: self.kind.name().to_owned(),
+            secret_shares: shares,
+            secret_threshold: threshold,
+        };
+        let raw = serde_json::to_vec(&config).map_err(failed)?;
+        blocking(|| self.storage.put(SEAL_CONFIG_PATH, &raw)).map_err(failed)
+    }
+
+    /// Check the stored seal type against the configured one.
+    pub fn check_type(&self) -> SealResult<Option<SealConfig>> {
+        let config = self.config()?;
+        if let Some(c) = &config
+            && c.kind != self.kind.name()
+        {
+            return Err(SealError::Failed(format!(
+                "storage was initialized with the {} seal but the configuration uses the {} seal; \
+                 seal migration is not supported",
+                c.kind,
+                self.kind.name()
+            )));
+        }
+        Ok(config)
+    }
+
+    /// Take one unseal share. `Ok(None)`: more are needed; `Ok(Some)`: the
+    /// threshold was met and the barrier opened.
+    pub fn submit_share(&self, key: &str) -> SealResult<Option<Barrier>> {
+        let config = self
+            .config()?
+            .ok_or_else(|| SealError::Invalid("Vault is not initialized".to_owned()))?;
+        if !matches!(self.kind, SealKind::Shamir) {
+            return Err(SealError::Invalid(
+                "this server unseals itself with its static seal key".to_owned(),
+            ));
+        }
+        let share = decode_share(key)?;
+        let mut progress = self
+            .progress
+            .lock()
+            .map_err(|_| failed("unseal lock poisoned"))?;
+        if progress
+            .shares
+            .iter()
+            .any(|s| s.as_slice() == share.as_slice())
+        {
+            // Vault ignores a share it already has.
+            return Ok(None);
+        }
+        if progress.shares.is_empty() {
+            progress.nonce = uuid::Uuid::new_v4().to_string();
+        }
+        progress.shares.push(share);
+        if (progress.shares.len() as u64) < config.secret_threshold {
+            return Ok(None);
+        }
+        let shares = std::mem::take(&mut progress.shares);
+        progress.nonce.clear();
+        drop(progress);
+        // Whatever goes wrong from here, the attempt is over (progress was taken).
+        if shares.iter().any(|s| s.len() != shares[0].len()) {
+            return Err(SealError::Invalid(
+                "invalid key: failed to compute combined key: all parts must be the same length"
+                    .to_owned(),
+            ));
+        }
+        let root = shamir::combine(&shares, config.secret_threshold).map_err(|e| {
+            SealError::Invalid(format!("invalid key: failed to compute combined key: {e}"))
+        })?;
+        let root = SecretKey::from_slice(&root).ok_or_else(wrong_key)?;
+        self.open_barrier(&root).map(Some)
+    }
+
+    /// Auto-unseal with the static key.
+    pub fn auto_unseal(&self) -> SealResult<Barrier> {
+        let SealKind::Static(seal) = &self.kind else {
+            return Err(SealError::Invalid(
+                "no auto-unseal is configured".to_owned(),
+            ));
+        };
+        let stored = blocking(|| self.storage.get(ROOT_KEY_PATH))
+            .map_err(failed)?
+            .ok_or_else(|| failed("the stored root key is missing"))?;
+        let (root, by_previous) = seal.unwrap(&stored).map_err(SealError::Failed)?;
+        let barrier = self.open_barrier(&root)?;
+        if by_previous {
+            let rewrapped = seal.wrap(&root).map_err(failed)?;
+            blocking(|| self.storage.put(ROOT_KEY_PATH, &rewrapped)).map_err(failed)?;
+            tracing::info!("root key rewrapped with the current static seal key");
+        }
+        Ok(barrier)
+    }
+
+    fn open_barrier(&self, root: &SecretKey) -> SealResult<Barrier> {
+        let sealed = blocking(|| self.storage.get(KEYRING_PATH))
+            .map_err(failed)?
+            .ok_or_else(|| failed("the barrier keyring is missing from storage"))?;
+        let plain = open_entry(root, KEYRING_PATH, &sealed).map_err(|_| wrong_key())?;
+        let keyring = BarrierKeyring::decode(&plain)
+            .ok_or_else(|| failed("the barrier keyring is malformed"))?;
+        Ok(Barrier::new(Arc::clone(&self.storage), keyring))
+    }
+
+    /// Forget the shares entered so far.
+    pub fn reset(&self) {
+        if let Ok(mut p) = self.progress.lock() {
+            *p = Progress::default();
+        }
+    }
+
+    /// (shares entered, nonce of this unseal attempt)
+    pub fn progress(&self) -> (usize, String) {
+        self.progress
+            .lock()
+            .map(|p| (p.shares.len(), p.nonce.clone()))
+            .unwrap_or_default()
+    }
+}
+
+fn wrong_key() -> SealError {
+    SealError::Invalid(
+        "unable to retrieve stored keys: invalid key: failed to decrypt keys from storage"
+            .to_owned(),
+    )
+}
+
+/// Vault takes a share in hex or base64, 16 to 33 bytes.
+fn decode_share(key: &str) -> SealResult<Zeroizing<Vec<u8>>> {
+    let key = key.trim();
+    let bytes = hex::decode(key)
+        .ok()
+        .or_else(|| base64::engine::general_purpose::STANDARD.decode(key).ok())
+        .map(Zeroizing::new)
+        .ok_or_else(|| {
+            SealError::Invalid("'key' must be a valid hex or base64 string".to_owned())
+        })?;
+    if bytes.len() < 16 {
+        return Err(SealError::Invalid(
+            "invalid key: key is shorter than minimum 16 bytes".to_owned(),
+        ));
+    }
+    if bytes.len() > barrier::KEY_LEN + 1 {
+        return Err(SealError::Invalid(
+            "invalid key: key is longer than maximum 33 bytes".to_owned(),
+        ));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemoryStorage;
+
+    fn shamir() -> Seal {
+        Seal::new(Arc::new(MemoryStorage::new()), SealKind::Shamir)
+    }
+
+    #[test]
+    fn init_then_unseal_with_threshold_shares() {
+        let seal = shamir();
+        let init = seal.initialize(5, 3).unwrap();
+        seal.commit_init(5, 3).unwrap();
+        init.barrier.put("x", b"v").unwrap();
+        assert!(matches!(seal.initialize(1, 1), Err(SealError::Invalid(_))));
+        let hexes: Vec<String> = init.shares.iter().map(hex::encode).collect();
+        assert!(seal.submit_share(&hexes[4]).unwrap().is_none());
+        assert!(
+            seal.submit_share(&hexes[4]).unwrap().is_none(),
+            "duplicate ignored"
+        );
+        assert_eq!(seal.progress().0, 1);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&init.shares[1]);
+        assert!(seal.submit_share(&b64).unwrap().is_none());
+        let barrier = seal.submit_share(&hexes[2]).unwrap().unwrap();
+        assert_eq!(barrier.get("x").unwrap().unwrap().as_slice(), b"v");
+        assert_eq!(seal.progress().0, 0);
+    }
+
+    #[test]
+    fn wrong_shares_fail_and_reset_progress() {
+        let seal = shamir();
+        let init = seal.initialize(3, 2).unwrap();
+        seal.commit_init(3, 2).unwrap();
+        let other = shamir().initialize(3, 2).unwrap();
+        seal.submit_share(&hex::encode(&init.shares[0])).unwrap();
+        let err = seal
+            .submit_share(&hex::encode(&other.shares[1]))
+            .unwrap_err();
+        assert!(matches!(err, SealError::Invalid(_)));
+        assert_eq!(seal.progress().0, 0);
+        assert!(seal.submit_share("zzz").is_err());
+        assert!(seal.submit_share(&hex::encode([1u8; 40])).is_err());
+    }
+
+    #[test]
+    fn not_initialized_and_reset() {
+        let seal = shamir();
+        assert!(seal.submit_share(&hex::encode([1u8; 33])).is_err());
+        let init = seal.initialize(3, 2).unwrap();
+        seal.commit_init(3, 2).unwrap();
+        seal.submit_share(&hex::encode(&init.shares[0])).unwrap();
+        seal.reset();
+        assert_eq!(seal.progress().0, 0);
+    }
+
+    #[test]
+    fn static_seal_unseals_itself_and_refuses_shares() {
+        let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+        let key = hex::encode([3u8; 32]);
+        let kind = || SealKind::Static(StaticSeal::from_config("k1", &key, None, None).unwrap());
+        let seal = Seal::new(Arc::clone(&storage), kind());
+        let init = seal.initialize(5, 3).unwrap();
+        assert!(init.shares.is_empty());
+        seal.commit_init(0, 0).unwrap();
+        init.barrier.put("x", b"v").unwrap();
+        let again = Seal::new(Arc::clone(&storage), kind());
+        let barrier = again.auto_unseal().unwrap();
+        assert_eq!(barrier.get("x").unwrap().unwrap().as_slice(), b"v");
+        assert!(again.submit_share(&hex::encode([1u8; 33])).is_err());
+        let shamir_view = Seal::new(storage, SealKind::Shamir);
+        assert!(shamir_view.check_type().is_err());
+    }
+}

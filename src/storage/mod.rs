@@ -1,0 +1,60 @@
+//! Physical storage: opaque bytes under string paths.
+//!
+//! Backends never see plaintext: everything above them goes through the seal
+//! barrier (`crate::seal::barrier`), which encrypts each entry bound to its path.
+//! Every method is synchronous and may block (disk, network); callers on the
+//! async runtime go through [`blocking`].
+
+use std::fmt::Debug;
+
+mod memory;
+mod sqlite;
+
+pub use memory::MemoryStorage;
+pub use sqlite::SqliteStorage;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The backend could not be reached or failed; the operation may be retried.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The stored data is not what this version of transitd can read.
+    #[error("storage corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StorageResult<T> = Result<T, StorageError>;
+
+/// A durable key-value store. A write that returned `Ok` survives a crash of
+/// the process (and, for the embedded backend, of the machine).
+pub trait Storage: Send + Sync + Debug {
+    /// The backend's name, as `sys/seal-status` reports it (`inmem`, `sqlite`).
+    fn kind(&self) -> &'static str;
+    fn get(&self, path: &str) -> StorageResult<Option<Vec<u8>>>;
+    fn put(&self, path: &str, value: &[u8]) -> StorageResult<()>;
+    /// Deleting a missing path is not an error.
+    fn delete(&self, path: &str) -> StorageResult<()>;
+    /// Every path that starts with `prefix`, sorted.
+    fn list(&self, prefix: &str) -> StorageResult<Vec<String>>;
+    /// Atomically: if the current value equals `expected` (`None`: absent), store
+    /// `new` (`None`: delete) and return true; otherwise change nothing and
+    /// return false.
+    fn compare_and_swap(
+        &self,
+        path: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> StorageResult<bool>;
+}
+
+/// Run a blocking storage call from wherever we are: on a multi-threaded
+/// runtime's worker it tells the runtime first, so other requests move to
+/// other threads; elsewhere (blocking threads, tests, start-up) it just runs.
+pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
