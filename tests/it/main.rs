@@ -1,9 +1,12 @@
 //! The one integration-test binary of the transitd server.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+mod node;
 mod support;
 
 mod api_crypt;
 mod api_hmac_sign;
 mod api_misc;
+mod crash;
 mod differential;
+mod server;

@@ -1,0 +1,247 @@
+//! `Node`: a real transitd process started from a config file, for the tests
+//! that need restarts, crashes, TLS or the CLI.
+
+use std::fs::{self, File};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_transitd");
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+/// A working directory with a config file; nodes start from it, any number of times.
+pub struct Site {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Site {
+    /// `storage "sqlite"` in the site's directory, plain HTTP on a free port,
+    /// plus `extra` HCL (a seal stanza, `disable_mlock`...).
+    pub fn new(extra: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let site = Self { dir, port };
+        let config = format!(
+            "storage \"sqlite\" {{\n  path = \"{}\"\n}}\n\
+             listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\n\
+             {extra}\n",
+            site.db().display()
+        );
+        fs::write(site.config(), config).expect("write config");
+        site
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("transitd.db")
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("transitd.hcl")
+    }
+
+    pub fn addr(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn start(&self) -> Node {
+        Node::start(&self.config(), &self.addr(), self.dir.path())
+    }
+
+    /// Every byte SQLite keeps for this site (database, WAL, shared memory).
+    pub fn raw_storage(&self) -> Vec<u8> {
+        let mut all = Vec::new();
+        for suffix in ["", "-wal", "-shm"] {
+            let path = PathBuf::from(format!("{}{suffix}", self.db().display()));
+            if let Ok(bytes) = fs::read(&path) {
+                all.extend_from_slice(&bytes);
+            }
+        }
+        all
+    }
+}
+
+pub struct Node {
+    child: Child,
+    pub addr: String,
+    agent: ureq::Agent,
+    log: PathBuf,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Node {
+    pub fn start(config: &Path, addr: &str, dir: &Path) -> Self {
+        let log = dir.join(format!(
+            "server-{}.log",
+            Instant::now().elapsed().as_nanos()
+        ));
+        let out = File::create(&log).expect("log file");
+        let err = out.try_clone().expect("dup log");
+        let child = Command::new(BIN)
+            .args(["server", &format!("-config={}", config.display())])
+            .env_remove("VAULT_ADDR")
+            .env_remove("BAO_ADDR")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn transitd");
+        let mut node = Self {
+            child,
+            addr: addr.to_owned(),
+            agent: agent(),
+            log,
+        };
+        node.wait_listening();
+        node
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn wait_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("transitd exited ({status}):\n{}", self.log_text());
+            }
+            if self
+                .agent
+                .get(format!("{}/v1/sys/seal-status", self.addr))
+                .call()
+                .is_ok()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("transitd did not start:\n{}", self.log_text());
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().expect("wait");
+        assert!(
+            status.success(),
+            "unclean exit {status}:\n{}",
+            self.log_text()
+        );
+    }
+
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let url = format!("{}/v1/{path}", self.addr);
+        let result = match method {
+            "GET" => {
+                let mut r = self.agent.get(&url);
+                if let Some(t) = token {
+                    r = r.header("X-Vault-Token", t);
+                }
+                r.call()
+            }
+            "DELETE" => {
+                let mut r = self.agent.delete(&url);
+                if let Some(t) = token {
+                    r = r.header("X-Vault-Token", t);
+                }
+                r.call()
+            }
+            _ => {
+                let mut r = self.agent.post(&url);
+                if let Some(t) = token {
+                    r = r.header("X-Vault-Token", t);
+                }
+                r.send_json(body.unwrap_or_else(|| json!({})))
+            }
+        };
+        let mut response = result.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Like `call`, but a transport error is `None` (the crash test kills
+    /// nodes under load).
+    pub fn try_call(&self, path: &str, token: &str, body: Value) -> Option<(u16, Value)> {
+        let mut response = self
+            .agent
+            .post(format!("{}/v1/{path}", self.addr))
+            .header("X-Vault-Token", token)
+            .send_json(body)
+            .ok()?;
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().ok()?;
+        Some((status, serde_json::from_str(&text).ok()?))
+    }
+
+    pub fn init(&self, shares: u64, threshold: u64) -> (Vec<String>, String) {
+        let (status, body) = self.call(
+            "POST",
+            "sys/init",
+            None,
+            Some(json!({"secret_shares": shares, "secret_threshold": threshold})),
+        );
+        assert_eq!(status, 200, "{body}");
+        let keys = body["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap().to_owned())
+            .collect();
+        (keys, body["root_token"].as_str().unwrap().to_owned())
+    }
+
+    pub fn unseal(&self, keys: &[String]) -> Value {
+        let mut last = Value::Null;
+        for k in keys {
+            let (status, body) = self.call("POST", "sys/unseal", None, Some(json!({ "key": k })));
+            assert_eq!(status, 200, "{body}");
+            last = body;
+        }
+        assert_eq!(last["sealed"], json!(false), "{last}");
+        last
+    }
+}
