@@ -643,3 +643,89 @@ fn new_token() -> ApiResult<String> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use transit_keys::{CreateOptions, KeyType};
+
+    #[test]
+    fn sealing_drops_every_key_and_refuses_service() {
+        let state = AppState::dev("root", Limits::default());
+        let unsealed = state.unsealed().unwrap();
+        let (mount, _) = unsealed.resolve("transit/keys/k").unwrap().unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        mount
+            .update("k", |_| {
+                let ring =
+                    Keyring::create("k", KeyType::Aes256Gcm96, &CreateOptions::default(), now)?;
+                Ok((Some(ring), ()))
+            })
+            .unwrap();
+        let ring = Arc::downgrade(&mount.key("k").unwrap().unwrap());
+        let whole = Arc::downgrade(&unsealed);
+        drop((mount, unsealed));
+        state.seal().unwrap();
+        // Nothing keeps key material alive: it was dropped (and zeroized) on seal.
+        assert!(ring.upgrade().is_none());
+        assert!(whole.upgrade().is_none());
+        assert!(matches!(state.unsealed(), Err(ApiError::Unavailable(_))));
+        assert!(!state.token_is_valid("root"));
+    }
+
+    #[test]
+    fn a_failed_write_changes_nothing() {
+        #[derive(Debug)]
+        struct Broken;
+        impl Storage for Broken {
+            fn kind(&self) -> &'static str {
+                "broken"
+            }
+            fn get(&self, _: &str) -> crate::storage::StorageResult<Option<Vec<u8>>> {
+                Err(StorageError::Unavailable("down".into()))
+            }
+            fn put(&self, _: &str, _: &[u8]) -> crate::storage::StorageResult<()> {
+                Err(StorageError::Unavailable("down".into()))
+            }
+            fn delete(&self, _: &str) -> crate::storage::StorageResult<()> {
+                Err(StorageError::Unavailable("down".into()))
+            }
+            fn list(&self, _: &str) -> crate::storage::StorageResult<Vec<String>> {
+                Ok(Vec::new())
+            }
+            fn compare_and_swap(
+                &self,
+                _: &str,
+                _: Option<&[u8]>,
+                _: Option<&[u8]>,
+            ) -> crate::storage::StorageResult<bool> {
+                Err(StorageError::Unavailable("down".into()))
+            }
+        }
+        let barrier = Arc::new(Barrier::new(
+            Arc::new(Broken),
+            crate::seal::barrier::BarrierKeyring::generate().unwrap(),
+        ));
+        let lookup = Arc::new(LookupKey(SecretKey::random().unwrap()));
+        let mount = Mount::new(new_mount_entry("transit", ""), barrier, lookup);
+        let now = time::OffsetDateTime::now_utc();
+        let err = mount
+            .update("k", |_| {
+                let ring =
+                    Keyring::create("k", KeyType::Aes256Gcm96, &CreateOptions::default(), now)?;
+                Ok((Some(ring), ()))
+            })
+            .unwrap_err();
+        assert!(matches!(err, ApiError::Unavailable(_)));
+        assert!(mount.key("k").unwrap().is_none());
+        assert!(
+            mount
+                .set_config(MountConfig {
+                    disable_upsert: true,
+                    cache_size: 0
+                })
+                .is_err()
+        );
+        assert!(!mount.config().unwrap().disable_upsert);
+    }
+}

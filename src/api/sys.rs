@@ -15,7 +15,10 @@ use crate::state::AppState;
 pub const COMPAT_VERSION: &str = "2.7.2";
 
 pub fn is_unauthenticated(rest: &str) -> bool {
-    matches!(rest, "health" | "seal-status" | "init" | "unseal")
+    matches!(
+        rest,
+        "health" | "seal-status" | "init" | "unseal" | "leader"
+    )
 }
 
 pub fn handle(
@@ -33,6 +36,7 @@ pub fn handle(
             StatusCode::OK,
         )),
         ("init", Op::Update) => init(state, p),
+        ("leader", Op::Read) => leader(state),
         ("unseal", Op::Update) => unseal(state, p),
         ("seal", Op::Update) => {
             state.seal()?;
@@ -50,7 +54,7 @@ pub fn handle(
                 _ => Err(ApiError::UnsupportedOperation),
             }
         }
-        ("health" | "seal-status" | "mounts" | "init" | "unseal" | "seal", _) => {
+        ("health" | "seal-status" | "mounts" | "init" | "unseal" | "seal" | "leader", _) => {
             Err(ApiError::UnsupportedOperation)
         }
         _ => Err(ApiError::UnsupportedPath),
@@ -60,8 +64,15 @@ pub fn handle(
 fn init(state: &AppState, p: &Params) -> ApiResult<Reply> {
     let shares = p.int("secret_shares")?.unwrap_or(0);
     let threshold = p.int("secret_threshold")?.unwrap_or(0);
+    // Clients send these empty (the bao CLI does); only a real value is refused.
     for unsupported in ["pgp_keys", "root_token_pgp_key"] {
-        if p.has(unsupported) {
+        let given = match p.raw(unsupported) {
+            None | Some(Value::Null) => false,
+            Some(Value::String(s)) => !s.is_empty(),
+            Some(Value::Array(a)) => !a.is_empty(),
+            Some(_) => true,
+        };
+        if given {
             return Err(ApiError::bad(format!(
                 "{unsupported} is not supported by transitd"
             )));
@@ -107,6 +118,25 @@ fn unseal(state: &AppState, p: &Params) -> ApiResult<Reply> {
         state.unseal(&key)?;
     }
     Ok(Reply::bare(seal_status(state)?, StatusCode::OK))
+}
+
+/// `sys/leader`, which the CLI reads after unsealing: one node, no HA.
+fn leader(state: &AppState) -> ApiResult<Reply> {
+    state.unsealed()?;
+    Ok(Reply::bare(
+        json!({
+            "ha_enabled": false,
+            "is_self": false,
+            "active_time": "0001-01-01T00:00:00Z",
+            "leader_address": "",
+            "leader_cluster_address": "",
+            "performance_standby": false,
+            "performance_standby_last_remote_wal": 0,
+            "raft_committed_index": 0,
+            "raft_applied_index": 0,
+        }),
+        StatusCode::OK,
+    ))
 }
 
 fn health(state: &AppState, p: &Params) -> ApiResult<Reply> {

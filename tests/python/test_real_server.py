@@ -1,0 +1,189 @@
+"""A real transitd from a config file (SQLite storage, TLS, Shamir seal) driven
+by the clients users already have: hvac with `verify=CA_PATH`, and the `bao`
+CLI's operator commands."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import hvac
+import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from conftest import _clean_env, _free_port, bao_bin, transitd_bin
+
+
+def _write_pki(directory: Path) -> Path:
+    """A CA and a server certificate for 127.0.0.1; returns the CA's path."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "transitd test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                crl_sign=True, encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    (directory / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (directory / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return directory / "ca.pem"
+
+
+class ConfigServer:
+    def __init__(self, directory: Path):
+        self.dir = directory
+        self.ca = _write_pki(directory)
+        self.port = _free_port()
+        self.addr = f"https://127.0.0.1:{self.port}"
+        self.config = directory / "transitd.hcl"
+        self.config.write_text(
+            f'storage "sqlite" {{\n  path = "{directory}/transitd.db"\n}}\n'
+            f'listener "tcp" {{\n  address = "127.0.0.1:{self.port}"\n'
+            f'  tls_cert_file = "{directory}/cert.pem"\n  tls_key_file = "{directory}/key.pem"\n}}\n'
+            "disable_mlock = true\n"
+        )
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = open(self.dir / "server.log", "ab")
+        self.proc = subprocess.Popen(
+            [str(transitd_bin()), "server", f"-config={self.config}"],
+            stdout=log, stderr=log, env=_clean_env(str(self.dir)),
+        )
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            assert self.proc.poll() is None, (self.dir / "server.log").read_text()
+            try:
+                requests.get(f"{self.addr}/v1/sys/seal-status", verify=str(self.ca), timeout=2)
+                return
+            except requests.exceptions.ConnectionError:
+                time.sleep(0.05)
+        pytest.fail("transitd did not start:\n" + (self.dir / "server.log").read_text())
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+            self.proc = None
+
+
+@pytest.fixture
+def server(tmp_path):
+    s = ConfigServer(tmp_path)
+    s.start()
+    yield s
+    s.stop()
+
+
+def test_hvac_over_tls_inits_unseals_and_survives_restart(server):
+    client = hvac.Client(url=server.addr, verify=str(server.ca))
+    assert client.sys.is_initialized() is False
+    init = client.sys.initialize(secret_shares=3, secret_threshold=2)
+    keys, root = init["keys"], init["root_token"]
+    assert len(keys) == 3 and len(init["keys_base64"]) == 3
+    assert client.sys.is_sealed() is True
+
+    client.token = root
+    with pytest.raises(hvac.exceptions.VaultDown):
+        client.secrets.transit.encrypt_data("app", plaintext="aGk=")
+    status = client.sys.submit_unseal_keys(keys[1:])
+    assert status["sealed"] is False
+    assert client.is_authenticated()
+
+    client.secrets.transit.create_key("app")
+    ct = client.secrets.transit.encrypt_data("app", plaintext="aGk=")["data"]["ciphertext"]
+
+    client.sys.seal()
+    assert client.sys.is_sealed() is True
+    with pytest.raises(hvac.exceptions.VaultDown):
+        client.secrets.transit.decrypt_data("app", ciphertext=ct)
+
+    server.stop()
+    server.start()
+    client = hvac.Client(url=server.addr, token=root, verify=str(server.ca))
+    assert client.sys.read_seal_status()["sealed"] is True
+    client.sys.submit_unseal_key(keys[0])
+    client.sys.submit_unseal_key(keys[2])
+    assert client.secrets.transit.decrypt_data("app", ciphertext=ct)["data"]["plaintext"] == "aGk="
+
+
+def test_tls_is_verified(server):
+    # The system trust store does not know our CA: the handshake must fail.
+    with pytest.raises(requests.exceptions.SSLError):
+        hvac.Client(url=server.addr, verify=True).sys.read_seal_status()
+
+
+def test_bao_cli_operator_commands_work_against_transitd(server):
+    env = _clean_env(str(server.dir))
+    env.update(BAO_ADDR=server.addr, BAO_CACERT=str(server.ca))
+
+    def bao(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(bao_bin()), *args], env=env, capture_output=True, text=True)
+
+    out = bao("operator", "init", "-status")
+    assert (out.returncode, out.stdout.strip()) == (2, "Vault is not initialized")
+    out = bao("operator", "init", "-key-shares=3", "-key-threshold=2", "-format=json")
+    assert out.returncode == 0, out.stderr
+    import json
+
+    init = json.loads(out.stdout)
+    keys = init["unseal_keys_b64"]
+    assert len(keys) == 3 and init["root_token"].startswith("s.")
+    out = bao("status")
+    assert out.returncode == 2 and "Unseal Progress    0/2" in out.stdout, out.stdout
+    out = bao("operator", "unseal", keys[0])
+    assert out.returncode == 0 and "Unseal Progress    1/2" in out.stdout, out.stdout
+    out = bao("operator", "unseal", keys[1])
+    assert out.returncode == 0, out.stderr
+    out = bao("status")
+    assert out.returncode == 0, out.stdout
+    env["BAO_TOKEN"] = init["root_token"]
+    out = bao("operator", "seal")
+    assert (out.returncode, out.stdout.strip()) == (0, "Success! Vault is sealed.")
+    assert bao("status").returncode == 2
