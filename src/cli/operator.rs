@@ -377,6 +377,6 @@ mod tests {
             "cluster_name":"c","cluster_id":"id"});
         let t = status_table(&open);
         assert!(!t.contains("Unseal Progress"));
-        assert!(t.contains("Cluster ID         id"));
+        assert!(t.contains("Cluster ID      id"));
     }
 }
