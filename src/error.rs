@@ -20,6 +20,10 @@ pub enum ApiError {
     /// 403: missing or invalid token, or not allowed.
     #[error("permission denied")]
     PermissionDenied,
+    /// 403 for a valid token whose policies do not allow the request
+    /// (OpenBao's wording, wrapper included).
+    #[error("1 error occurred:\n\t* permission denied\n\n")]
+    Denied,
     /// 404 with an empty error list (reading a missing key, an empty list).
     #[error("not found")]
     NotFound,
@@ -51,7 +55,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::PermissionDenied => StatusCode::FORBIDDEN,
+            Self::PermissionDenied | Self::Denied => StatusCode::FORBIDDEN,
             Self::NotFound | Self::UnsupportedPath | Self::NoRoute(_) => StatusCode::NOT_FOUND,
             Self::UnsupportedOperation => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,

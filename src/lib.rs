@@ -8,6 +8,8 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 
 pub mod api;
+pub mod audit;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;

@@ -15,6 +15,11 @@ pub struct Reply {
     pub no_content: bool,
     /// Answer `data` as the whole body, without the envelope (`sys/health`).
     pub bare: bool,
+    /// The `auth` block of token-issuing replies (create, login, renew).
+    pub auth: Option<Value>,
+    /// Also put `data`'s fields at the top level, as Vault's older `sys/`
+    /// endpoints do (clients read either).
+    pub mirror: bool,
 }
 
 impl Reply {
@@ -41,6 +46,21 @@ impl Reply {
         }
     }
 
+    pub fn mirrored(data: Value) -> Self {
+        Self {
+            data: Some(data),
+            mirror: true,
+            ..Self::default()
+        }
+    }
+
+    pub fn auth(auth: Value) -> Self {
+        Self {
+            auth: Some(auth),
+            ..Self::default()
+        }
+    }
+
     pub fn warn(mut self, warning: impl Into<String>) -> Self {
         self.warnings.push(warning.into());
         self
@@ -61,7 +81,8 @@ impl Reply {
                 unrecognized.join(" ")
             ));
         }
-        let body = json!({
+        let top = if self.mirror { self.data.clone() } else { None };
+        let mut body = json!({
             "request_id": uuid::Uuid::new_v4().to_string(),
             "lease_id": "",
             "renewable": false,
@@ -69,8 +90,13 @@ impl Reply {
             "data": self.data,
             "wrap_info": null,
             "warnings": if warnings.is_empty() { Value::Null } else { json!(warnings) },
-            "auth": null,
+            "auth": self.auth,
         });
+        if let (Some(Value::Object(fields)), Value::Object(envelope)) = (top, &mut body) {
+            for (k, v) in fields {
+                envelope.entry(k).or_insert(v);
+            }
+        }
         (self.status.unwrap_or(StatusCode::OK), axum::Json(body)).into_response()
     }
 }

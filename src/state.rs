@@ -22,6 +22,8 @@ use arc_swap::ArcSwapOption;
 use serde::{Deserialize, Serialize};
 use transit_keys::Keyring;
 
+use crate::auth::policy_store::PolicyStore;
+use crate::auth::token::{TokenRequest, TokenStore};
 use crate::error::{ApiError, ApiResult};
 use crate::seal::barrier::{Barrier, BarrierError, SecretKey};
 use crate::seal::{Seal, SealError, SealKind};
@@ -77,14 +79,13 @@ impl From<SealError> for ApiError {
 const LOOKUP_KEY_PATH: &str = "core/lookup-key";
 const CLUSTER_PATH: &str = "core/cluster";
 const MOUNTS_PATH: &str = "core/mounts";
-const TOKENS_PREFIX: &str = "auth/token/id/";
 
 /// HMAC-SHA256 under the lookup key, hex: how names appear in storage paths.
 #[derive(Debug)]
-struct LookupKey(SecretKey);
+pub(crate) struct LookupKey(pub(crate) SecretKey);
 
 impl LookupKey {
-    fn digest(&self, value: &str) -> [u8; 32] {
+    pub(crate) fn digest(&self, value: &str) -> [u8; 32] {
         let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, self.0.expose());
         let tag = ring::hmac::sign(&key, value.as_bytes());
         let mut out = [0u8; 32];
@@ -92,7 +93,7 @@ impl LookupKey {
         out
     }
 
-    fn name(&self, value: &str) -> String {
+    pub(crate) fn name(&self, value: &str) -> String {
         hex::encode(self.digest(value))
     }
 }
@@ -257,7 +258,8 @@ pub struct Unsealed {
     mounts: RwLock<BTreeMap<String, Arc<Mount>>>,
     /// Held while the mount table changes.
     mount_table: Mutex<()>,
-    tokens: RwLock<HashSet<[u8; 32]>>,
+    pub tokens: TokenStore,
+    pub policies: PolicyStore,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -265,16 +267,9 @@ struct ClusterInfo {
     id: String,
 }
 
-#[derive(Serialize, Deserialize)]
-struct TokenEntry {
-    policies: Vec<String>,
-    creation_time: i64,
-}
-
 impl Unsealed {
     /// Load the whole state from storage (at unseal).
-    fn load(barrier: Barrier) -> ApiResult<Self> {
-        let barrier = Arc::new(barrier);
+    fn load(barrier: Arc<Barrier>) -> ApiResult<Self> {
         let lookup = barrier
             .get(LOOKUP_KEY_PATH)?
             .and_then(|raw| SecretKey::from_slice(&raw))
@@ -289,23 +284,16 @@ impl Unsealed {
             mount.load()?;
             mounts.insert(mount.path.clone(), Arc::new(mount));
         }
-        let mut tokens = HashSet::new();
-        for path in barrier.list(TOKENS_PREFIX)? {
-            // Opening proves the entry was written here by us, not copied in.
-            let _: TokenEntry = read_json(&barrier, &path)?
-                .ok_or_else(|| ApiError::Internal(format!("{path} vanished while loading")))?;
-            let mut id = [0u8; 32];
-            hex::decode_to_slice(path.trim_start_matches(TOKENS_PREFIX), &mut id)
-                .map_err(|_| ApiError::Internal(format!("{path}: malformed token path")))?;
-            tokens.insert(id);
-        }
+        let tokens = TokenStore::load(Arc::clone(&barrier), Arc::clone(&lookup))?;
+        let policies = PolicyStore::load(Arc::clone(&barrier), Arc::clone(&lookup))?;
         let unsealed = Self {
             barrier,
             lookup,
             cluster_id: cluster.id,
             mounts: RwLock::new(mounts),
             mount_table: Mutex::default(),
-            tokens: RwLock::new(tokens),
+            tokens,
+            policies,
         };
         unsealed.remove_orphans()?;
         Ok(unsealed)
@@ -329,10 +317,10 @@ impl Unsealed {
     }
 
     /// First entries of a new server, written before it counts as initialized.
-    fn bootstrap(barrier: &Barrier, root_token: &str) -> ApiResult<()> {
+    fn bootstrap(barrier: &Arc<Barrier>, root_token: &str) -> ApiResult<()> {
         let lookup = SecretKey::random()?;
         barrier.put(LOOKUP_KEY_PATH, lookup.expose())?;
-        let lookup = LookupKey(lookup);
+        let lookup = Arc::new(LookupKey(lookup));
         write_json(
             barrier,
             CLUSTER_PATH,
@@ -342,20 +330,19 @@ impl Unsealed {
         )?;
         let transit = new_mount_entry("transit", "");
         write_json(barrier, MOUNTS_PATH, &vec![transit])?;
-        let token = TokenEntry {
+        let tokens = TokenStore::load(Arc::clone(barrier), lookup)?;
+        let root = TokenRequest {
             policies: vec!["root".to_owned()],
-            creation_time: time::OffsetDateTime::now_utc().unix_timestamp(),
+            display_name: "root".to_owned(),
+            path: "auth/token/root".to_owned(),
+            ..TokenRequest::default()
         };
-        write_json(
-            barrier,
-            &format!("{TOKENS_PREFIX}{}", lookup.name(root_token)),
-            &token,
-        )
-    }
-
-    pub fn token_is_valid(&self, token: &str) -> bool {
-        let id = self.lookup.digest(token);
-        self.tokens.read().is_ok_and(|t| t.contains(&id))
+        tokens.create(
+            root,
+            Some(root_token),
+            time::OffsetDateTime::now_utc().unix_timestamp(),
+        )?;
+        Ok(())
     }
 
     /// The mount whose path is the longest prefix of `path`, and the rest.
@@ -552,16 +539,17 @@ impl AppState {
         let init = self.seal.initialize(shares, threshold)?;
         let root_token = zeroize::Zeroizing::new(match root_token {
             Some(t) if !t.is_empty() => t.to_owned(),
-            _ => new_token()?,
+            _ => crate::auth::token::new_token()?,
         });
-        blocking(|| Unsealed::bootstrap(&init.barrier, &root_token))?;
+        let barrier = Arc::new(init.barrier);
+        blocking(|| Unsealed::bootstrap(&barrier, &root_token))?;
         let (n, t) = match self.seal.kind() {
             SealKind::Shamir => (shares, threshold),
             SealKind::Static(_) => (0, 0),
         };
         self.seal.commit_init(n, t)?;
         if matches!(self.seal.kind(), SealKind::Static(_)) {
-            self.install(init.barrier)?;
+            self.install(barrier)?;
         }
         Ok(InitOutput {
             shares: init.shares,
@@ -578,7 +566,7 @@ impl AppState {
         match self.seal.submit_share(share)? {
             None => Ok(false),
             Some(barrier) => {
-                self.install(barrier)?;
+                self.install(Arc::new(barrier))?;
                 Ok(true)
             }
         }
@@ -595,7 +583,7 @@ impl AppState {
             return Ok(false);
         }
         let barrier = self.seal.auto_unseal()?;
-        self.install(barrier)?;
+        self.install(Arc::new(barrier))?;
         Ok(true)
     }
 
@@ -605,7 +593,7 @@ impl AppState {
         Ok(())
     }
 
-    fn install(&self, barrier: Barrier) -> ApiResult<()> {
+    fn install(&self, barrier: Arc<Barrier>) -> ApiResult<()> {
         let unsealed = blocking(|| Unsealed::load(barrier))?;
         self.unsealed.store(Some(Arc::new(unsealed)));
         Ok(())
@@ -619,29 +607,14 @@ impl AppState {
         Ok(())
     }
 
-    /// Constant-work check of a presented token (false while sealed).
+    /// Whether a presented token is live (false while sealed).
     pub fn token_is_valid(&self, token: &str) -> bool {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
         self.unsealed
             .load()
             .as_ref()
-            .is_some_and(|u| u.token_is_valid(token))
+            .is_some_and(|u| u.tokens.lookup(token, now).ok().flatten().is_some())
     }
-}
-
-/// A new service token: `s.` and 24 random alphanumerics, as OpenBao's look.
-fn new_token() -> ApiResult<String> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut out = String::from("s.");
-    while out.len() < 26 {
-        let mut byte = [0u8; 1];
-        transit_keys::secret::fill_random(&mut byte)
-            .map_err(|_| ApiError::Internal("random number generator failed".to_owned()))?;
-        // Rejection sampling keeps the choice uniform (248 = 4 * 62).
-        if byte[0] < 248 {
-            out.push(char::from(ALPHABET[usize::from(byte[0]) % ALPHABET.len()]));
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -12,10 +12,13 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use time::OffsetDateTime;
 
+use crate::auth::Caller;
+use crate::auth::policy::Capability;
+use crate::auth::token::TokenEntry;
 use crate::error::{ApiError, ApiResult};
 use crate::request::Params;
 use crate::response::Reply;
-use crate::state::{AppState, Mount};
+use crate::state::{AppState, Mount, Unsealed};
 
 mod crypt;
 mod export;
@@ -24,6 +27,7 @@ mod keys;
 mod misc;
 mod sign;
 pub(crate) mod sys;
+mod token;
 
 /// The operation a request asks for, as Vault names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,7 +107,7 @@ async fn route(
     if let Some(rest) = path.strip_prefix("sys/")
         && sys::is_unauthenticated(rest)
     {
-        let reply = sys::handle(&state, op, rest, &params, &headers)?;
+        let reply = sys::handle(&state, op, rest, &params, None)?;
         return Ok((reply, Vec::new()));
     }
     // Sealing a sealed server is a no-op that needs no token (as in OpenBao).
@@ -112,16 +116,25 @@ async fn route(
     }
     // Everything else needs the keys: 503 while sealed, before looking at the token.
     let unsealed = state.unsealed()?;
-    let authorized = token(&headers).is_some_and(|t| unsealed.token_is_valid(t));
-    if !authorized {
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let presented = token(&headers).ok_or(ApiError::PermissionDenied)?;
+    let (id, entry) = unsealed
+        .tokens
+        .lookup(presented, now)?
+        .ok_or(ApiError::PermissionDenied)?;
+    authorize(&unsealed, &entry, op, &path)?;
+    // A use-limited token pays one use per request (its last use revokes it).
+    if entry.num_uses > 0 && !unsealed.tokens.use_once(&id)? {
         return Err(ApiError::PermissionDenied);
     }
+    let caller = Caller { id, entry };
     if let Some(rest) = path.strip_prefix("sys/") {
-        let reply = sys::handle(&state, op, rest, &params, &headers)?;
+        let reply = sys::handle(&state, op, rest, &params, Some(&caller))?;
         return Ok((reply, params.unrecognized()));
     }
-    if path == "auth/token/lookup-self" || path == "auth/token/lookup" {
-        return Ok((sys::lookup_self(&state), Vec::new()));
+    if let Some(rest) = path.strip_prefix("auth/token/") {
+        let reply = token::handle(&unsealed.tokens, &caller, presented, op, rest, &params, now)?;
+        return Ok((reply, params.unrecognized()));
     }
     let (mount, rest) = unsealed
         .resolve(&path)?
@@ -162,6 +175,58 @@ async fn route(
             .map_err(|e| ApiError::Internal(format!("handler task failed: {e}")))?
     } else {
         run()
+    }
+}
+
+/// Paths that need `sudo` besides the operation's capability (Vault's root-protected paths).
+fn needs_sudo(path: &str) -> bool {
+    path == "sys/seal"
+        || path == "sys/audit"
+        || path.starts_with("sys/audit/")
+        || path.starts_with("sys/audit-hash/")
+        || path == "sys/auth"
+        || path.starts_with("sys/auth/")
+        || path == "auth/token/create-orphan"
+}
+
+/// Check the caller's policies for this operation on this path, as Vault does:
+/// `create` instead of `update` where the target does not exist yet (a transit
+/// key, or encrypting with a key that upsert would create), `list` on the path
+/// with a trailing slash, `sudo` on root-protected paths.
+fn authorize(unsealed: &Unsealed, entry: &TokenEntry, op: Op, path: &str) -> ApiResult<()> {
+    if entry.is_root() {
+        return Ok(());
+    }
+    let acl = unsealed.policies.acl(&entry.policies)?;
+    let capability = match op {
+        Op::Read => Capability::Read,
+        Op::List => Capability::List,
+        Op::Delete => Capability::Delete,
+        Op::Update => {
+            let creates = unsealed.resolve(path)?.is_some_and(|(mount, rest)| {
+                match rest.split('/').collect::<Vec<_>>().as_slice() {
+                    ["keys", name] | ["encrypt", name] => mount.key(name).ok().flatten().is_none(),
+                    _ => false,
+                }
+            });
+            if creates {
+                Capability::Create
+            } else {
+                Capability::Update
+            }
+        }
+    };
+    let checked = if op == Op::List {
+        format!("{path}/")
+    } else {
+        path.to_owned()
+    };
+    if acl.allows(&checked, capability)
+        && (!needs_sudo(path) || acl.allows(&checked, Capability::Sudo))
+    {
+        Ok(())
+    } else {
+        Err(ApiError::Denied)
     }
 }
 

@@ -1,11 +1,12 @@
 //! The `sys/` endpoints a transit client touches: health, seal status, mounts,
 //! and the token self-lookup that `hvac.Client.is_authenticated()` calls.
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
 use super::Op;
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::request::Params;
 use crate::response::Reply;
@@ -26,9 +27,24 @@ pub fn handle(
     op: Op,
     rest: &str,
     p: &Params,
-    _headers: &HeaderMap,
+    caller: Option<&Caller>,
 ) -> ApiResult<Reply> {
+    if let Some(name) = rest
+        .strip_prefix("policy/")
+        .or_else(|| rest.strip_prefix("policies/acl/"))
+    {
+        return policy(state, op, name, rest.starts_with("policy/"), p);
+    }
     match (rest, op) {
+        ("policy", Op::Read) => {
+            let names = state.unsealed()?.policies.names()?;
+            Ok(Reply::mirrored(json!({ "keys": names, "policies": names })))
+        }
+        ("policies/acl", Op::List) => {
+            let names = state.unsealed()?.policies.names()?;
+            Ok(Reply::data(json!({ "keys": names })))
+        }
+        ("capabilities-self", Op::Update) => capabilities_self(state, caller, p),
         ("health", Op::Read) => health(state, p),
         ("seal-status", Op::Read) => Ok(Reply::bare(seal_status(state)?, StatusCode::OK)),
         ("init", Op::Read) => Ok(Reply::bare(
@@ -54,9 +70,11 @@ pub fn handle(
                 _ => Err(ApiError::UnsupportedOperation),
             }
         }
-        ("health" | "seal-status" | "mounts" | "init" | "unseal" | "seal" | "leader", _) => {
-            Err(ApiError::UnsupportedOperation)
-        }
+        (
+            "health" | "seal-status" | "mounts" | "init" | "unseal" | "seal" | "leader" | "policy"
+            | "policies/acl" | "capabilities-self",
+            _,
+        ) => Err(ApiError::UnsupportedOperation),
         _ => Err(ApiError::UnsupportedPath),
     }
 }
@@ -118,6 +136,71 @@ fn unseal(state: &AppState, p: &Params) -> ApiResult<Reply> {
         state.unseal(&key)?;
     }
     Ok(Reply::bare(seal_status(state)?, StatusCode::OK))
+}
+
+/// `sys/policy/:name` (`rules`) and `sys/policies/acl/:name` (`policy`).
+fn policy(state: &AppState, op: Op, name: &str, legacy: bool, p: &Params) -> ApiResult<Reply> {
+    let store = &state.unsealed()?.policies;
+    let name = crate::auth::policy_store::PolicyStore::normalize(name);
+    let field = if legacy { "rules" } else { "policy" };
+    match op {
+        Op::Read => {
+            let text = if name == crate::auth::policy::ROOT {
+                String::new()
+            } else {
+                store
+                    .get(&name)?
+                    .ok_or(ApiError::NotFound)?
+                    .raw()
+                    .to_owned()
+            };
+            let body = json!({ "name": name, field: text });
+            Ok(if legacy {
+                Reply::mirrored(body)
+            } else {
+                Reply::data(body)
+            })
+        }
+        Op::Update => {
+            let text = p
+                .string("policy")?
+                .or(p.string("rules")?)
+                .filter(|t| !t.trim().is_empty())
+                .ok_or_else(|| ApiError::bad("'policy' parameter not supplied or empty"))?;
+            store.put(&name, &text)?;
+            Ok(Reply::no_content())
+        }
+        Op::Delete => {
+            store.delete(&name)?;
+            Ok(Reply::no_content())
+        }
+        Op::List => Err(ApiError::UnsupportedOperation),
+    }
+}
+
+/// `sys/capabilities-self`: what the caller's token may do on each path.
+fn capabilities_self(state: &AppState, caller: Option<&Caller>, p: &Params) -> ApiResult<Reply> {
+    let caller = caller.ok_or(ApiError::PermissionDenied)?;
+    let unsealed = state.unsealed()?;
+    let mut paths = crate::api::token::string_list(p, "paths")?.unwrap_or_default();
+    if let Some(path) = p.string("path")? {
+        paths.push(path);
+    }
+    if paths.is_empty() {
+        return Err(ApiError::bad("paths must be supplied"));
+    }
+    let acl = unsealed.policies.acl(&caller.entry.policies)?;
+    let mut body = Map::new();
+    let mut all: Vec<&'static str> = Vec::new();
+    for path in &paths {
+        let caps = acl.capabilities(path.trim_start_matches('/'));
+        all.extend(caps.iter().copied());
+        body.insert(path.clone(), json!(caps));
+    }
+    all.sort_unstable();
+    all.dedup();
+    body.insert("capabilities".to_owned(), json!(all));
+    Ok(Reply::mirrored(Value::Object(body)))
 }
 
 /// `sys/leader`, which the CLI reads after unsealing: one node, no HA.
@@ -261,24 +344,4 @@ fn enable(state: &AppState, path: &str, p: &Params) -> ApiResult<Reply> {
     }
     state.unsealed()?.enable_mount(path, &description)?;
     Ok(Reply::no_content())
-}
-
-/// `auth/token/lookup-self` for the dev root token.
-pub fn lookup_self(_state: &AppState) -> Reply {
-    Reply::data(json!({
-        "accessor": "",
-        "creation_time": 0,
-        "creation_ttl": 0,
-        "display_name": "root",
-        "entity_id": "",
-        "expire_time": null,
-        "explicit_max_ttl": 0,
-        "meta": null,
-        "num_uses": 0,
-        "orphan": true,
-        "path": "auth/token/root",
-        "policies": ["root"],
-        "ttl": 0,
-        "type": "service",
-    }))
 }

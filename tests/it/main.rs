@@ -4,6 +4,7 @@
 mod node;
 mod support;
 
+mod api_auth;
 mod api_crypt;
 mod api_hmac_sign;
 mod api_misc;

@@ -66,6 +66,35 @@ impl TestApp {
         }
     }
 
+    /// The same server, called with another token (`None`: no token).
+    pub fn as_token(&self, token: Option<&str>) -> Self {
+        Self {
+            router: self.router.clone(),
+            token: token.map(str::to_owned),
+        }
+    }
+
+    /// A token with one policy made of `hcl` (named after the test).
+    pub async fn token_with_policy(&self, name: &str, hcl: &str) -> String {
+        self.write(
+            &format!("sys/policies/acl/{name}"),
+            serde_json::json!({ "policy": hcl }),
+        )
+        .await
+        .expect(204);
+        let res = self
+            .write(
+                "auth/token/create",
+                serde_json::json!({ "policies": [name] }),
+            )
+            .await
+            .ok();
+        res.body["auth"]["client_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     pub async fn raw(
         &self,
         method: &str,

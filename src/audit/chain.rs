@@ -1,0 +1,268 @@
+//! The byte-level line scheme shared by the writer ([`super::device`]) and the
+//! checker ([`super::verify`]).
+//!
+//! A chained line (the header and every entry) is a JSON object whose last two
+//! members are `"seq":N` and `"chain":"<64 hex>"`, followed by `\n`. Its *body*
+//! is the same object without the chain member: the line's bytes up to (not
+//! including) `,"chain":"`, plus the closing `}`. The chain value is
+//! `SHA-256(previous chain as 32 raw bytes || body)`; the header's previous
+//! chain is 32 zero bytes. Working on the exact bytes written (never on a
+//! re-serialisation) keeps the check independent of JSON key order, number
+//! formatting and escaping.
+//!
+//! Checkpoint lines are not chained: they repeat the `seq` and `chain` of the
+//! chained line just before them and carry an Ed25519 signature over
+//! `seq (u64, big-endian) || chain (32 raw bytes)`.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use ring::digest;
+use ring::signature::{self, Ed25519KeyPair, KeyPair as _};
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use super::format::rfc3339_nano;
+
+/// Version written in, and required from, the header line.
+pub const FORMAT_VERSION: u64 = 1;
+
+/// A chain value: SHA-256 output.
+pub type Chain = [u8; 32];
+
+/// The "previous chain" of the header line.
+pub const GENESIS: Chain = [0; 32];
+
+/// Suffix marker that precedes the hex chain value at the end of a line.
+const CHAIN_MARKER: &[u8] = b",\"chain\":\"";
+
+/// `SHA-256(prev || body)`.
+pub fn link(prev: &Chain, body: &[u8]) -> Chain {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(prev);
+    ctx.update(body);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+/// Appends `"seq":N` as the last member of a serialised JSON object (bytes
+/// ending in `}`), giving the body that the chain covers. `None` when `object`
+/// is not shaped like an object.
+pub fn body_with_seq(object: &[u8], seq: u64) -> Option<Vec<u8>> {
+    let inner = object.strip_suffix(b"}")?;
+    if !object.starts_with(b"{") {
+        return None;
+    }
+    let mut body = Vec::with_capacity(object.len() + 32);
+    body.extend_from_slice(inner);
+    if inner.len() > 1 {
+        body.push(b',');
+    }
+    body.extend_from_slice(b"\"seq\":");
+    body.extend_from_slice(seq.to_string().as_bytes());
+    body.push(b'}');
+    Some(body)
+}
+
+/// The full line (with `\n`) for a body and its chain value.
+pub fn seal(body: &[u8], chain: &Chain) -> Vec<u8> {
+    let inner = body.strip_suffix(b"}").unwrap_or(body);
+    let mut line = Vec::with_capacity(body.len() + CHAIN_MARKER.len() + 67);
+    line.extend_from_slice(inner);
+    line.extend_from_slice(CHAIN_MARKER);
+    line.extend_from_slice(hex::encode(chain).as_bytes());
+    line.extend_from_slice(b"\"}\n");
+    line
+}
+
+/// Splits a chained line (without its `\n`) into its body and the chain value
+/// written at its end. `None` when the line does not end in a well-formed
+/// chain member.
+pub fn split(line: &[u8]) -> Option<(Vec<u8>, Chain)> {
+    let rest = line.strip_suffix(b"\"}")?;
+    let hex_start = rest.len().checked_sub(64)?;
+    let marker_start = hex_start.checked_sub(CHAIN_MARKER.len())?;
+    if &rest[marker_start..hex_start] != CHAIN_MARKER {
+        return None;
+    }
+    let mut chain = [0u8; 32];
+    hex::decode_to_slice(&rest[hex_start..], &mut chain).ok()?;
+    let mut body = Vec::with_capacity(marker_start + 1);
+    body.extend_from_slice(&line[..marker_start]);
+    body.push(b'}');
+    Some((body, chain))
+}
+
+/// The 40 bytes a checkpoint signature covers.
+pub fn checkpoint_message(seq: u64, chain: &Chain) -> [u8; 40] {
+    let mut msg = [0u8; 40];
+    msg[..8].copy_from_slice(&seq.to_be_bytes());
+    msg[8..].copy_from_slice(chain);
+    msg
+}
+
+/// A signed checkpoint line (with `\n`) for the chained line `seq`/`chain`.
+pub fn checkpoint_line(
+    key: &Ed25519KeyPair,
+    seq: u64,
+    chain: &Chain,
+    now: OffsetDateTime,
+) -> Vec<u8> {
+    let signature = key.sign(&checkpoint_message(seq, chain));
+    // Hex, base64 and RFC 3339 text need no JSON escaping.
+    let mut out = format!(
+        "{{\"type\":\"checkpoint\",\"seq\":{seq},\"chain\":\"{}\",\"time\":\"{}\",\"signature\":\"{}\"}}",
+        hex::encode(chain),
+        rfc3339_nano(now),
+        B64.encode(signature.as_ref()),
+    )
+    .into_bytes();
+    out.push(b'\n');
+    out
+}
+
+/// Checks a checkpoint signature with a raw 32-byte Ed25519 public key.
+pub fn checkpoint_signature_ok(
+    public_key: &[u8],
+    seq: u64,
+    chain: &Chain,
+    signature_b64: &str,
+) -> bool {
+    let Ok(sig) = B64.decode(signature_b64) else {
+        return false;
+    };
+    signature::UnparsedPublicKey::new(&signature::ED25519, public_key)
+        .verify(&checkpoint_message(seq, chain), &sig)
+        .is_ok()
+}
+
+/// The header's body (with `"seq":0`, without the chain member).
+pub fn header_body(key: &Ed25519KeyPair, nonce: &[u8; 32], now: OffsetDateTime) -> Vec<u8> {
+    format!(
+        "{{\"type\":\"header\",\"version\":{FORMAT_VERSION},\"public_key\":\"{}\",\"nonce\":\"{}\",\"time\":\"{}\",\"seq\":0}}",
+        B64.encode(key.public_key().as_ref()),
+        hex::encode(nonce),
+        rfc3339_nano(now),
+    )
+    .into_bytes()
+}
+
+/// The top-level members the checker and the resume logic look at; every
+/// other member is covered by the chain but not interpreted.
+#[derive(Debug, Default, Deserialize)]
+pub struct Fields {
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub seq: Option<u64>,
+    #[serde(default)]
+    pub chain: Option<String>,
+    #[serde(default)]
+    pub signature: Option<String>,
+    #[serde(default)]
+    pub public_key: Option<String>,
+    #[serde(default)]
+    pub version: Option<u64>,
+}
+
+impl Fields {
+    pub fn parse(line: &[u8]) -> Option<Self> {
+        serde_json::from_slice(line).ok()
+    }
+
+    pub fn is_header(&self) -> bool {
+        self.kind.as_deref() == Some("header")
+    }
+
+    pub fn is_checkpoint(&self) -> bool {
+        self.kind.as_deref() == Some("checkpoint")
+    }
+
+    /// The `chain` member decoded, when present and well formed.
+    pub fn chain_value(&self) -> Option<Chain> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(self.chain.as_deref()?, &mut out).ok()?;
+        Some(out)
+    }
+
+    /// The header's public key, decoded.
+    pub fn public_key_bytes(&self) -> Option<Vec<u8>> {
+        B64.decode(self.public_key.as_deref()?).ok()
+    }
+}
+
+/// A checkpoint as read back from a line or the sidecar file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub seq: u64,
+    pub chain: Chain,
+    pub signature: String,
+}
+
+impl Checkpoint {
+    /// Parses a checkpoint line (without or with its trailing `\n`).
+    pub fn parse(line: &[u8]) -> Option<Self> {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let fields = Fields::parse(line)?;
+        if !fields.is_checkpoint() {
+            return None;
+        }
+        Some(Self {
+            seq: fields.seq?,
+            chain: fields.chain_value()?,
+            signature: fields.signature?,
+        })
+    }
+
+    pub fn signature_ok(&self, public_key: &[u8]) -> bool {
+        checkpoint_signature_ok(public_key, self.seq, &self.chain, &self.signature)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_and_split_round_trip() {
+        let body = body_with_seq(br#"{"type":"request","x":"a}"}"#, 7).unwrap();
+        assert_eq!(body, br#"{"type":"request","x":"a}","seq":7}"#);
+        let chain = link(&GENESIS, &body);
+        let line = seal(&body, &chain);
+        assert!(line.ends_with(b"\"}\n"));
+        let (b2, c2) = split(line.strip_suffix(b"\n").unwrap()).unwrap();
+        assert_eq!(b2, body);
+        assert_eq!(c2, chain);
+        let fields = Fields::parse(&line).unwrap();
+        assert_eq!(fields.seq, Some(7));
+        assert_eq!(fields.chain_value(), Some(chain));
+    }
+
+    #[test]
+    fn split_rejects_lines_without_chain() {
+        assert!(split(br#"{"seq":1}"#).is_none());
+        assert!(split(br#"{"seq":1,"chain":"zz"}"#).is_none());
+        let bad = format!("{{\"seq\":1,\"chain\":\"{}\"}}", "g".repeat(64));
+        assert!(split(bad.as_bytes()).is_none());
+    }
+
+    #[test]
+    fn checkpoint_line_signs_seq_and_chain() {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let key = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let chain = link(&GENESIS, b"{}");
+        let line = checkpoint_line(&key, 42, &chain, OffsetDateTime::UNIX_EPOCH);
+        let text = std::str::from_utf8(&line).unwrap();
+        assert!(
+            text.starts_with("{\"type\":\"checkpoint\",\"seq\":42,\"chain\":\""),
+            "{text}"
+        );
+        assert!(text.ends_with("}\n"));
+        let cp = Checkpoint::parse(&line).unwrap();
+        assert_eq!(cp.seq, 42);
+        assert!(cp.signature_ok(key.public_key().as_ref()));
+        let other = Checkpoint { seq: 43, ..cp };
+        assert!(!other.signature_ok(key.public_key().as_ref()));
+    }
+}

@@ -1,0 +1,402 @@
+//! The audit log: Vault-shaped JSON entries, made tamper-evident.
+//!
+//! Entries have the shape of Vault's `file` audit device ([`format`]): one
+//! JSON object per line, tokens and request/response data replaced by salted
+//! HMACs (`hmac-sha256:<hex>`, the same values `sys/audit-hash` gives).
+//! Beyond Vault, every line of a log is bound to the ones before it.
+//!
+//! # Line formats
+//!
+//! ```text
+//! {"type":"header","version":1,"public_key":"<b64>","nonce":"<hex>","time":"<rfc3339>","seq":0,"chain":"<hex>"}
+//! {"type":"checkpoint","seq":0,"chain":"<hex>","time":"<rfc3339>","signature":"<b64>"}
+//! {"time":"..","type":"request","auth":{..},"request":{..},"seq":1,"chain":"<hex>"}
+//! {"time":"..","type":"response","auth":{..},"request":{..},"response":{..},"error":"..","seq":2,"chain":"<hex>"}
+//! ```
+//!
+//! * **Header** (first line of a new file, or of each stdout session): the raw
+//!   Ed25519 public key that signs this file's checkpoints, and a random
+//!   32-byte nonce so no two logs share a chain.
+//! * **Chain**: every entry carries `seq` (1, 2, .. per file) and
+//!   `chain = hex(SHA-256(previous chain, 32 raw bytes || body))`, where the
+//!   body is the line's exact bytes without the final `,"chain":"…"` member
+//!   (the rest of the object, closing brace included). The header's previous
+//!   chain is 32 zero bytes. Editing, removing, inserting or reordering any line
+//!   breaks the chain at that point, and `seq` tells which of these it was.
+//! * **Checkpoints**: every `checkpoint_interval` entries (default 1000), on a
+//!   clean stop and right after the header, the device appends a line repeating
+//!   the `seq`/`chain` of the entry before it, signed with the device's Ed25519
+//!   key over `seq (8 bytes, big-endian) || chain (32 raw bytes)`. Checkpoint
+//!   lines are not part of the chain. File devices also replace
+//!   `<FILE>.checkpoint` (temporary file, fsync, rename, directory fsync) with
+//!   the latest checkpoint line, once the batch that holds it is durable.
+//!
+//! # What is caught, and what is not
+//!
+//! * Any change inside the file up to its last line: the chain.
+//! * Lines cut off the end: the sidecar's signed checkpoint names a `seq` (and
+//!   its chain) the file must still reach.
+//! * The whole file rewritten with a recomputed chain: the rewriter needs the
+//!   signing key to sign checkpoints. Without it the old sidecar's signature
+//!   fails against the new header's key; if sidecar and header are both
+//!   replaced by a key of the attacker's, only a pinned public key
+//!   (`transitd audit verify -public-key=…`) tells.
+//! * Not caught: the file cut back to an earlier checkpoint *and* the sidecar
+//!   replaced by that (genuine, signed) earlier checkpoint line; or the file and
+//!   its sidecar both deleted. Only a copy of the latest checkpoint kept
+//!   elsewhere (shipped off the host, or a stdout/syslog copy), compared with
+//!   a pinned key, shows those. Removing an intermediate checkpoint line is not
+//!   caught either (the entries around it still chain; nothing is lost). Anyone
+//!   holding the signing key (root on a running server) can rewrite everything:
+//!   the scheme makes tampering evident to whoever holds an external copy of a
+//!   later checkpoint, it does not prevent it.
+//! * A stdout device has no sidecar: its truncation goes unnoticed unless its
+//!   output is captured elsewhere with checkpoints.
+//!
+//! # Devices and the broker
+//!
+//! [`AuditBroker`] holds the enabled devices by path (`file/`..). [`AuditBroker::log`]
+//! formats the record once per device (each has its own salt), hands it to
+//! every device's writer thread and waits until each has written and synced
+//! it (group commit, see [`device`]). It succeeds when at least one device
+//! recorded the entry and fails closed when every device failed, as Vault
+//! does; with no device enabled it does nothing and succeeds.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use ring::rand::SystemRandom;
+use ring::signature::Ed25519KeyPair;
+use zeroize::Zeroize;
+
+pub mod chain;
+pub mod device;
+pub mod format;
+pub mod verify;
+
+pub use device::{DEFAULT_CHECKPOINT_INTERVAL, FileDevice, sidecar_path};
+pub use format::{
+    AuditRecord, AuthInfo, FormatOptions, Kind, RequestInfo, ResponseInfo, hash_value,
+};
+pub use verify::{VerifyReport, run_cli, verify_file};
+
+/// What can go wrong with auditing.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AuditError {
+    #[error("invalid audit device configuration: {0}")]
+    Config(String),
+    #[error("an audit device is already enabled at {0}")]
+    AlreadyEnabled(String),
+    #[error("no audit device is enabled at {0}")]
+    NotEnabled(String),
+    #[error("audit device {target}: {message}")]
+    Io { target: String, message: String },
+    #[error(
+        "audit log {target} failed its integrity check: {message}; run `transitd audit verify`, \
+         then move the file and its .checkpoint aside to start a new log"
+    )]
+    Tampered { target: String, message: String },
+    #[error("audit device {0} is stopped")]
+    Stopped(String),
+    #[error("audit entry could not be formatted: {0}")]
+    Format(String),
+    #[error("no audit device recorded the entry: {}", .0.join("; "))]
+    AllFailed(Vec<String>),
+}
+
+/// How to enable a device.
+///
+/// `kind` is `file` (options `file_path` or `path`: a file, or `stdout`) or
+/// `stdout`. Other options, Vault's where they exist: `hmac_accessor`
+/// (default true), `log_raw` (default false), `mode` (octal, default `0600`,
+/// executable bits dropped, `0000` keeps an existing file's mode), `format`
+/// (only `json`), `checkpoint_interval` (entries between checkpoints, default
+/// 1000). `prefix` and `file_path=discard` are refused.
+///
+/// `salt` keys the HMAC of hashed values (Vault keeps a UUID string per
+/// device; its bytes are the key). `signing_key` is an Ed25519 private key as
+/// PKCS#8 (v1 or v2); keep it per device and stable across restarts, since a
+/// file's header names the key that must sign all its checkpoints. Both are
+/// wiped when the config is dropped.
+#[derive(Clone, Default)]
+pub struct DeviceConfig {
+    pub kind: String,
+    pub options: BTreeMap<String, String>,
+    pub salt: Vec<u8>,
+    pub signing_key: Vec<u8>,
+}
+
+impl fmt::Debug for DeviceConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeviceConfig")
+            .field("kind", &self.kind)
+            .field("options", &self.options)
+            .field("salt", &"<redacted>")
+            .field("signing_key", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Drop for DeviceConfig {
+    fn drop(&mut self) {
+        self.salt.zeroize();
+        self.signing_key.zeroize();
+    }
+}
+
+/// A new Ed25519 signing key, PKCS#8 v2, for [`DeviceConfig::signing_key`].
+pub fn generate_signing_key() -> Result<Vec<u8>, AuditError> {
+    Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+        .map(|doc| doc.as_ref().to_vec())
+        .map_err(|_| AuditError::Config("no randomness for a signing key".to_owned()))
+}
+
+/// A new salt in Vault's form: a random UUID string's bytes.
+pub fn generate_salt() -> Vec<u8> {
+    uuid::Uuid::new_v4().to_string().into_bytes()
+}
+
+/// Vault mounts audit devices at paths ending in `/`.
+fn normalize_path(path: &str) -> Result<String, AuditError> {
+    let trimmed = path.trim_start_matches('/');
+    if trimmed.is_empty() || trimmed == "/" {
+        return Err(AuditError::Config(
+            "an audit device needs a path".to_owned(),
+        ));
+    }
+    Ok(if trimmed.ends_with('/') {
+        trimmed.to_owned()
+    } else {
+        format!("{trimmed}/")
+    })
+}
+
+/// The enabled audit devices.
+#[derive(Debug, Default)]
+pub struct AuditBroker {
+    devices: RwLock<BTreeMap<String, Arc<FileDevice>>>,
+    /// Serialises enable and disable (which do file I/O) without holding
+    /// `devices` while they do.
+    admin: Mutex<()>,
+}
+
+impl AuditBroker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn snapshot(&self) -> Vec<(String, Arc<FileDevice>)> {
+        self.devices
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(p, d)| (p.clone(), d.clone()))
+            .collect()
+    }
+
+    /// Opens a device and enables it at `path` (`file` and `file/` are the
+    /// same path). Refuses a path already in use and a second device on the
+    /// same file (or a second stdout device): two writers would interleave two
+    /// chains. Blocking (file I/O); use `spawn_blocking` from async code.
+    pub fn enable(&self, path: &str, config: DeviceConfig) -> Result<(), AuditError> {
+        let path = normalize_path(path)?;
+        let _admin = self.admin.lock().unwrap_or_else(PoisonError::into_inner);
+        // `None`: no target to compare (the open below reports the problem);
+        // `Some(None)`: stdout; `Some(Some(path))`: a file.
+        let wanted: Option<Option<std::path::PathBuf>> = match config.kind.as_str() {
+            "stdout" => Some(None),
+            "file" => config
+                .options
+                .get("file_path")
+                .or_else(|| config.options.get("path"))
+                .map(|p| {
+                    (!p.eq_ignore_ascii_case("stdout"))
+                        .then(|| device::canonical_path(std::path::Path::new(p)))
+                }),
+            _ => None,
+        };
+        for (p, d) in self.snapshot() {
+            if p == path {
+                return Err(AuditError::AlreadyEnabled(path));
+            }
+            let same = match (&wanted, d.canonical_target()) {
+                (Some(Some(w)), Some(c)) => w.as_path() == c,
+                (Some(None), None) => true,
+                _ => false,
+            };
+            if same {
+                return Err(AuditError::Config(format!(
+                    "{} is already written by the audit device at {p}",
+                    d.target()
+                )));
+            }
+        }
+        let device = FileDevice::open(config)?;
+        self.devices
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(path, Arc::new(device));
+        Ok(())
+    }
+
+    /// Enables an already running device (tests: devices on injected sinks).
+    #[cfg(test)]
+    pub(crate) fn insert_device(&self, path: &str, device: FileDevice) -> Result<(), AuditError> {
+        let path = normalize_path(path)?;
+        let mut devices = self.devices.write().unwrap_or_else(PoisonError::into_inner);
+        if devices.contains_key(&path) {
+            return Err(AuditError::AlreadyEnabled(path));
+        }
+        devices.insert(path, Arc::new(device));
+        Ok(())
+    }
+
+    /// Removes the device at `path`: it writes what is queued, a final
+    /// checkpoint and its sidecar, then stops. The device is gone even when
+    /// that final write fails (the error says so). Blocking.
+    pub fn disable(&self, path: &str) -> Result<(), AuditError> {
+        let path = normalize_path(path)?;
+        let _admin = self.admin.lock().unwrap_or_else(PoisonError::into_inner);
+        let device = self
+            .devices
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&path)
+            .ok_or(AuditError::NotEnabled(path))?;
+        device.close()
+    }
+
+    /// The enabled paths with their targets (file path or `stdout`).
+    pub fn list(&self) -> Vec<(String, String)> {
+        self.snapshot()
+            .into_iter()
+            .map(|(p, d)| (p, d.target().to_owned()))
+            .collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.devices
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+    }
+
+    /// `sys/audit-hash`: `value` hashed with the salt of the device at `path`.
+    pub fn hash(&self, path: &str, value: &str) -> Option<String> {
+        let path = normalize_path(path).ok()?;
+        let devices = self.devices.read().unwrap_or_else(PoisonError::into_inner);
+        devices.get(&path).map(|d| d.hash(value))
+    }
+
+    /// The Ed25519 public key (raw 32 bytes) of the device at `path`.
+    pub fn public_key(&self, path: &str) -> Option<Vec<u8>> {
+        let path = normalize_path(path).ok()?;
+        let devices = self.devices.read().unwrap_or_else(PoisonError::into_inner);
+        devices.get(&path).map(|d| d.public_key().to_vec())
+    }
+
+    /// Records `record` on every enabled device and waits until they have
+    /// written and synced it. `Ok` when at least one device recorded it (the
+    /// others' failures are logged), `Err(AllFailed)` when none did, `Ok` at
+    /// once when no device is enabled.
+    pub async fn log(&self, record: &AuditRecord) -> Result<(), AuditError> {
+        let devices = self.snapshot();
+        if devices.is_empty() {
+            return Ok(());
+        }
+        let pending: Vec<_> = devices
+            .iter()
+            .map(|(path, d)| (path, d, d.submit(record)))
+            .collect();
+        let mut recorded = false;
+        let mut failures = Vec::new();
+        for (path, device, submitted) in pending {
+            let result = match submitted {
+                Ok(rx) => device.wait(rx).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => recorded = true,
+                Err(e) => {
+                    tracing::error!(device = %path, error = %e, "audit device failed to record an entry");
+                    failures.push(format!("{path}: {e}"));
+                }
+            }
+        }
+        if recorded {
+            Ok(())
+        } else {
+            Err(AuditError::AllFailed(failures))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(path: &std::path::Path) -> DeviceConfig {
+        DeviceConfig {
+            kind: "file".to_owned(),
+            options: BTreeMap::from([("file_path".to_owned(), path.display().to_string())]),
+            salt: b"a-salt".to_vec(),
+            signing_key: generate_signing_key().unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn no_device_means_no_op() {
+        let broker = AuditBroker::new();
+        broker.log(&device::tests::record(0)).await.unwrap();
+        assert!(broker.hash("file/", "x").is_none());
+    }
+
+    #[tokio::test]
+    async fn enable_hash_log_disable() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.log");
+        let b = dir.path().join("b.log");
+        let broker = AuditBroker::new();
+        broker.enable("file", config(&a)).unwrap();
+        assert!(matches!(
+            broker.enable("file/", config(&b)),
+            Err(AuditError::AlreadyEnabled(_))
+        ));
+        assert!(matches!(
+            broker.enable("other", config(&a)),
+            Err(AuditError::Config(_))
+        ));
+        broker.enable("second/", config(&b)).unwrap();
+        assert_eq!(
+            broker.hash("file/", "s.root"),
+            Some(hash_value(b"a-salt", "s.root"))
+        );
+        assert_eq!(
+            broker.hash("file", "s.root"),
+            broker.hash("file/", "s.root")
+        );
+        broker.log(&device::tests::record(1)).await.unwrap();
+        assert_eq!(broker.list().len(), 2);
+        broker.disable("file/").unwrap();
+        broker.disable("second").unwrap();
+        assert!(matches!(
+            broker.disable("file/"),
+            Err(AuditError::NotEnabled(_))
+        ));
+        assert!(broker.is_empty());
+        for p in [&a, &b] {
+            assert!(matches!(verify_file(p, None), VerifyReport::Ok(ref s) if s.last_seq == 1));
+        }
+    }
+
+    #[test]
+    fn config_debug_redacts_secrets() {
+        let c = DeviceConfig {
+            kind: "file".to_owned(),
+            salt: b"secret-salt".to_vec(),
+            ..DeviceConfig::default()
+        };
+        assert!(!format!("{c:?}").contains("secret-salt"));
+    }
+}

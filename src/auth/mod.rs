@@ -1,0 +1,16 @@
+//! Who may do what: tokens, policies, login methods.
+
+pub mod policy;
+pub mod policy_store;
+pub mod token;
+
+use std::sync::Arc;
+
+use token::{TokenEntry, TokenId};
+
+/// The authenticated caller of one request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub id: TokenId,
+    pub entry: Arc<TokenEntry>,
+}

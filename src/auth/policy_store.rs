@@ -1,0 +1,154 @@
+//! Named policies, stored through the barrier (`sys/policy/<HMAC of name>`,
+//! holding the name and the HCL as written), all loaded at unseal, and the ACL
+//! of each distinct set of policy names, built once and cached until a policy
+//! changes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+use super::policy::{Acl, DEFAULT, Policy, ROOT, default_policy};
+use crate::error::{ApiError, ApiResult};
+use crate::seal::barrier::Barrier;
+use crate::state::LookupKey;
+use crate::storage::blocking;
+
+const PREFIX: &str = "sys/policy/";
+
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    name: String,
+    raw: String,
+}
+
+fn poisoned() -> ApiError {
+    ApiError::Internal("policy store lock poisoned".to_owned())
+}
+
+#[derive(Debug)]
+pub struct PolicyStore {
+    barrier: Arc<Barrier>,
+    lookup: Arc<LookupKey>,
+    policies: RwLock<BTreeMap<String, Arc<Policy>>>,
+    acls: Mutex<HashMap<Vec<String>, Arc<Acl>>>,
+    write: Mutex<()>,
+}
+
+impl PolicyStore {
+    pub(crate) fn load(barrier: Arc<Barrier>, lookup: Arc<LookupKey>) -> ApiResult<Self> {
+        let mut policies = BTreeMap::new();
+        policies.insert(DEFAULT.to_owned(), Arc::new(default_policy()));
+        for path in barrier.list(PREFIX)? {
+            let raw = barrier
+                .get(&path)?
+                .ok_or_else(|| ApiError::Internal(format!("{path} vanished while loading")))?;
+            let stored: Stored = serde_json::from_slice(&raw)
+                .map_err(|e| ApiError::Internal(format!("{path}: {e}")))?;
+            let policy = Policy::parse(&stored.name, &stored.raw)
+                .map_err(|e| ApiError::Internal(format!("stored policy {}: {e}", stored.name)))?;
+            policies.insert(stored.name, Arc::new(policy));
+        }
+        Ok(Self {
+            barrier,
+            lookup,
+            policies: RwLock::new(policies),
+            acls: Mutex::default(),
+            write: Mutex::default(),
+        })
+    }
+
+    fn path(&self, name: &str) -> String {
+        format!("{PREFIX}{}", self.lookup.name(name))
+    }
+
+    pub fn names(&self) -> ApiResult<Vec<String>> {
+        let mut names: Vec<String> = self
+            .policies
+            .read()
+            .map_err(|_| poisoned())?
+            .keys()
+            .cloned()
+            .collect();
+        names.push(ROOT.to_owned());
+        names.sort();
+        Ok(names)
+    }
+
+    pub fn get(&self, name: &str) -> ApiResult<Option<Arc<Policy>>> {
+        Ok(self
+            .policies
+            .read()
+            .map_err(|_| poisoned())?
+            .get(name)
+            .cloned())
+    }
+
+    /// Vault's policy names: lowercased, no surrounding whitespace.
+    pub fn normalize(name: &str) -> String {
+        name.trim().to_lowercase()
+    }
+
+    pub fn put(&self, name: &str, hcl: &str) -> ApiResult<()> {
+        let name = Self::normalize(name);
+        if name.is_empty() {
+            return Err(ApiError::bad("policy name must be provided"));
+        }
+        if name == ROOT {
+            return Err(ApiError::bad("cannot update root policy"));
+        }
+        let policy = Policy::parse(&name, hcl)
+            .map_err(|e| ApiError::bad(format!("failed to parse policy: {e}")))?;
+        let _w = self.write.lock().map_err(|_| poisoned())?;
+        let stored = Stored {
+            name: name.clone(),
+            raw: hcl.to_owned(),
+        };
+        let raw = serde_json::to_vec(&stored).map_err(|e| ApiError::Internal(e.to_string()))?;
+        blocking(|| self.barrier.put(&self.path(&name), &raw))?;
+        self.policies
+            .write()
+            .map_err(|_| poisoned())?
+            .insert(name, Arc::new(policy));
+        self.acls.lock().map_err(|_| poisoned())?.clear();
+        Ok(())
+    }
+
+    pub fn delete(&self, name: &str) -> ApiResult<()> {
+        let name = Self::normalize(name);
+        match name.as_str() {
+            ROOT => return Err(ApiError::bad("cannot delete root policy")),
+            DEFAULT => return Err(ApiError::bad("cannot delete default policy")),
+            _ => {}
+        }
+        let _w = self.write.lock().map_err(|_| poisoned())?;
+        blocking(|| self.barrier.delete(&self.path(&name)))?;
+        self.policies.write().map_err(|_| poisoned())?.remove(&name);
+        self.acls.lock().map_err(|_| poisoned())?.clear();
+        Ok(())
+    }
+
+    /// The ACL of a token with these policies (unknown names grant nothing).
+    pub fn acl(&self, names: &[String]) -> ApiResult<Arc<Acl>> {
+        if names.iter().any(|n| n == ROOT) {
+            return Ok(Arc::new(Acl::root()));
+        }
+        if let Some(acl) = self.acls.lock().map_err(|_| poisoned())?.get(names) {
+            return Ok(Arc::clone(acl));
+        }
+        let policies: Vec<Policy> = {
+            let all = self.policies.read().map_err(|_| poisoned())?;
+            names
+                .iter()
+                .filter_map(|n| all.get(n))
+                .map(|p| (**p).clone())
+                .collect()
+        };
+        let acl = Arc::new(Acl::new(&policies));
+        self.acls
+            .lock()
+            .map_err(|_| poisoned())?
+            .insert(names.to_vec(), Arc::clone(&acl));
+        Ok(acl)
+    }
+}
