@@ -79,6 +79,11 @@ impl Params {
         self.fields.get(key).filter(|v| !v.is_null())
     }
 
+    /// Every field as received (for the audit log, which hashes the strings).
+    pub fn to_value(&self) -> Value {
+        Value::Object(self.fields.clone())
+    }
+
     pub fn has(&self, key: &str) -> bool {
         self.take(key).is_some()
     }

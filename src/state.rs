@@ -22,6 +22,8 @@ use arc_swap::ArcSwapOption;
 use serde::{Deserialize, Serialize};
 use transit_keys::Keyring;
 
+use crate::audit::store::AuditStore;
+use crate::auth::methods::Methods;
 use crate::auth::policy_store::PolicyStore;
 use crate::auth::token::{TokenRequest, TokenStore};
 use crate::error::{ApiError, ApiResult};
@@ -260,6 +262,8 @@ pub struct Unsealed {
     mount_table: Mutex<()>,
     pub tokens: TokenStore,
     pub policies: PolicyStore,
+    pub methods: Methods,
+    pub audit: AuditStore,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -286,6 +290,8 @@ impl Unsealed {
         }
         let tokens = TokenStore::load(Arc::clone(&barrier), Arc::clone(&lookup))?;
         let policies = PolicyStore::load(Arc::clone(&barrier), Arc::clone(&lookup))?;
+        let methods = Methods::load(Arc::clone(&barrier), Arc::clone(&lookup))?;
+        let audit = AuditStore::load(Arc::clone(&barrier))?;
         let unsealed = Self {
             barrier,
             lookup,
@@ -294,6 +300,8 @@ impl Unsealed {
             mount_table: Mutex::default(),
             tokens,
             policies,
+            methods,
+            audit,
         };
         unsealed.remove_orphans()?;
         Ok(unsealed)
@@ -605,6 +613,24 @@ impl AppState {
         self.unsealed.store(None);
         self.seal.reset();
         Ok(())
+    }
+
+    /// Periodic upkeep while the server runs: expired tokens are removed.
+    pub async fn maintain(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            let Ok(unsealed) = self.unsealed() else {
+                continue;
+            };
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            match tokio::task::spawn_blocking(move || unsealed.tokens.sweep(now)).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(expired = n, "expired tokens removed"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "token sweep failed"),
+                Err(e) => tracing::warn!(error = %e, "token sweep task failed"),
+            }
+        }
     }
 
     /// Whether a presented token is live (false while sealed).

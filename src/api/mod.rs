@@ -6,13 +6,14 @@
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, Uri};
+use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use time::OffsetDateTime;
 
 use crate::auth::Caller;
+use crate::auth::methods::{Backend, Method as AuthMethod};
 use crate::auth::policy::Capability;
 use crate::auth::token::TokenEntry;
 use crate::error::{ApiError, ApiResult};
@@ -20,10 +21,12 @@ use crate::request::Params;
 use crate::response::Reply;
 use crate::state::{AppState, Mount, Unsealed};
 
+mod audit;
 mod crypt;
 mod export;
 mod hmac;
 mod keys;
+pub(crate) mod login;
 mod misc;
 mod sign;
 pub(crate) mod sys;
@@ -48,11 +51,14 @@ pub struct Ctx<'a> {
 
 pub async fn handle(
     State(state): State<Arc<AppState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
+    request: axum::extract::Request,
 ) -> Response {
+    let (parts, body) = request.into_parts();
+    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
     let Some(path) = uri.path().strip_prefix("/v1/") else {
         return ApiError::UnsupportedPath.into_response();
     };
@@ -63,7 +69,7 @@ pub async fn handle(
     };
     let path = path.trim_end_matches('/').to_owned();
     let query = uri.query().unwrap_or("").to_owned();
-    let result = route(state, method, path, query, headers, body).await;
+    let result = route(state, method, path, query, headers, body, peer).await;
     match result {
         Ok((reply, unrecognized)) => reply.into_response_with(unrecognized),
         Err(e) => e.into_response(),
@@ -85,6 +91,7 @@ async fn route(
     query: String,
     headers: HeaderMap,
     body: Bytes,
+    peer: Option<std::net::SocketAddr>,
 ) -> ApiResult<(Reply, Vec<String>)> {
     let query_params = Params::from_query(query.as_bytes())?;
     let list_query = query_params.bool("list")?.unwrap_or(false);
@@ -110,6 +117,26 @@ async fn route(
         let reply = sys::handle(&state, op, rest, &params, None)?;
         return Ok((reply, Vec::new()));
     }
+    // Logins need no token.
+    if let Some(inside) = path.strip_prefix("auth/")
+        && !inside.starts_with("token/")
+    {
+        let unsealed = state.unsealed()?;
+        if let Some((method, rest)) = unsealed.methods.resolve(inside)?
+            && login::is_login(&method.entry.kind, rest)
+        {
+            let rest = rest.to_owned();
+            let mut audit = audit::Audit::begin(&unsealed, None, op, &path, &params, peer);
+            audit.request().await?;
+            let result = off_workers(move || {
+                let now = OffsetDateTime::now_utc().unix_timestamp();
+                let reply = dispatch_method(&unsealed, &method, op, &rest, &params, now)?;
+                Ok((reply, params.unrecognized()))
+            })
+            .await;
+            return audit.response(result).await;
+        }
+    }
     // Sealing a sealed server is a no-op that needs no token (as in OpenBao).
     if path == "sys/seal" && op == Op::Update && state.is_sealed() {
         return Ok((Reply::no_content(), Vec::new()));
@@ -122,19 +149,65 @@ async fn route(
         .tokens
         .lookup(presented, now)?
         .ok_or(ApiError::PermissionDenied)?;
-    authorize(&unsealed, &entry, op, &path)?;
+    let mut audit = audit::Audit::begin(
+        &unsealed,
+        Some((presented, &entry)),
+        op,
+        &path,
+        &params,
+        peer,
+    );
+    if let Err(denied) = authorize(&unsealed, &entry, op, &path) {
+        return audit.refused(denied).await;
+    }
+    // Nothing happens unless the request is on record first (fail closed).
+    audit.request().await?;
     // A use-limited token pays one use per request (its last use revokes it).
     if entry.num_uses > 0 && !unsealed.tokens.use_once(&id)? {
         return Err(ApiError::PermissionDenied);
     }
     let caller = Caller { id, entry };
+    let result = authorized(
+        &state, &unsealed, &caller, presented, op, path, params, &body, now,
+    )
+    .await;
+    audit.response(result).await
+}
+
+/// An authenticated, authorized (and audited) request.
+#[allow(clippy::too_many_arguments)]
+async fn authorized(
+    state: &Arc<AppState>,
+    unsealed: &Arc<Unsealed>,
+    caller: &Caller,
+    presented: &str,
+    op: Op,
+    path: String,
+    params: Params,
+    body: &Bytes,
+    now: i64,
+) -> ApiResult<(Reply, Vec<String>)> {
+    let (state, unsealed, caller) = (Arc::clone(state), Arc::clone(unsealed), caller);
     if let Some(rest) = path.strip_prefix("sys/") {
-        let reply = sys::handle(&state, op, rest, &params, Some(&caller))?;
+        let reply = sys::handle(&state, op, rest, &params, Some(caller))?;
         return Ok((reply, params.unrecognized()));
     }
     if let Some(rest) = path.strip_prefix("auth/token/") {
-        let reply = token::handle(&unsealed.tokens, &caller, presented, op, rest, &params, now)?;
+        let reply = token::handle(&unsealed.tokens, caller, presented, op, rest, &params, now)?;
         return Ok((reply, params.unrecognized()));
+    }
+    if let Some(inside) = path.strip_prefix("auth/") {
+        let (method, rest) = unsealed
+            .methods
+            .resolve(inside)?
+            .ok_or_else(|| ApiError::NoRoute(path.clone()))?;
+        let rest = rest.to_owned();
+        // Password hashing and storage writes run off the async workers.
+        return off_workers(move || {
+            let reply = dispatch_method(&unsealed, &method, op, &rest, &params, now)?;
+            Ok((reply, params.unrecognized()))
+        })
+        .await;
     }
     let (mount, rest) = unsealed
         .resolve(&path)?
@@ -176,6 +249,33 @@ async fn route(
     } else {
         run()
     }
+}
+
+/// A login method's paths (users, roles, secret IDs, logins).
+fn dispatch_method(
+    unsealed: &Unsealed,
+    method: &AuthMethod,
+    op: Op,
+    rest: &str,
+    p: &Params,
+    now: i64,
+) -> ApiResult<Reply> {
+    let mount = &method.entry.path;
+    match &method.backend {
+        Backend::Userpass(store) => {
+            login::userpass(store, &unsealed.tokens, mount, op, rest, p, now)
+        }
+        Backend::AppRole(store) => login::approle(store, &unsealed.tokens, mount, op, rest, p, now),
+    }
+}
+
+/// Run blocking work (argon2, key generation, storage writes) on the blocking pool.
+async fn off_workers<T: Send + 'static>(
+    work: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::Internal(format!("handler task failed: {e}")))?
 }
 
 /// Paths that need `sudo` besides the operation's capability (Vault's root-protected paths).

@@ -45,6 +45,38 @@ pub fn handle(
             Ok(Reply::data(json!({ "keys": names })))
         }
         ("capabilities-self", Op::Update) => capabilities_self(state, caller, p),
+        ("auth", Op::Read) => auth_methods(state),
+        (path, op)
+            if path == "audit" || path.starts_with("audit/") || path.starts_with("audit-hash/") =>
+        {
+            super::audit::sys(&*state.unsealed()?, op, path, p)
+        }
+        (path, op) if path.starts_with("auth/") => {
+            let method = path.trim_start_matches("auth/").trim_end_matches('/');
+            let unsealed = state.unsealed()?;
+            match op {
+                Op::Update => {
+                    let kind = p.string("type")?.unwrap_or_default();
+                    let description = p.string("description")?.unwrap_or_default();
+                    let _ = (
+                        p.has("config"),
+                        p.has("local"),
+                        p.has("seal_wrap"),
+                        p.has("options"),
+                    );
+                    unsealed.methods.enable(method, &kind, &description)?;
+                    Ok(Reply::no_content())
+                }
+                Op::Delete => {
+                    unsealed.methods.disable(method)?;
+                    unsealed
+                        .tokens
+                        .revoke_created_under(&format!("auth/{method}/"))?;
+                    Ok(Reply::no_content())
+                }
+                _ => Err(ApiError::UnsupportedOperation),
+            }
+        }
         ("health", Op::Read) => health(state, p),
         ("seal-status", Op::Read) => Ok(Reply::bare(seal_status(state)?, StatusCode::OK)),
         ("init", Op::Read) => Ok(Reply::bare(
@@ -72,7 +104,7 @@ pub fn handle(
         }
         (
             "health" | "seal-status" | "mounts" | "init" | "unseal" | "seal" | "leader" | "policy"
-            | "policies/acl" | "capabilities-self",
+            | "policies/acl" | "capabilities-self" | "auth",
             _,
         ) => Err(ApiError::UnsupportedOperation),
         _ => Err(ApiError::UnsupportedPath),
@@ -201,6 +233,39 @@ fn capabilities_self(state: &AppState, caller: Option<&Caller>, p: &Params) -> A
     all.dedup();
     body.insert("capabilities".to_owned(), json!(all));
     Ok(Reply::mirrored(Value::Object(body)))
+}
+
+/// `sys/auth`: the token method and every enabled login method.
+fn auth_methods(state: &AppState) -> ApiResult<Reply> {
+    let unsealed = state.unsealed()?;
+    let mut data = Map::new();
+    let entry = |kind: &str, description: &str, accessor: &str, uuid: &str| {
+        json!({
+            "type": kind,
+            "description": description,
+            "accessor": accessor,
+            "uuid": uuid,
+            "config": { "default_lease_ttl": 0, "max_lease_ttl": 0, "token_type": "default-service" },
+            "local": false,
+            "seal_wrap": false,
+            "external_entropy_access": false,
+            "options": null,
+            "plugin_version": "",
+            "running_plugin_version": "",
+            "running_sha256": "",
+        })
+    };
+    data.insert(
+        "token/".into(),
+        entry("token", "token based credentials", "auth_token", ""),
+    );
+    for m in unsealed.methods.entries()? {
+        data.insert(
+            format!("{}/", m.path),
+            entry(&m.kind, &m.description, &m.accessor, &m.uuid),
+        );
+    }
+    Ok(Reply::mirrored(Value::Object(data)))
 }
 
 /// `sys/leader`, which the CLI reads after unsealing: one node, no HA.

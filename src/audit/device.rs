@@ -862,6 +862,32 @@ fn resume(
         sink.len = len;
     }
     if len == 0 {
+        // A sidecar past seq 0 next to an empty (or recreated) file means a
+        // log with entries was emptied or deleted: keep the evidence.
+        match fs::read(&sink.sidecar) {
+            Ok(bytes) => match Checkpoint::parse(&bytes) {
+                Some(cp) if cp.seq == 0 => {}
+                Some(cp) => {
+                    return Err(ResumeError::Tampered(format!(
+                        "the file is empty but its checkpoint sidecar records seq {}: \
+                         the log was emptied or deleted",
+                        cp.seq
+                    )));
+                }
+                None => {
+                    return Err(ResumeError::Tampered(
+                        "the file is empty and its checkpoint sidecar is malformed".to_owned(),
+                    ));
+                }
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(ResumeError::Io(
+                    "cannot read the checkpoint sidecar".to_owned(),
+                    e,
+                ));
+            }
+        }
         let (bytes, state) = new_chain(key).map_err(|e| ResumeError::Tampered(e.to_string()))?;
         sink.append(&bytes)
             .map_err(rio("cannot write the header"))?;
@@ -1010,7 +1036,7 @@ pub(crate) mod tests {
 
     pub(crate) fn record(i: usize) -> AuditRecord {
         AuditRecord {
-            kind: if i % 2 == 0 {
+            kind: if i.is_multiple_of(2) {
                 Kind::Request
             } else {
                 Kind::Response
@@ -1259,6 +1285,11 @@ pub(crate) mod tests {
         fs::write(&path, format!("{}\n", lines[..lines.len() - 2].join("\n"))).unwrap();
         let err = FileDevice::open(file_config(&path, &key, 1000)).unwrap_err();
         assert!(err.to_string().contains("truncated"), "{err}");
+
+        // Deleted (or emptied) file, sidecar left behind.
+        fs::remove_file(&path).unwrap();
+        let err = FileDevice::open(file_config(&path, &key, 1000)).unwrap_err();
+        assert!(err.to_string().contains("emptied or deleted"), "{err}");
     }
 
     /// A writer that fails every write, like a full disk.

@@ -262,7 +262,11 @@ pub(crate) fn is_rfc3339(s: &str) -> bool {
     }
     fn days_in(month: u32, year: u32) -> u32 {
         match month {
-            2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+            2 if (year.is_multiple_of(4) && !year.is_multiple_of(100))
+                || year.is_multiple_of(400) =>
+            {
+                29
+            }
             2 => 28,
             4 | 6 | 9 | 11 => 30,
             _ => 31,

@@ -73,6 +73,7 @@ use zeroize::Zeroize;
 pub mod chain;
 pub mod device;
 pub mod format;
+pub mod store;
 pub mod verify;
 
 pub use device::{DEFAULT_CHECKPOINT_INTERVAL, FileDevice, sidecar_path};
@@ -392,11 +393,10 @@ mod tests {
 
     #[test]
     fn config_debug_redacts_secrets() {
-        let c = DeviceConfig {
-            kind: "file".to_owned(),
-            salt: b"secret-salt".to_vec(),
-            ..DeviceConfig::default()
-        };
+        // `DeviceConfig` wipes itself on drop, so no `..Default::default()`.
+        let mut c = DeviceConfig::default();
+        c.kind = "file".to_owned();
+        c.salt = b"secret-salt".to_vec();
         assert!(!format!("{c:?}").contains("secret-salt"));
     }
 }

@@ -980,4 +980,28 @@ mod tests {
             ExitCode::FAILURE
         );
     }
+
+    #[tokio::test]
+    async fn deeply_nested_data_still_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let key = generate_signing_key().unwrap();
+        let dev = FileDevice::open(file_config(&path, &key, 100)).unwrap();
+        let mut rec = record(0);
+        let mut data = serde_json::json!("leaf");
+        for _ in 0..300 {
+            data = serde_json::json!({ "k": [data] });
+        }
+        rec.request.data = data;
+        dev.log(&rec).await.unwrap();
+        dev.log(&record(1)).await.unwrap();
+        dev.close().unwrap();
+        assert!(verify_file(&path, None).is_ok());
+        // And the device resumes past it.
+        drop(dev);
+        let dev = FileDevice::open(file_config(&path, &key, 100)).unwrap();
+        dev.log(&rec).await.unwrap();
+        dev.close().unwrap();
+        assert!(verify_file(&path, None).is_ok());
+    }
 }

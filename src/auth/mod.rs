@@ -1,8 +1,11 @@
 //! Who may do what: tokens, policies, login methods.
 
+pub mod approle;
+pub mod methods;
 pub mod policy;
 pub mod policy_store;
 pub mod token;
+pub mod userpass;
 
 use std::sync::Arc;
 

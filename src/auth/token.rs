@@ -342,6 +342,23 @@ impl TokenStore {
         Ok(())
     }
 
+    /// Revoke every token created under a path prefix (a disabled login method's).
+    pub fn revoke_created_under(&self, prefix: &str) -> ApiResult<usize> {
+        let doomed: Vec<TokenId> = self
+            .index
+            .read()
+            .map_err(|_| poisoned())?
+            .by_id
+            .iter()
+            .filter(|(_, e)| e.path.starts_with(prefix))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &doomed {
+            self.revoke(id)?;
+        }
+        Ok(doomed.len())
+    }
+
     /// Remove expired tokens (and their children); returns how many were expired.
     pub fn sweep(&self, now: i64) -> ApiResult<usize> {
         let expired: Vec<TokenId> = self

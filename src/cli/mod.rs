@@ -57,6 +57,7 @@ const USAGE: &str = "usage: transitd <command> [args]\n\n\
      operator unseal     give one unseal key share (prompts when none is given)\n\
      operator seal       seal the server\n\
      status              show the seal status\n\
+     audit verify FILE   check an audit log's hash chain and signed checkpoints\n\
      version             print the version\n\n\
      Client commands talk to BAO_ADDR or VAULT_ADDR (default https://127.0.0.1:8200).";
 
@@ -69,6 +70,7 @@ pub fn main(args: Vec<String>) -> ExitCode {
         "server" => server::run(rest).map(|()| ExitCode::SUCCESS),
         "operator" => operator::run_operator(rest),
         "status" => operator::status(rest),
+        "audit" => return crate::audit::run_cli(rest),
         "version" | "-version" | "--version" => {
             print_line(&format!("transitd v{}", env!("CARGO_PKG_VERSION")));
             Ok(ExitCode::SUCCESS)

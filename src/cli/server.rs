@@ -84,6 +84,7 @@ fn dev(flags: &Flags) -> Result<(), String> {
         .map_err(|e| format!("invalid -dev-listen-address: {e}"))?;
     let state = Arc::new(AppState::dev(&token, Limits::default()));
     runtime()?.block_on(async move {
+        tokio::spawn(Arc::clone(&state).maintain());
         let listener = Listener::bind(address, None).await?;
         print_line(&format!(
             "transitd dev server listening on http://{address}\n\
@@ -129,6 +130,7 @@ fn from_config(flags: &Flags, path: &str) -> Result<(), String> {
             print_line(&format!("transitd listening on {scheme}://{bound}"));
             listeners.push(listener);
         }
+        tokio::spawn(Arc::clone(&state).maintain());
         let sealed = state.is_sealed();
         tracing::info!(
             storage = state.storage_kind(),
