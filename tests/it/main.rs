@@ -8,6 +8,7 @@ mod api_auth;
 mod api_crypt;
 mod api_hmac_sign;
 mod api_misc;
+mod audit_logins;
 mod crash;
 mod differential;
 mod server;

@@ -120,6 +120,18 @@ impl Node {
         node
     }
 
+    /// A node whose process the test started itself.
+    pub fn attach(child: Child, addr: &str) -> Self {
+        let mut node = Self {
+            child,
+            addr: addr.to_owned(),
+            agent: agent(),
+            log: PathBuf::from("/dev/null"),
+        };
+        node.wait_listening();
+        node
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -187,3 +187,52 @@ def test_bao_cli_operator_commands_work_against_transitd(server):
     out = bao("operator", "seal")
     assert (out.returncode, out.stdout.strip()) == (0, "Success! Vault is sealed.")
     assert bao("status").returncode == 2
+
+
+def test_hvac_logins_and_least_privilege(server):
+    admin = hvac.Client(url=server.addr, verify=str(server.ca))
+    init = admin.sys.initialize(secret_shares=1, secret_threshold=1)
+    admin.sys.submit_unseal_keys(init["keys"])
+    admin.token = init["root_token"]
+
+    admin.sys.create_or_update_acl_policy(
+        name="web", policy='path "transit/encrypt/web-*" { capabilities = ["update"] }'
+    )
+    assert "web" in admin.sys.list_acl_policies()["data"]["keys"]
+    admin.secrets.transit.create_key("web-1")
+    admin.sys.enable_auth_method("userpass")
+    admin.sys.enable_auth_method("approle")
+    assert "userpass/" in admin.sys.list_auth_methods()["data"]
+    admin.auth.userpass.create_or_update_user("alice", password="s3cret-pw", policies=["web"])
+    admin.auth.approle.create_or_update_approle("ci", token_policies=["web"], secret_id_ttl="10m")
+    role_id = admin.auth.approle.read_role_id("ci")["data"]["role_id"]
+    secret_id = admin.auth.approle.generate_secret_id("ci")["data"]["secret_id"]
+
+    clients = []
+    user = hvac.Client(url=server.addr, verify=str(server.ca))
+    user.auth.userpass.login("alice", "s3cret-pw")
+    clients.append(user)
+    app = hvac.Client(url=server.addr, verify=str(server.ca))
+    app.auth.approle.login(role_id=role_id, secret_id=secret_id)
+    clients.append(app)
+    for c in clients:
+        assert c.is_authenticated()
+        ct = c.secrets.transit.encrypt_data("web-1", plaintext="aGk=")["data"]["ciphertext"]
+        with pytest.raises(hvac.exceptions.Forbidden):
+            c.secrets.transit.decrypt_data("web-1", ciphertext=ct)
+        with pytest.raises(hvac.exceptions.Forbidden):
+            c.secrets.transit.rotate_key("web-1")
+        with pytest.raises(hvac.exceptions.Forbidden):
+            c.secrets.transit.encrypt_data("db-1", plaintext="aGk=")
+
+    bad = hvac.Client(url=server.addr, verify=str(server.ca))
+    with pytest.raises(hvac.exceptions.InvalidRequest):
+        bad.auth.userpass.login("alice", "wrong")
+
+    # Tokens: create, look up, revoke (children with their parent).
+    child = admin.auth.token.create(policies=["web"], ttl="1h")["auth"]
+    looked = admin.auth.token.lookup(child["client_token"])["data"]
+    assert looked["policies"] == ["default", "web"]
+    admin.auth.token.revoke(child["client_token"])
+    with pytest.raises(hvac.exceptions.Forbidden):
+        hvac.Client(url=server.addr, token=child["client_token"], verify=str(server.ca)).auth.token.lookup_self()
