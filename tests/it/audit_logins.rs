@@ -106,8 +106,8 @@ fn logins_policies_and_a_tamper_evident_audit_log() {
         .as_str()
         .unwrap()
         .to_owned();
-    node.call("POST", "transit/keys/web-1", r, Some(json!({})))
-        .0;
+    let (status, _) = node.call("POST", "transit/keys/web-1", r, Some(json!({})));
+    assert_eq!(status, 200);
     let (status, export_key) = node.call(
         "POST",
         "transit/keys/secret-export",
