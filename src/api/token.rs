@@ -127,7 +127,11 @@ fn create(
             "token type {t:?} is not supported by transitd"
         )));
     }
-    for unsupported in ["period", "id", "entity_alias", "role_name"] {
+    // The CLI sends `period` as zero when it is not set.
+    if p.duration_secs("period")?.unwrap_or(0) != 0 {
+        return Err(ApiError::bad("period is not supported by transitd"));
+    }
+    for unsupported in ["id", "entity_alias", "role_name"] {
         if p.raw(unsupported).is_some_and(|v| !v.is_null() && v != "") {
             return Err(ApiError::bad(format!(
                 "{unsupported} is not supported by transitd"
