@@ -144,11 +144,14 @@ async fn route(
     // Everything else needs the keys: 503 while sealed, before looking at the token.
     let unsealed = state.unsealed()?;
     let now = OffsetDateTime::now_utc().unix_timestamp();
-    let presented = token(&headers).ok_or(ApiError::PermissionDenied)?;
-    let (id, entry) = unsealed
-        .tokens
-        .lookup(presented, now)?
-        .ok_or(ApiError::PermissionDenied)?;
+    let known = token(&headers)
+        .map(|t| Ok::<_, ApiError>((t, unsealed.tokens.lookup(t, now)?)))
+        .transpose()?;
+    let Some((presented, Some((id, entry)))) = known else {
+        // Unknown, expired or missing token: refused, and on record as such.
+        let audit = audit::Audit::begin(&unsealed, None, op, &path, &params, peer);
+        return audit.refused(ApiError::PermissionDenied).await;
+    };
     let mut audit = audit::Audit::begin(
         &unsealed,
         Some((presented, &entry)),

@@ -182,6 +182,9 @@ fn logins_policies_and_a_tamper_evident_audit_log() {
         let (status, _) = node.call("POST", "transit/keys/web-1/rotate", Some(t), None);
         assert_eq!(status, 403);
     }
+    let bogus = Some("s.not-a-real-token-0000000");
+    let (status, _) = node.call("POST", "transit/encrypt/web-1", bogus, Some(json!({})));
+    assert_eq!(status, 403);
     let (_, hashed) = node.call(
         "POST",
         "sys/audit-hash/file",
@@ -200,6 +203,11 @@ fn logins_policies_and_a_tamper_evident_audit_log() {
     );
     assert!(log.contains("\"path\":\"transit/encrypt/web-1\""));
     assert!(log.contains("\"error\":\"1 error occurred:\\n\\t* permission denied\\n\\n\""));
+    assert!(
+        log.contains("\"error\":\"permission denied\""),
+        "unknown token not on record"
+    );
+    assert!(!log.contains("s.not-a-real-token"));
     let server_log: String = std::fs::read_dir(site.dir.path())
         .unwrap()
         .filter_map(Result::ok)
