@@ -281,7 +281,11 @@ impl Unsealed {
         let lookup = Arc::new(LookupKey(lookup));
         let cluster: ClusterInfo = read_json(&barrier, CLUSTER_PATH)?
             .ok_or_else(|| ApiError::Internal("cluster info is missing".to_owned()))?;
-        let entries: Vec<MountEntry> = read_json(&barrier, MOUNTS_PATH)?.unwrap_or_default();
+        // Written at init: if it is gone, storage is damaged. Refuse to unseal
+        // rather than treat every key as an orphan and delete it.
+        let entries: Vec<MountEntry> = read_json(&barrier, MOUNTS_PATH)?.ok_or_else(|| {
+            ApiError::Internal("the mount table (core/mounts) is missing from storage".to_owned())
+        })?;
         let mut mounts = BTreeMap::new();
         for entry in entries {
             let mount = Mount::new(entry, Arc::clone(&barrier), Arc::clone(&lookup));
@@ -624,9 +628,18 @@ impl AppState {
                 continue;
             };
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
-            match tokio::task::spawn_blocking(move || unsealed.tokens.sweep(now)).await {
+            let sweep = move || -> ApiResult<usize> {
+                let mut removed = unsealed.tokens.sweep(now)?;
+                for method in unsealed.methods.all()? {
+                    if let crate::auth::methods::Backend::AppRole(store) = &method.backend {
+                        removed += store.tidy(now)?;
+                    }
+                }
+                Ok(removed)
+            };
+            match tokio::task::spawn_blocking(sweep).await {
                 Ok(Ok(0)) => {}
-                Ok(Ok(n)) => tracing::info!(expired = n, "expired tokens removed"),
+                Ok(Ok(n)) => tracing::info!(expired = n, "expired tokens and secret IDs removed"),
                 Ok(Err(e)) => tracing::warn!(error = %e, "token sweep failed"),
                 Err(e) => tracing::warn!(error = %e, "token sweep task failed"),
             }

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
@@ -62,12 +62,10 @@ pub async fn handle(
     let Some(path) = uri.path().strip_prefix("/v1/") else {
         return ApiError::UnsupportedPath.into_response();
     };
-    // Read the body under the configured limit; over it is a Vault-shaped 413.
-    let body = match axum::body::to_bytes(body, state.limits.max_body_bytes).await {
-        Ok(bytes) => bytes,
-        Err(_) => return ApiError::TooLarge.into_response(),
+    let path = match canonical_path(path) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
     };
-    let path = path.trim_end_matches('/').to_owned();
     let query = uri.query().unwrap_or("").to_owned();
     let result = route(state, method, path, query, headers, body, peer).await;
     match result {
@@ -90,7 +88,7 @@ async fn route(
     path: String,
     query: String,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
     peer: Option<std::net::SocketAddr>,
 ) -> ApiResult<(Reply, Vec<String>)> {
     let query_params = Params::from_query(query.as_bytes())?;
@@ -103,17 +101,11 @@ async fn route(
         "LIST" => Op::List,
         _ => return Err(ApiError::UnsupportedOperation),
     };
-    // Reads take their parameters from the query string, writes from the body.
-    let params = match op {
-        Op::Update => {
-            let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
-            Params::from_body(&body, content_type)?
-        }
-        _ => query_params,
-    };
+    let limit = state.limits.max_body_bytes;
     if let Some(rest) = path.strip_prefix("sys/")
         && sys::is_unauthenticated(rest)
     {
+        let (params, _) = read_params(op, body, &headers, query_params, limit).await?;
         let reply = sys::handle(&state, op, rest, &params, None)?;
         return Ok((reply, Vec::new()));
     }
@@ -125,7 +117,12 @@ async fn route(
         if let Some((method, rest)) = unsealed.methods.resolve(inside)?
             && login::is_login(&method.entry.kind, rest)
         {
-            let rest = rest.to_owned();
+            let rest = canonical_method_path(&method.entry.kind, rest);
+            let path = format!("auth/{}/{rest}", method.entry.path);
+            let (params, _) = read_params(op, body, &headers, query_params, limit).await?;
+            // A bounded number of password hashes at a time (argon2id takes
+            // 19 MiB each): a login flood queues instead of exhausting memory.
+            let _permit = login_slot().await?;
             let mut audit = audit::Audit::begin(&unsealed, None, op, &path, &params, peer);
             audit.request().await?;
             let result = off_workers(move || {
@@ -147,11 +144,16 @@ async fn route(
     let known = token(&headers)
         .map(|t| Ok::<_, ApiError>((t, unsealed.tokens.lookup(t, now)?)))
         .transpose()?;
-    let Some((presented, Some((id, entry)))) = known else {
-        // Unknown, expired or missing token: refused, and on record as such.
-        let audit = audit::Audit::begin(&unsealed, None, op, &path, &params, peer);
+    let Some((presented, Some((id, entry)))) =
+        known.map(|(t, found)| (t, found.filter(|(_, e)| token_method_alive(&unsealed, e))))
+    else {
+        // Unknown, expired or missing token: refused (before reading the
+        // body), and on record as such.
+        let audit = audit::Audit::begin(&unsealed, None, op, &path, &Params::default(), peer);
         return audit.refused(ApiError::PermissionDenied).await;
     };
+    let path = canonical_names(&unsealed, &path);
+    let (params, body) = read_params(op, body, &headers, query_params, limit).await?;
     let mut audit = audit::Audit::begin(
         &unsealed,
         Some((presented, &entry)),
@@ -272,6 +274,113 @@ fn dispatch_method(
     }
 }
 
+/// Read and parse the parameters: the query string for reads, the body (under
+/// the size limit, within a time limit) for writes.
+async fn read_params(
+    op: Op,
+    body: Body,
+    headers: &HeaderMap,
+    query: Params,
+    limit: usize,
+) -> ApiResult<(Params, Bytes)> {
+    let read = tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, limit));
+    let bytes = match read.await {
+        Ok(Ok(bytes)) => bytes,
+        // Over the limit: a Vault-shaped 413.
+        Ok(Err(_)) => return Err(ApiError::TooLarge),
+        Err(_) => return Err(ApiError::bad("timed out reading the request body")),
+    };
+    let params = match op {
+        Op::Update => {
+            let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
+            Params::from_body(&bytes, content_type)?
+        }
+        _ => query,
+    };
+    Ok((params, bytes))
+}
+
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Vault's paths, cleaned the one way we accept: percent-decoded, trailing
+/// slashes dropped, and no empty, `.` or `..` segment anywhere (so the path
+/// that is authorized is exactly the path that is routed).
+fn canonical_path(raw: &str) -> ApiResult<String> {
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| ApiError::bad("the request path is not valid UTF-8"))?;
+    let trimmed = decoded.trim_end_matches('/');
+    if trimmed
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return Err(ApiError::bad(
+            "invalid request path: empty, '.' or '..' segment",
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// Policy, user and role names are case-insensitive (stored lowercase, as in
+/// Vault): authorize and route the lowercase form, so a rule about `web`
+/// also governs `WEB`.
+fn canonical_names(unsealed: &Unsealed, path: &str) -> String {
+    for prefix in ["sys/policies/acl/", "sys/policy/"] {
+        if let Some(name) = path.strip_prefix(prefix) {
+            return format!("{prefix}{}", name.to_lowercase());
+        }
+    }
+    if let Some(inside) = path.strip_prefix("auth/")
+        && let Ok(Some((method, rest))) = unsealed.methods.resolve(inside)
+    {
+        return format!(
+            "auth/{}/{}",
+            method.entry.path,
+            canonical_method_path(&method.entry.kind, rest)
+        );
+    }
+    path.to_owned()
+}
+
+fn canonical_method_path(kind: &str, rest: &str) -> String {
+    let mut segments: Vec<String> = rest.split('/').map(str::to_owned).collect();
+    let named = match kind {
+        "userpass" => ["users", "login"].contains(&segments[0].as_str()),
+        "approle" => segments[0] == "role",
+        _ => false,
+    };
+    if named && segments.len() > 1 {
+        segments[1] = segments[1].to_lowercase();
+    }
+    segments.join("/")
+}
+
+/// A token issued by a login method is only as alive as the method.
+fn token_method_alive(unsealed: &Unsealed, entry: &TokenEntry) -> bool {
+    match entry.path.strip_prefix("auth/") {
+        Some(inside) if !inside.starts_with("token/") => {
+            matches!(unsealed.methods.resolve(inside), Ok(Some(_)))
+        }
+        _ => true,
+    }
+}
+
+/// One of a few argon2 slots (one per core, at least two), waited for at most
+/// a few seconds.
+async fn login_slot() -> ApiResult<tokio::sync::SemaphorePermit<'static>> {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    let slots = SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cores.max(2))
+    });
+    match tokio::time::timeout(std::time::Duration::from_secs(5), slots.acquire()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(ApiError::Unavailable(
+            "too many logins in progress; retry later".to_owned(),
+        )),
+    }
+}
+
 /// Run blocking work (argon2, key generation, storage writes) on the blocking pool.
 async fn off_workers<T: Send + 'static>(
     work: impl FnOnce() -> ApiResult<T> + Send + 'static,
@@ -287,9 +396,27 @@ fn needs_sudo(path: &str) -> bool {
         || path == "sys/audit"
         || path.starts_with("sys/audit/")
         || path.starts_with("sys/audit-hash/")
-        || path == "sys/auth"
         || path.starts_with("sys/auth/")
         || path == "auth/token/create-orphan"
+}
+
+/// Whether a write would create a userpass user or an AppRole role (which,
+/// as in Vault, needs `create`, not `update`).
+fn creates_method_entry(unsealed: &Unsealed, path: &str) -> bool {
+    let Some(inside) = path.strip_prefix("auth/") else {
+        return false;
+    };
+    let Ok(Some((method, rest))) = unsealed.methods.resolve(inside) else {
+        return false;
+    };
+    match (
+        &method.backend,
+        rest.split('/').collect::<Vec<_>>().as_slice(),
+    ) {
+        (Backend::Userpass(store), ["users", name]) => matches!(store.get(name), Ok(None)),
+        (Backend::AppRole(store), ["role", name]) => matches!(store.get_role(name), Ok(None)),
+        _ => false,
+    }
 }
 
 /// Check the caller's policies for this operation on this path, as Vault does:
@@ -306,12 +433,15 @@ fn authorize(unsealed: &Unsealed, entry: &TokenEntry, op: Op, path: &str) -> Api
         Op::List => Capability::List,
         Op::Delete => Capability::Delete,
         Op::Update => {
-            let creates = unsealed.resolve(path)?.is_some_and(|(mount, rest)| {
-                match rest.split('/').collect::<Vec<_>>().as_slice() {
-                    ["keys", name] | ["encrypt", name] => mount.key(name).ok().flatten().is_none(),
-                    _ => false,
-                }
-            });
+            let creates = creates_method_entry(unsealed, path)
+                || unsealed.resolve(path)?.is_some_and(|(mount, rest)| {
+                    match rest.split('/').collect::<Vec<_>>().as_slice() {
+                        ["keys", name] | ["encrypt", name] => {
+                            mount.key(name).ok().flatten().is_none()
+                        }
+                        _ => false,
+                    }
+                });
             if creates {
                 Capability::Create
             } else {

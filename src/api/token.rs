@@ -168,7 +168,10 @@ fn create(
             ));
         }
     }
-    if !p.bool("no_default_policy")?.unwrap_or(false)
+    // As in Vault: `default` is added only where the parent has it.
+    let parent_has_default = parent.is_root() || parent.policies.iter().any(|p| p == "default");
+    if parent_has_default
+        && !p.bool("no_default_policy")?.unwrap_or(false)
         && !policies.iter().any(|x| x == "root" || x == "default")
     {
         policies.push("default".to_owned());

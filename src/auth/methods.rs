@@ -106,6 +106,16 @@ impl Methods {
             .max_by_key(|(method, _)| method.entry.path.len()))
     }
 
+    pub fn all(&self) -> ApiResult<Vec<Arc<Method>>> {
+        Ok(self
+            .table
+            .read()
+            .map_err(|_| poisoned())?
+            .values()
+            .cloned()
+            .collect())
+    }
+
     pub fn entries(&self) -> ApiResult<Vec<MethodEntry>> {
         Ok(self
             .table

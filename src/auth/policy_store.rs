@@ -31,9 +31,17 @@ pub struct PolicyStore {
     barrier: Arc<Barrier>,
     lookup: Arc<LookupKey>,
     policies: RwLock<BTreeMap<String, Arc<Policy>>>,
-    acls: Mutex<HashMap<Vec<String>, Arc<Acl>>>,
+    /// ACLs by policy-name set, tagged with the generation they were built in.
+    acls: Mutex<AclCache>,
     write: Mutex<()>,
 }
+
+/// (generation, ACL by sorted policy names)
+type AclCache = (u64, HashMap<Vec<String>, Arc<Acl>>);
+
+/// At most this many distinct policy sets are cached (a token's set is
+/// chosen by whoever creates it).
+const MAX_CACHED_ACLS: usize = 4096;
 
 impl PolicyStore {
     pub(crate) fn load(barrier: Arc<Barrier>, lookup: Arc<LookupKey>) -> ApiResult<Self> {
@@ -53,7 +61,7 @@ impl PolicyStore {
             barrier,
             lookup,
             policies: RwLock::new(policies),
-            acls: Mutex::default(),
+            acls: Mutex::new((0, HashMap::new())),
             write: Mutex::default(),
         })
     }
@@ -110,7 +118,7 @@ impl PolicyStore {
             .write()
             .map_err(|_| poisoned())?
             .insert(name, Arc::new(policy));
-        self.acls.lock().map_err(|_| poisoned())?.clear();
+        self.invalidate()?;
         Ok(())
     }
 
@@ -124,7 +132,14 @@ impl PolicyStore {
         let _w = self.write.lock().map_err(|_| poisoned())?;
         blocking(|| self.barrier.delete(&self.path(&name)))?;
         self.policies.write().map_err(|_| poisoned())?.remove(&name);
-        self.acls.lock().map_err(|_| poisoned())?.clear();
+        self.invalidate()?;
+        Ok(())
+    }
+
+    fn invalidate(&self) -> ApiResult<()> {
+        let mut cache = self.acls.lock().map_err(|_| poisoned())?;
+        cache.0 += 1;
+        cache.1.clear();
         Ok(())
     }
 
@@ -133,9 +148,13 @@ impl PolicyStore {
         if names.iter().any(|n| n == ROOT) {
             return Ok(Arc::new(Acl::root()));
         }
-        if let Some(acl) = self.acls.lock().map_err(|_| poisoned())?.get(names) {
-            return Ok(Arc::clone(acl));
-        }
+        let generation = {
+            let cache = self.acls.lock().map_err(|_| poisoned())?;
+            if let Some(acl) = cache.1.get(names) {
+                return Ok(Arc::clone(acl));
+            }
+            cache.0
+        };
         let policies: Vec<Policy> = {
             let all = self.policies.read().map_err(|_| poisoned())?;
             names
@@ -145,10 +164,15 @@ impl PolicyStore {
                 .collect()
         };
         let acl = Arc::new(Acl::new(&policies));
-        self.acls
-            .lock()
-            .map_err(|_| poisoned())?
-            .insert(names.to_vec(), Arc::clone(&acl));
+        let mut cache = self.acls.lock().map_err(|_| poisoned())?;
+        // A policy changed while this ACL was built from the old text: use it
+        // for this request only, never cache it.
+        if cache.0 == generation {
+            if cache.1.len() >= MAX_CACHED_ACLS {
+                cache.1.clear();
+            }
+            cache.1.insert(names.to_vec(), Arc::clone(&acl));
+        }
         Ok(acl)
     }
 }

@@ -212,6 +212,13 @@ impl TokenStore {
         now: i64,
     ) -> ApiResult<Issued> {
         let _w = self.write.lock().map_err(|_| poisoned())?;
+        // Checked under the write lock: a parent revoked meanwhile (or by its
+        // own last use) can no longer have children.
+        if let Some(parent) = &request.parent
+            && self.get(parent)?.is_none_or(|p| p.expired(now))
+        {
+            return Err(ApiError::bad("the parent token is no longer valid"));
+        }
         let token = zeroize::Zeroizing::new(match token {
             Some(t) => t.to_owned(),
             None => new_token()?,
@@ -299,6 +306,14 @@ impl TokenStore {
                     .creation_time
                     .saturating_add(entry.explicit_max_ttl_secs as i64),
             );
+        }
+        // A child never outlives its parent.
+        if let Some(parent) = entry.parent.as_deref().and_then(|p| {
+            let mut id = [0u8; 32];
+            hex::decode_to_slice(p, &mut id).ok().map(|()| id)
+        }) && let Some(expires) = self.get(&parent)?.and_then(|p| p.expire_time)
+        {
+            limit = limit.min(expires);
         }
         let mut next = (*entry).clone();
         next.expire_time = Some(now.saturating_add(increment as i64).min(limit));

@@ -23,6 +23,8 @@ use static_key::{ROOT_KEY_PATH, StaticSeal};
 
 pub const SEAL_CONFIG_PATH: &str = "core/seal-config";
 pub const KEYRING_PATH: &str = "core/keyring";
+/// Present while an init is under way; a leftover means it never finished.
+const INIT_MARKER_PATH: &str = "core/init-in-progress";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
@@ -128,6 +130,8 @@ impl Seal {
                 "Vault is already initialized".to_owned(),
             ));
         }
+        self.clear_unfinished_init()?;
+        blocking(|| self.storage.put(INIT_MARKER_PATH, b"1")).map_err(failed)?;
         let root = SecretKey::random().map_err(failed)?;
         let keyring = BarrierKeyring::generate().map_err(failed)?;
         let sealed_keyring =
@@ -157,7 +161,34 @@ impl Seal {
             secret_threshold: threshold,
         };
         let raw = serde_json::to_vec(&config).map_err(failed)?;
-        blocking(|| self.storage.put(SEAL_CONFIG_PATH, &raw)).map_err(failed)
+        blocking(|| self.storage.put(SEAL_CONFIG_PATH, &raw)).map_err(failed)?;
+        blocking(|| self.storage.delete(INIT_MARKER_PATH)).map_err(failed)
+    }
+
+    /// An init that stopped half way (crash, storage error) left entries under
+    /// a keyring nobody has; they are removed before trying again. Entries
+    /// without that marker and without a seal configuration are not ours to
+    /// delete: refuse.
+    fn clear_unfinished_init(&self) -> SealResult<()> {
+        let paths = blocking(|| self.storage.list("")).map_err(failed)?;
+        if paths.is_empty() {
+            return Ok(());
+        }
+        if !paths.iter().any(|p| p == INIT_MARKER_PATH) {
+            return Err(SealError::Invalid(
+                "storage is not empty but holds no seal configuration; refusing to initialize \
+                 over it (point the server at an empty database)"
+                    .to_owned(),
+            ));
+        }
+        tracing::warn!(
+            entries = paths.len(),
+            "removing the leftovers of an unfinished init"
+        );
+        for path in paths {
+            blocking(|| self.storage.delete(&path)).map_err(failed)?;
+        }
+        Ok(())
     }
 
     /// Check the stored seal type against the configured one.
@@ -344,6 +375,26 @@ mod tests {
         assert_eq!(seal.progress().0, 0);
         assert!(seal.submit_share("zzz").is_err());
         assert!(seal.submit_share(&hex::encode([1u8; 40])).is_err());
+    }
+
+    #[test]
+    fn an_unfinished_init_is_cleaned_up_and_foreign_data_refused() {
+        let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+        let seal = Seal::new(Arc::clone(&storage), SealKind::Shamir);
+        // Crash before commit: entries and the marker, no seal config.
+        let init = seal.initialize(1, 1).unwrap();
+        init.barrier.put("auth/token/id/x", b"orphaned").unwrap();
+        let again = seal.initialize(1, 1).unwrap();
+        assert!(storage.get("auth/token/id/x").unwrap().is_none());
+        seal.commit_init(1, 1).unwrap();
+        assert!(storage.get(INIT_MARKER_PATH).unwrap().is_none());
+        drop(again);
+
+        let foreign: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+        foreign.put("logical/something", b"x").unwrap();
+        let seal = Seal::new(Arc::clone(&foreign), SealKind::Shamir);
+        assert!(matches!(seal.initialize(1, 1), Err(SealError::Invalid(_))));
+        assert!(foreign.get("logical/something").unwrap().is_some());
     }
 
     #[test]

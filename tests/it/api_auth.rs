@@ -451,3 +451,112 @@ async fn policies_crud_and_capabilities_self() {
         .await
         .expect(403);
 }
+
+/// Findings of the security review, kept as regressions.
+#[tokio::test]
+async fn path_tricks_case_tricks_and_exhausted_parents_are_refused() {
+    let app = TestApp::new();
+    app.write("transit/keys/secret", json!({ "exportable": true }))
+        .await
+        .ok();
+    let token = app
+        .token_with_policy(
+            "t1",
+            r#"
+path "transit/*" { capabilities = ["create", "read", "update", "list"] }
+path "transit/export/*" { capabilities = ["deny"] }
+path "sys/policies/acl/*" { capabilities = ["create", "read", "update"] }
+path "sys/policies/acl/t1" { capabilities = ["deny"] }
+"#,
+        )
+        .await;
+    let t = app.as_token(Some(&token));
+    t.read("transit/export/encryption-key/secret")
+        .await
+        .expect(403);
+    // An empty segment must not route around the deny rule.
+    for path in [
+        "transit//export/encryption-key/secret",
+        "transit/./export/encryption-key/secret",
+        "transit/x/../export/encryption-key/secret",
+        "transit/export//encryption-key/secret",
+    ] {
+        let res = t.read(path).await;
+        assert!(
+            res.status.as_u16() == 400,
+            "{path}: {} {}",
+            res.status,
+            res.body
+        );
+    }
+    // Percent-encoding is decoded before the check.
+    t.read("transit/%65xport/encryption-key/secret")
+        .await
+        .expect(403);
+    // Names are case-insensitive: a rule about t1 governs T1.
+    t.write(
+        "sys/policies/acl/T1",
+        json!({ "policy": "path \"*\" { capabilities = [\"sudo\"] }" }),
+    )
+    .await
+    .expect(403);
+
+    // Without a token, the body is not even read.
+    let res = app
+        .as_token(None)
+        .raw(
+            "POST",
+            "/v1/transit/encrypt/k",
+            Some(b"{not json".to_vec()),
+            Some("application/json"),
+        )
+        .await;
+    assert_eq!(res.status.as_u16(), 403);
+
+    // A one-use token spends its use on the create and cannot leave a child behind.
+    let once = app
+        .write("auth/token/create", json!({ "num_uses": 1 }))
+        .await
+        .ok();
+    let once = once.body["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.write(
+        "sys/policies/acl/default",
+        json!({ "policy": "path \"auth/token/create\" { capabilities = [\"update\"] }" }),
+    )
+    .await
+    .expect(204);
+    let res = app
+        .as_token(Some(&once))
+        .write("auth/token/create", json!({ "policies": ["default"] }))
+        .await;
+    assert_eq!(res.status.as_u16(), 400, "{}", res.body);
+    app.as_token(Some(&once))
+        .read("auth/token/lookup-self")
+        .await
+        .expect(403);
+
+    // Creating a userpass user needs `create`; `update` only changes existing ones.
+    app.write("sys/auth/userpass", json!({ "type": "userpass" }))
+        .await
+        .expect(204);
+    let updater = app
+        .token_with_policy(
+            "upd",
+            r#"path "auth/userpass/users/*" { capabilities = ["update"] }"#,
+        )
+        .await;
+    app.as_token(Some(&updater))
+        .write("auth/userpass/users/new", json!({ "password": "pw" }))
+        .await
+        .expect(403);
+    app.write("auth/userpass/users/old", json!({ "password": "pw" }))
+        .await
+        .expect(204);
+    app.as_token(Some(&updater))
+        .write("auth/userpass/users/old", json!({ "password": "pw2" }))
+        .await
+        .expect(204);
+}
