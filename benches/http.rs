@@ -23,7 +23,9 @@ fn request(path: &str, body: &str) -> Request<Body> {
 }
 
 fn bench_encrypt(c: &mut Criterion) {
+    // The request path uses tokio's timer (body read timeout).
     let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .expect("runtime");
     let app = transitd::app(Arc::new(AppState::dev("root", Limits::default())));

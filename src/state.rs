@@ -79,6 +79,8 @@ impl From<SealError> for ApiError {
 }
 
 const LOOKUP_KEY_PATH: &str = "core/lookup-key";
+/// Compare-and-swap attempts before a write gives up with a retryable 503.
+const MAX_WRITE_ATTEMPTS: usize = 8;
 const CLUSTER_PATH: &str = "core/cluster";
 const MOUNTS_PATH: &str = "core/mounts";
 
@@ -187,6 +189,11 @@ impl Mount {
         Ok(())
     }
 
+    /// Whether other nodes write to this mount's storage too.
+    pub fn is_shared(&self) -> bool {
+        self.barrier.storage().is_shared()
+    }
+
     pub fn key(&self, name: &str) -> ApiResult<Option<Arc<Keyring>>> {
         Ok(self.keys.read().map_err(|_| poisoned())?.get(name).cloned())
     }
@@ -210,32 +217,109 @@ impl Mount {
     /// Run `change` on the current keyring (or `None`) with writers excluded; the
     /// keyring it returns is made durable and then published, `Ok(None)` deletes
     /// the key. If storage fails, nothing changes.
+    ///
+    /// The current keyring is read from storage, not from the cache, and written
+    /// back with compare-and-swap: when several nodes share the storage, two
+    /// concurrent changes (say, two rotations) both apply, one after the other,
+    /// instead of one silently overwriting the other. `change` may therefore run
+    /// more than once.
     pub fn update<T>(
         &self,
         name: &str,
-        change: impl FnOnce(Option<&Keyring>) -> ApiResult<(Option<Keyring>, T)>,
+        mut change: impl FnMut(Option<&Keyring>) -> ApiResult<(Option<Keyring>, T)>,
     ) -> ApiResult<T> {
         let _writer = self.write.lock().map_err(|_| poisoned())?;
-        let current = self.key(name)?;
-        let (next, out) = change(current.as_deref())?;
         let path = self.key_path(name);
-        match &next {
-            Some(ring) => {
-                let bytes = ring.to_stored_bytes()?;
-                blocking(|| self.barrier.put(&path, &bytes))?;
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let stored = blocking(|| self.barrier.get_with_raw(&path))?;
+            let current = match &stored {
+                Some((plain, _)) => Some(
+                    Keyring::from_stored_bytes(plain)
+                        .map_err(|e| ApiError::Internal(format!("{path}: {e}")))?,
+                ),
+                None => None,
+            };
+            let (next, out) = change(current.as_ref())?;
+            let bytes = next.as_ref().map(Keyring::to_stored_bytes).transpose()?;
+            let expected = stored.as_ref().map(|(_, raw)| raw.as_slice());
+            let written = blocking(|| {
+                self.barrier
+                    .put_if(&path, expected, bytes.as_deref().map(|b| b.as_slice()))
+            })?;
+            if written {
+                self.publish(name, next.map(Arc::new))?;
+                return Ok(out);
             }
-            None => blocking(|| self.barrier.delete(&path))?,
+            // Another node changed this key meanwhile: start again from its version.
         }
+        Err(ApiError::Unavailable(
+            "the key is being changed concurrently; retry".to_owned(),
+        ))
+    }
+
+    fn publish(&self, name: &str, ring: Option<Arc<Keyring>>) -> ApiResult<()> {
         let mut keys = self.keys.write().map_err(|_| poisoned())?;
-        match next {
-            Some(ring) => {
-                keys.insert(name.to_owned(), Arc::new(ring));
+        match ring {
+            Some(ring) => keys.insert(name.to_owned(), ring),
+            None => keys.remove(name),
+        };
+        Ok(())
+    }
+
+    /// Read one key from storage into the cache (another node changed it, or a
+    /// request names a version newer than the cached one).
+    pub fn refresh(&self, name: &str) -> ApiResult<Option<Arc<Keyring>>> {
+        let path = self.key_path(name);
+        let ring = match blocking(|| self.barrier.get(&path))? {
+            Some(bytes) => Some(Arc::new(
+                Keyring::from_stored_bytes(&bytes)
+                    .map_err(|e| ApiError::Internal(format!("{path}: {e}")))?,
+            )),
+            None => None,
+        };
+        self.publish(name, ring.clone())?;
+        Ok(ring)
+    }
+
+    /// A storage path of this mount changed elsewhere: bring the cache up to date.
+    fn apply_change(&self, path: &str) -> ApiResult<()> {
+        if path == self.config_path() {
+            let config = match self.barrier.get(path)? {
+                Some(raw) => serde_json::from_slice(&raw)
+                    .map_err(|e| ApiError::Internal(format!("mount config: {e}")))?,
+                None => MountConfig::default(),
+            };
+            *self.config.write().map_err(|_| poisoned())? = config;
+            return Ok(());
+        }
+        match self.barrier.get(path)? {
+            Some(bytes) => {
+                let ring = Keyring::from_stored_bytes(&bytes)
+                    .map_err(|e| ApiError::Internal(format!("{path}: {e}")))?;
+                if path != self.key_path(ring.name()) {
+                    return Err(ApiError::Internal(format!(
+                        "{path} holds a key stored under another name"
+                    )));
+                }
+                let name = ring.name().to_owned();
+                self.publish(&name, Some(Arc::new(ring)))
             }
             None => {
-                keys.remove(name);
+                // Deleted: find which cached name lives at this path.
+                let gone: Vec<String> = self
+                    .keys
+                    .read()
+                    .map_err(|_| poisoned())?
+                    .keys()
+                    .filter(|n| self.key_path(n) == path)
+                    .cloned()
+                    .collect();
+                for name in gone {
+                    self.publish(&name, None)?;
+                }
+                Ok(())
             }
         }
-        Ok(out)
     }
 
     pub fn config(&self) -> ApiResult<MountConfig> {
@@ -307,8 +391,86 @@ impl Unsealed {
             methods,
             audit,
         };
-        unsealed.remove_orphans()?;
+        // With shared storage another node may be creating a mount right now;
+        // its entries are not orphans. Only a single-node store is swept.
+        if !unsealed.barrier.storage().is_shared() {
+            unsealed.remove_orphans()?;
+        }
         Ok(unsealed)
+    }
+
+    /// Another node changed `path` in the shared storage: refresh what caches it.
+    pub fn apply_change(&self, path: &str) -> ApiResult<()> {
+        if path == MOUNTS_PATH {
+            return self.reload_mounts();
+        }
+        if let Some(rest) = path.strip_prefix("logical/") {
+            let uuid = rest.split('/').next().unwrap_or_default();
+            let mount = self
+                .mounts
+                .read()
+                .map_err(|_| poisoned())?
+                .values()
+                .find(|m| m.uuid == uuid)
+                .cloned();
+            return match mount {
+                Some(m) => m.apply_change(path),
+                None => Ok(()),
+            };
+        }
+        if path.starts_with(crate::auth::token::ID_PREFIX) {
+            return self.tokens.apply_change(path);
+        }
+        if path.starts_with("sys/policy/") {
+            return self.policies.apply_change(path);
+        }
+        if path == "core/auth" {
+            return self.methods.reload(None);
+        }
+        if let Some(rest) = path.strip_prefix("auth/") {
+            let uuid = rest.split('/').next().unwrap_or_default();
+            return self.methods.reload(Some(uuid));
+        }
+        if path == "core/audit" {
+            return self.audit.reload();
+        }
+        Ok(())
+    }
+
+    /// After missed notifications: re-read everything shared.
+    pub fn reload_all(&self) -> ApiResult<()> {
+        self.reload_mounts()?;
+        for mount in self.mounts()? {
+            mount.load()?;
+        }
+        self.tokens.reload_all()?;
+        self.policies.reload_all()?;
+        self.methods.reload(None)?;
+        self.audit.reload()
+    }
+
+    /// Re-read the mount table: new mounts are loaded, removed ones dropped,
+    /// unchanged ones kept as they are.
+    fn reload_mounts(&self) -> ApiResult<()> {
+        let _writer = self.mount_table.lock().map_err(|_| poisoned())?;
+        let entries: Vec<MountEntry> = read_json(&self.barrier, MOUNTS_PATH)?.ok_or_else(|| {
+            ApiError::Internal("the mount table (core/mounts) is missing from storage".to_owned())
+        })?;
+        let current = self.mounts.read().map_err(|_| poisoned())?.clone();
+        let mut next = BTreeMap::new();
+        for entry in entries {
+            let mount = match current.get(&entry.path).filter(|m| m.uuid == entry.uuid) {
+                Some(m) => Arc::clone(m),
+                None => {
+                    let m = Mount::new(entry, Arc::clone(&self.barrier), Arc::clone(&self.lookup));
+                    m.load()?;
+                    Arc::new(m)
+                }
+            };
+            next.insert(mount.path.clone(), mount);
+        }
+        *self.mounts.write().map_err(|_| poisoned())? = next;
+        Ok(())
     }
 
     /// Entries of mounts whose removal was interrupted by a crash.
@@ -454,6 +616,40 @@ fn write_json<T: Serialize>(barrier: &Barrier, path: &str, value: &T) -> ApiResu
     Ok(barrier.put(path, &raw)?)
 }
 
+/// Apply other nodes' changes as they are announced (a thread of its own, for
+/// as long as the process lives).
+fn follow_changes(
+    changes: std::sync::mpsc::Receiver<crate::storage::Change>,
+    unsealed: Arc<ArcSwapOption<Unsealed>>,
+    missed: Arc<std::sync::atomic::AtomicBool>,
+) {
+    use crate::storage::Change;
+    let spawned = std::thread::Builder::new()
+        .name("transitd-changes".to_owned())
+        .spawn(move || {
+            for change in changes {
+                let Some(current) = unsealed.load_full() else {
+                    missed.store(true, std::sync::atomic::Ordering::SeqCst);
+                    continue;
+                };
+                let result = match &change {
+                    Change::Path(path) => current.apply_change(path),
+                    Change::Resync => current.reload_all(),
+                };
+                if let Err(e) = result {
+                    // Next best: read everything again.
+                    tracing::warn!(error = %e, ?change, "applying a change from another node failed; reloading");
+                    if let Err(e) = current.reload_all() {
+                        tracing::error!(error = %e, "reloading shared state failed");
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the change follower");
+    }
+}
+
 /// What `sys/init` hands back, once.
 #[derive(Debug)]
 pub struct InitOutput {
@@ -464,7 +660,10 @@ pub struct InitOutput {
 #[derive(Debug)]
 pub struct AppState {
     seal: Seal,
-    unsealed: ArcSwapOption<Unsealed>,
+    unsealed: Arc<ArcSwapOption<Unsealed>>,
+    /// Set when a change from another node arrived while this one was sealed
+    /// or loading: the next unseal re-reads everything once more.
+    missed_changes: Arc<std::sync::atomic::AtomicBool>,
     /// Serializes init, unseal and seal.
     transition: Mutex<()>,
     pub limits: Limits,
@@ -479,9 +678,15 @@ impl AppState {
         limits: Limits,
         cluster_name: String,
     ) -> Self {
+        let unsealed = Arc::new(ArcSwapOption::empty());
+        let missed_changes = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if let Some(changes) = storage.subscribe() {
+            follow_changes(changes, Arc::clone(&unsealed), Arc::clone(&missed_changes));
+        }
         Self {
             seal: Seal::new(storage, seal),
-            unsealed: ArcSwapOption::empty(),
+            unsealed,
+            missed_changes,
             transition: Mutex::default(),
             limits,
             cluster_name,
@@ -606,8 +811,14 @@ impl AppState {
     }
 
     fn install(&self, barrier: Arc<Barrier>) -> ApiResult<()> {
-        let unsealed = blocking(|| Unsealed::load(barrier))?;
-        self.unsealed.store(Some(Arc::new(unsealed)));
+        use std::sync::atomic::Ordering;
+        self.missed_changes.store(false, Ordering::SeqCst);
+        let unsealed = Arc::new(blocking(|| Unsealed::load(barrier))?);
+        self.unsealed.store(Some(Arc::clone(&unsealed)));
+        // Changes that arrived while loading were not applied: read again.
+        if self.missed_changes.swap(false, Ordering::SeqCst) {
+            blocking(|| unsealed.reload_all())?;
+        }
         Ok(())
     }
 

@@ -178,6 +178,43 @@ fn existing_key(ctx: &Ctx<'_>, name: &str) -> ApiResult<Arc<Keyring>> {
         .ok_or_else(|| ApiError::bad("encryption key not found"))
 }
 
+/// The key to open ciphertexts with. With storage shared by several nodes the
+/// cache may lag behind another node's rotation (or creation): a ciphertext
+/// naming a newer version than the cached keyring knows makes us read the key
+/// from storage before answering, so a valid ciphertext never fails here.
+fn key_for_reading<'a>(
+    ctx: &Ctx<'_>,
+    name: &str,
+    ciphertexts: impl Iterator<Item = &'a str>,
+) -> ApiResult<Arc<Keyring>> {
+    let newest = ciphertexts
+        .filter_map(|c| transit_keys::envelope::parse(c).ok())
+        .map(|e| e.version)
+        .max()
+        .unwrap_or(0);
+    let cached = ctx.mount.key(name)?;
+    let fresh_enough = cached
+        .as_ref()
+        .is_some_and(|r| i64::from(r.latest_version()) >= newest);
+    if fresh_enough || !ctx.mount.is_shared() {
+        return cached.ok_or_else(|| ApiError::bad("encryption key not found"));
+    }
+    ctx.mount
+        .refresh(name)?
+        .ok_or_else(|| ApiError::bad("encryption key not found"))
+}
+
+fn item_ciphertexts(items: &[Params]) -> Vec<String> {
+    items
+        .iter()
+        .filter_map(|ip| {
+            ip.raw("ciphertext")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
 type Fields = Map<String, Value>;
 
 /// Run `one` over every item; failed items become `{error, reference}` plus
@@ -273,11 +310,13 @@ pub fn decrypt(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
     let batch = batch_input(ctx, p)?;
     let _ = p.has("partial_failure_response_code");
     let Some(items) = batch else {
-        let ring = existing_key(ctx, name)?;
+        let ciphertext = p.raw("ciphertext").and_then(Value::as_str);
+        let ring = key_for_reading(ctx, name, ciphertext.into_iter())?;
         return Ok(Reply::data(Value::Object(decrypt_one(&ring, p)?)));
     };
     check_contexts(&items)?;
-    let ring = existing_key(ctx, name)?;
+    let cts = item_ciphertexts(&items);
+    let ring = key_for_reading(ctx, name, cts.iter().map(String::as_str))?;
     let (results, failed) = run_items(&items, &[("plaintext", json!(""))], |ip| {
         decrypt_one(&ring, ip)
     });
@@ -290,11 +329,13 @@ pub fn decrypt(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
 pub fn rewrap(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
     let batch = batch_input(ctx, p)?;
     let Some(items) = batch else {
-        let ring = existing_key(ctx, name)?;
+        let ciphertext = p.raw("ciphertext").and_then(Value::as_str);
+        let ring = key_for_reading(ctx, name, ciphertext.into_iter())?;
         return Ok(Reply::data(Value::Object(rewrap_one(&ring, p)?)));
     };
     check_contexts(&items)?;
-    let ring = existing_key(ctx, name)?;
+    let cts = item_ciphertexts(&items);
+    let ring = key_for_reading(ctx, name, cts.iter().map(String::as_str))?;
     let (results, _) = run_items(&items, &[], |ip| rewrap_one(&ring, ip));
     batch_reply(results, 0, p, false)
 }

@@ -93,7 +93,7 @@ pub fn restore(ctx: &Ctx<'_>, url_name: Option<&str>, p: &Params) -> ApiResult<R
         if current.is_some() && !force {
             return Err(ApiError::bad(format!("key {name:?} already exists")));
         }
-        Ok((Some(ring), ()))
+        Ok((Some(ring.clone()), ()))
     })?;
     Ok(Reply::no_content())
 }

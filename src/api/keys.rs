@@ -87,11 +87,11 @@ pub fn delete(ctx: &Ctx<'_>, name: &str) -> ApiResult<Reply> {
 fn modify(
     ctx: &Ctx<'_>,
     name: &str,
-    missing: impl FnOnce() -> ApiError,
-    change: impl FnOnce(&mut Keyring) -> ApiResult<Vec<String>>,
+    missing: impl Fn() -> ApiError,
+    change: impl Fn(&mut Keyring) -> ApiResult<Vec<String>>,
 ) -> ApiResult<Reply> {
     let (ring, warnings) = ctx.mount.update(name, |current| {
-        let mut ring = current.ok_or_else(missing)?.clone();
+        let mut ring = current.ok_or_else(&missing)?.clone();
         let warnings = change(&mut ring)?;
         Ok((Some(ring.clone()), (ring, warnings)))
     })?;

@@ -158,6 +158,36 @@ impl AuditStore {
         blocking(|| self.broker.disable(&path)).map_err(|e| ApiError::Internal(e.to_string()))
     }
 
+    /// Another node changed the device table: open this node's own copy of
+    /// every new device, close removed ones.
+    pub fn reload(&self) -> ApiResult<()> {
+        let stored: Vec<StoredDevice> = match self.barrier.get(TABLE_PATH)? {
+            None => Vec::new(),
+            Some(raw) => serde_json::from_slice(&raw)
+                .map_err(|e| ApiError::Internal(format!("{TABLE_PATH}: {e}")))?,
+        };
+        let mut table = self.table.lock().map_err(|_| poisoned())?;
+        for old in table
+            .iter()
+            .filter(|o| !stored.iter().any(|n| n.path == o.path))
+        {
+            blocking(|| self.broker.disable(&old.path))
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+        }
+        for new in stored
+            .iter()
+            .filter(|n| !table.iter().any(|o| o.path == n.path))
+        {
+            blocking(|| {
+                self.broker.enable(&new.path, new.config()?).map_err(|e| {
+                    ApiError::Internal(format!("audit device {} cannot be opened: {e}", new.path))
+                })
+            })?;
+        }
+        *table = stored;
+        Ok(())
+    }
+
     pub fn devices(&self) -> ApiResult<Vec<DeviceInfo>> {
         Ok(self
             .table

@@ -93,6 +93,32 @@ impl Methods {
         })
     }
 
+    /// Re-read the table and reopen methods: all of them (`only: None`, after
+    /// missed notifications, or when the table changed) or the one whose
+    /// storage prefix `auth/<uuid>/` changed.
+    pub fn reload(&self, only: Option<&str>) -> ApiResult<()> {
+        let _w = self.write.lock().map_err(|_| poisoned())?;
+        let entries: Vec<MethodEntry> = match self.barrier.get(TABLE_PATH)? {
+            None => Vec::new(),
+            Some(raw) => serde_json::from_slice(&raw)
+                .map_err(|e| ApiError::Internal(format!("{TABLE_PATH}: {e}")))?,
+        };
+        let current = self.table.read().map_err(|_| poisoned())?.clone();
+        let mut next = BTreeMap::new();
+        for entry in entries {
+            let keep = current
+                .get(&entry.path)
+                .filter(|m| m.entry.uuid == entry.uuid && only.is_some_and(|u| u != entry.uuid));
+            let method = match keep {
+                Some(m) => Arc::clone(m),
+                None => Arc::new(open(&self.barrier, &self.lookup, entry)?),
+            };
+            next.insert(method.entry.path.clone(), method);
+        }
+        *self.table.write().map_err(|_| poisoned())? = next;
+        Ok(())
+    }
+
     /// The method mounted at the start of `path` (after `auth/`), and the rest.
     pub fn resolve<'p>(&self, path: &'p str) -> ApiResult<Option<(Arc<Method>, &'p str)>> {
         let table = self.table.read().map_err(|_| poisoned())?;

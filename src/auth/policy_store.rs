@@ -22,6 +22,26 @@ struct Stored {
     raw: String,
 }
 
+fn parse_stored(path: &str, raw: &[u8]) -> ApiResult<(String, Policy)> {
+    let stored: Stored =
+        serde_json::from_slice(raw).map_err(|e| ApiError::Internal(format!("{path}: {e}")))?;
+    let policy = Policy::parse(&stored.name, &stored.raw)
+        .map_err(|e| ApiError::Internal(format!("stored policy {}: {e}", stored.name)))?;
+    Ok((stored.name, policy))
+}
+
+fn read_all(barrier: &Barrier) -> ApiResult<BTreeMap<String, Arc<Policy>>> {
+    let mut policies = BTreeMap::new();
+    policies.insert(DEFAULT.to_owned(), Arc::new(default_policy()));
+    for path in barrier.list(PREFIX)? {
+        if let Some(raw) = barrier.get(&path)? {
+            let (name, policy) = parse_stored(&path, &raw)?;
+            policies.insert(name, Arc::new(policy));
+        }
+    }
+    Ok(policies)
+}
+
 fn poisoned() -> ApiError {
     ApiError::Internal("policy store lock poisoned".to_owned())
 }
@@ -45,18 +65,7 @@ const MAX_CACHED_ACLS: usize = 4096;
 
 impl PolicyStore {
     pub(crate) fn load(barrier: Arc<Barrier>, lookup: Arc<LookupKey>) -> ApiResult<Self> {
-        let mut policies = BTreeMap::new();
-        policies.insert(DEFAULT.to_owned(), Arc::new(default_policy()));
-        for path in barrier.list(PREFIX)? {
-            let raw = barrier
-                .get(&path)?
-                .ok_or_else(|| ApiError::Internal(format!("{path} vanished while loading")))?;
-            let stored: Stored = serde_json::from_slice(&raw)
-                .map_err(|e| ApiError::Internal(format!("{path}: {e}")))?;
-            let policy = Policy::parse(&stored.name, &stored.raw)
-                .map_err(|e| ApiError::Internal(format!("stored policy {}: {e}", stored.name)))?;
-            policies.insert(stored.name, Arc::new(policy));
-        }
+        let policies = read_all(&barrier)?;
         Ok(Self {
             barrier,
             lookup,
@@ -64,6 +73,41 @@ impl PolicyStore {
             acls: Mutex::new((0, HashMap::new())),
             write: Mutex::default(),
         })
+    }
+
+    /// Re-read every policy (after missed change notifications).
+    pub fn reload_all(&self) -> ApiResult<()> {
+        let policies = read_all(&self.barrier)?;
+        *self.policies.write().map_err(|_| poisoned())? = policies;
+        self.invalidate()
+    }
+
+    /// Another node wrote or deleted the policy stored at `path`.
+    pub fn apply_change(&self, path: &str) -> ApiResult<()> {
+        match self.barrier.get(path)? {
+            Some(raw) => {
+                let (name, policy) = parse_stored(path, &raw)?;
+                self.policies
+                    .write()
+                    .map_err(|_| poisoned())?
+                    .insert(name, Arc::new(policy));
+            }
+            None => {
+                let mut policies = self.policies.write().map_err(|_| poisoned())?;
+                let gone: Vec<String> = policies
+                    .keys()
+                    .filter(|n| self.path(n) == path)
+                    .cloned()
+                    .collect();
+                for name in gone {
+                    policies.remove(&name);
+                    if name == DEFAULT {
+                        policies.insert(DEFAULT.to_owned(), Arc::new(default_policy()));
+                    }
+                }
+            }
+        }
+        self.invalidate()
     }
 
     fn path(&self, name: &str) -> String {

@@ -107,6 +107,32 @@ fn poisoned() -> ApiError {
     ApiError::Internal("token store lock poisoned".to_owned())
 }
 
+fn id_from_path(path: &str) -> ApiResult<TokenId> {
+    let mut id = [0u8; 32];
+    let hex_part = path
+        .strip_prefix(ID_PREFIX)
+        .ok_or_else(|| ApiError::Internal(format!("{path}: not a token path")))?;
+    hex::decode_to_slice(hex_part, &mut id)
+        .map_err(|_| ApiError::Internal(format!("{path}: malformed token path")))?;
+    Ok(id)
+}
+
+fn read_index(barrier: &Barrier) -> ApiResult<Index> {
+    let mut index = Index::default();
+    for path in barrier.list(ID_PREFIX)? {
+        let Some(raw) = barrier.get(&path)? else {
+            // Revoked while we were listing.
+            continue;
+        };
+        let entry: TokenEntry =
+            serde_json::from_slice(&raw).map_err(|e| ApiError::Internal(format!("{path}: {e}")))?;
+        let id = id_from_path(&path)?;
+        index.by_accessor.insert(entry.accessor.clone(), id);
+        index.by_id.insert(id, Arc::new(entry));
+    }
+    Ok(index)
+}
+
 fn id_path(id: &TokenId) -> String {
     format!("{ID_PREFIX}{}", hex::encode(id))
 }
@@ -139,25 +165,41 @@ impl TokenStore {
     /// Load every token entry (at unseal). Entries that fail to open are an
     /// error: they were written by us, so a failure means tampering.
     pub(crate) fn load(barrier: Arc<Barrier>, lookup: Arc<LookupKey>) -> ApiResult<Self> {
-        let mut index = Index::default();
-        for path in barrier.list(ID_PREFIX)? {
-            let raw = barrier
-                .get(&path)?
-                .ok_or_else(|| ApiError::Internal(format!("{path} vanished while loading")))?;
-            let entry: TokenEntry = serde_json::from_slice(&raw)
-                .map_err(|e| ApiError::Internal(format!("{path}: {e}")))?;
-            let mut id = [0u8; 32];
-            hex::decode_to_slice(&path[ID_PREFIX.len()..], &mut id)
-                .map_err(|_| ApiError::Internal(format!("{path}: malformed token path")))?;
-            index.by_accessor.insert(entry.accessor.clone(), id);
-            index.by_id.insert(id, Arc::new(entry));
-        }
+        let index = read_index(&barrier)?;
         Ok(Self {
             barrier,
             lookup,
             index: RwLock::new(index),
             write: Mutex::default(),
         })
+    }
+
+    /// Re-read every token (after missed change notifications).
+    pub fn reload_all(&self) -> ApiResult<()> {
+        let index = read_index(&self.barrier)?;
+        *self.index.write().map_err(|_| poisoned())? = index;
+        Ok(())
+    }
+
+    /// Another node created, changed or revoked the token stored at `path`.
+    pub fn apply_change(&self, path: &str) -> ApiResult<()> {
+        let id = id_from_path(path)?;
+        let entry = match self.barrier.get(path)? {
+            Some(raw) => Some(
+                serde_json::from_slice::<TokenEntry>(&raw)
+                    .map_err(|e| ApiError::Internal(format!("{path}: {e}")))?,
+            ),
+            None => None,
+        };
+        let mut index = self.index.write().map_err(|_| poisoned())?;
+        if let Some(old) = index.by_id.remove(&id) {
+            index.by_accessor.remove(&old.accessor);
+        }
+        if let Some(entry) = entry {
+            index.by_accessor.insert(entry.accessor.clone(), id);
+            index.by_id.insert(id, Arc::new(entry));
+        }
+        Ok(())
     }
 
     pub fn id_of(&self, token: &str) -> TokenId {

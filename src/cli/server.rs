@@ -9,7 +9,7 @@ use crate::seal::SealKind;
 use crate::seal::static_key::StaticSeal;
 use crate::serve::{Listener, TlsFiles, serve};
 use crate::state::{AppState, Limits};
-use crate::storage::{MemoryStorage, SqliteStorage, Storage};
+use crate::storage::{MemoryStorage, PostgresConfig, PostgresStorage, SqliteStorage, Storage};
 
 pub const USAGE: &str = "usage: transitd server -config=FILE\n       \
      transitd server -dev [-dev-root-token-id=ID] [-dev-listen-address=ADDR]";
@@ -147,6 +147,19 @@ fn build_state(config: &Config) -> Result<AppState, String> {
     let storage: Arc<dyn Storage> = match &config.storage {
         StorageConfig::Sqlite { path } => {
             Arc::new(SqliteStorage::open(path).map_err(|e| format!("storage \"sqlite\": {e}"))?)
+        }
+        StorageConfig::Postgresql {
+            connection_url,
+            max_parallel,
+            schema,
+        } => {
+            let mut pg = PostgresConfig::new(connection_url.as_str());
+            pg.max_parallel = *max_parallel;
+            pg.schema.clone_from(schema);
+            Arc::new(
+                PostgresStorage::connect(&pg)
+                    .map_err(|e| format!("storage \"postgresql\": {e}"))?,
+            )
         }
         StorageConfig::Inmem => Arc::new(MemoryStorage::new()),
     };

@@ -187,6 +187,9 @@ impl BarrierKeyring {
     }
 }
 
+/// An entry read through the barrier: (plaintext, the sealed bytes as stored).
+pub type Opened = (Zeroizing<Vec<u8>>, Vec<u8>);
+
 /// Storage seen through the barrier: plaintext above, sealed bytes below.
 #[derive(Debug)]
 pub struct Barrier {
@@ -223,6 +226,28 @@ impl Barrier {
     pub fn seal(&self, path: &str, plaintext: &[u8]) -> BarrierResult<Vec<u8>> {
         let (term, key) = self.keyring.active();
         seal_entry(key, term, path, plaintext)
+    }
+
+    /// The decrypted entry and the sealed bytes it came from (to compare-and-swap on).
+    pub fn get_with_raw(&self, path: &str) -> BarrierResult<Option<Opened>> {
+        match self.storage.get(path)? {
+            None => Ok(None),
+            Some(entry) => Ok(Some((self.open(path, &entry)?, entry))),
+        }
+    }
+
+    /// Write (or, with `None`, delete) only if the stored bytes are still
+    /// `expected` (`None`: absent); false when another writer got there first.
+    pub fn put_if(
+        &self,
+        path: &str,
+        expected: Option<&[u8]>,
+        plaintext: Option<&[u8]>,
+    ) -> BarrierResult<bool> {
+        let sealed = plaintext.map(|p| self.seal(path, p)).transpose()?;
+        Ok(self
+            .storage
+            .compare_and_swap(path, expected, sealed.as_deref())?)
     }
 
     /// Durable when it returns `Ok` (the backend's promise).

@@ -8,8 +8,10 @@
 use std::fmt::Debug;
 
 mod memory;
+mod postgres;
 mod sqlite;
 
+pub use self::postgres::{PostgresConfig, PostgresStorage, redact_connection_url};
 pub use memory::MemoryStorage;
 pub use sqlite::SqliteStorage;
 
@@ -26,11 +28,27 @@ pub enum StorageError {
 
 pub type StorageResult<T> = Result<T, StorageError>;
 
+/// A change made to the storage by someone else (another transitd node
+/// sharing the same database), for nodes that cache what they read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The entry at this path was written or deleted.
+    Path(String),
+    /// Changes may have been missed (the feed was interrupted): anything
+    /// cached may be stale and must be read again.
+    Resync,
+}
+
 /// A durable key-value store. A write that returned `Ok` survives a crash of
 /// the process (and, for the embedded backend, of the machine).
 pub trait Storage: Send + Sync + Debug {
     /// The backend's name, as `sys/seal-status` reports it (`inmem`, `sqlite`).
     fn kind(&self) -> &'static str;
+    /// Whether other processes (other transitd nodes) write to this storage
+    /// too, so cached state can go stale.
+    fn is_shared(&self) -> bool {
+        false
+    }
     fn get(&self, path: &str) -> StorageResult<Option<Vec<u8>>>;
     fn put(&self, path: &str, value: &[u8]) -> StorageResult<()>;
     /// Deleting a missing path is not an error.
@@ -46,6 +64,15 @@ pub trait Storage: Send + Sync + Debug {
         expected: Option<&[u8]>,
         new: Option<&[u8]>,
     ) -> StorageResult<bool>;
+
+    /// A feed of the changes other writers make to this storage, for a
+    /// backend shared between nodes; `None` (the default) when nobody else can
+    /// write to it. Each call returns a new receiver that gets every change
+    /// made after the call returns; changes this instance makes itself are not
+    /// reported.
+    fn subscribe(&self) -> Option<std::sync::mpsc::Receiver<Change>> {
+        None
+    }
 }
 
 /// Run a blocking storage call from wherever we are: on a multi-threaded
