@@ -758,6 +758,11 @@ impl Storage for PostgresStorage {
         "postgresql"
     }
 
+    /// Other nodes write to the same database.
+    fn is_shared(&self) -> bool {
+        true
+    }
+
     fn get(&self, path: &str) -> StorageResult<Option<Vec<u8>>> {
         let owned = path.to_owned();
         self.run(
@@ -1730,6 +1735,7 @@ mod tests {
         let schema = TestSchema::new();
         let s = schema.open();
         assert_eq!(s.kind(), "postgresql");
+        assert!(s.is_shared());
         assert_eq!(s.get("a").unwrap(), None);
         s.put("a", b"one").unwrap();
         assert_eq!(s.get("a").unwrap().as_deref(), Some(&b"one"[..]));

@@ -38,13 +38,26 @@ impl Site {
     /// plus `extra` HCL (a seal stanza, `disable_mlock`...).
     pub fn new(extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("transitd.db");
+        Self::build(
+            dir,
+            &format!("storage \"sqlite\" {{\n  path = \"{}\"\n}}", db.display()),
+            extra,
+        )
+    }
+
+    /// A site with the given `storage` stanza.
+    pub fn with_storage(storage: &str, extra: &str) -> Self {
+        Self::build(tempfile::tempdir().expect("temp dir"), storage, extra)
+    }
+
+    fn build(dir: tempfile::TempDir, storage: &str, extra: &str) -> Self {
         let port = free_port();
         let site = Self { dir, port };
         let config = format!(
-            "storage \"sqlite\" {{\n  path = \"{}\"\n}}\n\
+            "{storage}\n\
              listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\n\
-             {extra}\n",
-            site.db().display()
+             {extra}\n"
         );
         fs::write(site.config(), config).expect("write config");
         site

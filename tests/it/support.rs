@@ -66,6 +66,14 @@ impl TestApp {
         }
     }
 
+    /// A router over a state built by the test.
+    pub fn from_state(state: Arc<AppState>, token: &str) -> Self {
+        Self {
+            router: transitd::app(state),
+            token: Some(token.to_owned()),
+        }
+    }
+
     /// The same server, called with another token (`None`: no token).
     pub fn as_token(&self, token: Option<&str>) -> Self {
         Self {
