@@ -129,7 +129,27 @@ fn verify(node: &Node, root: &str, acked: &Acked) {
 
 #[test]
 fn kill_9_under_load_loses_nothing_acknowledged() {
-    let site = Site::new("disable_mlock = true");
+    crash_cycles(&Site::new("disable_mlock = true"), "sqlite");
+}
+
+#[test]
+fn kill_9_under_load_loses_nothing_acknowledged_on_postgresql() {
+    let _db = crate::cluster::DATABASE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let schema = crate::cluster::Schema::new();
+    let site = Site::with_storage(
+        &format!(
+            "storage \"postgresql\" {{\n  connection_url = \"{}\"\n  schema = \"{}\"\n}}",
+            crate::cluster::PG_URL,
+            schema.0
+        ),
+        "disable_mlock = true",
+    );
+    crash_cycles(&site, "postgresql");
+}
+
+fn crash_cycles(site: &Site, storage: &str) {
     let node = site.start();
     let (keys, root) = node.init(1, 1);
     node.unseal(&keys);
@@ -162,7 +182,7 @@ fn kill_9_under_load_loses_nothing_acknowledged() {
     let acked = acked.into_inner().unwrap();
     verify(&node, &root, &acked);
     println!(
-        "crash test: {CYCLES} kill -9 cycles in {:.1}s, {} versions, {} ciphertexts, {} keys created, all intact",
+        "crash test ({storage}): {CYCLES} kill -9 cycles in {:.1}s, {} versions, {} ciphertexts, {} keys created, all intact",
         started.elapsed().as_secs_f64(),
         acked.latest_version,
         acked.ciphertexts.len(),
