@@ -229,6 +229,63 @@ fn changes_on_one_node_reach_the_others_within_100ms() {
             c.call(b, "POST", "other/keys/k", Some(json!({}))).0 == 200
         }));
     }
+    // Login methods: a user made on one node logs in on the others.
+    assert_eq!(
+        c.call(
+            0,
+            "POST",
+            "sys/auth/userpass",
+            Some(json!({ "type": "userpass" }))
+        )
+        .0,
+        204
+    );
+    assert_eq!(
+        c.call(
+            0,
+            "POST",
+            "auth/userpass/users/ann",
+            Some(json!({ "password": "pw-ann", "token_policies": "p" }))
+        )
+        .0,
+        204
+    );
+    for b in [1, 2] {
+        worst = worst.max(within(limit, "userpass user", || {
+            c.call(b, "GET", "auth/userpass/users/ann", None).0 == 200
+        }));
+        let (status, login) = c.nodes[b].call(
+            "POST",
+            "auth/userpass/login/ann",
+            None,
+            Some(json!({ "password": "pw-ann" })),
+        );
+        assert_eq!(status, 200, "{login}");
+    }
+    // Audit devices: enabled once, every node writes its own file.
+    let (status, body) = c.call(
+        1,
+        "POST",
+        "sys/audit/file",
+        Some(json!({ "type": "file", "options": { "file_path": "audit.log" } })),
+    );
+    assert_eq!(status, 204, "{body}");
+    for (i, site) in c._sites.iter().enumerate() {
+        let log = site.dir.path().join("audit.log");
+        worst = worst.max(within(limit, "audit device", || {
+            c.call(i, "GET", "sys/audit", None);
+            std::fs::read_to_string(&log).is_ok_and(|l| l.contains("\"path\":\"sys/audit\""))
+        }));
+        let out = std::process::Command::new(crate::node::BIN)
+            .args(["audit", "verify", &log.display().to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
     println!("cluster: slowest propagation {worst:?}");
     assert!(worst <= limit, "slowest propagation {worst:?}");
 

@@ -116,6 +116,8 @@ impl Node {
         let err = out.try_clone().expect("dup log");
         let child = Command::new(BIN)
             .args(["server", &format!("-config={}", config.display())])
+            // Relative paths (audit files) are per node, as on separate machines.
+            .current_dir(dir)
             .env_remove("VAULT_ADDR")
             .env_remove("BAO_ADDR")
             .stdin(Stdio::null())
