@@ -141,15 +141,6 @@ impl Mount {
         }
     }
 
-    fn entry(&self) -> MountEntry {
-        MountEntry {
-            path: self.path.clone(),
-            uuid: self.uuid.clone(),
-            accessor: self.accessor.clone(),
-            description: self.description.clone(),
-        }
-    }
-
     fn prefix(&self) -> String {
         format!("logical/{}/", self.uuid)
     }
@@ -163,13 +154,16 @@ impl Mount {
     }
 
     /// Read this mount's keys and config from storage.
+    /// Writers are excluded meanwhile, so a local change cannot be overwritten
+    /// by the older state read here.
     fn load(&self) -> ApiResult<()> {
+        let _writer = self.write.lock().map_err(|_| poisoned())?;
         let mut keys = HashMap::new();
         for path in self.barrier.list(&format!("{}keys/", self.prefix()))? {
-            let bytes = self
-                .barrier
-                .get(&path)?
-                .ok_or_else(|| ApiError::Internal(format!("{path} vanished while loading")))?;
+            let Some(bytes) = self.barrier.get(&path)? else {
+                // Deleted (by another node) since the listing.
+                continue;
+            };
             let ring = Keyring::from_stored_bytes(&bytes)
                 .map_err(|e| ApiError::Internal(format!("{path}: {e}")))?;
             if path != self.key_path(ring.name()) {
@@ -269,6 +263,8 @@ impl Mount {
     /// Read one key from storage into the cache (another node changed it, or a
     /// request names a version newer than the cached one).
     pub fn refresh(&self, name: &str) -> ApiResult<Option<Arc<Keyring>>> {
+        // Under the writer lock: what is read here cannot overwrite a newer local write.
+        let _writer = self.write.lock().map_err(|_| poisoned())?;
         let path = self.key_path(name);
         let ring = match blocking(|| self.barrier.get(&path))? {
             Some(bytes) => Some(Arc::new(
@@ -283,6 +279,9 @@ impl Mount {
 
     /// A storage path of this mount changed elsewhere: bring the cache up to date.
     fn apply_change(&self, path: &str) -> ApiResult<()> {
+        // Under the writer lock: a local write in flight either lands before
+        // this read (and is read back) or after it (and is published last).
+        let _writer = self.write.lock().map_err(|_| poisoned())?;
         if path == self.config_path() {
             let config = match self.barrier.get(path)? {
                 Some(raw) => serde_json::from_slice(&raw)
@@ -456,6 +455,12 @@ impl Unsealed {
         let entries: Vec<MountEntry> = read_json(&self.barrier, MOUNTS_PATH)?.ok_or_else(|| {
             ApiError::Internal("the mount table (core/mounts) is missing from storage".to_owned())
         })?;
+        self.install_mounts(entries)
+    }
+
+    /// Make the cached mounts match `entries` (the mount table lock is held):
+    /// new mounts are loaded, removed ones dropped, unchanged ones kept.
+    fn install_mounts(&self, entries: Vec<MountEntry>) -> ApiResult<()> {
         let current = self.mounts.read().map_err(|_| poisoned())?.clone();
         let mut next = BTreeMap::new();
         for entry in entries {
@@ -544,42 +549,70 @@ impl Unsealed {
             .collect())
     }
 
-    fn persist_mount_table(&self, mounts: &BTreeMap<String, Arc<Mount>>) -> ApiResult<()> {
-        let entries: Vec<MountEntry> = mounts.values().map(|m| m.entry()).collect();
-        blocking(|| write_json(&self.barrier, MOUNTS_PATH, &entries))
+    /// Edit the stored mount table (not this node's copy, which may lag behind
+    /// another node's edit) with compare-and-swap, then bring the cache in line.
+    fn change_mount_table(
+        &self,
+        mut change: impl FnMut(&mut Vec<MountEntry>) -> ApiResult<()>,
+    ) -> ApiResult<()> {
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let (plain, raw) =
+                blocking(|| self.barrier.get_with_raw(MOUNTS_PATH))?.ok_or_else(|| {
+                    ApiError::Internal(
+                        "the mount table (core/mounts) is missing from storage".to_owned(),
+                    )
+                })?;
+            let mut entries: Vec<MountEntry> = serde_json::from_slice(&plain)
+                .map_err(|e| ApiError::Internal(format!("{MOUNTS_PATH}: {e}")))?;
+            change(&mut entries)?;
+            let bytes =
+                serde_json::to_vec(&entries).map_err(|e| ApiError::Internal(e.to_string()))?;
+            if blocking(|| self.barrier.put_if(MOUNTS_PATH, Some(&raw), Some(&bytes)))? {
+                return self.install_mounts(entries);
+            }
+        }
+        Err(ApiError::Unavailable(
+            "the mount table is being changed concurrently; retry".to_owned(),
+        ))
     }
 
     pub fn enable_mount(&self, path: &str, description: &str) -> ApiResult<()> {
         let _writer = self.mount_table.lock().map_err(|_| poisoned())?;
-        let mut next = self.mounts.read().map_err(|_| poisoned())?.clone();
-        let clash = next.keys().any(|m| {
-            m == path || path.starts_with(&format!("{m}/")) || m.starts_with(&format!("{path}/"))
-        });
-        if clash || path.starts_with("sys") || path.starts_with("auth") {
+        if path.starts_with("sys") || path.starts_with("auth") {
             return Err(ApiError::bad(format!("path is already in use at {path}/")));
         }
-        let mount = Mount::new(
-            new_mount_entry(path, description),
-            Arc::clone(&self.barrier),
-            Arc::clone(&self.lookup),
-        );
-        next.insert(path.to_owned(), Arc::new(mount));
-        self.persist_mount_table(&next)?;
-        *self.mounts.write().map_err(|_| poisoned())? = next;
-        Ok(())
+        self.change_mount_table(|entries| {
+            let clash = entries.iter().any(|e| {
+                let m = &e.path;
+                *m == path
+                    || path.starts_with(&format!("{m}/"))
+                    || m.starts_with(&format!("{path}/"))
+            });
+            if clash {
+                return Err(ApiError::bad(format!("path is already in use at {path}/")));
+            }
+            entries.push(new_mount_entry(path, description));
+            Ok(())
+        })
     }
 
     pub fn disable_mount(&self, path: &str) -> ApiResult<()> {
         let _writer = self.mount_table.lock().map_err(|_| poisoned())?;
-        let mut next = self.mounts.read().map_err(|_| poisoned())?.clone();
-        let Some(removed) = next.remove(path) else {
+        let mut removed = None;
+        self.change_mount_table(|entries| {
+            removed = entries
+                .iter()
+                .position(|e| e.path == path)
+                .map(|i| entries.remove(i));
+            Ok(())
+        })?;
+        let Some(removed) = removed else {
             return Ok(());
         };
         // The table first: a crash after it leaves orphans that the next unseal removes.
-        self.persist_mount_table(&next)?;
-        *self.mounts.write().map_err(|_| poisoned())? = next;
+        let prefix = format!("logical/{}/", removed.uuid);
         blocking(|| -> ApiResult<()> {
-            for entry in self.barrier.list(&removed.prefix())? {
+            for entry in self.barrier.list(&prefix)? {
                 self.barrier.delete(&entry)?;
             }
             Ok(())

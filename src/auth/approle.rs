@@ -194,9 +194,10 @@ impl AppRoleStore {
         let mut index = Index::default();
         let mut by_dir: HashMap<String, String> = HashMap::new();
         for path in barrier.list(&format!("{prefix}role/"))? {
-            let raw = barrier
-                .get(&path)?
-                .ok_or_else(|| ApiError::Internal(format!("{path} vanished while loading")))?;
+            let Some(raw) = barrier.get(&path)? else {
+                // Deleted (by another node) since the listing.
+                continue;
+            };
             let role: Role = serde_json::from_slice(&raw).map_err(|e| internal(&path, e))?;
             by_dir.insert(lookup.name(&role.name), role.name.clone());
             index
@@ -227,12 +228,16 @@ impl AppRoleStore {
                 )));
             };
             let Some(state) = by_dir.get(dir).and_then(|name| index.roles.get_mut(name)) else {
-                blocking(|| barrier.delete(&path))?;
+                // With shared storage the role may have been created after our
+                // listing: never delete on a guess there.
+                if !barrier.storage().is_shared() {
+                    blocking(|| barrier.delete(&path))?;
+                }
                 continue;
             };
-            let raw = barrier
-                .get(&path)?
-                .ok_or_else(|| ApiError::Internal(format!("{path} vanished while loading")))?;
+            let Some(raw) = barrier.get(&path)? else {
+                continue;
+            };
             let stored: StoredSecretId =
                 serde_json::from_slice(&raw).map_err(|e| internal(&path, e))?;
             state.accessors.insert(stored.info.accessor.clone(), digest);

@@ -77,6 +77,7 @@ impl PolicyStore {
 
     /// Re-read every policy (after missed change notifications).
     pub fn reload_all(&self) -> ApiResult<()> {
+        let _w = self.write.lock().map_err(|_| poisoned())?;
         let policies = read_all(&self.barrier)?;
         *self.policies.write().map_err(|_| poisoned())? = policies;
         self.invalidate()
@@ -84,6 +85,7 @@ impl PolicyStore {
 
     /// Another node wrote or deleted the policy stored at `path`.
     pub fn apply_change(&self, path: &str) -> ApiResult<()> {
+        let _w = self.write.lock().map_err(|_| poisoned())?;
         match self.barrier.get(path)? {
             Some(raw) => {
                 let (name, policy) = parse_stored(path, &raw)?;

@@ -176,6 +176,8 @@ impl TokenStore {
 
     /// Re-read every token (after missed change notifications).
     pub fn reload_all(&self) -> ApiResult<()> {
+        // Under the writer lock, so a token issued or revoked here meanwhile is not undone.
+        let _w = self.write.lock().map_err(|_| poisoned())?;
         let index = read_index(&self.barrier)?;
         *self.index.write().map_err(|_| poisoned())? = index;
         Ok(())
@@ -183,6 +185,7 @@ impl TokenStore {
 
     /// Another node created, changed or revoked the token stored at `path`.
     pub fn apply_change(&self, path: &str) -> ApiResult<()> {
+        let _w = self.write.lock().map_err(|_| poisoned())?;
         let id = id_from_path(path)?;
         let entry = match self.barrier.get(path)? {
             Some(raw) => Some(
@@ -302,23 +305,73 @@ impl TokenStore {
     /// false when the token has no use left.
     pub fn use_once(&self, id: &TokenId) -> ApiResult<bool> {
         let _w = self.write.lock().map_err(|_| poisoned())?;
-        let Some(entry) = self.get(id)? else {
-            return Ok(false);
-        };
-        match entry.num_uses {
-            0 => Ok(true),
+        let mut last_use = false;
+        let outcome = self.modify_stored(id, |entry| match entry.num_uses {
             1 => {
-                self.revoke_locked(id)?;
-                Ok(true)
+                last_use = true;
+                Ok(None)
             }
             n => {
-                let mut next = (*entry).clone();
-                next.num_uses = n - 1;
-                self.persist(id, &next)?;
-                self.publish(*id, next)?;
-                Ok(true)
+                let mut next = entry.clone();
+                next.num_uses = n.saturating_sub(1);
+                Ok(Some(next))
+            }
+        })?;
+        if outcome.is_none() {
+            if last_use {
+                // Its children go with it.
+                self.revoke_locked(id)?;
+                return Ok(true);
+            }
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Change a token's entry starting from what storage holds (not from this
+    /// node's cache, which may lag behind another node), written back with
+    /// compare-and-swap and retried on conflict. A token gone from storage was
+    /// revoked: it is dropped from the cache and `None` returned. `change`
+    /// returning `None` deletes the entry.
+    fn modify_stored(
+        &self,
+        id: &TokenId,
+        mut change: impl FnMut(&TokenEntry) -> ApiResult<Option<TokenEntry>>,
+    ) -> ApiResult<Option<Arc<TokenEntry>>> {
+        let path = id_path(id);
+        for _ in 0..8 {
+            let Some((plain, raw)) = blocking(|| self.barrier.get_with_raw(&path))? else {
+                self.unpublish(id)?;
+                return Ok(None);
+            };
+            let entry: TokenEntry = serde_json::from_slice(&plain)
+                .map_err(|e| ApiError::Internal(format!("{path}: {e}")))?;
+            let next = change(&entry)?;
+            let bytes = next
+                .as_ref()
+                .map(|e| serde_json::to_vec(e).map_err(|e| ApiError::Internal(e.to_string())))
+                .transpose()?;
+            if blocking(|| self.barrier.put_if(&path, Some(&raw), bytes.as_deref()))? {
+                return match next {
+                    Some(next) => self.publish(*id, next).map(Some),
+                    None => {
+                        self.unpublish(id)?;
+                        Ok(None)
+                    }
+                };
             }
         }
+        Err(ApiError::Unavailable(
+            "the token is being changed concurrently; retry".to_owned(),
+        ))
+    }
+
+    fn unpublish(&self, id: &TokenId) -> ApiResult<()> {
+        let mut index = self.index.write().map_err(|_| poisoned())?;
+        if let Some(e) = index.by_id.remove(id) {
+            index.by_accessor.remove(&e.accessor);
+        }
+        Ok(())
     }
 
     /// Extend a token's life by `increment` (or its original TTL), never past
@@ -330,37 +383,38 @@ impl TokenStore {
         now: i64,
     ) -> ApiResult<Arc<TokenEntry>> {
         let _w = self.write.lock().map_err(|_| poisoned())?;
-        let entry = self
-            .get(id)?
-            .filter(|e| !e.expired(now))
-            .ok_or_else(|| ApiError::bad("token not found"))?;
-        if entry.expire_time.is_none() {
-            return Ok(entry);
-        }
-        if !entry.renewable {
-            return Err(ApiError::bad("lease is not renewable"));
-        }
-        let increment = increment_secs.filter(|i| *i > 0).unwrap_or(entry.ttl_secs);
-        let mut limit = entry.creation_time.saturating_add(MAX_TTL_SECS as i64);
-        if entry.explicit_max_ttl_secs > 0 {
-            limit = limit.min(
-                entry
-                    .creation_time
-                    .saturating_add(entry.explicit_max_ttl_secs as i64),
-            );
-        }
-        // A child never outlives its parent.
-        if let Some(parent) = entry.parent.as_deref().and_then(|p| {
-            let mut id = [0u8; 32];
-            hex::decode_to_slice(p, &mut id).ok().map(|()| id)
-        }) && let Some(expires) = self.get(&parent)?.and_then(|p| p.expire_time)
-        {
-            limit = limit.min(expires);
-        }
-        let mut next = (*entry).clone();
-        next.expire_time = Some(now.saturating_add(increment as i64).min(limit));
-        self.persist(id, &next)?;
-        self.publish(*id, next)
+        let renewed = self.modify_stored(id, |entry| {
+            if entry.expired(now) {
+                return Err(ApiError::bad("token not found"));
+            }
+            if entry.expire_time.is_none() {
+                return Ok(Some(entry.clone()));
+            }
+            if !entry.renewable {
+                return Err(ApiError::bad("lease is not renewable"));
+            }
+            let increment = increment_secs.filter(|i| *i > 0).unwrap_or(entry.ttl_secs);
+            let mut limit = entry.creation_time.saturating_add(MAX_TTL_SECS as i64);
+            if entry.explicit_max_ttl_secs > 0 {
+                limit = limit.min(
+                    entry
+                        .creation_time
+                        .saturating_add(entry.explicit_max_ttl_secs as i64),
+                );
+            }
+            // A child never outlives its parent.
+            if let Some(parent) = entry.parent.as_deref().and_then(|p| {
+                let mut id = [0u8; 32];
+                hex::decode_to_slice(p, &mut id).ok().map(|()| id)
+            }) && let Some(expires) = self.get(&parent)?.and_then(|p| p.expire_time)
+            {
+                limit = limit.min(expires);
+            }
+            let mut next = entry.clone();
+            next.expire_time = Some(now.saturating_add(increment as i64).min(limit));
+            Ok(Some(next))
+        })?;
+        renewed.ok_or_else(|| ApiError::bad("token not found"))
     }
 
     /// Revoke a token and, as Vault does, every token created under it.

@@ -142,9 +142,10 @@ impl UserpassStore {
         let dir = format!("{prefix}users/");
         let mut users = BTreeMap::new();
         for path in barrier.list(&dir)? {
-            let raw = barrier
-                .get(&path)?
-                .ok_or_else(|| ApiError::Internal(format!("{path} vanished while loading")))?;
+            let Some(raw) = barrier.get(&path)? else {
+                // Deleted (by another node) since the listing.
+                continue;
+            };
             let stored: Stored = serde_json::from_slice(&raw).map_err(|e| internal(&path, e))?;
             let entry = Entry {
                 user: User {

@@ -549,3 +549,62 @@ async fn a_node_that_missed_every_notification_still_decrypts_and_rotates_right(
         assert_eq!(rotated.body["data"]["latest_version"], json!(2 * round + 3));
     }
 }
+
+/// Review findings, in-process with two nodes that hear nothing of each other:
+/// writes start from storage, so a stale node neither resurrects a revoked
+/// token nor erases another node's mount.
+#[tokio::test]
+async fn a_stale_node_never_undoes_another_nodes_write() {
+    use std::sync::Arc;
+    use transitd::seal::SealKind;
+    use transitd::{AppState, Limits};
+
+    let memory = Arc::new(transitd::storage::MemoryStorage::new());
+    let node = || {
+        Arc::new(AppState::new(
+            Arc::new(SilentlyShared(Arc::clone(&memory))),
+            SealKind::Shamir,
+            Limits::default(),
+            "c".to_owned(),
+        ))
+    };
+    let (a, b) = (node(), node());
+    let init = a.initialize(1, 1, Some("root")).unwrap();
+    let share = hex::encode(init.shares[0].as_slice());
+    assert!(a.unseal(&share).unwrap());
+    let a = crate::support::TestApp::from_state(a, "root");
+    let limited = a
+        .write("auth/token/create", json!({ "num_uses": 5 }))
+        .await
+        .ok();
+    let limited = limited.body["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(b.unseal(&share).unwrap());
+    let b = crate::support::TestApp::from_state(b, "root");
+
+    a.write("auth/token/revoke", json!({ "token": limited }))
+        .await
+        .expect(204);
+    // B still has the token cached; using it must not write it back.
+    b.as_token(Some(&limited))
+        .read("auth/token/lookup-self")
+        .await
+        .expect(403);
+    a.as_token(Some(&limited))
+        .read("auth/token/lookup-self")
+        .await
+        .expect(403);
+
+    a.write("sys/mounts/m1", json!({ "type": "transit" }))
+        .await
+        .expect(204);
+    // B's cached table has no m1; its edit must keep it.
+    b.write("sys/mounts/m2", json!({ "type": "transit" }))
+        .await
+        .expect(204);
+    let mounts = b.read("sys/mounts").await.ok();
+    assert!(mounts.body["data"].get("m1/").is_some(), "{}", mounts.body);
+    assert!(mounts.body["data"].get("m2/").is_some());
+}
