@@ -1,0 +1,510 @@
+#!/usr/bin/env python3
+"""Helpers of benches/load/run.sh (python3 standard library only).
+
+  free-ports N                   N distinct free loopback TCP ports, one line
+  jget PATH                      a value from the JSON on stdin (a.b.0.c)
+  policy-json                    {"policy": <stdin>} for sys/policies/acl
+  check KIND [EXPECTED]          validate one preflight response (stdin)
+  lockcheck MAIN.lock BARE.lock  same axum/ring/tokio versions in both?
+  record ...                     one measured wrk run -> one JSON line (stdout)
+  report ...                     medians, table on stdout, .md and .json files
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import sys
+
+
+def die(msg):
+    print(f"report.py: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+# --------------------------------------------------------------- small helpers
+
+
+def cmd_free_ports(args):
+    socks = []
+    try:
+        for _ in range(args.n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        ports = [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+    print(" ".join(str(p) for p in ports))
+
+
+def cmd_jget(args):
+    d = json.load(sys.stdin)
+    for part in args.path.split("."):
+        d = d[int(part)] if isinstance(d, list) else d[part]
+    print(d if isinstance(d, str) else json.dumps(d))
+
+
+def cmd_policy_json(_args):
+    print(json.dumps({"policy": sys.stdin.read()}))
+
+
+def cmd_check(args):
+    """Exit non-zero (with the reason) unless the response is the expected one."""
+    raw = sys.stdin.read()
+    try:
+        d = json.loads(raw)
+    except ValueError:
+        die(f"{args.kind}: response is not JSON: {raw[:300]!r}")
+    data = d.get("data") or {}
+    k, exp = args.kind, args.expected
+
+    def need(cond, what):
+        if not cond:
+            die(f"{k}: {what}; response: {raw[:400]}")
+
+    if k == "ciphertext":
+        need(str(data.get("ciphertext", "")).startswith("vault:v"), "no ciphertext")
+    elif k == "plaintext":
+        need(data.get("plaintext") == exp, "plaintext differs from the one encrypted")
+    elif k == "signature":
+        need(str(data.get("signature", "")).startswith("vault:v"), "no signature")
+    elif k == "hmac":
+        need(str(data.get("hmac", "")).startswith("vault:v"), "no hmac")
+    elif k == "keyread":
+        need(data.get("name") == exp and "keys" in data, "not a key read of " + str(exp))
+    elif k == "batch":
+        items = data.get("batch_results") or []
+        need(len(items) == int(exp), f"{len(items)} batch results, expected {exp}")
+        bad = [i for i in items if i.get("error") or not i.get("ciphertext")]
+        need(not bad, f"{len(bad)} batch items failed")
+    else:
+        die(f"unknown check {k}")
+
+
+def cmd_cpu_snap(args):
+    """`SERVER_TICKS BUSY_TICKS ALL_TICKS`: the server process's user+system
+    CPU ticks and the machine's busy and total ticks (/proc/stat), now."""
+    with open(f"/proc/{args.pid}/stat", encoding="utf-8") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    server = int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    with open("/proc/stat", encoding="utf-8") as f:
+        cpu = [int(x) for x in f.readline().split()[1:]]
+    idle = cpu[3] + (cpu[4] if len(cpu) > 4 else 0)
+    total = sum(cpu[:8])
+    print(server, total - idle, total)
+
+
+def lock_versions(path):
+    text = open(path, encoding="utf-8").read()
+    out = {}
+    for m in re.finditer(r'\[\[package\]\]\nname = "([^"]+)"\nversion = "([^"]+)"', text):
+        out.setdefault(m.group(1), set()).add(m.group(2))
+    return out
+
+
+def cmd_lockcheck(args):
+    main, bare = lock_versions(args.main), lock_versions(args.bare)
+    diff = []
+    for name in ("axum", "ring", "tokio", "hyper", "serde_json"):
+        if name in bare and main.get(name) != bare.get(name):
+            diff.append(f"{name}: transitd {sorted(main.get(name, []))} vs bare {sorted(bare[name])}")
+    if diff:
+        print("WARNING: the bare reference does not build with transitd's versions: " + "; ".join(diff)
+              + " (copy Cargo.lock to benches/load/bare/ again)")
+    else:
+        vs = ", ".join(f"{n} {'/'.join(sorted(bare[n]))}" for n in ("axum", "ring", "tokio") if n in bare)
+        print(f"bare reference uses transitd's versions: {vs}")
+
+
+# ------------------------------------------------------------------ recording
+
+
+def parse_wrk(text):
+    m = re.search(r"^WRK_JSON (\{.*\})\s*$", text, re.M)
+    if not m:
+        return None
+    return json.loads(m.group(1))
+
+
+def cmd_record(args):
+    text = open(args.wrk_output, encoding="utf-8", errors="replace").read()
+    w = parse_wrk(text)
+    if w is None:
+        die(f"no WRK_JSON line in {args.wrk_output}:\n{text[-2000:]}")
+    secs = w["duration_us"] / 1e6
+    rps = w["requests"] / secs if secs > 0 else 0.0
+    errs = {k: v for k, v in w["errors"].items() if v}
+    rec = {
+        "workload": args.workload,
+        "title": args.title,
+        "server": args.server,
+        "round": args.round,
+        "items_per_request": args.items,
+        "requests": w["requests"],
+        "seconds": secs,
+        "rps": rps,
+        "items_per_s": rps * args.items,
+        "latency_us": w["latency_us"],
+        "errors": w["errors"],
+        "error_total": sum(w["errors"].values()),
+        "kinds": w.get("kinds") or {},
+        "wrk_text": text,
+    }
+    flags = []
+    if errs:
+        flags.append("wrk errors " + json.dumps(errs))
+    if args.rotation_log:
+        codes = [c.strip() for c in open(args.rotation_log, encoding="utf-8") if c.strip()]
+        ok = sum(1 for c in codes if c.startswith("2"))
+        rec["rotations"] = {"attempted": len(codes), "ok": ok, "codes": sorted(set(codes))}
+        if ok != len(codes):
+            flags.append(f"{len(codes) - ok} of {len(codes)} rotations failed (codes {sorted(set(codes))})")
+        if len(codes) == 0:
+            flags.append("no rotation happened during the run")
+    if args.cpu_before and args.cpu_after:
+        b = [int(x) for x in args.cpu_before.split()]
+        a = [int(x) for x in args.cpu_after.split()]
+        hz = os.sysconf("SC_CLK_TCK")
+        server_s = (a[0] - b[0]) / hz
+        all_ticks = a[2] - b[2]
+        rec["cpu"] = {
+            "server_cpu_s": server_s,
+            "server_cores": server_s / secs if secs else None,
+            "machine_busy_pct": 100.0 * (a[1] - b[1]) / all_ticks if all_ticks else None,
+            "requests_per_server_cpu_s": w["requests"] / server_s if server_s > 0 else None,
+        }
+    rec["flags"] = flags
+    print(json.dumps(rec))
+    lat = w["latency_us"]
+    line = (f"    round {args.round}  {args.server:<8} {rps:>10,.0f} req/s"
+            + (f" ({rps * args.items:,.0f} items/s)" if args.items > 1 else "")
+            + f"  p50 {fmt_ms(lat['p50'])} ms  p99 {fmt_ms(lat['p99'])} ms")
+    if rec.get("cpu") and rec["cpu"]["server_cores"] is not None:
+        line += f"  server {rec['cpu']['server_cores']:.2f} cores, machine {rec['cpu']['machine_busy_pct']:.0f}% busy"
+    if flags:
+        line += "  ** FLAGGED: " + "; ".join(flags)
+    print(line, file=sys.stderr)
+
+
+# ------------------------------------------------------------------ reporting
+
+SERVERS = ("transitd", "openbao", "bare")
+
+
+def fmt_ms(us):
+    if us is None:
+        return "-"
+    return f"{us / 1000:.2f}"
+
+
+def fmt_rate(x):
+    if x is None:
+        return "-"
+    return f"{x:,.0f}"
+
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def machine():
+    cpu = "unknown"
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = None
+    try:
+        for line in open("/proc/meminfo", encoding="utf-8"):
+            if line.startswith("MemTotal"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    except OSError:
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": cpu,
+        "kernel": platform.release(),
+        "memory": mem,
+    }
+
+
+def git_info(repo):
+    env = dict(os.environ, GIT_OPTIONAL_LOCKS="0")  # read-only: never touch the index
+
+    def run(*a):
+        return subprocess.run(["git", "-C", repo, *a], capture_output=True, text=True, env=env)
+
+    head = run("rev-parse", "--short", "HEAD")
+    if head.returncode != 0:
+        return {"commit": "unknown (not a git checkout?)", "dirty": None, "changed_files": None}
+    st = run("status", "--porcelain")
+    changed = [l for l in st.stdout.splitlines() if l.strip()]
+    return {"commit": head.stdout.strip(), "dirty": bool(changed), "changed_files": len(changed)}
+
+
+def aggregate(runs):
+    order = []
+    by = {}
+    for r in runs:
+        if r["workload"] not in by:
+            order.append(r["workload"])
+            by[r["workload"]] = {"title": r["title"], "items": r["items_per_request"], "servers": {}}
+        by[r["workload"]]["servers"].setdefault(r["server"], []).append(r)
+    rows = []
+    for w in order:
+        b = by[w]
+        row = {"workload": w, "title": b["title"], "items_per_request": b["items"], "servers": {}}
+        for s, rs in b["servers"].items():
+            row["servers"][s] = {
+                "rounds": len(rs),
+                "rps_median": med([r["rps"] for r in rs]),
+                "items_per_s_median": med([r["items_per_s"] for r in rs]),
+                "p50_us_median": med([r["latency_us"]["p50"] for r in rs]),
+                "p99_us_median": med([r["latency_us"]["p99"] for r in rs]),
+                "rps_rounds": [round(r["rps"], 1) for r in rs],
+                "requests_total": sum(r["requests"] for r in rs),
+                "errors_total": sum(r["error_total"] for r in rs),
+                "flags": [f"round {r['round']}: {f}" for r in rs for f in r["flags"]],
+                "kinds": _sum_kinds(rs),
+                "rotations": _sum_rotations(rs),
+                "server_cores_median": med([(r.get("cpu") or {}).get("server_cores") for r in rs]),
+                "requests_per_cpu_s_median": med([(r.get("cpu") or {}).get("requests_per_server_cpu_s") for r in rs]),
+                "machine_busy_pct_median": med([(r.get("cpu") or {}).get("machine_busy_pct") for r in rs]),
+            }
+        t, o = row["servers"].get("transitd"), row["servers"].get("openbao")
+        if t and o and o["rps_median"]:
+            row["ratio_transitd_openbao"] = t["rps_median"] / o["rps_median"]
+            row["transitd_p99_below_openbao_p50"] = t["p99_us_median"] < o["p50_us_median"]
+        bare = row["servers"].get("bare")
+        if t and bare and bare["rps_median"]:
+            row["transitd_pct_of_bare"] = 100.0 * t["rps_median"] / bare["rps_median"]
+        rows.append(row)
+    return rows
+
+
+def _sum_kinds(rs):
+    out = {}
+    for r in rs:
+        for k, v in (r.get("kinds") or {}).items():
+            out[k] = out.get(k, 0) + v
+    return out
+
+
+def _sum_rotations(rs):
+    rot = [r["rotations"] for r in rs if "rotations" in r]
+    if not rot:
+        return None
+    return {"attempted": sum(x["attempted"] for x in rot), "ok": sum(x["ok"] for x in rot)}
+
+
+def render(meta, rows):
+    L = []
+    cfg = meta["config"]
+    L.append(f"# transitd vs OpenBao load run {meta['timestamp']}")
+    L.append("")
+    L.append(f"- command: `{meta['command']}`")
+    g = meta["git"]
+    dirty = "unknown" if g["dirty"] is None else (
+        f"dirty ({g['changed_files']} changed or untracked paths)" if g["dirty"] else "clean")
+    L.append(f"- commit: `{g['commit']}`, tree {dirty}")
+    m = meta["machine"]
+    L.append(f"- machine: {m['nproc']} CPUs ({m['cpu_model']}), kernel {m['kernel']}, memory {m['memory']}")
+    L.append(f"- load: wrk {cfg['threads']} threads, {cfg['connections']} connections, "
+             f"{cfg['rounds']} rounds x {cfg['duration']} s per server and workload "
+             f"(+{cfg['warmup']} s unrecorded warm-up), servers alternated "
+             + " / ".join(meta["alternation"]) + " within each round; "
+             "figures are MEDIANS over rounds (mean of the middle two for an even count)")
+    for line in meta.get("notes", []):
+        L.append(f"- {line}")
+    L.append("")
+    L.append("| workload | transitd req/s | OpenBao req/s | transitd/OpenBao | transitd p50 / p99 ms "
+             "| OpenBao p50 / p99 ms | transitd p99 < OpenBao p50 | errors |")
+    L.append("|---|---:|---:|---:|---:|---:|:-:|---|")
+    for row in rows:
+        t = row["servers"].get("transitd", {})
+        o = row["servers"].get("openbao", {})
+        items = row["items_per_request"]
+        def rate(s):
+            if not s:
+                return "-"
+            txt = fmt_rate(s["rps_median"])
+            if items > 1:
+                txt += f" ({fmt_rate(s['items_per_s_median'])} items/s)"
+            return txt
+        ratio = row.get("ratio_transitd_openbao")
+        below = row.get("transitd_p99_below_openbao_p50")
+        errs = []
+        for name, s in (("transitd", t), ("OpenBao", o)):
+            if s and (s["errors_total"] or s["flags"]):
+                errs.append(f"**{name}: {s['errors_total']} wrk errors"
+                            + (f"; {len(s['flags'])} flagged" if s["flags"] else "") + "**")
+        L.append("| " + " | ".join([
+            row["title"],
+            rate(t),
+            rate(o),
+            f"{ratio:.2f}x" if ratio is not None else "-",
+            f"{fmt_ms(t.get('p50_us_median'))} / {fmt_ms(t.get('p99_us_median'))}" if t else "-",
+            f"{fmt_ms(o.get('p50_us_median'))} / {fmt_ms(o.get('p99_us_median'))}" if o else "-",
+            "-" if below is None else ("yes" if below else "no"),
+            "; ".join(errs) if errs else "none",
+        ]) + " |")
+    L.append("")
+    bare_rows = [r for r in rows if "bare" in r["servers"]]
+    for row in bare_rows:
+        b = row["servers"]["bare"]
+        t = row["servers"].get("transitd")
+        L.append(f"Bare reference ({row['title']}; axum + ring AES-256-GCM, no auth, policy, audit or storage): "
+                 f"{fmt_rate(b['rps_median'])} req/s, p50 / p99 {fmt_ms(b['p50_us_median'])} / "
+                 f"{fmt_ms(b['p99_us_median'])} ms"
+                 + (f"; transitd reaches **{row['transitd_pct_of_bare']:.0f}%** of it" if t else "")
+                 + (f" (bare: {b['errors_total']} wrk errors)" if b["errors_total"] else "") + ".")
+        L.append("")
+    L.append("Per round (req/s, in run order):")
+    L.append("")
+    L.append("| workload | transitd | OpenBao | bare |")
+    L.append("|---|---|---|---|")
+    for row in rows:
+        cells = []
+        for s in SERVERS:
+            x = row["servers"].get(s)
+            cells.append(", ".join(fmt_rate(v) for v in x["rps_rounds"]) if x else "-")
+        L.append(f"| {row['title']} | " + " | ".join(cells) + " |")
+    L.append("")
+    L.append("CPU (medians over rounds): requests per CPU-second of the server process, cores the server "
+             "used, and how busy the whole machine was (server + wrk + anything else):")
+    L.append("")
+    L.append("| workload | transitd req/CPU-s (cores) | OpenBao req/CPU-s (cores) | transitd/OpenBao per CPU-s "
+             "| bare req/CPU-s (cores) | machine busy % T / O |")
+    L.append("|---|---:|---:|---:|---:|---|")
+    for row in rows:
+        def eff(name):
+            x = row["servers"].get(name)
+            if not x or x["requests_per_cpu_s_median"] is None:
+                return "-"
+            return f"{fmt_rate(x['requests_per_cpu_s_median'])} ({x['server_cores_median']:.2f})"
+        t, o = row["servers"].get("transitd"), row["servers"].get("openbao")
+        ratio = "-"
+        if t and o and t["requests_per_cpu_s_median"] and o["requests_per_cpu_s_median"]:
+            ratio = f"{t['requests_per_cpu_s_median'] / o['requests_per_cpu_s_median']:.2f}x"
+        busy = " / ".join("-" if not x or x["machine_busy_pct_median"] is None
+                          else f"{x['machine_busy_pct_median']:.0f}" for x in (t, o))
+        L.append(f"| {row['title']} | {eff('transitd')} | {eff('openbao')} | {ratio} | {eff('bare')} | {busy} |")
+    L.append("")
+    extra = []
+    for row in rows:
+        for s, x in row["servers"].items():
+            if x["kinds"]:
+                tot = sum(x["kinds"].values()) or 1
+                mix = ", ".join(f"{k[2:]} {100.0 * v / tot:.1f}%" for k, v in sorted(x["kinds"].items()))
+                extra.append(f"- {row['title']}, {s}: requests drawn {mix}")
+            if x["rotations"]:
+                rot = x["rotations"]
+                extra.append(f"- {row['title']}, {s}: {rot['ok']} of {rot['attempted']} background rotations succeeded")
+            for f in x["flags"]:
+                extra.append(f"- **FLAGGED** {row['title']}, {s}, {f}")
+    if meta.get("audit"):
+        extra.append(f"- transitd audit log: {meta['audit']}")
+    if extra:
+        L.append("Checks:")
+        L.append("")
+        L.extend(extra)
+        L.append("")
+    return "\n".join(L)
+
+
+def cmd_report(args):
+    runs = [json.loads(l) for l in open(args.runs, encoding="utf-8") if l.strip()]
+    if not runs:
+        die("no measured runs to report")
+    rows = aggregate(runs)
+    meta = {
+        "timestamp": args.timestamp,
+        "command": args.command,
+        "git": git_info(args.repo),
+        "machine": machine(),
+        "config": {"rounds": args.rounds, "duration": args.duration, "connections": args.connections,
+                   "threads": args.threads, "warmup": args.warmup},
+        "alternation": args.alternation.split(","),
+        "notes": [n for n in args.note if n],
+        "audit": args.audit,
+        "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    md = render(meta, rows)
+    with open(args.out_md, "w", encoding="utf-8") as f:
+        f.write(md + "\n")
+    with open(args.out_json, "w", encoding="utf-8") as f:
+        json.dump({"meta": meta, "summary": rows, "runs": runs}, f, indent=1)
+        f.write("\n")
+    print(md)
+    flagged = sum(1 for r in runs if r["flags"])
+    if flagged:
+        print(f"\n{flagged} measured run(s) had errors or failed rotations: see FLAGGED above", file=sys.stderr)
+        sys.exit(3)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("free-ports")
+    s.add_argument("n", type=int)
+    s.set_defaults(fn=cmd_free_ports)
+    s = sub.add_parser("jget")
+    s.add_argument("path")
+    s.set_defaults(fn=cmd_jget)
+    s = sub.add_parser("policy-json")
+    s.set_defaults(fn=cmd_policy_json)
+    s = sub.add_parser("check")
+    s.add_argument("kind")
+    s.add_argument("expected", nargs="?")
+    s.set_defaults(fn=cmd_check)
+    s = sub.add_parser("cpu-snap")
+    s.add_argument("pid", type=int)
+    s.set_defaults(fn=cmd_cpu_snap)
+    s = sub.add_parser("lockcheck")
+    s.add_argument("main")
+    s.add_argument("bare")
+    s.set_defaults(fn=cmd_lockcheck)
+    s = sub.add_parser("record")
+    s.add_argument("--workload", required=True)
+    s.add_argument("--title", required=True)
+    s.add_argument("--server", required=True)
+    s.add_argument("--round", type=int, required=True)
+    s.add_argument("--items", type=int, default=1)
+    s.add_argument("--wrk-output", required=True)
+    s.add_argument("--rotation-log")
+    s.add_argument("--cpu-before")
+    s.add_argument("--cpu-after")
+    s.set_defaults(fn=cmd_record)
+    s = sub.add_parser("report")
+    s.add_argument("--runs", required=True)
+    s.add_argument("--repo", required=True)
+    s.add_argument("--timestamp", required=True)
+    s.add_argument("--command", required=True)
+    s.add_argument("--rounds", type=int, required=True)
+    s.add_argument("--duration", type=int, required=True)
+    s.add_argument("--connections", type=int, required=True)
+    s.add_argument("--threads", type=int, required=True)
+    s.add_argument("--warmup", type=int, required=True)
+    s.add_argument("--alternation", required=True)
+    s.add_argument("--note", action="append", default=[])
+    s.add_argument("--audit")
+    s.add_argument("--out-md", required=True)
+    s.add_argument("--out-json", required=True)
+    s.set_defaults(fn=cmd_report)
+    args = p.parse_args()
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()
