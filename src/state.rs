@@ -84,14 +84,29 @@ const MAX_WRITE_ATTEMPTS: usize = 8;
 const CLUSTER_PATH: &str = "core/cluster";
 const MOUNTS_PATH: &str = "core/mounts";
 
-/// HMAC-SHA256 under the lookup key, hex: how names appear in storage paths.
-#[derive(Debug)]
-pub(crate) struct LookupKey(pub(crate) SecretKey);
+/// HMAC-SHA256 under the lookup key, hex: how names appear in storage paths,
+/// and how a presented token is found (on every request: the key schedule is
+/// prepared once, as for the transit HMAC keys).
+pub(crate) struct LookupKey {
+    hmac: ring::hmac::Key,
+}
+
+impl std::fmt::Debug for LookupKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LookupKey(redacted)")
+    }
+}
 
 impl LookupKey {
+    /// The raw key (zeroizing) is dropped once the key schedule is built.
+    pub(crate) fn new(raw: SecretKey) -> Self {
+        Self {
+            hmac: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, raw.expose()),
+        }
+    }
+
     pub(crate) fn digest(&self, value: &str) -> [u8; 32] {
-        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, self.0.expose());
-        let tag = ring::hmac::sign(&key, value.as_bytes());
+        let tag = ring::hmac::sign(&self.hmac, value.as_bytes());
         let mut out = [0u8; 32];
         out.copy_from_slice(tag.as_ref());
         out
@@ -361,7 +376,7 @@ impl Unsealed {
             .get(LOOKUP_KEY_PATH)?
             .and_then(|raw| SecretKey::from_slice(&raw))
             .ok_or_else(|| ApiError::Internal("the lookup key is missing".to_owned()))?;
-        let lookup = Arc::new(LookupKey(lookup));
+        let lookup = Arc::new(LookupKey::new(lookup));
         let cluster: ClusterInfo = read_json(&barrier, CLUSTER_PATH)?
             .ok_or_else(|| ApiError::Internal("cluster info is missing".to_owned()))?;
         // Written at init: if it is gone, storage is damaged. Refuse to unseal
@@ -499,7 +514,7 @@ impl Unsealed {
     fn bootstrap(barrier: &Arc<Barrier>, root_token: &str) -> ApiResult<()> {
         let lookup = SecretKey::random()?;
         barrier.put(LOOKUP_KEY_PATH, lookup.expose())?;
-        let lookup = Arc::new(LookupKey(lookup));
+        let lookup = Arc::new(LookupKey::new(lookup));
         write_json(
             barrier,
             CLUSTER_PATH,
@@ -962,7 +977,7 @@ mod tests {
             Arc::new(Broken),
             crate::seal::barrier::BarrierKeyring::generate().unwrap(),
         ));
-        let lookup = Arc::new(LookupKey(SecretKey::random().unwrap()));
+        let lookup = Arc::new(LookupKey::new(SecretKey::random().unwrap()));
         let mount = Mount::new(new_mount_entry("transit", ""), barrier, lookup);
         let now = time::OffsetDateTime::now_utc();
         let err = mount

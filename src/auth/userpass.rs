@@ -384,7 +384,7 @@ pub(crate) mod tests {
             Arc::clone(&storage) as Arc<dyn Storage>,
             BarrierKeyring::generate().unwrap(),
         ));
-        let lookup = Arc::new(LookupKey(SecretKey::random().unwrap()));
+        let lookup = Arc::new(LookupKey::new(SecretKey::random().unwrap()));
         (storage, barrier, lookup)
     }
 

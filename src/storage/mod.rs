@@ -7,6 +7,8 @@
 
 use std::fmt::Debug;
 
+#[cfg(test)]
+pub(crate) mod conformance;
 mod memory;
 mod postgres;
 mod sqlite;
@@ -73,6 +75,23 @@ pub trait Storage: Send + Sync + Debug {
     fn subscribe(&self) -> Option<std::sync::mpsc::Receiver<Change>> {
         None
     }
+}
+
+/// The smallest string greater than every string that starts with `prefix`,
+/// or `None` if there is none (empty prefix, or only `char::MAX`s). Since UTF-8
+/// preserves code point order under byte comparison, `[prefix, successor)` is
+/// exactly the set of strings starting with `prefix`: the range query every
+/// SQL backend lists with (never `LIKE`, whose `%` and `_` are wildcards).
+pub(crate) fn prefix_successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        // The next scalar value, skipping the surrogate gap.
+        if let Some(next) = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32) {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
 }
 
 /// Run a blocking storage call from wherever we are: on a multi-threaded

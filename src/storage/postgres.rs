@@ -97,7 +97,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{Change, Storage, StorageError, StorageResult};
+use super::{Change, Storage, StorageError, StorageResult, prefix_successor};
 
 /// How long a caller waits for one operation (queueing, connecting and the
 /// statement) before getting `Unavailable`.
@@ -1172,21 +1172,6 @@ fn pg_connect_timeout(pg: &::postgres::Config, default: Duration) -> Duration {
     pg.get_connect_timeout().copied().unwrap_or(default)
 }
 
-/// The smallest string greater than every string that starts with `prefix`,
-/// or `None` if there is none (empty prefix, or only `char::MAX`s). Since UTF-8
-/// preserves code point order under byte comparison, `[prefix, successor)` is
-/// exactly the set of strings starting with `prefix`.
-fn prefix_successor(prefix: &str) -> Option<String> {
-    let mut chars: Vec<char> = prefix.chars().collect();
-    while let Some(last) = chars.pop() {
-        if let Some(next) = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32) {
-            chars.push(next);
-            return Some(chars.into_iter().collect());
-        }
-    }
-    None
-}
-
 /// What `sslmode` asks for, with libpq's meanings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TlsPolicy {
@@ -1736,23 +1721,7 @@ mod tests {
         let s = schema.open();
         assert_eq!(s.kind(), "postgresql");
         assert!(s.is_shared());
-        assert_eq!(s.get("a").unwrap(), None);
-        s.put("a", b"one").unwrap();
-        assert_eq!(s.get("a").unwrap().as_deref(), Some(&b"one"[..]));
-        s.put("a", b"two").unwrap();
-        assert_eq!(s.get("a").unwrap().as_deref(), Some(&b"two"[..]));
-        // Opaque bytes, including empty and non-UTF-8 ones.
-        s.put("empty", b"").unwrap();
-        assert_eq!(s.get("empty").unwrap(), Some(vec![]));
-        let binary: Vec<u8> = (0..=255).collect();
-        s.put("bin", &binary).unwrap();
-        assert_eq!(s.get("bin").unwrap(), Some(binary));
-        s.delete("a").unwrap();
-        assert_eq!(s.get("a").unwrap(), None);
-        // Deleting a missing path is not an error.
-        s.delete("a").unwrap();
-        s.delete("never").unwrap();
-        assert_eq!(s.list("").unwrap(), strings(&["bin", "empty"]));
+        crate::storage::conformance::put_get_delete(&s);
         // put bumps the row version.
         s.put("v", b"1").unwrap();
         s.put("v", b"2").unwrap();
@@ -1770,108 +1739,13 @@ mod tests {
     #[test]
     fn list_is_a_true_prefix_match() {
         let schema = TestSchema::new();
-        let s = schema.open();
-        for p in [
-            "keys/a",
-            "keys/ab",
-            "keys",
-            "keysx/c",
-            "p%/1",
-            "pX/2",
-            "p_/3",
-            "pY/4",
-            "P%/5",
-            "p\\/6",
-            "z\u{10FFFF}",
-            "z\u{10FFFF}\u{10FFFF}/x",
-            "\u{D7FF}a",
-            "\u{E000}b",
-            "é/1",
-            "e/2",
-        ] {
-            s.put(p, p.as_bytes()).unwrap();
-        }
-        let all = s.list("").unwrap();
-        assert_eq!(all.len(), 16);
-        let mut sorted = all.clone();
-        sorted.sort();
-        assert_eq!(all, sorted, "list must be sorted like Rust strings");
-
-        assert_eq!(s.list("keys/a").unwrap(), strings(&["keys/a", "keys/ab"]));
-        assert_eq!(s.list("keys/").unwrap(), strings(&["keys/a", "keys/ab"]));
-        assert_eq!(
-            s.list("key").unwrap(),
-            strings(&["keys", "keys/a", "keys/ab", "keysx/c"])
-        );
-        // LIKE wildcards and escapes are plain characters; case-sensitive.
-        assert_eq!(s.list("p%").unwrap(), strings(&["p%/1"]));
-        assert_eq!(s.list("p_").unwrap(), strings(&["p_/3"]));
-        assert_eq!(s.list("p\\").unwrap(), strings(&["p\\/6"]));
-        assert_eq!(s.list("P").unwrap(), strings(&["P%/5"]));
-        assert_eq!(s.list("%").unwrap(), Vec::<String>::new());
-        assert_eq!(s.list("_").unwrap(), Vec::<String>::new());
-        assert_eq!(s.list("e").unwrap(), strings(&["e/2"]));
-        assert_eq!(s.list("é").unwrap(), strings(&["é/1"]));
-        // Upper-bound edge cases: char::MAX and the surrogate gap.
-        assert_eq!(
-            s.list("z\u{10FFFF}").unwrap(),
-            strings(&["z\u{10FFFF}", "z\u{10FFFF}\u{10FFFF}/x"])
-        );
-        assert_eq!(
-            s.list("z\u{10FFFF}\u{10FFFF}").unwrap(),
-            strings(&["z\u{10FFFF}\u{10FFFF}/x"])
-        );
-        assert_eq!(s.list("\u{D7FF}").unwrap(), strings(&["\u{D7FF}a"]));
-        assert_eq!(s.list("nothing").unwrap(), Vec::<String>::new());
-    }
-
-    #[test]
-    fn prefix_successor_edges() {
-        assert_eq!(prefix_successor(""), None);
-        assert_eq!(prefix_successor("a").as_deref(), Some("b"));
-        assert_eq!(prefix_successor("keys/").as_deref(), Some("keys0"));
-        assert_eq!(prefix_successor("a\u{10FFFF}").as_deref(), Some("b"));
-        assert_eq!(prefix_successor("\u{10FFFF}\u{10FFFF}"), None);
-        assert_eq!(prefix_successor("x\u{D7FF}").as_deref(), Some("x\u{E000}"));
+        crate::storage::conformance::list_is_a_true_prefix_match(&schema.open());
     }
 
     #[test]
     fn compare_and_swap() {
         let schema = TestSchema::new();
-        let s = schema.open();
-        // absent -> value
-        assert!(s.compare_and_swap("k", None, Some(b"v1")).unwrap());
-        assert_eq!(s.get("k").unwrap().as_deref(), Some(&b"v1"[..]));
-        // absent expected, but present: refused
-        assert!(!s.compare_and_swap("k", None, Some(b"x")).unwrap());
-        assert!(!s.compare_and_swap("k", None, None).unwrap());
-        assert_eq!(s.get("k").unwrap().as_deref(), Some(&b"v1"[..]));
-        // value -> value
-        assert!(s.compare_and_swap("k", Some(b"v1"), Some(b"v2")).unwrap());
-        assert_eq!(s.get("k").unwrap().as_deref(), Some(&b"v2"[..]));
-        // wrong expected: refused, nothing changed
-        assert!(!s.compare_and_swap("k", Some(b"v1"), Some(b"v3")).unwrap());
-        assert!(!s.compare_and_swap("k", Some(b"v1"), None).unwrap());
-        assert!(!s.compare_and_swap("k", Some(b""), Some(b"v3")).unwrap());
-        assert_eq!(s.get("k").unwrap().as_deref(), Some(&b"v2"[..]));
-        // present expected, but absent: refused, nothing created
-        assert!(
-            !s.compare_and_swap("other", Some(b"v2"), Some(b"x"))
-                .unwrap()
-        );
-        assert!(!s.compare_and_swap("other", Some(b"v2"), None).unwrap());
-        assert_eq!(s.get("other").unwrap(), None);
-        // delete via CAS
-        assert!(s.compare_and_swap("k", Some(b"v2"), None).unwrap());
-        assert_eq!(s.get("k").unwrap(), None);
-        assert_eq!(s.list("").unwrap(), Vec::<String>::new());
-        // absent -> absent succeeds and changes nothing
-        assert!(s.compare_and_swap("k", None, None).unwrap());
-        assert_eq!(s.get("k").unwrap(), None);
-        // An empty value is a value, not absence.
-        assert!(s.compare_and_swap("e", None, Some(b"")).unwrap());
-        assert!(!s.compare_and_swap("e", None, Some(b"x")).unwrap());
-        assert!(s.compare_and_swap("e", Some(b""), Some(b"x")).unwrap());
+        crate::storage::conformance::compare_and_swap(&schema.open());
     }
 
     #[test]

@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
-use super::{Storage, StorageError, StorageResult};
+use super::{Storage, StorageError, StorageResult, prefix_successor};
 
 /// How long a statement waits for another connection's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
@@ -206,22 +206,6 @@ fn write_value(conn: &Connection, path: &str, value: Option<&[u8]>) -> rusqlite:
     .map(drop)
 }
 
-/// The smallest string greater than every string that starts with `prefix`,
-/// or `None` if there is none (empty prefix, or only `char::MAX`s). Since UTF-8
-/// preserves code point order under byte comparison, `[prefix, successor)` is
-/// exactly the set of strings starting with `prefix`.
-fn prefix_successor(prefix: &str) -> Option<String> {
-    let mut chars: Vec<char> = prefix.chars().collect();
-    while let Some(last) = chars.pop() {
-        // The next scalar value, skipping the surrogate gap.
-        if let Some(next) = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32) {
-            chars.push(next);
-            return Some(chars.into_iter().collect());
-        }
-    }
-    None
-}
-
 /// Create `path` with mode 0600 if it does not exist (returns true), or check
 /// that the existing one is a regular file (returns false). Creating it
 /// ourselves means there is never a moment where it has wider permissions.
@@ -387,116 +371,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = open_in(&dir);
         assert_eq!(s.kind(), "sqlite");
-        assert_eq!(s.get("a").unwrap(), None);
-        s.put("a", b"one").unwrap();
-        assert_eq!(s.get("a").unwrap().as_deref(), Some(&b"one"[..]));
-        s.put("a", b"two").unwrap();
-        assert_eq!(s.get("a").unwrap().as_deref(), Some(&b"two"[..]));
-        s.put("empty", b"").unwrap();
-        assert_eq!(s.get("empty").unwrap(), Some(vec![]));
-        s.delete("a").unwrap();
-        assert_eq!(s.get("a").unwrap(), None);
-        // Deleting a missing path is not an error.
-        s.delete("a").unwrap();
-        s.delete("never").unwrap();
-        assert_eq!(s.list("").unwrap(), strings(&["empty"]));
+        crate::storage::conformance::put_get_delete(&s);
     }
 
     #[test]
     fn list_is_a_true_prefix_match() {
         let dir = tempfile::tempdir().unwrap();
-        let s = open_in(&dir);
-        for p in [
-            "keys/a",
-            "keys/ab",
-            "keys",
-            "keysx/c",
-            "p%/1",
-            "pX/2",
-            "p_/3",
-            "pY/4",
-            "P%/5",
-            "z\u{10FFFF}",
-            "z\u{10FFFF}\u{10FFFF}/x",
-            "\u{D7FF}a",
-            "\u{E000}b",
-        ] {
-            s.put(p, p.as_bytes()).unwrap();
-        }
-        let mut all = s.list("").unwrap();
-        assert_eq!(all.len(), 13);
-        let mut sorted = all.clone();
-        sorted.sort();
-        assert_eq!(all, sorted, "list must be sorted");
-
-        assert_eq!(s.list("keys/a").unwrap(), strings(&["keys/a", "keys/ab"]));
-        assert_eq!(s.list("keys/").unwrap(), strings(&["keys/a", "keys/ab"]));
-        assert_eq!(
-            s.list("key").unwrap(),
-            strings(&["keys", "keys/a", "keys/ab", "keysx/c"])
-        );
-        // LIKE wildcards are plain characters here, and matching is case-sensitive.
-        assert_eq!(s.list("p%").unwrap(), strings(&["p%/1"]));
-        assert_eq!(s.list("p_").unwrap(), strings(&["p_/3"]));
-        assert_eq!(s.list("P").unwrap(), strings(&["P%/5"]));
-        assert_eq!(s.list("%").unwrap(), Vec::<String>::new());
-        assert_eq!(s.list("_").unwrap(), Vec::<String>::new());
-        // Upper-bound edge cases: char::MAX and the surrogate gap.
-        assert_eq!(
-            s.list("z\u{10FFFF}").unwrap(),
-            strings(&["z\u{10FFFF}", "z\u{10FFFF}\u{10FFFF}/x"])
-        );
-        assert_eq!(
-            s.list("z\u{10FFFF}\u{10FFFF}").unwrap(),
-            strings(&["z\u{10FFFF}\u{10FFFF}/x"])
-        );
-        assert_eq!(s.list("\u{D7FF}").unwrap(), strings(&["\u{D7FF}a"]));
-        assert_eq!(s.list("nothing").unwrap(), Vec::<String>::new());
-
-        all.retain(|p| p.starts_with('p'));
-        assert_eq!(all, strings(&["p%/1", "pX/2", "pY/4", "p_/3"]));
-    }
-
-    #[test]
-    fn prefix_successor_edges() {
-        assert_eq!(prefix_successor(""), None);
-        assert_eq!(prefix_successor("a").as_deref(), Some("b"));
-        assert_eq!(prefix_successor("keys/").as_deref(), Some("keys0"));
-        assert_eq!(prefix_successor("a\u{10FFFF}").as_deref(), Some("b"));
-        assert_eq!(prefix_successor("\u{10FFFF}\u{10FFFF}"), None);
-        assert_eq!(prefix_successor("x\u{D7FF}").as_deref(), Some("x\u{E000}"));
+        crate::storage::conformance::list_is_a_true_prefix_match(&open_in(&dir));
     }
 
     #[test]
     fn compare_and_swap() {
         let dir = tempfile::tempdir().unwrap();
-        let s = open_in(&dir);
-        // absent -> value
-        assert!(s.compare_and_swap("k", None, Some(b"v1")).unwrap());
-        assert_eq!(s.get("k").unwrap().as_deref(), Some(&b"v1"[..]));
-        // absent expected, but present: refused
-        assert!(!s.compare_and_swap("k", None, Some(b"x")).unwrap());
-        assert_eq!(s.get("k").unwrap().as_deref(), Some(&b"v1"[..]));
-        // value -> value
-        assert!(s.compare_and_swap("k", Some(b"v1"), Some(b"v2")).unwrap());
-        assert_eq!(s.get("k").unwrap().as_deref(), Some(&b"v2"[..]));
-        // wrong expected: refused, nothing changed
-        assert!(!s.compare_and_swap("k", Some(b"v1"), Some(b"v3")).unwrap());
-        assert!(!s.compare_and_swap("k", Some(b"v1"), None).unwrap());
-        assert_eq!(s.get("k").unwrap().as_deref(), Some(&b"v2"[..]));
-        // present expected, but absent: refused, nothing created
-        assert!(
-            !s.compare_and_swap("other", Some(b"v2"), Some(b"x"))
-                .unwrap()
-        );
-        assert_eq!(s.get("other").unwrap(), None);
-        // delete via CAS
-        assert!(s.compare_and_swap("k", Some(b"v2"), None).unwrap());
-        assert_eq!(s.get("k").unwrap(), None);
-        assert_eq!(s.list("").unwrap(), Vec::<String>::new());
-        // absent -> absent succeeds and changes nothing
-        assert!(s.compare_and_swap("k", None, None).unwrap());
-        assert_eq!(s.get("k").unwrap(), None);
+        crate::storage::conformance::compare_and_swap(&open_in(&dir));
     }
 
     #[test]

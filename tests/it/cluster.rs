@@ -500,18 +500,20 @@ impl transitd::storage::Storage for SilentlyShared {
     }
 }
 
-#[tokio::test]
-async fn a_node_that_missed_every_notification_still_decrypts_and_rotates_right() {
+/// Two in-process nodes over one `SilentlyShared` store; A is initialized
+/// (root token "root") and unsealed, B is left sealed; the unseal share.
+fn silent_pair() -> (
+    std::sync::Arc<transitd::AppState>,
+    std::sync::Arc<transitd::AppState>,
+    String,
+) {
     use std::sync::Arc;
-    use transitd::seal::SealKind;
-    use transitd::{AppState, Limits};
-
     let memory = Arc::new(transitd::storage::MemoryStorage::new());
     let node = || {
-        Arc::new(AppState::new(
+        Arc::new(transitd::AppState::new(
             Arc::new(SilentlyShared(Arc::clone(&memory))),
-            SealKind::Shamir,
-            Limits::default(),
+            transitd::seal::SealKind::Shamir,
+            transitd::Limits::default(),
             "c".to_owned(),
         ))
     };
@@ -519,6 +521,12 @@ async fn a_node_that_missed_every_notification_still_decrypts_and_rotates_right(
     let init = a.initialize(1, 1, Some("root")).unwrap();
     let share = hex::encode(init.shares[0].as_slice());
     assert!(a.unseal(&share).unwrap());
+    (a, b, share)
+}
+
+#[tokio::test]
+async fn a_node_that_missed_every_notification_still_decrypts_and_rotates_right() {
+    let (a, b, share) = silent_pair();
     assert!(b.unseal(&share).unwrap());
     let (a, b) = (
         crate::support::TestApp::from_state(a, "root"),
@@ -555,23 +563,7 @@ async fn a_node_that_missed_every_notification_still_decrypts_and_rotates_right(
 /// token nor erases another node's mount.
 #[tokio::test]
 async fn a_stale_node_never_undoes_another_nodes_write() {
-    use std::sync::Arc;
-    use transitd::seal::SealKind;
-    use transitd::{AppState, Limits};
-
-    let memory = Arc::new(transitd::storage::MemoryStorage::new());
-    let node = || {
-        Arc::new(AppState::new(
-            Arc::new(SilentlyShared(Arc::clone(&memory))),
-            SealKind::Shamir,
-            Limits::default(),
-            "c".to_owned(),
-        ))
-    };
-    let (a, b) = (node(), node());
-    let init = a.initialize(1, 1, Some("root")).unwrap();
-    let share = hex::encode(init.shares[0].as_slice());
-    assert!(a.unseal(&share).unwrap());
+    let (a, b, share) = silent_pair();
     let a = crate::support::TestApp::from_state(a, "root");
     let limited = a
         .write("auth/token/create", json!({ "num_uses": 5 }))
