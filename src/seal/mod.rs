@@ -8,6 +8,7 @@
 //! root key itself is never stored when shares are used.
 
 pub mod barrier;
+pub mod edit;
 pub mod shamir;
 pub mod static_key;
 
