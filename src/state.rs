@@ -435,6 +435,10 @@ impl Unsealed {
         if path.starts_with(crate::auth::token::ID_PREFIX) {
             return self.tokens.apply_change(path);
         }
+        if path.starts_with("auth/token/") {
+            // Parent links: read from storage when a token is revoked, never cached.
+            return Ok(());
+        }
         if path.starts_with("sys/policy/") {
             return self.policies.apply_change(path);
         }

@@ -6,6 +6,14 @@
 //! of the database nor a heap dump of the index yields a usable token. The
 //! whole store is loaded at unseal; lookups on the request path read memory
 //! only, except for tokens with a use limit, whose count is written back.
+//!
+//! Each child token also has an empty link entry
+//! `auth/token/parent/<parent hmac>/<child hmac>`, so that revoking a token
+//! finds its children in storage, including those another node created a
+//! moment ago and this node has not heard of yet. A child's link is written
+//! before the child, and the creator checks the parent in storage again after
+//! writing the child; the revoker deletes the parent and then lists its links
+//! once more. Whichever way the two interleave, the child is revoked.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -14,10 +22,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};
 use crate::seal::barrier::Barrier;
+use crate::seal::edit::{Edit, MAX_WRITE_ATTEMPTS, edit_json};
 use crate::state::LookupKey;
 use crate::storage::blocking;
 
 pub const ID_PREFIX: &str = "auth/token/id/";
+/// `<PARENT_PREFIX><parent hex>/<child hex>`: the links from parents to children.
+pub const PARENT_PREFIX: &str = "auth/token/parent/";
 /// Vault's default and maximum lease: 32 days.
 pub const MAX_TTL_SECS: u64 = 768 * 3600;
 
@@ -108,13 +119,9 @@ fn poisoned() -> ApiError {
 }
 
 fn id_from_path(path: &str) -> ApiResult<TokenId> {
-    let mut id = [0u8; 32];
-    let hex_part = path
-        .strip_prefix(ID_PREFIX)
-        .ok_or_else(|| ApiError::Internal(format!("{path}: not a token path")))?;
-    hex::decode_to_slice(hex_part, &mut id)
-        .map_err(|_| ApiError::Internal(format!("{path}: malformed token path")))?;
-    Ok(id)
+    path.strip_prefix(ID_PREFIX)
+        .and_then(parse_id)
+        .ok_or_else(|| ApiError::Internal(format!("{path}: malformed token path")))
 }
 
 fn read_index(barrier: &Barrier) -> ApiResult<Index> {
@@ -135,6 +142,25 @@ fn read_index(barrier: &Barrier) -> ApiResult<Index> {
 
 fn id_path(id: &TokenId) -> String {
     format!("{ID_PREFIX}{}", hex::encode(id))
+}
+
+fn link_path(parent: &TokenId, child: &TokenId) -> String {
+    format!(
+        "{PARENT_PREFIX}{}/{}",
+        hex::encode(parent),
+        hex::encode(child)
+    )
+}
+
+fn parse_id(hex_id: &str) -> Option<TokenId> {
+    let mut id = [0u8; 32];
+    hex::decode_to_slice(hex_id, &mut id).ok().map(|()| id)
+}
+
+/// (parent, child) of a link path.
+fn parse_link(path: &str) -> Option<(TokenId, TokenId)> {
+    let (parent, child) = path.strip_prefix(PARENT_PREFIX)?.split_once('/')?;
+    Some((parse_id(parent)?, parse_id(child)?))
 }
 
 /// `s.` and 24 random alphanumerics, as OpenBao's service tokens look; also
@@ -166,12 +192,37 @@ impl TokenStore {
     /// error: they were written by us, so a failure means tampering.
     pub(crate) fn load(barrier: Arc<Barrier>, lookup: Arc<LookupKey>) -> ApiResult<Self> {
         let index = read_index(&barrier)?;
-        Ok(Self {
+        let store = Self {
             barrier,
             lookup,
             index: RwLock::new(index),
             write: Mutex::default(),
-        })
+        };
+        store.link_unlinked_children()?;
+        Ok(store)
+    }
+
+    /// Children stored before parent links existed get theirs (idempotent).
+    fn link_unlinked_children(&self) -> ApiResult<()> {
+        let linked: std::collections::HashSet<(TokenId, TokenId)> = self
+            .barrier
+            .list(PARENT_PREFIX)?
+            .iter()
+            .filter_map(|p| parse_link(p))
+            .collect();
+        let missing: Vec<(TokenId, TokenId)> = self
+            .index
+            .read()
+            .map_err(|_| poisoned())?
+            .by_id
+            .iter()
+            .filter_map(|(child, e)| Some((parse_id(e.parent.as_deref()?)?, *child)))
+            .filter(|pair| !linked.contains(pair))
+            .collect();
+        for (parent, child) in missing {
+            self.barrier.put(&link_path(&parent, &child), b"")?;
+        }
+        Ok(())
     }
 
     /// Re-read every token (after missed change notifications).
@@ -296,8 +347,24 @@ impl TokenStore {
             renewable: request.renewable && expire_time.is_some(),
             path: request.path,
         };
+        let parent = request.parent;
+        if let Some(parent) = &parent {
+            blocking(|| self.barrier.put(&link_path(parent, &id), b""))?;
+        }
         self.persist(&id, &entry)?;
         let entry = self.publish(id, entry)?;
+        // Another node may have revoked the parent after our cache said it was
+        // live; if it did so before listing our link, the child is ours to revoke.
+        if let Some(parent) = &parent
+            && self.barrier.storage().is_shared()
+        {
+            let stored: Option<TokenEntry> =
+                crate::seal::edit::read_json(&self.barrier, &id_path(parent))?;
+            if stored.is_none_or(|p| p.expired(now)) {
+                self.revoke_locked(&id)?;
+                return Err(ApiError::bad("the parent token is no longer valid"));
+            }
+        }
         Ok(Issued { token, id, entry })
     }
 
@@ -338,32 +405,22 @@ impl TokenStore {
         id: &TokenId,
         mut change: impl FnMut(&TokenEntry) -> ApiResult<Option<TokenEntry>>,
     ) -> ApiResult<Option<Arc<TokenEntry>>> {
-        let path = id_path(id);
-        for _ in 0..8 {
-            let Some((plain, raw)) = blocking(|| self.barrier.get_with_raw(&path))? else {
+        let stored = edit_json(&self.barrier, &id_path(id), "the token", |current| {
+            Ok(match current {
+                None => Edit::Keep,
+                Some(entry) => match change(&entry)? {
+                    Some(next) => Edit::Put(next),
+                    None => Edit::Delete,
+                },
+            })
+        })?;
+        match stored {
+            Some(entry) => self.publish(*id, entry).map(Some),
+            None => {
                 self.unpublish(id)?;
-                return Ok(None);
-            };
-            let entry: TokenEntry = serde_json::from_slice(&plain)
-                .map_err(|e| ApiError::Internal(format!("{path}: {e}")))?;
-            let next = change(&entry)?;
-            let bytes = next
-                .as_ref()
-                .map(|e| serde_json::to_vec(e).map_err(|e| ApiError::Internal(e.to_string())))
-                .transpose()?;
-            if blocking(|| self.barrier.put_if(&path, Some(&raw), bytes.as_deref()))? {
-                return match next {
-                    Some(next) => self.publish(*id, next).map(Some),
-                    None => {
-                        self.unpublish(id)?;
-                        Ok(None)
-                    }
-                };
+                Ok(None)
             }
         }
-        Err(ApiError::Unavailable(
-            "the token is being changed concurrently; retry".to_owned(),
-        ))
     }
 
     fn unpublish(&self, id: &TokenId) -> ApiResult<()> {
@@ -403,10 +460,8 @@ impl TokenStore {
                 );
             }
             // A child never outlives its parent.
-            if let Some(parent) = entry.parent.as_deref().and_then(|p| {
-                let mut id = [0u8; 32];
-                hex::decode_to_slice(p, &mut id).ok().map(|()| id)
-            }) && let Some(expires) = self.get(&parent)?.and_then(|p| p.expire_time)
+            if let Some(parent) = entry.parent.as_deref().and_then(parse_id)
+                && let Some(expires) = self.get(&parent)?.and_then(|p| p.expire_time)
             {
                 limit = limit.min(expires);
             }
@@ -424,33 +479,79 @@ impl TokenStore {
     }
 
     fn revoke_locked(&self, id: &TokenId) -> ApiResult<()> {
-        // Children first (deepest last in the list), so a crash midway never
-        // leaves a child whose parent is gone but which is still valid... and
-        // if it does, the child stays revocable by accessor.
-        let mut doomed = vec![*id];
+        let mut roots = vec![*id];
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let mut revoked = Vec::new();
+            for root in &roots {
+                revoked.extend(self.revoke_tree(root)?);
+            }
+            if !self.barrier.storage().is_shared() {
+                return Ok(());
+            }
+            // A child another node created while we revoked was linked before
+            // its parent was deleted: it shows up now.
+            roots.clear();
+            for gone in &revoked {
+                roots.extend(self.children_in_storage(gone)?);
+            }
+            if roots.is_empty() {
+                return Ok(());
+            }
+        }
+        Err(ApiError::Unavailable(
+            "tokens are being created under this token concurrently; retry".to_owned(),
+        ))
+    }
+
+    /// The children linked to `parent` in storage.
+    fn children_in_storage(&self, parent: &TokenId) -> ApiResult<Vec<TokenId>> {
+        let dir = format!("{PARENT_PREFIX}{}/", hex::encode(parent));
+        Ok(blocking(|| self.barrier.list(&dir))?
+            .iter()
+            .filter_map(|p| parse_link(p).map(|(_, child)| child))
+            .collect())
+    }
+
+    /// Revoke `id` and every descendant known in the cache or in storage,
+    /// children first, so a crash midway never leaves a live child whose
+    /// parent is gone. Returns what was revoked.
+    fn revoke_tree(&self, id: &TokenId) -> ApiResult<Vec<TokenId>> {
+        let parent_of = |id: &TokenId| -> ApiResult<Option<TokenId>> {
+            Ok(self
+                .get(id)?
+                .and_then(|e| e.parent.as_deref().and_then(parse_id)))
+        };
+        let mut doomed: Vec<(TokenId, Option<TokenId>)> = vec![(*id, parent_of(id)?)];
+        let mut seen: std::collections::HashSet<TokenId> = std::collections::HashSet::from([*id]);
         let mut i = 0;
-        {
-            let index = self.index.read().map_err(|_| poisoned())?;
-            while i < doomed.len() {
-                let parent = hex::encode(doomed[i]);
-                doomed.extend(
-                    index
-                        .by_id
-                        .iter()
-                        .filter(|(_, e)| e.parent.as_deref() == Some(parent.as_str()))
-                        .map(|(child, _)| *child),
-                );
-                i += 1;
+        while i < doomed.len() {
+            let parent = doomed[i].0;
+            let parent_hex = hex::encode(parent);
+            let mut children: Vec<TokenId> = self
+                .index
+                .read()
+                .map_err(|_| poisoned())?
+                .by_id
+                .iter()
+                .filter(|(_, e)| e.parent.as_deref() == Some(parent_hex.as_str()))
+                .map(|(child, _)| *child)
+                .collect();
+            children.extend(self.children_in_storage(&parent)?);
+            for child in children {
+                if seen.insert(child) {
+                    doomed.push((child, Some(parent)));
+                }
             }
+            i += 1;
         }
-        for victim in doomed.iter().rev() {
+        for (victim, parent) in doomed.iter().rev() {
             blocking(|| self.barrier.delete(&id_path(victim)))?;
-            let mut index = self.index.write().map_err(|_| poisoned())?;
-            if let Some(e) = index.by_id.remove(victim) {
-                index.by_accessor.remove(&e.accessor);
+            if let Some(parent) = parent {
+                blocking(|| self.barrier.delete(&link_path(parent, victim)))?;
             }
+            self.unpublish(victim)?;
         }
-        Ok(())
+        Ok(doomed.into_iter().map(|(id, _)| id).collect())
     }
 
     /// Revoke every token created under a path prefix (a disabled login method's).
@@ -484,6 +585,122 @@ impl TokenStore {
         for id in &expired {
             self.revoke(id)?;
         }
+        self.sweep_links()?;
         Ok(expired.len())
+    }
+
+    /// Links left by a crash or a race: one whose child is gone is deleted, a
+    /// child whose parent is gone is revoked. The cache only nominates; storage decides.
+    fn sweep_links(&self) -> ApiResult<()> {
+        let links = blocking(|| self.barrier.list(PARENT_PREFIX))?;
+        for (parent, child) in links.iter().filter_map(|p| parse_link(p)) {
+            let cached = |id: &TokenId| self.get(id).map(|e| e.is_some());
+            if cached(&child)? && cached(&parent)? {
+                continue;
+            }
+            let _w = self.write.lock().map_err(|_| poisoned())?;
+            let stored = |id: &TokenId| blocking(|| self.barrier.get(&id_path(id)));
+            if stored(&child)?.is_none() {
+                blocking(|| self.barrier.delete(&link_path(&parent, &child)))?;
+            } else if stored(&parent)?.is_none() {
+                self.revoke_locked(&child)?;
+                blocking(|| self.barrier.delete(&link_path(&parent, &child)))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seal::barrier::{BarrierKeyring, SecretKey};
+    use crate::storage::{MemoryStorage, Storage};
+
+    const NOW: i64 = 1_700_000_000;
+
+    /// Two nodes' token stores over one shared storage, neither hearing of
+    /// the other's changes unless told.
+    fn two_nodes() -> (Arc<Barrier>, TokenStore, TokenStore) {
+        let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::shared());
+        let barrier = Arc::new(Barrier::new(storage, BarrierKeyring::generate().unwrap()));
+        let lookup = Arc::new(LookupKey::new(SecretKey::random().unwrap()));
+        let a = TokenStore::load(Arc::clone(&barrier), Arc::clone(&lookup)).unwrap();
+        let b = TokenStore::load(Arc::clone(&barrier), lookup).unwrap();
+        (barrier, a, b)
+    }
+
+    fn request(parent: Option<TokenId>) -> TokenRequest {
+        TokenRequest {
+            policies: vec!["default".to_owned()],
+            parent,
+            path: "auth/token/create".to_owned(),
+            ..TokenRequest::default()
+        }
+    }
+
+    fn stored(barrier: &Barrier, id: &TokenId) -> bool {
+        barrier.get(&id_path(id)).unwrap().is_some()
+    }
+
+    #[test]
+    fn revoking_on_one_node_takes_children_made_on_another_a_moment_before() {
+        let (barrier, a, b) = two_nodes();
+        let parent = a.create(request(None), None, NOW).unwrap();
+        b.apply_change(&id_path(&parent.id)).unwrap();
+        let child = b.create(request(Some(parent.id)), None, NOW).unwrap();
+        let grandchild = b.create(request(Some(child.id)), None, NOW).unwrap();
+        // A never heard of the children.
+        assert!(a.get(&child.id).unwrap().is_none());
+        a.revoke(&parent.id).unwrap();
+        for id in [parent.id, child.id, grandchild.id] {
+            assert!(!stored(&barrier, &id), "a descendant survived its parent");
+        }
+        assert!(barrier.list(PARENT_PREFIX).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_child_made_after_its_parent_was_revoked_elsewhere_is_refused_and_gone() {
+        let (barrier, a, b) = two_nodes();
+        let parent = a.create(request(None), None, NOW).unwrap();
+        b.apply_change(&id_path(&parent.id)).unwrap();
+        a.revoke(&parent.id).unwrap();
+        // B's cache still holds the parent.
+        assert!(b.get(&parent.id).unwrap().is_some());
+        let err = b.create(request(Some(parent.id)), None, NOW).unwrap_err();
+        assert!(err.to_string().contains("parent token"), "{err}");
+        assert!(
+            barrier.list(ID_PREFIX).unwrap().is_empty(),
+            "the child stayed"
+        );
+        assert!(barrier.list(PARENT_PREFIX).unwrap().is_empty());
+    }
+
+    #[test]
+    fn children_stored_without_links_get_them_at_load_and_dangling_links_are_swept() {
+        let (barrier, a, _) = two_nodes();
+        let parent = a.create(request(None), None, NOW).unwrap();
+        let child = a.create(request(Some(parent.id)), None, NOW).unwrap();
+        // As an older transitd stored it: no link.
+        barrier.delete(&link_path(&parent.id, &child.id)).unwrap();
+        let c = TokenStore::load(Arc::clone(&barrier), Arc::clone(&a.lookup)).unwrap();
+        assert!(
+            barrier
+                .get(&link_path(&parent.id, &child.id))
+                .unwrap()
+                .is_some()
+        );
+        // A crash between deleting a child and its link; a parent deleted
+        // under a live child.
+        let orphan = c.create(request(Some(parent.id)), None, NOW).unwrap();
+        barrier.delete(&id_path(&orphan.id)).unwrap();
+        barrier.delete(&id_path(&parent.id)).unwrap();
+        c.apply_change(&id_path(&parent.id)).unwrap();
+        c.sweep(NOW).unwrap();
+        assert!(
+            !stored(&barrier, &child.id),
+            "the child of a gone parent lives"
+        );
+        assert!(barrier.list(PARENT_PREFIX).unwrap().is_empty());
     }
 }

@@ -8,11 +8,22 @@ use super::{Storage, StorageError, StorageResult};
 #[derive(Debug, Default)]
 pub struct MemoryStorage {
     entries: Mutex<BTreeMap<String, Vec<u8>>>,
+    shared: bool,
 }
 
 impl MemoryStorage {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// One that claims other nodes write to it too (with no change feed):
+    /// several in-process nodes over one `Arc` of it behave like nodes whose
+    /// notifications are late, for tests of the multi-node rules.
+    pub fn shared() -> Self {
+        Self {
+            shared: true,
+            ..Self::default()
+        }
     }
 
     fn entries(&self) -> StorageResult<std::sync::MutexGuard<'_, BTreeMap<String, Vec<u8>>>> {
@@ -25,6 +36,10 @@ impl MemoryStorage {
 impl Storage for MemoryStorage {
     fn kind(&self) -> &'static str {
         "inmem"
+    }
+
+    fn is_shared(&self) -> bool {
+        self.shared
     }
 
     fn get(&self, path: &str) -> StorageResult<Option<Vec<u8>>> {
