@@ -28,6 +28,7 @@ use crate::auth::policy_store::PolicyStore;
 use crate::auth::token::{TokenRequest, TokenStore};
 use crate::error::{ApiError, ApiResult};
 use crate::seal::barrier::{Barrier, BarrierError, SecretKey};
+use crate::seal::edit::{Edit, edit_json, edit_raw, read_json};
 use crate::seal::{Seal, SealError, SealKind};
 use crate::storage::{MemoryStorage, Storage, StorageError, blocking};
 
@@ -80,7 +81,6 @@ impl From<SealError> for ApiError {
 
 const LOOKUP_KEY_PATH: &str = "core/lookup-key";
 /// Compare-and-swap attempts before a write gives up with a retryable 503.
-const MAX_WRITE_ATTEMPTS: usize = 8;
 const CLUSTER_PATH: &str = "core/cluster";
 const MOUNTS_PATH: &str = "core/mounts";
 
@@ -239,31 +239,24 @@ impl Mount {
     ) -> ApiResult<T> {
         let _writer = self.write.lock().map_err(|_| poisoned())?;
         let path = self.key_path(name);
-        for _ in 0..MAX_WRITE_ATTEMPTS {
-            let stored = blocking(|| self.barrier.get_with_raw(&path))?;
-            let current = match &stored {
-                Some((plain, _)) => Some(
-                    Keyring::from_stored_bytes(plain)
-                        .map_err(|e| ApiError::Internal(format!("{path}: {e}")))?,
-                ),
-                None => None,
-            };
+        let mut outcome = None;
+        edit_raw(&self.barrier, &path, "the key", |plain| {
+            let current = plain
+                .map(Keyring::from_stored_bytes)
+                .transpose()
+                .map_err(|e| ApiError::Internal(format!("{path}: {e}")))?;
             let (next, out) = change(current.as_ref())?;
-            let bytes = next.as_ref().map(Keyring::to_stored_bytes).transpose()?;
-            let expected = stored.as_ref().map(|(_, raw)| raw.as_slice());
-            let written = blocking(|| {
-                self.barrier
-                    .put_if(&path, expected, bytes.as_deref().map(|b| b.as_slice()))
-            })?;
-            if written {
-                self.publish(name, next.map(Arc::new))?;
-                return Ok(out);
-            }
-            // Another node changed this key meanwhile: start again from its version.
-        }
-        Err(ApiError::Unavailable(
-            "the key is being changed concurrently; retry".to_owned(),
-        ))
+            let edit = match &next {
+                Some(ring) => Edit::Put(ring.to_stored_bytes()?),
+                None => Edit::Delete,
+            };
+            outcome = Some((next, out));
+            Ok(edit)
+        })?;
+        let (next, out) =
+            outcome.ok_or_else(|| ApiError::Internal("a key change ran no change".to_owned()))?;
+        self.publish(name, next.map(Arc::new))?;
+        Ok(out)
     }
 
     fn publish(&self, name: &str, ring: Option<Arc<Keyring>>) -> ApiResult<()> {
@@ -340,12 +333,26 @@ impl Mount {
         Ok(self.config.read().map_err(|_| poisoned())?.clone())
     }
 
-    pub fn set_config(&self, config: MountConfig) -> ApiResult<()> {
+    /// Change the stored config (by compare-and-swap, so two nodes changing
+    /// different settings keep both) and return what is stored now.
+    pub fn update_config(
+        &self,
+        mut change: impl FnMut(&mut MountConfig),
+    ) -> ApiResult<MountConfig> {
         let _writer = self.write.lock().map_err(|_| poisoned())?;
-        let raw = serde_json::to_vec(&config).map_err(|e| ApiError::Internal(e.to_string()))?;
-        blocking(|| self.barrier.put(&self.config_path(), &raw))?;
-        *self.config.write().map_err(|_| poisoned())? = config;
-        Ok(())
+        let config = edit_json(
+            &self.barrier,
+            &self.config_path(),
+            "the mount config",
+            |c| {
+                let mut config: MountConfig = c.unwrap_or_default();
+                change(&mut config);
+                Ok(Edit::Put(config))
+            },
+        )?
+        .unwrap_or_default();
+        *self.config.write().map_err(|_| poisoned())? = config.clone();
+        Ok(config)
     }
 }
 
@@ -574,25 +581,17 @@ impl Unsealed {
         &self,
         mut change: impl FnMut(&mut Vec<MountEntry>) -> ApiResult<()>,
     ) -> ApiResult<()> {
-        for _ in 0..MAX_WRITE_ATTEMPTS {
-            let (plain, raw) =
-                blocking(|| self.barrier.get_with_raw(MOUNTS_PATH))?.ok_or_else(|| {
-                    ApiError::Internal(
-                        "the mount table (core/mounts) is missing from storage".to_owned(),
-                    )
-                })?;
-            let mut entries: Vec<MountEntry> = serde_json::from_slice(&plain)
-                .map_err(|e| ApiError::Internal(format!("{MOUNTS_PATH}: {e}")))?;
+        let entries = edit_json(&self.barrier, MOUNTS_PATH, "the mount table", |table| {
+            let mut entries: Vec<MountEntry> = table.ok_or_else(|| {
+                ApiError::Internal(
+                    "the mount table (core/mounts) is missing from storage".to_owned(),
+                )
+            })?;
             change(&mut entries)?;
-            let bytes =
-                serde_json::to_vec(&entries).map_err(|e| ApiError::Internal(e.to_string()))?;
-            if blocking(|| self.barrier.put_if(MOUNTS_PATH, Some(&raw), Some(&bytes)))? {
-                return self.install_mounts(entries);
-            }
-        }
-        Err(ApiError::Unavailable(
-            "the mount table is being changed concurrently; retry".to_owned(),
-        ))
+            Ok(Edit::Put(entries))
+        })?
+        .unwrap_or_default();
+        self.install_mounts(entries)
     }
 
     pub fn enable_mount(&self, path: &str, description: &str) -> ApiResult<()> {
@@ -648,18 +647,6 @@ fn new_mount_entry(path: &str, description: &str) -> MountEntry {
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         ),
         description: description.to_owned(),
-    }
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(
-    barrier: &Barrier,
-    path: &str,
-) -> ApiResult<Option<T>> {
-    match barrier.get(path)? {
-        None => Ok(None),
-        Some(raw) => serde_json::from_slice(&raw)
-            .map(Some)
-            .map_err(|e| ApiError::Internal(format!("{path}: {e}"))),
     }
 }
 
@@ -993,14 +980,7 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, ApiError::Unavailable(_)));
         assert!(mount.key("k").unwrap().is_none());
-        assert!(
-            mount
-                .set_config(MountConfig {
-                    disable_upsert: true,
-                    cache_size: 0
-                })
-                .is_err()
-        );
+        assert!(mount.update_config(|c| c.disable_upsert = true).is_err());
         assert!(!mount.config().unwrap().disable_upsert);
     }
 }

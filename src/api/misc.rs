@@ -115,8 +115,7 @@ pub fn cache_config(ctx: &Ctx<'_>, op: Op, p: &Params) -> ApiResult<Reply> {
                 "size must be 0 or a value greater or equal to 10",
             ));
         }
-        config.cache_size = size as u64;
-        ctx.mount.set_config(config.clone())?;
+        config = ctx.mount.update_config(|c| c.cache_size = size as u64)?;
     }
     Ok(Reply::data(json!({ "size": config.cache_size })))
 }
@@ -126,8 +125,8 @@ pub fn cache_config(ctx: &Ctx<'_>, op: Op, p: &Params) -> ApiResult<Reply> {
 pub fn config_keys(ctx: &Ctx<'_>, op: Op, p: &Params) -> ApiResult<Reply> {
     let mut config = ctx.mount.config()?;
     if op == Op::Update {
-        config.disable_upsert = p.bool("disable_upsert")?.unwrap_or(false);
-        ctx.mount.set_config(config.clone())?;
+        let disable = p.bool("disable_upsert")?.unwrap_or(false);
+        config = ctx.mount.update_config(|c| c.disable_upsert = disable)?;
     }
     Ok(Reply::data(
         json!({ "disable_upsert": config.disable_upsert }),
