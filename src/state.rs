@@ -879,6 +879,10 @@ impl AppState {
             };
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             let sweep = move || -> ApiResult<usize> {
+                if unsealed.audit.broker.has_unopened() {
+                    // Try again to open the audit devices that failed here.
+                    unsealed.audit.reload()?;
+                }
                 let mut removed = unsealed.tokens.sweep(now)?;
                 for method in unsealed.methods.all()? {
                     if let crate::auth::methods::Backend::AppRole(store) = &method.backend {

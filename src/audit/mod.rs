@@ -177,6 +177,10 @@ fn normalize_path(path: &str) -> Result<String, AuditError> {
 #[derive(Debug, Default)]
 pub struct AuditBroker {
     devices: RwLock<BTreeMap<String, Arc<FileDevice>>>,
+    /// Configured devices this node could not open (path -> why): they count
+    /// as failing on every request, so a node never serves with fewer devices
+    /// than configured while believing it has none.
+    unopened: RwLock<BTreeMap<String, String>>,
     /// Serialises enable and disable (which do file I/O) without holding
     /// `devices` while they do.
     admin: Mutex<()>,
@@ -253,6 +257,46 @@ impl AuditBroker {
         Ok(())
     }
 
+    /// Records that the configured device at `path` cannot be opened here.
+    pub fn mark_unopened(&self, path: &str, why: String) {
+        if let Ok(path) = normalize_path(path) {
+            self.unopened
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(path, why);
+        }
+    }
+
+    /// Forgets an unopened device (opened since, or no longer configured).
+    pub fn forget_unopened(&self, path: &str) -> bool {
+        normalize_path(path).is_ok_and(|path| {
+            self.unopened
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&path)
+                .is_some()
+        })
+    }
+
+    /// Whether some configured device could not be opened on this node.
+    pub fn has_unopened(&self) -> bool {
+        !self
+            .unopened
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+    }
+
+    /// Whether a device is enabled (and open) at `path`.
+    pub fn is_open(&self, path: &str) -> bool {
+        normalize_path(path).is_ok_and(|path| {
+            self.devices
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains_key(&path)
+        })
+    }
+
     /// Removes the device at `path`: it writes what is queued, a final
     /// checkpoint and its sidecar, then stops. The device is gone even when
     /// that final write fails (the error says so). Blocking.
@@ -276,11 +320,17 @@ impl AuditBroker {
             .collect()
     }
 
+    /// No device configured (an unopened one counts as configured).
     pub fn is_empty(&self) -> bool {
         self.devices
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .is_empty()
+            && self
+                .unopened
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_empty()
     }
 
     /// `sys/audit-hash`: `value` hashed with the salt of the device at `path`.
@@ -303,7 +353,14 @@ impl AuditBroker {
     /// once when no device is enabled.
     pub async fn log(&self, record: &AuditRecord) -> Result<(), AuditError> {
         let devices = self.snapshot();
-        if devices.is_empty() {
+        let unopened: Vec<String> = self
+            .unopened
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(path, why)| format!("{path}: cannot be opened on this node: {why}"))
+            .collect();
+        if devices.is_empty() && unopened.is_empty() {
             return Ok(());
         }
         let pending: Vec<_> = devices
@@ -311,7 +368,7 @@ impl AuditBroker {
             .map(|(path, d)| (path, d, d.submit(record)))
             .collect();
         let mut recorded = false;
-        let mut failures = Vec::new();
+        let mut failures = unopened;
         for (path, device, submitted) in pending {
             let result = match submitted {
                 Ok(rx) => device.wait(rx).await,

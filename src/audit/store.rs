@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{AuditBroker, DeviceConfig, generate_salt, generate_signing_key};
 use crate::error::{ApiError, ApiResult};
 use crate::seal::barrier::Barrier;
+use crate::seal::edit::{Edit, edit_json, read_json};
 use crate::storage::blocking;
 
 const TABLE_PATH: &str = "core/audit";
@@ -103,12 +104,6 @@ impl AuditStore {
         })
     }
 
-    fn persist(&self, table: &[StoredDevice]) -> ApiResult<()> {
-        let raw = serde_json::to_vec(table).map_err(|e| ApiError::Internal(e.to_string()))?;
-        blocking(|| self.barrier.put(TABLE_PATH, &raw))?;
-        Ok(())
-    }
-
     pub fn enable(
         &self,
         path: &str,
@@ -131,58 +126,91 @@ impl AuditStore {
             salt: STANDARD.encode(&salt),
             signing_key: STANDARD.encode(&signing_key),
         };
+        // Opened first: a device that cannot work here is refused before
+        // anything is stored.
         blocking(|| {
             self.broker
                 .enable(&path, stored.config()?)
                 .map_err(|e| ApiError::bad(e.to_string()))
         })?;
-        let mut next = table.clone();
-        next.push(stored);
-        if let Err(e) = self.persist(&next) {
-            let _ = blocking(|| self.broker.disable(&path));
-            return Err(e);
+        // Against the stored table: another node may have enabled this path a moment ago.
+        let written = edit_json(&self.barrier, TABLE_PATH, "the audit table", |current| {
+            let mut devices: Vec<StoredDevice> = current.unwrap_or_default();
+            if devices.iter().any(|d| d.path == path) {
+                return Err(ApiError::bad(format!("path already in use: {path}")));
+            }
+            devices.push(stored.clone());
+            Ok(Edit::Put(devices))
+        });
+        match written {
+            Ok(devices) => {
+                *table = devices.unwrap_or_default();
+                Ok(())
+            }
+            Err(e) => {
+                let _ = blocking(|| self.broker.disable(&path));
+                Err(e)
+            }
         }
-        *table = next;
-        Ok(())
     }
 
     pub fn disable(&self, path: &str) -> ApiResult<()> {
         let path = normalize(path);
         let mut table = self.table.lock().map_err(|_| poisoned())?;
-        let next: Vec<StoredDevice> = table.iter().filter(|d| d.path != path).cloned().collect();
-        if next.len() == table.len() {
+        let devices = edit_json(&self.barrier, TABLE_PATH, "the audit table", |current| {
+            let devices: Vec<StoredDevice> = current.unwrap_or_default();
+            if !devices.iter().any(|d| d.path == path) {
+                return Ok(Edit::Keep);
+            }
+            Ok(Edit::Put(
+                devices.into_iter().filter(|d| d.path != path).collect(),
+            ))
+        })?;
+        *table = devices.unwrap_or_default();
+        self.broker.forget_unopened(&path);
+        if !self.broker.is_open(&path) {
             return Ok(());
         }
-        self.persist(&next)?;
-        *table = next;
         blocking(|| self.broker.disable(&path)).map_err(|e| ApiError::Internal(e.to_string()))
     }
 
-    /// Another node changed the device table: open this node's own copy of
-    /// every new device, close removed ones.
+    /// Bring this node's devices in line with the stored table (another node
+    /// changed it, or changes were missed): each node opens its own copy of
+    /// every configured device. New devices are opened before removed ones are
+    /// closed; a device that cannot be opened here is kept as failing (every
+    /// request fails unless another device records it) and retried next time,
+    /// never silently left out.
     pub fn reload(&self) -> ApiResult<()> {
-        let stored: Vec<StoredDevice> = match self.barrier.get(TABLE_PATH)? {
-            None => Vec::new(),
-            Some(raw) => serde_json::from_slice(&raw)
-                .map_err(|e| ApiError::Internal(format!("{TABLE_PATH}: {e}")))?,
-        };
+        let stored: Vec<StoredDevice> = read_json(&self.barrier, TABLE_PATH)?.unwrap_or_default();
         let mut table = self.table.lock().map_err(|_| poisoned())?;
+        for device in &stored {
+            if self.broker.is_open(&device.path) {
+                continue;
+            }
+            let opened = blocking(|| -> ApiResult<()> {
+                self.broker
+                    .enable(&device.path, device.config()?)
+                    .map_err(|e| ApiError::Internal(e.to_string()))
+            });
+            match opened {
+                Ok(()) => {
+                    self.broker.forget_unopened(&device.path);
+                }
+                Err(e) => {
+                    tracing::error!(device = %device.path, error = %e, "a configured audit device cannot be opened on this node; requests fail unless another device records them");
+                    self.broker.mark_unopened(&device.path, e.to_string());
+                }
+            }
+        }
         for old in table
             .iter()
             .filter(|o| !stored.iter().any(|n| n.path == o.path))
         {
-            blocking(|| self.broker.disable(&old.path))
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
-        }
-        for new in stored
-            .iter()
-            .filter(|n| !table.iter().any(|o| o.path == n.path))
-        {
-            blocking(|| {
-                self.broker.enable(&new.path, new.config()?).map_err(|e| {
-                    ApiError::Internal(format!("audit device {} cannot be opened: {e}", new.path))
-                })
-            })?;
+            self.broker.forget_unopened(&old.path);
+            if self.broker.is_open(&old.path) {
+                blocking(|| self.broker.disable(&old.path))
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+            }
         }
         *table = stored;
         Ok(())
@@ -201,5 +229,82 @@ impl AuditStore {
                 options: d.options.clone(),
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seal::barrier::BarrierKeyring;
+    use crate::storage::{MemoryStorage, Storage};
+
+    fn two_nodes() -> (AuditStore, AuditStore) {
+        let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::shared());
+        let barrier = Arc::new(Barrier::new(storage, BarrierKeyring::generate().unwrap()));
+        (
+            AuditStore::load(Arc::clone(&barrier)).unwrap(),
+            AuditStore::load(barrier).unwrap(),
+        )
+    }
+
+    fn file_options(path: &std::path::Path) -> BTreeMap<String, String> {
+        BTreeMap::from([("file_path".to_owned(), path.to_string_lossy().into_owned())])
+    }
+
+    fn stored_paths(store: &AuditStore) -> Vec<String> {
+        read_json::<Vec<StoredDevice>>(&store.barrier, TABLE_PATH)
+            .unwrap()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| d.path)
+            .collect()
+    }
+
+    #[test]
+    fn two_nodes_enabling_devices_at_once_keep_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = two_nodes();
+        a.enable("one", "file", "", file_options(&dir.path().join("1.log")))
+            .unwrap();
+        // B has not heard of A's device.
+        b.enable("two", "file", "", file_options(&dir.path().join("2.log")))
+            .unwrap();
+        assert_eq!(stored_paths(&a), ["one/", "two/"]);
+        let err = b
+            .enable("one", "file", "", file_options(&dir.path().join("3.log")))
+            .unwrap_err();
+        assert!(err.to_string().contains("already in use"), "{err}");
+        assert!(!b.broker.is_open("one"), "the refused device stayed open");
+        b.disable("one").unwrap();
+        assert_eq!(stored_paths(&a), ["two/"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_device_this_node_cannot_open_fails_requests_until_it_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        let (a, b) = two_nodes();
+        a.enable("file", "file", "", file_options(&sub.join("audit.log")))
+            .unwrap();
+        // Where B would open its copy, a file now stands in for the directory.
+        std::fs::remove_dir_all(&sub).unwrap();
+        std::fs::write(&sub, b"not a directory").unwrap();
+        b.reload().unwrap();
+        assert!(!b.broker.is_empty(), "B counts the device as configured");
+        let record = crate::audit::device::tests::record(1);
+        assert!(
+            b.broker.log(&record).await.is_err(),
+            "B served a request with no device recording it"
+        );
+        std::fs::remove_file(&sub).unwrap();
+        std::fs::create_dir(&sub).unwrap();
+        b.reload().unwrap();
+        assert!(b.broker.is_open("file"));
+        b.broker.log(&record).await.unwrap();
+        // Removed elsewhere: closed here too.
+        a.disable("file").unwrap();
+        b.reload().unwrap();
+        assert!(b.broker.is_empty());
     }
 }
