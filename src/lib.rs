@@ -10,6 +10,7 @@ use axum::extract::DefaultBodyLimit;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod error;

@@ -655,40 +655,6 @@ fn write_json<T: Serialize>(barrier: &Barrier, path: &str, value: &T) -> ApiResu
     Ok(barrier.put(path, &raw)?)
 }
 
-/// Apply other nodes' changes as they are announced (a thread of its own, for
-/// as long as the process lives).
-fn follow_changes(
-    changes: std::sync::mpsc::Receiver<crate::storage::Change>,
-    unsealed: Arc<ArcSwapOption<Unsealed>>,
-    missed: Arc<std::sync::atomic::AtomicBool>,
-) {
-    use crate::storage::Change;
-    let spawned = std::thread::Builder::new()
-        .name("transitd-changes".to_owned())
-        .spawn(move || {
-            for change in changes {
-                let Some(current) = unsealed.load_full() else {
-                    missed.store(true, std::sync::atomic::Ordering::SeqCst);
-                    continue;
-                };
-                let result = match &change {
-                    Change::Path(path) => current.apply_change(path),
-                    Change::Resync => current.reload_all(),
-                };
-                if let Err(e) = result {
-                    // Next best: read everything again.
-                    tracing::warn!(error = %e, ?change, "applying a change from another node failed; reloading");
-                    if let Err(e) = current.reload_all() {
-                        tracing::error!(error = %e, "reloading shared state failed");
-                    }
-                }
-            }
-        });
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, "cannot start the change follower");
-    }
-}
-
 /// What `sys/init` hands back, once.
 #[derive(Debug)]
 pub struct InitOutput {
@@ -720,7 +686,7 @@ impl AppState {
         let unsealed = Arc::new(ArcSwapOption::empty());
         let missed_changes = Arc::new(std::sync::atomic::AtomicBool::new(false));
         if let Some(changes) = storage.subscribe() {
-            follow_changes(changes, Arc::clone(&unsealed), Arc::clone(&missed_changes));
+            crate::changes::follow(changes, Arc::clone(&unsealed), Arc::clone(&missed_changes));
         }
         Self {
             seal: Seal::new(storage, seal),
