@@ -136,6 +136,9 @@ pub struct Mount {
     keys: RwLock<HashMap<String, Arc<Keyring>>>,
     /// Held while a keyring or the config of this mount is being changed.
     write: Mutex<()>,
+    /// When each key was last read from storage on a reader's behalf: a read
+    /// that started after a request arrived answers for that request too.
+    reread_at: Mutex<HashMap<String, std::time::Instant>>,
     config: RwLock<MountConfig>,
     barrier: Arc<Barrier>,
     lookup: Arc<LookupKey>,
@@ -150,6 +153,7 @@ impl Mount {
             description: entry.description,
             keys: RwLock::default(),
             write: Mutex::default(),
+            reread_at: Mutex::default(),
             config: RwLock::default(),
             barrier,
             lookup,
@@ -268,11 +272,43 @@ impl Mount {
         Ok(())
     }
 
-    /// Read one key from storage into the cache (another node changed it, or a
-    /// request names a version newer than the cached one).
-    pub fn refresh(&self, name: &str) -> ApiResult<Option<Arc<Keyring>>> {
+    /// The key for reading something made with its version `version` (a
+    /// ciphertext, signature or HMAC). With storage shared by several nodes
+    /// this node's copy may lag behind another node's rotation or creation:
+    /// if it is missing or older than `version`, the key is read from storage
+    /// first, so a valid input never fails because of a stale cache.
+    ///
+    /// Concurrent requests share one storage read: a read that started after a
+    /// request arrived is as good as the request's own. (Sequential requests
+    /// naming a version that does not exist cost one indexed read each.)
+    pub fn key_for_version(&self, name: &str, version: i64) -> ApiResult<Option<Arc<Keyring>>> {
+        let cached = self.key(name)?;
+        let fresh = cached
+            .as_ref()
+            .is_some_and(|r| i64::from(r.latest_version()) >= version);
+        if fresh || !self.is_shared() {
+            return Ok(cached);
+        }
+        let arrived = std::time::Instant::now();
         // Under the writer lock: what is read here cannot overwrite a newer local write.
         let _writer = self.write.lock().map_err(|_| poisoned())?;
+        {
+            let mut reread = self.reread_at.lock().map_err(|_| poisoned())?;
+            if reread.get(name).is_some_and(|at| *at >= arrived) {
+                drop(reread);
+                return self.key(name);
+            }
+            if reread.len() >= 1024 {
+                // Only requests waiting right now benefit from an entry.
+                reread.clear();
+            }
+            reread.insert(name.to_owned(), std::time::Instant::now());
+        }
+        self.reread_locked(name)
+    }
+
+    /// Read one key from storage into the cache; the writer lock is held.
+    fn reread_locked(&self, name: &str) -> ApiResult<Option<Arc<Keyring>>> {
         let path = self.key_path(name);
         let ring = match blocking(|| self.barrier.get(&path))? {
             Some(bytes) => Some(Arc::new(
@@ -412,8 +448,8 @@ impl Unsealed {
             methods,
             audit,
         };
-        // With shared storage another node may be creating a mount right now;
-        // its entries are not orphans. Only a single-node store is swept.
+        // With shared storage the sweep runs in the background instead, not
+        // in every node's start.
         if !unsealed.barrier.storage().is_shared() {
             unsealed.remove_orphans()?;
         }
@@ -504,21 +540,50 @@ impl Unsealed {
         Ok(())
     }
 
-    /// Entries of mounts whose removal was interrupted by a crash.
-    fn remove_orphans(&self) -> ApiResult<()> {
-        let live: HashSet<String> = self
-            .mounts
-            .read()
-            .map_err(|_| poisoned())?
-            .values()
-            .map(|m| m.prefix())
+    /// Entries of secrets engines and login methods that are no longer
+    /// mounted (a removal interrupted by a crash, or, with shared storage, a
+    /// node writing into a mount another node had just removed); returns how
+    /// many were deleted.
+    ///
+    /// Safe while other nodes work: an entry is only ever written under a
+    /// mount that its table already lists, and the tables are read after the
+    /// listing, so a mount created meanwhile is never mistaken for a removed one.
+    pub fn remove_orphans(&self) -> ApiResult<usize> {
+        let listed: Vec<String> = blocking(|| -> ApiResult<Vec<String>> {
+            let mut paths = self.barrier.list("logical/")?;
+            paths.extend(
+                self.barrier
+                    .list("auth/")?
+                    .into_iter()
+                    .filter(|p| !p.starts_with("auth/token/")),
+            );
+            Ok(paths)
+        })?;
+        if listed.is_empty() {
+            return Ok(0);
+        }
+        let mounts: Vec<MountEntry> = read_json(&self.barrier, MOUNTS_PATH)?.ok_or_else(|| {
+            ApiError::Internal("the mount table (core/mounts) is missing from storage".to_owned())
+        })?;
+        let methods: Vec<crate::auth::methods::MethodEntry> =
+            read_json(&self.barrier, crate::auth::methods::TABLE_PATH)?.unwrap_or_default();
+        let live: HashSet<String> = mounts
+            .iter()
+            .map(|m| format!("logical/{}/", m.uuid))
+            .chain(methods.iter().map(|m| format!("auth/{}/", m.uuid)))
             .collect();
-        for path in self.barrier.list("logical/")? {
-            if !live.iter().any(|prefix| path.starts_with(prefix.as_str())) {
-                self.barrier.delete(&path)?;
+        let mut removed = 0;
+        for path in listed {
+            let prefix_len = path
+                .match_indices('/')
+                .nth(1)
+                .map_or(path.len(), |(i, _)| i + 1);
+            if !live.contains(&path[..prefix_len]) {
+                blocking(|| self.barrier.delete(&path))?;
+                removed += 1;
             }
         }
-        Ok(())
+        Ok(removed)
     }
 
     /// First entries of a new server, written before it counts as initialized.
@@ -838,13 +903,21 @@ impl AppState {
     /// Periodic upkeep while the server runs: expired tokens are removed.
     pub async fn maintain(self: Arc<Self>) {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-        loop {
+        for minute in 0u64.. {
             tick.tick().await;
             let Ok(unsealed) = self.unsealed() else {
                 continue;
             };
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            // With shared storage, orphans are swept here (hourly), not at unseal.
+            let sweep_orphans = minute % 60 == 59 && unsealed.barrier.storage().is_shared();
             let sweep = move || -> ApiResult<usize> {
+                if sweep_orphans {
+                    let n = unsealed.remove_orphans()?;
+                    if n > 0 {
+                        tracing::info!(entries = n, "entries of removed mounts deleted");
+                    }
+                }
                 if unsealed.audit.broker.has_unopened() {
                     // Try again to open the audit devices that failed here.
                     unsealed.audit.reload()?;
@@ -903,6 +976,93 @@ mod tests {
         assert!(whole.upgrade().is_none());
         assert!(matches!(state.unsealed(), Err(ApiError::Unavailable(_))));
         assert!(!state.token_is_valid("root"));
+    }
+
+    /// Two nodes' copies of one mount over shared storage, hearing nothing of
+    /// each other's changes.
+    fn two_mounts() -> (Mount, Mount) {
+        let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::shared());
+        let barrier = Arc::new(Barrier::new(
+            storage,
+            crate::seal::barrier::BarrierKeyring::generate().unwrap(),
+        ));
+        let lookup = Arc::new(LookupKey::new(SecretKey::random().unwrap()));
+        let entry = new_mount_entry("transit", "");
+        let mount = || Mount::new(entry.clone(), Arc::clone(&barrier), Arc::clone(&lookup));
+        (mount(), mount())
+    }
+
+    #[test]
+    fn a_reader_asking_for_a_newer_version_or_an_unknown_key_reads_storage() {
+        let (a, b) = two_mounts();
+        let now = time::OffsetDateTime::now_utc();
+        a.update("k", |_| {
+            let ring = Keyring::create("k", KeyType::Ed25519, &CreateOptions::default(), now)?;
+            Ok((Some(ring), ()))
+        })
+        .unwrap();
+        // B never heard of the key: a reader's request finds it anyway.
+        assert!(b.key("k").unwrap().is_none());
+        let ring = b.key_for_version("k", 1).unwrap().unwrap();
+        assert_eq!(ring.latest_version(), 1);
+        a.update("k", |ring| {
+            let mut ring = ring.unwrap().clone();
+            ring.rotate(now)?;
+            Ok((Some(ring), ()))
+        })
+        .unwrap();
+        // Version 1 is enough: the cache answers. Version 2: storage does.
+        assert_eq!(
+            b.key_for_version("k", 1).unwrap().unwrap().latest_version(),
+            1
+        );
+        assert_eq!(
+            b.key_for_version("k", 2).unwrap().unwrap().latest_version(),
+            2
+        );
+        // A version nobody made: the stored key, which will refuse it.
+        assert_eq!(
+            b.key_for_version("k", 9).unwrap().unwrap().latest_version(),
+            2
+        );
+        assert!(b.key_for_version("nope", 1).unwrap().is_none());
+    }
+
+    #[test]
+    fn orphans_of_removed_mounts_are_swept_and_nothing_else() {
+        let state = AppState::new(
+            Arc::new(MemoryStorage::shared()),
+            SealKind::Shamir,
+            Limits::default(),
+            "c".to_owned(),
+        );
+        let init = state.initialize(1, 1, Some("root")).unwrap();
+        assert!(
+            state
+                .unseal(&hex::encode(init.shares[0].as_slice()))
+                .unwrap()
+        );
+        let unsealed = state.unsealed().unwrap();
+        let (mount, _) = unsealed.resolve("transit/keys/k").unwrap().unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        mount
+            .update("k", |_| {
+                let ring =
+                    Keyring::create("k", KeyType::Aes256Gcm96, &CreateOptions::default(), now)?;
+                Ok((Some(ring), ()))
+            })
+            .unwrap();
+        let b = &unsealed.barrier;
+        b.put("logical/gone-uuid/keys/x", b"x").unwrap();
+        b.put("auth/gone-uuid/users/y", b"y").unwrap();
+        let before = b.list("").unwrap().len();
+        assert_eq!(unsealed.remove_orphans().unwrap(), 2);
+        assert_eq!(b.list("").unwrap().len(), before - 2);
+        assert!(
+            b.get(&mount.key_path("k")).unwrap().is_some(),
+            "a live key was swept"
+        );
+        assert!(state.token_is_valid("root"));
     }
 
     #[test]

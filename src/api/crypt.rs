@@ -172,36 +172,32 @@ fn decrypt_error(ring: &Keyring, e: transit_keys::Error) -> ApiError {
     }
 }
 
+pub(crate) const KEY_NOT_FOUND: &str = "encryption key not found";
+
+/// The key for making something new with its latest version (a data key):
+/// read from storage first if this node has not heard of it yet.
 fn existing_key(ctx: &Ctx<'_>, name: &str) -> ApiResult<Arc<Keyring>> {
-    ctx.mount
-        .key(name)?
-        .ok_or_else(|| ApiError::bad("encryption key not found"))
+    key_for_reading(ctx, name, std::iter::empty(), KEY_NOT_FOUND)
 }
 
-/// The key to open ciphertexts with. With storage shared by several nodes the
-/// cache may lag behind another node's rotation (or creation): a ciphertext
-/// naming a newer version than the cached keyring knows makes us read the key
-/// from storage before answering, so a valid ciphertext never fails here.
-fn key_for_reading<'a>(
+/// The key to read `versioned` inputs (ciphertexts, signatures, HMACs:
+/// `vault:vN:...`) with: read again from storage first when this node's copy
+/// is missing or older than the newest version named (another node rotated or
+/// created it a moment ago), so a valid input never fails on a stale cache.
+pub(crate) fn key_for_reading<'a>(
     ctx: &Ctx<'_>,
     name: &str,
-    ciphertexts: impl Iterator<Item = &'a str>,
+    versioned: impl Iterator<Item = &'a str>,
+    missing: &str,
 ) -> ApiResult<Arc<Keyring>> {
-    let newest = ciphertexts
+    let newest = versioned
         .filter_map(|c| transit_keys::envelope::parse(c).ok())
         .map(|e| e.version)
         .max()
-        .unwrap_or(0);
-    let cached = ctx.mount.key(name)?;
-    let fresh_enough = cached
-        .as_ref()
-        .is_some_and(|r| i64::from(r.latest_version()) >= newest);
-    if fresh_enough || !ctx.mount.is_shared() {
-        return cached.ok_or_else(|| ApiError::bad("encryption key not found"));
-    }
+        .unwrap_or(1);
     ctx.mount
-        .refresh(name)?
-        .ok_or_else(|| ApiError::bad("encryption key not found"))
+        .key_for_version(name, newest)?
+        .ok_or_else(|| ApiError::bad(missing))
 }
 
 fn item_ciphertexts(items: &[Params]) -> Vec<String> {
@@ -311,12 +307,12 @@ pub fn decrypt(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
     let _ = p.has("partial_failure_response_code");
     let Some(items) = batch else {
         let ciphertext = p.raw("ciphertext").and_then(Value::as_str);
-        let ring = key_for_reading(ctx, name, ciphertext.into_iter())?;
+        let ring = key_for_reading(ctx, name, ciphertext.into_iter(), KEY_NOT_FOUND)?;
         return Ok(Reply::data(Value::Object(decrypt_one(&ring, p)?)));
     };
     check_contexts(&items)?;
     let cts = item_ciphertexts(&items);
-    let ring = key_for_reading(ctx, name, cts.iter().map(String::as_str))?;
+    let ring = key_for_reading(ctx, name, cts.iter().map(String::as_str), KEY_NOT_FOUND)?;
     let (results, failed) = run_items(&items, &[("plaintext", json!(""))], |ip| {
         decrypt_one(&ring, ip)
     });
@@ -330,12 +326,12 @@ pub fn rewrap(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
     let batch = batch_input(ctx, p)?;
     let Some(items) = batch else {
         let ciphertext = p.raw("ciphertext").and_then(Value::as_str);
-        let ring = key_for_reading(ctx, name, ciphertext.into_iter())?;
+        let ring = key_for_reading(ctx, name, ciphertext.into_iter(), KEY_NOT_FOUND)?;
         return Ok(Reply::data(Value::Object(rewrap_one(&ring, p)?)));
     };
     check_contexts(&items)?;
     let cts = item_ciphertexts(&items);
-    let ring = key_for_reading(ctx, name, cts.iter().map(String::as_str))?;
+    let ring = key_for_reading(ctx, name, cts.iter().map(String::as_str), KEY_NOT_FOUND)?;
     let (results, _) = run_items(&items, &[], |ip| rewrap_one(&ring, ip));
     batch_reply(results, 0, p, false)
 }

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use transit_keys::{Error as KeyError, HashAlgorithm};
 
 use super::Ctx;
-use super::crypt::{batch_input, item_error};
+use super::crypt::{KEY_NOT_FOUND, batch_input, item_error, key_for_reading};
 use crate::error::{ApiError, ApiResult};
 use crate::request::{Params, decode_b64};
 use crate::response::Reply;
@@ -66,10 +66,7 @@ pub fn hmac(ctx: &Ctx<'_>, name: &str, url_alg: Option<&str>, p: &Params) -> Api
     let key_version = p.int("key_version")?.unwrap_or(0);
     let batch = batch_input(ctx, p)?;
     let single_input = p.string("input")?;
-    let ring = ctx
-        .mount
-        .key(name)?
-        .ok_or_else(|| ApiError::bad("encryption key not found"))?;
+    let ring = key_for_reading(ctx, name, std::iter::empty(), KEY_NOT_FOUND)?;
     // Version errors belong to the whole request (OpenBao resolves the version
     // before reading any input): check it once with an empty message.
     ring.hmac(&[], algorithm, key_version)?;
@@ -104,10 +101,8 @@ pub fn verify(
     batch: Option<Vec<Params>>,
 ) -> ApiResult<Reply> {
     let algorithm = verify_algorithm(url, p)?;
-    let ring = ctx
-        .mount
-        .key(name)?
-        .ok_or_else(|| ApiError::bad("encryption key not found"))?;
+    let macs = versioned_fields(p, batch.as_deref(), "hmac");
+    let ring = key_for_reading(ctx, name, macs.iter().map(String::as_str), KEY_NOT_FOUND)?;
     let one = |input: &[u8], mac: &str| -> ApiResult<bool> {
         ring.verify_hmac(input, mac, algorithm)
             .map_err(|e| verify_error(e, mac))
@@ -144,6 +139,18 @@ pub fn verify(
 }
 
 /// The keyring's error, with Go's base64 diagnostic added as OpenBao words it.
+/// The `field` of a single request or of every batch item (the versioned
+/// strings a verification reads: `vault:vN:...`).
+pub(crate) fn versioned_fields(p: &Params, batch: Option<&[Params]>, field: &str) -> Vec<String> {
+    match batch {
+        Some(items) => items
+            .iter()
+            .filter_map(|item| item.string(field).ok().flatten())
+            .collect(),
+        None => p.string(field).ok().flatten().into_iter().collect(),
+    }
+}
+
 fn verify_error(e: KeyError, mac: &str) -> ApiError {
     if e == KeyError::HmacBadBase64
         && let Ok(parsed) = transit_keys::envelope::parse_raw(mac)

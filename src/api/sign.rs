@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use transit_keys::{Error as KeyError, SignOptions};
 
 use super::Ctx;
-use super::crypt::{batch_input, item_error};
-use super::hmac::{self, decode_input, item_input, reference, url_algorithm};
+use super::crypt::{batch_input, item_error, key_for_reading};
+use super::hmac::{self, decode_input, item_input, reference, url_algorithm, versioned_fields};
 use crate::error::{ApiError, ApiResult};
 use crate::request::{Params, decode_b64, encode_b64};
 use crate::response::Reply;
@@ -59,10 +59,7 @@ pub fn sign(ctx: &Ctx<'_>, name: &str, url_alg: Option<&str>, p: &Params) -> Api
     let batch = batch_input(ctx, p)?;
     let single_input = p.string("input")?;
     let single_context = p.string("context")?;
-    let ring = ctx
-        .mount
-        .key(name)?
-        .ok_or_else(|| ApiError::bad("signing key not found"))?;
+    let ring = key_for_reading(ctx, name, std::iter::empty(), "signing key not found")?;
     let key_type = ring.key_type();
     if !key_type.supports_signing() {
         return Err(ApiError::bad(format!(
@@ -194,10 +191,13 @@ fn verify_signature(
     let single_input = p.string("input")?;
     let single_signature = p.string("signature")?;
     let single_context = p.string("context")?;
-    let ring = ctx
-        .mount
-        .key(name)?
-        .ok_or_else(|| ApiError::bad("signature verification key not found"))?;
+    let signatures = versioned_fields(p, batch.as_deref(), "signature");
+    let ring = key_for_reading(
+        ctx,
+        name,
+        signatures.iter().map(String::as_str),
+        "signature verification key not found",
+    )?;
     let key_type = ring.key_type();
     if !key_type.supports_signing() {
         return Err(ApiError::bad(format!(

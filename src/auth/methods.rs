@@ -14,7 +14,7 @@ use crate::seal::barrier::Barrier;
 use crate::state::LookupKey;
 use crate::storage::blocking;
 
-const TABLE_PATH: &str = "core/auth";
+pub const TABLE_PATH: &str = "core/auth";
 
 /// A row of `core/auth`.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -86,7 +86,13 @@ pub struct Seal {
     storage: Arc<dyn Storage>,
     kind: SealKind,
     progress: Mutex<Progress>,
+    /// The init marker this process wrote, until its init is committed.
+    claimed: Mutex<Option<Vec<u8>>>,
 }
+
+/// An init marker older than this on shared storage was left by a crash:
+/// nobody's init takes that long.
+const STALE_INIT_SECS: i64 = 120;
 
 impl Seal {
     pub fn new(storage: Arc<dyn Storage>, kind: SealKind) -> Self {
@@ -94,6 +100,7 @@ impl Seal {
             storage,
             kind,
             progress: Mutex::default(),
+            claimed: Mutex::default(),
         }
     }
 
@@ -131,8 +138,7 @@ impl Seal {
                 "Vault is already initialized".to_owned(),
             ));
         }
-        self.clear_unfinished_init()?;
-        blocking(|| self.storage.put(INIT_MARKER_PATH, b"1")).map_err(failed)?;
+        self.claim_init()?;
         let root = SecretKey::random().map_err(failed)?;
         let keyring = BarrierKeyring::generate().map_err(failed)?;
         let sealed_keyring =
@@ -162,20 +168,104 @@ impl Seal {
             secret_threshold: threshold,
         };
         let raw = serde_json::to_vec(&config).map_err(failed)?;
-        blocking(|| self.storage.put(SEAL_CONFIG_PATH, &raw)).map_err(failed)?;
-        blocking(|| self.storage.delete(INIT_MARKER_PATH)).map_err(failed)
+        let marker = self
+            .claimed
+            .lock()
+            .map_err(failed)?
+            .take()
+            .ok_or_else(|| failed("no initialization in progress here"))?;
+        // Only if our claim still stands: nobody took over a stalled init of ours.
+        let ours = blocking(|| {
+            self.storage
+                .compare_and_swap(INIT_MARKER_PATH, Some(&marker), Some(&marker))
+        })
+        .map_err(failed)?;
+        let committed = ours
+            && blocking(|| {
+                self.storage
+                    .compare_and_swap(SEAL_CONFIG_PATH, None, Some(&raw))
+            })
+            .map_err(failed)?;
+        if !committed {
+            return Err(SealError::Invalid(
+                "another node initialized the storage meanwhile".to_owned(),
+            ));
+        }
+        blocking(|| {
+            self.storage
+                .compare_and_swap(INIT_MARKER_PATH, Some(&marker), None)
+        })
+        .map_err(failed)
+        .map(|_| ())
+    }
+
+    /// Take the right to initialize: write the init marker (`<unix time>
+    /// <random>`) where there is none, by compare-and-swap, so two nodes
+    /// initializing one shared storage at once cannot both go on (the second
+    /// is told to wait for the first). A marker without a seal configuration
+    /// is an init that stopped half way: on storage nobody else uses, or once
+    /// it is [`STALE_INIT_SECS`] old, its leftovers are removed and it is
+    /// taken over.
+    fn claim_init(&self) -> SealResult<()> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let mut nonce = [0u8; 16];
+        transit_keys::secret::fill_random(&mut nonce).map_err(|_| failed("random failed"))?;
+        let marker = format!("{now} {}", hex::encode(nonce)).into_bytes();
+        let current = blocking(|| self.storage.get(INIT_MARKER_PATH)).map_err(failed)?;
+        if let Some(existing) = &current {
+            let started = std::str::from_utf8(existing)
+                .ok()
+                .and_then(|m| m.split(' ').next()?.parse::<i64>().ok())
+                .unwrap_or(0);
+            if self.storage.is_shared() && now.saturating_sub(started) < STALE_INIT_SECS {
+                return Err(SealError::Invalid(
+                    "another node is initializing this storage; try again in a moment".to_owned(),
+                ));
+            }
+        }
+        let claimed = blocking(|| {
+            self.storage
+                .compare_and_swap(INIT_MARKER_PATH, current.as_deref(), Some(&marker))
+        })
+        .map_err(failed)?;
+        if !claimed {
+            return Err(SealError::Invalid(
+                "another node is initializing this storage; try again in a moment".to_owned(),
+            ));
+        }
+        let cleared = match self.config() {
+            // Another node committed between our check and our claim.
+            Ok(Some(_)) => Err(SealError::Invalid(
+                "Vault is already initialized".to_owned(),
+            )),
+            Ok(None) => self.clear_unfinished_init(current.is_some()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = cleared {
+            let _ = blocking(|| {
+                self.storage
+                    .compare_and_swap(INIT_MARKER_PATH, Some(&marker), current.as_deref())
+            });
+            return Err(e);
+        }
+        *self.claimed.lock().map_err(failed)? = Some(marker);
+        Ok(())
     }
 
     /// An init that stopped half way (crash, storage error) left entries under
     /// a keyring nobody has; they are removed before trying again. Entries
     /// without that marker and without a seal configuration are not ours to
     /// delete: refuse.
-    fn clear_unfinished_init(&self) -> SealResult<()> {
-        let paths = blocking(|| self.storage.list("")).map_err(failed)?;
+    fn clear_unfinished_init(&self, had_marker: bool) -> SealResult<()> {
+        let paths: Vec<String> = blocking(|| self.storage.list(""))
+            .map_err(failed)?
+            .into_iter()
+            .filter(|p| p != INIT_MARKER_PATH)
+            .collect();
         if paths.is_empty() {
             return Ok(());
         }
-        if !paths.iter().any(|p| p == INIT_MARKER_PATH) {
+        if !had_marker {
             return Err(SealError::Invalid(
                 "storage is not empty but holds no seal configuration; refusing to initialize \
                  over it (point the server at an empty database)"
@@ -376,6 +466,48 @@ mod tests {
         assert_eq!(seal.progress().0, 0);
         assert!(seal.submit_share("zzz").is_err());
         assert!(seal.submit_share(&hex::encode([1u8; 40])).is_err());
+    }
+
+    #[test]
+    fn two_nodes_initializing_shared_storage_at_once_cannot_both_succeed() {
+        let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::shared());
+        let a = Seal::new(Arc::clone(&storage), SealKind::Shamir);
+        let b = Seal::new(Arc::clone(&storage), SealKind::Shamir);
+        let init_a = a.initialize(1, 1).unwrap();
+        init_a.barrier.put("core/lookup-key", b"a's entry").unwrap();
+        // B arrives while A is half way: refused, A's entries untouched.
+        let err = b.initialize(1, 1).unwrap_err();
+        assert!(
+            err.to_string().contains("another node is initializing"),
+            "{err}"
+        );
+        assert!(storage.get("core/lookup-key").unwrap().is_some());
+        a.commit_init(1, 1).unwrap();
+        assert!(storage.get(INIT_MARKER_PATH).unwrap().is_none());
+        let err = b.initialize(1, 1).unwrap_err();
+        assert!(err.to_string().contains("already initialized"), "{err}");
+        // A's shares open what is stored.
+        a.submit_share(&hex::encode(&init_a.shares[0]))
+            .unwrap()
+            .unwrap();
+
+        // A stale marker (a crash long ago) is taken over.
+        let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::shared());
+        storage.put(INIT_MARKER_PATH, b"1000 00").unwrap();
+        storage.put("core/keyring", b"leftover").unwrap();
+        let c = Seal::new(Arc::clone(&storage), SealKind::Shamir);
+        let init_c = c.initialize(1, 1).unwrap();
+        c.commit_init(1, 1).unwrap();
+        c.submit_share(&hex::encode(&init_c.shares[0]))
+            .unwrap()
+            .unwrap();
+        // An init whose claim was taken over cannot commit.
+        let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::shared());
+        let d = Seal::new(Arc::clone(&storage), SealKind::Shamir);
+        let _ = d.initialize(1, 1).unwrap();
+        storage.put(INIT_MARKER_PATH, b"someone else").unwrap();
+        assert!(d.commit_init(1, 1).is_err());
+        assert!(storage.get(SEAL_CONFIG_PATH).unwrap().is_none());
     }
 
     #[test]
