@@ -485,12 +485,8 @@ impl Unsealed {
         if path.starts_with("sys/policy/") {
             return self.policies.apply_change(path);
         }
-        if path == "core/auth" {
-            return self.methods.reload(None);
-        }
-        if let Some(rest) = path.strip_prefix("auth/") {
-            let uuid = rest.split('/').next().unwrap_or_default();
-            return self.methods.reload(Some(uuid));
+        if path == crate::auth::methods::TABLE_PATH || path.starts_with("auth/") {
+            return self.methods.apply_change(path);
         }
         if path == "core/audit" {
             return self.audit.reload();
@@ -506,7 +502,7 @@ impl Unsealed {
         }
         self.tokens.reload_all()?;
         self.policies.reload_all()?;
-        self.methods.reload(None)?;
+        self.methods.reload_all()?;
         self.audit.reload()
     }
 

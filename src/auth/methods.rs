@@ -1,8 +1,11 @@
 //! The table of enabled login methods (`sys/auth`): `token/` always, plus any
 //! number of userpass and AppRole mounts, each with its own storage prefix
-//! `auth/<uuid>/`. The table is stored through the barrier at `core/auth`.
+//! `auth/<uuid>/`. The table is stored through the barrier at `core/auth` and
+//! changed by compare-and-swap, since other nodes may share it; their changes
+//! are applied in place ([`Methods::apply_change`]), never by replacing a
+//! method that requests may be writing through.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
@@ -11,6 +14,7 @@ use super::approle::AppRoleStore;
 use super::userpass::UserpassStore;
 use crate::error::{ApiError, ApiResult};
 use crate::seal::barrier::Barrier;
+use crate::seal::edit::{Edit, edit_json, read_json};
 use crate::state::LookupKey;
 use crate::storage::blocking;
 
@@ -73,49 +77,98 @@ fn open(barrier: &Arc<Barrier>, lookup: &Arc<LookupKey>, entry: MethodEntry) -> 
     Ok(Method { entry, backend })
 }
 
+/// The stored table (absent: no method enabled yet).
+fn read_table(barrier: &Barrier) -> ApiResult<Vec<MethodEntry>> {
+    Ok(read_json(barrier, TABLE_PATH)?.unwrap_or_default())
+}
+
 impl Methods {
     pub(crate) fn load(barrier: Arc<Barrier>, lookup: Arc<LookupKey>) -> ApiResult<Self> {
-        let entries: Vec<MethodEntry> = match barrier.get(TABLE_PATH)? {
-            None => Vec::new(),
-            Some(raw) => serde_json::from_slice(&raw)
-                .map_err(|e| ApiError::Internal(format!("{TABLE_PATH}: {e}")))?,
-        };
-        let mut table = BTreeMap::new();
-        for entry in entries {
-            let method = open(&barrier, &lookup, entry)?;
-            table.insert(method.entry.path.clone(), Arc::new(method));
-        }
-        Ok(Self {
+        let methods = Self {
             barrier,
             lookup,
-            table: RwLock::new(table),
+            table: RwLock::default(),
             write: Mutex::default(),
-        })
+        };
+        let entries = read_table(&methods.barrier)?;
+        methods.install(entries)?;
+        Ok(methods)
     }
 
-    /// Re-read the table and reopen methods: all of them (`only: None`, after
-    /// missed notifications, or when the table changed) or the one whose
-    /// storage prefix `auth/<uuid>/` changed.
-    pub fn reload(&self, only: Option<&str>) -> ApiResult<()> {
-        let _w = self.write.lock().map_err(|_| poisoned())?;
-        let entries: Vec<MethodEntry> = match self.barrier.get(TABLE_PATH)? {
-            None => Vec::new(),
-            Some(raw) => serde_json::from_slice(&raw)
-                .map_err(|e| ApiError::Internal(format!("{TABLE_PATH}: {e}")))?,
-        };
-        let current = self.table.read().map_err(|_| poisoned())?.clone();
+    /// Make the cached table `entries`: methods whose row is unchanged are
+    /// kept as they are (requests may be using them), new ones opened,
+    /// removed ones dropped. Returns the methods kept. The caller holds `write`
+    /// (or has the only reference).
+    fn install(&self, entries: Vec<MethodEntry>) -> ApiResult<Vec<Arc<Method>>> {
+        let current: HashMap<String, Arc<Method>> = self
+            .table
+            .read()
+            .map_err(|_| poisoned())?
+            .values()
+            .map(|m| (m.entry.uuid.clone(), Arc::clone(m)))
+            .collect();
         let mut next = BTreeMap::new();
+        let mut kept = Vec::new();
         for entry in entries {
-            let keep = current
-                .get(&entry.path)
-                .filter(|m| m.entry.uuid == entry.uuid && only.is_some_and(|u| u != entry.uuid));
-            let method = match keep {
-                Some(m) => Arc::clone(m),
+            let same = current
+                .get(&entry.uuid)
+                .filter(|m| m.entry.path == entry.path && m.entry.kind == entry.kind);
+            let method = match same {
+                Some(m) => {
+                    kept.push(Arc::clone(m));
+                    Arc::clone(m)
+                }
                 None => Arc::new(open(&self.barrier, &self.lookup, entry)?),
             };
             next.insert(method.entry.path.clone(), method);
         }
         *self.table.write().map_err(|_| poisoned())? = next;
+        Ok(kept)
+    }
+
+    /// Another node changed `path`: the method table (`core/auth`) or an
+    /// entry of a method (`auth/<uuid>/...`), applied in place. Other paths,
+    /// and those of methods not enabled here, are ignored.
+    pub fn apply_change(&self, path: &str) -> ApiResult<()> {
+        if path == TABLE_PATH {
+            let _w = self.write.lock().map_err(|_| poisoned())?;
+            self.install(read_table(&self.barrier)?)?;
+            return Ok(());
+        }
+        let Some((uuid, _)) = path
+            .strip_prefix("auth/")
+            .and_then(|rest| rest.split_once('/'))
+        else {
+            return Ok(());
+        };
+        let method = self
+            .table
+            .read()
+            .map_err(|_| poisoned())?
+            .values()
+            .find(|m| m.entry.uuid == uuid)
+            .cloned();
+        match method.as_deref().map(|m| &m.backend) {
+            Some(Backend::Userpass(store)) => store.apply_change(path),
+            Some(Backend::AppRole(store)) => store.apply_change(path),
+            None => Ok(()),
+        }
+    }
+
+    /// Re-read the table and every method's entries (after missed change
+    /// notifications), in place.
+    pub fn reload_all(&self) -> ApiResult<()> {
+        let kept = {
+            let _w = self.write.lock().map_err(|_| poisoned())?;
+            self.install(read_table(&self.barrier)?)?
+        };
+        // Newly opened methods have just read their entries.
+        for method in kept {
+            match &method.backend {
+                Backend::Userpass(store) => store.reload()?,
+                Backend::AppRole(store) => store.reload()?,
+            }
+        }
         Ok(())
     }
 
@@ -152,10 +205,28 @@ impl Methods {
             .collect())
     }
 
-    fn persist(&self, table: &BTreeMap<String, Arc<Method>>) -> ApiResult<()> {
-        let entries: Vec<&MethodEntry> = table.values().map(|m| &m.entry).collect();
-        let raw = serde_json::to_vec(&entries).map_err(|e| ApiError::Internal(e.to_string()))?;
-        blocking(|| self.barrier.put(TABLE_PATH, &raw))?;
+    /// Change the stored table by compare-and-swap (`change` gets the rows as
+    /// stored now, not as cached: another node may have changed them), then
+    /// install what was stored.
+    fn change_table(
+        &self,
+        mut change: impl FnMut(&mut Vec<MethodEntry>) -> ApiResult<bool>,
+    ) -> ApiResult<()> {
+        let _w = self.write.lock().map_err(|_| poisoned())?;
+        let stored = edit_json(
+            &self.barrier,
+            TABLE_PATH,
+            "the auth method table",
+            |current: Option<Vec<MethodEntry>>| {
+                let mut entries = current.unwrap_or_default();
+                Ok(if change(&mut entries)? {
+                    Edit::Put(entries)
+                } else {
+                    Edit::Keep
+                })
+            },
+        )?;
+        self.install(stored.unwrap_or_default())?;
         Ok(())
     }
 
@@ -168,20 +239,6 @@ impl Methods {
         if path.is_empty() || path.split('/').any(str::is_empty) {
             return Err(ApiError::bad("invalid auth method path"));
         }
-        let _w = self.write.lock().map_err(|_| poisoned())?;
-        let mut next = self.table.read().map_err(|_| poisoned())?.clone();
-        let clash = path == "token"
-            || path.starts_with("token/")
-            || next.keys().any(|m| {
-                m == path
-                    || path.starts_with(&format!("{m}/"))
-                    || m.starts_with(&format!("{path}/"))
-            });
-        if clash {
-            return Err(ApiError::bad(format!(
-                "path is already in use at auth/{path}/"
-            )));
-        }
         let entry = MethodEntry {
             path: path.to_owned(),
             kind: kind.to_owned(),
@@ -192,29 +249,150 @@ impl Methods {
             ),
             description: description.to_owned(),
         };
-        let method = open(&self.barrier, &self.lookup, entry)?;
-        next.insert(path.to_owned(), Arc::new(method));
-        self.persist(&next)?;
-        *self.table.write().map_err(|_| poisoned())? = next;
-        Ok(())
+        self.change_table(|entries| {
+            let clash = path == "token"
+                || path.starts_with("token/")
+                || entries.iter().any(|e| {
+                    let m = e.path.as_str();
+                    m == path
+                        || path.starts_with(&format!("{m}/"))
+                        || m.starts_with(&format!("{path}/"))
+                });
+            if clash {
+                return Err(ApiError::bad(format!(
+                    "path is already in use at auth/{path}/"
+                )));
+            }
+            entries.push(entry.clone());
+            Ok(true)
+        })
     }
 
     /// Disable a method and delete its users, roles and secret IDs. (The
     /// caller revokes the tokens it issued, as Vault does.)
     pub fn disable(&self, path: &str) -> ApiResult<()> {
-        let _w = self.write.lock().map_err(|_| poisoned())?;
-        let mut next = self.table.read().map_err(|_| poisoned())?.clone();
-        let Some(removed) = next.remove(path) else {
+        let mut removed = None;
+        self.change_table(|entries| {
+            removed = entries
+                .iter()
+                .position(|e| e.path == path)
+                .map(|i| entries.remove(i));
+            Ok(removed.is_some())
+        })?;
+        let Some(removed) = removed else {
             return Ok(());
         };
-        self.persist(&next)?;
-        *self.table.write().map_err(|_| poisoned())? = next;
-        let prefix = format!("auth/{}/", removed.entry.uuid);
+        // Nothing is computed from a removed method's entries: plain deletes.
+        let prefix = format!("auth/{}/", removed.uuid);
         blocking(|| -> ApiResult<()> {
             for entry in self.barrier.list(&prefix)? {
                 self.barrier.delete(&entry)?;
             }
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::userpass::tests::barrier;
+
+    /// Two nodes' method tables over one storage.
+    fn two_nodes() -> (Methods, Methods) {
+        let (_, barrier, lookup) = barrier();
+        let node = || Methods::load(Arc::clone(&barrier), Arc::clone(&lookup)).unwrap();
+        (node(), node())
+    }
+
+    fn paths(m: &Methods) -> Vec<String> {
+        m.entries().unwrap().into_iter().map(|e| e.path).collect()
+    }
+
+    fn stored_paths(m: &Methods) -> Vec<String> {
+        let mut paths: Vec<String> = read_table(&m.barrier)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        paths.sort();
+        paths
+    }
+
+    fn approle(m: &Methods, path: &str) -> Arc<Method> {
+        let (method, _) = m.resolve(path).unwrap().unwrap();
+        assert!(matches!(method.backend, Backend::AppRole(_)));
+        method
+    }
+
+    fn store(method: &Method) -> &AppRoleStore {
+        match &method.backend {
+            Backend::AppRole(s) => s,
+            Backend::Userpass(_) => panic!("not approle"),
+        }
+    }
+
+    #[test]
+    fn enables_on_two_nodes_both_survive_and_clash_with_the_stored_table() {
+        let (a, b) = two_nodes();
+        a.enable("one", "approle", "").unwrap();
+        // B has not heard of `one`.
+        b.enable("two", "userpass", "").unwrap();
+        assert_eq!(stored_paths(&a), vec!["one", "two"]);
+        assert_eq!(paths(&b), vec!["one", "two"], "B installed what is stored");
+        assert!(
+            b.enable("one/sub", "approle", "")
+                .unwrap_err()
+                .to_string()
+                .contains("already in use")
+        );
+        a.apply_change(TABLE_PATH).unwrap();
+        assert_eq!(paths(&a), vec!["one", "two"]);
+        // A disables `two`, which it knew only through the change.
+        a.disable("two").unwrap();
+        b.disable("nothing").unwrap();
+        assert_eq!(paths(&b), vec!["one"]);
+        assert_eq!(stored_paths(&b), vec!["one"]);
+    }
+
+    #[test]
+    fn changes_apply_in_place_and_writes_in_flight_stay() {
+        let (a, b) = two_nodes();
+        a.enable("ar", "approle", "").unwrap();
+        b.apply_change(TABLE_PATH).unwrap();
+        let on_a = approle(&a, "ar");
+        let on_b = approle(&b, "ar");
+        store(&on_a).write_role("r", |_| Ok(())).unwrap();
+        let role_path = format!("auth/{}/role/{}", on_a.entry.uuid, b.lookup.name("r"));
+        b.apply_change(&role_path).unwrap();
+        assert!(store(&on_b).get_role("r").unwrap().is_some());
+
+        // A request on B holds the method while B applies changes and
+        // resyncs: what it writes afterwards is in B's table.
+        a.enable("other", "approle", "").unwrap();
+        b.apply_change(TABLE_PATH).unwrap();
+        b.apply_change(&role_path).unwrap();
+        b.reload_all().unwrap();
+        store(&on_b).write_role("late", |_| Ok(())).unwrap();
+        let now_b = approle(&b, "ar");
+        assert!(Arc::ptr_eq(&now_b, &on_b), "the method was not replaced");
+        assert!(store(&now_b).get_role("late").unwrap().is_some());
+        assert_eq!(paths(&b), vec!["ar", "other"]);
+
+        // Changes of unknown methods, the token store, or anything else are ignored.
+        for path in [
+            "auth/",
+            "auth/token/id/00",
+            "auth/no-such-uuid/role/x",
+            "auth/nouuid",
+            "core/other",
+            "",
+        ] {
+            b.apply_change(path).unwrap();
+        }
+        a.disable("ar").unwrap();
+        b.apply_change(TABLE_PATH).unwrap();
+        assert!(b.resolve("ar").unwrap().is_none());
+        assert_eq!(paths(&b), vec!["other"]);
     }
 }

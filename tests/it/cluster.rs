@@ -600,3 +600,108 @@ async fn a_stale_node_never_undoes_another_nodes_write() {
     assert!(mounts.body["data"].get("m1/").is_some(), "{}", mounts.body);
     assert!(mounts.body["data"].get("m2/").is_some());
 }
+
+/// A limited AppRole secret ID is counted in the shared storage: logins fired
+/// at all nodes at once get exactly its uses, whichever nodes they reach.
+#[test]
+fn a_limited_secret_id_grants_exactly_its_uses_across_nodes() {
+    let _db = database_lock();
+    let c = Cluster::start(3);
+    let (status, body) = c.call(
+        0,
+        "POST",
+        "sys/auth/approle",
+        Some(json!({ "type": "approle" })),
+    );
+    assert_eq!(status, 204, "{body}");
+    for (uses, attempts) in [(1u64, 3usize), (3, 9)] {
+        let role = format!("uses{uses}");
+        let (status, body) = c.call(
+            0,
+            "POST",
+            &format!("auth/approle/role/{role}"),
+            Some(json!({ "secret_id_num_uses": uses })),
+        );
+        assert_eq!(status, 204, "{body}");
+        let (_, body) = c.call(0, "GET", &format!("auth/approle/role/{role}/role-id"), None);
+        let role_id = body["data"]["role_id"].as_str().unwrap().to_owned();
+        // Issued on another node, once it has heard of the role (the API
+        // checks the role in the node's cache first).
+        within(Duration::from_millis(100), "role", || {
+            c.call(1, "GET", &format!("auth/approle/role/{role}"), None)
+                .0
+                == 200
+        });
+        let (status, body) = c.call(
+            1,
+            "POST",
+            &format!("auth/approle/role/{role}/secret-id"),
+            None,
+        );
+        assert_eq!(status, 200, "{body}");
+        let secret_id = body["data"]["secret_id"].as_str().unwrap().to_owned();
+        let accessor = body["data"]["secret_id_accessor"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let lookup = |node: usize| {
+            c.call(
+                node,
+                "POST",
+                &format!("auth/approle/role/{role}/secret-id-accessor/lookup"),
+                Some(json!({ "secret_id_accessor": accessor })),
+            )
+            .0
+        };
+        // Every node has it cached with all its uses before the race.
+        for node in 0..3 {
+            within(Duration::from_millis(100), "secret ID", || {
+                lookup(node) == 200
+            });
+        }
+        let start = std::sync::Barrier::new(attempts);
+        let outcomes: Vec<(u16, Value)> = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..attempts)
+                .map(|i| {
+                    let (c, start, role_id, secret_id) = (&c, &start, &role_id, &secret_id);
+                    s.spawn(move || {
+                        start.wait();
+                        c.nodes[i % 3].call(
+                            "POST",
+                            "auth/approle/login",
+                            None,
+                            Some(json!({ "role_id": role_id, "secret_id": secret_id })),
+                        )
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let granted = outcomes.iter().filter(|(status, _)| *status == 200).count();
+        for (status, body) in &outcomes {
+            if *status != 200 {
+                assert_eq!(
+                    (*status, &body["errors"][0]),
+                    (400, &json!("invalid role or secret ID")),
+                    "{body}"
+                );
+            }
+        }
+        println!("cluster: {uses}-use secret ID, {attempts} concurrent logins, {granted} granted");
+        let statuses: Vec<u16> = outcomes.iter().map(|(status, _)| *status).collect();
+        assert_eq!(granted, uses as usize, "{statuses:?}");
+        // Used up everywhere, and refused on every node afterwards.
+        for node in 0..3 {
+            within(Duration::from_millis(100), "used-up secret ID", || {
+                lookup(node) == 404
+            });
+            let (status, _) = c.nodes[node].call(
+                "POST",
+                "auth/approle/login",
+                None,
+                Some(json!({ "role_id": role_id, "secret_id": secret_id })),
+            );
+            assert_eq!(status, 400);
+        }
+    }
+}
