@@ -558,6 +558,67 @@ async fn a_node_that_missed_every_notification_still_decrypts_and_rotates_right(
     }
 }
 
+#[tokio::test]
+async fn every_reader_on_a_node_that_missed_every_notification_gets_the_new_key() {
+    let (a, b, share) = silent_pair();
+    assert!(b.unseal(&share).unwrap());
+    let (a, b) = (
+        crate::support::TestApp::from_state(a, "root"),
+        crate::support::TestApp::from_state(b, "root"),
+    );
+    let data = |r: &crate::support::Res, f: &str| r.body["data"][f].as_str().unwrap().to_owned();
+    // Keys B has never heard of: signing, HMAC and data keys find them.
+    a.write("transit/keys/s", json!({ "type": "ed25519" }))
+        .await
+        .ok();
+    a.write("transit/keys/h", json!({})).await.ok();
+    b.write("transit/sign/s", json!({ "input": "aGk=" }))
+        .await
+        .ok();
+    b.write("transit/hmac/h", json!({ "input": "aGk=" }))
+        .await
+        .ok();
+    b.write("transit/datakey/plaintext/h", json!({})).await.ok();
+    // Versions B has not heard of: verification reads the key again.
+    for round in 0..2 {
+        a.write("transit/keys/s/rotate", json!({})).await.ok();
+        a.write("transit/keys/h/rotate", json!({})).await.ok();
+        let sig = data(
+            &a.write("transit/sign/s", json!({ "input": "aGk=" }))
+                .await
+                .ok(),
+            "signature",
+        );
+        assert!(sig.starts_with(&format!("vault:v{}:", round + 2)), "{sig}");
+        let mac = data(
+            &a.write("transit/hmac/h", json!({ "input": "aGk=" }))
+                .await
+                .ok(),
+            "hmac",
+        );
+        let verified = b
+            .write(
+                "transit/verify/s",
+                json!({ "input": "aGk=", "signature": sig }),
+            )
+            .await
+            .ok();
+        assert_eq!(verified.body["data"]["valid"], json!(true), "round {round}");
+        let verified = b
+            .write(
+                "transit/verify/h",
+                json!({ "batch_input": [{ "input": "aGk=", "hmac": mac }] }),
+            )
+            .await
+            .ok();
+        assert_eq!(
+            verified.body["data"]["batch_results"][0]["valid"],
+            json!(true),
+            "round {round}"
+        );
+    }
+}
+
 /// Review findings, in-process with two nodes that hear nothing of each other:
 /// writes start from storage, so a stale node neither resurrects a revoked
 /// token nor erases another node's mount.
