@@ -18,20 +18,69 @@
 //! panics inside another runtime. So no driver call is ever made on the
 //! caller's thread: each operation is sent to a small pool of worker threads
 //! owned by the storage (at most `max_parallel`, started on demand), and the
-//! caller waits for the answer on a channel, at most [`OPERATION_TIMEOUT`].
-//! That works the same on any thread, needs no nested `block_on`, and bounds
-//! how long a caller can be stuck behind a dead network.
+//! caller waits for the answer on a channel, within the limits described
+//! under "Deadlines" below. That works the same on any thread, needs no
+//! nested `block_on`, and bounds how long a caller can be stuck behind a dead
+//! network.
 //!
 //! Each worker borrows a connection from a shared pool of idle ones (the most
-//! recently used first, checked with a round trip if it sat idle for more than
-//! [`IDLE_CHECK_AFTER`]) or opens a new one, so there are never more than
+//! recently used first) or opens a new one, so there are never more than
 //! `max_parallel` connections for operations (plus one for the change feed
 //! once someone subscribes). A connection that failed is dropped, and the next
 //! operation opens a new one: when the database is down every call fails with
 //! `Unavailable("postgresql: ...")` as soon as the connection attempt fails,
 //! and the storage works again as soon as the database is back. Every session
-//! runs with a `statement_timeout` and a `lock_timeout` below the caller's
-//! deadline, so a stuck query is cancelled by the server too.
+//! runs with a `statement_timeout` and a `lock_timeout`, so a stuck query is
+//! cancelled by the server too.
+//!
+//! # Deadlines: a write is either never sent or waited for
+//!
+//! An operation has [`OPERATION_TIMEOUT`] from the call to get its statement
+//! *sent*: waiting for a worker, checking or opening a connection and
+//! preparing the statement all count. Each job has an atomic state (queued,
+//! preparing, sent, abandoned); the worker moves it to "sent" right before it
+//! sends the statement, the caller to "abandoned" when the deadline passes,
+//! and whichever comes first decides:
+//!
+//! - A write (`put`, `delete`, a compare-and-swap that may change something)
+//!   not sent by its deadline is never sent, even if a worker already took
+//!   it: the caller gets `Unavailable` and nothing happened.
+//! - A write sent before its deadline is waited for, so that its caller gets
+//!   its real outcome and is never told "failed" for a write that commits
+//!   later. Once sent, a write takes at most the
+//!   `statement_timeout` (4 s; it includes lock waits, `lock_timeout` being
+//!   the same, and the commit) if the server works, plus the time TCP needs
+//!   to notice a server or network that died meanwhile: `tcp_user_timeout`
+//!   (10 s) for unacknowledged data, and for a silent connection keepalive
+//!   probes after 15 s, every 5 s, the first unanswered one past
+//!   `tcp_user_timeout` closing the connection: at most 20 s. So **a sent
+//!   write finishes within 24 s** (4 s with a working server), and its caller
+//!   waits at most [`OPERATION_TIMEOUT`] + 24 s in all. (A connection string
+//!   setting `tcp_user_timeout` or `keepalives*` itself changes the 20 s.) The
+//!   one case TCP cannot see is a server host that is up but whose
+//!   PostgreSQL never answers (stopped process, storage hung in the commit's
+//!   `fsync`): [`SENT_WAIT_LIMIT`] past its deadline the caller stops waiting
+//!   and gets `Unavailable` saying that the write's outcome is unknown.
+//! - A read has no effect: its caller gives up at the deadline whatever the
+//!   state, and a worker does not send a read whose caller gave up.
+//!
+//! # Retries
+//!
+//! An operation is retried (once, on a new connection) only if that cannot
+//! apply a change twice. Before anything is sent, a pooled connection that
+//! sat idle for more than [`IDLE_CHECK_AFTER`] ([`WRITE_CHECK_AFTER`] for a
+//! write) is checked with an empty query, which finds a session that the
+//! server closed meanwhile (restart, `pg_terminate_backend`). A connection
+//! failing the check, or failing while the statement is prepared, is
+//! replaced and the operation goes on: nothing with an effect was sent yet.
+//! Once the statement was sent, a lost connection leaves its outcome unknown:
+//! a read is retried once on a new connection, a write never is (a
+//! compare-and-swap whose first attempt committed unseen would report `false`
+//! and make its caller apply its change twice; a repeated `put` could
+//! overwrite a newer write of another node). The write's caller gets
+//! `Unavailable` saying that it may have been applied. The job state enforces
+//! it: a write goes to "sent" once. (An `ERROR` answer of the server, such
+//! as a timeout, means that the statement failed and was rolled back.)
 //!
 //! # Writes and the change feed
 //!
@@ -51,7 +100,22 @@
 //! on the channel, skips the notifications this instance caused (its node id,
 //! random per instance), and reports the others as [`Change::Path`]. If that
 //! connection is lost it reconnects forever (backoff 100 ms to 2 s) and then
-//! sends [`Change::Resync`], since changes made in between were not seen.
+//! sends [`Change::Resync`], since changes made in between were not seen. A
+//! path that cannot go in a payload (empty, longer than 4096 bytes, or with a
+//! control character) is announced as `<node id>` alone, a `Resync`.
+//!
+//! Anyone who can connect to the database can `NOTIFY` on the channel, so
+//! only payloads of exactly the shape this module sends are believed: a node
+//! id of 32 lowercase hex digits, then optionally one space and a path that
+//! this module would send. Others are dropped, with a warning at most every
+//! [`NOTIFY_WARN_EVERY`] that shows their length and first few characters,
+//! never the payload. (A well-formed forgery only makes nodes re-read: whoever
+//! can send it can write the table anyway.)
+//!
+//! Each subscriber has a queue of [`SUBSCRIBER_QUEUE`] changes, never more: a
+//! consumer that does not keep up (or a flood of notifications) loses the
+//! changes that do not fit, and gets a [`Change::Resync`] as soon as its queue
+//! has room again, so it never misses a change without a later `Resync`.
 //!
 //! # Connection string and TLS
 //!
@@ -79,14 +143,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use ::postgres::config::{Host, SslMode};
-use ::postgres::error::SqlState;
+use ::postgres::error::{Severity, SqlState};
 use ::postgres::fallible_iterator::FallibleIterator;
 use ::postgres::{Client, NoTls, Statement};
 use rustls::client::WebPkiServerVerifier;
@@ -99,17 +163,49 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{Change, Storage, StorageError, StorageResult, prefix_successor};
 
-/// How long a caller waits for one operation (queueing, connecting and the
-/// statement) before getting `Unavailable`.
+/// How long an operation may take to get its statement sent (queueing,
+/// connecting, preparing): a write not sent by then never is, and its caller
+/// gets `Unavailable`; a read is given up then whatever its state. A write
+/// sent in time is waited for; see the module documentation.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The server-side `statement_timeout` and `lock_timeout`, in milliseconds:
-/// below [`OPERATION_TIMEOUT`], so the server gives up first.
+/// how long a sent statement may run on a working server.
 const STATEMENT_TIMEOUT_MS: u32 = 4000;
+
+/// TCP settings, unless the connection string sets them: a dead server or
+/// network is noticed within 10 s of unacknowledged data, or for a silent
+/// connection at the second keepalive probe (15 s + 5 s), which finds
+/// `tcp_user_timeout` exceeded.
+const TCP_USER_TIMEOUT_MS: u64 = 10_000;
+const KEEPALIVES_IDLE_MS: u64 = 15_000;
+const KEEPALIVES_INTERVAL_MS: u64 = 5_000;
+const KEEPALIVES_RETRIES: u32 = 3;
+
+/// The longest a sent write takes with the settings above: the statement
+/// (with its lock waits and commit), then TCP noticing a dead peer.
+const SENT_WRITE_BOUND_MS: u64 = STATEMENT_TIMEOUT_MS as u64
+    + if TCP_USER_TIMEOUT_MS > KEEPALIVES_IDLE_MS + KEEPALIVES_INTERVAL_MS {
+        TCP_USER_TIMEOUT_MS
+    } else {
+        KEEPALIVES_IDLE_MS + KEEPALIVES_INTERVAL_MS
+    };
+
+/// How long a caller waits for a sent write past its deadline before giving
+/// up with "outcome unknown": only a server that neither answers nor lets TCP
+/// see it is dead (hung, not gone) gets there.
+pub const SENT_WAIT_LIMIT: Duration = Duration::from_secs(30);
+const _: () = assert!(SENT_WRITE_BOUND_MS < SENT_WAIT_LIMIT.as_millis() as u64);
 
 /// A pooled connection idle for longer than this is checked with a round trip
 /// before use: the server may have restarted or closed it meanwhile.
 pub const IDLE_CHECK_AFTER: Duration = Duration::from_secs(1);
+
+/// The same for a write, which cannot be retried once sent: a session closed
+/// by the server is only seen by sending something, and a check costs a round
+/// trip (about a statement's), so it is skipped only on a connection this
+/// busy.
+pub const WRITE_CHECK_AFTER: Duration = Duration::from_millis(100);
 
 /// How long the check of an idle connection may take.
 const VALIDATE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -134,9 +230,21 @@ const ADVISORY_LOCK_CLASS: i32 = 0x7472_6e73;
 const MAX_SCHEMA_LEN: usize = 63 - CHANNEL_PREFIX.len();
 const CHANNEL_PREFIX: &str = "transitd_";
 
-/// Longest path sent in a notification payload (PostgreSQL's limit is 8000
-/// bytes); a longer one is announced as "something changed" (a resync).
-const MAX_NOTIFY_PATH: usize = 7900;
+/// Longest path sent in a notification payload, and accepted in one
+/// (PostgreSQL's limit is 8000 bytes); a longer one is announced as
+/// "something changed" (a resync).
+const MAX_NOTIFY_PATH: usize = 4096;
+
+/// Length of a node id: a UUID's 32 lowercase hex digits.
+const NODE_ID_LEN: usize = 32;
+
+/// Most changes queued for one subscriber; past that, changes are dropped and
+/// the subscriber gets a [`Change::Resync`] once it has room again.
+pub const SUBSCRIBER_QUEUE: usize = 4096;
+
+/// At most one warning this often about dropped notifications, and about
+/// subscribers that do not keep up.
+pub const NOTIFY_WARN_EVERY: Duration = Duration::from_secs(5);
 
 /// Defaults of [`PostgresConfig`].
 pub const DEFAULT_MAX_PARALLEL: usize = 8;
@@ -238,6 +346,8 @@ pub struct PostgresStorage {
     pool: Arc<Pool>,
     jobs: mpsc::Sender<Job>,
     feed: Arc<Feed>,
+    /// [`OPERATION_TIMEOUT`]; shorter in tests.
+    operation_timeout: Duration,
 }
 
 impl fmt::Debug for PostgresStorage {
@@ -305,12 +415,13 @@ impl Settings {
         Ok(client)
     }
 
-    /// The payload of the notification for a change of `path`.
+    /// The payload of the notification for a change of `path`: a path the
+    /// receivers would refuse is announced as "something changed".
     fn payload(&self, path: &str) -> String {
-        if path.len() > MAX_NOTIFY_PATH {
-            self.node_id.clone()
-        } else {
+        if notifiable_path(path) {
             format!("{} {path}", self.node_id)
+        } else {
+            self.node_id.clone()
         }
     }
 
@@ -456,10 +567,125 @@ impl Conn {
     }
 }
 
+/// What a job may do to the database, which decides when its caller may give
+/// up on it and whether it may be retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Effect {
+    /// Reads, and the idempotent migration: given up at the deadline whatever
+    /// their state, retried after a lost connection.
+    None,
+    /// Writes: never sent after the deadline, waited for once sent, never
+    /// sent twice.
+    Write,
+}
+
+/// The states of a [`Ticket`].
+const QUEUED: u8 = 0;
+/// A worker took the job: it checks or opens a connection, prepares the
+/// statement. Nothing with an effect has been sent.
+const PREPARING: u8 = 1;
+/// The statement may have reached the server.
+const SENT: u8 = 2;
+/// The caller gave up first: the statement is never sent.
+const ABANDONED: u8 = 3;
+
+/// The state of one job, shared by its caller and the worker running it:
+/// whoever moves it first, the worker to [`SENT`] or the caller to
+/// [`ABANDONED`], decides whether the statement is sent.
+struct Ticket {
+    state: AtomicU8,
+    effect: Effect,
+    /// The statement must be sent before this, or never.
+    deadline: Instant,
+}
+
+impl Ticket {
+    fn new(effect: Effect, deadline: Instant) -> Self {
+        Self {
+            state: AtomicU8::new(QUEUED),
+            effect,
+            deadline,
+        }
+    }
+
+    /// A worker takes the job: false if its caller already gave up.
+    fn take(&self) -> bool {
+        Instant::now() < self.deadline
+            && self
+                .state
+                .compare_exchange(QUEUED, PREPARING, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+    }
+
+    /// Called right before sending the statement: an error if it must not be
+    /// sent (its caller gave up, its deadline passed, or it is a write that
+    /// was sent already).
+    fn send(&self) -> StorageResult<()> {
+        if Instant::now() >= self.deadline {
+            // Not waiting for the caller's thread to wake up: the deadline
+            // decides, even if nobody has moved the state yet.
+            self.abandon();
+        }
+        match self
+            .state
+            .compare_exchange(PREPARING, SENT, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => Ok(()),
+            // A read retried on a new connection.
+            Err(SENT) if self.effect == Effect::None => Ok(()),
+            Err(SENT) => Err(StorageError::Unavailable(
+                "a write is never sent twice".to_owned(),
+            )),
+            Err(_) => Err(StorageError::Unavailable(
+                "not sent: its caller gave up".to_owned(),
+            )),
+        }
+    }
+
+    /// The caller gives up: true if the statement will never be sent, or
+    /// does not matter (a read); false if it is a sent write, to wait for.
+    fn abandon(&self) -> bool {
+        if self.effect == Effect::None {
+            self.state.store(ABANDONED, Ordering::SeqCst);
+            return true;
+        }
+        let mut current = self.state.load(Ordering::SeqCst);
+        loop {
+            match current {
+                SENT => return false,
+                ABANDONED => return true,
+                _ => match self.state.compare_exchange(
+                    current,
+                    ABANDONED,
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                ) {
+                    Ok(_) => return true,
+                    Err(now) => current = now,
+                },
+            }
+        }
+    }
+
+    fn is_sent(&self) -> bool {
+        self.state.load(Ordering::SeqCst) == SENT
+    }
+
+    fn is_abandoned(&self) -> bool {
+        self.state.load(Ordering::SeqCst) == ABANDONED
+    }
+
+    /// Whether a failure of the connection may be retried on a new one:
+    /// never for a write once sent, since it may have been applied.
+    fn may_retry(&self) -> bool {
+        !self.is_abandoned() && (self.effect == Effect::None || !self.is_sent())
+    }
+}
+
 /// A unit of work for a worker; it sends its own answer. Dropped unrun if its
 /// caller has already given up.
 struct Job {
-    deadline: Instant,
+    ticket: Arc<Ticket>,
     work: Box<dyn FnOnce() + Send>,
 }
 
@@ -520,7 +746,7 @@ impl Pool {
                 w.pending = w.pending.saturating_sub(1);
                 w.idle = w.idle.saturating_sub(1);
             }
-            if Instant::now() < job.deadline {
+            if job.ticket.take() {
                 // A panic must not cost the pool a worker; the job's answer
                 // channel is dropped, which its caller reports.
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job.work));
@@ -529,21 +755,21 @@ impl Pool {
         }
     }
 
-    /// Run `f` on a connection: an idle one or a new one. With `retry`, for
-    /// idempotent work, a failure on a reused connection that turns out to be
-    /// closed (the server restarted, or closed it, since its last use) is
-    /// retried once on a new connection.
+    /// Run `f` on a connection: an idle one or a new one. A failure that
+    /// closed a reused connection (the server restarted, or closed it, since
+    /// its last use) is retried once on a new connection if the ticket allows
+    /// it: a read, or a write not sent yet.
     fn with_conn<T>(
         &self,
-        retry: bool,
-        mut f: impl FnMut(&mut Conn, &Settings) -> StorageResult<T>,
+        ticket: &Ticket,
+        mut f: impl FnMut(&mut Conn, &Settings, &Ticket) -> StorageResult<T>,
     ) -> StorageResult<T> {
-        let (mut conn, reused) = self.checkout()?;
-        let mut result = f(&mut conn, &self.settings);
-        if result.is_err() && retry && reused && conn.client.is_closed() {
+        let (mut conn, reused) = self.checkout(ticket.effect)?;
+        let mut result = f(&mut conn, &self.settings, ticket);
+        if result.is_err() && reused && conn.client.is_closed() && ticket.may_retry() {
             tracing::debug!(server = %self.settings.server, "retrying on a new postgresql connection");
             conn = Conn::new(self.settings.open()?);
-            result = f(&mut conn, &self.settings);
+            result = f(&mut conn, &self.settings, ticket);
         }
         if !conn.client.is_closed() {
             conn.last_used = Instant::now();
@@ -552,8 +778,15 @@ impl Pool {
         result
     }
 
-    /// A connection, and whether it was reused.
-    fn checkout(&self) -> StorageResult<(Conn, bool)> {
+    /// A connection, and whether it was reused. Sends nothing with an effect.
+    fn checkout(&self, effect: Effect) -> StorageResult<(Conn, bool)> {
+        // A session that the server closed (restart, pg_terminate_backend)
+        // is found closed by the check rather than by the statement, which
+        // could then not be retried if it is a write.
+        let check_after = match effect {
+            Effect::None => IDLE_CHECK_AFTER,
+            Effect::Write => WRITE_CHECK_AFTER,
+        };
         loop {
             let candidate = lock(&self.idle).pop();
             let Some(mut conn) = candidate else {
@@ -562,11 +795,14 @@ impl Pool {
             if conn.client.is_closed() {
                 continue;
             }
-            if conn.last_used.elapsed() > IDLE_CHECK_AFTER
+            if conn.last_used.elapsed() > check_after
                 && conn.client.is_valid(VALIDATE_TIMEOUT).is_err()
             {
+                // The server or network is silent: the other idle
+                // connections are no better, and checking each would cost
+                // VALIDATE_TIMEOUT apiece.
                 tracing::debug!(server = %self.settings.server, "dropping a dead postgresql connection");
-                continue;
+                return Ok((Conn::new(self.settings.open()?), false));
             }
             return Ok((conn, true));
         }
@@ -600,17 +836,18 @@ impl PostgresStorage {
             pg.application_name("transitd");
         }
         // Notice a dead peer within seconds rather than the system's hours.
+        // These bound how long a sent write can take (SENT_WRITE_BOUND_MS).
         if !has("tcp_user_timeout") {
-            pg.tcp_user_timeout(Duration::from_secs(10));
+            pg.tcp_user_timeout(Duration::from_millis(TCP_USER_TIMEOUT_MS));
         }
         if !has("keepalives_idle") {
-            pg.keepalives_idle(Duration::from_secs(15));
+            pg.keepalives_idle(Duration::from_millis(KEEPALIVES_IDLE_MS));
         }
         if !has("keepalives_interval") {
-            pg.keepalives_interval(Duration::from_secs(5));
+            pg.keepalives_interval(Duration::from_millis(KEEPALIVES_INTERVAL_MS));
         }
         if !has("keepalives_retries") {
-            pg.keepalives_retries(3);
+            pg.keepalives_retries(KEEPALIVES_RETRIES);
         }
         let tls = build_tls(parsed.tls, parsed.root_cert.as_deref()).map_err(invalid)?;
         let tls = match tls {
@@ -662,18 +899,28 @@ impl PostgresStorage {
             state: Mutex::new(FeedState::default()),
             ready: Condvar::new(),
             shutdown: AtomicBool::new(false),
+            rejected: AtomicU64::new(0),
+            overflow_log: Mutex::new(LogLimiter::new(NOTIFY_WARN_EVERY)),
         });
         let storage = Self {
             settings,
             pool,
             jobs,
             feed,
+            operation_timeout: OPERATION_TIMEOUT,
         };
         let timeout = storage.feed.connect_timeout + OPERATION_TIMEOUT;
-        // Idempotent: one transaction, which re-reads the version.
-        storage.run("migrate schema".to_owned(), timeout, true, |conn, s| {
-            migrate(&mut conn.client, s)
-        })?;
+        // Idempotent (one transaction, which re-reads the version), so it
+        // may be given up or retried like a read.
+        storage.run(
+            "migrate schema".to_owned(),
+            timeout,
+            Effect::None,
+            |conn, s, ticket| {
+                ticket.send()?;
+                migrate(&mut conn.client, s)
+            },
+        )?;
         tracing::info!(
             server = %storage.settings.server,
             schema = %storage.settings.schema,
@@ -683,53 +930,83 @@ impl PostgresStorage {
         Ok(storage)
     }
 
-    /// Send `work` to a worker and wait for its answer, at most `timeout`.
-    /// `idempotent`: running it twice has the effect of running it once, so
-    /// it may be retried after a connection failure.
+    /// Send `work` to a worker and wait for its answer: see "Deadlines" in
+    /// the module documentation. `timeout`: the time to get the statement
+    /// sent. `work` calls [`Ticket::send`] right before sending it.
     fn run<T: Send + 'static>(
         &self,
         what: String,
         timeout: Duration,
-        idempotent: bool,
-        work: impl FnMut(&mut Conn, &Settings) -> StorageResult<T> + Send + 'static,
+        effect: Effect,
+        work: impl FnMut(&mut Conn, &Settings, &Ticket) -> StorageResult<T> + Send + 'static,
     ) -> StorageResult<T> {
         let (tx, rx) = mpsc::sync_channel(1);
+        let ticket = Arc::new(Ticket::new(effect, Instant::now() + timeout));
         let pool = Arc::clone(&self.pool);
+        let job_ticket = Arc::clone(&ticket);
         let job = Job {
-            deadline: Instant::now() + timeout,
+            ticket: Arc::clone(&ticket),
             work: Box::new(move || {
-                let _ = tx.send(pool.with_conn(idempotent, work));
+                let _ = tx.send(pool.with_conn(&job_ticket, work));
             }),
         };
+        let fail = |m: String| self.settings.fail(&what, StorageError::Unavailable(m));
         // Counted before it can be picked up, so that the count never lags.
         self.pool.job_queued();
         if self.jobs.send(job).is_err() {
-            return Err(self.settings.fail(
-                &what,
-                StorageError::Unavailable("the storage is shut down".to_owned()),
-            ));
+            return Err(fail("the storage is shut down".to_owned()));
         }
+        let no_answer = format!(
+            "no answer from {} within {} ms",
+            self.settings.server,
+            timeout.as_millis()
+        );
+        let not_sent = |no_answer: String| {
+            fail(if effect == Effect::Write {
+                format!("{no_answer}; nothing was written")
+            } else {
+                no_answer
+            })
+        };
         match rx.recv_timeout(timeout) {
+            // The worker found the deadline passed before sending.
+            Ok(Err(_)) if ticket.is_abandoned() => return Err(not_sent(no_answer)),
+            Ok(result) => return result.map_err(|e| self.settings.fail(&what, e)),
+            // Timed out; or the job was dropped unrun (its deadline passed in
+            // the queue), or it panicked.
+            Err(_) => {}
+        }
+        if ticket.abandon() {
+            return Err(not_sent(no_answer));
+        }
+        // A sent write: its outcome is the answer. It comes within
+        // SENT_WRITE_BOUND_MS unless the server hangs without TCP noticing.
+        match rx.recv_timeout(SENT_WAIT_LIMIT) {
             Ok(result) => result.map_err(|e| self.settings.fail(&what, e)),
-            // Disconnected: the job was dropped unrun (its deadline passed in
-            // the queue) or panicked.
-            Err(mpsc::RecvTimeoutError::Timeout | mpsc::RecvTimeoutError::Disconnected) => {
-                Err(self.settings.fail(
-                    &what,
-                    StorageError::Unavailable(format!(
-                        "no answer from {} within {} ms",
-                        self.settings.server,
-                        timeout.as_millis()
-                    )),
-                ))
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(fail(
+                "the write failed after it was sent: it may or may not be applied".to_owned(),
+            )),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                tracing::error!(
+                    server = %self.settings.server,
+                    operation = %self.settings.scrub(what.clone()),
+                    "a postgresql write is still unanswered {} s past its deadline; \
+                     giving up on it, its outcome is unknown",
+                    SENT_WAIT_LIMIT.as_secs()
+                );
+                Err(fail(format!(
+                    "no answer from {} within {} s past the deadline of a write \
+                     already sent: it may or may not be applied",
+                    self.settings.server,
+                    SENT_WAIT_LIMIT.as_secs()
+                )))
             }
         }
     }
 
     /// Run a write that returns one row per changed entry (each row being its
-    /// notification); true if an entry changed. Only `put` and `delete` are
-    /// idempotent: a compare-and-swap retried after its first attempt
-    /// committed unseen would report a spurious failure.
+    /// notification); true if an entry changed. Sent at most once: never
+    /// retried once sent (see "Retries" in the module documentation).
     fn write(
         &self,
         what: String,
@@ -737,19 +1014,44 @@ impl PostgresStorage {
         path: String,
         values: Vec<Vec<u8>>,
     ) -> StorageResult<bool> {
-        let idempotent = matches!(q, Query::Put | Query::Delete);
-        self.run(what, OPERATION_TIMEOUT, idempotent, move |conn, s| {
-            let st = conn.statement(q, s)?;
-            let payload = s.payload(&path);
-            let mut params: Vec<&(dyn ::postgres::types::ToSql + Sync)> = vec![&path];
-            for v in &values {
-                params.push(v);
-            }
-            params.push(&s.channel);
-            params.push(&payload);
-            let changed = conn.client.execute(&st, &params).map_err(db_err)?;
-            Ok(changed > 0)
-        })
+        self.run(
+            what,
+            self.operation_timeout,
+            Effect::Write,
+            move |conn, s, ticket| {
+                let st = conn.statement(q, s)?;
+                let payload = s.payload(&path);
+                let mut params: Vec<&(dyn ::postgres::types::ToSql + Sync)> = vec![&path];
+                for v in &values {
+                    params.push(v);
+                }
+                params.push(&s.channel);
+                params.push(&payload);
+                ticket.send()?;
+                let changed = conn.client.execute(&st, &params).map_err(|e| {
+                    // An ERROR answer means the statement failed and was
+                    // rolled back; a lost connection or a session ended by
+                    // the server (FATAL, possibly after the commit) leave its
+                    // outcome unknown.
+                    let failed = e
+                        .as_db_error()
+                        .is_some_and(|db| db.parsed_severity() == Some(Severity::Error));
+                    let e = db_err(e);
+                    if failed { e } else { outcome_unknown(e) }
+                })?;
+                Ok(changed > 0)
+            },
+        )
+    }
+}
+
+/// A write's failure after it was sent, whose outcome is unknown.
+fn outcome_unknown(e: StorageError) -> StorageError {
+    const NOTE: &str = " (the connection failed or the session ended after the write was \
+                        sent: it may have been applied)";
+    match e {
+        StorageError::Unavailable(m) => StorageError::Unavailable(m + NOTE),
+        StorageError::Corrupt(m) => StorageError::Corrupt(m + NOTE),
     }
 }
 
@@ -767,10 +1069,11 @@ impl Storage for PostgresStorage {
         let owned = path.to_owned();
         self.run(
             format!("get {path:?}"),
-            OPERATION_TIMEOUT,
-            true,
-            move |conn, s| {
+            self.operation_timeout,
+            Effect::None,
+            move |conn, s, ticket| {
                 let st = conn.statement(Query::Get, s)?;
+                ticket.send()?;
                 let row = conn.client.query_opt(&st, &[&owned]).map_err(db_err)?;
                 row.map(|r| r.try_get::<_, Vec<u8>>(0).map_err(column_err))
                     .transpose()
@@ -802,18 +1105,20 @@ impl Storage for PostgresStorage {
         let owned = prefix.to_owned();
         self.run(
             format!("list {prefix:?}"),
-            OPERATION_TIMEOUT,
-            true,
-            move |conn, s| {
+            self.operation_timeout,
+            Effect::None,
+            move |conn, s, ticket| {
                 // A range scan on the primary key, not LIKE (whose `%` and `_`
                 // are wildcards); the column's "C" collation compares bytewise.
                 let rows = match prefix_successor(&owned) {
                     Some(end) => {
                         let st = conn.statement(Query::ListRange, s)?;
+                        ticket.send()?;
                         conn.client.query(&st, &[&owned, &end])
                     }
                     None => {
                         let st = conn.statement(Query::ListFrom, s)?;
+                        ticket.send()?;
                         conn.client.query(&st, &[&owned])
                     }
                 }
@@ -834,11 +1139,17 @@ impl Storage for PostgresStorage {
         let what = format!("compare-and-swap {path:?}");
         let owned = path.to_owned();
         match (expected, new) {
-            (None, None) => self.run(what, OPERATION_TIMEOUT, true, move |conn, s| {
-                let st = conn.statement(Query::CasAbsent, s)?;
-                let row = conn.client.query_one(&st, &[&owned]).map_err(db_err)?;
-                row.try_get::<_, bool>(0).map_err(column_err)
-            }),
+            (None, None) => self.run(
+                what,
+                self.operation_timeout,
+                Effect::None,
+                move |conn, s, ticket| {
+                    let st = conn.statement(Query::CasAbsent, s)?;
+                    ticket.send()?;
+                    let row = conn.client.query_one(&st, &[&owned]).map_err(db_err)?;
+                    row.try_get::<_, bool>(0).map_err(column_err)
+                },
+            ),
             (None, Some(new)) => self.write(what, Query::CasInsert, owned, vec![new.to_vec()]),
             (Some(expected), Some(new)) => self.write(
                 what,
@@ -947,10 +1258,13 @@ fn migrate(client: &mut Client, s: &Settings) -> StorageResult<()> {
 struct Feed {
     settings: Arc<Settings>,
     connect_timeout: Duration,
-    subscribers: Mutex<Vec<mpsc::Sender<Change>>>,
+    subscribers: Mutex<Vec<Subscriber>>,
     state: Mutex<FeedState>,
     ready: Condvar,
     shutdown: AtomicBool,
+    /// Notifications dropped for not having the shape this module sends.
+    rejected: AtomicU64,
+    overflow_log: Mutex<LogLimiter>,
 }
 
 #[derive(Default)]
@@ -960,10 +1274,133 @@ struct FeedState {
     first_attempt_done: bool,
 }
 
+/// One receiver of the feed: a bounded queue, and whether changes were
+/// dropped since it last got a `Resync`.
+struct Subscriber {
+    tx: mpsc::SyncSender<Change>,
+    missed: bool,
+}
+
+impl Subscriber {
+    /// Queue `change`, or remember that a `Resync` is owed; false if the
+    /// receiver is gone.
+    fn offer(&mut self, change: &Change) -> bool {
+        if self.missed {
+            match self.tx.try_send(Change::Resync) {
+                Ok(()) => self.missed = false,
+                // Still full: the owed Resync covers this change too.
+                Err(mpsc::TrySendError::Full(_)) => return true,
+                Err(mpsc::TrySendError::Disconnected(_)) => return false,
+            }
+            if *change == Change::Resync {
+                return true;
+            }
+            // If the change does not fit now, nothing was taken from the
+            // queue since the Resync went in: that Resync, read after this
+            // change was made, covers it.
+            return match self.tx.try_send(change.clone()) {
+                Ok(()) | Err(mpsc::TrySendError::Full(_)) => true,
+                Err(mpsc::TrySendError::Disconnected(_)) => false,
+            };
+        }
+        match self.tx.try_send(change.clone()) {
+            Ok(()) => true,
+            Err(mpsc::TrySendError::Full(_)) => {
+                self.missed = true;
+                true
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => false,
+        }
+    }
+
+    /// Deliver an owed `Resync` if there is room now; false if the receiver
+    /// is gone.
+    fn catch_up(&mut self) -> bool {
+        if !self.missed {
+            return true;
+        }
+        match self.tx.try_send(Change::Resync) {
+            Ok(()) => {
+                self.missed = false;
+                true
+            }
+            Err(mpsc::TrySendError::Full(_)) => true,
+            Err(mpsc::TrySendError::Disconnected(_)) => false,
+        }
+    }
+}
+
+/// Lets one log line through per period, counting the others.
+struct LogLimiter {
+    every: Duration,
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl LogLimiter {
+    fn new(every: Duration) -> Self {
+        Self {
+            every,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// Whether to log now, and if so how many lines were suppressed since
+    /// the last one.
+    fn allow(&mut self, now: Instant) -> Option<u64> {
+        match self.last {
+            Some(last) if now.saturating_duration_since(last) < self.every => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
+}
+
+/// Whether `s` is a node id as [`PostgresStorage::connect`] makes them.
+fn is_node_id(s: &str) -> bool {
+    s.len() == NODE_ID_LEN && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Whether a path is sent as is in a notification payload (and accepted in
+/// one): not empty, at most [`MAX_NOTIFY_PATH`] bytes, no control character.
+fn notifiable_path(path: &str) -> bool {
+    !path.is_empty() && path.len() <= MAX_NOTIFY_PATH && !path.chars().any(char::is_control)
+}
+
+/// The node id and path of a payload of the shape this module sends
+/// (`<node id> <path>`, or `<node id>` alone for "something changed"), or
+/// `None` for anything else.
+fn parse_payload(payload: &str) -> Option<(&str, Option<&str>)> {
+    let (node, path) = match payload.split_once(' ') {
+        Some((node, path)) => (node, Some(path)),
+        None => (payload, None),
+    };
+    if !is_node_id(node) || path.is_some_and(|p| !notifiable_path(p)) {
+        return None;
+    }
+    Some((node, path))
+}
+
+/// What a log line may show of an untrusted payload: its first few
+/// characters, letters and digits only.
+fn payload_preview(payload: &str) -> String {
+    payload
+        .chars()
+        .take(8)
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '?' })
+        .collect()
+}
+
 impl Feed {
     fn subscribe(feed: &Arc<Self>) -> mpsc::Receiver<Change> {
-        let (tx, rx) = mpsc::channel();
-        lock(&feed.subscribers).push(tx);
+        let (tx, rx) = mpsc::sync_channel(SUBSCRIBER_QUEUE);
+        lock(&feed.subscribers).push(Subscriber { tx, missed: false });
         let mut state = lock(&feed.state);
         if !state.started {
             state.started = true;
@@ -998,8 +1435,37 @@ impl Feed {
         }
     }
 
+    /// Queue a change for every subscriber, never waiting for one: a full
+    /// queue drops it and owes that subscriber a `Resync`.
     fn broadcast(&self, change: &Change) {
-        lock(&self.subscribers).retain(|s| s.send(change.clone()).is_ok());
+        let mut subscribers = lock(&self.subscribers);
+        let mut overflowed = 0usize;
+        subscribers.retain_mut(|s| {
+            let was_missing = s.missed;
+            let kept = s.offer(change);
+            if kept && s.missed && !was_missing {
+                overflowed += 1;
+            }
+            kept
+        });
+        drop(subscribers);
+        if overflowed > 0
+            && let Some(suppressed) = lock(&self.overflow_log).allow(Instant::now())
+        {
+            tracing::warn!(
+                subscribers = overflowed,
+                capacity = SUBSCRIBER_QUEUE,
+                suppressed,
+                "a postgresql change feed subscriber is not keeping up; \
+                 dropping changes, it will get a resync"
+            );
+        }
+    }
+
+    /// Deliver the `Resync`s owed to subscribers that have room again, and
+    /// forget the ones that are gone.
+    fn catch_up(&self) {
+        lock(&self.subscribers).retain_mut(Subscriber::catch_up);
     }
 
     /// The feed thread: (re)connect forever, until the storage is dropped.
@@ -1009,6 +1475,7 @@ impl Feed {
         // connection was lost. Not on the first, successful connection.
         let mut interrupted = false;
         let mut failures = 0u32;
+        let mut malformed_log = LogLimiter::new(NOTIFY_WARN_EVERY);
         while !self.stopped() {
             match self.open_listener() {
                 Ok(mut client) => {
@@ -1019,7 +1486,7 @@ impl Feed {
                     self.first_attempt_done();
                     backoff = LISTEN_BACKOFF_MIN;
                     failures = 0;
-                    let why = self.pump(&mut client);
+                    let why = self.pump(&mut client, &mut malformed_log);
                     if self.stopped() {
                         return;
                     }
@@ -1047,6 +1514,7 @@ impl Feed {
             }
             let until = Instant::now() + backoff;
             while !self.stopped() && Instant::now() < until {
+                self.catch_up();
                 thread::sleep(LISTEN_POLL.min(until.saturating_duration_since(Instant::now())));
             }
             backoff = (backoff * 2).min(LISTEN_BACKOFF_MAX);
@@ -1063,7 +1531,7 @@ impl Feed {
 
     /// Deliver notifications until the connection fails (returns why) or the
     /// storage is dropped.
-    fn pump(&self, client: &mut Client) -> String {
+    fn pump(&self, client: &mut Client, malformed_log: &mut LogLimiter) -> String {
         let mut last_heard = Instant::now();
         loop {
             if self.stopped() {
@@ -1076,16 +1544,16 @@ impl Feed {
                     if n.channel() != self.settings.channel {
                         continue;
                     }
-                    let (node, path) = match n.payload().split_once(' ') {
-                        Some((node, path)) => (node, Some(path)),
-                        None => (n.payload(), None),
+                    let Some((node, path)) = parse_payload(n.payload()) else {
+                        self.reject(n.payload(), malformed_log);
+                        continue;
                     };
                     if node == self.settings.node_id {
                         continue;
                     }
                     match path {
                         Some(path) => self.broadcast(&Change::Path(path.to_owned())),
-                        // A path too long for a payload.
+                        // A path that does not fit in a payload.
                         None => self.broadcast(&Change::Resync),
                     }
                 }
@@ -1093,6 +1561,7 @@ impl Feed {
                     if client.is_closed() {
                         return "connection closed".to_owned();
                     }
+                    self.catch_up();
                     if last_heard.elapsed() >= LISTEN_PING_AFTER {
                         if let Err(e) = client.is_valid(VALIDATE_TIMEOUT) {
                             return describe(&e);
@@ -1102,6 +1571,23 @@ impl Feed {
                 }
                 Err(e) => return describe(&e),
             }
+        }
+    }
+
+    /// Drop a notification this module did not send, with a rate-limited
+    /// warning that does not show it.
+    fn reject(&self, payload: &str, log: &mut LogLimiter) {
+        let total = self.rejected.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(suppressed) = log.allow(Instant::now()) {
+            tracing::warn!(
+                channel = %self.settings.channel,
+                length = payload.len(),
+                starts_with = %payload_preview(payload),
+                suppressed,
+                total,
+                "dropped a postgresql change notification not sent by transitd \
+                 (anyone who can connect to the database can send one)"
+            );
         }
     }
 }
@@ -1694,16 +2180,21 @@ mod tests {
 
     /// Whether this storage's sessions use TLS, asked of the server.
     fn session_uses_tls(s: &PostgresStorage) -> bool {
-        s.run("ssl".to_owned(), OPERATION_TIMEOUT, false, |conn, _| {
-            Ok(conn
-                .client
-                .query_one(
-                    "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-                    &[],
-                )
-                .unwrap()
-                .get::<_, bool>(0))
-        })
+        s.run(
+            "ssl".to_owned(),
+            OPERATION_TIMEOUT,
+            Effect::None,
+            |conn, _, _| {
+                Ok(conn
+                    .client
+                    .query_one(
+                        "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                        &[],
+                    )
+                    .unwrap()
+                    .get::<_, bool>(0))
+            },
+        )
         .unwrap()
     }
 
@@ -2289,6 +2780,9 @@ mod tests {
         up: Arc<AtomicBool>,
         conns: Arc<Mutex<Vec<TcpStream>>>,
         acceptor: Option<thread::JoinHandle<()>>,
+        /// How long a new connection waits before it reaches the server: a
+        /// slow connect.
+        delay: Arc<Mutex<Duration>>,
     }
 
     impl Proxy {
@@ -2298,6 +2792,7 @@ mod tests {
                 up: Arc::new(AtomicBool::new(false)),
                 conns: Arc::new(Mutex::new(Vec::new())),
                 acceptor: None,
+                delay: Arc::new(Mutex::new(Duration::ZERO)),
             };
             proxy.resume();
             proxy
@@ -2310,26 +2805,31 @@ mod tests {
             self.up.store(true, Ordering::SeqCst);
             let up = Arc::clone(&self.up);
             let conns = Arc::clone(&self.conns);
+            let delay = Arc::clone(&self.delay);
             self.acceptor = Some(thread::spawn(move || {
                 while up.load(Ordering::SeqCst) {
                     match listener.accept() {
                         Ok((client, _)) => {
                             client.set_nonblocking(false).unwrap();
-                            let Ok(server) = TcpStream::connect("127.0.0.1:5432") else {
-                                continue;
-                            };
-                            let mut all = lock(&conns);
-                            all.push(client.try_clone().unwrap());
-                            all.push(server.try_clone().unwrap());
-                            for (mut from, mut to) in [
-                                (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                                (server, client),
-                            ] {
-                                thread::spawn(move || {
-                                    let _ = std::io::copy(&mut from, &mut to);
-                                    let _ = to.shutdown(Shutdown::Both);
-                                });
-                            }
+                            lock(&conns).push(client.try_clone().unwrap());
+                            let conns = Arc::clone(&conns);
+                            let delay = *lock(&delay);
+                            thread::spawn(move || {
+                                thread::sleep(delay);
+                                let Ok(server) = TcpStream::connect("127.0.0.1:5432") else {
+                                    return;
+                                };
+                                lock(&conns).push(server.try_clone().unwrap());
+                                for (mut from, mut to) in [
+                                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                                    (server, client),
+                                ] {
+                                    thread::spawn(move || {
+                                        let _ = std::io::copy(&mut from, &mut to);
+                                        let _ = to.shutdown(Shutdown::Both);
+                                    });
+                                }
+                            });
                         }
                         Err(_) => thread::sleep(Duration::from_millis(5)),
                     }
@@ -2343,9 +2843,19 @@ mod tests {
             if let Some(a) = self.acceptor.take() {
                 a.join().unwrap();
             }
+            self.sever();
+        }
+
+        /// Cut the open connections, still accepting new ones: a connection
+        /// lost in the middle of a statement, the server still reachable.
+        fn sever(&self) {
             for c in lock(&self.conns).drain(..) {
                 let _ = c.shutdown(Shutdown::Both);
             }
+        }
+
+        fn set_delay(&self, delay: Duration) {
+            *lock(&self.delay) = delay;
         }
 
         fn url(&self) -> String {
@@ -2531,8 +3041,519 @@ mod tests {
         let schema = TestSchema::new();
         let s = schema.open();
         let node = &s.settings.node_id;
+        assert!(is_node_id(node), "{node}");
         assert_eq!(s.settings.payload("a b"), format!("{node} a b"));
-        assert_eq!(s.settings.payload(&"x".repeat(MAX_NOTIFY_PATH + 1)), *node);
+        let longest = "x".repeat(MAX_NOTIFY_PATH);
+        assert_eq!(s.settings.payload(&longest), format!("{node} {longest}"));
+        // Paths that receivers would refuse are sent as "something changed".
+        for refused in [
+            &"x".repeat(MAX_NOTIFY_PATH + 1),
+            "",
+            "a\nb",
+            "a\u{1b}b",
+            "a\u{85}",
+        ] {
+            assert_eq!(s.settings.payload(refused), *node, "{refused:?}");
+        }
+        // Whatever is sent is accepted as sent.
+        for path in ["a b", " lead", "é/ü", "trail ", &longest, "\u{1b}"] {
+            let payload = s.settings.payload(path);
+            let expected = notifiable_path(path).then_some(path);
+            assert_eq!(
+                parse_payload(&payload),
+                Some((node.as_str(), expected)),
+                "{path:?}"
+            );
+        }
         assert_eq!(s.settings.channel, format!("transitd_{}", schema.name));
+    }
+
+    #[test]
+    fn payload_shapes() {
+        let id = "0123456789abcdef0123456789abcdef";
+        assert_eq!(parse_payload(id), Some((id, None)));
+        assert_eq!(
+            parse_payload(&format!("{id} a/b c")),
+            Some((id, Some("a/b c")))
+        );
+        for bad in [
+            String::new(),
+            " ".to_owned(),
+            "nothex a".to_owned(),
+            format!("{} a", &id[..31]),
+            format!("{} a", id.to_uppercase()),
+            format!("{id}0 a"),
+            format!("{id} "),
+            format!("{id}\ta"),
+            format!(" {id} a"),
+            format!("{id} a\rb"),
+            format!("{id} {}", "x".repeat(MAX_NOTIFY_PATH + 1)),
+        ] {
+            assert_eq!(parse_payload(&bad), None, "{bad:?}");
+        }
+        // A log line shows at most 8 characters, letters and digits.
+        assert_eq!(payload_preview("ab\u{1b}[2Jcdefgh"), "ab??2Jcd");
+        assert_eq!(payload_preview("é\n"), "??");
+    }
+
+    #[test]
+    fn log_limiter_lets_one_line_through_per_period() {
+        let mut l = LogLimiter::new(Duration::from_secs(5));
+        let t = Instant::now();
+        assert_eq!(l.allow(t), Some(0));
+        assert_eq!(l.allow(t + Duration::from_secs(1)), None);
+        assert_eq!(l.allow(t + Duration::from_secs(4)), None);
+        assert_eq!(l.allow(t + Duration::from_secs(5)), Some(2));
+        assert_eq!(l.allow(t + Duration::from_secs(6)), None);
+    }
+
+    #[test]
+    fn a_full_subscriber_queue_owes_one_resync() {
+        let (tx, rx) = mpsc::sync_channel(2);
+        let mut sub = Subscriber { tx, missed: false };
+        let path = |p: &str| Change::Path(p.to_owned());
+        for p in ["a", "b", "c", "d"] {
+            assert!(sub.offer(&path(p)));
+        }
+        assert!(sub.missed);
+        assert!(sub.catch_up());
+        assert!(sub.missed, "no room yet");
+        assert_eq!(rx.try_recv(), Ok(path("a")));
+        // The owed Resync takes the room; "e" does not fit behind it, but
+        // that Resync, still queued, covers it: nothing more owed.
+        assert!(sub.offer(&path("e")));
+        assert!(!sub.missed);
+        assert_eq!(
+            rx.try_iter().collect::<Vec<_>>(),
+            vec![path("b"), Change::Resync]
+        );
+        // A Resync offered while one is owed is delivered once.
+        for p in ["f", "g", "h"] {
+            assert!(sub.offer(&path(p)));
+        }
+        assert_eq!(rx.try_recv(), Ok(path("f")));
+        assert!(sub.offer(&Change::Resync));
+        assert!(!sub.missed);
+        assert_eq!(
+            rx.try_iter().collect::<Vec<_>>(),
+            vec![path("g"), Change::Resync]
+        );
+        // Owed, then delivered by catch_up alone once there is room.
+        for p in ["i", "j", "k"] {
+            assert!(sub.offer(&path(p)));
+        }
+        assert_eq!(rx.try_recv(), Ok(path("i")));
+        assert!(sub.catch_up());
+        assert!(!sub.missed);
+        assert_eq!(
+            rx.try_iter().collect::<Vec<_>>(),
+            vec![path("j"), Change::Resync]
+        );
+        drop(rx);
+        assert!(!sub.offer(&path("l")));
+    }
+
+    fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+        let until = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < until, "timed out waiting until {what}");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sessions waiting for a lock on the schema's table.
+    fn lock_waiters(schema: &TestSchema) -> i64 {
+        schema.admin_query_i64(format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+             AND query LIKE '%\"{}\".transitd_entries%'",
+            schema.name
+        ))
+    }
+
+    /// The row's version, 0 if missing.
+    fn row_version(schema: &TestSchema, path: &str) -> i64 {
+        schema.admin_query_i64(format!(
+            "SELECT COALESCE((SELECT version FROM \"{}\".transitd_entries WHERE path = '{path}'), 0)",
+            schema.name
+        ))
+    }
+
+    /// An administrator's transaction holding the lock of the row at `path`,
+    /// until it ends.
+    fn lock_row<'a>(
+        admin: &'a mut Client,
+        schema: &TestSchema,
+        path: &str,
+    ) -> ::postgres::Transaction<'a> {
+        let mut tx = admin.transaction().unwrap();
+        let locked = tx
+            .execute(
+                &format!(
+                    "SELECT 1 FROM \"{}\".transitd_entries WHERE path = $1 FOR UPDATE",
+                    schema.name
+                ),
+                &[&path],
+            )
+            .unwrap();
+        assert_eq!(locked, 1);
+        tx
+    }
+
+    fn unavailable_msg<T: fmt::Debug>(r: StorageResult<T>) -> String {
+        match r {
+            Err(StorageError::Unavailable(m)) => m,
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+    }
+
+    /// Paths reported by a feed within `wait`.
+    fn paths_seen(changes: &mpsc::Receiver<Change>, wait: Duration) -> Vec<Change> {
+        std::iter::from_fn(|| changes.recv_timeout(wait).ok()).collect()
+    }
+
+    #[test]
+    fn a_write_not_sent_by_its_deadline_never_is() {
+        let schema = TestSchema::new();
+        let direct = schema.open();
+        let changes = direct.subscribe().unwrap();
+        let deadline = Duration::from_millis(300);
+
+        // 1. Queued behind the only worker, stuck in a write waiting for a
+        // row lock.
+        let mut s = PostgresStorage::connect(&PostgresConfig {
+            max_parallel: 1,
+            ..schema.config()
+        })
+        .unwrap();
+        s.operation_timeout = deadline;
+        let s = Arc::new(s);
+        s.put("busy", b"1").unwrap();
+        let mut admin = Client::connect(TEST_URL, NoTls).unwrap();
+        let tx = lock_row(&mut admin, &schema, "busy");
+        let busy = {
+            let s = Arc::clone(&s);
+            thread::spawn(move || s.put("busy", b"2"))
+        };
+        wait_until("the put waits for the lock", || lock_waiters(&schema) == 1);
+        let started = Instant::now();
+        let msg = unavailable_msg(s.put("queued", b"x"));
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(msg.contains("nothing was written"), "{msg}");
+        tx.commit().unwrap();
+        busy.join().unwrap().unwrap();
+        // The worker has passed the queued put by now (one worker, in order).
+        assert_eq!(s.get("queued").unwrap(), None);
+
+        // 2. Taken by a worker at once, but its connection takes longer than
+        // the deadline to open: the worker must not send it afterwards.
+        let mut proxy = Proxy::start();
+        let mut slow = PostgresStorage::connect(&PostgresConfig {
+            max_parallel: 1,
+            ..schema.config_for(&proxy.url())
+        })
+        .unwrap();
+        slow.operation_timeout = deadline;
+        proxy.cut();
+        proxy.set_delay(Duration::from_secs(1));
+        proxy.resume();
+        let started = Instant::now();
+        let msg = unavailable_msg(slow.put("slow", b"x"));
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(msg.contains("nothing was written"), "{msg}");
+        // The connection is open by now, and pooled: the put was not sent.
+        thread::sleep(Duration::from_millis(1500));
+        proxy.set_delay(Duration::ZERO);
+        assert_eq!(slow.get("slow").unwrap(), None);
+
+        // Neither was ever applied, nor announced.
+        thread::sleep(Duration::from_millis(300));
+        assert_eq!(row_version(&schema, "queued"), 0);
+        assert_eq!(row_version(&schema, "slow"), 0);
+        assert_eq!(
+            paths_seen(&changes, Duration::from_millis(300)),
+            vec![Change::Path("busy".to_owned()); 2]
+        );
+    }
+
+    #[test]
+    fn a_sent_write_is_waited_for() {
+        let schema = TestSchema::new();
+        let mut s = schema.open();
+        s.operation_timeout = Duration::from_millis(300);
+        let s = Arc::new(s);
+        let direct = schema.open();
+        s.put("k", b"1").unwrap();
+        let mut admin = Client::connect(TEST_URL, NoTls).unwrap();
+        // Each write is sent at once, then waits for a row lock that is
+        // released (or not) well after its caller's deadline.
+        let blocked =
+            |admin: &mut Client,
+             release: bool,
+             write: Box<dyn FnOnce() -> StorageResult<bool> + Send>| {
+                let tx = lock_row(admin, &schema, "k");
+                let writer = thread::spawn(move || {
+                    let started = Instant::now();
+                    (write(), started.elapsed())
+                });
+                wait_until("the write waits for the lock", || {
+                    lock_waiters(&schema) == 1
+                });
+                thread::sleep(Duration::from_millis(700));
+                if release {
+                    tx.commit().unwrap();
+                }
+                let (result, took) = writer.join().unwrap();
+                assert!(took >= Duration::from_millis(700), "{took:?}");
+                result
+            };
+
+        let w = Arc::clone(&s);
+        let put = blocked(
+            &mut admin,
+            true,
+            Box::new(move || w.put("k", b"2").map(|()| true)),
+        );
+        assert!(put.unwrap());
+        assert_eq!(direct.get("k").unwrap().as_deref(), Some(&b"2"[..]));
+        assert_eq!(row_version(&schema, "k"), 2);
+
+        // A compare-and-swap reports what happened: applied once, true.
+        let w = Arc::clone(&s);
+        let cas = blocked(
+            &mut admin,
+            true,
+            Box::new(move || w.compare_and_swap("k", Some(b"2"), Some(b"3"))),
+        );
+        assert!(cas.unwrap());
+        assert_eq!(direct.get("k").unwrap().as_deref(), Some(&b"3"[..]));
+        assert_eq!(row_version(&schema, "k"), 3);
+
+        // Never released: the server gives up at lock_timeout, and the caller,
+        // who waited for that, is told the write failed, which it did.
+        let w = Arc::clone(&s);
+        let started = Instant::now();
+        let put = blocked(
+            &mut admin,
+            false,
+            Box::new(move || w.put("k", b"4").map(|()| true)),
+        );
+        let took = started.elapsed();
+        let msg = unavailable_msg(put);
+        // Whichever of lock_timeout and statement_timeout (equal) fires.
+        assert!(msg.contains("55P03") || msg.contains("57014"), "{msg}");
+        let statement_timeout = Duration::from_millis(u64::from(STATEMENT_TIMEOUT_MS));
+        assert!(took >= statement_timeout, "{took:?}");
+        assert!(
+            took < statement_timeout + Duration::from_secs(3),
+            "{took:?}"
+        );
+        assert_eq!(direct.get("k").unwrap().as_deref(), Some(&b"3"[..]));
+        assert_eq!(row_version(&schema, "k"), 3);
+    }
+
+    #[test]
+    fn a_write_is_not_retried_after_its_connection_is_lost() {
+        let schema = TestSchema::new();
+        let proxy = Proxy::start();
+        let s = Arc::new(
+            PostgresStorage::connect(&PostgresConfig {
+                max_parallel: 1,
+                ..schema.config_for(&proxy.url())
+            })
+            .unwrap(),
+        );
+        let direct = schema.open();
+        let changes = direct.subscribe().unwrap();
+        s.put("k", b"0").unwrap();
+        assert_eq!(
+            changes.recv_timeout(Duration::from_secs(2)),
+            Ok(Change::Path("k".to_owned()))
+        );
+        let mut admin = Client::connect(TEST_URL, NoTls).unwrap();
+        type Write = fn(&PostgresStorage, &[u8], &[u8]) -> StorageResult<()>;
+        let writes: [(&str, Write); 2] = [
+            ("put", |s, _, new| s.put("k", new)),
+            ("compare-and-swap", |s, old, new| {
+                s.compare_and_swap("k", Some(old), Some(new)).map(drop)
+            }),
+        ];
+        let mut current = b"0".to_vec();
+        for (round, (what, write)) in writes.into_iter().enumerate() {
+            let version = row_version(&schema, "k");
+            let new = format!("{}", round + 1).into_bytes();
+            let tx = lock_row(&mut admin, &schema, "k");
+            let writer = {
+                let (s, old, new) = (Arc::clone(&s), current.clone(), new.clone());
+                thread::spawn(move || write(&s, &old, &new))
+            };
+            wait_until("the write waits for the lock", || {
+                lock_waiters(&schema) == 1
+            });
+            // Lost mid-statement, the server still reachable: a retry would
+            // be waiting for the lock by now too.
+            proxy.sever();
+            thread::sleep(Duration::from_millis(300));
+            assert!(lock_waiters(&schema) <= 1, "{what}: retried");
+            let msg = unavailable_msg(writer.join().unwrap());
+            assert!(msg.contains("may have been applied"), "{what}: {msg}");
+            tx.commit().unwrap();
+            // The server may still commit the first (and only) attempt.
+            thread::sleep(Duration::from_millis(300));
+            let applied = row_version(&schema, "k") - version;
+            assert!(
+                (0..=1).contains(&applied),
+                "{what}: applied {applied} times"
+            );
+            if applied == 1 {
+                current = new;
+                assert_eq!(
+                    changes.recv_timeout(Duration::from_secs(2)),
+                    Ok(Change::Path("k".to_owned()))
+                );
+            }
+            assert_eq!(direct.get("k").unwrap(), Some(current.clone()), "{what}");
+            assert_eq!(
+                paths_seen(&changes, Duration::from_millis(300)),
+                vec![],
+                "{what}"
+            );
+        }
+        // Usable again, on a new connection.
+        s.put("after", b"x").unwrap();
+    }
+
+    #[test]
+    fn a_write_on_a_connection_the_server_closed_meanwhile_succeeds() {
+        // Found closed before anything is sent, so it is replaced: a write,
+        // which is never retried once sent, is not lost to a session that
+        // the server ended (restart, pg_terminate_backend) since its last use.
+        let schema = TestSchema::new();
+        let app = format!("w{}", &schema.name[14..]);
+        let s = PostgresStorage::connect(&PostgresConfig {
+            max_parallel: 1,
+            ..schema.config_for(&format!("{TEST_URL} application_name={app}"))
+        })
+        .unwrap();
+        for round in 0..3 {
+            s.put("k", format!("{round}").as_bytes()).unwrap();
+            let killed = schema.admin_query_i64(format!(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE application_name = '{app}'"
+            ));
+            assert_eq!(killed, 1);
+            wait_until("the session is gone", || {
+                schema.admin_query_i64(format!(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = '{app}'"
+                )) == 0
+            });
+            // Idle for less than IDLE_CHECK_AFTER (a read would not check
+            // it), more than WRITE_CHECK_AFTER.
+            thread::sleep(WRITE_CHECK_AFTER + Duration::from_millis(50));
+            s.put("k", format!("{round}b").as_bytes()).unwrap();
+            assert_eq!(s.get("k").unwrap(), Some(format!("{round}b").into_bytes()));
+        }
+    }
+
+    #[test]
+    fn forged_notifications_are_dropped() {
+        let schema = TestSchema::new();
+        let a = schema.open();
+        let b = schema.open();
+        let changes = a.subscribe().unwrap();
+        let other = "0123456789abcdef0123456789abcdef";
+        let forged = [
+            String::new(),
+            "nothex some/path".to_owned(),
+            format!("{} p", &other[..31]),
+            format!("{} p", other.to_uppercase()),
+            format!("{other}0 p"),
+            format!("g{} p", &other[1..]),
+            format!("{other} "),
+            format!("{other}\tp"),
+            format!(" {other} p"),
+            format!("{other} a\nb"),
+            format!("{other} a\u{1b}[2J"),
+            format!("{other} a\u{7f}"),
+            format!("{other} a\u{85}"),
+            format!("{other} {}", "x".repeat(MAX_NOTIFY_PATH + 1)),
+            format!("{other} {}", "x".repeat(7900)),
+        ];
+        let mut admin = Client::connect(TEST_URL, NoTls).unwrap();
+        admin
+            .batch_execute(&format!(
+                "NOTIFY \"{}\", 'not from transitd'",
+                a.settings.channel
+            ))
+            .unwrap();
+        for payload in &forged {
+            admin
+                .execute("SELECT pg_notify($1, $2)", &[&a.settings.channel, payload])
+                .unwrap();
+        }
+        // The shape transitd sends for a path too long for a payload.
+        admin
+            .execute("SELECT pg_notify($1, $2)", &[&a.settings.channel, &other])
+            .unwrap();
+        b.put("good", b"1").unwrap();
+        let seen: Vec<String> = paths_seen(&changes, Duration::from_millis(500))
+            .iter()
+            .map(|c| format!("{c:?}").chars().take(40).collect())
+            .collect();
+        assert_eq!(seen, ["Resync", "Path(\"good\")"]);
+        assert_eq!(
+            a.feed.rejected.load(Ordering::Relaxed),
+            forged.len() as u64 + 1
+        );
+    }
+
+    #[test]
+    fn a_subscriber_that_does_not_read_gets_a_resync() {
+        let schema = TestSchema::new();
+        let a = schema.open();
+        let b = schema.open();
+        let changes = a.subscribe().unwrap();
+        let flood = SUBSCRIBER_QUEUE + 1000;
+        let mut admin = Client::connect(TEST_URL, NoTls).unwrap();
+        admin
+            .execute(
+                "SELECT pg_notify($1, $2::text || g::text) FROM generate_series(1, $3::int) g",
+                &[
+                    &a.settings.channel,
+                    &"0123456789abcdef0123456789abcdef flood/",
+                    &i32::try_from(flood).unwrap(),
+                ],
+            )
+            .unwrap();
+        wait_until("the subscriber's queue overflows", || {
+            lock(&a.feed.subscribers).iter().all(|s| s.missed)
+        });
+        // Let the feed go through the rest of the flood.
+        thread::sleep(Duration::from_millis(500));
+        let mut queued = 0;
+        loop {
+            match changes.recv_timeout(Duration::from_secs(2)) {
+                Ok(Change::Path(p)) => {
+                    assert!(p.starts_with("flood/"), "{p}");
+                    queued += 1;
+                }
+                Ok(Change::Resync) => break,
+                Err(e) => panic!("no Resync after {queued} changes: {e:?}"),
+            }
+        }
+        // The queue held its capacity, no more; the rest was dropped.
+        assert_eq!(queued, SUBSCRIBER_QUEUE);
+        b.put("after", b"1").unwrap();
+        let rest = paths_seen(&changes, Duration::from_millis(500));
+        assert_eq!(rest.last(), Some(&Change::Path("after".to_owned())));
+        assert!(queued + rest.len() < flood, "{}", rest.len());
+        assert!(!rest.contains(&Change::Resync));
     }
 }
