@@ -5,7 +5,7 @@
 //! Handlers read fields through typed getters; every field a handler reads is
 //! remembered, so the reply can warn about the ones it ignored, as Vault does.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 
 use base64::Engine as _;
@@ -16,18 +16,68 @@ use crate::error::{ApiError, ApiResult};
 /// Deepest JSON nesting we accept (transit bodies are at most 3 deep).
 pub const MAX_JSON_DEPTH: usize = 16;
 
+/// Up to this many fields, which ones were read is a bit per field (by its
+/// place in the sorted map), so reading allocates nothing.
+const READ_BITS: usize = 64;
+
 #[derive(Debug, Default)]
 pub struct Params {
     fields: Map<String, Value>,
-    read: RefCell<BTreeSet<String>>,
+    /// Bit i: the i-th field (in key order) was read. Used while there are at
+    /// most [`READ_BITS`] fields.
+    read_bits: Cell<u64>,
+    /// The names read, once there are more fields than bits.
+    read_names: RefCell<BTreeSet<String>>,
 }
 
 impl Params {
     pub fn from_map(fields: Map<String, Value>) -> Self {
         Self {
             fields,
-            read: RefCell::default(),
+            ..Self::default()
         }
+    }
+
+    fn uses_bits(&self) -> bool {
+        self.fields.len() <= READ_BITS
+    }
+
+    /// Remember that `key` was read (only fields that exist matter).
+    fn mark_read(&self, key: &str) {
+        if self.uses_bits() {
+            if let Some(i) = self.fields.keys().position(|k| k == key) {
+                self.read_bits.set(self.read_bits.get() | 1 << i);
+            }
+        } else if self.fields.contains_key(key) {
+            self.read_names.borrow_mut().insert(key.to_owned());
+        }
+    }
+
+    fn was_read(&self, index: usize, key: &str) -> bool {
+        if self.uses_bits() {
+            self.read_bits.get() & (1 << index) != 0
+        } else {
+            self.read_names.borrow().contains(key)
+        }
+    }
+
+    /// Keep the read marks right across a change of the field set: bits
+    /// follow their keys; past [`READ_BITS`] fields, names are kept instead.
+    fn reindex_reads(&mut self, read: BTreeSet<String>) {
+        self.read_bits.set(0);
+        self.read_names.borrow_mut().clear();
+        for key in read {
+            self.mark_read(&key);
+        }
+    }
+
+    fn reads(&self) -> BTreeSet<String> {
+        self.fields
+            .keys()
+            .enumerate()
+            .filter(|(i, k)| self.was_read(*i, k))
+            .map(|(_, k)| k.clone())
+            .collect()
     }
 
     /// Parse a request body: JSON object, form-encoded, or empty.
@@ -67,15 +117,23 @@ impl Params {
 
     /// Add fields that are not in the body (query values of GETs, URL segments).
     pub fn insert_if_absent(&mut self, key: &str, value: Value) {
-        self.fields.entry(key.to_owned()).or_insert(value);
+        if !self.fields.contains_key(key) {
+            self.insert(key, value);
+        }
     }
 
     pub fn insert(&mut self, key: &str, value: Value) {
+        if self.fields.contains_key(key) {
+            self.fields.insert(key.to_owned(), value);
+            return;
+        }
+        let read = self.reads();
         self.fields.insert(key.to_owned(), value);
+        self.reindex_reads(read);
     }
 
     fn take(&self, key: &str) -> Option<&Value> {
-        self.read.borrow_mut().insert(key.to_owned());
+        self.mark_read(key);
         self.fields.get(key).filter(|v| !v.is_null())
     }
 
@@ -120,16 +178,21 @@ impl Params {
 
     /// A standard-base64 field decoded (absent means `None`).
     pub fn base64(&self, key: &str) -> ApiResult<Option<Vec<u8>>> {
-        self.string(key)?.map(|s| decode_b64(&s)).transpose()
+        match self.take(key) {
+            // The common case, decoded without a copy of the text.
+            Some(Value::String(s)) => decode_b64(s).map(Some),
+            Some(other) => decode_b64(&value_to_string(key, other)?).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// The fields the handler never looked at, for Vault's warning.
     pub fn unrecognized(&self) -> Vec<String> {
-        let read = self.read.borrow();
         self.fields
             .keys()
-            .filter(|k| !read.contains(*k))
-            .cloned()
+            .enumerate()
+            .filter(|(i, k)| !self.was_read(*i, k))
+            .map(|(_, k)| k.clone())
             .collect()
     }
 }
@@ -339,5 +402,57 @@ mod tests {
                 .is_empty()
         );
         assert!(Params::from_body(b"[1]", None).is_err());
+    }
+}
+
+#[cfg(test)]
+mod read_tracking {
+    use serde_json::json;
+
+    use super::*;
+
+    fn params(v: Value) -> Params {
+        match v {
+            Value::Object(m) => Params::from_map(m),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn unread_fields_are_reported_and_inserts_keep_the_marks() {
+        let mut p = params(json!({ "b": "1", "d": "2", "f": null }));
+        assert!(p.has("d"));
+        assert!(!p.has("zz"), "an absent field");
+        let _ = p.raw("f");
+        // New fields before and after the read ones move them in key order.
+        p.insert("a", json!("x"));
+        p.insert_if_absent("e", json!("y"));
+        p.insert_if_absent("d", json!("ignored"));
+        assert_eq!(p.string("d").unwrap().as_deref(), Some("2"));
+        assert_eq!(p.unrecognized(), ["a", "b", "e"]);
+        let _ = p.string("e");
+        assert_eq!(p.unrecognized(), ["a", "b"]);
+    }
+
+    #[test]
+    fn more_fields_than_bits() {
+        let map: Map<String, Value> = (0..100).map(|i| (format!("k{i:03}"), json!(i))).collect();
+        let mut p = Params::from_map(map);
+        for i in (0..100).step_by(2) {
+            let _ = p.int(&format!("k{i:03}"));
+        }
+        assert_eq!(p.unrecognized().len(), 50);
+        assert!(
+            p.unrecognized()
+                .iter()
+                .all(|k| k.ends_with(['1', '3', '5', '7', '9']))
+        );
+        // Crossing the boundary (64 fields) with reads already marked.
+        let map: Map<String, Value> = (0..64).map(|i| (format!("k{i:03}"), json!(i))).collect();
+        let mut p = Params::from_map(map);
+        let _ = p.int("k063");
+        p.insert("k100", json!(1));
+        assert_eq!(p.unrecognized().len(), 64);
+        assert!(!p.unrecognized().contains(&"k063".to_owned()));
     }
 }

@@ -2,7 +2,31 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Value, json};
+
+/// A random (v4) UUID for a request id, from the thread's userspace CSPRNG
+/// (no system call per request).
+pub fn new_request_id() -> String {
+    uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .hyphenated()
+        .to_string()
+}
+
+/// Vault's envelope, serialized as is (fields in the order `json!` gave them:
+/// sorted).
+#[derive(Serialize)]
+struct Envelope<'a> {
+    auth: &'a Option<Value>,
+    data: &'a Option<Value>,
+    lease_duration: u32,
+    lease_id: &'static str,
+    renewable: bool,
+    request_id: String,
+    warnings: Option<&'a [String]>,
+    wrap_info: Option<()>,
+}
 
 /// What a handler answers on success.
 #[derive(Debug, Default)]
@@ -81,9 +105,23 @@ impl Reply {
                 unrecognized.join(" ")
             ));
         }
-        let top = if self.mirror { self.data.clone() } else { None };
+        let status = self.status.unwrap_or(StatusCode::OK);
+        if !self.mirror {
+            let envelope = Envelope {
+                auth: &self.auth,
+                data: &self.data,
+                lease_duration: 0,
+                lease_id: "",
+                renewable: false,
+                request_id: new_request_id(),
+                warnings: (!warnings.is_empty()).then_some(warnings.as_slice()),
+                wrap_info: None,
+            };
+            return (status, axum::Json(envelope)).into_response();
+        }
+        let top = self.data.clone();
         let mut body = json!({
-            "request_id": uuid::Uuid::new_v4().to_string(),
+            "request_id": new_request_id(),
             "lease_id": "",
             "renewable": false,
             "lease_duration": 0,
@@ -97,6 +135,6 @@ impl Reply {
                 envelope.entry(k).or_insert(v);
             }
         }
-        (self.status.unwrap_or(StatusCode::OK), axum::Json(body)).into_response()
+        (status, axum::Json(body)).into_response()
     }
 }
