@@ -20,9 +20,11 @@ pub const MAX_JSON_DEPTH: usize = 16;
 /// place in the sorted map), so reading allocates nothing.
 const READ_BITS: usize = 64;
 
+/// The fields are owned (a request body) or borrowed (one item of a batch,
+/// read in place inside the request's own `batch_input`).
 #[derive(Debug, Default)]
-pub struct Params {
-    fields: Map<String, Value>,
+pub struct Params<'a> {
+    fields: std::borrow::Cow<'a, Map<String, Value>>,
     /// Bit i: the i-th field (in key order) was read. Used while there are at
     /// most [`READ_BITS`] fields.
     read_bits: Cell<u64>,
@@ -30,10 +32,18 @@ pub struct Params {
     read_names: RefCell<BTreeSet<String>>,
 }
 
-impl Params {
+impl<'a> Params<'a> {
     pub fn from_map(fields: Map<String, Value>) -> Self {
         Self {
-            fields,
+            fields: std::borrow::Cow::Owned(fields),
+            ..Self::default()
+        }
+    }
+
+    /// One batch item's fields, read where they are.
+    pub fn borrowed(fields: &'a Map<String, Value>) -> Self {
+        Self {
+            fields: std::borrow::Cow::Borrowed(fields),
             ..Self::default()
         }
     }
@@ -124,11 +134,11 @@ impl Params {
 
     pub fn insert(&mut self, key: &str, value: Value) {
         if self.fields.contains_key(key) {
-            self.fields.insert(key.to_owned(), value);
+            self.fields.to_mut().insert(key.to_owned(), value);
             return;
         }
         let read = self.reads();
-        self.fields.insert(key.to_owned(), value);
+        self.fields.to_mut().insert(key.to_owned(), value);
         self.reindex_reads(read);
     }
 
@@ -139,7 +149,7 @@ impl Params {
 
     /// Every field as received (for the audit log, which hashes the strings).
     pub fn to_value(&self) -> Value {
-        Value::Object(self.fields.clone())
+        Value::Object(self.fields.clone().into_owned())
     }
 
     pub fn has(&self, key: &str) -> bool {
@@ -154,7 +164,7 @@ impl Params {
         self.take(key).map(|v| value_to_string(key, v)).transpose()
     }
 
-    pub fn str_or<'a>(&self, key: &str, default: &'a str) -> ApiResult<std::borrow::Cow<'a, str>> {
+    pub fn str_or<'d>(&self, key: &str, default: &'d str) -> ApiResult<std::borrow::Cow<'d, str>> {
         Ok(match self.string(key)? {
             Some(s) => std::borrow::Cow::Owned(s),
             None => std::borrow::Cow::Borrowed(default),
@@ -411,7 +421,7 @@ mod read_tracking {
 
     use super::*;
 
-    fn params(v: Value) -> Params {
+    fn params(v: Value) -> Params<'static> {
         match v {
             Value::Object(m) => Params::from_map(m),
             _ => unreachable!(),
@@ -437,7 +447,7 @@ mod read_tracking {
     #[test]
     fn more_fields_than_bits() {
         let map: Map<String, Value> = (0..100).map(|i| (format!("k{i:03}"), json!(i))).collect();
-        let mut p = Params::from_map(map);
+        let p = Params::from_map(map);
         for i in (0..100).step_by(2) {
             let _ = p.int(&format!("k{i:03}"));
         }

@@ -37,7 +37,7 @@ impl Item {
 }
 
 /// The items of `batch_input`, or `None` for a single-item request.
-pub fn batch_input(ctx: &Ctx<'_>, p: &Params) -> ApiResult<Option<Vec<Params>>> {
+pub fn batch_input<'p>(ctx: &Ctx<'_>, p: &'p Params<'_>) -> ApiResult<Option<Vec<Params<'p>>>> {
     let Some(raw) = p.raw("batch_input") else {
         return Ok(None);
     };
@@ -57,7 +57,7 @@ pub fn batch_input(ctx: &Ctx<'_>, p: &Params) -> ApiResult<Option<Vec<Params>>> 
     items
         .iter()
         .map(|item| match item {
-            Value::Object(map) => Ok(Params::from_map(map.clone())),
+            Value::Object(map) => Ok(Params::borrowed(map)),
             _ => Err(ApiError::bad("batch_input items must be JSON objects")),
         })
         .collect::<ApiResult<Vec<_>>>()

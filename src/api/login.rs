@@ -729,7 +729,7 @@ mod tests {
         }
     }
 
-    fn params(v: Value) -> Params {
+    fn params(v: Value) -> Params<'static> {
         match v {
             Value::Object(m) => Params::from_map(m),
             _ => Params::default(),

@@ -188,7 +188,7 @@ async fn authorized(
     presented: &str,
     op: Op,
     path: String,
-    params: Params,
+    params: Params<'static>,
     body: &Bytes,
     now: i64,
 ) -> ApiResult<(Reply, Vec<String>)> {
@@ -280,9 +280,9 @@ async fn read_params(
     op: Op,
     body: Body,
     headers: &HeaderMap,
-    query: Params,
+    query: Params<'static>,
     limit: usize,
-) -> ApiResult<(Params, Bytes)> {
+) -> ApiResult<(Params<'static>, Bytes)> {
     let read = tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, limit));
     let bytes = match read.await {
         Ok(Ok(bytes)) => bytes,
