@@ -15,6 +15,9 @@ here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd -- "$here/../.." && pwd)
 py="$here/report.py"
 lua_dir="$here/lua"
+# Shared helpers: stop_pid die need build_transitd wait_ready api jget probe_mlock write_transitd_hcl
+# shellcheck source=lib.sh
+source "$here/lib.sh"
 
 command_line="bash benches/load/run.sh"
 for a in "$@"; do
@@ -60,15 +63,6 @@ fi
 work="" rot_pid=""
 declare -A pid_of=()   # server -> pid
 
-stop_pid() { # pid: TERM, up to 10 s, then KILL; always reaped
-  local pid=$1 i
-  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-  kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
@@ -81,18 +75,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo; echo "interrupted: stopping servers and removing temp files" >&2; exit 130' INT TERM
 
-dump_logs() {
-  local f
-  [[ -n $work && -d $work ]] || return 0
-  for f in "$work"/*.log; do
-    [[ -e $f ]] || continue
-    echo "----- last lines of $(basename "$f") -----" >&2
-    tail -n 40 "$f" >&2 || true
-  done
-}
-die() { echo "ERROR: $*" >&2; dump_logs; exit 1; }
-
-need() { command -v "$1" >/dev/null || die "$1 is needed${2:+ ($2)}"; }
 need wrk "apt-get install wrk"
 need curl
 need python3
@@ -114,11 +96,7 @@ mkdir -p "$work/bodies" "$work/runs" "$work/transitd/audit" "$work/openbao"
 : > "$work/runs.jsonl"
 
 # -------------------------------------------------------------------- builds
-echo "== building transitd (release)"
-(cd "$repo" && cargo build --release --bin transitd) || die "cargo build --release --bin transitd failed"
-transitd_bin="${CARGO_TARGET_DIR:-$repo/target}/release/transitd"
-[[ $transitd_bin == /* ]] || transitd_bin="$repo/$transitd_bin"
-[[ -x $transitd_bin ]] || die "no binary at $transitd_bin"
+build_transitd
 
 echo "== building the bare reference (benches/load/bare, its own workspace)"
 bare_manifest="$here/bare/Cargo.toml"
@@ -130,42 +108,9 @@ bare_bin="$bare_target/release/transitd-bare-bench"
 python3 "$py" lockcheck "$repo/Cargo.lock" "$here/bare/Cargo.lock"
 
 # ------------------------------------------------------------------- helpers
-wait_ready() { # name pid url: up to 60 s for any HTTP answer on url
-  local name=$1 pid=$2 url=$3 code i
-  for i in $(seq 600); do
-    kill -0 "$pid" 2>/dev/null || die "$name exited during start-up"
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true)
-    [[ $code != 000 ]] && return 0
-    sleep 0.1
-  done
-  die "$name did not answer on $url within 60 s"
-}
-
-# api METHOD ADDR TOKEN PATH [BODY] -> body on stdout; dies (with logs) unless 2xx
-api() {
-  local method=$1 addr=$2 token=$3 path=$4 body=${5-} out code
-  local args=(-sS --max-time 60 -X "$method" -H "X-Vault-Token: $token" -w $'\n%{http_code}')
-  [[ -n $body ]] && args+=(-H 'Content-Type: application/json' --data-binary "$body")
-  out=$(curl "${args[@]}" "$addr/v1/$path") || die "curl $method $addr/v1/$path failed"
-  code=${out##*$'\n'}
-  out=${out%$'\n'*}
-  [[ $code == 2?? ]] || die "$method $addr/v1/$path answered HTTP $code: $out"
-  printf '%s' "$out"
-}
-jget() { python3 "$py" jget "$1"; }
 
 # ------------------------------------------------------------- mlock probe
-# transitd locks its memory with mlockall (keys never reach swap) and refuses
-# to start if the OS says no. Probe the same call here: if it works, mlock
-# stays ON as in production; if the sandbox refuses (no CAP_IPC_LOCK, low
-# RLIMIT_MEMLOCK) set disable_mlock = true and say so in the report.
-if python3 -c 'import ctypes,sys; l=ctypes.CDLL(None, use_errno=True); sys.exit(0 if l.mlockall(3) == 0 else 1)'; then
-  mlock_note="transitd: mlock ON (mlockall works in this environment, so it runs exactly as in production)"
-  mlock_hcl='# mlock stays ON: a probe of mlockall(MCL_CURRENT|MCL_FUTURE) succeeded here.'
-else
-  mlock_note="transitd: disable_mlock = true (this environment refuses mlockall: no CAP_IPC_LOCK or low RLIMIT_MEMLOCK)"
-  mlock_hcl=$'# The sandbox refuses mlockall (probe failed: no CAP_IPC_LOCK or RLIMIT_MEMLOCK too low),\n# and transitd will not start with mlock on where the OS refuses it.\ndisable_mlock = true'
-fi
+probe_mlock
 echo "== $mlock_note"
 
 read -r tport bport rport < <(python3 "$py" free-ports 3)
@@ -174,21 +119,7 @@ declare -A token=()
 
 # ------------------------------------------------------------------ transitd
 tdir=$work/transitd
-cat > "$tdir/transitd.hcl" <<HCL
-# transitd as deployed: durable SQLite storage, Shamir seal (1 of 1 here),
-# plain HTTP on loopback only.
-storage "sqlite" {
-  path = "$tdir/transitd.db"
-}
-
-listener "tcp" {
-  address     = "127.0.0.1:$tport"
-  tls_disable = true
-}
-
-log_level = "info"
-$mlock_hcl
-HCL
+write_transitd_hcl "$tdir" "$tport"
 
 echo "== starting transitd on ${addr[transitd]}"
 # Servers run in their own session (setsid): Ctrl-C reaches this script and
