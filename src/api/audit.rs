@@ -1,10 +1,51 @@
 //! The audit hook of the request path, and `sys/audit`, `sys/audit-hash`.
 //!
-//! A request is written to the audit devices after it is authorized and
-//! before anything is done; its response is written before the reply leaves.
-//! If no enabled device can record either, the request fails (fail closed). A
-//! refused request is recorded with its error. With no device enabled the
-//! hook costs nothing (no copies are made).
+//! A request is written to the audit devices after it is authorized; its
+//! response is written before the reply leaves. If no enabled device can
+//! record either, the request fails (fail closed). A refused request is
+//! recorded with its error (one entry, one wait). With no device enabled the
+//! hook costs nothing (no copies are made). Entries borrow the request's
+//! parts and the reply (nothing is copied to build them), and each device
+//! hashes the token and accessor once per request ([`Session`]).
+//!
+//! # One sync per request that changes nothing
+//!
+//! A request that changes state (key creation, including an encrypt or
+//! `keys/:name` write that would create its key, rotation, configuration,
+//! trimming, deletion, backup, restore, token and login paths, every `sys/`
+//! path, and any request of a use-limited token) is served only once its
+//! request entry is durable, and answered once its response entry is: two
+//! syncs, as before. Nothing it changes can then be missing from the log.
+//!
+//! A request that changes nothing ([`changes_nothing`]: encrypt with a key
+//! that exists and cannot be deleted, decrypt, rewrap, sign, verify, hmac,
+//! hash, random, datakey, key reads and lists, exports, config reads) is
+//! served first: its request entry is held back, and handed to each device
+//! together with the response entry as one message that the device's writer
+//! puts in one batch (one write, one `fdatasync`) or not at all. The reply
+//! waits for that and is discarded (500) unless some device recorded both.
+//! This is sound because the reply is the request's only effect: nothing
+//! leaves before both entries are durable, and nothing is changed that an
+//! entry would have had to precede. What differs is only that a request
+//! that dies meanwhile (a crash, a disconnect) may leave no entry; it left
+//! nothing else either (if its future is dropped, the request entry is
+//! queued anyway).
+//!
+//! Queuing the request entry as soon as it is known and waiting for both
+//! acknowledgements would keep the request on record a little earlier, but
+//! the writer then often syncs the request entry alone, just before the
+//! response entry arrives: two syncs in a row again for a lone client.
+//! Acknowledging request entries after `write` (before `fdatasync`) was not
+//! chosen either: a state change could then outlive a crash that its request
+//! entry does not, and after a failed `fdatasync` the written bytes can
+//! neither be trusted nor taken back.
+//!
+//! Whether the key exists is read from this node's cache before the handler
+//! runs. An encrypt classified on a key that is deleted between that check
+//! and the handler's own lookup would create the key unrecorded; keys that
+//! can be deleted (`deletion_allowed`) are therefore always treated as
+//! changing state, so the race needs a configuration change and a deletion
+//! both completing (each with its own durable entry) within that window.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -14,7 +55,8 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
 use super::Op;
-use crate::audit::{AuditRecord, AuthInfo, Kind, RequestInfo, ResponseInfo};
+use crate::audit::format::{Data, Entry, ResponseView};
+use crate::audit::{AuditError, AuthInfo, Kind, Pending, RequestInfo, Session};
 use crate::auth::token::TokenEntry;
 use crate::error::{ApiError, ApiResult};
 use crate::request::Params;
@@ -25,6 +67,11 @@ pub struct Audit {
     unsealed: Option<Arc<Unsealed>>,
     auth: Option<AuthInfo>,
     request: RequestInfo,
+    /// Per-device token HMACs and request-entry outcomes of this request.
+    session: Session,
+    /// When a deferred request entry is held back (see
+    /// [`Audit::request_deferred`]): the time it records.
+    deferred: Option<OffsetDateTime>,
 }
 
 fn operation(op: Op) -> &'static str {
@@ -109,6 +156,86 @@ fn mount_of(unsealed: &Unsealed, path: &str) -> (String, String, String) {
     }
 }
 
+/// A request to a transit mount that changes nothing, `rest` being the path
+/// inside the mount: its request entry need not be durable before it is
+/// served, only before it is answered (see the module docs).
+///
+/// `stable_key(name)` tells whether the key exists and cannot be deleted
+/// (`deletion_allowed` is off): encrypting with, or "creating", such a key
+/// does not create it. Everything not listed here (key creation, rotation,
+/// configuration, trimming, deletion, backup (it stamps the key), restore,
+/// the mount's configuration writes, unknown paths) counts as changing state.
+pub(crate) fn side_effect_free(op: Op, rest: &str, stable_key: impl FnOnce(&str) -> bool) -> bool {
+    let mut seg = [""; 5];
+    let mut n = 0;
+    for s in rest.split('/') {
+        if n == seg.len() || s.is_empty() {
+            return false;
+        }
+        seg[n] = s;
+        n += 1;
+    }
+    match (op, &seg[..n]) {
+        (Op::Update, ["encrypt" | "keys", name]) => stable_key(name),
+        (
+            Op::Update,
+            ["decrypt" | "rewrap" | "hmac" | "sign" | "verify", _]
+            | ["datakey" | "hmac" | "sign" | "verify", _, _]
+            | ["hash"]
+            | ["hash", _]
+            | ["random"]
+            | ["random", _]
+            | ["random", _, _],
+        ) => true,
+        (
+            Op::Read,
+            ["keys", _]
+            | ["export", _, _]
+            | ["export", _, _, _]
+            | ["cache-config"]
+            | ["config", "keys"],
+        ) => true,
+        (Op::List, ["keys"]) => true,
+        _ => false,
+    }
+}
+
+/// Whether the request (authorized, its token not use-limited) changes
+/// nothing: a transit mount's path that [`side_effect_free`] accepts. Every
+/// `sys/` and `auth/` path counts as changing state.
+pub(crate) fn changes_nothing(unsealed: &Unsealed, op: Op, path: &str) -> bool {
+    if path.starts_with("sys/") || path.starts_with("auth/") {
+        return false;
+    }
+    match unsealed.resolve(path) {
+        Ok(Some((mount, rest))) => side_effect_free(
+            op,
+            rest,
+            |name| matches!(mount.key(name), Ok(Some(ring)) if !ring.deletion_allowed()),
+        ),
+        _ => false,
+    }
+}
+
+static NULL: Value = Value::Null;
+
+/// A request entry (or a refusal), borrowing the request's parts.
+fn request_entry<'a>(
+    auth: &'a Option<AuthInfo>,
+    request: &'a RequestInfo,
+    time: OffsetDateTime,
+    error: Option<&'a str>,
+) -> Entry<'a> {
+    Entry {
+        kind: Kind::Request,
+        time,
+        auth: auth.as_ref(),
+        request,
+        response: None,
+        error,
+    }
+}
+
 impl Audit {
     pub fn begin(
         unsealed: &Arc<Unsealed>,
@@ -123,12 +250,14 @@ impl Audit {
                 unsealed: None,
                 auth: None,
                 request: RequestInfo::default(),
+                session: Session::default(),
+                deferred: None,
             };
         }
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let (mount_point, mount_type, mount_accessor) = mount_of(unsealed, path);
         let request = RequestInfo {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: crate::response::new_request_id(),
             operation: operation(op).to_owned(),
             mount_point,
             mount_type,
@@ -144,90 +273,160 @@ impl Audit {
             unsealed: Some(Arc::clone(unsealed)),
             auth: token.map(|(t, e)| auth_info(t, e, now)),
             request,
+            session: Session::default(),
+            deferred: None,
         }
     }
 
-    async fn write(&self, record: AuditRecord) -> ApiResult<()> {
-        let Some(unsealed) = &self.unsealed else {
+    /// Whether any device is configured (otherwise every call is free).
+    pub fn is_on(&self) -> bool {
+        self.unsealed.is_some()
+    }
+
+    fn refuse(&self, e: &AuditError) -> ApiError {
+        tracing::error!(error = %e, path = %self.request.path, "audit log failed; request refused");
+        ApiError::Internal("no audit device could record the request".to_owned())
+    }
+
+    /// Queues the request entry (or a refusal).
+    fn submit_request(&mut self, unsealed: &Unsealed, error: Option<&str>) -> Pending {
+        let entry = request_entry(&self.auth, &self.request, OffsetDateTime::now_utc(), error);
+        unsealed.audit.broker.submit(&[&entry], &mut self.session)
+    }
+
+    /// The request, durable before it is served.
+    pub async fn request(&mut self) -> ApiResult<()> {
+        let Some(unsealed) = self.unsealed.clone() else {
             return Ok(());
         };
-        unsealed.audit.broker.log(&record).await.map_err(|e| {
-            tracing::error!(error = %e, path = %record.request.path, "audit log failed; request refused");
-            ApiError::Internal("no audit device could record the request".to_owned())
-        })
+        let pending = self.submit_request(&unsealed, None);
+        pending
+            .wait(&mut self.session)
+            .await
+            .map_err(|e| self.refuse(&e))
     }
 
-    fn record(
-        &self,
-        kind: Kind,
-        response: Option<ResponseInfo>,
-        error: Option<String>,
-    ) -> AuditRecord {
-        AuditRecord {
-            kind,
-            time: OffsetDateTime::now_utc(),
-            auth: self.auth.clone(),
-            request: self.request.clone(),
-            response,
-            error,
-        }
-    }
-
-    /// The request, before it is served.
-    pub async fn request(&mut self) -> ApiResult<()> {
-        if self.unsealed.is_none() {
+    /// The request of one that changes nothing ([`changes_nothing`]): its
+    /// entry is held back and handed to the devices together with the
+    /// response entry by [`Audit::response`], as one message that each device
+    /// writes in one batch (one sync) or not at all, and the reply waits for
+    /// it. (Queued now instead, the entry would often be synced alone, just
+    /// before the response entry arrives: two syncs again.) Refused at once
+    /// when no device is open. If the request never reaches
+    /// [`Audit::response`] (its future dropped: the client went away, a
+    /// panic), the entry is queued on drop.
+    pub async fn request_deferred(&mut self) -> ApiResult<()> {
+        let Some(unsealed) = self.unsealed.clone() else {
             return Ok(());
+        };
+        if !unsealed.audit.broker.can_record() {
+            return self.request().await;
         }
-        self.write(self.record(Kind::Request, None, None)).await
+        self.deferred = Some(OffsetDateTime::now_utc());
+        Ok(())
     }
 
     /// A request refused before it was served: recorded with its error.
-    pub async fn refused(self, error: ApiError) -> ApiResult<(Reply, Vec<String>)> {
-        if self.unsealed.is_some() {
-            let record = self.record(Kind::Request, None, Some(error.to_string()));
+    pub async fn refused(mut self, error: ApiError) -> ApiResult<(Reply, Vec<String>)> {
+        if let Some(unsealed) = self.unsealed.clone() {
+            let message = error.to_string();
+            let pending = self.submit_request(&unsealed, Some(&message));
             // The refusal stands whether or not it could be recorded.
-            let _ = self.write(record).await;
+            if let Err(e) = pending.wait(&mut self.session).await {
+                let _ = self.refuse(&e);
+            }
         }
         Err(error)
     }
 
-    /// The outcome, before the reply leaves.
+    /// The outcome, before the reply leaves. A deferred request entry is
+    /// waited for here too: the reply is discarded (500) unless both entries
+    /// were recorded.
     pub async fn response(
-        self,
+        mut self,
         result: ApiResult<(Reply, Vec<String>)>,
     ) -> ApiResult<(Reply, Vec<String>)> {
-        if self.unsealed.is_none() {
+        let Some(unsealed) = self.unsealed.clone() else {
             return result;
-        }
-        let record = match &result {
-            Ok((reply, _)) => {
-                let mut data = match &reply.data {
-                    Some(Value::Object(m)) => m.clone(),
-                    Some(other) => Map::from_iter([("value".to_owned(), other.clone())]),
-                    None => Map::new(),
-                };
-                let mut record_auth = self.auth.clone();
-                if let Some(block) = &reply.auth {
-                    record_auth = Some(issued_auth(block));
-                    data.insert("auth".to_owned(), block.clone());
-                }
-                let response = ResponseInfo {
-                    data: Value::Object(data),
-                    warnings: reply.warnings.clone(),
-                    redirect: String::new(),
-                };
-                let mut record = self.record(Kind::Response, Some(response), None);
-                record.auth = record_auth;
-                record
-            }
-            Err(e) => self.record(
-                Kind::Response,
-                Some(ResponseInfo::default()),
-                Some(e.messages().join("; ")),
-            ),
         };
-        self.write(record).await?;
+        let error_text;
+        // A reply that issued a token is recorded with that token's `auth`
+        // and the block in its data (a copy: rare, small).
+        let issued;
+        let with_auth;
+        let (auth, data, warnings, error) = match &result {
+            Ok((reply, _)) => match &reply.auth {
+                Some(block) => {
+                    let mut data = match &reply.data {
+                        Some(Value::Object(m)) => m.clone(),
+                        Some(other) => Map::from_iter([("value".to_owned(), other.clone())]),
+                        None => Map::new(),
+                    };
+                    data.insert("auth".to_owned(), block.clone());
+                    with_auth = Value::Object(data);
+                    issued = issued_auth(block);
+                    (
+                        Some(&issued),
+                        Data::Value(&with_auth),
+                        reply.warnings.as_slice(),
+                        None,
+                    )
+                }
+                None => {
+                    let data = match &reply.data {
+                        Some(v @ Value::Object(_)) => Data::Value(v),
+                        Some(other) => Data::Wrapped(other),
+                        None => Data::Value(&NULL),
+                    };
+                    (self.auth.as_ref(), data, reply.warnings.as_slice(), None)
+                }
+            },
+            Err(e) => {
+                error_text = e.messages().join("; ");
+                (
+                    self.auth.as_ref(),
+                    Data::Value(&NULL),
+                    &[][..],
+                    Some(error_text.as_str()),
+                )
+            }
+        };
+        let entry = Entry {
+            kind: Kind::Response,
+            time: OffsetDateTime::now_utc(),
+            auth,
+            request: &self.request,
+            response: Some(ResponseView {
+                data,
+                warnings,
+                redirect: "",
+            }),
+            error,
+        };
+        let pending = match self.deferred.take() {
+            Some(time) => {
+                let request = request_entry(&self.auth, &self.request, time, None);
+                unsealed
+                    .audit
+                    .broker
+                    .submit(&[&request, &entry], &mut self.session)
+            }
+            None => unsealed.audit.broker.submit(&[&entry], &mut self.session),
+        };
+        let outcome = pending.wait(&mut self.session).await;
+        outcome.map_err(|e| self.refuse(&e))?;
         result
+    }
+}
+
+impl Drop for Audit {
+    fn drop(&mut self) {
+        // A deferred request that was never answered (its future dropped): on
+        // record all the same, without waiting.
+        if let (Some(time), Some(unsealed)) = (self.deferred.take(), self.unsealed.clone()) {
+            let entry = request_entry(&self.auth, &self.request, time, None);
+            drop(unsealed.audit.broker.submit(&[&entry], &mut self.session));
+        }
     }
 }
 
@@ -300,5 +499,225 @@ pub fn sys(unsealed: &Unsealed, op: Op, rest: &str, p: &Params) -> ApiResult<Rep
             Ok(Reply::no_content())
         }
         _ => Err(ApiError::UnsupportedOperation),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::audit::device::tests::MemoryLog;
+    use crate::state::{AppState, Limits};
+
+    #[test]
+    fn side_effect_free_table() {
+        use Op::*;
+        // (op, path inside the mount, key exists and cannot be deleted, free)
+        let table: &[(Op, &str, bool, bool)] = &[
+            (Update, "encrypt/k", true, true),
+            (Update, "encrypt/k", false, false), // upsert creates the key
+            (Update, "keys/k", true, true),      // answered as it is
+            (Update, "keys/k", false, false),    // creates
+            (Update, "decrypt/k", false, true),
+            (Update, "rewrap/k", false, true),
+            (Update, "datakey/plaintext/k", false, true),
+            (Update, "datakey/wrapped/k", false, true),
+            (Update, "hmac/k", false, true),
+            (Update, "hmac/k/sha2-512", false, true),
+            (Update, "sign/k", false, true),
+            (Update, "sign/k/sha2-256", false, true),
+            (Update, "verify/k", false, true),
+            (Update, "verify/k/sha2-256", false, true),
+            (Update, "hash", false, true),
+            (Update, "hash/sha2-512", false, true),
+            (Update, "random", false, true),
+            (Update, "random/32", false, true),
+            (Update, "random/all/32", false, true),
+            (Read, "keys/k", false, true),
+            (Read, "export/encryption-key/k", false, true),
+            (Read, "export/encryption-key/k/1", false, true),
+            (Read, "cache-config", false, true),
+            (Read, "config/keys", false, true),
+            (List, "keys", false, true),
+            // State changes.
+            (Update, "keys/k/rotate", true, false),
+            (Update, "keys/k/config", true, false),
+            (Update, "keys/k/trim", true, false),
+            (Delete, "keys/k", true, false),
+            (Read, "backup/k", true, false), // stamps backup_info
+            (Update, "restore", true, false),
+            (Update, "restore/k", true, false),
+            (Update, "cache-config", true, false),
+            (Update, "config/keys", true, false),
+            // Odd shapes and unknown paths: not classified, so not free.
+            (Update, "random/a/b/c", false, false),
+            (Update, "encrypt/k/extra", true, false),
+            (Update, "encrypt", true, false),
+            (Read, "encrypt/k", true, false),
+            (Update, "decrypt/", false, false),
+            (Update, "", false, false),
+            (Update, "nope/k", true, false),
+            (List, "keys/k", true, false),
+            (Update, "export/encryption-key/k", true, false),
+        ];
+        for &(op, rest, stable, free) in table {
+            let mut asked = None;
+            let got = side_effect_free(op, rest, |name| {
+                asked = Some(name.to_owned());
+                stable
+            });
+            assert_eq!(got, free, "{op:?} {rest} (stable key: {stable})");
+            if let Some(name) = asked {
+                assert_eq!(name, "k", "{op:?} {rest}");
+            }
+        }
+    }
+
+    struct Server {
+        state: Arc<AppState>,
+        router: axum::Router,
+    }
+
+    impl Server {
+        fn new() -> Self {
+            let state = Arc::new(AppState::dev("root", Limits::default()));
+            let router = crate::app(Arc::clone(&state));
+            Self { state, router }
+        }
+
+        async fn call(&self, method: &str, path: &str, body: Value) -> (u16, Value) {
+            let req = Request::builder()
+                .method(method)
+                .uri(format!("/v1/{path}"))
+                .header("X-Vault-Token", "root")
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap();
+            let res = self.router.clone().oneshot(req).await.unwrap();
+            let status = res.status().as_u16();
+            let bytes = res.into_body().collect().await.unwrap().to_bytes();
+            (
+                status,
+                serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            )
+        }
+
+        fn audit_on(&self) -> MemoryLog {
+            let log = MemoryLog::default();
+            let unsealed = self.state.unsealed().unwrap();
+            unsealed
+                .audit
+                .broker
+                .insert_device("mem/", log.device())
+                .unwrap();
+            log
+        }
+    }
+
+    fn kinds(log: &MemoryLog) -> Vec<String> {
+        log.entries()
+            .iter()
+            .map(|e| format!("{} {}", e["type"].as_str().unwrap(), e["request"]["path"]))
+            .collect()
+    }
+
+    /// A request that changes nothing (encrypt with an existing key, decrypt)
+    /// is answered only when its request and response entries are both
+    /// written: with either lost, the reply is a 500 and no entry is left
+    /// without the other.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn side_effect_free_request_gets_no_reply_when_its_entries_fail() {
+        let s = Server::new();
+        assert_eq!(s.call("POST", "transit/keys/k", json!({})).await.0, 200);
+        let log = s.audit_on();
+        let (status, body) = s
+            .call("POST", "transit/encrypt/k", json!({ "plaintext": "aGk=" }))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let ciphertext = body["data"]["ciphertext"].as_str().unwrap().to_owned();
+        assert_eq!(
+            kinds(&log),
+            [
+                "request \"transit/encrypt/k\"",
+                "response \"transit/encrypt/k\""
+            ]
+        );
+        for (path, body) in [
+            ("transit/encrypt/k", json!({ "plaintext": "aGk=" })),
+            ("transit/decrypt/k", json!({ "ciphertext": ciphertext })),
+        ] {
+            // The next write fails: the one holding the request entry.
+            log.fail_next.store(1, Ordering::SeqCst);
+            let (status, body) = s.call("POST", path, body).await;
+            assert_eq!(status, 500, "{path}: {body}");
+            assert_eq!(body, json!({ "errors": ["internal error"] }));
+            assert_eq!(log.entries().len(), 2, "{:?}", kinds(&log));
+        }
+        // The device works again.
+        let (status, _) = s
+            .call(
+                "POST",
+                "transit/decrypt/k",
+                json!({ "ciphertext": ciphertext }),
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(log.entries().len(), 4);
+    }
+
+    /// A deferred request whose future is dropped before its response (the
+    /// client went away, a panic) is still on record.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn deferred_request_entry_is_written_when_dropped() {
+        let s = Server::new();
+        let log = s.audit_on();
+        let unsealed = s.state.unsealed().unwrap();
+        let mut audit = Audit::begin(
+            &unsealed,
+            None,
+            Op::Update,
+            "transit/decrypt/k",
+            &Params::default(),
+            None,
+        );
+        audit.request_deferred().await.unwrap();
+        assert!(log.entries().is_empty(), "held back until the response");
+        drop(audit);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while log.entries().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "never written");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(kinds(&log), ["request \"transit/decrypt/k\""]);
+    }
+
+    /// A request that changes state does nothing unless its request entry is
+    /// written first: creating a key, and encrypting with a key that does not
+    /// exist yet (which would create it).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn state_change_does_not_happen_when_its_request_entry_fails() {
+        let s = Server::new();
+        let log = s.audit_on();
+        for (path, body) in [
+            ("transit/keys/new", json!({})),
+            ("transit/encrypt/upserted", json!({ "plaintext": "aGk=" })),
+        ] {
+            log.fail_next.store(1, Ordering::SeqCst);
+            let (status, body) = s.call("POST", path, body).await;
+            assert_eq!(status, 500, "{path}: {body}");
+        }
+        assert!(log.entries().is_empty(), "{:?}", kinds(&log));
+        for name in ["new", "upserted"] {
+            let (status, _) = s
+                .call("GET", &format!("transit/keys/{name}"), Value::Null)
+                .await;
+            assert_eq!(status, 404, "{name} was created");
+        }
     }
 }

@@ -166,7 +166,14 @@ async fn route(
         return audit.refused(denied).await;
     }
     // Nothing happens unless the request is on record first (fail closed).
-    audit.request().await?;
+    // A request that changes nothing (and whose token's uses are not
+    // counted) is served while its entry is being written: its reply waits
+    // for both entries (one sync), and is discarded if either fails.
+    if audit.is_on() && entry.num_uses == 0 && audit::changes_nothing(&unsealed, op, &path) {
+        audit.request_deferred().await?;
+    } else {
+        audit.request().await?;
+    }
     // A use-limited token pays one use per request (its last use revokes it).
     if entry.num_uses > 0 && !unsealed.tokens.use_once(&id)? {
         return Err(ApiError::PermissionDenied);

@@ -21,7 +21,7 @@ use ring::signature::{self, Ed25519KeyPair, KeyPair as _};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::format::rfc3339_nano;
+use super::format::{hex_encode_into, rfc3339_nano};
 
 /// Version written in, and required from, the header line.
 pub const FORMAT_VERSION: u64 = 1;
@@ -69,10 +69,66 @@ pub fn seal(body: &[u8], chain: &Chain) -> Vec<u8> {
     let inner = body.strip_suffix(b"}").unwrap_or(body);
     let mut line = Vec::with_capacity(body.len() + CHAIN_MARKER.len() + 67);
     line.extend_from_slice(inner);
-    line.extend_from_slice(CHAIN_MARKER);
-    line.extend_from_slice(hex::encode(chain).as_bytes());
-    line.extend_from_slice(b"\"}\n");
+    push_chain_member(&mut line, chain);
     line
+}
+
+/// `,"chain":"<hex>"}` and the newline.
+fn push_chain_member(line: &mut Vec<u8>, chain: &Chain) {
+    line.extend_from_slice(CHAIN_MARKER);
+    let mut hex = [0u8; 64];
+    hex_encode_into(chain, &mut hex);
+    line.extend_from_slice(&hex);
+    line.extend_from_slice(b"\"}\n");
+}
+
+/// Decimal digits of `n`, without `format!`.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        // `n % 10` is a single digit.
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
+}
+
+/// Whether `object` is shaped like a serialised JSON object (what
+/// [`append_entry`] takes).
+pub fn is_object(object: &[u8]) -> bool {
+    object.starts_with(b"{") && object.ends_with(b"}") && object.len() >= 2
+}
+
+/// Appends to `out` the sealed line (with `\n`) of the entry `object` (a
+/// serialised JSON object) numbered `seq` and chained from `prev`, and
+/// returns its chain value: what [`body_with_seq`], [`link`] and [`seal`] do,
+/// built in place in one buffer. `None` (and nothing appended) when `object`
+/// is not shaped like an object.
+pub fn append_entry(out: &mut Vec<u8>, object: &[u8], seq: u64, prev: &Chain) -> Option<Chain> {
+    is_object(object).then(|| append_object(out, object, seq, prev))
+}
+
+/// [`append_entry`] for an `object` already known to pass [`is_object`].
+pub fn append_object(out: &mut Vec<u8>, object: &[u8], seq: u64, prev: &Chain) -> Chain {
+    let inner = object.strip_suffix(b"}").unwrap_or(object);
+    let start = out.len();
+    out.reserve(object.len() + 30 + CHAIN_MARKER.len() + 67);
+    out.extend_from_slice(inner);
+    if inner.len() > 1 {
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"seq\":");
+    push_decimal(out, seq);
+    out.push(b'}');
+    let chain = link(prev, &out[start..]);
+    out.pop();
+    push_chain_member(out, &chain);
+    chain
 }
 
 /// Splits a chained line (without its `\n`) into its body and the chain value
@@ -236,6 +292,31 @@ mod tests {
         let fields = Fields::parse(&line).unwrap();
         assert_eq!(fields.seq, Some(7));
         assert_eq!(fields.chain_value(), Some(chain));
+    }
+
+    #[test]
+    fn append_entry_equals_body_with_seq_link_and_seal() {
+        let prev = link(&GENESIS, b"{}");
+        for (object, seq) in [
+            (&br#"{"type":"request","x":"a}"}"#[..], 7u64),
+            (br#"{}"#, 1),
+            (br#"{"a":1}"#, 0),
+            (br#"{"a":"\u00e9\n"}"#, u64::MAX),
+            (br#"{"nested":{"k":[1,2,{"z":null}]}}"#, 1_000_000_007),
+        ] {
+            let body = body_with_seq(object, seq).unwrap();
+            let chain = link(&prev, &body);
+            let mut out = b"previous line\n".to_vec();
+            assert_eq!(append_entry(&mut out, object, seq, &prev), Some(chain));
+            let mut expected = b"previous line\n".to_vec();
+            expected.extend_from_slice(&seal(&body, &chain));
+            assert_eq!(out, expected);
+        }
+        let mut out = b"x".to_vec();
+        for bad in [&b"[1]"[..], b"", b"{", b"}", b"\"{}\""] {
+            assert_eq!(append_entry(&mut out, bad, 1, &prev), None);
+            assert_eq!(out, b"x");
+        }
     }
 
     #[test]

@@ -2,13 +2,22 @@
 //! commit, carrying the hash chain and the signed checkpoints.
 //!
 //! Callers format their entry on their own task (hashing with the device's
-//! salt), then queue it on the device's channel with a oneshot sender. The
-//! writer thread takes everything queued, numbers and chains each entry, adds a
-//! checkpoint line wherever `checkpoint_interval` entries have passed since the
-//! last one, writes the whole batch with one `write_all`, makes it durable
-//! (`sync_data` for files), and only then answers every caller of the batch.
-//! A sidecar checkpoint is replaced only after the batch holding its line is
-//! durable, so the sidecar never claims more than the file holds.
+//! salt), then queue it on the device's channel with a oneshot sender; a
+//! request entry and its response entry can be queued as one message, which
+//! lands in one batch, its entries next to each other (all written or none).
+//! The writer thread takes everything queued, numbers and chains each entry
+//! straight into the batch buffer, adds a checkpoint line wherever
+//! `checkpoint_interval` entries have passed since the last one, writes the
+//! whole batch with one `write_all`, makes it durable (`sync_data` for
+//! files), and only then answers every caller of the batch.
+//!
+//! The sidecar checkpoint (temporary file, two fsyncs, rename) is replaced by
+//! a small thread of its own, so queued callers do not wait for it: the
+//! writer hands it the newest checkpoint line only after the batch holding
+//! that line is durable, and it writes only the newest line it holds, in
+//! order, so the sidecar never claims more than the file holds durably.
+//! [`FileDevice::checkpoint`] and [`FileDevice::close`] return only once the
+//! sidecar is written.
 //!
 //! A failed write answers every caller of the batch with the error. A file
 //! device then truncates back to the end of its last good batch and rewinds
@@ -34,8 +43,9 @@ use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use base64::Engine as _;
@@ -48,7 +58,7 @@ use tokio::sync::oneshot;
 use zeroize::Zeroize;
 
 use super::chain::{self, Chain, Checkpoint, Fields};
-use super::format::{self, AuditRecord, FormatOptions};
+use super::format::{AuditRecord, Entry, FormatOptions, Formatter, TokenMemo};
 use super::{AuditError, DeviceConfig};
 
 /// Entries between two checkpoint lines unless `checkpoint_interval` says otherwise.
@@ -68,8 +78,16 @@ pub fn sidecar_path(path: &Path) -> PathBuf {
 
 type Ack = oneshot::Sender<Result<(), AuditError>>;
 
+/// Entries waiting for the writer: one, or a request entry and its
+/// response entry, written in the same batch one after the other, or not
+/// at all; one answer for all of them.
+struct Queued {
+    entries: Vec<Vec<u8>>,
+    ack: Ack,
+}
+
 enum Msg {
-    Entry { json: Vec<u8>, ack: Ack },
+    Entry(Queued),
     Checkpoint { ack: Ack },
     Shutdown,
 }
@@ -80,9 +98,11 @@ pub(crate) trait Sink: Send + 'static {
     fn append(&mut self, bytes: &[u8]) -> io::Result<()>;
     /// Takes back whatever a failed `append` may have written.
     fn rollback(&mut self) -> io::Result<()>;
-    /// Records `line` (a checkpoint line, with `\n`) outside the log, if the
-    /// sink has somewhere to.
-    fn store_checkpoint(&mut self, line: &[u8]) -> io::Result<()>;
+    /// Where checkpoint lines are kept outside the log (the sidecar file and
+    /// its mode), if anywhere.
+    fn sidecar(&self) -> Option<(PathBuf, u32)> {
+        None
+    }
 }
 
 /// A regular file opened for appending, plus its sidecar.
@@ -107,8 +127,8 @@ impl Sink for FileSink {
         self.file.sync_data()
     }
 
-    fn store_checkpoint(&mut self, line: &[u8]) -> io::Result<()> {
-        write_atomically(&self.sidecar, line, self.mode)
+    fn sidecar(&self) -> Option<(PathBuf, u32)> {
+        Some((self.sidecar.clone(), self.mode))
     }
 }
 
@@ -125,10 +145,6 @@ impl<W: Write + Send + 'static> Sink for WriterSink<W> {
         Err(io::Error::other(
             "a stream cannot take back a partial write",
         ))
-    }
-
-    fn store_checkpoint(&mut self, _line: &[u8]) -> io::Result<()> {
-        Ok(())
     }
 }
 
@@ -167,6 +183,130 @@ struct ChainState {
     last_checkpoint: u64,
 }
 
+/// What the sidecar thread is asked to do next.
+#[derive(Default)]
+struct SidecarSlot {
+    /// The newest checkpoint line not yet written (a newer one replaces it).
+    line: Option<Vec<u8>>,
+    /// Callers of [`FileDevice::checkpoint`], answered after the next write
+    /// (or at once with the last write's outcome when there is no line).
+    acks: Vec<Ack>,
+    closed: bool,
+}
+
+struct SidecarShared {
+    slot: Mutex<SidecarSlot>,
+    wake: Condvar,
+}
+
+/// The thread that replaces `<FILE>.checkpoint` (temporary file, fsync,
+/// rename, directory fsync: two fsyncs), off the writer's commit path. The
+/// writer hands it a checkpoint line only once the batch holding that line
+/// is durable, and the thread only ever writes the newest line it was
+/// handed, in order: the sidecar never claims more than the file holds.
+struct SidecarWorker {
+    shared: Arc<SidecarShared>,
+    thread: Option<JoinHandle<Result<(), String>>>,
+}
+
+impl SidecarWorker {
+    fn start(target: String, path: PathBuf, mode: u32) -> io::Result<Self> {
+        let shared = Arc::new(SidecarShared {
+            slot: Mutex::new(SidecarSlot::default()),
+            wake: Condvar::new(),
+        });
+        let worker = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("audit-sidecar".to_owned())
+            .spawn(move || Self::run(&worker, &target, &path, mode))?;
+        Ok(Self {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    fn run(shared: &SidecarShared, target: &str, path: &Path, mode: u32) -> Result<(), String> {
+        let mut last: Result<(), String> = Ok(());
+        loop {
+            let (line, acks) = {
+                let mut slot = shared.slot.lock().unwrap_or_else(PoisonError::into_inner);
+                loop {
+                    if slot.line.is_some() || !slot.acks.is_empty() {
+                        break (slot.line.take(), std::mem::take(&mut slot.acks));
+                    }
+                    if slot.closed {
+                        return last;
+                    }
+                    slot = shared
+                        .wake
+                        .wait(slot)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+            };
+            if let Some(line) = line {
+                last = write_atomically(path, &line, mode).map_err(|e| e.to_string());
+                if let Err(e) = &last {
+                    // The entries are durable in the log; a stale sidecar only
+                    // weakens truncation detection until the next checkpoint.
+                    tracing::error!(device = %target, error = %e, "audit checkpoint sidecar not updated");
+                }
+            }
+            for ack in acks {
+                let _ = ack.send(last.clone().map_err(|e| AuditError::Io {
+                    target: target.to_owned(),
+                    message: format!("checkpoint sidecar not updated: {e}"),
+                }));
+            }
+        }
+    }
+
+    /// Hands over the newest checkpoint line (durable in the file) and/or
+    /// callers to answer once the sidecar is written.
+    fn post(&self, line: Option<Vec<u8>>, acks: Vec<Ack>) {
+        if line.is_none() && acks.is_empty() {
+            return;
+        }
+        let mut slot = self
+            .shared
+            .slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if line.is_some() {
+            slot.line = line;
+        }
+        slot.acks.extend(acks);
+        drop(slot);
+        self.shared.wake.notify_one();
+    }
+
+    /// Writes what was handed over, stops the thread and returns the
+    /// outcome of its last write.
+    fn finish(mut self) -> Result<(), String> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<(), String> {
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        self.shared
+            .slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .closed = true;
+        self.shared.wake.notify_one();
+        thread
+            .join()
+            .unwrap_or_else(|_| Err("sidecar thread panicked".to_owned()))
+    }
+}
+
+impl Drop for SidecarWorker {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
 /// The writer thread's side of a device.
 struct Writer {
     target: String,
@@ -176,6 +316,9 @@ struct Writer {
     interval: u64,
     /// Set when a failed write could not be undone.
     failed: Option<String>,
+    sidecar: Option<SidecarWorker>,
+    /// The batch being built, kept between batches for its capacity.
+    buf: Vec<u8>,
 }
 
 impl Writer {
@@ -190,8 +333,8 @@ impl Writer {
             while batch.len() < MAX_BATCH_ENTRIES && bytes < MAX_BATCH_BYTES {
                 match rx.try_recv() {
                     Ok(msg) => {
-                        if let Msg::Entry { json, .. } = &msg {
-                            bytes += json.len();
+                        if let Msg::Entry(q) = &msg {
+                            bytes += q.entries.iter().map(Vec::len).sum::<usize>();
                         }
                         batch.push(msg);
                     }
@@ -202,10 +345,13 @@ impl Writer {
             let mut forced = Vec::new();
             for msg in batch {
                 match msg {
-                    Msg::Entry { ack, .. } | Msg::Checkpoint { ack } if stopping => {
+                    Msg::Entry(q) if stopping => {
+                        let _ = q.ack.send(Err(AuditError::Stopped(self.target.clone())));
+                    }
+                    Msg::Checkpoint { ack } if stopping => {
                         let _ = ack.send(Err(AuditError::Stopped(self.target.clone())));
                     }
-                    Msg::Entry { json, ack } => entries.push((json, ack)),
+                    Msg::Entry(q) => entries.push(q),
                     Msg::Checkpoint { ack } => forced.push(ack),
                     Msg::Shutdown => stopping = true,
                 }
@@ -231,39 +377,56 @@ impl Writer {
         )
     }
 
+    /// Hands `line` (durable in the file by now) and `forced` callers to the
+    /// sidecar thread; without a sidecar the callers are answered at once.
+    fn to_sidecar(&self, line: Option<Vec<u8>>, forced: Vec<Ack>) {
+        match &self.sidecar {
+            Some(sidecar) => sidecar.post(line, forced),
+            None => {
+                for ack in forced {
+                    let _ = ack.send(Ok(()));
+                }
+            }
+        }
+    }
+
     /// Writes one batch and answers its callers.
-    fn commit(&mut self, entries: Vec<(Vec<u8>, Ack)>, forced: Vec<Ack>) {
+    fn commit(&mut self, entries: Vec<Queued>, forced: Vec<Ack>) {
         if entries.is_empty() && forced.is_empty() {
             return;
         }
         if let Some(message) = &self.failed {
             let err = self.io_error(message.clone());
-            for ack in entries.into_iter().map(|(_, ack)| ack).chain(forced) {
+            for ack in entries.into_iter().map(|q| q.ack).chain(forced) {
                 let _ = ack.send(Err(err.clone()));
             }
             return;
         }
         let saved = self.state;
-        let mut buf = Vec::new();
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
         let mut acks = Vec::with_capacity(entries.len());
         let mut last_checkpoint_line = None;
-        for (json, ack) in entries {
-            let Some(body) = chain::body_with_seq(&json, self.state.seq + 1) else {
-                let _ = ack.send(Err(AuditError::Format(
+        for q in entries {
+            // All of a message's entries, or none.
+            if !q.entries.iter().all(|json| chain::is_object(json)) {
+                let _ = q.ack.send(Err(AuditError::Format(
                     "entry is not a JSON object".to_owned(),
                 )));
                 continue;
-            };
-            self.state.seq += 1;
-            self.state.chain = chain::link(&self.state.chain, &body);
-            buf.extend_from_slice(&chain::seal(&body, &self.state.chain));
-            acks.push(ack);
-            if self.state.seq - self.state.last_checkpoint >= self.interval {
-                let line = self.checkpoint_line();
-                buf.extend_from_slice(&line);
-                last_checkpoint_line = Some(line);
-                self.state.last_checkpoint = self.state.seq;
             }
+            for json in &q.entries {
+                self.state.chain =
+                    chain::append_object(&mut buf, json, self.state.seq + 1, &self.state.chain);
+                self.state.seq += 1;
+                if self.state.seq - self.state.last_checkpoint >= self.interval {
+                    let line = self.checkpoint_line();
+                    buf.extend_from_slice(&line);
+                    last_checkpoint_line = Some(line);
+                    self.state.last_checkpoint = self.state.seq;
+                }
+            }
+            acks.push(q.ack);
         }
         if !forced.is_empty() && self.state.seq > self.state.last_checkpoint {
             let line = self.checkpoint_line();
@@ -272,29 +435,19 @@ impl Writer {
             self.state.last_checkpoint = self.state.seq;
         }
         if buf.is_empty() {
-            for ack in forced {
-                let _ = ack.send(Ok(()));
-            }
+            // Nothing new: a forced checkpoint is answered once the sidecar
+            // holds the newest line handed over so far.
+            self.to_sidecar(None, forced);
+            self.buf = buf;
             return;
         }
         match self.sink.append(&buf) {
             Ok(()) => {
-                let mut sidecar_result = Ok(());
-                if let Some(line) = last_checkpoint_line
-                    && let Err(e) = self.sink.store_checkpoint(&line)
-                {
-                    // The entries are durable in the log; a stale sidecar only
-                    // weakens truncation detection until the next checkpoint.
-                    tracing::error!(device = %self.target, error = %e, "audit checkpoint sidecar not updated");
-                    sidecar_result =
-                        Err(self.io_error(format!("checkpoint sidecar not updated: {e}")));
-                }
                 for ack in acks {
                     let _ = ack.send(Ok(()));
                 }
-                for ack in forced {
-                    let _ = ack.send(sidecar_result.clone());
-                }
+                // The batch holding the line is durable: the sidecar may say so.
+                self.to_sidecar(last_checkpoint_line, forced);
             }
             Err(e) => {
                 let message = format!("write failed: {e}");
@@ -314,14 +467,21 @@ impl Writer {
                 }
             }
         }
+        if buf.capacity() <= MAX_BATCH_BYTES {
+            self.buf = buf;
+        }
     }
 
-    /// The checkpoint written on a clean stop.
+    /// The checkpoint written on a clean stop; the sidecar thread finishes
+    /// its work (and writes this line) before this returns.
     fn final_checkpoint(&mut self) -> Result<(), AuditError> {
+        let sidecar = self.sidecar.take();
         if let Some(message) = &self.failed {
             return Err(self.io_error(message.clone()));
         }
         if self.state.seq == self.state.last_checkpoint {
+            // Earlier sidecar failures were logged when they happened.
+            drop(sidecar);
             return Ok(());
         }
         let line = self.checkpoint_line();
@@ -329,9 +489,15 @@ impl Writer {
             .append(&line)
             .map_err(|e| self.io_error(format!("final checkpoint not written: {e}")))?;
         self.state.last_checkpoint = self.state.seq;
-        self.sink
-            .store_checkpoint(&line)
-            .map_err(|e| self.io_error(format!("checkpoint sidecar not updated: {e}")))
+        match sidecar {
+            Some(sidecar) => {
+                sidecar.post(Some(line), Vec::new());
+                sidecar
+                    .finish()
+                    .map_err(|e| self.io_error(format!("checkpoint sidecar not updated: {e}")))
+            }
+            None => Ok(()),
+        }
     }
 }
 
@@ -446,10 +612,12 @@ impl Settings {
 /// A running audit device: a file, or stdout (same chain and checkpoint
 /// lines, no sidecar, a new header each time it is opened).
 pub struct FileDevice {
+    /// Unique per opened device: tells apart two devices (two salts) that
+    /// were at the same path at different times.
+    id: u64,
     target: String,
     canonical: Option<PathBuf>,
-    hmac_key: hmac::Key,
-    format: FormatOptions,
+    formatter: Formatter,
     public_key: Vec<u8>,
     tx: mpsc::Sender<Msg>,
     thread: Mutex<Option<JoinHandle<Result<(), AuditError>>>>,
@@ -460,10 +628,13 @@ impl fmt::Debug for FileDevice {
         f.debug_struct("FileDevice")
             .field("target", &self.target)
             .field("public_key", &B64.encode(&self.public_key))
-            .field("format", &self.format)
+            .field("format", &self.formatter.options())
             .finish_non_exhaustive()
     }
 }
+
+/// A received oneshot answer for one queued entry.
+pub(crate) type Receipt = oneshot::Receiver<Result<(), AuditError>>;
 
 impl FileDevice {
     /// Opens (creating, or resuming the chain of) the device's file, or starts
@@ -541,8 +712,17 @@ impl FileDevice {
         interval: u64,
         state: ChainState,
     ) -> Result<Self, AuditError> {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let public_key = key.public_key().as_ref().to_vec();
         let (tx, rx) = mpsc::channel();
+        let sidecar = sink
+            .sidecar()
+            .map(|(path, mode)| SidecarWorker::start(target.clone(), path, mode))
+            .transpose()
+            .map_err(|e| AuditError::Io {
+                target: target.clone(),
+                message: format!("sidecar thread not started: {e}"),
+            })?;
         let writer = Writer {
             target: target.clone(),
             sink,
@@ -550,6 +730,8 @@ impl FileDevice {
             state,
             interval,
             failed: None,
+            sidecar,
+            buf: Vec::new(),
         };
         let thread = std::thread::Builder::new()
             .name("audit-writer".to_owned())
@@ -559,14 +741,19 @@ impl FileDevice {
                 message: format!("writer thread not started: {e}"),
             })?;
         Ok(Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             target,
             canonical: None,
-            hmac_key,
-            format,
+            formatter: Formatter::new(hmac_key, format),
             public_key,
             tx,
             thread: Mutex::new(Some(thread)),
         })
+    }
+
+    /// This open device's identity (never reused while the process runs).
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     /// The file path, or `stdout`.
@@ -586,35 +773,39 @@ impl FileDevice {
 
     /// The salted HMAC of `value`, as `sys/audit-hash` answers it.
     pub fn hash(&self, value: &str) -> String {
-        format::hash_with(&self.hmac_key, value)
+        self.formatter.hash(value)
     }
 
-    /// Formats and queues one entry; the receiver answers once the entry is
-    /// durable (or failed).
+    /// Formats entries (on the caller's thread; token HMACs come from and
+    /// go to `memo`, this request's memo for this device) and queues them as
+    /// one message: they are written one after the other in the same batch
+    /// (one append, one sync), or none of them is. The receipt answers once
+    /// they are durable (or failed).
     pub(crate) fn submit(
         &self,
-        record: &AuditRecord,
-    ) -> Result<oneshot::Receiver<Result<(), AuditError>>, AuditError> {
-        let json = format::format_with_key(record, &self.hmac_key, self.format)
+        entries: &[&Entry<'_>],
+        memo: &mut TokenMemo,
+    ) -> Result<Receipt, AuditError> {
+        let entries = entries
+            .iter()
+            .map(|entry| self.formatter.format(entry, memo))
+            .collect::<Result<Vec<_>, _>>()
             .map_err(|e| AuditError::Format(e.to_string()))?;
         let (ack, rx) = oneshot::channel();
         self.tx
-            .send(Msg::Entry { json, ack })
+            .send(Msg::Entry(Queued { entries, ack }))
             .map_err(|_| AuditError::Stopped(self.target.clone()))?;
         Ok(rx)
     }
 
-    pub(crate) async fn wait(
-        &self,
-        rx: oneshot::Receiver<Result<(), AuditError>>,
-    ) -> Result<(), AuditError> {
+    pub(crate) async fn wait(&self, rx: Receipt) -> Result<(), AuditError> {
         rx.await
             .map_err(|_| AuditError::Stopped(self.target.clone()))?
     }
 
     /// Records one entry; returns once it is durable.
     pub async fn log(&self, record: &AuditRecord) -> Result<(), AuditError> {
-        let rx = self.submit(record)?;
+        let rx = self.submit(&[&record.entry()], &mut TokenMemo::default())?;
         self.wait(rx).await
     }
 
@@ -892,7 +1083,7 @@ fn resume(
         sink.append(&bytes)
             .map_err(rio("cannot write the header"))?;
         if let Some(cp) = bytes.split_inclusive(|&b| b == b'\n').nth(1) {
-            sink.store_checkpoint(cp)
+            write_atomically(&sink.sidecar, cp, sink.mode)
                 .map_err(rio("cannot write the checkpoint sidecar"))?;
         }
         return Ok(state);
@@ -1024,8 +1215,7 @@ fn resume(
 #[cfg(test)]
 pub(crate) mod tests {
     use std::collections::BTreeMap;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
 
     use serde_json::json;
 
@@ -1160,12 +1350,69 @@ pub(crate) mod tests {
         fn rollback(&mut self) -> io::Result<()> {
             Err(io::Error::other("no"))
         }
-        fn store_checkpoint(&mut self, _line: &[u8]) -> io::Result<()> {
+    }
+
+    /// An in-memory log whose appends fail on demand; a failed append is
+    /// taken back, so the device stays usable.
+    #[derive(Clone, Default)]
+    pub(crate) struct MemoryLog {
+        pub out: Arc<Mutex<Vec<u8>>>,
+        /// How many of the next appends fail.
+        pub fail_next: Arc<AtomicUsize>,
+        pub appends: Arc<AtomicUsize>,
+    }
+
+    struct MemorySink {
+        log: MemoryLog,
+        good_len: usize,
+    }
+
+    impl Sink for MemorySink {
+        fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+            let mut out = self.log.out.lock().unwrap();
+            let failing = self
+                .log
+                .fail_next
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            self.log.appends.fetch_add(1, Ordering::SeqCst);
+            if failing {
+                out.extend_from_slice(&bytes[..bytes.len() / 2]);
+                return Err(io::Error::other("injected: disk full"));
+            }
+            out.extend_from_slice(bytes);
+            self.good_len = out.len();
+            Ok(())
+        }
+        fn rollback(&mut self) -> io::Result<()> {
+            self.log.out.lock().unwrap().truncate(self.good_len);
             Ok(())
         }
     }
 
-    fn test_device(sink: Box<dyn Sink>, interval: u64) -> FileDevice {
+    impl MemoryLog {
+        pub(crate) fn device(&self) -> FileDevice {
+            test_device(
+                Box::new(MemorySink {
+                    log: self.clone(),
+                    good_len: 0,
+                }),
+                1000,
+            )
+        }
+
+        /// The entries written so far (header and checkpoints left out).
+        pub(crate) fn entries(&self) -> Vec<serde_json::Value> {
+            String::from_utf8(self.out.lock().unwrap().clone())
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .filter(|v| v["type"] == "request" || v["type"] == "response")
+                .collect()
+        }
+    }
+
+    pub(crate) fn test_device(sink: Box<dyn Sink>, interval: u64) -> FileDevice {
         let pkcs8 = generate_signing_key().unwrap();
         let key = Ed25519KeyPair::from_pkcs8(&pkcs8).unwrap();
         let hmac_key = hmac::Key::new(hmac::HMAC_SHA256, b"salt");
@@ -1400,8 +1647,8 @@ pub(crate) mod tests {
             fn rollback(&mut self) -> io::Result<()> {
                 self.inner.rollback()
             }
-            fn store_checkpoint(&mut self, line: &[u8]) -> io::Result<()> {
-                self.inner.store_checkpoint(line)
+            fn sidecar(&self) -> Option<(PathBuf, u32)> {
+                self.inner.sidecar()
             }
         }
         let public_key = key.public_key().as_ref().to_vec();
@@ -1428,6 +1675,87 @@ pub(crate) mod tests {
         assert!(matches!(
             verify_file(&path, Some(&public_key)),
             VerifyReport::Ok(_)
+        ));
+    }
+
+    /// A request entry and its response entry queued together are written
+    /// next to each other in one batch, or neither is.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_pair_of_entries_is_written_together_or_not_at_all() {
+        let log = MemoryLog::default();
+        let dev = Arc::new(log.device());
+        let (request, response) = (record(0), record(1));
+        log.fail_next.store(1, Ordering::SeqCst);
+        let before = log.appends.load(Ordering::SeqCst);
+        let rx = dev
+            .submit(
+                &[&request.entry(), &response.entry()],
+                &mut TokenMemo::default(),
+            )
+            .unwrap();
+        assert!(dev.wait(rx).await.is_err());
+        assert_eq!(log.appends.load(Ordering::SeqCst), before + 1);
+        assert!(log.entries().is_empty());
+        // With other entries queued around them, from other tasks.
+        let mut tasks = Vec::new();
+        for i in 0..50 {
+            let pair = Arc::clone(&dev);
+            tasks.push(tokio::spawn(async move {
+                let (a, b) = (record(2 * i), record(2 * i + 1));
+                let rx = pair
+                    .submit(&[&a.entry(), &b.entry()], &mut TokenMemo::default())
+                    .unwrap();
+                pair.wait(rx).await
+            }));
+            let dev = Arc::clone(&dev);
+            tasks.push(tokio::spawn(
+                async move { dev.log(&record(1000 + i)).await },
+            ));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let entries = log.entries();
+        assert_eq!(entries.len(), 150);
+        let ids: Vec<&str> = entries
+            .iter()
+            .map(|e| e["request"]["id"].as_str().unwrap())
+            .collect();
+        for (i, id) in ids.iter().enumerate() {
+            let n: usize = id.trim_start_matches("req-").parse().unwrap();
+            if n < 1000 && n.is_multiple_of(2) {
+                assert_eq!(ids[i + 1], format!("req-{}", n + 1), "{ids:?}");
+            }
+        }
+    }
+
+    /// The sidecar is replaced off the commit path, yet never names an entry
+    /// that is not durable yet, and holds the newest checkpoint once
+    /// `checkpoint()` or `close()` returns.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sidecar_follows_durable_checkpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let key = generate_signing_key().unwrap();
+        let dev = FileDevice::open(file_config(&path, &key, 3)).unwrap();
+        let sidecar_seq = || {
+            Checkpoint::parse(&fs::read(sidecar_path(&path)).unwrap())
+                .unwrap()
+                .seq
+        };
+        for i in 0..40u64 {
+            dev.log(&record(i as usize)).await.unwrap();
+            // Entry i + 1 is durable; nothing after it exists yet.
+            assert!(sidecar_seq() <= i + 1);
+        }
+        dev.checkpoint().await.unwrap();
+        assert_eq!(sidecar_seq(), 40);
+        dev.log(&record(40)).await.unwrap();
+        dev.close().unwrap();
+        assert_eq!(sidecar_seq(), 41);
+        assert!(matches!(
+            verify_file(&path, Some(dev.public_key())),
+            VerifyReport::Ok(ref s) if s.last_seq == 41 && s.sidecar_seq == Some(41)
         ));
     }
 

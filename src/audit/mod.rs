@@ -55,12 +55,23 @@
 //!
 //! # Devices and the broker
 //!
-//! [`AuditBroker`] holds the enabled devices by path (`file/`..). [`AuditBroker::log`]
-//! formats the record once per device (each has its own salt), hands it to
-//! every device's writer thread and waits until each has written and synced
-//! it (group commit, see [`device`]). It succeeds when at least one device
-//! recorded the entry and fails closed when every device failed, as Vault
-//! does; with no device enabled it does nothing and succeeds.
+//! [`AuditBroker`] holds the enabled devices by path (`file/`..). The request
+//! path ([`crate::api`]) queues entries with `AuditBroker::submit`, which
+//! formats them once per device (each has its own salt) on the caller's
+//! thread and hands them to every device's writer thread, and waits with
+//! `Pending::wait` until each device has written and synced them (group
+//! commit, see [`device`]); [`AuditBroker::log`] does both. Waiting succeeds
+//! when at least one device recorded the entries and fails closed when every
+//! device failed, as Vault does; with no device enabled it does nothing and
+//! succeeds.
+//!
+//! A [`Session`] carries one request across its entries: per device, the
+//! HMACs of its token and accessor (computed once, not four times per
+//! entry) and whether its request entry was recorded (a lone response entry
+//! goes only where it was). A request entry and its response entry can be
+//! submitted together: each device then writes both in one batch, one after
+//! the other, or neither (what lets a request that changes nothing wait for
+//! one sync instead of two; see [`crate::api`]'s audit hook).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -352,28 +363,162 @@ impl AuditBroker {
     /// others' failures are logged), `Err(AllFailed)` when none did, `Ok` at
     /// once when no device is enabled.
     pub async fn log(&self, record: &AuditRecord) -> Result<(), AuditError> {
-        let devices = self.snapshot();
-        let unopened: Vec<String> = self
-            .unopened
+        let mut session = Session::default();
+        self.submit(&[&record.entry()], &mut session)
+            .wait(&mut session)
+            .await
+    }
+
+    /// Whether an entry submitted now could be recorded at all: some device
+    /// is open (a configured device that this node could not open always
+    /// fails).
+    pub(crate) fn can_record(&self) -> bool {
+        !self
+            .devices
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(path, why)| format!("{path}: cannot be opened on this node: {why}"))
-            .collect();
+            .is_empty()
+    }
+
+    /// Formats `entries` for every enabled device (with the device's
+    /// memoized token hashes from `session`) and queues them, without
+    /// waiting: the returned [`Pending`] waits. Several entries (a request
+    /// entry and its response entry) go to each device as one message,
+    /// written together in one batch or not at all. A lone response entry
+    /// goes only to the devices that did not fail its request entry.
+    pub(crate) fn submit(&self, entries: &[&format::Entry<'_>], session: &mut Session) -> Pending {
+        let devices = self.snapshot();
+        let unopened: Vec<String> = {
+            let unopened = self.unopened.read().unwrap_or_else(PoisonError::into_inner);
+            unopened
+                .iter()
+                .map(|(path, why)| format!("{path}: cannot be opened on this node: {why}"))
+                .collect()
+        };
         if devices.is_empty() && unopened.is_empty() {
+            return Pending {
+                waits: Vec::new(),
+                failures: Vec::new(),
+                nothing_to_do: true,
+                is_request: false,
+            };
+        }
+        let lone = |kind| matches!(entries, [e] if e.kind == kind);
+        let (is_request, is_response) = (lone(Kind::Request), lone(Kind::Response));
+        let mut waits = Vec::with_capacity(devices.len());
+        for (path, device) in devices {
+            let slot = session.slot(device.id());
+            if is_response && matches!(slot.request, RequestMark::Failed) {
+                let err = AuditError::Io {
+                    target: device.target().to_owned(),
+                    message: "the request entry of this response was not recorded".to_owned(),
+                };
+                waits.push((path, device, Err(err)));
+                continue;
+            }
+            let submitted = device.submit(entries, &mut slot.memo);
+            if is_request {
+                slot.request = match &submitted {
+                    Ok(_) => RequestMark::Queued,
+                    Err(_) => RequestMark::Failed,
+                };
+            }
+            waits.push((path, device, submitted));
+        }
+        Pending {
+            waits,
+            failures: unopened,
+            nothing_to_do: false,
+            is_request,
+        }
+    }
+}
+
+/// One request's entries across the devices: each device's memoized token
+/// HMACs (the token and accessor are hashed once per device per request,
+/// not four times per entry) and where its request entry stands.
+#[derive(Debug, Default)]
+pub struct Session {
+    devices: Vec<SessionDevice>,
+}
+
+#[derive(Debug)]
+struct SessionDevice {
+    id: u64,
+    memo: format::TokenMemo,
+    request: RequestMark,
+}
+
+/// A lone request entry on one device.
+#[derive(Debug, Clone, Copy)]
+enum RequestMark {
+    /// None was submitted to this device (none yet, or it was enabled since).
+    None,
+    Queued,
+    Recorded,
+    Failed,
+}
+
+impl Session {
+    fn slot(&mut self, id: u64) -> &mut SessionDevice {
+        match self.devices.iter().position(|d| d.id == id) {
+            Some(i) => &mut self.devices[i],
+            None => {
+                self.devices.push(SessionDevice {
+                    id,
+                    memo: format::TokenMemo::default(),
+                    request: RequestMark::None,
+                });
+                let last = self.devices.len() - 1;
+                &mut self.devices[last]
+            }
+        }
+    }
+}
+
+/// Entries queued on the devices, not yet known to be durable.
+#[must_use = "an audit entry must be waited for before the request it records is answered"]
+pub struct Pending {
+    waits: Vec<(String, Arc<FileDevice>, Result<device::Receipt, AuditError>)>,
+    /// Devices that failed before anything was queued (configured, not open here).
+    failures: Vec<String>,
+    nothing_to_do: bool,
+    is_request: bool,
+}
+
+impl fmt::Debug for Pending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pending")
+            .field("devices", &self.waits.len())
+            .field("failures", &self.failures)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pending {
+    /// Waits until every device has written and synced the entries (or
+    /// failed). `Ok` when at least one device recorded them (the others'
+    /// failures are logged), `Err(AllFailed)` when none did, `Ok` when no
+    /// device is configured. A lone request entry's outcome is noted in
+    /// `session`.
+    pub(crate) async fn wait(self, session: &mut Session) -> Result<(), AuditError> {
+        if self.nothing_to_do {
             return Ok(());
         }
-        let pending: Vec<_> = devices
-            .iter()
-            .map(|(path, d)| (path, d, d.submit(record)))
-            .collect();
         let mut recorded = false;
-        let mut failures = unopened;
-        for (path, device, submitted) in pending {
+        let mut failures = self.failures;
+        for (path, device, submitted) in self.waits {
             let result = match submitted {
                 Ok(rx) => device.wait(rx).await,
                 Err(e) => Err(e),
             };
+            if self.is_request {
+                session.slot(device.id()).request = if result.is_ok() {
+                    RequestMark::Recorded
+                } else {
+                    RequestMark::Failed
+                };
+            }
             match result {
                 Ok(()) => recorded = true,
                 Err(e) => {
