@@ -950,19 +950,23 @@ mod tests {
     use super::*;
     use transit_keys::{CreateOptions, KeyType};
 
+    fn create_key(mount: &Mount, name: &str) {
+        let now = time::OffsetDateTime::now_utc();
+        mount
+            .update(name, |_| {
+                let ring =
+                    Keyring::create(name, KeyType::Aes256Gcm96, &CreateOptions::default(), now)?;
+                Ok((Some(ring), ()))
+            })
+            .unwrap();
+    }
+
     #[test]
     fn sealing_drops_every_key_and_refuses_service() {
         let state = AppState::dev("root", Limits::default());
         let unsealed = state.unsealed().unwrap();
         let (mount, _) = unsealed.resolve("transit/keys/k").unwrap().unwrap();
-        let now = time::OffsetDateTime::now_utc();
-        mount
-            .update("k", |_| {
-                let ring =
-                    Keyring::create("k", KeyType::Aes256Gcm96, &CreateOptions::default(), now)?;
-                Ok((Some(ring), ()))
-            })
-            .unwrap();
+        create_key(&mount, "k");
         let ring = Arc::downgrade(&mount.key("k").unwrap().unwrap());
         let whole = Arc::downgrade(&unsealed);
         drop((mount, unsealed));
@@ -1040,14 +1044,7 @@ mod tests {
         );
         let unsealed = state.unsealed().unwrap();
         let (mount, _) = unsealed.resolve("transit/keys/k").unwrap().unwrap();
-        let now = time::OffsetDateTime::now_utc();
-        mount
-            .update("k", |_| {
-                let ring =
-                    Keyring::create("k", KeyType::Aes256Gcm96, &CreateOptions::default(), now)?;
-                Ok((Some(ring), ()))
-            })
-            .unwrap();
+        create_key(&mount, "k");
         let b = &unsealed.barrier;
         b.put("logical/gone-uuid/keys/x", b"x").unwrap();
         b.put("auth/gone-uuid/users/y", b"y").unwrap();
