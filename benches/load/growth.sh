@@ -26,10 +26,7 @@ lua_dir="$here/lua"
 # shellcheck source=lib.sh
 source "$here/lib.sh"
 
-command_line="bash benches/load/growth.sh"
-for a in "$@"; do
-  if [[ $a =~ ^[A-Za-z0-9_./,=:+-]+$ ]]; then command_line+=" $a"; else command_line+=" $(printf '%q' "$a")"; fi
-done
+command_line=$(quoted_command benches/load/growth.sh "$@")
 
 rounds=3 duration=10 connections=32 threads=2 warmup=1 levels_arg=1,10000,100000 versions=1000
 create_concurrency=16 only=keys,versions

@@ -95,3 +95,14 @@ log_level = "info"
 $mlock_hcl
 HCL
 }
+
+# The command as typed, for the report: `quoted_command SCRIPT ARGS...`
+# (arguments quoted only where the shell would need it).
+quoted_command() {
+  local line="bash $1" a
+  shift
+  for a in "$@"; do
+    if [[ $a =~ ^[A-Za-z0-9_./,=:+-]+$ ]]; then line+=" $a"; else line+=" $(printf '%q' "$a")"; fi
+  done
+  printf '%s' "$line"
+}

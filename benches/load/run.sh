@@ -15,14 +15,11 @@ here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd -- "$here/../.." && pwd)
 py="$here/report.py"
 lua_dir="$here/lua"
-# Shared helpers: stop_pid die need build_transitd wait_ready api jget probe_mlock write_transitd_hcl
+# Shared helpers: stop_pid die need build_transitd wait_ready api jget probe_mlock write_transitd_hcl quoted_command
 # shellcheck source=lib.sh
 source "$here/lib.sh"
 
-command_line="bash benches/load/run.sh"
-for a in "$@"; do
-  if [[ $a =~ ^[A-Za-z0-9_./,=:+-]+$ ]]; then command_line+=" $a"; else command_line+=" $(printf '%q' "$a")"; fi
-done
+command_line=$(quoted_command benches/load/run.sh "$@")
 
 rounds=3 duration=10 connections=32 threads=2 warmup=1 only="" verify_audit=0
 usage() { sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }

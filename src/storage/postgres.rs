@@ -2174,6 +2174,20 @@ mod tests {
         }
     }
 
+    /// After an interruption the feed first asks for a resync, then reports
+    /// other instances' writes (here: `direct` writing `path`) as before.
+    fn resync_then_paths(changes: &mpsc::Receiver<Change>, direct: &PostgresStorage, path: &str) {
+        assert_eq!(
+            changes.recv_timeout(Duration::from_secs(5)),
+            Ok(Change::Resync)
+        );
+        direct.put(path, b"1").unwrap();
+        assert_eq!(
+            changes.recv_timeout(Duration::from_secs(1)),
+            Ok(Change::Path(path.to_owned()))
+        );
+    }
+
     fn strings(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| (*s).to_owned()).collect()
     }
@@ -2680,15 +2694,7 @@ mod tests {
         thread::sleep(IDLE_CHECK_AFTER + Duration::from_millis(100));
         s.put("a", b"2").unwrap();
         assert_eq!(s.get("a").unwrap().as_deref(), Some(&b"2"[..]));
-        assert_eq!(
-            changes.recv_timeout(Duration::from_secs(5)),
-            Ok(Change::Resync)
-        );
-        direct.put("b", b"1").unwrap();
-        assert_eq!(
-            changes.recv_timeout(Duration::from_secs(1)),
-            Ok(Change::Path("b".to_owned()))
-        );
+        resync_then_paths(&changes, &direct, "b");
     }
 
     #[test]
@@ -2909,19 +2915,11 @@ mod tests {
 
         proxy.resume();
         // ... which the feed reports with a Resync once it is back.
-        assert_eq!(
-            changes.recv_timeout(Duration::from_secs(5)),
-            Ok(Change::Resync)
-        );
+        resync_then_paths(&changes, &direct, "y");
         // Works again without a restart.
         assert_eq!(s.get("before").unwrap().as_deref(), Some(&b"1"[..]));
         s.put("after", b"2").unwrap();
         assert_eq!(direct.get("after").unwrap().as_deref(), Some(&b"2"[..]));
-        direct.put("y", b"1").unwrap();
-        assert_eq!(
-            changes.recv_timeout(Duration::from_secs(1)),
-            Ok(Change::Path("y".to_owned()))
-        );
     }
 
     #[test]
@@ -2935,15 +2933,7 @@ mod tests {
         let changes = s.subscribe().unwrap();
         assert!(started.elapsed() < Duration::from_secs(6));
         proxy.resume();
-        assert_eq!(
-            changes.recv_timeout(Duration::from_secs(5)),
-            Ok(Change::Resync)
-        );
-        direct.put("z", b"1").unwrap();
-        assert_eq!(
-            changes.recv_timeout(Duration::from_secs(1)),
-            Ok(Change::Path("z".to_owned()))
-        );
+        resync_then_paths(&changes, &direct, "z");
     }
 
     #[test]
