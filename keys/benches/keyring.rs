@@ -291,6 +291,15 @@ fn bench_signatures(c: &mut Criterion) {
             let k = get();
             b.iter(|| k.sign(black_box(&message), None, 0, &opts).unwrap());
         });
+        if t == KeyType::Ed25519 {
+            // The two Ed25519 implementations at hand, bare: why signing
+            // uses aws-lc-rs.
+            let seed = [7u8; 32];
+            let lc = aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(&seed).unwrap();
+            let rg = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed).unwrap();
+            group.bench_function("raw-aws-lc", |b| b.iter(|| lc.sign(black_box(&message))));
+            group.bench_function("raw-ring", |b| b.iter(|| rg.sign(black_box(&message))));
+        }
         group.finish();
 
         let mut group = c.benchmark_group(format!("verify/{t}"));

@@ -1,18 +1,21 @@
 //! Signing keys of every signing type, and the options of `sign`/`verify`.
 //!
-//! Sources: ring for Ed25519 and the ECDSA combinations it offers (P-256 with
-//! SHA-256, P-384 with SHA-384, over the raw message); RustCrypto for every other
-//! ECDSA combination (P-521, other hashes, prehashed input) and for ML-DSA;
-//! aws-lc-rs for RSA, because ring cannot decrypt OAEP or sign a digest and the
-//! `rsa` crate's private-key operations are open to the Marvin timing attack.
+//! Sources: ring for the ECDSA combinations it offers (P-256 with SHA-256,
+//! P-384 with SHA-384, over the raw message); RustCrypto for every other ECDSA
+//! combination (P-521, other hashes, prehashed input) and for ML-DSA;
+//! aws-lc-rs for Ed25519 (its s2n-bignum code signs 2.7x faster than ring's
+//! here; RFC 8032 signatures are deterministic, so the bytes are the same)
+//! and for RSA, because ring cannot decrypt OAEP or sign a digest and
+//! the `rsa` crate's private-key operations are open to the Marvin timing
+//! attack.
 
 use core::fmt;
 use core::str::FromStr;
 
 use aws_lc_rs::rsa as lc_rsa;
 use aws_lc_rs::signature as lc_sig;
+use aws_lc_rs::signature::KeyPair as _;
 use ring::signature as rs;
-use ring::signature::KeyPair as _;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
@@ -283,7 +286,7 @@ pub enum PublicKey {
 impl PublicKey {
     pub fn verify(&self, input: &[u8], signature: &[u8], opts: &SignOptions) -> Result<bool> {
         match self {
-            Self::Ed25519(public) => Ok(rs::UnparsedPublicKey::new(&rs::ED25519, public)
+            Self::Ed25519(public) => Ok(lc_sig::UnparsedPublicKey::new(&lc_sig::ED25519, public)
                 .verify(input, signature)
                 .is_ok()),
             Self::Ecdsa { curve, sec1 } => ecdsa_verify(*curve, sec1, input, signature, opts),
@@ -362,12 +365,12 @@ pub(crate) fn pem_rfc7468_encode(label: &str, der: &[u8]) -> Result<String> {
 
 pub struct Ed25519Key {
     seed: SecretBytes,
-    pair: rs::Ed25519KeyPair,
+    pair: lc_sig::Ed25519KeyPair,
 }
 
 impl Ed25519Key {
     pub fn from_seed(seed: SecretBytes) -> Result<Self> {
-        let pair = rs::Ed25519KeyPair::from_seed_unchecked(seed.expose())
+        let pair = lc_sig::Ed25519KeyPair::from_seed_unchecked(seed.expose())
             .map_err(|_| Error::CorruptKeyring("ed25519 seed"))?;
         Ok(Self { seed, pair })
     }
