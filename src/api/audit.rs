@@ -17,7 +17,9 @@
 //! request entry is durable, and answered once its response entry is: two
 //! syncs, as before. Nothing it changes can then be missing from the log.
 //!
-//! A request that changes nothing ([`changes_nothing`]: encrypt with a key
+//! A request that changes nothing (the route table,
+//! [`Endpoint::changes_nothing`](super::endpoint::Endpoint::changes_nothing),
+//! says which: encrypt with a key
 //! that exists and cannot be deleted, decrypt, rewrap, sign, verify, hmac,
 //! hash, random, datakey, key reads and lists, exports, config reads) is
 //! served first: its request entry is held back, and handed to each device
@@ -54,7 +56,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
-use super::Op;
+use super::{Op, Target};
 use crate::audit::format::{Data, Entry, ResponseView};
 use crate::audit::{AuditError, AuthInfo, Kind, Pending, RequestInfo, Session};
 use crate::auth::token::TokenEntry;
@@ -133,87 +135,23 @@ fn issued_auth(block: &Value) -> AuthInfo {
     }
 }
 
-fn mount_of(unsealed: &Unsealed, path: &str) -> (String, String, String) {
-    if path.starts_with("sys/") {
-        return ("sys/".into(), "system".into(), "system".into());
-    }
-    if path.starts_with("auth/token/") {
-        return ("auth/token/".into(), "token".into(), "auth_token".into());
-    }
-    if let Some(inside) = path.strip_prefix("auth/") {
-        if let Ok(Some((m, _))) = unsealed.methods.resolve(inside) {
-            return (
-                format!("auth/{}/", m.entry.path),
-                m.entry.kind.clone(),
-                m.entry.accessor.clone(),
-            );
-        }
-        return (String::new(), String::new(), String::new());
-    }
-    match unsealed.resolve(path) {
-        Ok(Some((m, _))) => (format!("{}/", m.path), "transit".into(), m.accessor.clone()),
-        _ => (String::new(), String::new(), String::new()),
-    }
-}
-
-/// A request to a transit mount that changes nothing, `rest` being the path
-/// inside the mount: its request entry need not be durable before it is
-/// served, only before it is answered (see the module docs).
-///
-/// `stable_key(name)` tells whether the key exists and cannot be deleted
-/// (`deletion_allowed` is off): encrypting with, or "creating", such a key
-/// does not create it. Everything not listed here (key creation, rotation,
-/// configuration, trimming, deletion, backup (it stamps the key), restore,
-/// the mount's configuration writes, unknown paths) counts as changing state.
-pub(crate) fn side_effect_free(op: Op, rest: &str, stable_key: impl FnOnce(&str) -> bool) -> bool {
-    let mut seg = [""; 5];
-    let mut n = 0;
-    for s in rest.split('/') {
-        if n == seg.len() || s.is_empty() {
-            return false;
-        }
-        seg[n] = s;
-        n += 1;
-    }
-    match (op, &seg[..n]) {
-        (Op::Update, ["encrypt" | "keys", name]) => stable_key(name),
-        (
-            Op::Update,
-            ["decrypt" | "rewrap" | "hmac" | "sign" | "verify", _]
-            | ["datakey" | "hmac" | "sign" | "verify", _, _]
-            | ["hash"]
-            | ["hash", _]
-            | ["random"]
-            | ["random", _]
-            | ["random", _, _],
-        ) => true,
-        (
-            Op::Read,
-            ["keys", _]
-            | ["export", _, _]
-            | ["export", _, _, _]
-            | ["cache-config"]
-            | ["config", "keys"],
-        ) => true,
-        (Op::List, ["keys"]) => true,
-        _ => false,
-    }
-}
-
-/// Whether the request (authorized, its token not use-limited) changes
-/// nothing: a transit mount's path that [`side_effect_free`] accepts. Every
-/// `sys/` and `auth/` path counts as changing state.
-pub(crate) fn changes_nothing(unsealed: &Unsealed, op: Op, path: &str) -> bool {
-    if path.starts_with("sys/") || path.starts_with("auth/") {
-        return false;
-    }
-    match unsealed.resolve(path) {
-        Ok(Some((mount, rest))) => side_effect_free(
-            op,
-            rest,
-            |name| matches!(mount.key(name), Ok(Some(ring)) if !ring.deletion_allowed()),
+/// The mount an entry names: point, type and accessor (empty where the path
+/// is in no mount).
+fn mount_of(target: &Target) -> (String, String, String) {
+    match target {
+        Target::Sys => ("sys/".into(), "system".into(), "system".into()),
+        Target::Token => ("auth/token/".into(), "token".into(), "auth_token".into()),
+        Target::Method { method, .. } => (
+            format!("auth/{}/", method.entry.path),
+            method.entry.kind.clone(),
+            method.entry.accessor.clone(),
         ),
-        _ => false,
+        Target::Transit { mount, .. } => (
+            format!("{}/", mount.path),
+            "transit".into(),
+            mount.accessor.clone(),
+        ),
+        Target::Nowhere => (String::new(), String::new(), String::new()),
     }
 }
 
@@ -242,6 +180,7 @@ impl Audit {
         token: Option<(&str, &TokenEntry)>,
         op: Op,
         path: &str,
+        target: &Target,
         params: &Params,
         peer: Option<SocketAddr>,
     ) -> Self {
@@ -255,7 +194,7 @@ impl Audit {
             };
         }
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        let (mount_point, mount_type, mount_accessor) = mount_of(unsealed, path);
+        let (mount_point, mount_type, mount_accessor) = mount_of(target);
         let request = RequestInfo {
             id: crate::response::new_request_id(),
             operation: operation(op).to_owned(),
@@ -306,7 +245,7 @@ impl Audit {
             .map_err(|e| self.refuse(&e))
     }
 
-    /// The request of one that changes nothing ([`changes_nothing`]): its
+    /// The request of one that changes nothing (`super::changes_nothing`): its
     /// entry is held back and handed to the devices together with the
     /// response entry by [`Audit::response`], as one message that each device
     /// writes in one batch (one sync) or not at all, and the reply waits for
@@ -515,70 +454,6 @@ mod tests {
     use crate::audit::device::tests::MemoryLog;
     use crate::state::{AppState, Limits};
 
-    #[test]
-    fn side_effect_free_table() {
-        use Op::*;
-        // (op, path inside the mount, key exists and cannot be deleted, free)
-        let table: &[(Op, &str, bool, bool)] = &[
-            (Update, "encrypt/k", true, true),
-            (Update, "encrypt/k", false, false), // upsert creates the key
-            (Update, "keys/k", true, true),      // answered as it is
-            (Update, "keys/k", false, false),    // creates
-            (Update, "decrypt/k", false, true),
-            (Update, "rewrap/k", false, true),
-            (Update, "datakey/plaintext/k", false, true),
-            (Update, "datakey/wrapped/k", false, true),
-            (Update, "hmac/k", false, true),
-            (Update, "hmac/k/sha2-512", false, true),
-            (Update, "sign/k", false, true),
-            (Update, "sign/k/sha2-256", false, true),
-            (Update, "verify/k", false, true),
-            (Update, "verify/k/sha2-256", false, true),
-            (Update, "hash", false, true),
-            (Update, "hash/sha2-512", false, true),
-            (Update, "random", false, true),
-            (Update, "random/32", false, true),
-            (Update, "random/all/32", false, true),
-            (Read, "keys/k", false, true),
-            (Read, "export/encryption-key/k", false, true),
-            (Read, "export/encryption-key/k/1", false, true),
-            (Read, "cache-config", false, true),
-            (Read, "config/keys", false, true),
-            (List, "keys", false, true),
-            // State changes.
-            (Update, "keys/k/rotate", true, false),
-            (Update, "keys/k/config", true, false),
-            (Update, "keys/k/trim", true, false),
-            (Delete, "keys/k", true, false),
-            (Read, "backup/k", true, false), // stamps backup_info
-            (Update, "restore", true, false),
-            (Update, "restore/k", true, false),
-            (Update, "cache-config", true, false),
-            (Update, "config/keys", true, false),
-            // Odd shapes and unknown paths: not classified, so not free.
-            (Update, "random/a/b/c", false, false),
-            (Update, "encrypt/k/extra", true, false),
-            (Update, "encrypt", true, false),
-            (Read, "encrypt/k", true, false),
-            (Update, "decrypt/", false, false),
-            (Update, "", false, false),
-            (Update, "nope/k", true, false),
-            (List, "keys/k", true, false),
-            (Update, "export/encryption-key/k", true, false),
-        ];
-        for &(op, rest, stable, free) in table {
-            let mut asked = None;
-            let got = side_effect_free(op, rest, |name| {
-                asked = Some(name.to_owned());
-                stable
-            });
-            assert_eq!(got, free, "{op:?} {rest} (stable key: {stable})");
-            if let Some(name) = asked {
-                assert_eq!(name, "k", "{op:?} {rest}");
-            }
-        }
-    }
-
     struct Server {
         state: Arc<AppState>,
         router: axum::Router,
@@ -683,6 +558,7 @@ mod tests {
             None,
             Op::Update,
             "transit/decrypt/k",
+            &Target::of(&unsealed, "transit/decrypt/k").unwrap(),
             &Params::default(),
             None,
         );

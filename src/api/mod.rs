@@ -20,9 +20,11 @@ use crate::error::{ApiError, ApiResult};
 use crate::request::Params;
 use crate::response::Reply;
 use crate::state::{AppState, Mount, Unsealed};
+use endpoint::Endpoint;
 
 mod audit;
 mod crypt;
+mod endpoint;
 mod export;
 mod hmac;
 mod keys;
@@ -39,6 +41,59 @@ pub enum Op {
     Update,
     Delete,
     List,
+}
+
+/// Where a request goes inside the server, resolved once: its audit entries
+/// name this mount, and authorization and serving use this same resolution.
+pub(crate) enum Target {
+    /// `sys/...`
+    Sys,
+    /// `auth/token/...`
+    Token,
+    /// A login method's path; `rest` is the path inside it.
+    Method {
+        method: Arc<AuthMethod>,
+        rest: String,
+    },
+    /// A transit mount's path; `rest` is the path inside it.
+    Transit { mount: Arc<Mount>, rest: String },
+    /// No mount or login method at this path (404 once authorized).
+    Nowhere,
+}
+
+impl Target {
+    fn of(unsealed: &Unsealed, path: &str) -> ApiResult<Self> {
+        if path.starts_with("sys/") {
+            return Ok(Self::Sys);
+        }
+        if path.starts_with("auth/token/") {
+            return Ok(Self::Token);
+        }
+        if let Some(inside) = path.strip_prefix("auth/") {
+            return Ok(match unsealed.methods.resolve(inside)? {
+                Some((method, rest)) => Self::Method {
+                    rest: rest.to_owned(),
+                    method,
+                },
+                None => Self::Nowhere,
+            });
+        }
+        Ok(match unsealed.resolve(path)? {
+            Some((mount, rest)) => Self::Transit {
+                rest: rest.to_owned(),
+                mount,
+            },
+            None => Self::Nowhere,
+        })
+    }
+
+    /// The transit endpoint, for a transit mount's path.
+    fn endpoint(&self, op: Op) -> Option<(&Mount, ApiResult<Endpoint<'_>>)> {
+        match self {
+            Self::Transit { mount, rest } => Some((mount, Endpoint::parse(op, rest))),
+            _ => None,
+        }
+    }
 }
 
 /// What every transit handler gets besides its parameters.
@@ -123,7 +178,11 @@ async fn route(
             // A bounded number of password hashes at a time (argon2id takes
             // 19 MiB each): a login flood queues instead of exhausting memory.
             let _permit = login_slot().await?;
-            let mut audit = audit::Audit::begin(&unsealed, None, op, &path, &params, peer);
+            let target = Target::Method {
+                method: Arc::clone(&method),
+                rest: rest.clone(),
+            };
+            let mut audit = audit::Audit::begin(&unsealed, None, op, &path, &target, &params, peer);
             audit.request().await?;
             let result = off_workers(move || {
                 let now = OffsetDateTime::now_utc().unix_timestamp();
@@ -149,27 +208,38 @@ async fn route(
     else {
         // Unknown, expired or missing token: refused (before reading the
         // body), and on record as such.
-        let audit = audit::Audit::begin(&unsealed, None, op, &path, &Params::default(), peer);
+        let target = Target::of(&unsealed, &path).unwrap_or(Target::Nowhere);
+        let audit = audit::Audit::begin(
+            &unsealed,
+            None,
+            op,
+            &path,
+            &target,
+            &Params::default(),
+            peer,
+        );
         return audit.refused(ApiError::PermissionDenied).await;
     };
     let path = canonical_names(&unsealed, &path);
+    let target = Target::of(&unsealed, &path)?;
     let (params, body) = read_params(op, body, &headers, query_params, limit).await?;
     let mut audit = audit::Audit::begin(
         &unsealed,
         Some((presented, &entry)),
         op,
         &path,
+        &target,
         &params,
         peer,
     );
-    if let Err(denied) = authorize(&unsealed, &entry, op, &path) {
+    if let Err(denied) = authorize(&unsealed, &entry, op, &path, &target) {
         return audit.refused(denied).await;
     }
     // Nothing happens unless the request is on record first (fail closed).
     // A request that changes nothing (and whose token's uses are not
     // counted) is served while its entry is being written: its reply waits
     // for both entries (one sync), and is discarded if either fails.
-    if audit.is_on() && entry.num_uses == 0 && audit::changes_nothing(&unsealed, op, &path) {
+    if audit.is_on() && entry.num_uses == 0 && changes_nothing(&target, op) {
         audit.request_deferred().await?;
     } else {
         audit.request().await?;
@@ -180,10 +250,22 @@ async fn route(
     }
     let caller = Caller { id, entry };
     let result = authorized(
-        &state, &unsealed, &caller, presented, op, path, params, &body, now,
+        &state, &unsealed, &caller, presented, op, path, target, params, &body, now,
     )
     .await;
     audit.response(result).await
+}
+
+/// Whether the request changes nothing (see [`Endpoint::changes_nothing`]):
+/// only a transit endpoint can; every `sys/` and `auth/` path counts as
+/// changing state.
+fn changes_nothing(target: &Target, op: Op) -> bool {
+    match target.endpoint(op) {
+        Some((mount, Ok(endpoint))) => endpoint.changes_nothing(
+            |name| matches!(mount.key(name), Ok(Some(ring)) if !ring.deletion_allowed()),
+        ),
+        _ => false,
+    }
 }
 
 /// An authenticated, authorized (and audited) request.
@@ -195,66 +277,50 @@ async fn authorized(
     presented: &str,
     op: Op,
     path: String,
+    target: Target,
     params: Params<'static>,
     body: &Bytes,
     now: i64,
 ) -> ApiResult<(Reply, Vec<String>)> {
     let (state, unsealed, caller) = (Arc::clone(state), Arc::clone(unsealed), caller);
-    if let Some(rest) = path.strip_prefix("sys/") {
-        let reply = sys::handle(&state, op, rest, &params, Some(caller))?;
-        return Ok((reply, params.unrecognized()));
-    }
-    if let Some(rest) = path.strip_prefix("auth/token/") {
-        let reply = token::handle(&unsealed.tokens, caller, presented, op, rest, &params, now)?;
-        return Ok((reply, params.unrecognized()));
-    }
-    if let Some(inside) = path.strip_prefix("auth/") {
-        let (method, rest) = unsealed
-            .methods
-            .resolve(inside)?
-            .ok_or_else(|| ApiError::NoRoute(path.clone()))?;
-        let rest = rest.to_owned();
-        // Password hashing and storage writes run off the async workers.
-        return off_workers(move || {
-            let reply = dispatch_method(&unsealed, &method, op, &rest, &params, now)?;
-            Ok((reply, params.unrecognized()))
-        })
-        .await;
-    }
-    let (mount, rest) = unsealed
-        .resolve(&path)?
-        .ok_or_else(|| ApiError::NoRoute(path.clone()))?;
-    let rest = rest.to_owned();
-    // Key generation (RSA-4096 takes a while) must not stall the async workers.
-    // (AEAD keys created by encrypt's upsert are just random bytes: cheap.)
-    // Writes to storage block too (an fsync); encrypt writes when it creates its key.
-    let expensive = match op {
-        Op::Update => {
-            rest.starts_with("keys/")
-                || rest.starts_with("restore")
-                || rest.starts_with("config")
-                || rest.starts_with("cache-config")
-                || body.len() > 64 << 10
-                || rest
-                    .strip_prefix("encrypt/")
-                    .is_some_and(|name| mount.key(name).ok().flatten().is_none())
+    let (mount, rest) = match target {
+        Target::Sys => {
+            let rest = path.strip_prefix("sys/").unwrap_or_default();
+            let reply = sys::handle(&state, op, rest, &params, Some(caller))?;
+            return Ok((reply, params.unrecognized()));
         }
-        // Backups record that they happened.
-        Op::Read => rest.starts_with("backup/"),
-        Op::Delete => true,
-        Op::List => false,
+        Target::Token => {
+            let rest = path.strip_prefix("auth/token/").unwrap_or_default();
+            let reply = token::handle(&unsealed.tokens, caller, presented, op, rest, &params, now)?;
+            return Ok((reply, params.unrecognized()));
+        }
+        // Password hashing and storage writes run off the async workers.
+        Target::Method { method, rest } => {
+            return off_workers(move || {
+                let reply = dispatch_method(&unsealed, &method, op, &rest, &params, now)?;
+                Ok((reply, params.unrecognized()))
+            })
+            .await;
+        }
+        Target::Transit { mount, rest } => (mount, rest),
+        Target::Nowhere => return Err(ApiError::NoRoute(path)),
     };
+    // Key generation (RSA-4096 takes a while) and storage writes (an fsync
+    // each) must not stall the async workers. (AEAD keys created by encrypt's
+    // upsert are just random bytes, but stored.)
+    let blocks = Endpoint::parse(op, &rest)?
+        .may_block(|name| mount.key(name).ok().flatten().is_none())
+        || body.len() > 64 << 10;
     let run = move || {
         let ctx = Ctx {
             state: &state,
             mount: &mount,
             now: OffsetDateTime::now_utc(),
         };
-        let segments: Vec<&str> = rest.split('/').collect();
-        let reply = transit(&ctx, op, &segments, &params)?;
+        let reply = Endpoint::parse(op, &rest)?.serve(&ctx, op, &params)?;
         Ok((reply, params.unrecognized()))
     };
-    if expensive {
+    if blocks {
         tokio::task::spawn_blocking(run)
             .await
             .map_err(|e| ApiError::Internal(format!("handler task failed: {e}")))?
@@ -407,21 +473,27 @@ fn needs_sudo(path: &str) -> bool {
         || path == "auth/token/create-orphan"
 }
 
-/// Whether a write would create a userpass user or an AppRole role (which,
-/// as in Vault, needs `create`, not `update`).
-fn creates_method_entry(unsealed: &Unsealed, path: &str) -> bool {
-    let Some(inside) = path.strip_prefix("auth/") else {
-        return false;
-    };
-    let Ok(Some((method, rest))) = unsealed.methods.resolve(inside) else {
-        return false;
-    };
-    match (
-        &method.backend,
-        rest.split('/').collect::<Vec<_>>().as_slice(),
-    ) {
-        (Backend::Userpass(store), ["users", name]) => matches!(store.get(name), Ok(None)),
-        (Backend::AppRole(store), ["role", name]) => matches!(store.get_role(name), Ok(None)),
+/// Whether a write would create something (which, as in Vault, needs
+/// `create`, not `update`): a userpass user, an AppRole role, a transit key
+/// (written, or created by encrypt's upsert).
+fn creates(target: &Target, op: Op) -> bool {
+    match target {
+        Target::Method { method, rest } => {
+            match (
+                &method.backend,
+                rest.split('/').collect::<Vec<_>>().as_slice(),
+            ) {
+                (Backend::Userpass(store), ["users", name]) => matches!(store.get(name), Ok(None)),
+                (Backend::AppRole(store), ["role", name]) => {
+                    matches!(store.get_role(name), Ok(None))
+                }
+                _ => false,
+            }
+        }
+        Target::Transit { mount, rest } => Endpoint::parse(op, rest)
+            .ok()
+            .and_then(|e| e.may_create())
+            .is_some_and(|name| mount.key(name).ok().flatten().is_none()),
         _ => false,
     }
 }
@@ -430,7 +502,13 @@ fn creates_method_entry(unsealed: &Unsealed, path: &str) -> bool {
 /// `create` instead of `update` where the target does not exist yet (a transit
 /// key, or encrypting with a key that upsert would create), `list` on the path
 /// with a trailing slash, `sudo` on root-protected paths.
-fn authorize(unsealed: &Unsealed, entry: &TokenEntry, op: Op, path: &str) -> ApiResult<()> {
+fn authorize(
+    unsealed: &Unsealed,
+    entry: &TokenEntry,
+    op: Op,
+    path: &str,
+    target: &Target,
+) -> ApiResult<()> {
     if entry.is_root() {
         return Ok(());
     }
@@ -439,22 +517,8 @@ fn authorize(unsealed: &Unsealed, entry: &TokenEntry, op: Op, path: &str) -> Api
         Op::Read => Capability::Read,
         Op::List => Capability::List,
         Op::Delete => Capability::Delete,
-        Op::Update => {
-            let creates = creates_method_entry(unsealed, path)
-                || unsealed.resolve(path)?.is_some_and(|(mount, rest)| {
-                    match rest.split('/').collect::<Vec<_>>().as_slice() {
-                        ["keys", name] | ["encrypt", name] => {
-                            mount.key(name).ok().flatten().is_none()
-                        }
-                        _ => false,
-                    }
-                });
-            if creates {
-                Capability::Create
-            } else {
-                Capability::Update
-            }
-        }
+        Op::Update if creates(target, op) => Capability::Create,
+        Op::Update => Capability::Update,
     };
     let checked = if op == Op::List {
         format!("{path}/")
@@ -467,64 +531,5 @@ fn authorize(unsealed: &Unsealed, entry: &TokenEntry, op: Op, path: &str) -> Api
         Ok(())
     } else {
         Err(ApiError::Denied)
-    }
-}
-
-/// The transit engine's paths within one mount.
-fn transit(ctx: &Ctx<'_>, op: Op, seg: &[&str], p: &Params) -> ApiResult<Reply> {
-    use Op::*;
-    let only = |allowed: &[Op]| {
-        if allowed.contains(&op) {
-            Ok(())
-        } else {
-            Err(ApiError::UnsupportedOperation)
-        }
-    };
-    match seg {
-        ["keys"] => {
-            only(&[List])?;
-            keys::list(ctx, p)
-        }
-        ["keys", name] => match op {
-            Read => keys::read(ctx, name, p),
-            Update => keys::create(ctx, name, p),
-            Delete => keys::delete(ctx, name),
-            List => Err(ApiError::UnsupportedPath),
-        },
-        ["keys", name, "config"] => only(&[Update]).and_then(|()| keys::configure(ctx, name, p)),
-        ["keys", name, "rotate"] => only(&[Update]).and_then(|()| keys::rotate(ctx, name, p)),
-        ["keys", name, "trim"] => only(&[Update]).and_then(|()| keys::trim(ctx, name, p)),
-        ["encrypt", name] => only(&[Update]).and_then(|()| crypt::encrypt(ctx, name, p)),
-        ["decrypt", name] => only(&[Update]).and_then(|()| crypt::decrypt(ctx, name, p)),
-        ["rewrap", name] => only(&[Update]).and_then(|()| crypt::rewrap(ctx, name, p)),
-        ["datakey", kind, name] => {
-            only(&[Update]).and_then(|()| crypt::datakey(ctx, kind, name, p))
-        }
-        ["hmac", name] => only(&[Update]).and_then(|()| hmac::hmac(ctx, name, None, p)),
-        ["hmac", name, alg] => only(&[Update]).and_then(|()| hmac::hmac(ctx, name, Some(alg), p)),
-        ["sign", name] => only(&[Update]).and_then(|()| sign::sign(ctx, name, None, p)),
-        ["sign", name, alg] => only(&[Update]).and_then(|()| sign::sign(ctx, name, Some(alg), p)),
-        ["verify", name] => only(&[Update]).and_then(|()| sign::verify(ctx, name, None, p)),
-        ["verify", name, alg] => {
-            only(&[Update]).and_then(|()| sign::verify(ctx, name, Some(alg), p))
-        }
-        ["export", kind, name] => {
-            only(&[Read]).and_then(|()| export::export(ctx, kind, name, None, p))
-        }
-        ["export", kind, name, version] => {
-            only(&[Read]).and_then(|()| export::export(ctx, kind, name, Some(version), p))
-        }
-        ["backup", name] => only(&[Read]).and_then(|()| export::backup(ctx, name, p)),
-        ["restore"] => only(&[Update]).and_then(|()| export::restore(ctx, None, p)),
-        ["restore", name] => only(&[Update]).and_then(|()| export::restore(ctx, Some(name), p)),
-        ["restore", _, _, ..] => Err(ApiError::bad("key names cannot be paths")),
-        ["random", rest @ ..] if rest.len() <= 2 => {
-            only(&[Update]).and_then(|()| misc::random(rest, p))
-        }
-        ["hash"] => only(&[Update]).and_then(|()| misc::hash(None, p)),
-        ["hash", alg] => only(&[Update]).and_then(|()| misc::hash(Some(alg), p)),
-        ["cache-config"] => only(&[Read, Update]).and_then(|()| misc::cache_config(ctx, op, p)),
-        ["config", "keys"] => only(&[Read, Update]).and_then(|()| misc::config_keys(ctx, op, p)),
-        _ => Err(ApiError::UnsupportedPath),
     }
 }

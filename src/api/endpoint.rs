@@ -1,0 +1,383 @@
+//! The transit engine's route table: which endpoint an operation on a path
+//! inside a mount names, and what serving it may change.
+//!
+//! Everything that depends on the endpoint reads it from here: the audit path
+//! (a request that changes nothing may be served while its request entry is
+//! being written), authorization (`create` instead of `update` where a key
+//! would be created) and the choice of thread (key generation and storage
+//! writes run off the async workers). A new endpoint is classified where it
+//! is routed, so it cannot be served early by mistake: an endpoint changes
+//! state unless [`Endpoint::changes_nothing`] says otherwise.
+
+use super::{Ctx, Op, crypt, export, hmac, keys, misc, sign};
+use crate::error::{ApiError, ApiResult};
+use crate::request::Params;
+use crate::response::Reply;
+
+/// One transit endpoint, with the names it was given in the path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Endpoint<'a> {
+    ListKeys,
+    ReadKey(&'a str),
+    /// Creates the key, or answers as it is when it exists.
+    WriteKey(&'a str),
+    DeleteKey(&'a str),
+    ConfigureKey(&'a str),
+    RotateKey(&'a str),
+    TrimKey(&'a str),
+    /// Creates the key when it does not exist (upsert).
+    Encrypt(&'a str),
+    Decrypt(&'a str),
+    Rewrap(&'a str),
+    Datakey {
+        kind: &'a str,
+        name: &'a str,
+    },
+    Hmac {
+        name: &'a str,
+        alg: Option<&'a str>,
+    },
+    Sign {
+        name: &'a str,
+        alg: Option<&'a str>,
+    },
+    Verify {
+        name: &'a str,
+        alg: Option<&'a str>,
+    },
+    Export {
+        kind: &'a str,
+        name: &'a str,
+        version: Option<&'a str>,
+    },
+    /// Stamps the key with the time of the backup.
+    Backup(&'a str),
+    Restore(Option<&'a str>),
+    /// `random`, `random/<bytes or source>`, `random/<source>/<bytes>`.
+    Random([Option<&'a str>; 2]),
+    Hash(Option<&'a str>),
+    ReadCacheConfig,
+    WriteCacheConfig,
+    ReadKeysConfig,
+    WriteKeysConfig,
+}
+
+impl<'a> Endpoint<'a> {
+    /// The endpoint `op` on `rest` (the path inside the mount) names: 404
+    /// for an unknown path, 405 for an operation the path does not take.
+    pub(crate) fn parse(op: Op, rest: &'a str) -> ApiResult<Self> {
+        use Endpoint as E;
+        use Op::*;
+        let only = |allowed: &[Op], endpoint: Endpoint<'a>| {
+            if allowed.contains(&op) {
+                Ok(endpoint)
+            } else {
+                Err(ApiError::UnsupportedOperation)
+            }
+        };
+        let mut seg = [""; 5];
+        let mut n = 0;
+        for s in rest.split('/') {
+            if n == seg.len() {
+                return Err(ApiError::UnsupportedPath);
+            }
+            seg[n] = s;
+            n += 1;
+        }
+        match seg[..n] {
+            ["keys"] => only(&[List], E::ListKeys),
+            ["keys", name] => match op {
+                Read => Ok(E::ReadKey(name)),
+                Update => Ok(E::WriteKey(name)),
+                Delete => Ok(E::DeleteKey(name)),
+                List => Err(ApiError::UnsupportedPath),
+            },
+            ["keys", name, "config"] => only(&[Update], E::ConfigureKey(name)),
+            ["keys", name, "rotate"] => only(&[Update], E::RotateKey(name)),
+            ["keys", name, "trim"] => only(&[Update], E::TrimKey(name)),
+            ["encrypt", name] => only(&[Update], E::Encrypt(name)),
+            ["decrypt", name] => only(&[Update], E::Decrypt(name)),
+            ["rewrap", name] => only(&[Update], E::Rewrap(name)),
+            ["datakey", kind, name] => only(&[Update], E::Datakey { kind, name }),
+            // The last segment, where optional (an algorithm, a version).
+            ["hmac", name, ref alg @ ..] if alg.len() <= 1 => {
+                let alg = alg.first().copied();
+                only(&[Update], E::Hmac { name, alg })
+            }
+            ["sign", name, ref alg @ ..] if alg.len() <= 1 => {
+                let alg = alg.first().copied();
+                only(&[Update], E::Sign { name, alg })
+            }
+            ["verify", name, ref alg @ ..] if alg.len() <= 1 => {
+                let alg = alg.first().copied();
+                only(&[Update], E::Verify { name, alg })
+            }
+            ["export", kind, name, ref version @ ..] if version.len() <= 1 => {
+                let version = version.first().copied();
+                only(
+                    &[Read],
+                    E::Export {
+                        kind,
+                        name,
+                        version,
+                    },
+                )
+            }
+            ["backup", name] => only(&[Read], E::Backup(name)),
+            ["restore"] => only(&[Update], E::Restore(None)),
+            ["restore", name] => only(&[Update], E::Restore(Some(name))),
+            ["restore", _, _, ..] => Err(ApiError::bad("key names cannot be paths")),
+            ["random"] => only(&[Update], E::Random([None, None])),
+            ["random", a] => only(&[Update], E::Random([Some(a), None])),
+            ["random", a, b] => only(&[Update], E::Random([Some(a), Some(b)])),
+            ["hash", ref alg @ ..] if alg.len() <= 1 => {
+                only(&[Update], E::Hash(alg.first().copied()))
+            }
+            ["cache-config"] => match op {
+                Read => Ok(E::ReadCacheConfig),
+                Update => Ok(E::WriteCacheConfig),
+                _ => Err(ApiError::UnsupportedOperation),
+            },
+            ["config", "keys"] => match op {
+                Read => Ok(E::ReadKeysConfig),
+                Update => Ok(E::WriteKeysConfig),
+                _ => Err(ApiError::UnsupportedOperation),
+            },
+            _ => Err(ApiError::UnsupportedPath),
+        }
+    }
+
+    /// Whether serving it always writes to storage. Every endpoint is named
+    /// here (no wildcard): a new one must be classified to compile.
+    fn always_writes(&self) -> bool {
+        use Endpoint as E;
+        match self {
+            E::DeleteKey(_)
+            | E::ConfigureKey(_)
+            | E::RotateKey(_)
+            | E::TrimKey(_)
+            | E::Backup(_)
+            | E::Restore(_)
+            | E::WriteCacheConfig
+            | E::WriteKeysConfig => true,
+            // Write only when the key does not exist yet: see below.
+            E::WriteKey(_) | E::Encrypt(_) => false,
+            E::ListKeys
+            | E::ReadKey(_)
+            | E::Decrypt(_)
+            | E::Rewrap(_)
+            | E::Datakey { .. }
+            | E::Hmac { .. }
+            | E::Sign { .. }
+            | E::Verify { .. }
+            | E::Export { .. }
+            | E::Random(_)
+            | E::Hash(_)
+            | E::ReadCacheConfig
+            | E::ReadKeysConfig => false,
+        }
+    }
+
+    /// Whether serving it changes nothing, so that its request entry need
+    /// not be durable before it is served, only before it is answered.
+    /// `stable_key(name)`: the key exists and cannot be deleted
+    /// (`deletion_allowed` off), so encrypting with it or "creating" it does
+    /// not create it.
+    pub(crate) fn changes_nothing(&self, stable_key: impl FnOnce(&str) -> bool) -> bool {
+        match self.may_create() {
+            Some(name) => stable_key(name),
+            None => !self.always_writes(),
+        }
+    }
+
+    /// The key this endpoint creates when it does not exist yet (which, as
+    /// in Vault, takes the `create` capability).
+    pub(crate) fn may_create(&self) -> Option<&'a str> {
+        match *self {
+            Self::Encrypt(name) | Self::WriteKey(name) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// Whether it may block (key generation, RSA-4096 taking a while;
+    /// storage writes, an fsync each), and so must run off the async
+    /// workers. `key_missing(name)`: encrypt would create its key.
+    pub(crate) fn may_block(&self, key_missing: impl FnOnce(&str) -> bool) -> bool {
+        match *self {
+            // Answered as it is when the key exists, but rare: not worth a lookup.
+            Self::WriteKey(_) => true,
+            Self::Encrypt(name) => key_missing(name),
+            _ => self.always_writes(),
+        }
+    }
+
+    /// Serves it.
+    pub(crate) fn serve(&self, ctx: &Ctx<'_>, op: Op, p: &Params) -> ApiResult<Reply> {
+        use Endpoint as E;
+        match *self {
+            E::ListKeys => keys::list(ctx, p),
+            E::ReadKey(name) => keys::read(ctx, name, p),
+            E::WriteKey(name) => keys::create(ctx, name, p),
+            E::DeleteKey(name) => keys::delete(ctx, name),
+            E::ConfigureKey(name) => keys::configure(ctx, name, p),
+            E::RotateKey(name) => keys::rotate(ctx, name, p),
+            E::TrimKey(name) => keys::trim(ctx, name, p),
+            E::Encrypt(name) => crypt::encrypt(ctx, name, p),
+            E::Decrypt(name) => crypt::decrypt(ctx, name, p),
+            E::Rewrap(name) => crypt::rewrap(ctx, name, p),
+            E::Datakey { kind, name } => crypt::datakey(ctx, kind, name, p),
+            E::Hmac { name, alg } => hmac::hmac(ctx, name, alg, p),
+            E::Sign { name, alg } => sign::sign(ctx, name, alg, p),
+            E::Verify { name, alg } => sign::verify(ctx, name, alg, p),
+            E::Export {
+                kind,
+                name,
+                version,
+            } => export::export(ctx, kind, name, version, p),
+            E::Backup(name) => export::backup(ctx, name, p),
+            E::Restore(name) => export::restore(ctx, name, p),
+            E::Random(parts) => {
+                let parts: Vec<&str> = parts.into_iter().flatten().collect();
+                misc::random(&parts, p)
+            }
+            E::Hash(alg) => misc::hash(alg, p),
+            E::ReadCacheConfig | E::WriteCacheConfig => misc::cache_config(ctx, op, p),
+            E::ReadKeysConfig | E::WriteKeysConfig => misc::config_keys(ctx, op, p),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_each_endpoint_changes() {
+        use Op::*;
+        // (op, path inside the mount, key exists and cannot be deleted, changes nothing)
+        let table: &[(Op, &str, bool, bool)] = &[
+            (Update, "encrypt/k", true, true),
+            (Update, "encrypt/k", false, false), // upsert creates the key
+            (Update, "keys/k", true, true),      // answered as it is
+            (Update, "keys/k", false, false),    // creates
+            (Update, "decrypt/k", false, true),
+            (Update, "rewrap/k", false, true),
+            (Update, "datakey/plaintext/k", false, true),
+            (Update, "datakey/wrapped/k", false, true),
+            (Update, "hmac/k", false, true),
+            (Update, "hmac/k/sha2-512", false, true),
+            (Update, "sign/k", false, true),
+            (Update, "sign/k/sha2-256", false, true),
+            (Update, "verify/k", false, true),
+            (Update, "verify/k/sha2-256", false, true),
+            (Update, "hash", false, true),
+            (Update, "hash/sha2-512", false, true),
+            (Update, "random", false, true),
+            (Update, "random/32", false, true),
+            (Update, "random/all/32", false, true),
+            (Read, "keys/k", false, true),
+            (Read, "export/encryption-key/k", false, true),
+            (Read, "export/encryption-key/k/1", false, true),
+            (Read, "cache-config", false, true),
+            (Read, "config/keys", false, true),
+            (List, "keys", false, true),
+            // State changes.
+            (Update, "keys/k/rotate", true, false),
+            (Update, "keys/k/config", true, false),
+            (Update, "keys/k/trim", true, false),
+            (Delete, "keys/k", true, false),
+            (Read, "backup/k", true, false), // stamps backup_info
+            (Update, "restore", true, false),
+            (Update, "restore/k", true, false),
+            (Update, "cache-config", true, false),
+            (Update, "config/keys", true, false),
+        ];
+        for &(op, rest, stable, free) in table {
+            let endpoint =
+                Endpoint::parse(op, rest).unwrap_or_else(|e| panic!("{op:?} {rest}: {e}"));
+            let mut asked = None;
+            let got = endpoint.changes_nothing(|name| {
+                asked = Some(name.to_owned());
+                stable
+            });
+            assert_eq!(got, free, "{op:?} {rest} (stable key: {stable})");
+            if let Some(name) = asked {
+                assert_eq!(name, "k", "{op:?} {rest}");
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_paths_and_wrong_operations_are_not_endpoints() {
+        use Op::*;
+        let not_found: &[(Op, &str)] = &[
+            (Update, "random/a/b/c"),
+            (Update, "encrypt/k/extra"),
+            (Update, "encrypt"),
+            (Update, ""),
+            (Update, "nope/k"),
+            (List, "keys/k"),
+            (Update, "a/b/c/d/e/f"),
+        ];
+        for &(op, rest) in not_found {
+            assert!(
+                matches!(Endpoint::parse(op, rest), Err(ApiError::UnsupportedPath)),
+                "{op:?} {rest}"
+            );
+        }
+        let wrong_op: &[(Op, &str)] = &[
+            (Read, "encrypt/k"),
+            (Update, "export/encryption-key/k"),
+            (Update, "keys"),
+            (Read, "keys/k/rotate"),
+            (Delete, "cache-config"),
+            (Update, "backup/k"),
+        ];
+        for &(op, rest) in wrong_op {
+            assert!(
+                matches!(
+                    Endpoint::parse(op, rest),
+                    Err(ApiError::UnsupportedOperation)
+                ),
+                "{op:?} {rest}"
+            );
+        }
+        assert!(matches!(
+            Endpoint::parse(Update, "restore/a/b"),
+            Err(ApiError::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn creation_and_blocking() {
+        let missing = |_: &str| true;
+        let present = |_: &str| false;
+        let e = Endpoint::parse(Op::Update, "encrypt/k").unwrap();
+        assert_eq!(e.may_create(), Some("k"));
+        assert!(e.may_block(missing));
+        assert!(!e.may_block(present));
+        let e = Endpoint::parse(Op::Update, "keys/k").unwrap();
+        assert_eq!(e.may_create(), Some("k"));
+        assert!(e.may_block(present));
+        for (op, rest) in [
+            (Op::Update, "decrypt/k"),
+            (Op::Update, "sign/k"),
+            (Op::Read, "keys/k"),
+        ] {
+            let e = Endpoint::parse(op, rest).unwrap();
+            assert_eq!(e.may_create(), None, "{rest}");
+            assert!(!e.may_block(missing), "{rest}");
+        }
+        for (op, rest) in [
+            (Op::Delete, "keys/k"),
+            (Op::Read, "backup/k"),
+            (Op::Update, "restore"),
+            (Op::Update, "config/keys"),
+        ] {
+            assert!(
+                Endpoint::parse(op, rest).unwrap().may_block(present),
+                "{rest}"
+            );
+        }
+    }
+}
