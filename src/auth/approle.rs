@@ -550,14 +550,22 @@ impl AppRoleStore {
             .collect())
     }
 
+    /// Role `name`: from the cache, or from storage when this node has not
+    /// heard of it (another node created it a moment ago and its
+    /// notification is still on the way).
     pub fn get_role(&self, name: &str) -> ApiResult<Option<Role>> {
-        Ok(self
-            .index
-            .read()
-            .map_err(|_| poisoned())?
-            .roles
-            .get(&normalize(name))
-            .map(|s| s.role.clone()))
+        let name = normalize(name);
+        if let Some(s) = self.index.read().map_err(|_| poisoned())?.roles.get(&name) {
+            return Ok(Some(s.role.clone()));
+        }
+        // Under `write`, so a deletion on this node cannot slip between the
+        // read and the publication.
+        let _w = self.write.lock().map_err(|_| poisoned())?;
+        let role = read_json::<Role>(&self.barrier, &self.role_path(&name))?;
+        if role.is_some() {
+            self.publish_role(&name, role.clone(), false)?;
+        }
+        Ok(role)
     }
 
     /// Create or update a role. `edit` gets the stored role, or a new one
@@ -1414,6 +1422,20 @@ mod tests {
         })
         .unwrap();
         s.get_role("ci").unwrap().unwrap().role_id
+    }
+
+    #[test]
+    fn a_role_created_on_another_node_is_found_before_its_notification() {
+        let (_, a) = store();
+        let b = other_node(&a);
+        let role_id = limited_role(&a, 0);
+        // B never heard of it, yet reads it (and can issue secret IDs for it).
+        assert_eq!(b.get_role("CI").unwrap().unwrap().role_id, role_id);
+        assert!(
+            b.create_secret_id("ci", SecretIdRequest::default(), 0)
+                .is_ok()
+        );
+        assert!(b.get_role("nope").unwrap().is_none());
     }
 
     #[test]
