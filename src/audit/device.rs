@@ -786,10 +786,9 @@ impl FileDevice {
         entries: &[&Entry<'_>],
         memo: &mut TokenMemo,
     ) -> Result<Receipt, AuditError> {
-        let entries = entries
-            .iter()
-            .map(|entry| self.formatter.format(entry, memo))
-            .collect::<Result<Vec<_>, _>>()
+        let entries = self
+            .formatter
+            .format_all(entries, memo)
             .map_err(|e| AuditError::Format(e.to_string()))?;
         let (ack, rx) = oneshot::channel();
         self.tx
