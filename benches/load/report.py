@@ -12,6 +12,7 @@
 
 import argparse
 import datetime
+import glob
 import json
 import os
 import platform
@@ -88,17 +89,31 @@ def cmd_check(args):
         die(f"unknown check {k}")
 
 
-def cmd_cpu_snap(args):
-    """`SERVER_TICKS BUSY_TICKS ALL_TICKS`: the server process's user+system
-    CPU ticks and the machine's busy and total ticks (/proc/stat), now."""
-    with open(f"/proc/{args.pid}/stat", encoding="utf-8") as f:
+def stat_ticks(path):
+    """utime + stime of a /proc/.../stat file (fields 14 and 15)."""
+    with open(path, encoding="utf-8") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    server = int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return int(fields[11]) + int(fields[12])
+
+
+def cmd_cpu_snap(args):
+    """`SERVER_TICKS BUSY_TICKS ALL_TICKS AUDIT_WRITER_TICKS`: the server
+    process's user+system CPU ticks, the machine's busy and total ticks
+    (/proc/stat), and the ticks of the process's threads named
+    `audit-writer` (transitd's audit device writers: chain, write, fsync), now."""
+    server = stat_ticks(f"/proc/{args.pid}/stat")
+    writer = 0
+    for task in glob.glob(f"/proc/{args.pid}/task/*"):
+        try:
+            if open(f"{task}/comm", encoding="utf-8").read().strip() == "audit-writer":
+                writer += stat_ticks(f"{task}/stat")
+        except OSError:
+            pass  # the thread ended meanwhile
     with open("/proc/stat", encoding="utf-8") as f:
         cpu = [int(x) for x in f.readline().split()[1:]]
     idle = cpu[3] + (cpu[4] if len(cpu) > 4 else 0)
     total = sum(cpu[:8])
-    print(server, total - idle, total)
+    print(server, total - idle, total, writer)
 
 
 def lock_versions(path):
@@ -180,6 +195,8 @@ def cmd_record(args):
             "machine_busy_pct": 100.0 * (a[1] - b[1]) / all_ticks if all_ticks else None,
             "requests_per_server_cpu_s": w["requests"] / server_s if server_s > 0 else None,
         }
+        if len(a) > 3 and len(b) > 3 and w["requests"]:
+            rec["cpu"]["audit_writer_us_per_request"] = (a[3] - b[3]) / hz / w["requests"] * 1e6
     rec["flags"] = flags
     print(json.dumps(rec))
     lat = w["latency_us"]
@@ -281,6 +298,7 @@ def aggregate(runs):
                 "server_cores_median": med([(r.get("cpu") or {}).get("server_cores") for r in rs]),
                 "requests_per_cpu_s_median": med([(r.get("cpu") or {}).get("requests_per_server_cpu_s") for r in rs]),
                 "machine_busy_pct_median": med([(r.get("cpu") or {}).get("machine_busy_pct") for r in rs]),
+                "audit_writer_us_median": med([(r.get("cpu") or {}).get("audit_writer_us_per_request") for r in rs]),
             }
         t, o = row["servers"].get("transitd"), row["servers"].get("openbao")
         if t and o and o["rps_median"]:
@@ -382,11 +400,12 @@ def render(meta, rows):
         L.append(f"| {row['title']} | " + " | ".join(cells) + " |")
     L.append("")
     L.append("CPU (medians over rounds): requests per CPU-second of the server process, cores the server "
-             "used, and how busy the whole machine was (server + wrk + anything else):")
+             "used, the CPU time of transitd's audit writer thread per request (hash chain, write, "
+             "fdatasync; user + system), and how busy the whole machine was (server + wrk + anything else):")
     L.append("")
-    L.append("| workload | transitd req/CPU-s (cores) | OpenBao req/CPU-s (cores) | transitd/OpenBao per CPU-s "
-             "| bare req/CPU-s (cores) | machine busy % T / O |")
-    L.append("|---|---:|---:|---:|---:|---|")
+    L.append("| workload | transitd req/CPU-s (cores) | transitd audit writer us/req | OpenBao req/CPU-s (cores) "
+             "| transitd/OpenBao per CPU-s | bare req/CPU-s (cores) | machine busy % T / O |")
+    L.append("|---|---:|---:|---:|---:|---:|---|")
     for row in rows:
         def eff(name):
             x = row["servers"].get(name)
@@ -399,7 +418,11 @@ def render(meta, rows):
             ratio = f"{t['requests_per_cpu_s_median'] / o['requests_per_cpu_s_median']:.2f}x"
         busy = " / ".join("-" if not x or x["machine_busy_pct_median"] is None
                           else f"{x['machine_busy_pct_median']:.0f}" for x in (t, o))
-        L.append(f"| {row['title']} | {eff('transitd')} | {eff('openbao')} | {ratio} | {eff('bare')} | {busy} |")
+        writer = "-"
+        if t and t.get("audit_writer_us_median") is not None:
+            writer = f"{t['audit_writer_us_median']:.1f}"
+        L.append(f"| {row['title']} | {eff('transitd')} | {writer} | {eff('openbao')} | {ratio} | {eff('bare')} "
+                 f"| {busy} |")
     L.append("")
     extra = []
     for row in rows:
