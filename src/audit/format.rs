@@ -32,7 +32,6 @@ use ring::hmac;
 use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde_json::Value;
-use serde_json::value::RawValue;
 use time::{OffsetDateTime, UtcOffset};
 use zeroize::Zeroize;
 
@@ -368,34 +367,48 @@ impl Formatter {
         entry: &Entry<'_>,
         memo: &mut TokenMemo,
     ) -> Result<Vec<u8>, serde_json::Error> {
-        let blocks = self.blocks(entry, memo)?;
-        self.assemble(entry, &blocks)
+        self.with_blocks(entry, memo, |auth, request| {
+            self.assemble(entry, auth, request)
+        })
     }
 
-    /// Serialises the entries of one request (a request entry and its
-    /// response entry): the `auth` and `request` blocks that two entries
-    /// share (the same token and the same request, by reference) are written,
-    /// and their data hashed, once.
+    /// Serialises the entries of one request. A request entry and its
+    /// response entry that share the `auth` and `request` blocks (the same
+    /// token and the same request, by reference) get those blocks written,
+    /// and their data hashed, once; otherwise each entry is formatted alone.
     pub(crate) fn format_all(
         &self,
         entries: &[&Entry<'_>],
         memo: &mut TokenMemo,
     ) -> Result<Vec<Vec<u8>>, serde_json::Error> {
-        let mut out = Vec::with_capacity(entries.len());
-        let mut previous: Option<(&Entry<'_>, Blocks)> = None;
-        for &entry in entries {
-            let blocks = match previous.take() {
-                Some((prev, blocks)) if Blocks::shared(prev, entry) => blocks,
-                _ => self.blocks(entry, memo)?,
-            };
-            out.push(self.assemble(entry, &blocks)?);
-            previous = Some((entry, blocks));
+        match entries {
+            [first, second] if shared_blocks(first, second) => {
+                let (auth, request) = self.with_blocks(first, memo, |auth, request| {
+                    Ok((
+                        serde_json::value::to_raw_value(auth)?,
+                        serde_json::value::to_raw_value(request)?,
+                    ))
+                })?;
+                Ok(vec![
+                    self.assemble(first, &*auth, &*request)?,
+                    self.assemble(second, &*auth, &*request)?,
+                ])
+            }
+            _ => entries
+                .iter()
+                .map(|entry| self.format(entry, memo))
+                .collect(),
         }
-        Ok(out)
     }
 
-    /// An entry's `auth` and `request` blocks, serialised.
-    fn blocks(&self, entry: &Entry<'_>, memo: &mut TokenMemo) -> Result<Blocks, serde_json::Error> {
+    /// Hands an entry's `auth` and `request` blocks, ready to serialise, to
+    /// `then`.
+    fn with_blocks<T>(
+        &self,
+        entry: &Entry<'_>,
+        memo: &mut TokenMemo,
+        then: impl FnOnce(&AuthOut<'_>, &RequestOut<'_>) -> Result<T, serde_json::Error>,
+    ) -> Result<T, serde_json::Error> {
         let default_auth = AuthInfo::default();
         let auth = entry.auth.unwrap_or(&default_auth);
         let req = entry.request;
@@ -429,13 +442,19 @@ impl Formatter {
             remote_address: &req.remote_address,
             remote_port: req.remote_port,
         };
-        Ok(Blocks {
-            auth: serde_json::value::to_raw_value(&auth_out)?,
-            request: serde_json::value::to_raw_value(&request_out)?,
-        })
+        then(&auth_out, &request_out)
     }
 
-    fn assemble(&self, entry: &Entry<'_>, blocks: &Blocks) -> Result<Vec<u8>, serde_json::Error> {
+    fn assemble<A, R>(
+        &self,
+        entry: &Entry<'_>,
+        auth: &A,
+        request: &R,
+    ) -> Result<Vec<u8>, serde_json::Error>
+    where
+        A: Serialize + ?Sized,
+        R: Serialize + ?Sized,
+    {
         let req = entry.request;
         let response_out = match entry.kind {
             Kind::Request => None,
@@ -459,34 +478,26 @@ impl Formatter {
         let out = EntryOut {
             time: time.as_str(),
             kind: entry.kind.as_str(),
-            auth: &blocks.auth,
-            request: &blocks.request,
+            auth,
+            request,
             response: response_out,
             error: entry.error.unwrap_or(""),
         };
-        let mut buf =
-            Vec::with_capacity(blocks.auth.get().len() + blocks.request.get().len() + 512);
+        let mut buf = Vec::with_capacity(1024);
         serde_json::to_writer(&mut buf, &out)?;
         Ok(buf)
     }
 }
 
-/// The `auth` and `request` blocks of an entry, serialised.
-struct Blocks {
-    auth: Box<RawValue>,
-    request: Box<RawValue>,
-}
-
-impl Blocks {
-    /// Whether `b`'s blocks are `a`'s: the same token and request objects.
-    fn shared(a: &Entry<'_>, b: &Entry<'_>) -> bool {
-        let same_auth = match (a.auth, b.auth) {
-            (Some(x), Some(y)) => std::ptr::eq(x, y),
-            (None, None) => true,
-            _ => false,
-        };
-        same_auth && std::ptr::eq(a.request, b.request)
-    }
+/// Whether `b` has `a`'s `auth` and `request` blocks: the same token and
+/// request objects.
+fn shared_blocks(a: &Entry<'_>, b: &Entry<'_>) -> bool {
+    let same_auth = match (a.auth, b.auth) {
+        (Some(x), Some(y)) => std::ptr::eq(x, y),
+        (None, None) => true,
+        _ => false,
+    };
+    same_auth && std::ptr::eq(a.request, b.request)
 }
 
 /// A string member written in clear or as its HMAC.
@@ -690,12 +701,12 @@ fn is_zero_port(v: &u16) -> bool {
 }
 
 #[derive(Serialize)]
-struct EntryOut<'a> {
+struct EntryOut<'a, A: ?Sized, R: ?Sized> {
     time: &'a str,
     #[serde(rename = "type")]
     kind: &'static str,
-    auth: &'a RawValue,
-    request: &'a RawValue,
+    auth: &'a A,
+    request: &'a R,
     #[serde(skip_serializing_if = "Option::is_none")]
     response: Option<ResponseOut<'a>>,
     #[serde(skip_serializing_if = "str::is_empty")]
@@ -1450,13 +1461,21 @@ mod tests {
                     response: None,
                     ..req_entry
                 };
-                let got = formatter
-                    .format_all(
-                        &[&req_entry, &resp_entry, &other.entry()],
-                        &mut TokenMemo::default(),
-                    )
+                let mut memo = TokenMemo::default();
+                let mut got = formatter
+                    .format_all(&[&req_entry, &resp_entry], &mut memo)
                     .unwrap();
+                got.extend(formatter.format_all(&[&other.entry()], &mut memo).unwrap());
                 assert_eq!(got, expected, "{options:?}");
+                // Two entries that share nothing are formatted alone.
+                let apart = formatter
+                    .format_all(&[&other.entry(), &resp_entry], &mut memo)
+                    .unwrap();
+                assert_eq!(
+                    apart,
+                    [expected[2].clone(), expected[1].clone()],
+                    "{options:?}"
+                );
             }
         }
     }
