@@ -14,6 +14,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::request::Params;
 use crate::response::Reply;
 
+/// `restore/<name>` with more segments after the name.
+const RESTORE_NAME: &str = "key names cannot be paths";
+
 /// One transit endpoint, with the names it was given in the path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Endpoint<'a> {
@@ -79,7 +82,11 @@ impl<'a> Endpoint<'a> {
         let mut n = 0;
         for s in rest.split('/') {
             if n == seg.len() {
-                return Err(ApiError::UnsupportedPath);
+                return Err(if seg[0] == "restore" {
+                    ApiError::bad(RESTORE_NAME)
+                } else {
+                    ApiError::UnsupportedPath
+                });
             }
             seg[n] = s;
             n += 1;
@@ -126,7 +133,7 @@ impl<'a> Endpoint<'a> {
             ["backup", name] => only(&[Read], E::Backup(name)),
             ["restore"] => only(&[Update], E::Restore(None)),
             ["restore", name] => only(&[Update], E::Restore(Some(name))),
-            ["restore", _, _, ..] => Err(ApiError::bad("key names cannot be paths")),
+            ["restore", _, _, ..] => Err(ApiError::bad(RESTORE_NAME)),
             ["random"] => only(&[Update], E::Random([None, None])),
             ["random", a] => only(&[Update], E::Random([Some(a), None])),
             ["random", a, b] => only(&[Update], E::Random([Some(a), Some(b)])),
@@ -342,10 +349,12 @@ mod tests {
                 "{op:?} {rest}"
             );
         }
-        assert!(matches!(
-            Endpoint::parse(Update, "restore/a/b"),
-            Err(ApiError::BadRequest(_))
-        ));
+        for deep in ["restore/a/b", "restore/a/b/c/d/e/f"] {
+            assert!(
+                matches!(Endpoint::parse(Update, deep), Err(ApiError::BadRequest(_))),
+                "{deep}"
+            );
+        }
     }
 
     #[test]

@@ -87,6 +87,25 @@ impl Target {
         })
     }
 
+    /// Whether the mount or login method is still the one at `path`: it may
+    /// have been disabled while the body was read and the request entry
+    /// written, and serving into a removed mount would leave entries behind.
+    fn still_current(&self, unsealed: &Unsealed, path: &str) -> ApiResult<bool> {
+        Ok(match self {
+            Self::Transit { mount, .. } => {
+                matches!(unsealed.resolve(path)?, Some((m, _)) if Arc::ptr_eq(&m, mount))
+            }
+            Self::Method { method, .. } => match path.strip_prefix("auth/") {
+                Some(inside) => matches!(
+                    unsealed.methods.resolve(inside)?,
+                    Some((m, _)) if Arc::ptr_eq(&m, method)
+                ),
+                None => false,
+            },
+            Self::Sys | Self::Token | Self::Nowhere => true,
+        })
+    }
+
     /// The transit endpoint, for a transit mount's path.
     fn endpoint(&self, op: Op) -> Option<(&Mount, ApiResult<Endpoint<'_>>)> {
         match self {
@@ -283,6 +302,9 @@ async fn authorized(
     now: i64,
 ) -> ApiResult<(Reply, Vec<String>)> {
     let (state, unsealed, caller) = (Arc::clone(state), Arc::clone(unsealed), caller);
+    if !target.still_current(&unsealed, &path)? {
+        return Err(ApiError::NoRoute(path));
+    }
     let (mount, rest) = match target {
         Target::Sys => {
             let rest = path.strip_prefix("sys/").unwrap_or_default();
@@ -475,7 +497,9 @@ fn needs_sudo(path: &str) -> bool {
 
 /// Whether a write would create something (which, as in Vault, needs
 /// `create`, not `update`): a userpass user, an AppRole role, a transit key
-/// (written, or created by encrypt's upsert).
+/// (written, or created by encrypt's upsert). Asked of this node's cache
+/// only, and failing closed: anything not known to exist (an error included)
+/// counts as created.
 fn creates(target: &Target, op: Op) -> bool {
     match target {
         Target::Method { method, rest } => {
@@ -483,9 +507,11 @@ fn creates(target: &Target, op: Op) -> bool {
                 &method.backend,
                 rest.split('/').collect::<Vec<_>>().as_slice(),
             ) {
-                (Backend::Userpass(store), ["users", name]) => matches!(store.get(name), Ok(None)),
+                (Backend::Userpass(store), ["users", name]) => {
+                    !matches!(store.get(name), Ok(Some(_)))
+                }
                 (Backend::AppRole(store), ["role", name]) => {
-                    matches!(store.get_role(name), Ok(None))
+                    !matches!(store.cached_role(name), Ok(Some(_)))
                 }
                 _ => false,
             }
@@ -531,5 +557,30 @@ fn authorize(
         Ok(())
     } else {
         Err(ApiError::Denied)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Limits;
+
+    /// A mount disabled after the request resolved it (while its body was
+    /// read and its request entry written) is not served into.
+    #[test]
+    fn a_target_disabled_meanwhile_is_not_current() {
+        let state = AppState::dev("root", Limits::default());
+        let unsealed = state.unsealed().unwrap();
+        unsealed.enable_mount("other", "").unwrap();
+        let path = "other/encrypt/k";
+        let target = Target::of(&unsealed, path).unwrap();
+        assert!(matches!(target, Target::Transit { .. }));
+        assert!(target.still_current(&unsealed, path).unwrap());
+        unsealed.disable_mount("other").unwrap();
+        assert!(!target.still_current(&unsealed, path).unwrap());
+        // Enabled again at the same path: a new mount, still not this one.
+        unsealed.enable_mount("other", "").unwrap();
+        assert!(!target.still_current(&unsealed, path).unwrap());
+        assert!(Target::Sys.still_current(&unsealed, "sys/health").unwrap());
     }
 }

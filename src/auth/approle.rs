@@ -550,14 +550,26 @@ impl AppRoleStore {
             .collect())
     }
 
+    /// Role `name` as this node's cache holds it (no storage access: cheap,
+    /// for authorization on the async workers).
+    pub fn cached_role(&self, name: &str) -> ApiResult<Option<Role>> {
+        Ok(self
+            .index
+            .read()
+            .map_err(|_| poisoned())?
+            .roles
+            .get(&normalize(name))
+            .map(|s| s.role.clone()))
+    }
+
     /// Role `name`: from the cache, or from storage when this node has not
     /// heard of it (another node created it a moment ago and its
-    /// notification is still on the way).
+    /// notification is still on the way). May block: off the async workers.
     pub fn get_role(&self, name: &str) -> ApiResult<Option<Role>> {
-        let name = normalize(name);
-        if let Some(s) = self.index.read().map_err(|_| poisoned())?.roles.get(&name) {
-            return Ok(Some(s.role.clone()));
+        if let Some(role) = self.cached_role(name)? {
+            return Ok(Some(role));
         }
+        let name = normalize(name);
         // Under `write`, so a deletion on this node cannot slip between the
         // read and the publication.
         let _w = self.write.lock().map_err(|_| poisoned())?;
