@@ -725,16 +725,8 @@ def cmd_report(a):
     md = render(meta, facts, summary, derived)
     if a.total_seconds is not None:
         md += f"\nWhole run (build excluded): {a.total_seconds / 60:.1f} min.\n"
-    with open(a.out_md, "w", encoding="utf-8") as f:
-        f.write(md + "\n")
-    with open(a.out_json, "w", encoding="utf-8") as f:
-        json.dump({"meta": meta, "summary": list(summary.values()), "derived": derived, "facts": facts}, f, indent=1)
-        f.write("\n")
-    print(md)
-    flagged = sum(1 for r in runs if r["flags"])
-    if flagged:
-        print(f"\n{flagged} measured run(s) had wrk errors: see FLAGGED above", file=sys.stderr)
-        sys.exit(3)
+    base.write_report(md, {"meta": meta, "summary": list(summary.values()), "derived": derived, "facts": facts},
+                      a.out_md, a.out_json, runs, "wrk errors")
 
 
 def main():

@@ -463,16 +463,22 @@ def cmd_report(args):
         "audit": args.audit,
         "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    md = render(meta, rows)
-    with open(args.out_md, "w", encoding="utf-8") as f:
+    write_report(render(meta, rows), {"meta": meta, "summary": rows, "runs": runs},
+                 args.out_md, args.out_json, runs, "errors or failed rotations")
+
+
+def write_report(md, data, out_md, out_json, runs, what):
+    """Writes the report (markdown and JSON), prints it, and exits 3 when a
+    measured run was flagged (`what` names the problems)."""
+    with open(out_md, "w", encoding="utf-8") as f:
         f.write(md + "\n")
-    with open(args.out_json, "w", encoding="utf-8") as f:
-        json.dump({"meta": meta, "summary": rows, "runs": runs}, f, indent=1)
+    with open(out_json, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1)
         f.write("\n")
     print(md)
     flagged = sum(1 for r in runs if r["flags"])
     if flagged:
-        print(f"\n{flagged} measured run(s) had errors or failed rotations: see FLAGGED above", file=sys.stderr)
+        print(f"\n{flagged} measured run(s) had {what}: see FLAGGED above", file=sys.stderr)
         sys.exit(3)
 
 
