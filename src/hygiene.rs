@@ -14,7 +14,8 @@
 //! * **Swap.** Pages holding keys can be written to a swap device and survive
 //!   there after the process exits. [`lock_memory`] calls
 //!   `mlockall(MCL_CURRENT | MCL_FUTURE)`, as Vault and OpenBao do, so that no
-//!   page of the process is ever swapped out. This needs `CAP_IPC_LOCK` or a
+//!   page of the process is ever swapped out (on Linux with `MCL_ONFAULT`:
+//!   each page is locked when first touched). This needs `CAP_IPC_LOCK` or a
 //!   large enough `RLIMIT_MEMLOCK`; where neither is available the operator
 //!   must opt out explicitly with `disable_mlock = true` (acceptable when swap
 //!   is disabled or encrypted).
@@ -47,8 +48,23 @@ pub fn disable_core_dumps() -> Result<(), String> {
 /// On failure the error explains the cause and how to proceed, in the spirit
 /// of Vault's message for the same situation.
 pub fn lock_memory() -> Result<(), String> {
-    mlockall(MlockAllFlags::MCL_CURRENT | MlockAllFlags::MCL_FUTURE)
+    mlockall(MlockAllFlags::MCL_CURRENT | MlockAllFlags::MCL_FUTURE | on_fault())
         .map_err(|errno| mlock_error_message(&errno))
+}
+
+/// `MCL_ONFAULT` (Linux 4.4+): a locked page is made resident when first
+/// touched instead of when mapped. Every page that ever holds data is still
+/// locked, but address space the allocator only reserves (mimalloc maps a
+/// 1 GiB arena up front) costs no RAM: without it the server would hold a
+/// gigabyte resident from its first allocation.
+#[cfg(target_os = "linux")]
+fn on_fault() -> MlockAllFlags {
+    MlockAllFlags::from_bits_retain(libc::MCL_ONFAULT)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn on_fault() -> MlockAllFlags {
+    MlockAllFlags::empty()
 }
 
 /// The operator-facing explanation when `mlockall` fails.

@@ -318,6 +318,18 @@ fn core_dumps_disabled_and_memory_locked() {
     let status = std::fs::read_to_string(format!("/proc/{}/status", node.pid())).unwrap();
     let locked = transitd::hygiene::parse_vmlck(&status).unwrap();
     assert!(locked > 1 << 20, "VmLck is {locked} bytes");
+    // Pages are locked as they are touched (MCL_ONFAULT): the allocator's
+    // reserved arena (1 GiB with mimalloc) must not become resident.
+    let resident_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    assert!(
+        resident_kib < 256 * 1024,
+        "VmRSS is {resident_kib} KiB with {locked} bytes locked"
+    );
 }
 
 #[test]
