@@ -367,9 +367,8 @@ impl Formatter {
         entry: &Entry<'_>,
         memo: &mut TokenMemo,
     ) -> Result<Vec<u8>, serde_json::Error> {
-        self.with_blocks(entry, memo, |auth, request| {
-            self.assemble(entry, auth, request)
-        })
+        let blocks = self.blocks(entry, memo)?;
+        self.assemble(entry, &blocks)
     }
 
     /// Serialises the entries of one request. A request entry and its
@@ -383,15 +382,10 @@ impl Formatter {
     ) -> Result<Vec<Vec<u8>>, serde_json::Error> {
         match entries {
             [first, second] if shared_blocks(first, second) => {
-                let (auth, request) = self.with_blocks(first, memo, |auth, request| {
-                    Ok((
-                        serde_json::value::to_raw_value(auth)?,
-                        serde_json::value::to_raw_value(request)?,
-                    ))
-                })?;
+                let blocks = self.blocks(first, memo)?;
                 Ok(vec![
-                    self.assemble(first, &*auth, &*request)?,
-                    self.assemble(second, &*auth, &*request)?,
+                    self.assemble(first, &blocks)?,
+                    self.assemble(second, &blocks)?,
                 ])
             }
             _ => entries
@@ -399,6 +393,20 @@ impl Formatter {
                 .map(|entry| self.format(entry, memo))
                 .collect(),
         }
+    }
+
+    /// An entry's `auth` and `request` blocks, serialised.
+    fn blocks(&self, entry: &Entry<'_>, memo: &mut TokenMemo) -> Result<Blocks, serde_json::Error> {
+        self.with_blocks(entry, memo, |auth, request| {
+            let mut auth_json = Vec::with_capacity(512);
+            serde_json::to_writer(&mut auth_json, auth)?;
+            let mut request_json = Vec::with_capacity(512);
+            serde_json::to_writer(&mut request_json, request)?;
+            Ok(Blocks {
+                auth: auth_json,
+                request: request_json,
+            })
+        })
     }
 
     /// Hands an entry's `auth` and `request` blocks, ready to serialise, to
@@ -445,16 +453,10 @@ impl Formatter {
         then(&auth_out, &request_out)
     }
 
-    fn assemble<A, R>(
-        &self,
-        entry: &Entry<'_>,
-        auth: &A,
-        request: &R,
-    ) -> Result<Vec<u8>, serde_json::Error>
-    where
-        A: Serialize + ?Sized,
-        R: Serialize + ?Sized,
-    {
+    /// The entry's object around its serialised blocks, members in Vault's
+    /// order: `time`, `type`, `auth`, `request`, then `response` and `error`
+    /// when there are any.
+    fn assemble(&self, entry: &Entry<'_>, blocks: &Blocks) -> Result<Vec<u8>, serde_json::Error> {
         let req = entry.request;
         let response_out = match entry.kind {
             Kind::Request => None,
@@ -475,18 +477,33 @@ impl Formatter {
             }
         };
         let time = rfc3339_nano_text(entry.time);
-        let out = EntryOut {
-            time: time.as_str(),
-            kind: entry.kind.as_str(),
-            auth,
-            request,
-            response: response_out,
-            error: entry.error.unwrap_or(""),
-        };
-        let mut buf = Vec::with_capacity(1024);
-        serde_json::to_writer(&mut buf, &out)?;
+        let mut buf = Vec::with_capacity(blocks.auth.len() + 2 * blocks.request.len() + 256);
+        buf.extend_from_slice(b"{\"time\":");
+        serde_json::to_writer(&mut buf, time.as_str())?;
+        buf.extend_from_slice(b",\"type\":");
+        serde_json::to_writer(&mut buf, entry.kind.as_str())?;
+        buf.extend_from_slice(b",\"auth\":");
+        buf.extend_from_slice(&blocks.auth);
+        buf.extend_from_slice(b",\"request\":");
+        buf.extend_from_slice(&blocks.request);
+        if let Some(response) = &response_out {
+            buf.extend_from_slice(b",\"response\":");
+            serde_json::to_writer(&mut buf, response)?;
+        }
+        if let Some(error) = entry.error.filter(|e| !e.is_empty()) {
+            buf.extend_from_slice(b",\"error\":");
+            serde_json::to_writer(&mut buf, error)?;
+        }
+        buf.push(b'}');
         Ok(buf)
     }
+}
+
+/// An entry's `auth` and `request` blocks as JSON, shared by the request
+/// entry and the response entry of one request.
+struct Blocks {
+    auth: Vec<u8>,
+    request: Vec<u8>,
 }
 
 /// Whether `b` has `a`'s `auth` and `request` blocks: the same token and
@@ -698,19 +715,6 @@ fn is_zero(v: &i64) -> bool {
 
 fn is_zero_port(v: &u16) -> bool {
     *v == 0
-}
-
-#[derive(Serialize)]
-struct EntryOut<'a, A: ?Sized, R: ?Sized> {
-    time: &'a str,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    auth: &'a A,
-    request: &'a R,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    response: Option<ResponseOut<'a>>,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    error: &'a str,
 }
 
 #[derive(Serialize)]
