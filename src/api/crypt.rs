@@ -64,6 +64,14 @@ pub fn batch_input<'p>(ctx: &Ctx<'_>, p: &'p Params<'_>) -> ApiResult<Option<Vec
         .map(Some)
 }
 
+/// `{"batch_results": [...]}`, the results moved in (`json!` would serialise
+/// a deep copy of every result).
+pub fn batch_results(results: Vec<Value>) -> Value {
+    let mut m = Map::new();
+    m.insert("batch_results".to_owned(), Value::Array(results));
+    Value::Object(m)
+}
+
 /// `context` must be on every item or on none.
 fn check_contexts(items: &[Params]) -> ApiResult<()> {
     let with = items.iter().filter(|i| i.has("context")).count();
@@ -84,7 +92,7 @@ fn batch_reply(
     honour_override: bool,
 ) -> ApiResult<Reply> {
     let total = results.len();
-    let mut reply = Reply::data(json!({ "batch_results": results }));
+    let mut reply = Reply::data(batch_results(results));
     if failed == 0 || !honour_override {
         return Ok(reply);
     }
@@ -225,7 +233,7 @@ fn run_items(
         .iter()
         .map(|ip| match one(ip) {
             Ok(mut fields) => {
-                fields.insert("reference".into(), json!(reference(ip)));
+                fields.insert("reference".into(), Value::String(reference(ip)));
                 Value::Object(fields)
             }
             Err(e) => {
@@ -239,8 +247,8 @@ fn run_items(
 
 fn sealed_fields(sealed: transit_keys::Sealed) -> Fields {
     let mut m = Map::new();
-    m.insert("ciphertext".into(), json!(sealed.text));
-    m.insert("key_version".into(), json!(sealed.key_version));
+    m.insert("ciphertext".into(), Value::String(sealed.text));
+    m.insert("key_version".into(), Value::from(sealed.key_version));
     m
 }
 
@@ -264,7 +272,7 @@ fn decrypt_one(ring: &Keyring, ip: &Params) -> ApiResult<Fields> {
         .decrypt(&ciphertext_of(ip)?, &item.params())
         .map_err(|e| decrypt_error(ring, e))?;
     let mut m = Map::new();
-    m.insert("plaintext".into(), json!(encode_b64(&plaintext)));
+    m.insert("plaintext".into(), Value::String(encode_b64(&plaintext)));
     Ok(m)
 }
 

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use transit_keys::{Error as KeyError, HashAlgorithm};
 
 use super::Ctx;
-use super::crypt::{KEY_NOT_FOUND, batch_input, item_error, key_for_reading};
+use super::crypt::{KEY_NOT_FOUND, batch_input, batch_results, item_error, key_for_reading};
 use crate::error::{ApiError, ApiResult};
 use crate::request::{Params, decode_b64};
 use crate::response::Reply;
@@ -88,7 +88,7 @@ pub fn hmac(ctx: &Ctx<'_>, name: &str, url_alg: Option<&str>, p: &Params) -> Api
             }
         })
         .collect::<Vec<_>>();
-    Ok(Reply::data(json!({ "batch_results": results })))
+    Ok(Reply::data(batch_results(results)))
 }
 
 /// HMAC verification; `verify` (in sign.rs) routes here when the request
@@ -135,7 +135,7 @@ pub fn verify(
             }
         })
         .collect::<Vec<_>>();
-    Ok(Reply::data(json!({ "batch_results": results })))
+    Ok(Reply::data(batch_results(results)))
 }
 
 /// The keyring's error, with Go's base64 diagnostic added as OpenBao words it.

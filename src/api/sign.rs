@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use transit_keys::{Error as KeyError, SignOptions};
 
 use super::Ctx;
-use super::crypt::{batch_input, item_error, key_for_reading};
+use super::crypt::{batch_input, batch_results, item_error, key_for_reading};
 use super::hmac::{self, decode_input, item_input, reference, url_algorithm, versioned_fields};
 use crate::error::{ApiError, ApiResult};
 use crate::request::{Params, decode_b64, encode_b64};
@@ -109,7 +109,7 @@ pub fn sign(ctx: &Ctx<'_>, name: &str, url_alg: Option<&str>, p: &Params) -> Api
             }
         })
         .collect::<Vec<_>>();
-    Ok(Reply::data(json!({ "batch_results": results })))
+    Ok(Reply::data(batch_results(results)))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -232,5 +232,5 @@ fn verify_signature(
             }
         })
         .collect::<Vec<_>>();
-    Ok(Reply::data(json!({ "batch_results": results })))
+    Ok(Reply::data(batch_results(results)))
 }
