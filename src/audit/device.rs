@@ -50,7 +50,6 @@ use std::thread::JoinHandle;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{Ed25519KeyPair, KeyPair as _};
 use time::OffsetDateTime;
@@ -58,7 +57,7 @@ use tokio::sync::oneshot;
 use zeroize::Zeroize;
 
 use super::chain::{self, Chain, Checkpoint, Fields};
-use super::format::{AuditRecord, Entry, FormatOptions, Formatter, TokenMemo};
+use super::format::{AuditRecord, Entry, FormatOptions, Formatter, SaltKey, TokenMemo};
 use super::{AuditError, DeviceConfig};
 
 /// Entries between two checkpoint lines unless `checkpoint_interval` says otherwise.
@@ -656,7 +655,7 @@ impl FileDevice {
             Ed25519KeyPair::from_pkcs8_maybe_unchecked(&config.signing_key).map_err(|_| {
                 AuditError::Config("signing_key is not an Ed25519 PKCS#8 key".to_owned())
             })?;
-        let hmac_key = hmac::Key::new(hmac::HMAC_SHA256, &config.salt);
+        let hmac_key = SaltKey::new(&config.salt);
         match &settings.target {
             Target::Stdout => Self::with_sink(
                 "stdout".to_owned(),
@@ -691,7 +690,7 @@ impl FileDevice {
         target: String,
         mut sink: Box<dyn Sink>,
         key: Ed25519KeyPair,
-        hmac_key: hmac::Key,
+        hmac_key: SaltKey,
         format: FormatOptions,
         interval: u64,
     ) -> Result<Self, AuditError> {
@@ -707,7 +706,7 @@ impl FileDevice {
         target: String,
         sink: Box<dyn Sink>,
         key: Ed25519KeyPair,
-        hmac_key: hmac::Key,
+        hmac_key: SaltKey,
         format: FormatOptions,
         interval: u64,
         state: ChainState,
@@ -1414,7 +1413,7 @@ pub(crate) mod tests {
     pub(crate) fn test_device(sink: Box<dyn Sink>, interval: u64) -> FileDevice {
         let pkcs8 = generate_signing_key().unwrap();
         let key = Ed25519KeyPair::from_pkcs8(&pkcs8).unwrap();
-        let hmac_key = hmac::Key::new(hmac::HMAC_SHA256, b"salt");
+        let hmac_key = SaltKey::new(b"salt");
         FileDevice::with_sink(
             "test".to_owned(),
             sink,
@@ -1573,7 +1572,7 @@ pub(crate) mod tests {
     fn failing_writer_fails_at_open() {
         let pkcs8 = generate_signing_key().unwrap();
         let key = Ed25519KeyPair::from_pkcs8(&pkcs8).unwrap();
-        let hmac_key = hmac::Key::new(hmac::HMAC_SHA256, b"salt");
+        let hmac_key = SaltKey::new(b"salt");
         let err = FileDevice::with_sink(
             "test".to_owned(),
             Box::new(WriterSink(FailingWriter)),
@@ -1658,7 +1657,7 @@ pub(crate) mod tests {
                 fail: fail.clone(),
             }),
             key,
-            hmac::Key::new(hmac::HMAC_SHA256, b"salt"),
+            SaltKey::new(b"salt"),
             FormatOptions::default(),
             1000,
             state,

