@@ -542,8 +542,9 @@ def render(meta, facts, summary, derived):
                          f"{fmt_num(c['machine_busy_pct'])} |")
             L.append("")
         L.append("Server memory, MiB: VmRSS (resident now) / VmHWM (peak resident so far) from /proc/PID/status, "
-                 "with the thread count in brackets. With mlock on, every mapped page is resident, so each thread "
-                 "stack counts whole (about 2 MiB): compare levels with like thread counts. `after a restart`: a "
+                 "with the thread count in brackets. With mlock on, a page is locked once touched (MCL_ONFAULT) and "
+                 "never given back, so the peak of a burst stays resident: compare levels with like thread counts. "
+                 "`after a restart`: a "
                  "new process whose unseal loaded all the keys, before any load (median over the restarts); the "
                  "cleanest measure of what the keys cost, hence `per key` from it.")
         L.append("")
