@@ -42,14 +42,29 @@ pub fn disable_core_dumps() -> Result<(), String> {
 }
 
 /// Locks all current and future pages of the process into RAM
-/// (`mlockall(MCL_CURRENT | MCL_FUTURE)`), so key material is never swapped
-/// to disk.
+/// (`mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT)`), so key material is
+/// never swapped to disk. A kernel without `MCL_ONFAULT` (before Linux 4.4)
+/// refuses the flag with EINVAL; then every mapped page is locked and made
+/// resident at once, which costs memory but protects the same, and the
+/// returned warning says so.
 ///
 /// On failure the error explains the cause and how to proceed, in the spirit
 /// of Vault's message for the same situation.
-pub fn lock_memory() -> Result<(), String> {
-    mlockall(MlockAllFlags::MCL_CURRENT | MlockAllFlags::MCL_FUTURE | on_fault())
-        .map_err(|errno| mlock_error_message(&errno))
+pub fn lock_memory() -> Result<Option<String>, String> {
+    let all = MlockAllFlags::MCL_CURRENT | MlockAllFlags::MCL_FUTURE;
+    match mlockall(all | on_fault()) {
+        Ok(()) => Ok(None),
+        Err(nix::errno::Errno::EINVAL) if !on_fault().is_empty() => mlockall(all)
+            .map(|()| {
+                Some(
+                    "mlockall: this kernel has no MCL_ONFAULT, so all reserved memory is \
+                     locked and resident (about 1 GiB more)"
+                        .to_owned(),
+                )
+            })
+            .map_err(|errno| mlock_error_message(&errno)),
+        Err(errno) => Err(mlock_error_message(&errno)),
+    }
 }
 
 /// `MCL_ONFAULT` (Linux 4.4+): a locked page is made resident when first
@@ -76,8 +91,9 @@ fn mlock_error_message(cause: &dyn std::fmt::Display) -> String {
          being swapped to disk. This requires the CAP_IPC_LOCK capability \
          (for example `setcap cap_ipc_lock=+ep` on the binary, or \
          `AmbientCapabilities=CAP_IPC_LOCK` in a systemd unit) or an \
-         RLIMIT_MEMLOCK large enough for the whole process (`ulimit -l \
-         unlimited`, `LimitMEMLOCK=infinity`), on an OS that supports \
+         RLIMIT_MEMLOCK large enough for the whole process's address space, \
+         reserved memory included (about 1.2 GiB: `ulimit -l unlimited`, \
+         `LimitMEMLOCK=infinity`), on an OS that supports \
          mlockall. Please allow memory locking on your system, or, if the \
          OS does not allow it (and swap is disabled or encrypted), disable \
          it by setting `disable_mlock = true` in the configuration file."

@@ -1011,6 +1011,23 @@ mod tests {
             hash_value(b"Jefe", "what do ya want for nothing?"),
             "hmac-sha256:5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+        // Test cases 6 and 7: a key longer than a block is hashed first.
+        let long_key = [0xaa_u8; 131];
+        assert_eq!(
+            hash_value(
+                &long_key,
+                "Test Using Larger Than Block-Size Key - Hash Key First"
+            ),
+            "hmac-sha256:60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+        assert_eq!(
+            hash_value(
+                &long_key,
+                "This is a test using a larger than block-size key and a larger than block-size \
+                 data. The key needs to be hashed before being used by the HMAC algorithm."
+            ),
+            "hmac-sha256:9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"
+        );
         // Cross-check against ring directly, with a Vault-style UUID salt.
         let key = hmac::Key::new(hmac::HMAC_SHA256, SALT);
         let tag = hmac::sign(&key, b"s.root");

@@ -106,8 +106,8 @@ fn from_config(flags: &Flags, path: &str) -> Result<(), String> {
     crate::hygiene::disable_core_dumps()?;
     if config.disable_mlock {
         tracing::warn!("disable_mlock is set: key material may be swapped to disk");
-    } else {
-        crate::hygiene::lock_memory()?;
+    } else if let Some(warning) = crate::hygiene::lock_memory()? {
+        tracing::warn!("{warning}");
     }
     let state = Arc::new(build_state(&config)?);
     state.check_seal_type().map_err(|e| e.to_string())?;
