@@ -72,6 +72,14 @@ pub fn batch_results(results: Vec<Value>) -> Value {
     Value::Object(m)
 }
 
+/// One batch result's fields, the values moved in (`json!` copies them).
+pub fn result_fields<const N: usize>(fields: [(&str, Value); N]) -> Map<String, Value> {
+    fields
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect()
+}
+
 /// `context` must be on every item or on none.
 fn check_contexts(items: &[Params]) -> ApiResult<()> {
     let with = items.iter().filter(|i| i.has("context")).count();

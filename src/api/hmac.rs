@@ -9,7 +9,9 @@ use serde_json::{Map, Value, json};
 use transit_keys::{Error as KeyError, HashAlgorithm};
 
 use super::Ctx;
-use super::crypt::{KEY_NOT_FOUND, batch_input, batch_results, item_error, key_for_reading};
+use super::crypt::{
+    KEY_NOT_FOUND, batch_input, batch_results, item_error, key_for_reading, result_fields,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::request::{Params, decode_b64};
 use crate::response::Reply;
@@ -83,7 +85,10 @@ pub fn hmac(ctx: &Ctx<'_>, name: &str, url_alg: Option<&str>, p: &Params) -> Api
         .map(|item| {
             let reference = reference(item);
             match item.string("input").and_then(&one) {
-                Ok(mac) => json!({ "hmac": mac, "reference": reference }),
+                Ok(mac) => Value::Object(result_fields([
+                    ("hmac", Value::String(mac)),
+                    ("reference", Value::String(reference)),
+                ])),
                 Err(e) => item_error(e, &reference, &[]),
             }
         })

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use transit_keys::{Error as KeyError, SignOptions};
 
 use super::Ctx;
-use super::crypt::{batch_input, batch_results, item_error, key_for_reading};
+use super::crypt::{batch_input, batch_results, item_error, key_for_reading, result_fields};
 use super::hmac::{self, decode_input, item_input, reference, url_algorithm, versioned_fields};
 use crate::error::{ApiError, ApiResult};
 use crate::request::{Params, decode_b64, encode_b64};
@@ -94,16 +94,16 @@ pub fn sign(ctx: &Ctx<'_>, name: &str, url_alg: Option<&str>, p: &Params) -> Api
                 .and_then(|(input, context)| one(input, context));
             match result {
                 Ok(sig) => {
-                    let mut r = json!({
-                        "signature": sig.text,
-                        "key_version": sig.key_version,
-                        "reference": reference,
-                    });
+                    let mut r = result_fields([
+                        ("signature", Value::String(sig.text)),
+                        ("key_version", Value::from(sig.key_version)),
+                        ("reference", Value::String(reference)),
+                    ]);
                     // The batch names the derived key `publickey` (OpenBao's quirk).
                     if let Some(public) = sig.public_key {
-                        r["publickey"] = json!(encode_b64(&public));
+                        r.insert("publickey".to_owned(), Value::String(encode_b64(&public)));
                     }
-                    r
+                    Value::Object(r)
                 }
                 Err(e) => item_error(e, &reference, &[("key_version", json!(0))]),
             }
@@ -227,7 +227,10 @@ fn verify_signature(
             })();
             match result {
                 // Unlike HMAC verification, a false `valid` is always shown.
-                Ok(valid) => json!({ "valid": valid, "reference": reference }),
+                Ok(valid) => Value::Object(result_fields([
+                    ("valid", Value::Bool(valid)),
+                    ("reference", Value::String(reference)),
+                ])),
                 Err(e) => item_error(e, &reference, &[("valid", Value::Bool(false))]),
             }
         })

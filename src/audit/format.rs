@@ -392,52 +392,30 @@ impl Formatter {
         self.assemble(entry, &blocks)
     }
 
-    /// Serialises the entries of one request. A request entry and its
-    /// response entry that share the `auth` and `request` blocks (the same
-    /// token and the same request, by reference) get those blocks written,
-    /// and their data hashed, once; otherwise each entry is formatted alone.
+    /// Serialises the entries of one request: an entry that shares the
+    /// `auth` and `request` blocks of the one before it (the same token and
+    /// the same request, by reference: a request entry and its response
+    /// entry) reuses them, so they are written, and their data hashed, once.
     pub(crate) fn format_all(
         &self,
         entries: &[&Entry<'_>],
         memo: &mut TokenMemo,
     ) -> Result<Vec<Vec<u8>>, serde_json::Error> {
-        match entries {
-            [first, second] if shared_blocks(first, second) => {
-                let blocks = self.blocks(first, memo)?;
-                Ok(vec![
-                    self.assemble(first, &blocks)?,
-                    self.assemble(second, &blocks)?,
-                ])
-            }
-            _ => entries
-                .iter()
-                .map(|entry| self.format(entry, memo))
-                .collect(),
+        let mut out = Vec::with_capacity(entries.len());
+        let mut previous: Option<(&Entry<'_>, Blocks)> = None;
+        for &entry in entries {
+            let blocks = match previous.take() {
+                Some((prev, blocks)) if shared_blocks(prev, entry) => blocks,
+                _ => self.blocks(entry, memo)?,
+            };
+            out.push(self.assemble(entry, &blocks)?);
+            previous = Some((entry, blocks));
         }
+        Ok(out)
     }
 
     /// An entry's `auth` and `request` blocks, serialised.
     fn blocks(&self, entry: &Entry<'_>, memo: &mut TokenMemo) -> Result<Blocks, serde_json::Error> {
-        self.with_blocks(entry, memo, |auth, request| {
-            let mut auth_json = Vec::with_capacity(512);
-            serde_json::to_writer(&mut auth_json, auth)?;
-            let mut request_json = Vec::with_capacity(512);
-            serde_json::to_writer(&mut request_json, request)?;
-            Ok(Blocks {
-                auth: auth_json,
-                request: request_json,
-            })
-        })
-    }
-
-    /// Hands an entry's `auth` and `request` blocks, ready to serialise, to
-    /// `then`.
-    fn with_blocks<T>(
-        &self,
-        entry: &Entry<'_>,
-        memo: &mut TokenMemo,
-        then: impl FnOnce(&AuthOut<'_>, &RequestOut<'_>) -> Result<T, serde_json::Error>,
-    ) -> Result<T, serde_json::Error> {
         let default_auth = AuthInfo::default();
         let auth = entry.auth.unwrap_or(&default_auth);
         let req = entry.request;
@@ -471,7 +449,11 @@ impl Formatter {
             remote_address: &req.remote_address,
             remote_port: req.remote_port,
         };
-        then(&auth_out, &request_out)
+        let mut auth = Vec::with_capacity(512);
+        serde_json::to_writer(&mut auth, &auth_out)?;
+        let mut request = Vec::with_capacity(512);
+        serde_json::to_writer(&mut request, &request_out)?;
+        Ok(Blocks { auth, request })
     }
 
     /// The entry's object around its serialised blocks, members in Vault's
