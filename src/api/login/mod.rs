@@ -1,0 +1,397 @@
+//! The HTTP side of the userpass and AppRole login methods, for one mount:
+//! Vault's paths, fields, reply shapes and error texts (after OpenBao's
+//! `builtin/credential/userpass` and `builtin/credential/approle`).
+//!
+//! `rest` is the path inside the mount (`users/alice`, `login/alice`,
+//! `role/ci/secret-id`, `login`); `mount_path` is the mount's path under
+//! `auth/` (`userpass`, `approle`, `ci/approle`).
+
+use std::collections::BTreeMap;
+
+use axum::http::StatusCode;
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use super::Op;
+use super::keys::rfc3339;
+use super::token::{auth_block, string_list};
+use crate::auth::approle::{AppRoleStore, Role, SecretIdInfo, SecretIdRequest};
+use crate::auth::token::{TokenRequest, TokenStore};
+use crate::auth::userpass::{TokenParams, UserpassStore};
+use crate::error::{ApiError, ApiResult};
+use crate::request::{Params, decode_b64};
+use crate::response::Reply;
+
+mod approle;
+mod userpass;
+
+pub use approle::approle;
+pub use userpass::userpass;
+
+/// Userpass's answer to every failed login (OpenBao `path_login.go`).
+pub const USERPASS_INVALID: &str = "invalid username or password";
+
+/// Which paths of a login method need no token: Vault's `login/*` for
+/// userpass, `login` for AppRole.
+pub fn is_login(kind: &str, rest: &str) -> bool {
+    match kind {
+        "userpass" => rest.strip_prefix("login/").is_some_and(|n| !n.is_empty()),
+        "approle" => rest == "login",
+        _ => false,
+    }
+}
+
+/// Vault's `GenericNameRegex`: `\w(([\w-.@]+)?\w)?` (ASCII word characters).
+fn is_name(s: &str) -> bool {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    match (s.chars().next(), s.chars().last()) {
+        (Some(first), Some(last)) if word(first) && word(last) => {
+            s.chars().all(|c| word(c) || matches!(c, '-' | '.' | '@'))
+        }
+        _ => false,
+    }
+}
+
+/// `users/alice/password` -> `("alice", "password")`; `None` unless the name
+/// is a valid one.
+fn named<'a>(rest: &'a str, dir: &str) -> Option<(&'a str, &'a str)> {
+    let tail = rest.strip_prefix(dir)?.strip_prefix('/')?;
+    let (name, sub) = tail.split_once('/').unwrap_or((tail, ""));
+    is_name(name).then_some((name, sub))
+}
+
+fn required(p: &Params, field: &str) -> ApiResult<Zeroizing<String>> {
+    p.string(field)?
+        .filter(|s| !s.is_empty())
+        .map(Zeroizing::new)
+        .ok_or_else(|| ApiError::bad(format!("missing {field}")))
+}
+
+/// A LIST answer: `keys` (sorted) from just after `after`, at most `limit`
+/// of them (Vault's paging fields); 404 when there are none.
+fn list_reply(keys: Vec<String>, p: &Params) -> ApiResult<Reply> {
+    let after = p.string("after")?.unwrap_or_default();
+    let limit = p.int("limit")?.unwrap_or(0);
+    let keys: Vec<String> = keys
+        .into_iter()
+        .filter(|k| after.is_empty() || *k > after)
+        .take(
+            usize::try_from(limit)
+                .ok()
+                .filter(|l| *l > 0)
+                .unwrap_or(usize::MAX),
+        )
+        .collect();
+    if keys.is_empty() {
+        return Err(ApiError::NotFound);
+    }
+    Ok(Reply::data(json!({ "keys": keys })))
+}
+
+/// A 404 whose `errors` carry a message (Vault's `ErrUnsupportedPath` with
+/// an error response); `ApiError` has no such variant.
+fn not_found(message: String) -> ApiResult<Reply> {
+    Ok(Reply::bare(
+        json!({ "errors": [message] }),
+        StatusCode::NOT_FOUND,
+    ))
+}
+
+fn unsupported(field: &str) -> ApiError {
+    ApiError::bad(format!("{field} is not supported by transitd"))
+}
+
+/// Refuse a list field (CIDR bindings) that transitd cannot enforce.
+fn refuse_list(p: &Params, field: &str) -> ApiResult<()> {
+    if string_list(p, field)?.is_some_and(|l| !l.is_empty()) {
+        return Err(unsupported(field));
+    }
+    Ok(())
+}
+
+fn lowercase_policies(list: Vec<String>) -> Vec<String> {
+    let mut list: Vec<String> = list.into_iter().map(|p| p.to_lowercase()).collect();
+    list.sort();
+    list.dedup();
+    list
+}
+
+/// The `token_*` fields of a user or role write (each `None` when absent).
+#[derive(Debug, Default)]
+struct TokenPatch {
+    policies: Option<Vec<String>>,
+    legacy_policies: Option<bool>,
+    ttl: Option<u64>,
+    max_ttl: Option<u64>,
+    explicit_max_ttl: Option<u64>,
+    num_uses: Option<u64>,
+    no_default_policy: Option<bool>,
+}
+
+impl TokenPatch {
+    /// `legacy_ttls`: also take userpass's deprecated `ttl`, `max_ttl`.
+    fn parse(p: &Params, legacy_ttls: bool) -> ApiResult<Self> {
+        refuse_list(p, "token_bound_cidrs")?;
+        for period in ["token_period", "period"] {
+            if p.duration_secs(period)?.unwrap_or(0) > 0 {
+                return Err(unsupported(period));
+            }
+        }
+        if p.bool("token_strictly_bind_ip")?.unwrap_or(false) {
+            return Err(unsupported("token_strictly_bind_ip"));
+        }
+        if let Some(kind) = p.string("token_type")? {
+            match kind.as_str() {
+                "" | "default" | "service" | "default-service" => {}
+                "batch" | "default-batch" => {
+                    return Err(ApiError::bad(format!(
+                        "token type {kind:?} is not supported by transitd"
+                    )));
+                }
+                other => {
+                    return Err(ApiError::bad(format!(
+                        "invalid 'token_type' value {other:?}"
+                    )));
+                }
+            }
+        }
+        let mut patch = Self::default();
+        patch.parse_policies(p)?;
+        patch.ttl = p.duration_secs("token_ttl")?;
+        patch.max_ttl = p.duration_secs("token_max_ttl")?;
+        if legacy_ttls {
+            let ttl = p.duration_secs("ttl")?;
+            let max_ttl = p.duration_secs("max_ttl")?;
+            patch.ttl = patch.ttl.or(ttl);
+            patch.max_ttl = patch.max_ttl.or(max_ttl);
+        }
+        patch.explicit_max_ttl = p.duration_secs("token_explicit_max_ttl")?;
+        patch.num_uses = p
+            .int("token_num_uses")?
+            .map(|n| {
+                u64::try_from(n).map_err(|_| ApiError::bad("'token_num_uses' cannot be negative"))
+            })
+            .transpose()?;
+        patch.no_default_policy = p.bool("token_no_default_policy")?;
+        Ok(patch)
+    }
+
+    /// Vault's upgrade rule: `token_policies` wins; `policies` alone sets
+    /// both and is echoed on reads.
+    fn parse_policies(&mut self, p: &Params) -> ApiResult<()> {
+        let legacy_given = p.has("policies");
+        if let Some(list) = string_list(p, "token_policies")? {
+            self.policies = Some(lowercase_policies(list));
+            self.legacy_policies = Some(legacy_given);
+        } else if let Some(list) = string_list(p, "policies")? {
+            self.policies = Some(lowercase_policies(list));
+            self.legacy_policies = Some(true);
+        }
+        Ok(())
+    }
+
+    fn apply(self, t: &mut TokenParams, legacy_policies: &mut bool) {
+        if let Some(policies) = self.policies {
+            t.token_policies = policies;
+        }
+        if let Some(legacy) = self.legacy_policies {
+            *legacy_policies = legacy;
+        }
+        if let Some(v) = self.ttl {
+            t.token_ttl = v;
+        }
+        if let Some(v) = self.max_ttl {
+            t.token_max_ttl = v;
+        }
+        if let Some(v) = self.explicit_max_ttl {
+            t.token_explicit_max_ttl = v;
+        }
+        if let Some(v) = self.num_uses {
+            t.token_num_uses = v;
+        }
+        if let Some(v) = self.no_default_policy {
+            t.token_no_default_policy = v;
+        }
+    }
+}
+
+/// The token fields of a user or role read (Vault's `PopulateTokenData`).
+fn token_data(t: &TokenParams, legacy_policies: bool) -> Map<String, Value> {
+    let mut data = Map::new();
+    data.insert("token_bound_cidrs".into(), json!([]));
+    data.insert(
+        "token_explicit_max_ttl".into(),
+        json!(t.token_explicit_max_ttl),
+    );
+    data.insert("token_max_ttl".into(), json!(t.token_max_ttl));
+    data.insert(
+        "token_no_default_policy".into(),
+        json!(t.token_no_default_policy),
+    );
+    data.insert("token_period".into(), json!(0));
+    data.insert("token_policies".into(), json!(t.token_policies));
+    data.insert("token_type".into(), json!("default"));
+    data.insert("token_ttl".into(), json!(t.token_ttl));
+    data.insert("token_num_uses".into(), json!(t.token_num_uses));
+    data.insert("token_strictly_bind_ip".into(), json!(false));
+    if legacy_policies {
+        data.insert("policies".into(), json!(t.token_policies));
+    }
+    data
+}
+
+/// Vault's display name of a login token: the mount path (slashes as
+/// dashes), a dash, the method's name for the caller, one trailing dash cut.
+fn display_name(mount_path: &str, name: &str) -> String {
+    let full = format!("{}-{name}", mount_path.trim_matches('/').replace('/', "-"));
+    full.strip_suffix('-')
+        .map_or_else(|| full.clone(), str::to_owned)
+}
+
+/// Issue the token of a successful login: an orphan service token with the
+/// method's policies (plus `default`), TTLs and use limit.
+fn issue(
+    tokens: &TokenStore,
+    t: &TokenParams,
+    meta: BTreeMap<String, String>,
+    display_name: String,
+    path: String,
+    now: i64,
+) -> ApiResult<Reply> {
+    let mut policies: Vec<String> = t
+        .token_policies
+        .iter()
+        .map(|p| p.trim().to_lowercase())
+        .filter(|p| !p.is_empty())
+        .collect();
+    if policies.iter().any(|p| p == "root") {
+        return Err(ApiError::bad("auth methods cannot create root tokens"));
+    }
+    if !t.token_no_default_policy {
+        policies.push("default".to_owned());
+    }
+    policies.sort();
+    policies.dedup();
+    // The store knows one ceiling per token: the stricter of the two.
+    let max = match (t.token_explicit_max_ttl, t.token_max_ttl) {
+        (0, m) | (m, 0) => m,
+        (a, b) => a.min(b),
+    };
+    let request = TokenRequest {
+        policies,
+        meta,
+        display_name,
+        num_uses: t.token_num_uses,
+        ttl_secs: t.token_ttl,
+        explicit_max_ttl_secs: max,
+        renewable: true,
+        parent: None,
+        path,
+    };
+    let issued = tokens.create(request, None, now)?;
+    Ok(Reply::auth(auth_block(
+        &issued.entry,
+        Some(&issued.token),
+        now,
+    )))
+}
+
+fn mount(mount_path: &str) -> &str {
+    mount_path.trim_matches('/')
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::auth::userpass::tests::barrier;
+
+    pub(super) struct World {
+        pub(super) tokens: TokenStore,
+        pub(super) users: UserpassStore,
+        pub(super) roles: AppRoleStore,
+        pub(super) storage: Arc<crate::storage::MemoryStorage>,
+    }
+
+    pub(super) fn world() -> World {
+        let (storage, barrier, lookup) = barrier();
+        World {
+            tokens: TokenStore::load(Arc::clone(&barrier), Arc::clone(&lookup)).unwrap(),
+            users: UserpassStore::load(
+                Arc::clone(&barrier),
+                Arc::clone(&lookup),
+                "auth/u1/".to_owned(),
+            )
+            .unwrap(),
+            roles: AppRoleStore::load(barrier, lookup, "auth/a1/".to_owned()).unwrap(),
+            storage,
+        }
+    }
+
+    pub(super) fn params(v: Value) -> Params<'static> {
+        match v {
+            Value::Object(m) => Params::from_map(m),
+            _ => Params::default(),
+        }
+    }
+
+    impl World {
+        pub(super) fn up(&self, op: Op, rest: &str, body: Value) -> ApiResult<Reply> {
+            userpass(
+                &self.users,
+                &self.tokens,
+                "userpass",
+                op,
+                rest,
+                &params(body),
+                1000,
+            )
+        }
+
+        pub(super) fn ar(&self, op: Op, rest: &str, body: Value, now: i64) -> ApiResult<Reply> {
+            approle(
+                &self.roles,
+                &self.tokens,
+                "approle",
+                op,
+                rest,
+                &params(body),
+                now,
+            )
+        }
+    }
+
+    pub(super) fn data(r: ApiResult<Reply>) -> Value {
+        r.unwrap().data.unwrap()
+    }
+
+    pub(super) fn auth(r: ApiResult<Reply>) -> Value {
+        r.unwrap().auth.unwrap()
+    }
+
+    pub(super) fn err(r: ApiResult<Reply>) -> String {
+        r.unwrap_err().to_string()
+    }
+
+    #[test]
+    fn login_paths() {
+        assert!(is_login("userpass", "login/alice"));
+        assert!(!is_login("userpass", "login"));
+        assert!(!is_login("userpass", "users/alice"));
+        assert!(is_login("approle", "login"));
+        assert!(!is_login("approle", "login/x"));
+        assert!(!is_login("approle", "role/x"));
+        assert!(!is_login("token", "login"));
+        assert!(is_name("alice") && is_name("a") && is_name("a.b-c@d_e") && is_name("A1"));
+        assert!(!is_name("") && !is_name("-a") && !is_name("a.") && !is_name("a b"));
+    }
+
+    #[test]
+    fn display_names() {
+        assert_eq!(display_name("userpass", "alice"), "userpass-alice");
+        assert_eq!(display_name("approle", ""), "approle");
+        assert_eq!(display_name("team/up/", "bob"), "team-up-bob");
+    }
+}
