@@ -56,7 +56,8 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
-use super::{Op, Target};
+use super::Op;
+use super::route::{Route, Routed};
 use crate::audit::format::{Data, Entry, ResponseView};
 use crate::audit::{AuditError, AuthInfo, Kind, Pending, RequestInfo, Session};
 use crate::auth::token::TokenEntry;
@@ -137,21 +138,21 @@ fn issued_auth(block: &Value) -> AuthInfo {
 
 /// The mount an entry names: point, type and accessor (empty where the path
 /// is in no mount).
-fn mount_of(target: &Target) -> (String, String, String) {
-    match target {
-        Target::Sys => ("sys/".into(), "system".into(), "system".into()),
-        Target::Token => ("auth/token/".into(), "token".into(), "auth_token".into()),
-        Target::Method { method, .. } => (
+fn mount_of(route: &Route) -> (String, String, String) {
+    match route {
+        Route::Sys(_) => ("sys/".into(), "system".into(), "system".into()),
+        Route::Token(_) => ("auth/token/".into(), "token".into(), "auth_token".into()),
+        Route::Login { method, .. } => (
             format!("auth/{}/", method.entry.path),
             method.entry.kind.clone(),
             method.entry.accessor.clone(),
         ),
-        Target::Transit { mount, .. } => (
+        Route::Transit { mount, .. } => (
             format!("{}/", mount.path),
             "transit".into(),
             mount.accessor.clone(),
         ),
-        Target::Nowhere => (String::new(), String::new(), String::new()),
+        Route::Nowhere => (String::new(), String::new(), String::new()),
     }
 }
 
@@ -178,9 +179,7 @@ impl Audit {
     pub fn begin(
         unsealed: &Arc<Unsealed>,
         token: Option<(&str, &TokenEntry)>,
-        op: Op,
-        path: &str,
-        target: &Target,
+        request: &Routed,
         params: &Params,
         peer: Option<SocketAddr>,
     ) -> Self {
@@ -194,16 +193,16 @@ impl Audit {
             };
         }
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        let (mount_point, mount_type, mount_accessor) = mount_of(target);
+        let (mount_point, mount_type, mount_accessor) = mount_of(&request.route);
         let request = RequestInfo {
             id: crate::response::new_request_id(),
-            operation: operation(op).to_owned(),
+            operation: operation(request.op).to_owned(),
             mount_point,
             mount_type,
             mount_accessor,
             client_token: token.map(|(t, _)| t.to_owned()).unwrap_or_default(),
             client_token_accessor: token.map(|(_, e)| e.accessor.clone()).unwrap_or_default(),
-            path: path.to_owned(),
+            path: request.path.clone(),
             data: params.to_value(),
             remote_address: peer.map(|p| p.ip().to_string()).unwrap_or_default(),
             remote_port: peer.map_or(0, |p| p.port()),
@@ -369,40 +368,42 @@ impl Drop for Audit {
     }
 }
 
-/// `sys/audit`, `sys/audit/:path`, `sys/audit-hash/:path`.
-pub fn sys(unsealed: &Unsealed, op: Op, rest: &str, p: &Params) -> ApiResult<Reply> {
-    if rest == "audit" {
-        if op != Op::Read {
-            return Err(ApiError::UnsupportedOperation);
-        }
-        let mut data = Map::new();
-        for d in unsealed.audit.devices()? {
-            data.insert(
-                d.path.clone(),
-                json!({
-                    "type": d.kind,
-                    "description": d.description,
-                    "options": d.options,
-                    "path": d.path,
-                    "local": false,
-                }),
-            );
-        }
-        return Ok(Reply::mirrored(Value::Object(data)));
+/// `sys/audit`: every enabled device.
+pub(crate) fn devices(unsealed: &Unsealed) -> ApiResult<Reply> {
+    let mut data = Map::new();
+    for d in unsealed.audit.devices()? {
+        data.insert(
+            d.path.clone(),
+            json!({
+                "type": d.kind,
+                "description": d.description,
+                "options": d.options,
+                "path": d.path,
+                "local": false,
+            }),
+        );
     }
-    if let Some(path) = rest.strip_prefix("audit-hash/") {
-        if op != Op::Update {
-            return Err(ApiError::UnsupportedOperation);
-        }
-        let input = p.string("input")?.unwrap_or_default();
-        let hash = unsealed
-            .audit
-            .broker
-            .hash(path, &input)
-            .ok_or_else(|| ApiError::bad(format!("unknown audit backend {path}")))?;
-        return Ok(Reply::mirrored(json!({ "hash": hash })));
-    }
-    let path = rest.trim_start_matches("audit/");
+    Ok(Reply::mirrored(Value::Object(data)))
+}
+
+/// `sys/audit-hash/:path`: what a device would write for `input`.
+pub(crate) fn hash(unsealed: &Unsealed, path: &str, p: &Params) -> ApiResult<Reply> {
+    let input = p.string("input")?.unwrap_or_default();
+    let hash = unsealed
+        .audit
+        .broker
+        .hash(path, &input)
+        .ok_or_else(|| ApiError::bad(format!("unknown audit backend {path}")))?;
+    Ok(Reply::mirrored(json!({ "hash": hash })))
+}
+
+/// `sys/audit/:path`: enable (update) or disable (delete) a device.
+pub(crate) fn enable_or_disable(
+    unsealed: &Unsealed,
+    op: Op,
+    path: &str,
+    p: &Params,
+) -> ApiResult<Reply> {
     match op {
         Op::Update => {
             let kind = p.string("type")?.unwrap_or_default();
@@ -553,15 +554,8 @@ mod tests {
         let s = Server::new();
         let log = s.audit_on();
         let unsealed = s.state.unsealed().unwrap();
-        let mut audit = Audit::begin(
-            &unsealed,
-            None,
-            Op::Update,
-            "transit/decrypt/k",
-            &Target::of(&unsealed, "transit/decrypt/k").unwrap(),
-            &Params::default(),
-            None,
-        );
+        let request = Routed::parse(Op::Update, "transit/decrypt/k".into(), &s.state).unwrap();
+        let mut audit = Audit::begin(&unsealed, None, &request, &Params::default(), None);
         audit.request_deferred().await.unwrap();
         assert!(log.entries().is_empty(), "held back until the response");
         drop(audit);

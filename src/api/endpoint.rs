@@ -9,7 +9,7 @@
 //! is routed, so it cannot be served early by mistake: an endpoint changes
 //! state unless [`Endpoint::changes_nothing`] says otherwise.
 
-use super::{Ctx, Op, crypt, export, hmac, keys, misc, sign};
+use super::{Ctx, Op, crypt, export, hmac, keys, misc, names, sign};
 use crate::error::{ApiError, ApiResult};
 use crate::request::Params;
 use crate::response::Reply;
@@ -18,60 +18,60 @@ use crate::response::Reply;
 const RESTORE_NAME: &str = "key names cannot be paths";
 
 /// One transit endpoint, with the names it was given in the path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Endpoint<'a> {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Endpoint {
     ListKeys,
-    ReadKey(&'a str),
+    ReadKey(String),
     /// Creates the key, or answers as it is when it exists.
-    WriteKey(&'a str),
-    DeleteKey(&'a str),
-    ConfigureKey(&'a str),
-    RotateKey(&'a str),
-    TrimKey(&'a str),
+    WriteKey(String),
+    DeleteKey(String),
+    ConfigureKey(String),
+    RotateKey(String),
+    TrimKey(String),
     /// Creates the key when it does not exist (upsert).
-    Encrypt(&'a str),
-    Decrypt(&'a str),
-    Rewrap(&'a str),
+    Encrypt(String),
+    Decrypt(String),
+    Rewrap(String),
     Datakey {
-        kind: &'a str,
-        name: &'a str,
+        kind: String,
+        name: String,
     },
     Hmac {
-        name: &'a str,
-        alg: Option<&'a str>,
+        name: String,
+        alg: Option<String>,
     },
     Sign {
-        name: &'a str,
-        alg: Option<&'a str>,
+        name: String,
+        alg: Option<String>,
     },
     Verify {
-        name: &'a str,
-        alg: Option<&'a str>,
+        name: String,
+        alg: Option<String>,
     },
     Export {
-        kind: &'a str,
-        name: &'a str,
-        version: Option<&'a str>,
+        kind: String,
+        name: String,
+        version: Option<String>,
     },
     /// Stamps the key with the time of the backup.
-    Backup(&'a str),
-    Restore(Option<&'a str>),
+    Backup(String),
+    Restore(Option<String>),
     /// `random`, `random/<bytes or source>`, `random/<source>/<bytes>`.
-    Random([Option<&'a str>; 2]),
-    Hash(Option<&'a str>),
+    Random([Option<String>; 2]),
+    Hash(Option<String>),
     ReadCacheConfig,
     WriteCacheConfig,
     ReadKeysConfig,
     WriteKeysConfig,
 }
 
-impl<'a> Endpoint<'a> {
+impl Endpoint {
     /// The endpoint `op` on `rest` (the path inside the mount) names: 404
     /// for an unknown path, 405 for an operation the path does not take.
-    pub(crate) fn parse(op: Op, rest: &'a str) -> ApiResult<Self> {
+    pub(crate) fn parse(op: Op, rest: &str) -> ApiResult<Self> {
         use Endpoint as E;
         use Op::*;
-        let only = |allowed: &[Op], endpoint: Endpoint<'a>| {
+        let only = |allowed: &[Op], endpoint: Endpoint| {
             if allowed.contains(&op) {
                 Ok(endpoint)
             } else {
@@ -91,55 +91,61 @@ impl<'a> Endpoint<'a> {
             seg[n] = s;
             n += 1;
         }
+        let key = |name: &str| names::key(name).map(str::to_owned);
+        let last = |s: &[&str]| s.first().map(|&v| v.to_owned());
         match seg[..n] {
             ["keys"] => only(&[List], E::ListKeys),
             ["keys", name] => match op {
-                Read => Ok(E::ReadKey(name)),
-                Update => Ok(E::WriteKey(name)),
-                Delete => Ok(E::DeleteKey(name)),
+                Read => Ok(E::ReadKey(key(name)?)),
+                Update => Ok(E::WriteKey(key(name)?)),
+                Delete => Ok(E::DeleteKey(key(name)?)),
                 List => Err(ApiError::UnsupportedPath),
             },
-            ["keys", name, "config"] => only(&[Update], E::ConfigureKey(name)),
-            ["keys", name, "rotate"] => only(&[Update], E::RotateKey(name)),
-            ["keys", name, "trim"] => only(&[Update], E::TrimKey(name)),
-            ["encrypt", name] => only(&[Update], E::Encrypt(name)),
-            ["decrypt", name] => only(&[Update], E::Decrypt(name)),
-            ["rewrap", name] => only(&[Update], E::Rewrap(name)),
-            ["datakey", kind, name] => only(&[Update], E::Datakey { kind, name }),
+            ["keys", name, "config"] => only(&[Update], E::ConfigureKey(key(name)?)),
+            ["keys", name, "rotate"] => only(&[Update], E::RotateKey(key(name)?)),
+            ["keys", name, "trim"] => only(&[Update], E::TrimKey(key(name)?)),
+            ["encrypt", name] => only(&[Update], E::Encrypt(key(name)?)),
+            ["decrypt", name] => only(&[Update], E::Decrypt(key(name)?)),
+            ["rewrap", name] => only(&[Update], E::Rewrap(key(name)?)),
+            ["datakey", kind, name] => only(
+                &[Update],
+                E::Datakey {
+                    kind: kind.to_owned(),
+                    name: key(name)?,
+                },
+            ),
             // The last segment, where optional (an algorithm, a version).
             ["hmac", name, ref alg @ ..] if alg.len() <= 1 => {
-                let alg = alg.first().copied();
+                let (name, alg) = (key(name)?, last(alg));
                 only(&[Update], E::Hmac { name, alg })
             }
             ["sign", name, ref alg @ ..] if alg.len() <= 1 => {
-                let alg = alg.first().copied();
+                let (name, alg) = (key(name)?, last(alg));
                 only(&[Update], E::Sign { name, alg })
             }
             ["verify", name, ref alg @ ..] if alg.len() <= 1 => {
-                let alg = alg.first().copied();
+                let (name, alg) = (key(name)?, last(alg));
                 only(&[Update], E::Verify { name, alg })
             }
-            ["export", kind, name, ref version @ ..] if version.len() <= 1 => {
-                let version = version.first().copied();
-                only(
-                    &[Read],
-                    E::Export {
-                        kind,
-                        name,
-                        version,
-                    },
-                )
-            }
-            ["backup", name] => only(&[Read], E::Backup(name)),
+            ["export", kind, name, ref version @ ..] if version.len() <= 1 => only(
+                &[Read],
+                E::Export {
+                    kind: kind.to_owned(),
+                    name: key(name)?,
+                    version: last(version),
+                },
+            ),
+            ["backup", name] => only(&[Read], E::Backup(key(name)?)),
             ["restore"] => only(&[Update], E::Restore(None)),
-            ["restore", name] => only(&[Update], E::Restore(Some(name))),
+            ["restore", name] => only(&[Update], E::Restore(Some(key(name)?))),
             ["restore", _, _, ..] => Err(ApiError::bad(RESTORE_NAME)),
             ["random"] => only(&[Update], E::Random([None, None])),
-            ["random", a] => only(&[Update], E::Random([Some(a), None])),
-            ["random", a, b] => only(&[Update], E::Random([Some(a), Some(b)])),
-            ["hash", ref alg @ ..] if alg.len() <= 1 => {
-                only(&[Update], E::Hash(alg.first().copied()))
-            }
+            ["random", a] => only(&[Update], E::Random([Some(a.to_owned()), None])),
+            ["random", a, b] => only(
+                &[Update],
+                E::Random([Some(a.to_owned()), Some(b.to_owned())]),
+            ),
+            ["hash", ref alg @ ..] if alg.len() <= 1 => only(&[Update], E::Hash(last(alg))),
             ["cache-config"] => match op {
                 Read => Ok(E::ReadCacheConfig),
                 Update => Ok(E::WriteCacheConfig),
@@ -199,8 +205,8 @@ impl<'a> Endpoint<'a> {
 
     /// The key this endpoint creates when it does not exist yet (which, as
     /// in Vault, takes the `create` capability).
-    pub(crate) fn may_create(&self) -> Option<&'a str> {
-        match *self {
+    pub(crate) fn may_create(&self) -> Option<&str> {
+        match self {
             Self::Encrypt(name) | Self::WriteKey(name) => Some(name),
             _ => None,
         }
@@ -210,7 +216,7 @@ impl<'a> Endpoint<'a> {
     /// storage writes, an fsync each), and so must run off the async
     /// workers. `key_missing(name)`: encrypt would create its key.
     pub(crate) fn may_block(&self, key_missing: impl FnOnce(&str) -> bool) -> bool {
-        match *self {
+        match self {
             // Answered as it is when the key exists, but rare: not worth a lookup.
             Self::WriteKey(_) => true,
             Self::Encrypt(name) => key_missing(name),
@@ -221,7 +227,7 @@ impl<'a> Endpoint<'a> {
     /// Serves it.
     pub(crate) fn serve(&self, ctx: &Ctx<'_>, op: Op, p: &Params) -> ApiResult<Reply> {
         use Endpoint as E;
-        match *self {
+        match self {
             E::ListKeys => keys::list(ctx, p),
             E::ReadKey(name) => keys::read(ctx, name, p),
             E::WriteKey(name) => keys::create(ctx, name, p),
@@ -233,21 +239,21 @@ impl<'a> Endpoint<'a> {
             E::Decrypt(name) => crypt::decrypt(ctx, name, p),
             E::Rewrap(name) => crypt::rewrap(ctx, name, p),
             E::Datakey { kind, name } => crypt::datakey(ctx, kind, name, p),
-            E::Hmac { name, alg } => hmac::hmac(ctx, name, alg, p),
-            E::Sign { name, alg } => sign::sign(ctx, name, alg, p),
-            E::Verify { name, alg } => sign::verify(ctx, name, alg, p),
+            E::Hmac { name, alg } => hmac::hmac(ctx, name, alg.as_deref(), p),
+            E::Sign { name, alg } => sign::sign(ctx, name, alg.as_deref(), p),
+            E::Verify { name, alg } => sign::verify(ctx, name, alg.as_deref(), p),
             E::Export {
                 kind,
                 name,
                 version,
-            } => export::export(ctx, kind, name, version, p),
+            } => export::export(ctx, kind, name, version.as_deref(), p),
             E::Backup(name) => export::backup(ctx, name, p),
-            E::Restore(name) => export::restore(ctx, name, p),
+            E::Restore(name) => export::restore(ctx, name.as_deref(), p),
             E::Random(parts) => {
-                let parts: Vec<&str> = parts.into_iter().flatten().collect();
+                let parts: Vec<&str> = parts.iter().flatten().map(String::as_str).collect();
                 misc::random(&parts, p)
             }
-            E::Hash(alg) => misc::hash(alg, p),
+            E::Hash(alg) => misc::hash(alg.as_deref(), p),
             E::ReadCacheConfig | E::WriteCacheConfig => misc::cache_config(ctx, op, p),
             E::ReadKeysConfig | E::WriteKeysConfig => misc::config_keys(ctx, op, p),
         }

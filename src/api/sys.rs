@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
-use super::Op;
+use super::{Op, names};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::request::Params;
@@ -15,99 +15,220 @@ use crate::state::AppState;
 /// The OpenBao release whose API we speak (clients read it from health).
 pub const COMPAT_VERSION: &str = "2.7.2";
 
-pub fn is_unauthenticated(rest: &str) -> bool {
-    matches!(
-        rest,
-        "health" | "seal-status" | "init" | "unseal" | "leader"
-    )
+/// One `sys/` path, its names canonical ([`names`]). Which operations each
+/// takes, and which need no token or need `sudo`, is said here only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum SysPath {
+    Health,
+    SealStatus,
+    Init,
+    Unseal,
+    Leader,
+    Seal,
+    /// `sys/mounts`
+    Mounts,
+    /// `sys/mounts/:path`
+    Mount(String),
+    /// `sys/policy`: the legacy list
+    PolicyNames,
+    /// `sys/policies/acl`
+    AclPolicyNames,
+    /// `sys/policy/:name` (`legacy`, field `rules`) or `sys/policies/acl/:name`
+    Policy {
+        name: String,
+        legacy: bool,
+    },
+    CapabilitiesSelf,
+    /// `sys/auth`
+    AuthMethods,
+    /// `sys/auth/:path`
+    AuthMethod(String),
+    /// `sys/audit`
+    AuditDevices,
+    /// `sys/audit/:path`
+    AuditDevice(String),
+    /// `sys/audit-hash/:path`
+    AuditHash(String),
+    /// No `sys/` endpoint here (404 once authorized).
+    Unknown,
 }
 
-pub fn handle(
+impl SysPath {
+    /// The `sys/` path `rest` names; 400 for a name that is not canonical.
+    pub(crate) fn parse(rest: &str) -> ApiResult<Self> {
+        use SysPath as S;
+        let named = |prefix: &str| rest.strip_prefix(prefix).filter(|n| !n.is_empty());
+        if let Some(name) = named("policy/") {
+            let name = names::policy(name)?;
+            return Ok(S::Policy { name, legacy: true });
+        }
+        if let Some(name) = named("policies/acl/") {
+            let name = names::policy(name)?;
+            return Ok(S::Policy {
+                name,
+                legacy: false,
+            });
+        }
+        if let Some(path) = named("mounts/") {
+            return Ok(S::Mount(names::mount(path)?.to_owned()));
+        }
+        if let Some(path) = named("auth/") {
+            return Ok(S::AuthMethod(names::auth_mount(path)?.to_owned()));
+        }
+        if let Some(path) = named("audit/") {
+            return Ok(S::AuditDevice(names::audit_device(path)?.to_owned()));
+        }
+        if let Some(path) = named("audit-hash/") {
+            return Ok(S::AuditHash(names::audit_device(path)?.to_owned()));
+        }
+        Ok(match rest {
+            "health" => S::Health,
+            "seal-status" => S::SealStatus,
+            "init" => S::Init,
+            "unseal" => S::Unseal,
+            "leader" => S::Leader,
+            "seal" => S::Seal,
+            "mounts" => S::Mounts,
+            "policy" => S::PolicyNames,
+            "policies/acl" => S::AclPolicyNames,
+            "capabilities-self" => S::CapabilitiesSelf,
+            "auth" => S::AuthMethods,
+            "audit" => S::AuditDevices,
+            _ => S::Unknown,
+        })
+    }
+
+    /// The operations it takes (any other is 405).
+    pub(crate) fn allows(&self, op: Op) -> bool {
+        use Op::*;
+        use SysPath as S;
+        match self {
+            S::Health | S::SealStatus | S::Leader | S::Mounts | S::PolicyNames => op == Read,
+            S::AuthMethods | S::AuditDevices => op == Read,
+            S::Init => matches!(op, Read | Update),
+            S::Unseal | S::Seal | S::CapabilitiesSelf | S::AuditHash(_) => op == Update,
+            S::AclPolicyNames => op == List,
+            S::Policy { .. } => matches!(op, Read | Update | Delete),
+            S::Mount(_) | S::AuthMethod(_) | S::AuditDevice(_) => matches!(op, Update | Delete),
+            S::Unknown => true,
+        }
+    }
+
+    /// Whether it is served without a token (and without the keys).
+    pub(crate) fn is_public(&self) -> bool {
+        use SysPath as S;
+        match self {
+            S::Health | S::SealStatus | S::Init | S::Unseal | S::Leader => true,
+            S::Seal
+            | S::Mounts
+            | S::Mount(_)
+            | S::PolicyNames
+            | S::AclPolicyNames
+            | S::Policy { .. }
+            | S::CapabilitiesSelf
+            | S::AuthMethods
+            | S::AuthMethod(_)
+            | S::AuditDevices
+            | S::AuditDevice(_)
+            | S::AuditHash(_)
+            | S::Unknown => false,
+        }
+    }
+
+    /// Whether it needs `sudo` besides the operation's capability (Vault's
+    /// root-protected paths).
+    pub(crate) fn needs_sudo(&self) -> bool {
+        use SysPath as S;
+        match self {
+            S::Seal | S::AuthMethod(_) | S::AuditDevices | S::AuditDevice(_) | S::AuditHash(_) => {
+                true
+            }
+            S::Health
+            | S::SealStatus
+            | S::Init
+            | S::Unseal
+            | S::Leader
+            | S::Mounts
+            | S::Mount(_)
+            | S::PolicyNames
+            | S::AclPolicyNames
+            | S::Policy { .. }
+            | S::CapabilitiesSelf
+            | S::AuthMethods
+            | S::Unknown => false,
+        }
+    }
+}
+
+/// Serves `path`, which takes `op` ([`SysPath::allows`]).
+pub(crate) fn serve(
     state: &AppState,
     op: Op,
-    rest: &str,
+    path: &SysPath,
     p: &Params,
     caller: Option<&Caller>,
 ) -> ApiResult<Reply> {
-    if let Some(name) = rest
-        .strip_prefix("policy/")
-        .or_else(|| rest.strip_prefix("policies/acl/"))
-    {
-        return policy(state, op, name, rest.starts_with("policy/"), p);
-    }
-    match (rest, op) {
-        ("policy", Op::Read) => {
+    use SysPath as S;
+    match (path, op) {
+        (S::Policy { name, legacy }, op) => policy(state, op, name, *legacy, p),
+        (S::PolicyNames, _) => {
             let names = state.unsealed()?.policies.names()?;
             Ok(Reply::mirrored(json!({ "keys": names, "policies": names })))
         }
-        ("policies/acl", Op::List) => {
+        (S::AclPolicyNames, _) => {
             let names = state.unsealed()?.policies.names()?;
             Ok(Reply::data(json!({ "keys": names })))
         }
-        ("capabilities-self", Op::Update) => capabilities_self(state, caller, p),
-        ("auth", Op::Read) => auth_methods(state),
-        (path, op)
-            if path == "audit" || path.starts_with("audit/") || path.starts_with("audit-hash/") =>
-        {
-            super::audit::sys(&*state.unsealed()?, op, path, p)
+        (S::CapabilitiesSelf, _) => capabilities_self(state, caller, p),
+        (S::AuthMethods, _) => auth_methods(state),
+        (S::AuditDevices, _) => super::audit::devices(&*state.unsealed()?),
+        (S::AuditHash(device), _) => super::audit::hash(&*state.unsealed()?, device, p),
+        (S::AuditDevice(device), op) => {
+            super::audit::enable_or_disable(&*state.unsealed()?, op, device, p)
         }
-        (path, op) if path.starts_with("auth/") => {
-            let method = path.trim_start_matches("auth/").trim_end_matches('/');
+        (S::AuthMethod(method), Op::Delete) => {
             let unsealed = state.unsealed()?;
-            match op {
-                Op::Update => {
-                    let kind = p.string("type")?.unwrap_or_default();
-                    let description = p.string("description")?.unwrap_or_default();
-                    let _ = (
-                        p.has("config"),
-                        p.has("local"),
-                        p.has("seal_wrap"),
-                        p.has("options"),
-                    );
-                    unsealed.methods.enable(method, &kind, &description)?;
-                    Ok(Reply::no_content())
-                }
-                Op::Delete => {
-                    unsealed.methods.disable(method)?;
-                    unsealed
-                        .tokens
-                        .revoke_created_under(&format!("auth/{method}/"))?;
-                    Ok(Reply::no_content())
-                }
-                _ => Err(ApiError::UnsupportedOperation),
-            }
+            unsealed.methods.disable(method)?;
+            unsealed
+                .tokens
+                .revoke_created_under(&format!("auth/{method}/"))?;
+            Ok(Reply::no_content())
         }
-        ("health", Op::Read) => health(state, p),
-        ("seal-status", Op::Read) => Ok(Reply::bare(seal_status(state)?, StatusCode::OK)),
-        ("init", Op::Read) => Ok(Reply::bare(
+        (S::AuthMethod(method), _) => {
+            let kind = p.string("type")?.unwrap_or_default();
+            let description = p.string("description")?.unwrap_or_default();
+            let _ = (
+                p.has("config"),
+                p.has("local"),
+                p.has("seal_wrap"),
+                p.has("options"),
+            );
+            state
+                .unsealed()?
+                .methods
+                .enable(method, &kind, &description)?;
+            Ok(Reply::no_content())
+        }
+        (S::Health, _) => health(state, p),
+        (S::SealStatus, _) => Ok(Reply::bare(seal_status(state)?, StatusCode::OK)),
+        (S::Init, Op::Read) => Ok(Reply::bare(
             json!({ "initialized": state.seal_config()?.is_some() }),
             StatusCode::OK,
         )),
-        ("init", Op::Update) => init(state, p),
-        ("leader", Op::Read) => leader(state),
-        ("unseal", Op::Update) => unseal(state, p),
-        ("seal", Op::Update) => {
+        (S::Init, _) => init(state, p),
+        (S::Leader, _) => leader(state),
+        (S::Unseal, _) => unseal(state, p),
+        (S::Seal, _) => {
             state.seal()?;
             Ok(Reply::no_content())
         }
-        ("mounts", Op::Read) => mounts(state),
-        (path, op) if path.starts_with("mounts/") => {
-            let mount = path.trim_start_matches("mounts/").trim_end_matches('/');
-            match op {
-                Op::Update => enable(state, mount, p),
-                Op::Delete => {
-                    state.unsealed()?.disable_mount(mount)?;
-                    Ok(Reply::no_content())
-                }
-                _ => Err(ApiError::UnsupportedOperation),
-            }
+        (S::Mounts, _) => mounts(state),
+        (S::Mount(mount), Op::Delete) => {
+            state.unsealed()?.disable_mount(mount)?;
+            Ok(Reply::no_content())
         }
-        (
-            "health" | "seal-status" | "mounts" | "init" | "unseal" | "seal" | "leader" | "policy"
-            | "policies/acl" | "capabilities-self" | "auth",
-            _,
-        ) => Err(ApiError::UnsupportedOperation),
-        _ => Err(ApiError::UnsupportedPath),
+        (S::Mount(mount), _) => enable(state, mount, p),
+        (S::Unknown, _) => Err(ApiError::UnsupportedPath),
     }
 }
 
@@ -173,18 +294,13 @@ fn unseal(state: &AppState, p: &Params) -> ApiResult<Reply> {
 /// `sys/policy/:name` (`rules`) and `sys/policies/acl/:name` (`policy`).
 fn policy(state: &AppState, op: Op, name: &str, legacy: bool, p: &Params) -> ApiResult<Reply> {
     let store = &state.unsealed()?.policies;
-    let name = crate::auth::policy_store::PolicyStore::normalize(name);
     let field = if legacy { "rules" } else { "policy" };
     match op {
         Op::Read => {
             let text = if name == crate::auth::policy::ROOT {
                 String::new()
             } else {
-                store
-                    .get(&name)?
-                    .ok_or(ApiError::NotFound)?
-                    .raw()
-                    .to_owned()
+                store.get(name)?.ok_or(ApiError::NotFound)?.raw().to_owned()
             };
             let body = json!({ "name": name, field: text });
             Ok(if legacy {
@@ -199,11 +315,11 @@ fn policy(state: &AppState, op: Op, name: &str, legacy: bool, p: &Params) -> Api
                 .or(p.string("rules")?)
                 .filter(|t| !t.trim().is_empty())
                 .ok_or_else(|| ApiError::bad("'policy' parameter not supplied or empty"))?;
-            store.put(&name, &text)?;
+            store.put(name, &text)?;
             Ok(Reply::no_content())
         }
         Op::Delete => {
-            store.delete(&name)?;
+            store.delete(name)?;
             Ok(Reply::no_content())
         }
         Op::List => Err(ApiError::UnsupportedOperation),

@@ -14,60 +14,115 @@ use crate::error::{ApiError, ApiResult};
 use crate::request::Params;
 use crate::response::Reply;
 
-pub fn handle(
+/// One `auth/token/` path. Which operations each takes and which needs
+/// `sudo` is said here only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TokenPath {
+    Create,
+    CreateOrphan,
+    LookupSelf,
+    Lookup,
+    LookupAccessor,
+    RenewSelf,
+    Renew,
+    RevokeSelf,
+    Revoke,
+    RevokeAccessor,
+    /// No token endpoint here (404 once authorized).
+    Unknown,
+}
+
+impl TokenPath {
+    pub(crate) fn parse(rest: &str) -> Self {
+        use TokenPath as T;
+        match rest {
+            "create" => T::Create,
+            "create-orphan" => T::CreateOrphan,
+            "lookup-self" => T::LookupSelf,
+            "lookup" => T::Lookup,
+            "lookup-accessor" => T::LookupAccessor,
+            "renew-self" => T::RenewSelf,
+            "renew" => T::Renew,
+            "revoke-self" => T::RevokeSelf,
+            "revoke" => T::Revoke,
+            "revoke-accessor" => T::RevokeAccessor,
+            _ => T::Unknown,
+        }
+    }
+
+    /// The operations it takes (any other is 405).
+    pub(crate) fn allows(self, op: Op) -> bool {
+        use TokenPath as T;
+        match self {
+            T::LookupSelf | T::Lookup => matches!(op, Op::Read | Op::Update),
+            T::Create
+            | T::CreateOrphan
+            | T::LookupAccessor
+            | T::RenewSelf
+            | T::Renew
+            | T::RevokeSelf
+            | T::Revoke
+            | T::RevokeAccessor => op == Op::Update,
+            T::Unknown => true,
+        }
+    }
+
+    /// Whether it needs `sudo` besides the operation's capability.
+    pub(crate) fn needs_sudo(self) -> bool {
+        self == Self::CreateOrphan
+    }
+}
+
+/// Serves `path`, which takes the request's operation ([`TokenPath::allows`]).
+pub(crate) fn serve(
     tokens: &TokenStore,
     caller: &Caller,
     presented: &str,
-    op: Op,
-    rest: &str,
+    path: TokenPath,
     p: &Params,
     now: i64,
 ) -> ApiResult<Reply> {
-    match (rest, op) {
-        ("create", Op::Update) => create(tokens, caller, p, now, false),
-        ("create-orphan", Op::Update) => create(tokens, caller, p, now, true),
-        ("lookup-self", Op::Read | Op::Update) => Ok(Reply::data(lookup_body(
+    use TokenPath as T;
+    match path {
+        T::Create => create(tokens, caller, p, now, false),
+        T::CreateOrphan => create(tokens, caller, p, now, true),
+        T::LookupSelf => Ok(Reply::data(lookup_body(
             &caller.entry,
             Some(presented),
             now,
         ))),
-        ("lookup", Op::Update | Op::Read) => {
+        T::Lookup => {
             let token = required(p, "token")?;
             let (_, entry) = tokens.lookup(&token, now)?.ok_or_else(bad_token)?;
             Ok(Reply::data(lookup_body(&entry, Some(&token), now)))
         }
-        ("lookup-accessor", Op::Update) => {
+        T::LookupAccessor => {
             let (_, entry) = by_accessor(tokens, p, now)?;
             Ok(Reply::data(lookup_body(&entry, None, now)))
         }
-        ("renew-self", Op::Update) => renew(tokens, &caller.id, p, now),
-        ("renew", Op::Update) => {
+        T::RenewSelf => renew(tokens, &caller.id, p, now),
+        T::Renew => {
             let token = required(p, "token")?;
             let (id, _) = tokens.lookup(&token, now)?.ok_or_else(bad_token)?;
             renew(tokens, &id, p, now)
         }
-        ("revoke-self", Op::Update) => {
+        T::RevokeSelf => {
             tokens.revoke(&caller.id)?;
             Ok(Reply::no_content())
         }
-        ("revoke", Op::Update) => {
+        T::Revoke => {
             let token = required(p, "token")?;
             if let Some((id, _)) = tokens.lookup(&token, now)? {
                 tokens.revoke(&id)?;
             }
             Ok(Reply::no_content())
         }
-        ("revoke-accessor", Op::Update) => {
+        T::RevokeAccessor => {
             let (id, _) = by_accessor(tokens, p, now)?;
             tokens.revoke(&id)?;
             Ok(Reply::no_content())
         }
-        (
-            "create" | "create-orphan" | "lookup-self" | "lookup" | "lookup-accessor"
-            | "renew-self" | "renew" | "revoke-self" | "revoke" | "revoke-accessor",
-            _,
-        ) => Err(ApiError::UnsupportedOperation),
-        _ => Err(ApiError::UnsupportedPath),
+        T::Unknown => Err(ApiError::UnsupportedPath),
     }
 }
 

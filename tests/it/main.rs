@@ -12,4 +12,5 @@ mod audit_logins;
 mod cluster;
 mod crash;
 mod differential;
+mod names;
 mod server;

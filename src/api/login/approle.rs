@@ -2,93 +2,158 @@
 
 use super::*;
 
-// ----- AppRole -----------------------------------------------------------------
+/// One path inside an AppRole mount, its role name canonical
+/// ([`names::role`]). Which operations each takes and which needs no token
+/// is said here only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum AppRolePath {
+    Login,
+    /// `role` (list)
+    Roles,
+    /// `role/:name`
+    Role(String),
+    RoleId(String),
+    SecretId(String),
+    CustomSecretId(String),
+    SecretIdLookup(String),
+    SecretIdDestroy(String),
+    AccessorLookup(String),
+    AccessorDestroy(String),
+    /// No endpoint here (404 once authorized).
+    Unknown,
+}
 
-/// `auth/<approle mount>/...`
-pub fn approle(
+impl AppRolePath {
+    pub(crate) fn parse(rest: &str) -> Self {
+        use AppRolePath as A;
+        match rest {
+            "login" => return A::Login,
+            "role" => return A::Roles,
+            _ => {}
+        }
+        let Some(tail) = rest.strip_prefix("role/") else {
+            return A::Unknown;
+        };
+        let (name, sub) = tail.split_once('/').unwrap_or((tail, ""));
+        let Some(name) = names::role(name) else {
+            return A::Unknown;
+        };
+        match sub {
+            "" => A::Role(name),
+            "role-id" => A::RoleId(name),
+            "secret-id" => A::SecretId(name),
+            "custom-secret-id" => A::CustomSecretId(name),
+            "secret-id/lookup" => A::SecretIdLookup(name),
+            "secret-id/destroy" => A::SecretIdDestroy(name),
+            "secret-id-accessor/lookup" => A::AccessorLookup(name),
+            "secret-id-accessor/destroy" => A::AccessorDestroy(name),
+            _ => A::Unknown,
+        }
+    }
+
+    pub(crate) fn allows(&self, op: Op) -> bool {
+        use AppRolePath as A;
+        use Op::*;
+        match self {
+            A::Roles => op == List,
+            A::Role(_) => matches!(op, Read | Update | Delete),
+            A::RoleId(_) => matches!(op, Read | Update),
+            A::SecretId(_) => matches!(op, Update | List),
+            A::SecretIdDestroy(_) | A::AccessorDestroy(_) => matches!(op, Update | Delete),
+            A::Login | A::CustomSecretId(_) | A::SecretIdLookup(_) | A::AccessorLookup(_) => {
+                op == Update
+            }
+            A::Unknown => true,
+        }
+    }
+
+    pub(crate) fn is_public(&self) -> bool {
+        *self == Self::Login
+    }
+
+    pub(crate) fn name(&self) -> Option<&str> {
+        use AppRolePath as A;
+        match self {
+            A::Role(name)
+            | A::RoleId(name)
+            | A::SecretId(name)
+            | A::CustomSecretId(name)
+            | A::SecretIdLookup(name)
+            | A::SecretIdDestroy(name)
+            | A::AccessorLookup(name)
+            | A::AccessorDestroy(name) => Some(name),
+            A::Login | A::Roles | A::Unknown => None,
+        }
+    }
+
+    /// The role a write would create (`create`, not `update`, in Vault).
+    pub(crate) fn may_create(&self, op: Op) -> Option<&str> {
+        match self {
+            Self::Role(name) if op == Op::Update => Some(name),
+            _ => None,
+        }
+    }
+}
+
+/// Serves `path` of an AppRole mount (`auth/<mount_path>/...`), which takes `op`.
+pub(crate) fn approle(
     store: &AppRoleStore,
     tokens: &TokenStore,
     mount_path: &str,
     op: Op,
-    rest: &str,
+    path: &AppRolePath,
     p: &Params,
     now: i64,
 ) -> ApiResult<Reply> {
-    match rest {
-        "login" => {
-            return match op {
-                Op::Update => approle_login(store, tokens, mount_path, p, now),
-                _ => Err(ApiError::UnsupportedOperation),
-            };
-        }
-        "role" => {
-            return match op {
-                Op::List => list_reply(store.list_roles()?, p),
-                _ => Err(ApiError::UnsupportedOperation),
-            };
-        }
-        _ => {}
-    }
-    let Some((name, sub)) = named(rest, "role") else {
-        return Err(ApiError::UnsupportedPath);
-    };
-    match (sub, op) {
-        ("", Op::Read) => read_role(store, name),
-        ("", Op::Update) => write_role(store, name, p),
-        ("", Op::Delete) => {
+    use AppRolePath as A;
+    match (path, op) {
+        (A::Login, _) => approle_login(store, tokens, mount_path, p, now),
+        (A::Roles, _) => list_reply(store.list_roles()?, p),
+        (A::Role(name), Op::Read) => read_role(store, name),
+        (A::Role(name), Op::Delete) => {
             store.delete_role(name)?;
             Ok(Reply::no_content())
         }
-        ("role-id", Op::Read) => {
+        (A::Role(name), _) => write_role(store, name, p),
+        (A::RoleId(name), Op::Read) => {
             let role = store.get_role(name)?.ok_or(ApiError::NotFound)?;
             Ok(Reply::data(json!({ "role_id": role.role_id })))
         }
-        ("role-id", Op::Update) => {
+        (A::RoleId(name), _) => {
             let role_id = p.string("role_id")?.unwrap_or_default();
             store.set_role_id(name, &role_id)?;
             Ok(Reply::no_content())
         }
-        ("secret-id", Op::Update) => new_secret_id(store, name, p, now, false),
-        ("custom-secret-id", Op::Update) => new_secret_id(store, name, p, now, true),
-        ("secret-id", Op::List) => list_reply(store.list_accessors(name)?, p),
-        ("secret-id/lookup", Op::Update) => {
+        (A::SecretId(name), Op::List) => list_reply(store.list_accessors(name)?, p),
+        (A::SecretId(name), _) => new_secret_id(store, name, p, now, false),
+        (A::CustomSecretId(name), _) => new_secret_id(store, name, p, now, true),
+        (A::SecretIdLookup(name), _) => {
             let secret_id = required(p, "secret_id")?;
             match store.lookup_secret_id(name, &secret_id, now)? {
                 Some(info) => Ok(Reply::data(secret_id_data(&info))),
                 None => Ok(Reply::no_content()),
             }
         }
-        ("secret-id/destroy", Op::Update | Op::Delete) => {
+        (A::SecretIdDestroy(name), _) => {
             let secret_id = required(p, "secret_id")?;
             store.destroy_secret_id(name, &secret_id)?;
             Ok(Reply::no_content())
         }
-        ("secret-id-accessor/lookup", Op::Update) => {
+        (A::AccessorLookup(name), _) => {
             let accessor = required(p, "secret_id_accessor")?;
             match store.lookup_accessor(name, &accessor, now)? {
                 Some(info) => Ok(Reply::data(secret_id_data(&info))),
                 None => not_found(no_accessor(&accessor)),
             }
         }
-        ("secret-id-accessor/destroy", Op::Update | Op::Delete) => {
+        (A::AccessorDestroy(name), _) => {
             let accessor = required(p, "secret_id_accessor")?;
             if !store.destroy_accessor(name, &accessor)? {
                 return Err(ApiError::bad(no_accessor(&accessor)));
             }
             Ok(Reply::no_content())
         }
-        (
-            ""
-            | "role-id"
-            | "secret-id"
-            | "custom-secret-id"
-            | "secret-id/lookup"
-            | "secret-id/destroy"
-            | "secret-id-accessor/lookup"
-            | "secret-id-accessor/destroy",
-            _,
-        ) => Err(ApiError::UnsupportedOperation),
-        _ => Err(ApiError::UnsupportedPath),
+        (A::Unknown, _) => Err(ApiError::UnsupportedPath),
     }
 }
 

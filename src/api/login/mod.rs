@@ -13,10 +13,11 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use super::Op;
 use super::keys::rfc3339;
 use super::token::{auth_block, string_list};
+use super::{Op, names};
 use crate::auth::approle::{AppRoleStore, Role, SecretIdInfo, SecretIdRequest};
+use crate::auth::methods::{Backend, Method as AuthMethod};
 use crate::auth::token::{TokenRequest, TokenStore};
 use crate::auth::userpass::{TokenParams, UserpassStore};
 use crate::error::{ApiError, ApiResult};
@@ -26,39 +27,95 @@ use crate::response::Reply;
 mod approle;
 mod userpass;
 
-pub use approle::approle;
-pub use userpass::userpass;
+pub(crate) use approle::{AppRolePath, approle};
+pub(crate) use userpass::{UserpassPath, userpass};
 
 /// Userpass's answer to every failed login (OpenBao `path_login.go`).
 pub const USERPASS_INVALID: &str = "invalid username or password";
 
-/// Which paths of a login method need no token: Vault's `login/*` for
-/// userpass, `login` for AppRole.
-pub fn is_login(kind: &str, rest: &str) -> bool {
-    match kind {
-        "userpass" => rest.strip_prefix("login/").is_some_and(|n| !n.is_empty()),
-        "approle" => rest == "login",
-        _ => false,
-    }
+/// One path inside a login method's mount, by the method's kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum MethodPath {
+    Userpass(UserpassPath),
+    AppRole(AppRolePath),
 }
 
-/// Vault's `GenericNameRegex`: `\w(([\w-.@]+)?\w)?` (ASCII word characters).
-fn is_name(s: &str) -> bool {
-    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
-    match (s.chars().next(), s.chars().last()) {
-        (Some(first), Some(last)) if word(first) && word(last) => {
-            s.chars().all(|c| word(c) || matches!(c, '-' | '.' | '@'))
+impl MethodPath {
+    pub(crate) fn parse(backend: &Backend, rest: &str) -> Self {
+        match backend {
+            Backend::Userpass(_) => Self::Userpass(UserpassPath::parse(rest)),
+            Backend::AppRole(_) => Self::AppRole(AppRolePath::parse(rest)),
         }
-        _ => false,
+    }
+
+    /// Whether it is an endpoint at all (otherwise 404).
+    pub(crate) fn exists(&self) -> bool {
+        !matches!(
+            self,
+            Self::Userpass(UserpassPath::NoLogin | UserpassPath::Unknown)
+                | Self::AppRole(AppRolePath::Unknown)
+        )
+    }
+
+    pub(crate) fn allows(&self, op: Op) -> bool {
+        match self {
+            Self::Userpass(path) => path.allows(op),
+            Self::AppRole(path) => path.allows(op),
+        }
+    }
+
+    /// The canonical user or role name it carries (the path's second segment).
+    pub(crate) fn name(&self) -> Option<&str> {
+        match self {
+            Self::Userpass(path) => path.name(),
+            Self::AppRole(path) => path.name(),
+        }
+    }
+
+    /// Whether it needs no token: the logins.
+    pub(crate) fn is_public(&self) -> bool {
+        match self {
+            Self::Userpass(path) => path.is_public(),
+            Self::AppRole(path) => path.is_public(),
+        }
+    }
+
+    /// Whether `op` would create its user or role: asked of this node's
+    /// cache only, and failing closed (anything not known to exist, an error
+    /// included, counts as created).
+    pub(crate) fn creates(&self, backend: &Backend, op: Op) -> bool {
+        match (self, backend) {
+            (Self::Userpass(path), Backend::Userpass(store)) => path
+                .may_create(op)
+                .is_some_and(|name| !matches!(store.get(name), Ok(Some(_)))),
+            (Self::AppRole(path), Backend::AppRole(store)) => path
+                .may_create(op)
+                .is_some_and(|name| !matches!(store.cached_role(name), Ok(Some(_)))),
+            _ => false,
+        }
     }
 }
 
-/// `users/alice/password` -> `("alice", "password")`; `None` unless the name
-/// is a valid one.
-fn named<'a>(rest: &'a str, dir: &str) -> Option<(&'a str, &'a str)> {
-    let tail = rest.strip_prefix(dir)?.strip_prefix('/')?;
-    let (name, sub) = tail.split_once('/').unwrap_or((tail, ""));
-    is_name(name).then_some((name, sub))
+/// Serves `path` of `method`, which takes `op`.
+pub(crate) fn serve(
+    tokens: &TokenStore,
+    method: &AuthMethod,
+    op: Op,
+    path: &MethodPath,
+    p: &Params,
+    now: i64,
+) -> ApiResult<Reply> {
+    let mount = &method.entry.path;
+    match (&method.backend, path) {
+        (Backend::Userpass(store), MethodPath::Userpass(path)) => {
+            userpass(store, tokens, mount, op, path, p, now)
+        }
+        (Backend::AppRole(store), MethodPath::AppRole(path)) => {
+            approle(store, tokens, mount, op, path, p, now)
+        }
+        // Parsed for this method's backend: cannot differ.
+        _ => Err(ApiError::UnsupportedPath),
+    }
 }
 
 fn required(p: &Params, field: &str) -> ApiResult<Zeroizing<String>> {
@@ -338,25 +395,34 @@ pub(super) mod tests {
     }
 
     impl World {
+        /// As the route serves it: parsed, 405 for an operation it does not take.
         pub(super) fn up(&self, op: Op, rest: &str, body: Value) -> ApiResult<Reply> {
+            let path = UserpassPath::parse(rest);
+            if !path.allows(op) {
+                return Err(ApiError::UnsupportedOperation);
+            }
             userpass(
                 &self.users,
                 &self.tokens,
                 "userpass",
                 op,
-                rest,
+                &path,
                 &params(body),
                 1000,
             )
         }
 
         pub(super) fn ar(&self, op: Op, rest: &str, body: Value, now: i64) -> ApiResult<Reply> {
+            let path = AppRolePath::parse(rest);
+            if !path.allows(op) {
+                return Err(ApiError::UnsupportedOperation);
+            }
             approle(
                 &self.roles,
                 &self.tokens,
                 "approle",
                 op,
-                rest,
+                &path,
                 &params(body),
                 now,
             )
@@ -377,15 +443,22 @@ pub(super) mod tests {
 
     #[test]
     fn login_paths() {
-        assert!(is_login("userpass", "login/alice"));
-        assert!(!is_login("userpass", "login"));
-        assert!(!is_login("userpass", "users/alice"));
-        assert!(is_login("approle", "login"));
-        assert!(!is_login("approle", "login/x"));
-        assert!(!is_login("approle", "role/x"));
-        assert!(!is_login("token", "login"));
-        assert!(is_name("alice") && is_name("a") && is_name("a.b-c@d_e") && is_name("A1"));
-        assert!(!is_name("") && !is_name("-a") && !is_name("a.") && !is_name("a b"));
+        let up = |rest: &str| UserpassPath::parse(rest).is_public();
+        let ar = |rest: &str| AppRolePath::parse(rest).is_public();
+        assert!(up("login/alice") && up("login/a/b") && up("login/a b"));
+        assert!(!up("login") && !up("users/alice"));
+        assert!(ar("login"));
+        assert!(!ar("login/x") && !ar("role/x"));
+        assert_eq!(
+            UserpassPath::parse("login/Alice"),
+            UserpassPath::Login("alice".into())
+        );
+        assert_eq!(UserpassPath::parse("login/a b"), UserpassPath::NoLogin);
+        assert_eq!(
+            AppRolePath::parse("role/CI/secret-id"),
+            AppRolePath::SecretId("ci".into())
+        );
+        assert_eq!(AppRolePath::parse("role/c i"), AppRolePath::Unknown);
     }
 
     #[test]

@@ -2,65 +2,129 @@
 
 use super::*;
 
-// ----- userpass ----------------------------------------------------------------
+/// One path inside a userpass mount, its user name canonical
+/// ([`names::user`]). Which operations each takes and which needs no token
+/// is said here only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum UserpassPath {
+    /// `users` (list)
+    Users,
+    /// `users/:name`
+    User(String),
+    /// `users/:name/password`
+    Password(String),
+    /// `users/:name/policies`
+    Policies(String),
+    /// `login/:name`
+    Login(String),
+    /// Under `login/` but no login (404): public all the same, as Vault's
+    /// `login/*` is.
+    NoLogin,
+    /// No endpoint here (404 once authorized).
+    Unknown,
+}
 
-/// `auth/<userpass mount>/...`
-pub fn userpass(
+impl UserpassPath {
+    pub(crate) fn parse(rest: &str) -> Self {
+        if rest == "users" {
+            return Self::Users;
+        }
+        if let Some(tail) = rest.strip_prefix("users/") {
+            let (name, sub) = tail.split_once('/').unwrap_or((tail, ""));
+            let Some(name) = names::user(name) else {
+                return Self::Unknown;
+            };
+            return match sub {
+                "" => Self::User(name),
+                "password" => Self::Password(name),
+                "policies" => Self::Policies(name),
+                _ => Self::Unknown,
+            };
+        }
+        if let Some(tail) = rest.strip_prefix("login/").filter(|t| !t.is_empty()) {
+            return match names::user(tail) {
+                Some(name) => Self::Login(name),
+                None => Self::NoLogin,
+            };
+        }
+        Self::Unknown
+    }
+
+    pub(crate) fn allows(&self, op: Op) -> bool {
+        match self {
+            Self::Users => op == Op::List,
+            Self::User(_) => matches!(op, Op::Read | Op::Update | Op::Delete),
+            Self::Password(_) | Self::Policies(_) | Self::Login(_) => op == Op::Update,
+            Self::NoLogin | Self::Unknown => true,
+        }
+    }
+
+    pub(crate) fn is_public(&self) -> bool {
+        matches!(self, Self::Login(_) | Self::NoLogin)
+    }
+
+    pub(crate) fn name(&self) -> Option<&str> {
+        match self {
+            Self::User(name) | Self::Password(name) | Self::Policies(name) | Self::Login(name) => {
+                Some(name)
+            }
+            Self::Users | Self::NoLogin | Self::Unknown => None,
+        }
+    }
+
+    /// The user a write would create (`create`, not `update`, in Vault).
+    pub(crate) fn may_create(&self, op: Op) -> Option<&str> {
+        match self {
+            Self::User(name) if op == Op::Update => Some(name),
+            _ => None,
+        }
+    }
+}
+
+/// Serves `path` of a userpass mount (`auth/<mount_path>/...`), which takes `op`.
+pub(crate) fn userpass(
     store: &UserpassStore,
     tokens: &TokenStore,
     mount_path: &str,
     op: Op,
-    rest: &str,
+    path: &UserpassPath,
     p: &Params,
     now: i64,
 ) -> ApiResult<Reply> {
-    if rest == "users" {
-        return match op {
-            Op::List => list_reply(store.list()?, p),
-            _ => Err(ApiError::UnsupportedOperation),
-        };
-    }
-    if let Some((name, sub)) = named(rest, "users") {
-        return match (sub, op) {
-            ("", Op::Read) => read_user(store, name),
-            ("", Op::Update) => write_user(store, name, p),
-            ("", Op::Delete) => {
-                store.delete(name)?;
-                Ok(Reply::no_content())
-            }
-            ("password", Op::Update) => {
-                refuse_password_hash(p)?;
-                let password = p.string("password")?.map(Zeroizing::new);
-                match password.as_deref().map(String::as_str) {
-                    None | Some("") => Err(ApiError::bad(
-                        "must provide either password or password_hash",
-                    )),
-                    Some(pw) => {
-                        store.set_password(name, pw)?;
-                        Ok(Reply::no_content())
-                    }
+    use UserpassPath as U;
+    match (path, op) {
+        (U::Users, _) => list_reply(store.list()?, p),
+        (U::User(name), Op::Read) => read_user(store, name),
+        (U::User(name), Op::Delete) => {
+            store.delete(name)?;
+            Ok(Reply::no_content())
+        }
+        (U::User(name), _) => write_user(store, name, p),
+        (U::Password(name), _) => {
+            refuse_password_hash(p)?;
+            let password = p.string("password")?.map(Zeroizing::new);
+            match password.as_deref().map(String::as_str) {
+                None | Some("") => Err(ApiError::bad(
+                    "must provide either password or password_hash",
+                )),
+                Some(pw) => {
+                    store.set_password(name, pw)?;
+                    Ok(Reply::no_content())
                 }
             }
-            ("policies", Op::Update) => {
-                let mut patch = TokenPatch::default();
-                patch.parse_policies(p)?;
-                store.update(name, |u| {
-                    patch.apply(&mut u.token, &mut u.legacy_policies);
-                    Ok(())
-                })?;
-                Ok(Reply::no_content())
-            }
-            ("" | "password" | "policies", _) => Err(ApiError::UnsupportedOperation),
-            _ => Err(ApiError::UnsupportedPath),
-        };
+        }
+        (U::Policies(name), _) => {
+            let mut patch = TokenPatch::default();
+            patch.parse_policies(p)?;
+            store.update(name, |u| {
+                patch.apply(&mut u.token, &mut u.legacy_policies);
+                Ok(())
+            })?;
+            Ok(Reply::no_content())
+        }
+        (U::Login(name), _) => userpass_login(store, tokens, mount_path, name, p, now),
+        (U::NoLogin | U::Unknown, _) => Err(ApiError::UnsupportedPath),
     }
-    if let Some((name, "")) = named(rest, "login") {
-        return match op {
-            Op::Update => userpass_login(store, tokens, mount_path, name, p, now),
-            _ => Err(ApiError::UnsupportedOperation),
-        };
-    }
-    Err(ApiError::UnsupportedPath)
 }
 
 fn refuse_password_hash(p: &Params) -> ApiResult<()> {
@@ -301,7 +365,8 @@ mod tests {
         assert!(token.starts_with("s."));
         let (_, entry) = w.tokens.lookup(token, 1000).unwrap().unwrap();
         assert_eq!(entry.display_name, "userpass-alice");
-        assert_eq!(entry.path, "auth/userpass/login/Alice");
+        // The canonical name, as the route parsed it.
+        assert_eq!(entry.path, "auth/userpass/login/alice");
         assert!(entry.parent.is_none());
 
         assert_eq!(
