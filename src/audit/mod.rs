@@ -91,7 +91,7 @@ pub use device::{DEFAULT_CHECKPOINT_INTERVAL, FileDevice, sidecar_path};
 pub use format::{
     AuditRecord, AuthInfo, FormatOptions, Kind, RequestInfo, ResponseInfo, hash_value,
 };
-pub use verify::{VerifyReport, run_cli, verify_file};
+pub use verify::{VerifyReport, verify_file};
 
 /// What can go wrong with auditing.
 #[derive(Debug, Clone, thiserror::Error)]

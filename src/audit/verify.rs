@@ -22,12 +22,14 @@
 //! elsewhere) to catch that. Without a sidecar (stdout captures) the chain is
 //! checked but truncation at the end is not. An incomplete last line (a write
 //! in progress, or cut short by a crash) is ignored and noted.
+//!
+//! The command line around it (flags, output, exit status) is `cli`'s, which
+//! depends on this module and never the other way round.
 
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader};
 use std::path::Path;
-use std::process::ExitCode;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -567,53 +569,8 @@ fn seen_before(path: &Path, n: u64, seq: u64, bytes: &[u8]) -> VerifyReport {
     tampered(Some(n), TamperKind::Inserted, message)
 }
 
-const USAGE: &str = "usage: transitd audit verify [-public-key=BASE64] FILE\n\n\
-     Checks a tamper-evident audit log: its hash chain, its signed checkpoints and\n\
-     its FILE.checkpoint sidecar. -public-key pins the Ed25519 key (base64 of the\n\
-     raw 32 bytes) the checkpoints must be signed with.\n\
-     Exit status: 0 intact, 2 tampered, 1 usage or read error.";
-
-/// `transitd audit <args>`; `args` starts after `audit`.
-pub fn run_cli(args: &[String]) -> ExitCode {
-    let flags = match crate::cli::Flags::parse(args, &["public-key"]) {
-        Ok(f) => f,
-        Err(e) => return usage(&e),
-    };
-    if let Some((name, _)) = flags.named.iter().find(|(name, _)| name != "public-key") {
-        return usage(&format!("unknown flag -{name}"));
-    }
-    let file = match flags.positional.as_slice() {
-        [cmd, file] if cmd == "verify" => file,
-        _ => return usage(""),
-    };
-    let pinned = match flags.value("public-key") {
-        None => None,
-        Some(b64) => match B64.decode(b64.trim()) {
-            Ok(k) if k.len() == 32 => Some(k),
-            _ => return usage("-public-key must be the base64 of a 32-byte Ed25519 public key"),
-        },
-    };
-    let report = verify_file(Path::new(file), pinned.as_deref());
-    print_line(&format!("{file}: {report}"));
-    ExitCode::from(report.exit_code())
-}
-
-fn usage(problem: &str) -> ExitCode {
-    if problem.is_empty() {
-        eprintln!("{USAGE}");
-    } else {
-        eprintln!("{problem}\n\n{USAGE}");
-    }
-    ExitCode::FAILURE
-}
-
-#[allow(clippy::print_stdout)]
-fn print_line(line: &str) {
-    println!("{line}");
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::path::PathBuf;
 
     use ring::signature::{Ed25519KeyPair, KeyPair as _};
@@ -623,7 +580,7 @@ mod tests {
     use crate::audit::{FileDevice, generate_signing_key};
 
     /// A closed log of `entries` entries with a checkpoint every `interval`.
-    async fn make_log(
+    pub(crate) async fn make_log(
         entries: usize,
         interval: u64,
     ) -> (tempfile::TempDir, PathBuf, Vec<u8>, Vec<u8>) {
@@ -955,30 +912,6 @@ mod tests {
         let report = verify_file(&path.with_extension("missing"), None);
         assert!(matches!(report, VerifyReport::Error(_)));
         assert_eq!(report.exit_code(), 1);
-    }
-
-    #[tokio::test]
-    async fn cli_exit_codes() {
-        let (_dir, path, _key, pk) = make_log(5, 100).await;
-        let args = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-        let file = path.display().to_string();
-        assert_eq!(run_cli(&args(&["verify", &file])), ExitCode::SUCCESS);
-        let pin = format!("-public-key={}", B64.encode(&pk));
-        assert_eq!(run_cli(&args(&["verify", &pin, &file])), ExitCode::SUCCESS);
-        let wrong = format!("-public-key={}", B64.encode([7u8; 32]));
-        assert_eq!(
-            run_cli(&args(&["verify", &wrong, &file])),
-            ExitCode::from(2)
-        );
-        assert_eq!(run_cli(&args(&["verify"])), ExitCode::FAILURE);
-        assert_eq!(
-            run_cli(&args(&["verify", "-public-key=abc", &file])),
-            ExitCode::FAILURE
-        );
-        assert_eq!(
-            run_cli(&args(&["verify", "/nonexistent/audit.log"])),
-            ExitCode::FAILURE
-        );
     }
 
     #[tokio::test]
