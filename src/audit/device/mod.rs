@@ -32,8 +32,9 @@ use ring::signature::{Ed25519KeyPair, KeyPair as _};
 use tokio::sync::oneshot;
 use zeroize::Zeroize;
 
+use super::config::DeviceConfig;
+use super::error::AuditError;
 use super::format::{AuditRecord, Entry, FormatOptions, Formatter, SaltKey, TokenMemo};
-use super::{AuditError, DeviceConfig};
 
 mod resume;
 mod settings;

@@ -23,8 +23,8 @@ use time::OffsetDateTime;
 use super::sidecar::{sidecar_path, write_atomically};
 use super::sink::{FileSink, Sink};
 use super::writer::ChainState;
-use crate::audit::AuditError;
 use crate::audit::chain::{self, Chain, Checkpoint, Fields};
+use crate::audit::error::AuditError;
 
 /// A header line is far shorter; a first line longer than this is not one.
 const MAX_HEADER_BYTES: u64 = 64 * 1024;

@@ -5,8 +5,9 @@
 
 use std::path::PathBuf;
 
+use crate::audit::config::DeviceConfig;
+use crate::audit::error::AuditError;
 use crate::audit::format::FormatOptions;
-use crate::audit::{AuditError, DeviceConfig};
 
 /// Entries between two checkpoint lines unless `checkpoint_interval` says otherwise.
 pub const DEFAULT_CHECKPOINT_INTERVAL: u64 = 1000;

@@ -18,7 +18,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use super::Ack;
-use crate::audit::AuditError;
+use crate::audit::error::AuditError;
 
 /// `<FILE>.checkpoint`: where a file device keeps its latest checkpoint line.
 pub fn sidecar_path(path: &Path) -> PathBuf {

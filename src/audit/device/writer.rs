@@ -24,8 +24,8 @@ use time::OffsetDateTime;
 use super::Ack;
 use super::sidecar::SidecarWorker;
 use super::sink::Sink;
-use crate::audit::AuditError;
 use crate::audit::chain::{self, Chain};
+use crate::audit::error::AuditError;
 
 const MAX_BATCH_ENTRIES: usize = 4096;
 const MAX_BATCH_BYTES: usize = 8 << 20;
