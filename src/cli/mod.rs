@@ -48,6 +48,7 @@ impl Flags {
     }
 }
 
+mod audit;
 mod operator;
 mod server;
 
@@ -70,7 +71,7 @@ pub fn main(args: Vec<String>) -> ExitCode {
         "server" => server::run(rest).map(|()| ExitCode::SUCCESS),
         "operator" => operator::run_operator(rest),
         "status" => operator::status(rest),
-        "audit" => return crate::audit::run_cli(rest),
+        "audit" => return audit::run(rest),
         "version" | "-version" | "--version" => {
             print_line(&format!("transitd v{}", env!("CARGO_PKG_VERSION")));
             Ok(ExitCode::SUCCESS)

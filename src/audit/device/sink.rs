@@ -1,0 +1,66 @@
+//! Where a device's lines go: a regular file opened for appending (each
+//! batch made durable with `sync_data`, a failed one taken back by cutting
+//! the file to the end of the last durable batch) with its sidecar, or any
+//! byte stream such as stdout (flushed; nothing can be taken back). The
+//! writer sees only the [`Sink`] trait, so tests run devices on injected
+//! sinks.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+/// Where a device's lines go.
+pub(crate) trait Sink: Send + 'static {
+    /// Writes all of `bytes` and makes them durable.
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// Takes back whatever a failed `append` may have written.
+    fn rollback(&mut self) -> io::Result<()>;
+    /// Where checkpoint lines are kept outside the log (the sidecar file and
+    /// its mode), if anywhere.
+    fn sidecar(&self) -> Option<(PathBuf, u32)> {
+        None
+    }
+}
+
+/// A regular file opened for appending, plus its sidecar.
+pub(super) struct FileSink {
+    pub(super) file: File,
+    /// End of the last durable batch.
+    pub(super) len: u64,
+    pub(super) sidecar: PathBuf,
+    pub(super) mode: u32,
+}
+
+impl Sink for FileSink {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all(bytes)?;
+        self.file.sync_data()?;
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn rollback(&mut self) -> io::Result<()> {
+        self.file.set_len(self.len)?;
+        self.file.sync_data()
+    }
+
+    fn sidecar(&self) -> Option<(PathBuf, u32)> {
+        Some((self.sidecar.clone(), self.mode))
+    }
+}
+
+/// Any byte stream (stdout); no sidecar, no way to take bytes back.
+pub(crate) struct WriterSink<W>(pub W);
+
+impl<W: Write + Send + 'static> Sink for WriterSink<W> {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.0.write_all(bytes)?;
+        self.0.flush()
+    }
+
+    fn rollback(&mut self) -> io::Result<()> {
+        Err(io::Error::other(
+            "a stream cannot take back a partial write",
+        ))
+    }
+}
