@@ -15,7 +15,7 @@ use super::userpass::UserpassStore;
 use crate::error::{ApiError, ApiResult};
 use crate::seal::barrier::Barrier;
 use crate::seal::edit::{Edit, edit_json, read_json};
-use crate::state::LookupKey;
+use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
 
 pub const TABLE_PATH: &str = "core/auth";

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::policy::{Acl, DEFAULT, Policy, ROOT, default_policy};
 use crate::error::{ApiError, ApiResult};
 use crate::seal::barrier::Barrier;
-use crate::state::LookupKey;
+use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
 
 const PREFIX: &str = "sys/policy/";

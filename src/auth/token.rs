@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ApiError, ApiResult};
 use crate::seal::barrier::Barrier;
 use crate::seal::edit::{Edit, MAX_WRITE_ATTEMPTS, edit_json};
-use crate::state::LookupKey;
+use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
 
 pub const ID_PREFIX: &str = "auth/token/id/";

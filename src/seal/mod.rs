@@ -9,6 +9,7 @@
 
 pub mod barrier;
 pub mod edit;
+pub mod lookup;
 pub mod shamir;
 pub mod static_key;
 

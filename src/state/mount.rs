@@ -6,10 +6,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use transit_keys::Keyring;
 
-use super::{LookupKey, poisoned};
+use super::poisoned;
 use crate::error::{ApiError, ApiResult};
 use crate::seal::barrier::Barrier;
 use crate::seal::edit::{Edit, edit_json, edit_raw};
+use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

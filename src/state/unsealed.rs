@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
 use super::mount::{Mount, MountEntry, new_mount_entry};
-use super::{LookupKey, poisoned};
+use super::poisoned;
 use crate::audit::store::AuditStore;
 use crate::auth::methods::Methods;
 use crate::auth::policy_store::PolicyStore;
@@ -14,6 +14,7 @@ use crate::auth::token::{TokenRequest, TokenStore};
 use crate::error::{ApiError, ApiResult};
 use crate::seal::barrier::{Barrier, SecretKey};
 use crate::seal::edit::{Edit, edit_json, read_json};
+use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
 
 const LOOKUP_KEY_PATH: &str = "core/lookup-key";

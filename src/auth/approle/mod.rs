@@ -41,7 +41,7 @@ use super::userpass::{Replay, TokenParams};
 use crate::error::{ApiError, ApiResult};
 use crate::seal::barrier::Barrier;
 use crate::seal::edit::{Edit, edit_json, read_json};
-use crate::state::LookupKey;
+use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
 
 /// Vault's limit on role names and secret IDs (they are HMAC inputs).

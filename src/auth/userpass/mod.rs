@@ -24,7 +24,7 @@ use zeroize::Zeroizing;
 use crate::error::{ApiError, ApiResult};
 use crate::seal::barrier::Barrier;
 use crate::seal::edit::{Edit, edit_json, read_json};
-use crate::state::LookupKey;
+use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
 
 mod password;
