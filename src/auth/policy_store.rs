@@ -13,8 +13,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::seal::barrier::Barrier;
 use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
-
-const PREFIX: &str = "sys/policy/";
+use crate::storage::layout::POLICIES as PREFIX;
 
 #[derive(Serialize, Deserialize)]
 struct Stored {

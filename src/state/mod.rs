@@ -8,12 +8,8 @@
 //! the `Arc`. Sealing drops the unsealed state: once in-flight requests finish,
 //! every keyring and the barrier keys are zeroized as they drop.
 //!
-//! Storage layout (all through the barrier unless noted):
-//! `core/seal-config` (plain), `core/keyring` (sealed by the root key),
-//! `core/lookup-key` (HMAC key naming stored keys and tokens), `core/cluster`,
-//! `core/mounts`, `logical/<mount uuid>/config`,
-//! `logical/<mount uuid>/keys/<HMAC of key name>`, `auth/token/id/<HMAC of token>`.
-//! Names are HMACed so the database shows neither key names nor tokens.
+//! Where each entry lives in storage, and which store owns it:
+//! [`crate::storage::layout`].
 
 mod app;
 mod mount;

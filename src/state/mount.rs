@@ -12,6 +12,7 @@ use crate::seal::barrier::Barrier;
 use crate::seal::edit::{Edit, edit_json, edit_raw};
 use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
+use crate::storage::layout::{self, MOUNT_CONFIG, MOUNT_KEYS};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct MountConfig {
@@ -63,15 +64,15 @@ impl Mount {
     }
 
     fn prefix(&self) -> String {
-        format!("logical/{}/", self.uuid)
+        layout::mount_prefix(&self.uuid)
     }
 
     pub(super) fn key_path(&self, name: &str) -> String {
-        format!("{}keys/{}", self.prefix(), self.lookup.name(name))
+        format!("{}{MOUNT_KEYS}{}", self.prefix(), self.lookup.name(name))
     }
 
     fn config_path(&self) -> String {
-        format!("{}config", self.prefix())
+        format!("{}{MOUNT_CONFIG}", self.prefix())
     }
 
     /// Read this mount's keys and config from storage.
@@ -80,7 +81,10 @@ impl Mount {
     pub(super) fn load(&self) -> ApiResult<()> {
         let _writer = self.write.lock().map_err(|_| poisoned())?;
         let mut keys = HashMap::new();
-        for path in self.barrier.list(&format!("{}keys/", self.prefix()))? {
+        for path in self
+            .barrier
+            .list(&format!("{}{MOUNT_KEYS}", self.prefix()))?
+        {
             let Some(bytes) = self.barrier.get(&path)? else {
                 // Deleted (by another node) since the listing.
                 continue;

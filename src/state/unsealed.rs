@@ -17,10 +17,9 @@ use crate::seal::edit::{Edit, edit_json, read_json};
 use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
 
-const LOOKUP_KEY_PATH: &str = "core/lookup-key";
-/// Compare-and-swap attempts before a write gives up with a retryable 503.
-const CLUSTER_PATH: &str = "core/cluster";
-const MOUNTS_PATH: &str = "core/mounts";
+use crate::storage::layout::{
+    self, CLUSTER as CLUSTER_PATH, LOOKUP_KEY as LOOKUP_KEY_PATH, MOUNT_TABLE as MOUNTS_PATH, Owner,
+};
 
 /// Everything that exists only while unsealed.
 #[derive(Debug)]
@@ -88,40 +87,29 @@ impl Unsealed {
 
     /// Another node changed `path` in the shared storage: refresh what caches it.
     pub fn apply_change(&self, path: &str) -> ApiResult<()> {
-        if path == MOUNTS_PATH {
-            return self.reload_mounts();
+        match layout::owner(path) {
+            Some(Owner::MountTable) => self.reload_mounts(),
+            Some(Owner::Mount(uuid)) => {
+                let mount = self
+                    .mounts
+                    .read()
+                    .map_err(|_| poisoned())?
+                    .values()
+                    .find(|m| m.uuid == uuid)
+                    .cloned();
+                match mount {
+                    Some(m) => m.apply_change(path),
+                    None => Ok(()),
+                }
+            }
+            Some(Owner::Tokens) => self.tokens.apply_change(path),
+            Some(Owner::Policies) => self.policies.apply_change(path),
+            Some(Owner::MethodTable | Owner::Method(_)) => self.methods.apply_change(path),
+            Some(Owner::AuditTable) => self.audit.reload(),
+            // Parent links: read from storage when a token is revoked, never
+            // cached; the seal's and init's entries never change while unsealed.
+            Some(Owner::TokenLinks | Owner::Seal | Owner::Core) | None => Ok(()),
         }
-        if let Some(rest) = path.strip_prefix("logical/") {
-            let uuid = rest.split('/').next().unwrap_or_default();
-            let mount = self
-                .mounts
-                .read()
-                .map_err(|_| poisoned())?
-                .values()
-                .find(|m| m.uuid == uuid)
-                .cloned();
-            return match mount {
-                Some(m) => m.apply_change(path),
-                None => Ok(()),
-            };
-        }
-        if path.starts_with(crate::auth::token::ID_PREFIX) {
-            return self.tokens.apply_change(path);
-        }
-        if path.starts_with("auth/token/") {
-            // Parent links: read from storage when a token is revoked, never cached.
-            return Ok(());
-        }
-        if path.starts_with("sys/policy/") {
-            return self.policies.apply_change(path);
-        }
-        if path == crate::auth::methods::TABLE_PATH || path.starts_with("auth/") {
-            return self.methods.apply_change(path);
-        }
-        if path == "core/audit" {
-            return self.audit.reload();
-        }
-        Ok(())
     }
 
     /// After missed notifications: re-read everything shared.
@@ -176,12 +164,12 @@ impl Unsealed {
     /// listing, so a mount created meanwhile is never mistaken for a removed one.
     pub fn remove_orphans(&self) -> ApiResult<usize> {
         let listed: Vec<String> = blocking(|| -> ApiResult<Vec<String>> {
-            let mut paths = self.barrier.list("logical/")?;
+            let mut paths = self.barrier.list(layout::MOUNTS)?;
             paths.extend(
                 self.barrier
-                    .list("auth/")?
+                    .list(layout::METHODS)?
                     .into_iter()
-                    .filter(|p| !p.starts_with("auth/token/")),
+                    .filter(|p| !p.starts_with(layout::TOKENS)),
             );
             Ok(paths)
         })?;
@@ -192,11 +180,11 @@ impl Unsealed {
             ApiError::Internal("the mount table (core/mounts) is missing from storage".to_owned())
         })?;
         let methods: Vec<crate::auth::methods::MethodEntry> =
-            read_json(&self.barrier, crate::auth::methods::TABLE_PATH)?.unwrap_or_default();
+            read_json(&self.barrier, layout::METHOD_TABLE)?.unwrap_or_default();
         let live: HashSet<String> = mounts
             .iter()
-            .map(|m| format!("logical/{}/", m.uuid))
-            .chain(methods.iter().map(|m| format!("auth/{}/", m.uuid)))
+            .map(|m| layout::mount_prefix(&m.uuid))
+            .chain(methods.iter().map(|m| layout::method_prefix(&m.uuid)))
             .collect();
         let mut removed = 0;
         for path in listed {
@@ -319,7 +307,7 @@ impl Unsealed {
             return Ok(());
         };
         // The table first: a crash after it leaves orphans that the next unseal removes.
-        let prefix = format!("logical/{}/", removed.uuid);
+        let prefix = layout::mount_prefix(&removed.uuid);
         blocking(|| -> ApiResult<()> {
             for entry in self.barrier.list(&prefix)? {
                 self.barrier.delete(&entry)?;

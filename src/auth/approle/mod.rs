@@ -43,6 +43,7 @@ use crate::seal::barrier::Barrier;
 use crate::seal::edit::{Edit, edit_json, read_json};
 use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
+use crate::storage::layout::{APPROLE_ROLES, APPROLE_SECRET_IDS};
 
 /// Vault's limit on role names and secret IDs (they are HMAC inputs).
 pub const MAX_HMAC_INPUT: usize = 4096;

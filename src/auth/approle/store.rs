@@ -38,7 +38,10 @@ impl AppRoleStore {
 
     fn read_index(&self, sweep_orphans: bool) -> ApiResult<Index> {
         let mut index = Index::default();
-        for path in blocking(|| self.barrier.list(&format!("{}role/", self.prefix)))? {
+        for path in blocking(|| {
+            self.barrier
+                .list(&format!("{}{APPROLE_ROLES}", self.prefix))
+        })? {
             // `None`: deleted (by another node) since the listing.
             if let Some(role) = read_json::<Role>(&self.barrier, &path)? {
                 let dir = self.checked_dir(&path, &role)?;
@@ -46,7 +49,10 @@ impl AppRoleStore {
                 index.put_role(role, digest, dir);
             }
         }
-        for path in blocking(|| self.barrier.list(&format!("{}secret_id/", self.prefix)))? {
+        for path in blocking(|| {
+            self.barrier
+                .list(&format!("{}{APPROLE_SECRET_IDS}", self.prefix))
+        })? {
             let Some(Key::Secret(dir, digest)) = self.parse_path(&path) else {
                 return Err(ApiError::Internal(format!(
                     "{path}: malformed secret ID path"
@@ -97,7 +103,7 @@ impl AppRoleStore {
                 let Some(name) = cached(dir)? else {
                     // The role's own change may not have arrived yet: load it
                     // now, with every secret ID stored for it (this one too).
-                    let role_path = format!("{}role/{dir}", self.prefix);
+                    let role_path = format!("{}{APPROLE_ROLES}{dir}", self.prefix);
                     return match read_json::<Role>(&self.barrier, &role_path)? {
                         Some(role) => {
                             self.checked_dir(&role_path, &role)?;
@@ -125,10 +131,10 @@ impl AppRoleStore {
 
     fn parse_path<'p>(&self, path: &'p str) -> Option<Key<'p>> {
         let rest = path.strip_prefix(self.prefix.as_str())?;
-        if let Some(dir) = rest.strip_prefix("role/") {
+        if let Some(dir) = rest.strip_prefix(APPROLE_ROLES) {
             return (!dir.is_empty() && !dir.contains('/')).then_some(Key::Role(dir));
         }
-        let (dir, hex_id) = rest.strip_prefix("secret_id/")?.split_once('/')?;
+        let (dir, hex_id) = rest.strip_prefix(APPROLE_SECRET_IDS)?.split_once('/')?;
         let mut digest = [0u8; 32];
         hex::decode_to_slice(hex_id, &mut digest).ok()?;
         (!dir.is_empty()).then_some(Key::Secret(dir, digest))
@@ -137,7 +143,7 @@ impl AppRoleStore {
     /// The role's storage directory name, checked against where it was read.
     fn checked_dir(&self, path: &str, role: &Role) -> ApiResult<String> {
         let dir = self.lookup.name(&role.name);
-        if path != format!("{}role/{dir}", self.prefix) {
+        if path != format!("{}{APPROLE_ROLES}{dir}", self.prefix) {
             return Err(ApiError::Internal(format!(
                 "{path} holds a role stored under another name"
             )));
@@ -232,11 +238,15 @@ impl AppRoleStore {
     }
 
     pub(super) fn role_path(&self, name: &str) -> String {
-        format!("{}role/{}", self.prefix, self.lookup.name(name))
+        format!("{}{APPROLE_ROLES}{}", self.prefix, self.lookup.name(name))
     }
 
     fn secret_dir(&self, name: &str) -> String {
-        format!("{}secret_id/{}/", self.prefix, self.lookup.name(name))
+        format!(
+            "{}{APPROLE_SECRET_IDS}{}/",
+            self.prefix,
+            self.lookup.name(name)
+        )
     }
 
     pub(super) fn secret_path(&self, name: &str, digest: &Digest) -> String {

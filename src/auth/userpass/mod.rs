@@ -26,6 +26,7 @@ use crate::seal::barrier::Barrier;
 use crate::seal::edit::{Edit, edit_json, read_json};
 use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
+use crate::storage::layout::USERPASS_USERS;
 
 mod password;
 mod replay;
@@ -220,7 +221,7 @@ impl UserpassStore {
         prefix: String,
         params: Params,
     ) -> ApiResult<Self> {
-        let dir = format!("{prefix}users/");
+        let dir = format!("{prefix}{USERPASS_USERS}");
         let users = read_users(&barrier, &dir)?;
         let dummy_hash = hash_password(&params, "transitd userpass dummy password")?;
         Ok(Self {
