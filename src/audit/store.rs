@@ -14,8 +14,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::seal::barrier::Barrier;
 use crate::seal::edit::{Edit, edit_json, read_json};
 use crate::storage::blocking;
-
-const TABLE_PATH: &str = "core/audit";
+use crate::storage::layout::AUDIT_TABLE as TABLE_PATH;
 
 /// A row of `core/audit`; the secrets are only ever stored sealed.
 #[derive(Clone, Serialize, Deserialize)]

@@ -15,10 +15,9 @@ use super::userpass::UserpassStore;
 use crate::error::{ApiError, ApiResult};
 use crate::seal::barrier::Barrier;
 use crate::seal::edit::{Edit, edit_json, read_json};
-use crate::state::LookupKey;
+use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
-
-pub const TABLE_PATH: &str = "core/auth";
+use crate::storage::layout::{self, METHOD_TABLE, Owner};
 
 /// A row of `core/auth`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -56,7 +55,7 @@ pub struct Methods {
 }
 
 fn open(barrier: &Arc<Barrier>, lookup: &Arc<LookupKey>, entry: MethodEntry) -> ApiResult<Method> {
-    let prefix = format!("auth/{}/", entry.uuid);
+    let prefix = layout::method_prefix(&entry.uuid);
     let backend = match entry.kind.as_str() {
         "userpass" => Backend::Userpass(UserpassStore::load(
             Arc::clone(barrier),
@@ -79,7 +78,7 @@ fn open(barrier: &Arc<Barrier>, lookup: &Arc<LookupKey>, entry: MethodEntry) -> 
 
 /// The stored table (absent: no method enabled yet).
 fn read_table(barrier: &Barrier) -> ApiResult<Vec<MethodEntry>> {
-    Ok(read_json(barrier, TABLE_PATH)?.unwrap_or_default())
+    Ok(read_json(barrier, METHOD_TABLE)?.unwrap_or_default())
 }
 
 impl Methods {
@@ -130,16 +129,14 @@ impl Methods {
     /// entry of a method (`auth/<uuid>/...`), applied in place. Other paths,
     /// and those of methods not enabled here, are ignored.
     pub fn apply_change(&self, path: &str) -> ApiResult<()> {
-        if path == TABLE_PATH {
-            let _w = self.write.lock().map_err(|_| poisoned())?;
-            self.install(read_table(&self.barrier)?)?;
-            return Ok(());
-        }
-        let Some((uuid, _)) = path
-            .strip_prefix("auth/")
-            .and_then(|rest| rest.split_once('/'))
-        else {
-            return Ok(());
+        let uuid = match layout::owner(path) {
+            Some(Owner::MethodTable) => {
+                let _w = self.write.lock().map_err(|_| poisoned())?;
+                self.install(read_table(&self.barrier)?)?;
+                return Ok(());
+            }
+            Some(Owner::Method(uuid)) => uuid,
+            _ => return Ok(()),
         };
         let method = self
             .table
@@ -215,7 +212,7 @@ impl Methods {
         let _w = self.write.lock().map_err(|_| poisoned())?;
         let stored = edit_json(
             &self.barrier,
-            TABLE_PATH,
+            METHOD_TABLE,
             "the auth method table",
             |current: Option<Vec<MethodEntry>>| {
                 let mut entries = current.unwrap_or_default();
@@ -283,7 +280,7 @@ impl Methods {
             return Ok(());
         };
         // Nothing is computed from a removed method's entries: plain deletes.
-        let prefix = format!("auth/{}/", removed.uuid);
+        let prefix = layout::method_prefix(&removed.uuid);
         blocking(|| -> ApiResult<()> {
             for entry in self.barrier.list(&prefix)? {
                 self.barrier.delete(&entry)?;
@@ -346,7 +343,7 @@ mod tests {
                 .to_string()
                 .contains("already in use")
         );
-        a.apply_change(TABLE_PATH).unwrap();
+        a.apply_change(METHOD_TABLE).unwrap();
         assert_eq!(paths(&a), vec!["one", "two"]);
         // A disables `two`, which it knew only through the change.
         a.disable("two").unwrap();
@@ -359,7 +356,7 @@ mod tests {
     fn changes_apply_in_place_and_writes_in_flight_stay() {
         let (a, b) = two_nodes();
         a.enable("ar", "approle", "").unwrap();
-        b.apply_change(TABLE_PATH).unwrap();
+        b.apply_change(METHOD_TABLE).unwrap();
         let on_a = approle(&a, "ar");
         let on_b = approle(&b, "ar");
         store(&on_a).write_role("r", |_| Ok(())).unwrap();
@@ -370,7 +367,7 @@ mod tests {
         // A request on B holds the method while B applies changes and
         // resyncs: what it writes afterwards is in B's table.
         a.enable("other", "approle", "").unwrap();
-        b.apply_change(TABLE_PATH).unwrap();
+        b.apply_change(METHOD_TABLE).unwrap();
         b.apply_change(&role_path).unwrap();
         b.reload_all().unwrap();
         store(&on_b).write_role("late", |_| Ok(())).unwrap();
@@ -391,7 +388,7 @@ mod tests {
             b.apply_change(path).unwrap();
         }
         a.disable("ar").unwrap();
-        b.apply_change(TABLE_PATH).unwrap();
+        b.apply_change(METHOD_TABLE).unwrap();
         assert!(b.resolve("ar").unwrap().is_none());
         assert_eq!(paths(&b), vec!["other"]);
     }

@@ -11,10 +11,9 @@ use serde::{Deserialize, Serialize};
 use super::policy::{Acl, DEFAULT, Policy, ROOT, default_policy};
 use crate::error::{ApiError, ApiResult};
 use crate::seal::barrier::Barrier;
-use crate::state::LookupKey;
+use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
-
-const PREFIX: &str = "sys/policy/";
+use crate::storage::layout::POLICIES as PREFIX;
 
 #[derive(Serialize, Deserialize)]
 struct Stored {

@@ -23,12 +23,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ApiError, ApiResult};
 use crate::seal::barrier::Barrier;
 use crate::seal::edit::{Edit, MAX_WRITE_ATTEMPTS, edit_json};
-use crate::state::LookupKey;
+use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
+use crate::storage::layout::{TOKEN_IDS as ID_PREFIX, TOKEN_PARENTS as PARENT_PREFIX};
 
-pub const ID_PREFIX: &str = "auth/token/id/";
-/// `<PARENT_PREFIX><parent hex>/<child hex>`: the links from parents to children.
-pub const PARENT_PREFIX: &str = "auth/token/parent/";
 /// Vault's default and maximum lease: 32 days.
 pub const MAX_TTL_SECS: u64 = 768 * 3600;
 

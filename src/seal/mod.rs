@@ -9,6 +9,7 @@
 
 pub mod barrier;
 pub mod edit;
+pub mod lookup;
 pub mod shamir;
 pub mod static_key;
 
@@ -18,14 +19,13 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::storage::layout::{
+    INIT_MARKER as INIT_MARKER_PATH, KEYRING as KEYRING_PATH, ROOT_KEY as ROOT_KEY_PATH,
+    SEAL_CONFIG as SEAL_CONFIG_PATH,
+};
 use crate::storage::{Storage, blocking};
 use barrier::{Barrier, BarrierKeyring, SecretKey, open_entry, seal_entry};
-use static_key::{ROOT_KEY_PATH, StaticSeal};
-
-pub const SEAL_CONFIG_PATH: &str = "core/seal-config";
-pub const KEYRING_PATH: &str = "core/keyring";
-/// Present while an init is under way; a leftover means it never finished.
-const INIT_MARKER_PATH: &str = "core/init-in-progress";
+use static_key::StaticSeal;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {

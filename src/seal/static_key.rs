@@ -12,7 +12,7 @@ use base64::Engine as _;
 
 use super::barrier::{KEY_LEN, SecretKey, open_entry, seal_entry};
 
-pub const ROOT_KEY_PATH: &str = "core/root-key";
+use crate::storage::layout::ROOT_KEY as ROOT_KEY_PATH;
 
 #[derive(Debug)]
 pub struct StaticSeal {

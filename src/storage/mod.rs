@@ -9,6 +9,7 @@ use std::fmt::Debug;
 
 #[cfg(test)]
 pub(crate) mod conformance;
+pub mod layout;
 mod memory;
 mod postgres;
 mod sqlite;

@@ -1,0 +1,306 @@
+//! The server's state across seal transitions: init, unseal, seal.
+
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwapOption;
+
+use super::unsealed::Unsealed;
+use super::{Limits, poisoned};
+use crate::error::{ApiError, ApiResult};
+use crate::seal::barrier::Barrier;
+use crate::seal::{Seal, SealKind};
+use crate::storage::{MemoryStorage, Storage, blocking};
+
+/// What `sys/init` hands back, once.
+#[derive(Debug)]
+pub struct InitOutput {
+    pub shares: Vec<zeroize::Zeroizing<Vec<u8>>>,
+    pub root_token: zeroize::Zeroizing<String>,
+}
+
+#[derive(Debug)]
+pub struct AppState {
+    seal: Seal,
+    unsealed: Arc<ArcSwapOption<Unsealed>>,
+    /// Set when a change from another node arrived while this one was sealed
+    /// or loading: the next unseal re-reads everything once more.
+    missed_changes: Arc<std::sync::atomic::AtomicBool>,
+    /// Serializes init, unseal and seal.
+    transition: Mutex<()>,
+    pub limits: Limits,
+    pub cluster_name: String,
+}
+
+impl AppState {
+    /// A sealed server over `storage` (call `auto_unseal` or take shares next).
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        seal: SealKind,
+        limits: Limits,
+        cluster_name: String,
+    ) -> Self {
+        let unsealed = Arc::new(ArcSwapOption::empty());
+        let missed_changes = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if let Some(changes) = storage.subscribe() {
+            crate::changes::follow(changes, Arc::clone(&unsealed), Arc::clone(&missed_changes));
+        }
+        Self {
+            seal: Seal::new(storage, seal),
+            unsealed,
+            missed_changes,
+            transition: Mutex::default(),
+            limits,
+            cluster_name,
+        }
+    }
+
+    /// Dev mode: in memory, initialized with one share, unsealed, transit
+    /// mounted at `transit/`, `root_token` valid.
+    pub fn dev(root_token: &str, limits: Limits) -> Self {
+        let state = Self::new(
+            Arc::new(MemoryStorage::new()),
+            SealKind::Shamir,
+            limits,
+            "transitd-dev".to_owned(),
+        );
+        // Memory storage cannot fail, nor can a fresh init with valid parameters.
+        let result = state.initialize(1, 1, Some(root_token)).and_then(|init| {
+            let share = hex::encode(
+                init.shares
+                    .first()
+                    .map(|s| s.as_slice())
+                    .unwrap_or_default(),
+            );
+            state.unseal(&share).map(|_| ())
+        });
+        if let Err(e) = result {
+            tracing::error!(error = %e, "dev mode failed to initialize");
+        }
+        state
+    }
+
+    pub fn seal_kind(&self) -> &SealKind {
+        self.seal.kind()
+    }
+
+    pub fn storage_kind(&self) -> &'static str {
+        self.seal.storage().kind()
+    }
+
+    pub fn seal_config(&self) -> ApiResult<Option<crate::seal::SealConfig>> {
+        Ok(self.seal.config()?)
+    }
+
+    pub fn unseal_progress(&self) -> (usize, String) {
+        self.seal.progress()
+    }
+
+    pub fn is_sealed(&self) -> bool {
+        self.unsealed.load().is_none()
+    }
+
+    /// The unsealed state, or Vault's 503.
+    pub fn unsealed(&self) -> ApiResult<Arc<Unsealed>> {
+        self.unsealed
+            .load_full()
+            .ok_or_else(|| ApiError::Unavailable("Vault is sealed".to_owned()))
+    }
+
+    /// `sys/init`. The server stays sealed (Shamir) or unseals itself (static).
+    pub fn initialize(
+        &self,
+        shares: u64,
+        threshold: u64,
+        root_token: Option<&str>,
+    ) -> ApiResult<InitOutput> {
+        let _t = self.transition.lock().map_err(|_| poisoned())?;
+        let init = self.seal.initialize(shares, threshold)?;
+        let root_token = zeroize::Zeroizing::new(match root_token {
+            Some(t) if !t.is_empty() => t.to_owned(),
+            _ => crate::auth::token::new_token()?,
+        });
+        let barrier = Arc::new(init.barrier);
+        blocking(|| Unsealed::bootstrap(&barrier, &root_token))?;
+        let (n, t) = match self.seal.kind() {
+            SealKind::Shamir => (shares, threshold),
+            SealKind::Static(_) => (0, 0),
+        };
+        self.seal.commit_init(n, t)?;
+        if matches!(self.seal.kind(), SealKind::Static(_)) {
+            self.install(barrier)?;
+        }
+        Ok(InitOutput {
+            shares: init.shares,
+            root_token,
+        })
+    }
+
+    /// `sys/unseal` with one share; true once unsealed.
+    pub fn unseal(&self, share: &str) -> ApiResult<bool> {
+        let _t = self.transition.lock().map_err(|_| poisoned())?;
+        if !self.is_sealed() {
+            return Ok(true);
+        }
+        match self.seal.submit_share(share)? {
+            None => Ok(false),
+            Some(barrier) => {
+                self.install(Arc::new(barrier))?;
+                Ok(true)
+            }
+        }
+    }
+
+    pub fn reset_unseal(&self) {
+        self.seal.reset();
+    }
+
+    /// Start-up with the static seal: unseal if initialized.
+    pub fn auto_unseal(&self) -> ApiResult<bool> {
+        let _t = self.transition.lock().map_err(|_| poisoned())?;
+        if self.seal.check_type()?.is_none() || !matches!(self.seal.kind(), SealKind::Static(_)) {
+            return Ok(false);
+        }
+        let barrier = self.seal.auto_unseal()?;
+        self.install(Arc::new(barrier))?;
+        Ok(true)
+    }
+
+    /// Refuse to start on storage initialized with another seal type.
+    pub fn check_seal_type(&self) -> ApiResult<()> {
+        self.seal.check_type()?;
+        Ok(())
+    }
+
+    fn install(&self, barrier: Arc<Barrier>) -> ApiResult<()> {
+        use std::sync::atomic::Ordering;
+        self.missed_changes.store(false, Ordering::SeqCst);
+        let unsealed = Arc::new(blocking(|| Unsealed::load(barrier))?);
+        self.unsealed.store(Some(Arc::clone(&unsealed)));
+        // Changes that arrived while loading were not applied: read again.
+        if self.missed_changes.swap(false, Ordering::SeqCst) {
+            blocking(|| unsealed.reload_all())?;
+        }
+        Ok(())
+    }
+
+    /// `sys/seal`: drop every key; they zeroize as the last request using them ends.
+    pub fn seal(&self) -> ApiResult<()> {
+        let _t = self.transition.lock().map_err(|_| poisoned())?;
+        self.unsealed.store(None);
+        self.seal.reset();
+        Ok(())
+    }
+
+    /// Periodic upkeep while the server runs: expired tokens are removed.
+    pub async fn maintain(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        for minute in 0u64.. {
+            tick.tick().await;
+            let Ok(unsealed) = self.unsealed() else {
+                continue;
+            };
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            // With shared storage, orphans are swept here (hourly), not at unseal.
+            let sweep_orphans = minute % 60 == 59 && unsealed.barrier.storage().is_shared();
+            let sweep = move || -> ApiResult<usize> {
+                if sweep_orphans {
+                    let n = unsealed.remove_orphans()?;
+                    if n > 0 {
+                        tracing::info!(entries = n, "entries of removed mounts deleted");
+                    }
+                }
+                if unsealed.audit.broker.has_unopened() {
+                    // Try again to open the audit devices that failed here.
+                    unsealed.audit.reload()?;
+                }
+                let mut removed = unsealed.tokens.sweep(now)?;
+                for method in unsealed.methods.all()? {
+                    if let crate::auth::methods::Backend::AppRole(store) = &method.backend {
+                        removed += store.tidy(now)?;
+                    }
+                }
+                Ok(removed)
+            };
+            match tokio::task::spawn_blocking(sweep).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(expired = n, "expired tokens and secret IDs removed"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "token sweep failed"),
+                Err(e) => tracing::warn!(error = %e, "token sweep task failed"),
+            }
+        }
+    }
+
+    /// Whether a presented token is live (false while sealed).
+    pub fn token_is_valid(&self, token: &str) -> bool {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        self.unsealed
+            .load()
+            .as_ref()
+            .is_some_and(|u| u.tokens.lookup(token, now).ok().flatten().is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Mount;
+    use transit_keys::{CreateOptions, KeyType, Keyring};
+
+    fn create_key(mount: &Mount, name: &str) {
+        let now = time::OffsetDateTime::now_utc();
+        mount
+            .update(name, |_| {
+                let ring =
+                    Keyring::create(name, KeyType::Aes256Gcm96, &CreateOptions::default(), now)?;
+                Ok((Some(ring), ()))
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn sealing_drops_every_key_and_refuses_service() {
+        let state = AppState::dev("root", Limits::default());
+        let unsealed = state.unsealed().unwrap();
+        let (mount, _) = unsealed.resolve("transit/keys/k").unwrap().unwrap();
+        create_key(&mount, "k");
+        let ring = Arc::downgrade(&mount.key("k").unwrap().unwrap());
+        let whole = Arc::downgrade(&unsealed);
+        drop((mount, unsealed));
+        state.seal().unwrap();
+        // Nothing keeps key material alive: it was dropped (and zeroized) on seal.
+        assert!(ring.upgrade().is_none());
+        assert!(whole.upgrade().is_none());
+        assert!(matches!(state.unsealed(), Err(ApiError::Unavailable(_))));
+        assert!(!state.token_is_valid("root"));
+    }
+
+    #[test]
+    fn orphans_of_removed_mounts_are_swept_and_nothing_else() {
+        let state = AppState::new(
+            Arc::new(MemoryStorage::shared()),
+            SealKind::Shamir,
+            Limits::default(),
+            "c".to_owned(),
+        );
+        let init = state.initialize(1, 1, Some("root")).unwrap();
+        assert!(
+            state
+                .unseal(&hex::encode(init.shares[0].as_slice()))
+                .unwrap()
+        );
+        let unsealed = state.unsealed().unwrap();
+        let (mount, _) = unsealed.resolve("transit/keys/k").unwrap().unwrap();
+        create_key(&mount, "k");
+        let b = &unsealed.barrier;
+        b.put("logical/gone-uuid/keys/x", b"x").unwrap();
+        b.put("auth/gone-uuid/users/y", b"y").unwrap();
+        let before = b.list("").unwrap().len();
+        assert_eq!(unsealed.remove_orphans().unwrap(), 2);
+        assert_eq!(b.list("").unwrap().len(), before - 2);
+        assert!(
+            b.get(&mount.key_path("k")).unwrap().is_some(),
+            "a live key was swept"
+        );
+        assert!(state.token_is_valid("root"));
+    }
+}

@@ -1,0 +1,66 @@
+//! Server state: the seal, and once unsealed, the mounts and their cached
+//! keyrings.
+//!
+//! Reads (every crypto request) load the unsealed state without a lock and take
+//! a short read lock to clone one `Arc<Keyring>`. Writers serialize per mount,
+//! build a changed copy of the keyring off to the side, write it through the
+//! barrier (durable before anything else sees it), then publish it by swapping
+//! the `Arc`. Sealing drops the unsealed state: once in-flight requests finish,
+//! every keyring and the barrier keys are zeroized as they drop.
+//!
+//! Where each entry lives in storage, and which store owns it:
+//! [`crate::storage::layout`].
+
+mod app;
+mod mount;
+mod unsealed;
+
+pub use app::{AppState, InitOutput};
+pub use mount::{Mount, MountConfig};
+pub use unsealed::Unsealed;
+
+use crate::error::ApiError;
+use crate::seal::SealError;
+use crate::seal::barrier::BarrierError;
+use crate::storage::StorageError;
+
+/// Request limits; explicit settings instead of OpenBao's hidden JSON ceilings.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_batch_items: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 32 << 20,
+            max_batch_items: 100_000,
+        }
+    }
+}
+
+fn poisoned() -> ApiError {
+    ApiError::Internal("lock poisoned".to_owned())
+}
+
+impl From<BarrierError> for ApiError {
+    fn from(e: BarrierError) -> Self {
+        match e {
+            BarrierError::Storage(StorageError::Unavailable(cause)) => {
+                tracing::error!(%cause, "storage unavailable");
+                Self::Unavailable("storage is unavailable; the change was not made".to_owned())
+            }
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<SealError> for ApiError {
+    fn from(e: SealError) -> Self {
+        match e {
+            SealError::Invalid(m) => Self::BadRequest(m),
+            SealError::Failed(m) => Self::Internal(m),
+        }
+    }
+}

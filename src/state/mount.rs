@@ -1,0 +1,418 @@
+//! One transit mount and its cached keyrings.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::{Deserialize, Serialize};
+use transit_keys::Keyring;
+
+use super::poisoned;
+use crate::error::{ApiError, ApiResult};
+use crate::seal::barrier::Barrier;
+use crate::seal::edit::{Edit, edit_json, edit_raw};
+use crate::seal::lookup::LookupKey;
+use crate::storage::blocking;
+use crate::storage::layout::{self, MOUNT_CONFIG, MOUNT_KEYS};
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct MountConfig {
+    pub disable_upsert: bool,
+    pub cache_size: u64,
+}
+
+/// A mount's row in `core/mounts`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(super) struct MountEntry {
+    pub(super) path: String,
+    pub(super) uuid: String,
+    pub(super) accessor: String,
+    pub(super) description: String,
+}
+
+/// One transit mount: its own independent set of keys.
+#[derive(Debug)]
+pub struct Mount {
+    pub path: String,
+    pub uuid: String,
+    pub accessor: String,
+    pub description: String,
+    keys: RwLock<HashMap<String, Arc<Keyring>>>,
+    /// Held while a keyring or the config of this mount is being changed.
+    write: Mutex<()>,
+    /// When each key was last read from storage on a reader's behalf: a read
+    /// that started after a request arrived answers for that request too.
+    reread_at: Mutex<HashMap<String, std::time::Instant>>,
+    config: RwLock<MountConfig>,
+    barrier: Arc<Barrier>,
+    lookup: Arc<LookupKey>,
+}
+
+impl Mount {
+    pub(super) fn new(entry: MountEntry, barrier: Arc<Barrier>, lookup: Arc<LookupKey>) -> Self {
+        Self {
+            path: entry.path,
+            uuid: entry.uuid,
+            accessor: entry.accessor,
+            description: entry.description,
+            keys: RwLock::default(),
+            write: Mutex::default(),
+            reread_at: Mutex::default(),
+            config: RwLock::default(),
+            barrier,
+            lookup,
+        }
+    }
+
+    fn prefix(&self) -> String {
+        layout::mount_prefix(&self.uuid)
+    }
+
+    pub(super) fn key_path(&self, name: &str) -> String {
+        format!("{}{MOUNT_KEYS}{}", self.prefix(), self.lookup.name(name))
+    }
+
+    fn config_path(&self) -> String {
+        format!("{}{MOUNT_CONFIG}", self.prefix())
+    }
+
+    /// Read this mount's keys and config from storage.
+    /// Writers are excluded meanwhile, so a local change cannot be overwritten
+    /// by the older state read here.
+    pub(super) fn load(&self) -> ApiResult<()> {
+        let _writer = self.write.lock().map_err(|_| poisoned())?;
+        let mut keys = HashMap::new();
+        for path in self
+            .barrier
+            .list(&format!("{}{MOUNT_KEYS}", self.prefix()))?
+        {
+            let Some(bytes) = self.barrier.get(&path)? else {
+                // Deleted (by another node) since the listing.
+                continue;
+            };
+            let ring = Keyring::from_stored_bytes(&bytes)
+                .map_err(|e| ApiError::Internal(format!("{path}: {e}")))?;
+            if path != self.key_path(ring.name()) {
+                return Err(ApiError::Internal(format!(
+                    "{path} holds a key stored under another name"
+                )));
+            }
+            keys.insert(ring.name().to_owned(), Arc::new(ring));
+        }
+        let config = match self.barrier.get(&self.config_path())? {
+            Some(raw) => serde_json::from_slice(&raw)
+                .map_err(|e| ApiError::Internal(format!("mount config: {e}")))?,
+            None => MountConfig::default(),
+        };
+        *self.keys.write().map_err(|_| poisoned())? = keys;
+        *self.config.write().map_err(|_| poisoned())? = config;
+        Ok(())
+    }
+
+    /// Whether other nodes write to this mount's storage too.
+    pub fn is_shared(&self) -> bool {
+        self.barrier.storage().is_shared()
+    }
+
+    pub fn key(&self, name: &str) -> ApiResult<Option<Arc<Keyring>>> {
+        Ok(self.keys.read().map_err(|_| poisoned())?.get(name).cloned())
+    }
+
+    pub fn key_names(&self) -> ApiResult<Vec<String>> {
+        let mut names: Vec<String> = self
+            .keys
+            .read()
+            .map_err(|_| poisoned())?
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    pub fn key_count(&self) -> ApiResult<usize> {
+        Ok(self.keys.read().map_err(|_| poisoned())?.len())
+    }
+
+    /// Run `change` on the current keyring (or `None`) with writers excluded; the
+    /// keyring it returns is made durable and then published, `Ok(None)` deletes
+    /// the key. If storage fails, nothing changes.
+    ///
+    /// The current keyring is read from storage, not from the cache, and written
+    /// back with compare-and-swap: when several nodes share the storage, two
+    /// concurrent changes (say, two rotations) both apply, one after the other,
+    /// instead of one silently overwriting the other. `change` may therefore run
+    /// more than once.
+    pub fn update<T>(
+        &self,
+        name: &str,
+        mut change: impl FnMut(Option<&Keyring>) -> ApiResult<(Option<Keyring>, T)>,
+    ) -> ApiResult<T> {
+        let _writer = self.write.lock().map_err(|_| poisoned())?;
+        let path = self.key_path(name);
+        let mut outcome = None;
+        edit_raw(&self.barrier, &path, "the key", |plain| {
+            let current = plain
+                .map(Keyring::from_stored_bytes)
+                .transpose()
+                .map_err(|e| ApiError::Internal(format!("{path}: {e}")))?;
+            let (next, out) = change(current.as_ref())?;
+            let edit = match &next {
+                Some(ring) => Edit::Put(ring.to_stored_bytes()?),
+                None => Edit::Delete,
+            };
+            outcome = Some((next, out));
+            Ok(edit)
+        })?;
+        let (next, out) =
+            outcome.ok_or_else(|| ApiError::Internal("a key change ran no change".to_owned()))?;
+        self.publish(name, next.map(Arc::new))?;
+        Ok(out)
+    }
+
+    fn publish(&self, name: &str, ring: Option<Arc<Keyring>>) -> ApiResult<()> {
+        let mut keys = self.keys.write().map_err(|_| poisoned())?;
+        match ring {
+            Some(ring) => keys.insert(name.to_owned(), ring),
+            None => keys.remove(name),
+        };
+        Ok(())
+    }
+
+    /// The key for reading something made with its version `version` (a
+    /// ciphertext, signature or HMAC). With storage shared by several nodes
+    /// this node's copy may lag behind another node's rotation or creation:
+    /// if it is missing or older than `version`, the key is read from storage
+    /// first, so a valid input never fails because of a stale cache.
+    ///
+    /// Concurrent requests share one storage read: a read that started after a
+    /// request arrived is as good as the request's own. (Sequential requests
+    /// naming a version that does not exist cost one indexed read each.)
+    pub fn key_for_version(&self, name: &str, version: i64) -> ApiResult<Option<Arc<Keyring>>> {
+        let cached = self.key(name)?;
+        let fresh = cached
+            .as_ref()
+            .is_some_and(|r| i64::from(r.latest_version()) >= version);
+        if fresh || !self.is_shared() {
+            return Ok(cached);
+        }
+        let arrived = std::time::Instant::now();
+        // Under the writer lock: what is read here cannot overwrite a newer local write.
+        let _writer = self.write.lock().map_err(|_| poisoned())?;
+        {
+            let mut reread = self.reread_at.lock().map_err(|_| poisoned())?;
+            if reread.get(name).is_some_and(|at| *at >= arrived) {
+                drop(reread);
+                return self.key(name);
+            }
+            if reread.len() >= 1024 {
+                // Only requests waiting right now benefit from an entry.
+                reread.clear();
+            }
+            reread.insert(name.to_owned(), std::time::Instant::now());
+        }
+        self.reread_locked(name)
+    }
+
+    /// Read one key from storage into the cache; the writer lock is held.
+    fn reread_locked(&self, name: &str) -> ApiResult<Option<Arc<Keyring>>> {
+        let path = self.key_path(name);
+        let ring = match blocking(|| self.barrier.get(&path))? {
+            Some(bytes) => Some(Arc::new(
+                Keyring::from_stored_bytes(&bytes)
+                    .map_err(|e| ApiError::Internal(format!("{path}: {e}")))?,
+            )),
+            None => None,
+        };
+        self.publish(name, ring.clone())?;
+        Ok(ring)
+    }
+
+    /// A storage path of this mount changed elsewhere: bring the cache up to date.
+    pub(super) fn apply_change(&self, path: &str) -> ApiResult<()> {
+        // Under the writer lock: a local write in flight either lands before
+        // this read (and is read back) or after it (and is published last).
+        let _writer = self.write.lock().map_err(|_| poisoned())?;
+        if path == self.config_path() {
+            let config = match self.barrier.get(path)? {
+                Some(raw) => serde_json::from_slice(&raw)
+                    .map_err(|e| ApiError::Internal(format!("mount config: {e}")))?,
+                None => MountConfig::default(),
+            };
+            *self.config.write().map_err(|_| poisoned())? = config;
+            return Ok(());
+        }
+        match self.barrier.get(path)? {
+            Some(bytes) => {
+                let ring = Keyring::from_stored_bytes(&bytes)
+                    .map_err(|e| ApiError::Internal(format!("{path}: {e}")))?;
+                if path != self.key_path(ring.name()) {
+                    return Err(ApiError::Internal(format!(
+                        "{path} holds a key stored under another name"
+                    )));
+                }
+                let name = ring.name().to_owned();
+                self.publish(&name, Some(Arc::new(ring)))
+            }
+            None => {
+                // Deleted: find which cached name lives at this path.
+                let gone: Vec<String> = self
+                    .keys
+                    .read()
+                    .map_err(|_| poisoned())?
+                    .keys()
+                    .filter(|n| self.key_path(n) == path)
+                    .cloned()
+                    .collect();
+                for name in gone {
+                    self.publish(&name, None)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub fn config(&self) -> ApiResult<MountConfig> {
+        Ok(self.config.read().map_err(|_| poisoned())?.clone())
+    }
+
+    /// Change the stored config (by compare-and-swap, so two nodes changing
+    /// different settings keep both) and return what is stored now.
+    pub fn update_config(
+        &self,
+        mut change: impl FnMut(&mut MountConfig),
+    ) -> ApiResult<MountConfig> {
+        let _writer = self.write.lock().map_err(|_| poisoned())?;
+        let config = edit_json(
+            &self.barrier,
+            &self.config_path(),
+            "the mount config",
+            |c| {
+                let mut config: MountConfig = c.unwrap_or_default();
+                change(&mut config);
+                Ok(Edit::Put(config))
+            },
+        )?
+        .unwrap_or_default();
+        *self.config.write().map_err(|_| poisoned())? = config.clone();
+        Ok(config)
+    }
+}
+
+pub(super) fn new_mount_entry(path: &str, description: &str) -> MountEntry {
+    MountEntry {
+        path: path.to_owned(),
+        uuid: uuid::Uuid::new_v4().to_string(),
+        accessor: format!(
+            "transit_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ),
+        description: description.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seal::barrier::SecretKey;
+    use crate::storage::{MemoryStorage, Storage, StorageError};
+    use transit_keys::{CreateOptions, KeyType};
+
+    /// Two nodes' copies of one mount over shared storage, hearing nothing of
+    /// each other's changes.
+    fn two_mounts() -> (Mount, Mount) {
+        let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::shared());
+        let barrier = Arc::new(Barrier::new(
+            storage,
+            crate::seal::barrier::BarrierKeyring::generate().unwrap(),
+        ));
+        let lookup = Arc::new(LookupKey::new(SecretKey::random().unwrap()));
+        let entry = new_mount_entry("transit", "");
+        let mount = || Mount::new(entry.clone(), Arc::clone(&barrier), Arc::clone(&lookup));
+        (mount(), mount())
+    }
+
+    #[test]
+    fn a_reader_asking_for_a_newer_version_or_an_unknown_key_reads_storage() {
+        let (a, b) = two_mounts();
+        let now = time::OffsetDateTime::now_utc();
+        a.update("k", |_| {
+            let ring = Keyring::create("k", KeyType::Ed25519, &CreateOptions::default(), now)?;
+            Ok((Some(ring), ()))
+        })
+        .unwrap();
+        // B never heard of the key: a reader's request finds it anyway.
+        assert!(b.key("k").unwrap().is_none());
+        let ring = b.key_for_version("k", 1).unwrap().unwrap();
+        assert_eq!(ring.latest_version(), 1);
+        a.update("k", |ring| {
+            let mut ring = ring.unwrap().clone();
+            ring.rotate(now)?;
+            Ok((Some(ring), ()))
+        })
+        .unwrap();
+        // Version 1 is enough: the cache answers. Version 2: storage does.
+        assert_eq!(
+            b.key_for_version("k", 1).unwrap().unwrap().latest_version(),
+            1
+        );
+        assert_eq!(
+            b.key_for_version("k", 2).unwrap().unwrap().latest_version(),
+            2
+        );
+        // A version nobody made: the stored key, which will refuse it.
+        assert_eq!(
+            b.key_for_version("k", 9).unwrap().unwrap().latest_version(),
+            2
+        );
+        assert!(b.key_for_version("nope", 1).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_failed_write_changes_nothing() {
+        #[derive(Debug)]
+        struct Broken;
+        impl Storage for Broken {
+            fn kind(&self) -> &'static str {
+                "broken"
+            }
+            fn get(&self, _: &str) -> crate::storage::StorageResult<Option<Vec<u8>>> {
+                Err(StorageError::Unavailable("down".into()))
+            }
+            fn put(&self, _: &str, _: &[u8]) -> crate::storage::StorageResult<()> {
+                Err(StorageError::Unavailable("down".into()))
+            }
+            fn delete(&self, _: &str) -> crate::storage::StorageResult<()> {
+                Err(StorageError::Unavailable("down".into()))
+            }
+            fn list(&self, _: &str) -> crate::storage::StorageResult<Vec<String>> {
+                Ok(Vec::new())
+            }
+            fn compare_and_swap(
+                &self,
+                _: &str,
+                _: Option<&[u8]>,
+                _: Option<&[u8]>,
+            ) -> crate::storage::StorageResult<bool> {
+                Err(StorageError::Unavailable("down".into()))
+            }
+        }
+        let barrier = Arc::new(Barrier::new(
+            Arc::new(Broken),
+            crate::seal::barrier::BarrierKeyring::generate().unwrap(),
+        ));
+        let lookup = Arc::new(LookupKey::new(SecretKey::random().unwrap()));
+        let mount = Mount::new(new_mount_entry("transit", ""), barrier, lookup);
+        let now = time::OffsetDateTime::now_utc();
+        let err = mount
+            .update("k", |_| {
+                let ring =
+                    Keyring::create("k", KeyType::Aes256Gcm96, &CreateOptions::default(), now)?;
+                Ok((Some(ring), ()))
+            })
+            .unwrap_err();
+        assert!(matches!(err, ApiError::Unavailable(_)));
+        assert!(mount.key("k").unwrap().is_none());
+        assert!(mount.update_config(|c| c.disable_upsert = true).is_err());
+        assert!(!mount.config().unwrap().disable_upsert);
+    }
+}

@@ -1,0 +1,323 @@
+//! Everything that exists only while unsealed: the mount table and the stores.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+use super::mount::{Mount, MountEntry, new_mount_entry};
+use super::poisoned;
+use crate::audit::store::AuditStore;
+use crate::auth::methods::Methods;
+use crate::auth::policy_store::PolicyStore;
+use crate::auth::token::{TokenRequest, TokenStore};
+use crate::error::{ApiError, ApiResult};
+use crate::seal::barrier::{Barrier, SecretKey};
+use crate::seal::edit::{Edit, edit_json, read_json};
+use crate::seal::lookup::LookupKey;
+use crate::storage::blocking;
+
+use crate::storage::layout::{
+    self, CLUSTER as CLUSTER_PATH, LOOKUP_KEY as LOOKUP_KEY_PATH, MOUNT_TABLE as MOUNTS_PATH, Owner,
+};
+
+/// Everything that exists only while unsealed.
+#[derive(Debug)]
+pub struct Unsealed {
+    pub(super) barrier: Arc<Barrier>,
+    lookup: Arc<LookupKey>,
+    pub cluster_id: String,
+    mounts: RwLock<BTreeMap<String, Arc<Mount>>>,
+    /// Held while the mount table changes.
+    mount_table: Mutex<()>,
+    pub tokens: TokenStore,
+    pub policies: PolicyStore,
+    pub methods: Methods,
+    pub audit: AuditStore,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ClusterInfo {
+    id: String,
+}
+
+impl Unsealed {
+    /// Load the whole state from storage (at unseal).
+    pub(super) fn load(barrier: Arc<Barrier>) -> ApiResult<Self> {
+        let lookup = barrier
+            .get(LOOKUP_KEY_PATH)?
+            .and_then(|raw| SecretKey::from_slice(&raw))
+            .ok_or_else(|| ApiError::Internal("the lookup key is missing".to_owned()))?;
+        let lookup = Arc::new(LookupKey::new(lookup));
+        let cluster: ClusterInfo = read_json(&barrier, CLUSTER_PATH)?
+            .ok_or_else(|| ApiError::Internal("cluster info is missing".to_owned()))?;
+        // Written at init: if it is gone, storage is damaged. Refuse to unseal
+        // rather than treat every key as an orphan and delete it.
+        let entries: Vec<MountEntry> = read_json(&barrier, MOUNTS_PATH)?.ok_or_else(|| {
+            ApiError::Internal("the mount table (core/mounts) is missing from storage".to_owned())
+        })?;
+        let mut mounts = BTreeMap::new();
+        for entry in entries {
+            let mount = Mount::new(entry, Arc::clone(&barrier), Arc::clone(&lookup));
+            mount.load()?;
+            mounts.insert(mount.path.clone(), Arc::new(mount));
+        }
+        let tokens = TokenStore::load(Arc::clone(&barrier), Arc::clone(&lookup))?;
+        let policies = PolicyStore::load(Arc::clone(&barrier), Arc::clone(&lookup))?;
+        let methods = Methods::load(Arc::clone(&barrier), Arc::clone(&lookup))?;
+        let audit = AuditStore::load(Arc::clone(&barrier))?;
+        let unsealed = Self {
+            barrier,
+            lookup,
+            cluster_id: cluster.id,
+            mounts: RwLock::new(mounts),
+            mount_table: Mutex::default(),
+            tokens,
+            policies,
+            methods,
+            audit,
+        };
+        // With shared storage the sweep runs in the background instead, not
+        // in every node's start.
+        if !unsealed.barrier.storage().is_shared() {
+            unsealed.remove_orphans()?;
+        }
+        Ok(unsealed)
+    }
+
+    /// Another node changed `path` in the shared storage: refresh what caches it.
+    pub fn apply_change(&self, path: &str) -> ApiResult<()> {
+        match layout::owner(path) {
+            Some(Owner::MountTable) => self.reload_mounts(),
+            Some(Owner::Mount(uuid)) => {
+                let mount = self
+                    .mounts
+                    .read()
+                    .map_err(|_| poisoned())?
+                    .values()
+                    .find(|m| m.uuid == uuid)
+                    .cloned();
+                match mount {
+                    Some(m) => m.apply_change(path),
+                    None => Ok(()),
+                }
+            }
+            Some(Owner::Tokens) => self.tokens.apply_change(path),
+            Some(Owner::Policies) => self.policies.apply_change(path),
+            Some(Owner::MethodTable | Owner::Method(_)) => self.methods.apply_change(path),
+            Some(Owner::AuditTable) => self.audit.reload(),
+            // Parent links: read from storage when a token is revoked, never
+            // cached; the seal's and init's entries never change while unsealed.
+            Some(Owner::TokenLinks | Owner::Seal | Owner::Core) | None => Ok(()),
+        }
+    }
+
+    /// After missed notifications: re-read everything shared.
+    pub fn reload_all(&self) -> ApiResult<()> {
+        self.reload_mounts()?;
+        for mount in self.mounts()? {
+            mount.load()?;
+        }
+        self.tokens.reload_all()?;
+        self.policies.reload_all()?;
+        self.methods.reload_all()?;
+        self.audit.reload()
+    }
+
+    /// Re-read the mount table: new mounts are loaded, removed ones dropped,
+    /// unchanged ones kept as they are.
+    fn reload_mounts(&self) -> ApiResult<()> {
+        let _writer = self.mount_table.lock().map_err(|_| poisoned())?;
+        let entries: Vec<MountEntry> = read_json(&self.barrier, MOUNTS_PATH)?.ok_or_else(|| {
+            ApiError::Internal("the mount table (core/mounts) is missing from storage".to_owned())
+        })?;
+        self.install_mounts(entries)
+    }
+
+    /// Make the cached mounts match `entries` (the mount table lock is held):
+    /// new mounts are loaded, removed ones dropped, unchanged ones kept.
+    fn install_mounts(&self, entries: Vec<MountEntry>) -> ApiResult<()> {
+        let current = self.mounts.read().map_err(|_| poisoned())?.clone();
+        let mut next = BTreeMap::new();
+        for entry in entries {
+            let mount = match current.get(&entry.path).filter(|m| m.uuid == entry.uuid) {
+                Some(m) => Arc::clone(m),
+                None => {
+                    let m = Mount::new(entry, Arc::clone(&self.barrier), Arc::clone(&self.lookup));
+                    m.load()?;
+                    Arc::new(m)
+                }
+            };
+            next.insert(mount.path.clone(), mount);
+        }
+        *self.mounts.write().map_err(|_| poisoned())? = next;
+        Ok(())
+    }
+
+    /// Entries of secrets engines and login methods that are no longer
+    /// mounted (a removal interrupted by a crash, or, with shared storage, a
+    /// node writing into a mount another node had just removed); returns how
+    /// many were deleted.
+    ///
+    /// Safe while other nodes work: an entry is only ever written under a
+    /// mount that its table already lists, and the tables are read after the
+    /// listing, so a mount created meanwhile is never mistaken for a removed one.
+    pub fn remove_orphans(&self) -> ApiResult<usize> {
+        let listed: Vec<String> = blocking(|| -> ApiResult<Vec<String>> {
+            let mut paths = self.barrier.list(layout::MOUNTS)?;
+            paths.extend(
+                self.barrier
+                    .list(layout::METHODS)?
+                    .into_iter()
+                    .filter(|p| !p.starts_with(layout::TOKENS)),
+            );
+            Ok(paths)
+        })?;
+        if listed.is_empty() {
+            return Ok(0);
+        }
+        let mounts: Vec<MountEntry> = read_json(&self.barrier, MOUNTS_PATH)?.ok_or_else(|| {
+            ApiError::Internal("the mount table (core/mounts) is missing from storage".to_owned())
+        })?;
+        let methods: Vec<crate::auth::methods::MethodEntry> =
+            read_json(&self.barrier, layout::METHOD_TABLE)?.unwrap_or_default();
+        let live: HashSet<String> = mounts
+            .iter()
+            .map(|m| layout::mount_prefix(&m.uuid))
+            .chain(methods.iter().map(|m| layout::method_prefix(&m.uuid)))
+            .collect();
+        let mut removed = 0;
+        for path in listed {
+            let prefix_len = path
+                .match_indices('/')
+                .nth(1)
+                .map_or(path.len(), |(i, _)| i + 1);
+            if !live.contains(&path[..prefix_len]) {
+                blocking(|| self.barrier.delete(&path))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// First entries of a new server, written before it counts as initialized.
+    pub(super) fn bootstrap(barrier: &Arc<Barrier>, root_token: &str) -> ApiResult<()> {
+        let lookup = SecretKey::random()?;
+        barrier.put(LOOKUP_KEY_PATH, lookup.expose())?;
+        let lookup = Arc::new(LookupKey::new(lookup));
+        write_json(
+            barrier,
+            CLUSTER_PATH,
+            &ClusterInfo {
+                id: uuid::Uuid::new_v4().to_string(),
+            },
+        )?;
+        let transit = new_mount_entry("transit", "");
+        write_json(barrier, MOUNTS_PATH, &vec![transit])?;
+        let tokens = TokenStore::load(Arc::clone(barrier), lookup)?;
+        let root = TokenRequest {
+            policies: vec!["root".to_owned()],
+            display_name: "root".to_owned(),
+            path: "auth/token/root".to_owned(),
+            ..TokenRequest::default()
+        };
+        tokens.create(
+            root,
+            Some(root_token),
+            time::OffsetDateTime::now_utc().unix_timestamp(),
+        )?;
+        Ok(())
+    }
+
+    /// The mount whose path is the longest prefix of `path`, and the rest.
+    pub fn resolve<'p>(&self, path: &'p str) -> ApiResult<Option<(Arc<Mount>, &'p str)>> {
+        let mounts = self.mounts.read().map_err(|_| poisoned())?;
+        let found = mounts
+            .iter()
+            .filter_map(|(m, mount)| {
+                let rest = path.strip_prefix(m.as_str())?;
+                (rest.is_empty() || rest.starts_with('/'))
+                    .then(|| (mount, rest.trim_start_matches('/')))
+            })
+            .max_by_key(|(mount, _)| mount.path.len())
+            .map(|(mount, rest)| (Arc::clone(mount), rest));
+        Ok(found)
+    }
+
+    pub fn mounts(&self) -> ApiResult<Vec<Arc<Mount>>> {
+        Ok(self
+            .mounts
+            .read()
+            .map_err(|_| poisoned())?
+            .values()
+            .cloned()
+            .collect())
+    }
+
+    /// Edit the stored mount table (not this node's copy, which may lag behind
+    /// another node's edit) with compare-and-swap, then bring the cache in line.
+    fn change_mount_table(
+        &self,
+        mut change: impl FnMut(&mut Vec<MountEntry>) -> ApiResult<()>,
+    ) -> ApiResult<()> {
+        let entries = edit_json(&self.barrier, MOUNTS_PATH, "the mount table", |table| {
+            let mut entries: Vec<MountEntry> = table.ok_or_else(|| {
+                ApiError::Internal(
+                    "the mount table (core/mounts) is missing from storage".to_owned(),
+                )
+            })?;
+            change(&mut entries)?;
+            Ok(Edit::Put(entries))
+        })?
+        .unwrap_or_default();
+        self.install_mounts(entries)
+    }
+
+    pub fn enable_mount(&self, path: &str, description: &str) -> ApiResult<()> {
+        let _writer = self.mount_table.lock().map_err(|_| poisoned())?;
+        if path.starts_with("sys") || path.starts_with("auth") {
+            return Err(ApiError::bad(format!("path is already in use at {path}/")));
+        }
+        self.change_mount_table(|entries| {
+            let clash = entries.iter().any(|e| {
+                let m = &e.path;
+                *m == path
+                    || path.starts_with(&format!("{m}/"))
+                    || m.starts_with(&format!("{path}/"))
+            });
+            if clash {
+                return Err(ApiError::bad(format!("path is already in use at {path}/")));
+            }
+            entries.push(new_mount_entry(path, description));
+            Ok(())
+        })
+    }
+
+    pub fn disable_mount(&self, path: &str) -> ApiResult<()> {
+        let _writer = self.mount_table.lock().map_err(|_| poisoned())?;
+        let mut removed = None;
+        self.change_mount_table(|entries| {
+            removed = entries
+                .iter()
+                .position(|e| e.path == path)
+                .map(|i| entries.remove(i));
+            Ok(())
+        })?;
+        let Some(removed) = removed else {
+            return Ok(());
+        };
+        // The table first: a crash after it leaves orphans that the next unseal removes.
+        let prefix = layout::mount_prefix(&removed.uuid);
+        blocking(|| -> ApiResult<()> {
+            for entry in self.barrier.list(&prefix)? {
+                self.barrier.delete(&entry)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+fn write_json<T: Serialize>(barrier: &Barrier, path: &str, value: &T) -> ApiResult<()> {
+    let raw = serde_json::to_vec(value).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(barrier.put(path, &raw)?)
+}
