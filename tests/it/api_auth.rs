@@ -237,22 +237,16 @@ async fn every_endpoint_needs_its_capability() {
         };
         for t in std::iter::once(&deny_token).chain(&partial) {
             let res = app.as_token(Some(t)).call(method, path, body.clone()).await;
-            assert_eq!(
-                res.status.as_u16(),
-                403,
-                "{method} {path} with {t:?}: {}",
-                res.body
-            );
+            assert_eq!(res.status, 403, "{method} {path} with {t:?}: {}", res.body);
         }
         let res = app.as_token(None).call(method, path, body.clone()).await;
-        assert_eq!(res.status.as_u16(), 403, "{method} {path} without a token");
+        assert_eq!(res.status, 403, "{method} {path} without a token");
         let res = app
             .as_token(Some(&allow_token))
             .call(method, path, body.clone())
             .await;
         assert_ne!(
-            res.status.as_u16(),
-            403,
+            res.status, 403,
             "{method} {path} with {needed:?}: {}",
             res.body
         );
@@ -405,7 +399,7 @@ async fn policies_crud_and_capabilities_self() {
             json!({ "policy": "path \"x\" { capabilities = [\"fly\"] }" }),
         )
         .await;
-    assert_eq!(bad.status.as_u16(), 400, "{}", bad.body);
+    assert_eq!(bad.status, 400, "{}", bad.body);
     app.call("DELETE", "sys/policies/acl/root", Value::Null)
         .await
         .expect(400);
@@ -482,12 +476,7 @@ path "sys/policies/acl/t1" { capabilities = ["deny"] }
         "transit/export//encryption-key/secret",
     ] {
         let res = t.read(path).await;
-        assert!(
-            res.status.as_u16() == 400,
-            "{path}: {} {}",
-            res.status,
-            res.body
-        );
+        assert!(res.status == 400, "{path}: {} {}", res.status, res.body);
     }
     // Percent-encoding is decoded before the check.
     t.read("transit/%65xport/encryption-key/secret")
@@ -511,7 +500,7 @@ path "sys/policies/acl/t1" { capabilities = ["deny"] }
             Some("application/json"),
         )
         .await;
-    assert_eq!(res.status.as_u16(), 403);
+    assert_eq!(res.status, 403);
 
     // A one-use token spends its use on the create and cannot leave a child behind.
     let once = app
@@ -532,7 +521,7 @@ path "sys/policies/acl/t1" { capabilities = ["deny"] }
         .as_token(Some(&once))
         .write("auth/token/create", json!({ "policies": ["default"] }))
         .await;
-    assert_eq!(res.status.as_u16(), 400, "{}", res.body);
+    assert_eq!(res.status, 400, "{}", res.body);
     app.as_token(Some(&once))
         .read("auth/token/lookup-self")
         .await

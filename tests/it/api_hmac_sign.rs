@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Res, TestApp, b64};
+use crate::support::{Reply, TestApp, b64};
 
 const HELLO: &str = "aGVsbG8="; // "hello"
 
@@ -234,7 +234,7 @@ async fn hmac_verify() {
         .ok()
         .data()["hmac"]);
     let verify = |body: Value| app.write("transit/verify/k", body);
-    let valid = |res: Res| res.ok().data()["valid"].clone();
+    let valid = |res: Reply| res.ok().data()["valid"].clone();
     assert_eq!(
         valid(verify(json!({"input": HELLO, "hmac": mac})).await),
         true

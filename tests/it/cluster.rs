@@ -566,7 +566,7 @@ async fn every_reader_on_a_node_that_missed_every_notification_gets_the_new_key(
         crate::support::TestApp::from_state(a, "root"),
         crate::support::TestApp::from_state(b, "root"),
     );
-    let data = |r: &crate::support::Res, f: &str| r.body["data"][f].as_str().unwrap().to_owned();
+    let data = |r: &crate::support::Reply, f: &str| r.body["data"][f].as_str().unwrap().to_owned();
     // Keys B has never heard of: signing, HMAC and data keys find them.
     a.write("transit/keys/s", json!({ "type": "ed25519" }))
         .await

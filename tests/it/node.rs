@@ -2,21 +2,14 @@
 //! that need restarts, crashes, TLS or the CLI.
 
 use std::fs::{self, File};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use transitd_test_support::free_port;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_transitd");
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
 
 pub fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()

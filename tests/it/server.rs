@@ -6,8 +6,9 @@ use std::process::Command;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
+use transitd_test_support::free_port;
 
-use crate::node::{BIN, Site, agent, free_port};
+use crate::node::{BIN, Site, agent};
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)

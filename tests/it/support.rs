@@ -1,56 +1,21 @@
-//! `TestApp`: the router driven in-process (no socket), with Vault-style calls.
+//! `TestApp`: the router driven in-process (no socket), with Vault-style calls
+//! of the same shape as `transitd_test_support::Client` (over HTTP).
 
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::Request;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 use transitd::{AppState, Limits};
+pub use transitd_test_support::{Reply, b64};
 
 pub const ROOT: &str = "root";
 
 pub struct TestApp {
     router: axum::Router,
     pub token: Option<String>,
-}
-
-/// A reply: status and parsed JSON body (`Value::Null` when empty).
-#[derive(Debug)]
-pub struct Res {
-    pub status: StatusCode,
-    pub body: Value,
-}
-
-impl Res {
-    pub fn data(&self) -> &Value {
-        &self.body["data"]
-    }
-
-    pub fn error(&self) -> String {
-        self.body["errors"][0]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    }
-
-    #[track_caller]
-    pub fn ok(self) -> Self {
-        assert!(
-            self.status.is_success(),
-            "expected success, got {} {}",
-            self.status,
-            self.body
-        );
-        self
-    }
-
-    #[track_caller]
-    pub fn expect(self, status: u16) -> Self {
-        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
-        self
-    }
 }
 
 impl TestApp {
@@ -109,7 +74,7 @@ impl TestApp {
         path: &str,
         body: Option<Vec<u8>>,
         content_type: Option<&str>,
-    ) -> Res {
+    ) -> Reply {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(t) = &self.token {
             req = req.header("X-Vault-Token", t);
@@ -121,18 +86,12 @@ impl TestApp {
             .body(body.map(Body::from).unwrap_or_else(Body::empty))
             .unwrap();
         let res = self.router.clone().oneshot(req).await.unwrap();
-        let status = res.status();
+        let status = res.status().as_u16();
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-        };
-        Res { status, body }
+        Reply::parse(status, &bytes)
     }
 
-    pub async fn call(&self, method: &str, path: &str, body: Value) -> Res {
+    pub async fn call(&self, method: &str, path: &str, body: Value) -> Reply {
         let body = if body.is_null() {
             None
         } else {
@@ -147,16 +106,11 @@ impl TestApp {
         .await
     }
 
-    pub async fn write(&self, path: &str, body: Value) -> Res {
+    pub async fn write(&self, path: &str, body: Value) -> Reply {
         self.call("POST", path, body).await
     }
 
-    pub async fn read(&self, path: &str) -> Res {
+    pub async fn read(&self, path: &str) -> Reply {
         self.call("GET", path, Value::Null).await
     }
-}
-
-pub fn b64(data: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(data)
 }

