@@ -14,6 +14,7 @@ pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod go_syntax;
 pub mod hygiene;
 pub mod request;
 pub mod response;

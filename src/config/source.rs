@@ -174,7 +174,7 @@ impl<'a> Source<'a> {
     pub(super) fn boolean(&self, attr: &Attribute, scope: &Scope) -> Result<bool, String> {
         let parsed = match &attr.value {
             Expression::Bool(b) => Some(*b.value()),
-            Expression::String(s) => parse_bool(s.value().trim()),
+            Expression::String(s) => crate::go_syntax::parse_bool(s.value().trim()),
             Expression::Number(n) => match n.value().as_u64() {
                 Some(0) => Some(false),
                 Some(1) => Some(true),
@@ -294,15 +294,6 @@ pub(super) fn attr_span(attr: &Attribute, scope: &Scope) -> Option<Range<usize>>
 /// The span to blame for an attribute's value.
 pub(super) fn value_span(attr: &Attribute, scope: &Scope) -> Option<Range<usize>> {
     attr.value.span().or_else(|| attr_span(attr, scope))
-}
-
-/// Go's `strconv.ParseBool`, which Vault uses for strings.
-fn parse_bool(value: &str) -> Option<bool> {
-    match value {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
-        _ => None,
-    }
 }
 
 /// What kind of value an expression is, for messages.
