@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod go_syntax;
+pub mod hcl_diagnostics;
 pub mod hygiene;
 pub mod request;
 pub mod response;

@@ -11,6 +11,7 @@ use hcl_edit::expr::Expression;
 use hcl_edit::structure::{Attribute, Block, Structure};
 
 use super::{TOP_LEVEL_BLOCKS, block_example};
+use crate::hcl_diagnostics::{self, SourceText, Wording, similar_name};
 
 /// The block an attribute is in: its description for messages
 /// (`listener "tcp"`, empty at the top level) and its span, used when an
@@ -45,47 +46,42 @@ impl Scope {
 /// The configuration text and its name, to turn byte spans into
 /// `file:line:` prefixes.
 pub(super) struct Source<'a> {
-    file: &'a str,
-    text: &'a str,
-    /// Byte offset at which each line starts; line 1 starts at 0.
-    line_starts: Vec<usize>,
+    text: SourceText<'a>,
 }
+
+/// hcl-edit's errors in configuration words.
+const WORDING: Wording = Wording {
+    repeated_marker: "redefined attribute",
+    key_chars: &['_', '-'],
+    repeated: |key| {
+        format!("duplicate setting \"{key}\" (a setting may appear only once in a block)")
+    },
+    byte_columns: false,
+};
 
 impl<'a> Source<'a> {
     pub(super) fn new(file: &'a str, text: &'a str) -> Self {
-        let line_starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
         Self {
-            file,
-            text,
-            line_starts,
-        }
-    }
-
-    /// 1-based line of a byte offset.
-    fn line_of(&self, offset: usize) -> usize {
-        match self.line_starts.binary_search(&offset) {
-            Ok(index) => index + 1,
-            Err(index) => index,
+            text: SourceText::file(file, text),
         }
     }
 
     pub(super) fn line_of_span(&self, span: Option<Range<usize>>) -> usize {
-        span.map_or(1, |s| self.line_of(s.start))
+        self.text.line_of_span(span)
     }
 
     /// `file:line: message` (just `file: message` without a span).
     pub(super) fn at(&self, span: Option<Range<usize>>, message: impl fmt::Display) -> String {
-        match span {
-            Some(span) => format!("{}:{}: {message}", self.file, self.line_of(span.start)),
-            None => self.general(message),
-        }
+        self.text.at(span, message)
     }
 
     /// An error about the file as a whole.
     pub(super) fn general(&self, message: impl fmt::Display) -> String {
-        format!("{}: {message}", self.file)
+        self.text.general(message)
+    }
+
+    pub(super) fn syntax_error(&self, error: &hcl_edit::parser::Error) -> String {
+        self.text.syntax_error(error, &WORDING)
     }
 
     /// The source text of a value, shortened, for messages. Only for values
@@ -93,7 +89,7 @@ impl<'a> Source<'a> {
     pub(super) fn snippet(&self, expr: &Expression) -> String {
         let text = expr
             .span()
-            .and_then(|s| self.text.get(s))
+            .and_then(|s| self.text.text().get(s))
             .map_or_else(|| expr.to_string(), str::to_owned);
         let text = text.trim();
         if text.chars().count() > 40 {
@@ -102,31 +98,6 @@ impl<'a> Source<'a> {
         } else {
             text.to_owned()
         }
-    }
-
-    pub(super) fn syntax_error(&self, error: &hcl_edit::parser::Error) -> String {
-        let location = error.location();
-        let line = self.line_of(location.offset());
-        if error.message().contains("redefined attribute") {
-            // hcl-edit reports a repeated key at the key itself.
-            let key: String = self
-                .text
-                .get(location.offset()..)
-                .unwrap_or_default()
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '-')
-                .collect();
-            return format!(
-                "{}:{line}: duplicate setting \"{key}\" (a setting may appear only once in a block)",
-                self.file
-            );
-        }
-        format!(
-            "{}:{line}: syntax error at column {}: {}",
-            self.file,
-            location.column(),
-            error.message()
-        )
     }
 
     /// An attribute's value that must be a quoted string.
@@ -285,10 +256,7 @@ impl<'a> Source<'a> {
 
 /// The span to blame for an attribute: its own, or its block's.
 pub(super) fn attr_span(attr: &Attribute, scope: &Scope) -> Option<Range<usize>> {
-    attr.span()
-        .or_else(|| attr.key.span())
-        .or_else(|| attr.value.span())
-        .or_else(|| scope.span.clone())
+    hcl_diagnostics::attr_span(attr).or_else(|| scope.span.clone())
 }
 
 /// The span to blame for an attribute's value.
@@ -329,37 +297,14 @@ pub(super) fn unknown_setting(key: &str, what: &str, known: &[&str], also: &[&st
     } else {
         message.push_str(&format!(" (known: {})", known.join(", ")));
     }
-    let suggestion = known
-        .iter()
-        .chain(also)
-        .map(|candidate| (edit_distance(key, candidate), candidate))
-        .filter(|(distance, _)| *distance <= 2)
-        .min_by_key(|(distance, _)| *distance);
-    if let Some((_, candidate)) = suggestion {
+    if let Some(candidate) = similar_name(key, known.iter().chain(also).copied()) {
         message.push_str(&format!("; did you mean \"{candidate}\"?"));
     }
     message
 }
 
-/// Levenshtein distance, for "did you mean" hints on short names.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    let mut current = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        current[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        std::mem::swap(&mut previous, &mut current);
-    }
-    previous[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::config::tests::{MINIMAL, err};
     use crate::config::{StorageConfig, parse};
     use std::path::PathBuf;
@@ -409,17 +354,5 @@ mod tests {
             e.starts_with("config.hcl:8: duplicate setting \"log_level\""),
             "{e}"
         );
-    }
-
-    #[test]
-    fn line_numbers() {
-        let src = Source::new("f", "a\nbc\n\nd");
-        assert_eq!(src.line_of(0), 1);
-        assert_eq!(src.line_of(1), 1);
-        assert_eq!(src.line_of(2), 2);
-        assert_eq!(src.line_of(4), 2);
-        assert_eq!(src.line_of(5), 3);
-        assert_eq!(src.line_of(6), 4);
-        assert_eq!(edit_distance("adress", "address"), 1);
     }
 }

@@ -113,7 +113,7 @@ impl Policy {
         }
         let trimmed_start = text.trim_start();
         let rules = if trimmed_start.starts_with('{') {
-            parser.base = text.len() - trimmed_start.len();
+            parser.source.parsed_from(text.len() - trimmed_start.len());
             let json = trimmed_start.trim_end();
             let expr = hcl_edit::parser::parse_expr(json).map_err(|e| parser.syntax_error(&e))?;
             parser.json(&expr)?

@@ -11,6 +11,7 @@ use hcl_edit::structure::{Block, Body, Structure};
 use super::acl::Segments;
 use super::capability::{Bits, NAMES};
 use super::{Pattern, Rule};
+use crate::hcl_diagnostics::{SourceText, Wording, attr_span};
 
 /// Settings Vault allows in a path block that restrict what the capabilities
 /// grant; transitd refuses them rather than ignore them.
@@ -36,80 +37,36 @@ struct Setting<'e> {
 
 /// Turns parsed HCL into rules, with `policy NAME line N:` errors.
 pub(super) struct Parser<'a> {
-    name: &'a str,
-    text: &'a str,
-    /// Byte offset at which each line starts.
-    line_starts: Vec<usize>,
-    /// Where the parsed part starts in `text` (JSON is parsed trimmed).
-    pub(super) base: usize,
+    /// The policy's text; where JSON is parsed trimmed, where that starts.
+    pub(super) source: SourceText<'a>,
 }
+
+/// hcl-edit's errors in policy words.
+const WORDING: Wording = Wording {
+    repeated_marker: "redefined",
+    key_chars: &['_', '-', '/', '*', '+'],
+    repeated: |key| format!("duplicate \"{key}\" (each setting may appear only once)"),
+    byte_columns: true,
+};
 
 impl<'a> Parser<'a> {
     pub(super) fn new(name: &'a str, text: &'a str) -> Self {
-        let line_starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
         Self {
-            name,
-            text,
-            line_starts,
-            base: 0,
-        }
-    }
-
-    /// 1-based line of an offset in `text`.
-    fn line_of(&self, offset: usize) -> usize {
-        match self.line_starts.binary_search(&offset) {
-            Ok(index) => index + 1,
-            Err(index) => index,
+            source: SourceText::policy(name, text),
         }
     }
 
     pub(super) fn general(&self, message: impl fmt::Display) -> String {
-        format!("policy {}: {message}", self.name)
+        self.source.general(message)
     }
 
     /// An error at a span of the parsed part.
     fn at(&self, span: Option<Range<usize>>, message: impl fmt::Display) -> String {
-        match span {
-            Some(span) => format!(
-                "policy {} line {}: {message}",
-                self.name,
-                self.line_of(self.base + span.start)
-            ),
-            None => self.general(message),
-        }
+        self.source.at(span, message)
     }
 
     pub(super) fn syntax_error(&self, error: &hcl_edit::parser::Error) -> String {
-        let offset = self.base + error.location().offset();
-        let line = self.line_of(offset);
-        let line_start = self
-            .line_starts
-            .get(line.saturating_sub(1))
-            .copied()
-            .unwrap_or(0);
-        let column = offset.saturating_sub(line_start) + 1;
-        if error.message().contains("redefined") {
-            // hcl-edit points at the repeated key.
-            let key: String = self
-                .text
-                .get(offset..)
-                .unwrap_or_default()
-                .trim_start_matches('"')
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '/' | '*' | '+'))
-                .collect();
-            return format!(
-                "policy {} line {line}: duplicate \"{key}\" (each setting may appear only once)",
-                self.name
-            );
-        }
-        format!(
-            "policy {} line {line}: syntax error at column {column}: {}",
-            self.name,
-            error.message()
-        )
+        self.source.syntax_error(error, &WORDING)
     }
 
     /// The top level of an HCL policy.
@@ -382,12 +339,6 @@ impl<'a> Parser<'a> {
 }
 
 const PATH_MAP_SHAPE: &str = "path must map each path to its rules, like {\"transit/encrypt/*\": {\"capabilities\": [\"update\"]}}";
-
-fn attr_span(attr: &hcl_edit::structure::Attribute) -> Option<Range<usize>> {
-    attr.span()
-        .or_else(|| attr.key.span())
-        .or_else(|| attr.value.span())
-}
 
 fn unknown_top_level(key: &str) -> String {
     format!(
