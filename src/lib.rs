@@ -14,6 +14,8 @@ pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod go_syntax;
+pub mod hcl_diagnostics;
 pub mod hygiene;
 pub mod request;
 pub mod response;

@@ -12,6 +12,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ApiResult};
+use crate::go_syntax;
 
 /// Deepest JSON nesting we accept (transit bodies are at most 3 deep).
 pub const MAX_JSON_DEPTH: usize = 16;
@@ -272,9 +273,10 @@ pub fn value_to_bool(key: &str, v: &Value) -> ApiResult<bool> {
         Value::Bool(b) => Ok(*b),
         Value::Number(n) => Ok(n.as_f64() != Some(0.0)),
         Value::String(s) => match s.trim() {
-            "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
-            "" | "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-            _ => Err(conversion_error(key, "bool")),
+            // Go's ParseBool; an empty string is false, as Vault's weakly
+            // typed field decoding has it.
+            "" => Ok(false),
+            s => go_syntax::parse_bool(s).ok_or_else(|| conversion_error(key, "bool")),
         },
         _ => Err(conversion_error(key, "bool")),
     }
@@ -284,43 +286,9 @@ pub fn value_to_duration(key: &str, v: &Value) -> ApiResult<u64> {
     let err = || conversion_error(key, "duration");
     match v {
         Value::Number(_) => u64::try_from(value_to_int(key, v)?).map_err(|_| err()),
-        Value::String(s) => parse_duration(s.trim()).ok_or_else(err),
+        Value::String(s) => go_syntax::parse_duration_secs(s.trim()).ok_or_else(err),
         _ => Err(err()),
     }
-}
-
-/// Seconds in a Go-style duration (`90`, `90s`, `1h30m`, `2d` is not Go but Vault accepts it).
-pub fn parse_duration(s: &str) -> Option<u64> {
-    if s.is_empty() {
-        return Some(0);
-    }
-    if let Ok(n) = s.parse::<u64>() {
-        return Some(n);
-    }
-    let mut total: f64 = 0.0;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        let (num, tail) = rest.split_at(num_end);
-        let value: f64 = num.parse().ok()?;
-        let unit_end = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, next) = tail.split_at(unit_end);
-        let scale = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "d" => 86400.0,
-            _ => return None,
-        };
-        total += value * scale;
-        rest = next;
-    }
-    (0.0..1e15).contains(&total).then_some(total as u64)
 }
 
 /// Refuse JSON nested deeper than `MAX_JSON_DEPTH` before parsing it.

@@ -1,0 +1,231 @@
+//! ACL policies in Vault's policy language, and the decision they make for a
+//! request path. Pure: no storage, no I/O.
+//!
+//! # Policy text
+//!
+//! A policy is a list of `path "PATTERN" { capabilities = [...] }` blocks
+//! (HCL), or the same thing as JSON:
+//! `{"path": {"PATTERN": {"capabilities": [...]}}}`. Capabilities are
+//! `create`, `read`, `update`, `patch`, `delete`, `list`, `sudo`, `deny` (and
+//! OpenBao's `scan`, accepted and reported but never needed by transitd). The
+//! old `policy = "deny" | "read" | "write" | "sudo"` shorthand stands for
+//! `deny`, `read`+`list`, `create`+`read`+`update`+`delete`+`list`, and that
+//! plus `sudo`; it adds to `capabilities`. `deny` anywhere in a block leaves
+//! the block with `deny` only. An empty list is allowed and grants nothing.
+//!
+//! Patterns: a leading `/` is dropped. A `*` may only be the last character
+//! and makes the pattern a prefix (`transit/encrypt/web-*` covers
+//! `transit/encrypt/web-1` and also `transit/encrypt/web-1/more`). A segment
+//! that is exactly `+` matches any one whole segment (`transit/keys/+/rotate`);
+//! a `+` inside a segment is an ordinary character, and `+*` is refused.
+//!
+//! Restrictions Vault supports but transitd does not enforce yet
+//! (`allowed_parameters`, `denied_parameters`, `required_parameters`,
+//! wrapping TTLs, MFA, control groups, pagination limits, expirations,
+//! identity templates) are refused when parsing: ignoring them would grant
+//! more than the author wrote.
+//!
+//! # Which rule decides a request
+//!
+//! Exactly one rule decides; rules for different patterns are never combined.
+//! For a request path (all leading `/` dropped):
+//!
+//! 1. A rule without wildcards written for exactly that path decides.
+//! 2. Otherwise, of the prefix and `+` rules that match, the most specific
+//!    decides. Comparing two of them:
+//!    1. the one whose first wildcard (its first `+` segment, or where its
+//!       `*` stands) comes later in the pattern wins, so literal text before
+//!       any wildcard counts most;
+//!    2. then one without a trailing `*` beats one with it;
+//!    3. then the one with fewer `+` segments wins;
+//!    4. then the longer pattern (not counting the `*`) wins;
+//!    5. then, arbitrarily but always the same way, the one that sorts later.
+//! 3. A `list` question about a path ending in `/` also tries the path
+//!    without that `/`: for an exact rule right after step 1, and for
+//!    wildcard rules only when step 2 found nothing.
+//! 4. No matching rule means nothing is allowed.
+//!
+//! The deciding rule's capabilities are the answer. So a `deny` (or an empty
+//! list) in a more specific rule takes away what a broader rule grants, and a
+//! broader `deny` does not take away what a more specific rule grants.
+//!
+//! # Several policies
+//!
+//! Before any matching, rules with the same pattern (from several policies,
+//! or repeated in one) become one rule: their capabilities are unioned,
+//! except that a `deny` in any of them makes the merged rule `deny` only.
+//! `a/b`, `a/b*` and `a/+` are different patterns and never merge.
+//!
+//! These rules follow OpenBao's `internal/vault/policy/policy.go`
+//! (`parsePaths`), `acl.go` (`NewACL`, `AllowOperation`,
+//! `CheckAllowedFromNonExactPaths`, `Capabilities`) and
+//! `internal/vault/capabilities.go` (sorted output).
+
+mod acl;
+mod capability;
+mod parse;
+
+pub use acl::Acl;
+pub use capability::Capability;
+
+use acl::Segments;
+use capability::Bits;
+use parse::Parser;
+
+/// The name of the policy that allows everything; it has no text.
+pub const ROOT: &str = "root";
+/// The name of the policy every token gets unless told otherwise.
+pub const DEFAULT: &str = "default";
+
+#[derive(Clone, Debug)]
+enum Pattern {
+    Exact(String),
+    /// The pattern without its trailing `*`.
+    Prefix(String),
+    Segments(Segments),
+}
+
+#[derive(Clone, Debug)]
+struct Rule {
+    pattern: Pattern,
+    bits: Bits,
+}
+
+/// A parsed ACL policy.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub name: String,
+    raw: String,
+    rules: Vec<Rule>,
+}
+
+impl Policy {
+    /// Parses a policy's HCL (or JSON) text. Errors read
+    /// `policy NAME line 3: unknown capability "updat" ...`.
+    pub fn parse(name: &str, hcl: &str) -> Result<Policy, String> {
+        // A byte order mark sits on line 1 without a newline: stripping it
+        // keeps line numbers right.
+        let text = hcl.strip_prefix('\u{feff}').unwrap_or(hcl);
+        let mut parser = Parser::new(name, text);
+        if name == ROOT {
+            return Err(parser
+                .general("\"root\" is built in and cannot be given rules (it allows everything)"));
+        }
+        let trimmed_start = text.trim_start();
+        let rules = if trimmed_start.starts_with('{') {
+            parser.source.parsed_from(text.len() - trimmed_start.len());
+            let json = trimmed_start.trim_end();
+            let expr = hcl_edit::parser::parse_expr(json).map_err(|e| parser.syntax_error(&e))?;
+            parser.json(&expr)?
+        } else {
+            let body = hcl_edit::parser::parse_body(text).map_err(|e| parser.syntax_error(&e))?;
+            parser.body(&body)?
+        };
+        Ok(Policy {
+            name: name.to_owned(),
+            raw: hcl.to_owned(),
+            rules,
+        })
+    }
+
+    /// The text as given to [`Policy::parse`].
+    pub fn raw(&self) -> &str {
+        &self.raw
+    }
+}
+
+/// The text of the `default` policy.
+const DEFAULT_POLICY_HCL: &str = r#"# Every token gets this policy unless it was created without it.
+
+# The token may read its own properties.
+path "auth/token/lookup-self" {
+    capabilities = ["read"]
+}
+
+# The token may extend its own lifetime.
+path "auth/token/renew-self" {
+    capabilities = ["update"]
+}
+
+# The token may revoke itself.
+path "auth/token/revoke-self" {
+    capabilities = ["update"]
+}
+
+# The token may ask what it is allowed to do on a path.
+path "sys/capabilities-self" {
+    capabilities = ["update"]
+}
+
+# The token may read the ACL its policies add up to (used by UIs; the format
+# is internal).
+path "sys/internal/ui/resultant-acl" {
+    capabilities = ["read"]
+}
+
+# Lease renewal and lookup, for a lease ID the caller already knows.
+path "sys/leases/renew" {
+    capabilities = ["update"]
+}
+path "sys/leases/lookup" {
+    capabilities = ["update"]
+}
+"#;
+
+/// The `default` policy: a token may look itself up, renew and revoke
+/// itself, and ask about its own capabilities (OpenBao's default policy
+/// without the cubbyhole, identity, wrapping, control-group and tools paths
+/// transitd does not have).
+pub fn default_policy() -> Policy {
+    // The text is fixed and a test parses it; should it ever fail, the
+    // fallback grants nothing rather than panic.
+    Policy::parse(DEFAULT, DEFAULT_POLICY_HCL).unwrap_or_else(|_| Policy {
+        name: DEFAULT.to_owned(),
+        raw: DEFAULT_POLICY_HCL.to_owned(),
+        rules: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Capability::{Read, Update};
+    use super::*;
+
+    pub(super) fn policy(name: &str, text: &str) -> Policy {
+        match Policy::parse(name, text) {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    pub(super) fn acl(texts: &[&str]) -> Acl {
+        let policies: Vec<Policy> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| policy(&format!("p{i}"), t))
+            .collect();
+        Acl::new(&policies)
+    }
+
+    #[test]
+    fn policy_default() {
+        let default = default_policy();
+        assert_eq!(default.name, DEFAULT);
+        assert!(Policy::parse(DEFAULT, DEFAULT_POLICY_HCL).is_ok());
+        assert_eq!(default.raw(), DEFAULT_POLICY_HCL);
+        assert!(!default.rules.is_empty());
+        let acl = Acl::new(&[default]);
+        assert!(acl.allows("auth/token/lookup-self", Read));
+        assert!(!acl.allows("auth/token/lookup-self", Update));
+        assert!(acl.allows("auth/token/renew-self", Update));
+        assert!(acl.allows("auth/token/revoke-self", Update));
+        assert!(acl.allows("sys/capabilities-self", Update));
+        assert!(!acl.allows("transit/encrypt/x", Update));
+        assert!(!acl.allows("transit/keys/x", Read));
+        assert!(!acl.allows("cubbyhole/x", Read));
+        assert!(!acl.allows("sys/policy/default", Read));
+        assert!(!acl.allows("auth/token/create", Update));
+        assert_eq!(acl.capabilities("auth/token/lookup-self"), ["read"]);
+        assert_eq!(acl.capabilities("transit/encrypt/x"), ["deny"]);
+    }
+}

@@ -1,0 +1,306 @@
+//! The `listener "tcp"` blocks: where the API listens, and its TLS.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+
+use hcl_edit::Span;
+use hcl_edit::structure::{Attribute, Block};
+
+use super::source::{Scope, Source, value_span};
+
+/// Listener address used when a `listener "tcp"` block has no `address`.
+pub const DEFAULT_ADDRESS: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8200));
+
+const LISTENER_SETTINGS: &[&str] = &[
+    "address",
+    "tls_disable",
+    "tls_cert_file",
+    "tls_key_file",
+    "tls_min_version",
+    "max_request_size",
+];
+
+/// One `listener "tcp"` block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerConfig {
+    /// Default [`DEFAULT_ADDRESS`] (`127.0.0.1:8200`).
+    pub address: SocketAddr,
+    /// `None` when `tls_disable` is true.
+    pub tls: Option<TlsConfig>,
+    /// Largest request body in bytes; `None`: the server's default.
+    pub max_request_size: Option<usize>,
+}
+
+/// TLS settings of a listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub min_version: TlsVersion,
+}
+
+/// `tls_min_version`: `"tls12"` (default) or `"tls13"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsVersion {
+    #[default]
+    Tls12,
+    Tls13,
+}
+
+impl Source<'_> {
+    pub(super) fn listener(&self, block: &Block) -> Result<ListenerConfig, String> {
+        let scope = Scope::of(block);
+        match self.block_type(block)? {
+            "tcp" => {}
+            "unix" => {
+                return Err(self.at(
+                    block.span(),
+                    "listener \"unix\" is not supported by transitd (supported: tcp)",
+                ));
+            }
+            other => {
+                return Err(self.at(
+                    block.span(),
+                    format!("unknown listener type {other:?} (supported: tcp)"),
+                ));
+            }
+        }
+        let mut address = DEFAULT_ADDRESS;
+        let mut tls_disable = false;
+        let mut cert_file = None;
+        let mut key_file = None;
+        let mut min_version = TlsVersion::default();
+        let mut max_request_size = None;
+        for attr in self.settings(block, &scope, LISTENER_SETTINGS)? {
+            match attr.key.as_str() {
+                "address" => address = self.address(attr, &scope)?,
+                "tls_disable" => tls_disable = self.boolean(attr, &scope)?,
+                "tls_cert_file" => cert_file = Some(self.required_text(attr, &scope)?),
+                "tls_key_file" => key_file = Some(self.required_text(attr, &scope)?),
+                "tls_min_version" => min_version = self.tls_version(attr, &scope)?,
+                "max_request_size" => max_request_size = Some(self.positive_size(attr, &scope)?),
+                // `settings` let through only the names above.
+                _ => {}
+            }
+        }
+        let tls = if tls_disable {
+            // Like Vault, certificate settings are ignored when TLS is off.
+            None
+        } else {
+            match (cert_file, key_file) {
+                (Some(cert), Some(key)) => Some(TlsConfig {
+                    cert_file: PathBuf::from(cert),
+                    key_file: PathBuf::from(key),
+                    min_version,
+                }),
+                (cert, key) => {
+                    let missing = match (cert.is_none(), key.is_none()) {
+                        (true, true) => "tls_cert_file and tls_key_file",
+                        (true, false) => "tls_cert_file",
+                        _ => "tls_key_file",
+                    };
+                    return Err(self.at(
+                        block.span(),
+                        format!(
+                            "listener \"tcp\" has TLS on but no {missing}: set tls_cert_file and tls_key_file, or tls_disable = true"
+                        ),
+                    ));
+                }
+            }
+        };
+        Ok(ListenerConfig {
+            address,
+            tls,
+            max_request_size,
+        })
+    }
+
+    fn address(&self, attr: &Attribute, scope: &Scope) -> Result<SocketAddr, String> {
+        let value = self.string(attr, scope)?;
+        value.trim().parse::<SocketAddr>().map_err(|_| {
+            let hint = if value.trim().starts_with(':') {
+                " (write 0.0.0.0:PORT to listen on every interface)"
+            } else {
+                ""
+            };
+            self.at(
+                value_span(attr, scope),
+                format!(
+                    "invalid address {value:?}{}: expected IP:PORT such as 127.0.0.1:8200 or [::1]:8200{hint}",
+                    scope.suffix()
+                ),
+            )
+        })
+    }
+
+    fn tls_version(&self, attr: &Attribute, scope: &Scope) -> Result<TlsVersion, String> {
+        let value = self.string(attr, scope)?;
+        match value.trim() {
+            "tls12" => Ok(TlsVersion::Tls12),
+            "tls13" => Ok(TlsVersion::Tls13),
+            "tls10" | "tls11" => Err(self.at(
+                value_span(attr, scope),
+                format!("tls_min_version {value:?} is not supported (use tls12 or tls13)"),
+            )),
+            _ => Err(self.at(
+                value_span(attr, scope),
+                format!("invalid tls_min_version {value:?} (known: tls12, tls13)"),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse;
+    use crate::config::tests::err;
+
+    #[test]
+    fn tls_defaults_to_tls12() {
+        let config = parse(
+            r#"
+storage "inmem" {}
+listener "tcp" {
+  tls_cert_file = "c.pem"
+  tls_key_file  = "k.pem"
+}
+"#,
+            "config.hcl",
+        )
+        .unwrap();
+        let tls = config.listeners[0].tls.clone().unwrap();
+        assert_eq!(tls.min_version, TlsVersion::Tls12);
+        assert_eq!(tls.cert_file, PathBuf::from("c.pem"));
+    }
+
+    #[test]
+    fn unknown_listener_setting() {
+        let e = err(r#"storage "inmem" {}
+listener "tcp" {
+  tls_disable = true
+  adress = "127.0.0.1:8200"
+}
+"#);
+        assert!(
+            e.starts_with(
+                "config.hcl:4: unknown setting \"adress\" in listener \"tcp\" (known: address, tls_disable,"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("did you mean \"address\""), "{e}");
+    }
+
+    #[test]
+    fn missing_cert_with_tls_on() {
+        let e = err(r#"storage "inmem" {}
+
+listener "tcp" {
+  tls_key_file = "k.pem"
+}
+"#);
+        assert!(e.starts_with("config.hcl:3: "), "{e}");
+        assert!(e.contains("no tls_cert_file"), "{e}");
+
+        let e = err("storage \"inmem\" {}\nlistener \"tcp\" {}\n");
+        assert!(e.starts_with("config.hcl:2: "), "{e}");
+        assert!(e.contains("tls_cert_file and tls_key_file"), "{e}");
+
+        let e = err(
+            "storage \"inmem\" {}\nlistener \"tcp\" {\n  tls_disable = false\n  tls_cert_file = \"c\"\n}\n",
+        );
+        assert!(e.starts_with("config.hcl:2: "), "{e}");
+        assert!(e.contains("no tls_key_file"), "{e}");
+    }
+
+    #[test]
+    fn tls_disable_variants() {
+        let listener = |value: &str| {
+            parse(
+                &format!(
+                    "storage \"inmem\" {{}}\nlistener \"tcp\" {{\n  tls_disable = {value}\n  tls_cert_file = \"c\"\n  tls_key_file = \"k\"\n}}\n"
+                ),
+                "config.hcl",
+            )
+            .map(|c| c.listeners[0].tls.is_none())
+        };
+        for on in ["true", "\"true\"", "1", "\"1\"", "\"TRUE\"", "\"t\""] {
+            assert_eq!(listener(on), Ok(true), "{on}");
+        }
+        for off in ["false", "\"false\"", "0", "\"0\"", "\"F\""] {
+            assert_eq!(listener(off), Ok(false), "{off}");
+        }
+        for bad in ["\"yes\"", "2", "null", "[true]"] {
+            let e = listener(bad).unwrap_err();
+            assert!(
+                e.starts_with(
+                    "config.hcl:3: tls_disable in listener \"tcp\" must be true or false"
+                ),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_address() {
+        let e = err(
+            "storage \"inmem\" {}\nlistener \"tcp\" {\n  tls_disable = true\n  address = \"localhost:8200\"\n}\n",
+        );
+        assert!(
+            e.starts_with("config.hcl:4: invalid address \"localhost:8200\""),
+            "{e}"
+        );
+        let e = err(
+            "storage \"inmem\" {}\nlistener \"tcp\" {\n  tls_disable = true\n  address = \":8200\"\n}\n",
+        );
+        assert!(e.contains("0.0.0.0:PORT"), "{e}");
+        let e = err(
+            "storage \"inmem\" {}\nlistener \"tcp\" {\n  tls_disable = true\n  address = 8200\n}\n",
+        );
+        assert!(e.contains("must be a quoted string, not a number"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_listener_address() {
+        let e = err(
+            "storage \"inmem\" {}\nlistener \"tcp\" { tls_disable = true }\nlistener \"tcp\" { tls_disable = true }\n",
+        );
+        assert!(e.starts_with("config.hcl:3: listener address 127.0.0.1:8200 is already used by the listener on line 2"), "{e}");
+    }
+
+    #[test]
+    fn max_request_size() {
+        for bad in ["0", "-1", "\"0\"", "\"big\"", "1.5"] {
+            let e = err(&format!(
+                "storage \"inmem\" {{}}\nlistener \"tcp\" {{\n  tls_disable = true\n  max_request_size = {bad}\n}}\n"
+            ));
+            assert!(e.starts_with("config.hcl:4: max_request_size in listener \"tcp\" must be a whole number of bytes greater than 0"), "{e}");
+        }
+    }
+
+    #[test]
+    fn listener_type() {
+        let e = err("storage \"inmem\" {}\nlistener \"unix\" {\n  address = \"/run/t.sock\"\n}\n");
+        assert!(
+            e.starts_with("config.hcl:2: listener \"unix\" is not supported"),
+            "{e}"
+        );
+        let e = err("storage \"inmem\" {}\nlistener \"udp\" {}\n");
+        assert!(
+            e.starts_with("config.hcl:2: unknown listener type \"udp\" (supported: tcp)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn tls_min_version() {
+        let e = err(
+            "storage \"inmem\" {}\nlistener \"tcp\" {\n  tls_cert_file = \"c\"\n  tls_key_file = \"k\"\n  tls_min_version = \"tls11\"\n}\n",
+        );
+        assert!(
+            e.starts_with("config.hcl:5: tls_min_version \"tls11\" is not supported"),
+            "{e}"
+        );
+    }
+}
