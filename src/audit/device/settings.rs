@@ -31,13 +31,8 @@ pub(super) struct Settings {
 
 /// Go's `strconv.ParseBool`.
 fn parse_bool(name: &str, v: &str) -> Result<bool, AuditError> {
-    match v {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-        _ => Err(AuditError::Config(format!(
-            "{name}: {v:?} is not a boolean"
-        ))),
-    }
+    crate::go_syntax::parse_bool(v)
+        .ok_or_else(|| AuditError::Config(format!("{name}: {v:?} is not a boolean")))
 }
 
 impl Settings {
