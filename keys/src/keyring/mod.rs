@@ -8,6 +8,10 @@
 //!
 //! A `Keyring` is cheap to clone (versions are shared), so callers change a copy
 //! and publish it only once it is valid and persisted.
+//!
+//! This module holds the keyring, its lifecycle (create, rotate, configure,
+//! trim) and which version an operation may use; the operations are in
+//! `crypt` (encrypt, decrypt, rewrap, data keys), `hmac` and `sign`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,15 +19,15 @@ use std::sync::Arc;
 use core::fmt;
 use time::OffsetDateTime;
 
-use crate::aead::{self, AeadKey};
-use crate::derive::{ConvergentKeys, Kdf, derive};
-use crate::envelope::{self, ParseError};
+use crate::derive::Kdf;
 use crate::error::{Error, Result};
-use crate::hash::HashAlgorithm;
 use crate::key_type::KeyType;
-use crate::secret::{SecretBytes, SecretVec};
-use crate::sign::{Ed25519Key, Marshaling, PublicKey, SignOptions, SigningKey};
+use crate::sign::{PublicKey, SigningKey};
 use crate::version::{KeyVersion, Material};
+
+mod crypt;
+mod hmac;
+mod sign;
 
 /// Longest key name we accept (names become storage paths and log fields).
 pub const MAX_NAME_LEN: usize = 512;
@@ -489,300 +493,6 @@ impl Keyring {
             return Err(too_old);
         }
         self.usable_version(version as u32)
-    }
-
-    // ------------------------------------------------------------------
-    // Encryption
-
-    fn require_context<'a>(&self, params: &CryptoParams<'a>) -> Result<Option<&'a [u8]>> {
-        if !self.derived {
-            return Ok(None);
-        }
-        match params.context {
-            Some(ctx) if !ctx.is_empty() => Ok(Some(ctx)),
-            _ => Err(Error::MissingContext),
-        }
-    }
-
-    fn check_aad(&self, params: &CryptoParams<'_>) -> Result<()> {
-        match params.associated_data {
-            Some(aad) if !aad.is_empty() && !self.key_type.is_aead() => {
-                Err(Error::AssociatedDataNotSupported(self.key_type))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    pub fn encrypt(&self, plaintext: &[u8], params: &CryptoParams<'_>) -> Result<Sealed> {
-        if !self.key_type.supports_encryption() {
-            return Err(Error::EncryptionNotSupported(self.key_type));
-        }
-        self.check_aad(params)?;
-        let context = self.require_context(params)?;
-        let version = self.encryption_version(params.key_version)?;
-        let payload = self.seal_with(
-            version,
-            context,
-            params.associated_data.unwrap_or_default(),
-            plaintext,
-        )?;
-        Ok(Sealed {
-            text: envelope::encode(version.number, &payload),
-            key_version: version.number,
-        })
-    }
-
-    fn seal_with(
-        &self,
-        version: &KeyVersion,
-        context: Option<&[u8]>,
-        aad: &[u8],
-        plaintext: &[u8],
-    ) -> Result<Vec<u8>> {
-        match &version.material {
-            Material::Aead {
-                cipher: Some(cipher),
-                ..
-            } => cipher.seal_random(aad, plaintext),
-            Material::Aead { key, cipher: None } => {
-                let context = context.ok_or(Error::MissingContext)?;
-                let enc_len = key.len();
-                let nonce_len = aead::nonce_len(self.key_type);
-                if self.convergent {
-                    check_convergent_version(version)?;
-                    let keys = ConvergentKeys::derive(self.kdf, key.expose(), context, enc_len)?;
-                    let cipher = AeadKey::new(self.key_type, keys.encryption_key.expose())?;
-                    cipher.seal(&keys.nonce(plaintext, aad, nonce_len), aad, plaintext)
-                } else {
-                    let derived = derive(self.kdf, key.expose(), context, enc_len)?;
-                    AeadKey::new(self.key_type, derived.expose())?.seal_random(aad, plaintext)
-                }
-            }
-            Material::Signing(SigningKey::Rsa(rsa)) => rsa.encrypt(plaintext),
-            _ => Err(Error::EncryptionNotSupported(self.key_type)),
-        }
-    }
-
-    pub fn decrypt(&self, ciphertext: &str, params: &CryptoParams<'_>) -> Result<SecretVec> {
-        if !self.key_type.supports_decryption() {
-            return Err(Error::DecryptionNotSupported(self.key_type));
-        }
-        self.check_aad(params)?;
-        let context = self.require_context(params)?;
-        let parsed = envelope::parse(ciphertext).map_err(|e| match e {
-            ParseError::NoPrefix => Error::CiphertextNoPrefix,
-            ParseError::WrongFields => Error::CiphertextWrongFields,
-            ParseError::BadVersion => Error::CiphertextBadVersion,
-        })?;
-        let version = self.checked_version(
-            parsed.version,
-            Error::CiphertextVersionTooNew,
-            Error::VersionTooOld,
-        )?;
-        if self.convergent {
-            check_convergent_version(version)?;
-        }
-        let payload = envelope::decode_standard(parsed.body).ok_or(Error::CiphertextBadBase64)?;
-        let aad = params.associated_data.unwrap_or_default();
-        match &version.material {
-            Material::Aead {
-                cipher: Some(cipher),
-                ..
-            } => cipher.open(&payload, aad),
-            Material::Aead { key, cipher: None } => {
-                let context = context.ok_or(Error::MissingContext)?;
-                let derived = derive(self.kdf, key.expose(), context, key.len())?;
-                AeadKey::new(self.key_type, derived.expose())?.open(&payload, aad)
-            }
-            Material::Signing(SigningKey::Rsa(rsa)) => rsa.decrypt(&payload),
-            _ => Err(Error::DecryptionNotSupported(self.key_type)),
-        }
-    }
-
-    /// Decrypt and encrypt again under `params.key_version` (0 = latest), without
-    /// the plaintext leaving this call. Unlike OpenBao, associated data is honoured.
-    pub fn rewrap(&self, ciphertext: &str, params: &CryptoParams<'_>) -> Result<Sealed> {
-        let plaintext = self.decrypt(
-            ciphertext,
-            &CryptoParams {
-                key_version: 0,
-                ..*params
-            },
-        )?;
-        self.encrypt(&plaintext, params)
-    }
-
-    /// A fresh random data key of `bits` bits, wrapped under this keyring.
-    pub fn datakey(&self, bits: u32, params: &CryptoParams<'_>) -> Result<(SecretVec, Sealed)> {
-        let len = match bits {
-            128 | 256 | 512 => bits as usize / 8,
-            _ => return Err(Error::InvalidBitLength),
-        };
-        let key = SecretBytes::random(len)?;
-        let sealed = self.encrypt(key.expose(), params)?;
-        Ok((SecretVec::new(key.expose().to_vec()), sealed))
-    }
-
-    // ------------------------------------------------------------------
-    // HMAC
-
-    fn hmac_version(&self, requested: i64) -> Result<&KeyVersion> {
-        let n = match requested {
-            0 => i64::from(self.latest_version),
-            n => n,
-        };
-        if self.min_encryption_version > 0 && n < i64::from(self.min_encryption_version) {
-            return Err(Error::HmacVersionTooOld);
-        }
-        if n < 0 {
-            return Err(Error::HmacVersionNegative);
-        }
-        if n > i64::from(self.latest_version) {
-            return Err(Error::HmacVersionMissing(self.latest_version));
-        }
-        self.usable_version(n as u32)
-    }
-
-    pub fn hmac(&self, input: &[u8], algorithm: HashAlgorithm, key_version: i64) -> Result<Sealed> {
-        let version = self.hmac_version(key_version)?;
-        let mac = match algorithm {
-            HashAlgorithm::Sha2_256 => ring::hmac::sign(&version.hmac_sha256, input)
-                .as_ref()
-                .to_vec(),
-            other => crate::hmac::compute(other, version.hmac_key.expose(), input),
-        };
-        Ok(Sealed {
-            text: envelope::encode(version.number, &mac),
-            key_version: version.number,
-        })
-    }
-
-    pub fn verify_hmac(&self, input: &[u8], hmac: &str, algorithm: HashAlgorithm) -> Result<bool> {
-        let parsed = envelope::parse_raw(hmac).map_err(|e| match e {
-            ParseError::NoPrefix => Error::HmacNoPrefix,
-            ParseError::WrongFields => Error::HmacWrongFields,
-            ParseError::BadVersion => Error::HmacBadVersion,
-        })?;
-        let presented = envelope::decode_standard(parsed.body).ok_or(Error::HmacBadBase64)?;
-        let version = self.checked_version(
-            parsed.version,
-            Error::HmacVersionTooNew,
-            Error::HmacVerifyVersionTooOld,
-        )?;
-        Ok(match algorithm {
-            // ring's verify compares in constant time.
-            HashAlgorithm::Sha2_256 => {
-                ring::hmac::verify(&version.hmac_sha256, input, &presented).is_ok()
-            }
-            other => crate::hmac::verify(other, version.hmac_key.expose(), input, &presented),
-        })
-    }
-
-    // ------------------------------------------------------------------
-    // Signatures
-
-    fn derived_ed25519(&self, version: &KeyVersion, context: &[u8]) -> Result<Ed25519Key> {
-        let base = version.material.openbao_key_bytes().ok_or(Error::Crypto)?;
-        let seed = derive(self.kdf, base.expose(), context, 32)?;
-        Ed25519Key::from_seed(seed)
-    }
-
-    fn signing_key<'v>(&self, version: &'v KeyVersion) -> Result<&'v SigningKey> {
-        match &version.material {
-            Material::Signing(k) => Ok(k),
-            _ => Err(Error::SigningNotSupported(self.key_type)),
-        }
-    }
-
-    pub fn sign(
-        &self,
-        input: &[u8],
-        context: Option<&[u8]>,
-        key_version: i64,
-        opts: &SignOptions,
-    ) -> Result<Signature> {
-        if !self.key_type.supports_signing() {
-            return Err(Error::SigningNotSupported(self.key_type));
-        }
-        let n = match key_version {
-            0 => self.latest_version,
-            n if n > i64::from(self.latest_version) => return Err(Error::SignVersionTooHigh),
-            n if n < 0
-                || (self.min_encryption_version > 0
-                    && n < i64::from(self.min_encryption_version)) =>
-            {
-                return Err(Error::SignVersionTooOld);
-            }
-            n => n as u32,
-        };
-        let version = self.usable_version(n)?;
-        let key = self.signing_key(version)?;
-        let (raw, public_key) = if self.derived {
-            let ctx = context
-                .filter(|c| !c.is_empty())
-                .ok_or(Error::MissingContext)?;
-            let derived = self.derived_ed25519(version, ctx)?;
-            let derived = SigningKey::Ed25519(derived);
-            let raw = derived.sign(input, opts)?;
-            let PublicKey::Ed25519(public) = derived.public_key() else {
-                return Err(Error::Crypto);
-            };
-            (raw, Some(public))
-        } else {
-            (key.sign(input, opts)?, None)
-        };
-        let text = match opts.marshaling {
-            Marshaling::Asn1 => envelope::encode(n, &raw),
-            Marshaling::Jws => envelope::encode_url_safe(n, &raw),
-        };
-        Ok(Signature {
-            text,
-            key_version: n,
-            public_key,
-        })
-    }
-
-    pub fn verify(
-        &self,
-        input: &[u8],
-        signature: &str,
-        context: Option<&[u8]>,
-        opts: &SignOptions,
-    ) -> Result<bool> {
-        if !self.key_type.supports_signing() {
-            return Err(Error::SigningNotSupported(self.key_type));
-        }
-        let parsed = envelope::parse_raw(signature).map_err(|e| match e {
-            ParseError::NoPrefix => Error::SignatureNoPrefix,
-            ParseError::WrongFields => Error::SignatureWrongFields,
-            ParseError::BadVersion => Error::SignatureBadVersion,
-        })?;
-        let version = self.checked_version(
-            parsed.version,
-            Error::SignatureVersionTooNew,
-            Error::VersionTooOld,
-        )?;
-        let raw = match opts.marshaling {
-            Marshaling::Asn1 => envelope::decode_standard(parsed.body),
-            Marshaling::Jws => envelope::decode_url_safe(parsed.body),
-        }
-        .ok_or(Error::SignatureBadBase64)?;
-        let key = self.signing_key(version)?;
-        if self.derived {
-            let ctx = context
-                .filter(|c| !c.is_empty())
-                .ok_or(Error::MissingContext)?;
-            return SigningKey::Ed25519(self.derived_ed25519(version, ctx)?)
-                .verify(input, &raw, opts);
-        }
-        key.verify(input, &raw, opts)
-    }
-}
-
-fn check_convergent_version(version: &KeyVersion) -> Result<()> {
-    match version.convergent_version {
-        3 => Ok(()),
-        n => Err(Error::UnsupportedConvergentVersion(n)),
     }
 }
 
