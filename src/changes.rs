@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 
-use crate::state::Unsealed;
 use crate::storage::Change;
 use crate::storage::{StoreError, StoreResult};
 
@@ -36,15 +35,6 @@ const WARN_EVERY: Duration = Duration::from_secs(5);
 pub trait ApplyChanges {
     fn apply_change(&self, path: &str) -> StoreResult<()>;
     fn reload_all(&self) -> StoreResult<()>;
-}
-
-impl ApplyChanges for Unsealed {
-    fn apply_change(&self, path: &str) -> StoreResult<()> {
-        Unsealed::apply_change(self, path)
-    }
-    fn reload_all(&self) -> StoreResult<()> {
-        Unsealed::reload_all(self)
-    }
 }
 
 /// Changes received and not yet applied.
@@ -172,9 +162,9 @@ impl Applier {
 /// Start the thread that applies `changes` to whatever state is unsealed.
 /// While sealed, changes are not applied but `missed` is set, so the next
 /// unseal reads everything again.
-pub fn follow(
+pub fn follow<T: ApplyChanges + Send + Sync + 'static>(
     changes: Receiver<Change>,
-    unsealed: Arc<ArcSwapOption<Unsealed>>,
+    unsealed: Arc<ArcSwapOption<T>>,
     missed: Arc<AtomicBool>,
 ) {
     let spawned = std::thread::Builder::new()
@@ -350,7 +340,7 @@ mod tests {
     #[test]
     fn the_thread_applies_changes_and_notes_them_missed_while_sealed() {
         let (tx, rx) = std::sync::mpsc::channel();
-        let unsealed = Arc::new(ArcSwapOption::empty());
+        let unsealed = Arc::new(ArcSwapOption::<Recorder>::empty());
         let missed = Arc::new(AtomicBool::new(false));
         follow(rx, unsealed, Arc::clone(&missed));
         tx.send(path("x")).unwrap();

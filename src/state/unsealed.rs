@@ -11,6 +11,7 @@ use crate::audit::store::AuditStore;
 use crate::auth::methods::Methods;
 use crate::auth::policy_store::PolicyStore;
 use crate::auth::token::{TokenRequest, TokenStore};
+use crate::changes::ApplyChanges;
 use crate::seal::barrier::{Barrier, SecretKey};
 use crate::seal::edit::{Edit, edit_json, read_json};
 use crate::seal::lookup::LookupKey;
@@ -34,6 +35,15 @@ pub struct Unsealed {
     pub policies: PolicyStore,
     pub methods: Methods,
     pub audit: AuditStore,
+}
+
+impl ApplyChanges for Unsealed {
+    fn apply_change(&self, path: &str) -> StoreResult<()> {
+        Unsealed::apply_change(self, path)
+    }
+    fn reload_all(&self) -> StoreResult<()> {
+        Unsealed::reload_all(self)
+    }
 }
 
 #[derive(Serialize, Deserialize)]
