@@ -6,8 +6,9 @@
 //! feed is drained into a set of paths (the same path announced twice is read
 //! once), and a resync request (or more waiting paths than
 //! [`MAX_PENDING_PATHS`]) replaces them all by one full reload. A change that
-//! fails because storage is unavailable stays pending and is retried with
-//! backoff; any other failure (a malformed path, perhaps a forged
+//! fails for a transient reason ([`StoreError::is_transient`]: storage
+//! unavailable, a lost race) stays pending and is retried with backoff; any
+//! other failure (a malformed path, perhaps a forged
 //! notification) is logged and dropped, never answered with a full reload.
 //! Full reloads are at least [`MIN_RELOAD_INTERVAL`] apart, so a flood of
 //! notifications costs a bounded amount of storage reads.
@@ -20,9 +21,8 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 
-use crate::error::{ApiError, ApiResult};
-use crate::state::Unsealed;
 use crate::storage::Change;
+use crate::storage::{StoreError, StoreResult};
 
 /// More paths than this waiting: reading everything is cheaper and bounded.
 pub const MAX_PENDING_PATHS: usize = 10_000;
@@ -33,17 +33,8 @@ const WARN_EVERY: Duration = Duration::from_secs(5);
 
 /// What a node's caches must do when storage changed elsewhere.
 pub trait ApplyChanges {
-    fn apply_change(&self, path: &str) -> ApiResult<()>;
-    fn reload_all(&self) -> ApiResult<()>;
-}
-
-impl ApplyChanges for Unsealed {
-    fn apply_change(&self, path: &str) -> ApiResult<()> {
-        Unsealed::apply_change(self, path)
-    }
-    fn reload_all(&self) -> ApiResult<()> {
-        Unsealed::reload_all(self)
-    }
+    fn apply_change(&self, path: &str) -> StoreResult<()>;
+    fn reload_all(&self) -> StoreResult<()>;
 }
 
 /// Changes received and not yet applied.
@@ -82,7 +73,7 @@ struct Throttle {
 }
 
 impl Throttle {
-    fn warn(&mut self, message: &str, error: &ApiError) {
+    fn warn(&mut self, message: &str, error: &StoreError) {
         let now = Instant::now();
         if self.last.is_some_and(|t| now - t < WARN_EVERY) {
             self.suppressed += 1;
@@ -128,8 +119,8 @@ impl Applier {
         self.next_attempt.saturating_duration_since(Instant::now())
     }
 
-    /// Apply everything pending. What failed because storage is unavailable
-    /// stays pending, and the next attempt waits for a growing backoff.
+    /// Apply everything pending. What failed for a transient reason stays
+    /// pending, and the next attempt waits for a growing backoff.
     pub fn apply(&mut self, target: &impl ApplyChanges) {
         let mut failed = false;
         if self.pending.reload {
@@ -146,7 +137,7 @@ impl Applier {
             for path in std::mem::take(&mut self.pending.paths) {
                 match target.apply_change(&path) {
                     Ok(()) => {}
-                    Err(e @ ApiError::Unavailable(_)) => {
+                    Err(e) if e.is_transient() => {
                         self.retry_log
                             .warn("applying another node's change failed; retrying", &e);
                         self.pending.paths.insert(path);
@@ -171,9 +162,9 @@ impl Applier {
 /// Start the thread that applies `changes` to whatever state is unsealed.
 /// While sealed, changes are not applied but `missed` is set, so the next
 /// unseal reads everything again.
-pub fn follow(
+pub fn follow<T: ApplyChanges + Send + Sync + 'static>(
     changes: Receiver<Change>,
-    unsealed: Arc<ArcSwapOption<Unsealed>>,
+    unsealed: Arc<ArcSwapOption<T>>,
     missed: Arc<AtomicBool>,
 ) {
     let spawned = std::thread::Builder::new()
@@ -225,20 +216,20 @@ mod tests {
     }
 
     impl ApplyChanges for Recorder {
-        fn apply_change(&self, path: &str) -> ApiResult<()> {
+        fn apply_change(&self, path: &str) -> StoreResult<()> {
             self.calls.lock().unwrap().push(path.to_owned());
             if self.unavailable.lock().unwrap().contains(path) {
-                return Err(ApiError::Unavailable("down".to_owned()));
+                return Err(StoreError::Unavailable("down".to_owned()));
             }
             if path.starts_with("bad") {
-                return Err(ApiError::Internal("malformed".to_owned()));
+                return Err(StoreError::Internal("malformed".to_owned()));
             }
             Ok(())
         }
-        fn reload_all(&self) -> ApiResult<()> {
+        fn reload_all(&self) -> StoreResult<()> {
             self.calls.lock().unwrap().push("RELOAD".to_owned());
             if self.unavailable.lock().unwrap().contains("RELOAD") {
-                return Err(ApiError::Unavailable("down".to_owned()));
+                return Err(StoreError::Unavailable("down".to_owned()));
             }
             Ok(())
         }
@@ -304,6 +295,24 @@ mod tests {
     }
 
     #[test]
+    fn a_change_that_lost_every_race_is_retried() {
+        struct Contested;
+        impl ApplyChanges for Contested {
+            fn apply_change(&self, _: &str) -> StoreResult<()> {
+                Err(crate::storage::Contended::Entry("the key").into())
+            }
+            fn reload_all(&self) -> StoreResult<()> {
+                Ok(())
+            }
+        }
+        let mut a = Applier::default();
+        a.pending.add(path("x"));
+        a.apply(&Contested);
+        assert!(!a.pending.is_empty(), "the change was dropped");
+        assert!(a.wait() > Duration::ZERO);
+    }
+
+    #[test]
     fn a_malformed_path_is_dropped_without_a_reload() {
         let r = Recorder::default();
         let mut a = Applier::default();
@@ -331,7 +340,7 @@ mod tests {
     #[test]
     fn the_thread_applies_changes_and_notes_them_missed_while_sealed() {
         let (tx, rx) = std::sync::mpsc::channel();
-        let unsealed = Arc::new(ArcSwapOption::empty());
+        let unsealed = Arc::new(ArcSwapOption::<Recorder>::empty());
         let missed = Arc::new(AtomicBool::new(false));
         follow(rx, unsealed, Arc::clone(&missed));
         tx.send(path("x")).unwrap();

@@ -3,6 +3,9 @@
 //! Which error type belongs to which layer:
 //! * `transit_keys::Error`: everything the keyring decides (bad input for a key,
 //!   version rules, crypto failures). Converted here by `From`.
+//! * `StoreError`: everything the stores, the seal's edits and the server state
+//!   decide (`crate::storage::StoreError`). Mapped here, in the one `From`
+//!   below, to the status and body each kind gets.
 //! * `ApiError`: what a handler returns; one variant per HTTP outcome. Its status
 //!   is chosen by `match` on the variant, never by reading message text.
 //! * A 500 never shows its cause to the client: the body is generic and the cause
@@ -11,6 +14,8 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use transit_keys::ErrorKind;
+
+use crate::storage::{Missing, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -83,6 +88,25 @@ impl From<transit_keys::Error> for ApiError {
     }
 }
 
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Invalid(m) => Self::BadRequest(m),
+            StoreError::Missing(missing @ (Missing::User | Missing::Role(_))) => {
+                Self::BadRequest(missing.to_string())
+            }
+            StoreError::Missing(Missing::RoleToUpdate) => Self::UnsupportedPath,
+            StoreError::Sealed => Self::Unavailable("Vault is sealed".to_owned()),
+            StoreError::Contended(what) => Self::Unavailable(what.to_string()),
+            // The cause was logged where the storage failed.
+            StoreError::Unavailable(_) => {
+                Self::Unavailable("storage is unavailable; the change was not made".to_owned())
+            }
+            StoreError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let Self::Internal(cause) = &self {
@@ -94,3 +118,67 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Contended;
+
+    /// Every kind of store error, with the status and body it answers.
+    #[test]
+    fn each_store_error_answers_its_status_and_body() {
+        let cases: Vec<(StoreError, StatusCode, &str)> = vec![
+            (
+                StoreError::invalid("bad input"),
+                StatusCode::BAD_REQUEST,
+                "bad input",
+            ),
+            (
+                Missing::User.into(),
+                StatusCode::BAD_REQUEST,
+                "username does not exist",
+            ),
+            (
+                Missing::Role("ci".to_owned()).into(),
+                StatusCode::BAD_REQUEST,
+                "role \"ci\" does not exist",
+            ),
+            (
+                Missing::RoleToUpdate.into(),
+                StatusCode::NOT_FOUND,
+                "1 error occurred:\n\t* unsupported path\n\n",
+            ),
+            (
+                StoreError::Sealed,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Vault is sealed",
+            ),
+            (
+                Contended::Entry("the key").into(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the key is being changed concurrently; retry",
+            ),
+            (
+                Contended::ChildTokens.into(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "tokens are being created under this token concurrently; retry",
+            ),
+            (
+                StoreError::Unavailable("connection refused".to_owned()),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage is unavailable; the change was not made",
+            ),
+            (
+                StoreError::Internal("lock poisoned".to_owned()),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+            ),
+        ];
+        for (store, status, message) in cases {
+            let what = format!("{store:?}");
+            let api = ApiError::from(store);
+            assert_eq!(api.status(), status, "{what}");
+            assert_eq!(api.messages(), [message], "{what}");
+        }
+    }
+}

@@ -168,7 +168,7 @@ fn key_for_encrypt(
         ..CreateOptions::default()
     };
     ctx.mount.update(name, |current| match current {
-        Some(existing) => Ok((Some(existing.clone()), ())),
+        Some(existing) => Ok::<_, ApiError>((Some(existing.clone()), ())),
         None => Ok((Some(Keyring::create(name, key_type, &opts, ctx.now)?), ())),
     })?;
     ctx.mount

@@ -68,7 +68,7 @@ pub fn backup(ctx: &Ctx<'_>, name: &str, _p: &Params) -> ApiResult<Reply> {
             .clone();
         ring.mark_backed_up(ctx.now);
         let blob = backup::backup(&ring)?;
-        Ok((Some(ring), blob))
+        Ok::<_, ApiError>((Some(ring), blob))
     })?;
     Ok(Reply::data(json!({ "backup": blob.as_str() })))
 }

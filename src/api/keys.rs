@@ -61,7 +61,7 @@ pub fn create(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
         return Ok(Reply::data(key_body(&existing, context.as_deref())?));
     }
     let ring = ctx.mount.update(name, |current| match current {
-        Some(existing) => Ok((Some(existing.clone()), existing.clone())),
+        Some(existing) => Ok::<_, ApiError>((Some(existing.clone()), existing.clone())),
         None => {
             let ring = Keyring::create(name, key_type, &opts, ctx.now)?;
             Ok((Some(ring.clone()), ring))
@@ -93,7 +93,7 @@ fn modify(
     let (ring, warnings) = ctx.mount.update(name, |current| {
         let mut ring = current.ok_or_else(&missing)?.clone();
         let warnings = change(&mut ring)?;
-        Ok((Some(ring.clone()), (ring, warnings)))
+        Ok::<_, ApiError>((Some(ring.clone()), (ring, warnings)))
     })?;
     let mut reply = Reply::data(key_body(&ring, None)?);
     reply.warnings = warnings;

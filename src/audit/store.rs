@@ -10,11 +10,11 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
 use super::{AuditBroker, DeviceConfig, generate_salt, generate_signing_key};
-use crate::error::{ApiError, ApiResult};
 use crate::seal::barrier::Barrier;
 use crate::seal::edit::{Edit, edit_json, read_json};
 use crate::storage::blocking;
 use crate::storage::layout::AUDIT_TABLE as TABLE_PATH;
+use crate::storage::{StoreError, StoreResult};
 
 /// A row of `core/audit`; the secrets are only ever stored sealed.
 #[derive(Clone, Serialize, Deserialize)]
@@ -38,10 +38,10 @@ impl std::fmt::Debug for StoredDevice {
 }
 
 impl StoredDevice {
-    fn config(&self) -> ApiResult<DeviceConfig> {
+    fn config(&self) -> StoreResult<DeviceConfig> {
         let decode = |s: &str| {
             STANDARD.decode(s).map_err(|_| {
-                ApiError::Internal(format!("audit device {}: corrupt secret", self.path))
+                StoreError::Internal(format!("audit device {}: corrupt secret", self.path))
             })
         };
         Ok(DeviceConfig {
@@ -69,8 +69,8 @@ pub struct AuditStore {
     table: Mutex<Vec<StoredDevice>>,
 }
 
-fn poisoned() -> ApiError {
-    ApiError::Internal("audit table lock poisoned".to_owned())
+fn poisoned() -> StoreError {
+    StoreError::Internal("audit table lock poisoned".to_owned())
 }
 
 fn normalize(path: &str) -> String {
@@ -81,16 +81,16 @@ impl AuditStore {
     /// Open every configured device. A device that cannot be opened (its
     /// file unwritable, or tampered with) stops the unseal: the server never
     /// serves with less auditing than was configured.
-    pub(crate) fn load(barrier: Arc<Barrier>) -> ApiResult<Self> {
+    pub(crate) fn load(barrier: Arc<Barrier>) -> StoreResult<Self> {
         let table: Vec<StoredDevice> = match barrier.get(TABLE_PATH)? {
             None => Vec::new(),
             Some(raw) => serde_json::from_slice(&raw)
-                .map_err(|e| ApiError::Internal(format!("{TABLE_PATH}: {e}")))?,
+                .map_err(|e| StoreError::Internal(format!("{TABLE_PATH}: {e}")))?,
         };
         let broker = AuditBroker::new();
         for device in &table {
             broker.enable(&device.path, device.config()?).map_err(|e| {
-                ApiError::Internal(format!(
+                StoreError::Internal(format!(
                     "audit device {} cannot be opened: {e}",
                     device.path
                 ))
@@ -109,14 +109,15 @@ impl AuditStore {
         kind: &str,
         description: &str,
         options: BTreeMap<String, String>,
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         let path = normalize(path);
         let mut table = self.table.lock().map_err(|_| poisoned())?;
         if table.iter().any(|d| d.path == path) {
-            return Err(ApiError::bad(format!("path already in use: {path}")));
+            return Err(StoreError::invalid(format!("path already in use: {path}")));
         }
         let salt = generate_salt();
-        let signing_key = generate_signing_key().map_err(|e| ApiError::Internal(e.to_string()))?;
+        let signing_key =
+            generate_signing_key().map_err(|e| StoreError::Internal(e.to_string()))?;
         let stored = StoredDevice {
             path: path.clone(),
             kind: kind.to_owned(),
@@ -130,13 +131,13 @@ impl AuditStore {
         blocking(|| {
             self.broker
                 .enable(&path, stored.config()?)
-                .map_err(|e| ApiError::bad(e.to_string()))
+                .map_err(|e| StoreError::invalid(e.to_string()))
         })?;
         // Against the stored table: another node may have enabled this path a moment ago.
         let written = edit_json(&self.barrier, TABLE_PATH, "the audit table", |current| {
             let mut devices: Vec<StoredDevice> = current.unwrap_or_default();
             if devices.iter().any(|d| d.path == path) {
-                return Err(ApiError::bad(format!("path already in use: {path}")));
+                return Err(StoreError::invalid(format!("path already in use: {path}")));
             }
             devices.push(stored.clone());
             Ok(Edit::Put(devices))
@@ -153,7 +154,7 @@ impl AuditStore {
         }
     }
 
-    pub fn disable(&self, path: &str) -> ApiResult<()> {
+    pub fn disable(&self, path: &str) -> StoreResult<()> {
         let path = normalize(path);
         let mut table = self.table.lock().map_err(|_| poisoned())?;
         let devices = edit_json(&self.barrier, TABLE_PATH, "the audit table", |current| {
@@ -170,7 +171,7 @@ impl AuditStore {
         if !self.broker.is_open(&path) {
             return Ok(());
         }
-        blocking(|| self.broker.disable(&path)).map_err(|e| ApiError::Internal(e.to_string()))
+        blocking(|| self.broker.disable(&path)).map_err(|e| StoreError::Internal(e.to_string()))
     }
 
     /// Bring this node's devices in line with the stored table (another node
@@ -179,17 +180,17 @@ impl AuditStore {
     /// closed; a device that cannot be opened here is kept as failing (every
     /// request fails unless another device records it) and retried next time,
     /// never silently left out.
-    pub fn reload(&self) -> ApiResult<()> {
+    pub fn reload(&self) -> StoreResult<()> {
         let stored: Vec<StoredDevice> = read_json(&self.barrier, TABLE_PATH)?.unwrap_or_default();
         let mut table = self.table.lock().map_err(|_| poisoned())?;
         for device in &stored {
             if self.broker.is_open(&device.path) {
                 continue;
             }
-            let opened = blocking(|| -> ApiResult<()> {
+            let opened = blocking(|| -> StoreResult<()> {
                 self.broker
                     .enable(&device.path, device.config()?)
-                    .map_err(|e| ApiError::Internal(e.to_string()))
+                    .map_err(|e| StoreError::Internal(e.to_string()))
             });
             match opened {
                 Ok(()) => {
@@ -208,14 +209,14 @@ impl AuditStore {
             self.broker.forget_unopened(&old.path);
             if self.broker.is_open(&old.path) {
                 blocking(|| self.broker.disable(&old.path))
-                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+                    .map_err(|e| StoreError::Internal(e.to_string()))?;
             }
         }
         *table = stored;
         Ok(())
     }
 
-    pub fn devices(&self) -> ApiResult<Vec<DeviceInfo>> {
+    pub fn devices(&self) -> StoreResult<Vec<DeviceInfo>> {
         Ok(self
             .table
             .lock()

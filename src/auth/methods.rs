@@ -12,12 +12,12 @@ use serde::{Deserialize, Serialize};
 
 use super::approle::AppRoleStore;
 use super::userpass::UserpassStore;
-use crate::error::{ApiError, ApiResult};
 use crate::seal::barrier::Barrier;
 use crate::seal::edit::{Edit, edit_json, read_json};
 use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
 use crate::storage::layout::{self, METHOD_TABLE, Owner};
+use crate::storage::{StoreError, StoreResult};
 
 /// A row of `core/auth`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -42,8 +42,8 @@ pub struct Method {
     pub backend: Backend,
 }
 
-fn poisoned() -> ApiError {
-    ApiError::Internal("auth method table lock poisoned".to_owned())
+fn poisoned() -> StoreError {
+    StoreError::Internal("auth method table lock poisoned".to_owned())
 }
 
 #[derive(Debug)]
@@ -54,7 +54,11 @@ pub struct Methods {
     write: Mutex<()>,
 }
 
-fn open(barrier: &Arc<Barrier>, lookup: &Arc<LookupKey>, entry: MethodEntry) -> ApiResult<Method> {
+fn open(
+    barrier: &Arc<Barrier>,
+    lookup: &Arc<LookupKey>,
+    entry: MethodEntry,
+) -> StoreResult<Method> {
     let prefix = layout::method_prefix(&entry.uuid);
     let backend = match entry.kind.as_str() {
         "userpass" => Backend::Userpass(UserpassStore::load(
@@ -68,7 +72,7 @@ fn open(barrier: &Arc<Barrier>, lookup: &Arc<LookupKey>, entry: MethodEntry) -> 
             prefix,
         )?),
         other => {
-            return Err(ApiError::Internal(format!(
+            return Err(StoreError::Internal(format!(
                 "unknown auth method type {other:?} in storage"
             )));
         }
@@ -77,12 +81,12 @@ fn open(barrier: &Arc<Barrier>, lookup: &Arc<LookupKey>, entry: MethodEntry) -> 
 }
 
 /// The stored table (absent: no method enabled yet).
-fn read_table(barrier: &Barrier) -> ApiResult<Vec<MethodEntry>> {
+fn read_table(barrier: &Barrier) -> StoreResult<Vec<MethodEntry>> {
     Ok(read_json(barrier, METHOD_TABLE)?.unwrap_or_default())
 }
 
 impl Methods {
-    pub(crate) fn load(barrier: Arc<Barrier>, lookup: Arc<LookupKey>) -> ApiResult<Self> {
+    pub(crate) fn load(barrier: Arc<Barrier>, lookup: Arc<LookupKey>) -> StoreResult<Self> {
         let methods = Self {
             barrier,
             lookup,
@@ -98,7 +102,7 @@ impl Methods {
     /// kept as they are (requests may be using them), new ones opened,
     /// removed ones dropped. Returns the methods kept. The caller holds `write`
     /// (or has the only reference).
-    fn install(&self, entries: Vec<MethodEntry>) -> ApiResult<Vec<Arc<Method>>> {
+    fn install(&self, entries: Vec<MethodEntry>) -> StoreResult<Vec<Arc<Method>>> {
         let current: HashMap<String, Arc<Method>> = self
             .table
             .read()
@@ -128,7 +132,7 @@ impl Methods {
     /// Another node changed `path`: the method table (`core/auth`) or an
     /// entry of a method (`auth/<uuid>/...`), applied in place. Other paths,
     /// and those of methods not enabled here, are ignored.
-    pub fn apply_change(&self, path: &str) -> ApiResult<()> {
+    pub fn apply_change(&self, path: &str) -> StoreResult<()> {
         let uuid = match layout::owner(path) {
             Some(Owner::MethodTable) => {
                 let _w = self.write.lock().map_err(|_| poisoned())?;
@@ -154,7 +158,7 @@ impl Methods {
 
     /// Re-read the table and every method's entries (after missed change
     /// notifications), in place.
-    pub fn reload_all(&self) -> ApiResult<()> {
+    pub fn reload_all(&self) -> StoreResult<()> {
         let kept = {
             let _w = self.write.lock().map_err(|_| poisoned())?;
             self.install(read_table(&self.barrier)?)?
@@ -170,7 +174,7 @@ impl Methods {
     }
 
     /// The method mounted at the start of `path` (after `auth/`), and the rest.
-    pub fn resolve<'p>(&self, path: &'p str) -> ApiResult<Option<(Arc<Method>, &'p str)>> {
+    pub fn resolve<'p>(&self, path: &'p str) -> StoreResult<Option<(Arc<Method>, &'p str)>> {
         let table = self.table.read().map_err(|_| poisoned())?;
         Ok(table
             .iter()
@@ -182,7 +186,7 @@ impl Methods {
             .max_by_key(|(method, _)| method.entry.path.len()))
     }
 
-    pub fn all(&self) -> ApiResult<Vec<Arc<Method>>> {
+    pub fn all(&self) -> StoreResult<Vec<Arc<Method>>> {
         Ok(self
             .table
             .read()
@@ -192,7 +196,7 @@ impl Methods {
             .collect())
     }
 
-    pub fn entries(&self) -> ApiResult<Vec<MethodEntry>> {
+    pub fn entries(&self) -> StoreResult<Vec<MethodEntry>> {
         Ok(self
             .table
             .read()
@@ -207,8 +211,8 @@ impl Methods {
     /// install what was stored.
     fn change_table(
         &self,
-        mut change: impl FnMut(&mut Vec<MethodEntry>) -> ApiResult<bool>,
-    ) -> ApiResult<()> {
+        mut change: impl FnMut(&mut Vec<MethodEntry>) -> StoreResult<bool>,
+    ) -> StoreResult<()> {
         let _w = self.write.lock().map_err(|_| poisoned())?;
         let stored = edit_json(
             &self.barrier,
@@ -227,14 +231,14 @@ impl Methods {
         Ok(())
     }
 
-    pub fn enable(&self, path: &str, kind: &str, description: &str) -> ApiResult<()> {
+    pub fn enable(&self, path: &str, kind: &str, description: &str) -> StoreResult<()> {
         if !matches!(kind, "userpass" | "approle") {
-            return Err(ApiError::bad(format!(
+            return Err(StoreError::invalid(format!(
                 "transitd supports the userpass and approle auth methods, not {kind:?}"
             )));
         }
         if path.is_empty() || path.split('/').any(str::is_empty) {
-            return Err(ApiError::bad("invalid auth method path"));
+            return Err(StoreError::invalid("invalid auth method path"));
         }
         let entry = MethodEntry {
             path: path.to_owned(),
@@ -256,7 +260,7 @@ impl Methods {
                         || m.starts_with(&format!("{path}/"))
                 });
             if clash {
-                return Err(ApiError::bad(format!(
+                return Err(StoreError::invalid(format!(
                     "path is already in use at auth/{path}/"
                 )));
             }
@@ -267,7 +271,7 @@ impl Methods {
 
     /// Disable a method and delete its users, roles and secret IDs. (The
     /// caller revokes the tokens it issued, as Vault does.)
-    pub fn disable(&self, path: &str) -> ApiResult<()> {
+    pub fn disable(&self, path: &str) -> StoreResult<()> {
         let mut removed = None;
         self.change_table(|entries| {
             removed = entries
@@ -281,7 +285,7 @@ impl Methods {
         };
         // Nothing is computed from a removed method's entries: plain deletes.
         let prefix = layout::method_prefix(&removed.uuid);
-        blocking(|| -> ApiResult<()> {
+        blocking(|| -> StoreResult<()> {
             for entry in self.barrier.list(&prefix)? {
                 self.barrier.delete(&entry)?;
             }

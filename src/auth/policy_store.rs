@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
 use super::policy::{Acl, DEFAULT, Policy, ROOT, default_policy};
-use crate::error::{ApiError, ApiResult};
 use crate::seal::barrier::Barrier;
 use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
 use crate::storage::layout::POLICIES as PREFIX;
+use crate::storage::{StoreError, StoreResult};
 
 #[derive(Serialize, Deserialize)]
 struct Stored {
@@ -21,15 +21,15 @@ struct Stored {
     raw: String,
 }
 
-fn parse_stored(path: &str, raw: &[u8]) -> ApiResult<(String, Policy)> {
+fn parse_stored(path: &str, raw: &[u8]) -> StoreResult<(String, Policy)> {
     let stored: Stored =
-        serde_json::from_slice(raw).map_err(|e| ApiError::Internal(format!("{path}: {e}")))?;
+        serde_json::from_slice(raw).map_err(|e| StoreError::Internal(format!("{path}: {e}")))?;
     let policy = Policy::parse(&stored.name, &stored.raw)
-        .map_err(|e| ApiError::Internal(format!("stored policy {}: {e}", stored.name)))?;
+        .map_err(|e| StoreError::Internal(format!("stored policy {}: {e}", stored.name)))?;
     Ok((stored.name, policy))
 }
 
-fn read_all(barrier: &Barrier) -> ApiResult<BTreeMap<String, Arc<Policy>>> {
+fn read_all(barrier: &Barrier) -> StoreResult<BTreeMap<String, Arc<Policy>>> {
     let mut policies = BTreeMap::new();
     policies.insert(DEFAULT.to_owned(), Arc::new(default_policy()));
     for path in barrier.list(PREFIX)? {
@@ -41,8 +41,8 @@ fn read_all(barrier: &Barrier) -> ApiResult<BTreeMap<String, Arc<Policy>>> {
     Ok(policies)
 }
 
-fn poisoned() -> ApiError {
-    ApiError::Internal("policy store lock poisoned".to_owned())
+fn poisoned() -> StoreError {
+    StoreError::Internal("policy store lock poisoned".to_owned())
 }
 
 #[derive(Debug)]
@@ -63,7 +63,7 @@ type AclCache = (u64, HashMap<Vec<String>, Arc<Acl>>);
 const MAX_CACHED_ACLS: usize = 4096;
 
 impl PolicyStore {
-    pub(crate) fn load(barrier: Arc<Barrier>, lookup: Arc<LookupKey>) -> ApiResult<Self> {
+    pub(crate) fn load(barrier: Arc<Barrier>, lookup: Arc<LookupKey>) -> StoreResult<Self> {
         let policies = read_all(&barrier)?;
         Ok(Self {
             barrier,
@@ -75,7 +75,7 @@ impl PolicyStore {
     }
 
     /// Re-read every policy (after missed change notifications).
-    pub fn reload_all(&self) -> ApiResult<()> {
+    pub fn reload_all(&self) -> StoreResult<()> {
         let _w = self.write.lock().map_err(|_| poisoned())?;
         let policies = read_all(&self.barrier)?;
         *self.policies.write().map_err(|_| poisoned())? = policies;
@@ -83,7 +83,7 @@ impl PolicyStore {
     }
 
     /// Another node wrote or deleted the policy stored at `path`.
-    pub fn apply_change(&self, path: &str) -> ApiResult<()> {
+    pub fn apply_change(&self, path: &str) -> StoreResult<()> {
         let _w = self.write.lock().map_err(|_| poisoned())?;
         match self.barrier.get(path)? {
             Some(raw) => {
@@ -115,7 +115,7 @@ impl PolicyStore {
         format!("{PREFIX}{}", self.lookup.name(name))
     }
 
-    pub fn names(&self) -> ApiResult<Vec<String>> {
+    pub fn names(&self) -> StoreResult<Vec<String>> {
         let mut names: Vec<String> = self
             .policies
             .read()
@@ -128,7 +128,7 @@ impl PolicyStore {
         Ok(names)
     }
 
-    pub fn get(&self, name: &str) -> ApiResult<Option<Arc<Policy>>> {
+    pub fn get(&self, name: &str) -> StoreResult<Option<Arc<Policy>>> {
         Ok(self
             .policies
             .read()
@@ -142,22 +142,22 @@ impl PolicyStore {
         name.trim().to_lowercase()
     }
 
-    pub fn put(&self, name: &str, hcl: &str) -> ApiResult<()> {
+    pub fn put(&self, name: &str, hcl: &str) -> StoreResult<()> {
         let name = Self::normalize(name);
         if name.is_empty() {
-            return Err(ApiError::bad("policy name must be provided"));
+            return Err(StoreError::invalid("policy name must be provided"));
         }
         if name == ROOT {
-            return Err(ApiError::bad("cannot update root policy"));
+            return Err(StoreError::invalid("cannot update root policy"));
         }
         let policy = Policy::parse(&name, hcl)
-            .map_err(|e| ApiError::bad(format!("failed to parse policy: {e}")))?;
+            .map_err(|e| StoreError::invalid(format!("failed to parse policy: {e}")))?;
         let _w = self.write.lock().map_err(|_| poisoned())?;
         let stored = Stored {
             name: name.clone(),
             raw: hcl.to_owned(),
         };
-        let raw = serde_json::to_vec(&stored).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let raw = serde_json::to_vec(&stored).map_err(|e| StoreError::Internal(e.to_string()))?;
         blocking(|| self.barrier.put(&self.path(&name), &raw))?;
         self.policies
             .write()
@@ -167,11 +167,11 @@ impl PolicyStore {
         Ok(())
     }
 
-    pub fn delete(&self, name: &str) -> ApiResult<()> {
+    pub fn delete(&self, name: &str) -> StoreResult<()> {
         let name = Self::normalize(name);
         match name.as_str() {
-            ROOT => return Err(ApiError::bad("cannot delete root policy")),
-            DEFAULT => return Err(ApiError::bad("cannot delete default policy")),
+            ROOT => return Err(StoreError::invalid("cannot delete root policy")),
+            DEFAULT => return Err(StoreError::invalid("cannot delete default policy")),
             _ => {}
         }
         let _w = self.write.lock().map_err(|_| poisoned())?;
@@ -181,7 +181,7 @@ impl PolicyStore {
         Ok(())
     }
 
-    fn invalidate(&self) -> ApiResult<()> {
+    fn invalidate(&self) -> StoreResult<()> {
         let mut cache = self.acls.lock().map_err(|_| poisoned())?;
         cache.0 += 1;
         cache.1.clear();
@@ -189,7 +189,7 @@ impl PolicyStore {
     }
 
     /// The ACL of a token with these policies (unknown names grant nothing).
-    pub fn acl(&self, names: &[String]) -> ApiResult<Arc<Acl>> {
+    pub fn acl(&self, names: &[String]) -> StoreResult<Arc<Acl>> {
         if names.iter().any(|n| n == ROOT) {
             return Ok(Arc::new(Acl::root()));
         }

@@ -20,12 +20,12 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ApiError, ApiResult};
 use crate::seal::barrier::Barrier;
 use crate::seal::edit::{Edit, MAX_WRITE_ATTEMPTS, edit_json};
 use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
 use crate::storage::layout::{TOKEN_IDS as ID_PREFIX, TOKEN_PARENTS as PARENT_PREFIX};
+use crate::storage::{Contended, StoreError, StoreResult};
 
 /// Vault's default and maximum lease: 32 days.
 pub const MAX_TTL_SECS: u64 = 768 * 3600;
@@ -112,25 +112,25 @@ pub struct TokenStore {
     write: Mutex<()>,
 }
 
-fn poisoned() -> ApiError {
-    ApiError::Internal("token store lock poisoned".to_owned())
+fn poisoned() -> StoreError {
+    StoreError::Internal("token store lock poisoned".to_owned())
 }
 
-fn id_from_path(path: &str) -> ApiResult<TokenId> {
+fn id_from_path(path: &str) -> StoreResult<TokenId> {
     path.strip_prefix(ID_PREFIX)
         .and_then(parse_id)
-        .ok_or_else(|| ApiError::Internal(format!("{path}: malformed token path")))
+        .ok_or_else(|| StoreError::Internal(format!("{path}: malformed token path")))
 }
 
-fn read_index(barrier: &Barrier) -> ApiResult<Index> {
+fn read_index(barrier: &Barrier) -> StoreResult<Index> {
     let mut index = Index::default();
     for path in barrier.list(ID_PREFIX)? {
         let Some(raw) = barrier.get(&path)? else {
             // Revoked while we were listing.
             continue;
         };
-        let entry: TokenEntry =
-            serde_json::from_slice(&raw).map_err(|e| ApiError::Internal(format!("{path}: {e}")))?;
+        let entry: TokenEntry = serde_json::from_slice(&raw)
+            .map_err(|e| StoreError::Internal(format!("{path}: {e}")))?;
         let id = id_from_path(&path)?;
         index.by_accessor.insert(entry.accessor.clone(), id);
         index.by_id.insert(id, Arc::new(entry));
@@ -163,13 +163,13 @@ fn parse_link(path: &str) -> Option<(TokenId, TokenId)> {
 
 /// `s.` and 24 random alphanumerics, as OpenBao's service tokens look; also
 /// used for accessors (without the prefix).
-pub fn random_string(len: usize) -> ApiResult<String> {
+pub fn random_string(len: usize) -> StoreResult<String> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut out = String::with_capacity(len);
     let mut buf = [0u8; 64];
     while out.len() < len {
         transit_keys::secret::fill_random(&mut buf)
-            .map_err(|_| ApiError::Internal("random number generator failed".to_owned()))?;
+            .map_err(|_| StoreError::Internal("random number generator failed".to_owned()))?;
         // Rejection sampling keeps the choice uniform (248 = 4 * 62).
         for b in buf.iter().filter(|b| **b < 248) {
             if out.len() == len {
@@ -181,14 +181,14 @@ pub fn random_string(len: usize) -> ApiResult<String> {
     Ok(out)
 }
 
-pub fn new_token() -> ApiResult<String> {
+pub fn new_token() -> StoreResult<String> {
     Ok(format!("s.{}", random_string(24)?))
 }
 
 impl TokenStore {
     /// Load every token entry (at unseal). Entries that fail to open are an
     /// error: they were written by us, so a failure means tampering.
-    pub(crate) fn load(barrier: Arc<Barrier>, lookup: Arc<LookupKey>) -> ApiResult<Self> {
+    pub(crate) fn load(barrier: Arc<Barrier>, lookup: Arc<LookupKey>) -> StoreResult<Self> {
         let index = read_index(&barrier)?;
         let store = Self {
             barrier,
@@ -201,7 +201,7 @@ impl TokenStore {
     }
 
     /// Children stored before parent links existed get theirs (idempotent).
-    fn link_unlinked_children(&self) -> ApiResult<()> {
+    fn link_unlinked_children(&self) -> StoreResult<()> {
         let linked: std::collections::HashSet<(TokenId, TokenId)> = self
             .barrier
             .list(PARENT_PREFIX)?
@@ -224,7 +224,7 @@ impl TokenStore {
     }
 
     /// Re-read every token (after missed change notifications).
-    pub fn reload_all(&self) -> ApiResult<()> {
+    pub fn reload_all(&self) -> StoreResult<()> {
         // Under the writer lock, so a token issued or revoked here meanwhile is not undone.
         let _w = self.write.lock().map_err(|_| poisoned())?;
         let index = read_index(&self.barrier)?;
@@ -233,13 +233,13 @@ impl TokenStore {
     }
 
     /// Another node created, changed or revoked the token stored at `path`.
-    pub fn apply_change(&self, path: &str) -> ApiResult<()> {
+    pub fn apply_change(&self, path: &str) -> StoreResult<()> {
         let _w = self.write.lock().map_err(|_| poisoned())?;
         let id = id_from_path(path)?;
         let entry = match self.barrier.get(path)? {
             Some(raw) => Some(
                 serde_json::from_slice::<TokenEntry>(&raw)
-                    .map_err(|e| ApiError::Internal(format!("{path}: {e}")))?,
+                    .map_err(|e| StoreError::Internal(format!("{path}: {e}")))?,
             ),
             None => None,
         };
@@ -260,12 +260,12 @@ impl TokenStore {
 
     /// The live entry of a presented token (expired ones are refused; the
     /// sweeper removes them).
-    pub fn lookup(&self, token: &str, now: i64) -> ApiResult<Option<(TokenId, Arc<TokenEntry>)>> {
+    pub fn lookup(&self, token: &str, now: i64) -> StoreResult<Option<(TokenId, Arc<TokenEntry>)>> {
         let id = self.id_of(token);
         Ok(self.get(&id)?.filter(|e| !e.expired(now)).map(|e| (id, e)))
     }
 
-    pub fn get(&self, id: &TokenId) -> ApiResult<Option<Arc<TokenEntry>>> {
+    pub fn get(&self, id: &TokenId) -> StoreResult<Option<Arc<TokenEntry>>> {
         Ok(self
             .index
             .read()
@@ -275,7 +275,7 @@ impl TokenStore {
             .cloned())
     }
 
-    pub fn by_accessor(&self, accessor: &str) -> ApiResult<Option<(TokenId, Arc<TokenEntry>)>> {
+    pub fn by_accessor(&self, accessor: &str) -> StoreResult<Option<(TokenId, Arc<TokenEntry>)>> {
         let index = self.index.read().map_err(|_| poisoned())?;
         Ok(index
             .by_accessor
@@ -283,13 +283,13 @@ impl TokenStore {
             .and_then(|id| index.by_id.get(id).map(|e| (*id, Arc::clone(e)))))
     }
 
-    fn persist(&self, id: &TokenId, entry: &TokenEntry) -> ApiResult<()> {
-        let raw = serde_json::to_vec(entry).map_err(|e| ApiError::Internal(e.to_string()))?;
+    fn persist(&self, id: &TokenId, entry: &TokenEntry) -> StoreResult<()> {
+        let raw = serde_json::to_vec(entry).map_err(|e| StoreError::Internal(e.to_string()))?;
         blocking(|| self.barrier.put(&id_path(id), &raw))?;
         Ok(())
     }
 
-    fn publish(&self, id: TokenId, entry: TokenEntry) -> ApiResult<Arc<TokenEntry>> {
+    fn publish(&self, id: TokenId, entry: TokenEntry) -> StoreResult<Arc<TokenEntry>> {
         let entry = Arc::new(entry);
         let mut index = self.index.write().map_err(|_| poisoned())?;
         index.by_accessor.insert(entry.accessor.clone(), id);
@@ -304,14 +304,14 @@ impl TokenStore {
         request: TokenRequest,
         token: Option<&str>,
         now: i64,
-    ) -> ApiResult<Issued> {
+    ) -> StoreResult<Issued> {
         let _w = self.write.lock().map_err(|_| poisoned())?;
         // Checked under the write lock: a parent revoked meanwhile (or by its
         // own last use) can no longer have children.
         if let Some(parent) = &request.parent
             && self.get(parent)?.is_none_or(|p| p.expired(now))
         {
-            return Err(ApiError::bad("the parent token is no longer valid"));
+            return Err(StoreError::invalid("the parent token is no longer valid"));
         }
         let token = zeroize::Zeroizing::new(match token {
             Some(t) => t.to_owned(),
@@ -360,7 +360,7 @@ impl TokenStore {
                 crate::seal::edit::read_json(&self.barrier, &id_path(parent))?;
             if stored.is_none_or(|p| p.expired(now)) {
                 self.revoke_locked(&id)?;
-                return Err(ApiError::bad("the parent token is no longer valid"));
+                return Err(StoreError::invalid("the parent token is no longer valid"));
             }
         }
         Ok(Issued { token, id, entry })
@@ -368,7 +368,7 @@ impl TokenStore {
 
     /// Count one use of a limited token; the last use revokes it. Returns
     /// false when the token has no use left.
-    pub fn use_once(&self, id: &TokenId) -> ApiResult<bool> {
+    pub fn use_once(&self, id: &TokenId) -> StoreResult<bool> {
         let _w = self.write.lock().map_err(|_| poisoned())?;
         let mut last_use = false;
         let outcome = self.modify_stored(id, |entry| match entry.num_uses {
@@ -401,8 +401,8 @@ impl TokenStore {
     fn modify_stored(
         &self,
         id: &TokenId,
-        mut change: impl FnMut(&TokenEntry) -> ApiResult<Option<TokenEntry>>,
-    ) -> ApiResult<Option<Arc<TokenEntry>>> {
+        mut change: impl FnMut(&TokenEntry) -> StoreResult<Option<TokenEntry>>,
+    ) -> StoreResult<Option<Arc<TokenEntry>>> {
         let stored = edit_json(&self.barrier, &id_path(id), "the token", |current| {
             Ok(match current {
                 None => Edit::Keep,
@@ -421,7 +421,7 @@ impl TokenStore {
         }
     }
 
-    fn unpublish(&self, id: &TokenId) -> ApiResult<()> {
+    fn unpublish(&self, id: &TokenId) -> StoreResult<()> {
         let mut index = self.index.write().map_err(|_| poisoned())?;
         if let Some(e) = index.by_id.remove(id) {
             index.by_accessor.remove(&e.accessor);
@@ -436,17 +436,17 @@ impl TokenStore {
         id: &TokenId,
         increment_secs: Option<u64>,
         now: i64,
-    ) -> ApiResult<Arc<TokenEntry>> {
+    ) -> StoreResult<Arc<TokenEntry>> {
         let _w = self.write.lock().map_err(|_| poisoned())?;
         let renewed = self.modify_stored(id, |entry| {
             if entry.expired(now) {
-                return Err(ApiError::bad("token not found"));
+                return Err(StoreError::invalid("token not found"));
             }
             if entry.expire_time.is_none() {
                 return Ok(Some(entry.clone()));
             }
             if !entry.renewable {
-                return Err(ApiError::bad("lease is not renewable"));
+                return Err(StoreError::invalid("lease is not renewable"));
             }
             let increment = increment_secs.filter(|i| *i > 0).unwrap_or(entry.ttl_secs);
             let mut limit = entry.creation_time.saturating_add(MAX_TTL_SECS as i64);
@@ -467,16 +467,16 @@ impl TokenStore {
             next.expire_time = Some(now.saturating_add(increment as i64).min(limit));
             Ok(Some(next))
         })?;
-        renewed.ok_or_else(|| ApiError::bad("token not found"))
+        renewed.ok_or_else(|| StoreError::invalid("token not found"))
     }
 
     /// Revoke a token and, as Vault does, every token created under it.
-    pub fn revoke(&self, id: &TokenId) -> ApiResult<()> {
+    pub fn revoke(&self, id: &TokenId) -> StoreResult<()> {
         let _w = self.write.lock().map_err(|_| poisoned())?;
         self.revoke_locked(id)
     }
 
-    fn revoke_locked(&self, id: &TokenId) -> ApiResult<()> {
+    fn revoke_locked(&self, id: &TokenId) -> StoreResult<()> {
         let mut roots = vec![*id];
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let mut revoked = Vec::new();
@@ -496,13 +496,11 @@ impl TokenStore {
                 return Ok(());
             }
         }
-        Err(ApiError::Unavailable(
-            "tokens are being created under this token concurrently; retry".to_owned(),
-        ))
+        Err(Contended::ChildTokens.into())
     }
 
     /// The children linked to `parent` in storage.
-    fn children_in_storage(&self, parent: &TokenId) -> ApiResult<Vec<TokenId>> {
+    fn children_in_storage(&self, parent: &TokenId) -> StoreResult<Vec<TokenId>> {
         let dir = format!("{PARENT_PREFIX}{}/", hex::encode(parent));
         Ok(blocking(|| self.barrier.list(&dir))?
             .iter()
@@ -513,8 +511,8 @@ impl TokenStore {
     /// Revoke `id` and every descendant known in the cache or in storage,
     /// children first, so a crash midway never leaves a live child whose
     /// parent is gone. Returns what was revoked.
-    fn revoke_tree(&self, id: &TokenId) -> ApiResult<Vec<TokenId>> {
-        let parent_of = |id: &TokenId| -> ApiResult<Option<TokenId>> {
+    fn revoke_tree(&self, id: &TokenId) -> StoreResult<Vec<TokenId>> {
+        let parent_of = |id: &TokenId| -> StoreResult<Option<TokenId>> {
             Ok(self
                 .get(id)?
                 .and_then(|e| e.parent.as_deref().and_then(parse_id)))
@@ -553,7 +551,7 @@ impl TokenStore {
     }
 
     /// Revoke every token created under a path prefix (a disabled login method's).
-    pub fn revoke_created_under(&self, prefix: &str) -> ApiResult<usize> {
+    pub fn revoke_created_under(&self, prefix: &str) -> StoreResult<usize> {
         let doomed: Vec<TokenId> = self
             .index
             .read()
@@ -570,7 +568,7 @@ impl TokenStore {
     }
 
     /// Remove expired tokens (and their children); returns how many were expired.
-    pub fn sweep(&self, now: i64) -> ApiResult<usize> {
+    pub fn sweep(&self, now: i64) -> StoreResult<usize> {
         let expired: Vec<TokenId> = self
             .index
             .read()
@@ -589,7 +587,7 @@ impl TokenStore {
 
     /// Links left by a crash or a race: one whose child is gone is deleted, a
     /// child whose parent is gone is revoked. The cache only nominates; storage decides.
-    fn sweep_links(&self) -> ApiResult<()> {
+    fn sweep_links(&self) -> StoreResult<()> {
         let links = blocking(|| self.barrier.list(PARENT_PREFIX))?;
         for (parent, child) in links.iter().filter_map(|p| parse_link(p)) {
             let cached = |id: &TokenId| self.get(id).map(|e| e.is_some());

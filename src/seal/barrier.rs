@@ -13,7 +13,7 @@ use std::sync::Arc;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use zeroize::Zeroizing;
 
-use crate::storage::{Storage, StorageError};
+use crate::storage::{Storage, StorageError, StoreError};
 
 const FORMAT: u8 = 1;
 const HEADER_LEN: usize = 1 + 4 + NONCE_LEN;
@@ -34,6 +34,18 @@ pub enum BarrierError {
 }
 
 pub type BarrierResult<T> = Result<T, BarrierError>;
+
+impl From<BarrierError> for StoreError {
+    fn from(e: BarrierError) -> Self {
+        match e {
+            BarrierError::Storage(StorageError::Unavailable(cause)) => {
+                tracing::error!(%cause, "storage unavailable");
+                Self::Unavailable(cause)
+            }
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
 
 /// A 256-bit key that only lives in zeroizing memory.
 pub struct SecretKey(Zeroizing<[u8; KEY_LEN]>);
@@ -339,5 +351,15 @@ mod tests {
         let mut long = k.encode().to_vec();
         long.push(0);
         assert!(BarrierKeyring::decode(&long).is_none());
+    }
+
+    #[test]
+    fn an_unreachable_backend_is_retryable_and_anything_else_a_fault() {
+        let down = BarrierError::Storage(StorageError::Unavailable("refused".into()));
+        assert!(matches!(StoreError::from(down), StoreError::Unavailable(c) if c == "refused"));
+        let corrupt = BarrierError::Storage(StorageError::Corrupt("bad row".into()));
+        assert!(matches!(StoreError::from(corrupt), StoreError::Internal(_)));
+        let moved = BarrierError::Open("logical/b".into());
+        assert!(matches!(StoreError::from(moved), StoreError::Internal(_)));
     }
 }

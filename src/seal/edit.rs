@@ -12,11 +12,10 @@ use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
 use super::barrier::Barrier;
-use crate::error::{ApiError, ApiResult};
-use crate::storage::blocking;
+use crate::storage::{Contended, StoreError, StoreResult, blocking};
 
 /// How many times a change is recomputed when other writers keep winning,
-/// before the caller gets a retryable 503.
+/// before the caller gets a retryable [`Contended`] error.
 pub const MAX_WRITE_ATTEMPTS: usize = 8;
 
 /// What to do with the entry.
@@ -37,11 +36,22 @@ pub enum Edit<T> {
 pub fn edit_raw(
     barrier: &Barrier,
     path: &str,
-    what: &str,
-    mut change: impl FnMut(Option<&[u8]>) -> ApiResult<Edit<Zeroizing<Vec<u8>>>>,
-) -> ApiResult<Option<Zeroizing<Vec<u8>>>> {
+    what: &'static str,
+    change: impl FnMut(Option<&[u8]>) -> StoreResult<Edit<Zeroizing<Vec<u8>>>>,
+) -> StoreResult<Option<Zeroizing<Vec<u8>>>> {
+    edit_raw_with(barrier, path, what, change)
+}
+
+/// [`edit_raw`] for a `change` that fails with the caller's own error type
+/// (a handler's, passed through a store).
+pub fn edit_raw_with<E: From<StoreError>>(
+    barrier: &Barrier,
+    path: &str,
+    what: &'static str,
+    mut change: impl FnMut(Option<&[u8]>) -> Result<Edit<Zeroizing<Vec<u8>>>, E>,
+) -> Result<Option<Zeroizing<Vec<u8>>>, E> {
     for _ in 0..MAX_WRITE_ATTEMPTS {
-        let stored = blocking(|| barrier.get_with_raw(path))?;
+        let stored = blocking(|| barrier.get_with_raw(path)).map_err(StoreError::from)?;
         let (plain, raw) = match stored {
             Some((plain, raw)) => (Some(plain), Some(raw)),
             None => (None, None),
@@ -55,28 +65,27 @@ pub fn edit_raw(
             return Ok(None);
         }
         let written =
-            blocking(|| barrier.put_if(path, raw.as_deref(), next.as_deref().map(Vec::as_slice)))?;
+            blocking(|| barrier.put_if(path, raw.as_deref(), next.as_deref().map(Vec::as_slice)))
+                .map_err(StoreError::from)?;
         if written {
             return Ok(next);
         }
     }
-    Err(ApiError::Unavailable(format!(
-        "{what} is being changed concurrently; retry"
-    )))
+    Err(StoreError::from(Contended::Entry(what)).into())
 }
 
 /// [`edit_raw`] for an entry stored as JSON. Returns the value stored afterwards.
 pub fn edit_json<T: Serialize + DeserializeOwned>(
     barrier: &Barrier,
     path: &str,
-    what: &str,
-    mut change: impl FnMut(Option<T>) -> ApiResult<Edit<T>>,
-) -> ApiResult<Option<T>> {
+    what: &'static str,
+    mut change: impl FnMut(Option<T>) -> StoreResult<Edit<T>>,
+) -> StoreResult<Option<T>> {
     let stored = edit_raw(barrier, path, what, |plain| {
         let current = plain.map(|p| decode(path, p)).transpose()?;
         Ok(match change(current)? {
             Edit::Put(value) => Edit::Put(Zeroizing::new(
-                serde_json::to_vec(&value).map_err(|e| ApiError::Internal(e.to_string()))?,
+                serde_json::to_vec(&value).map_err(|e| StoreError::Internal(e.to_string()))?,
             )),
             Edit::Delete => Edit::Delete,
             Edit::Keep => Edit::Keep,
@@ -86,14 +95,14 @@ pub fn edit_json<T: Serialize + DeserializeOwned>(
 }
 
 /// The JSON entry at `path`, read from storage (not from any cache).
-pub fn read_json<T: DeserializeOwned>(barrier: &Barrier, path: &str) -> ApiResult<Option<T>> {
+pub fn read_json<T: DeserializeOwned>(barrier: &Barrier, path: &str) -> StoreResult<Option<T>> {
     blocking(|| barrier.get(path))?
         .map(|plain| decode(path, &plain))
         .transpose()
 }
 
-fn decode<T: DeserializeOwned>(path: &str, plain: &[u8]) -> ApiResult<T> {
-    serde_json::from_slice(plain).map_err(|e| ApiError::Internal(format!("{path}: {e}")))
+fn decode<T: DeserializeOwned>(path: &str, plain: &[u8]) -> StoreResult<T> {
+    serde_json::from_slice(plain).map_err(|e| StoreError::Internal(format!("{path}: {e}")))
 }
 
 #[cfg(test)]
@@ -166,15 +175,15 @@ mod tests {
     fn an_error_from_the_change_writes_nothing() {
         let (_, b) = barrier();
         b.put("p", b"1").unwrap();
-        let err = edit_json(&b, "p", "n", |_: Option<u32>| -> ApiResult<Edit<u32>> {
-            Err(ApiError::bad("no"))
+        let err = edit_json(&b, "p", "n", |_: Option<u32>| -> StoreResult<Edit<u32>> {
+            Err(StoreError::invalid("no"))
         });
         assert!(err.is_err());
         assert_eq!(read_json::<u32>(&b, "p").unwrap(), Some(1));
     }
 
     #[test]
-    fn losing_every_race_is_a_retryable_503() {
+    fn losing_every_race_is_a_retryable_contention() {
         let (_, b) = barrier();
         b.put("p", b"1").unwrap();
         let n = AtomicUsize::new(100);
@@ -185,7 +194,7 @@ mod tests {
         })
         .unwrap_err();
         assert!(
-            matches!(&err, ApiError::Unavailable(m) if m.contains("the thing")),
+            matches!(&err, StoreError::Contended(Contended::Entry("the thing"))),
             "{err:?}"
         );
     }

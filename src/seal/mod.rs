@@ -23,7 +23,7 @@ use crate::storage::layout::{
     INIT_MARKER as INIT_MARKER_PATH, KEYRING as KEYRING_PATH, ROOT_KEY as ROOT_KEY_PATH,
     SEAL_CONFIG as SEAL_CONFIG_PATH,
 };
-use crate::storage::{Storage, blocking};
+use crate::storage::{Storage, StoreError, blocking};
 use barrier::{Barrier, BarrierKeyring, SecretKey, open_entry, seal_entry};
 use static_key::StaticSeal;
 
@@ -38,6 +38,15 @@ pub enum SealError {
 }
 
 pub type SealResult<T> = Result<T, SealError>;
+
+impl From<SealError> for StoreError {
+    fn from(e: SealError) -> Self {
+        match e {
+            SealError::Invalid(m) => Self::Invalid(m),
+            SealError::Failed(m) => Self::Internal(m),
+        }
+    }
+}
 
 fn failed(e: impl std::fmt::Display) -> SealError {
     SealError::Failed(e.to_string())

@@ -6,10 +6,10 @@ use arc_swap::ArcSwapOption;
 
 use super::unsealed::Unsealed;
 use super::{Limits, poisoned};
-use crate::error::{ApiError, ApiResult};
 use crate::seal::barrier::Barrier;
 use crate::seal::{Seal, SealKind};
 use crate::storage::{MemoryStorage, Storage, blocking};
+use crate::storage::{StoreError, StoreResult};
 
 /// What `sys/init` hands back, once.
 #[derive(Debug)]
@@ -87,7 +87,7 @@ impl AppState {
         self.seal.storage().kind()
     }
 
-    pub fn seal_config(&self) -> ApiResult<Option<crate::seal::SealConfig>> {
+    pub fn seal_config(&self) -> StoreResult<Option<crate::seal::SealConfig>> {
         Ok(self.seal.config()?)
     }
 
@@ -100,10 +100,8 @@ impl AppState {
     }
 
     /// The unsealed state, or Vault's 503.
-    pub fn unsealed(&self) -> ApiResult<Arc<Unsealed>> {
-        self.unsealed
-            .load_full()
-            .ok_or_else(|| ApiError::Unavailable("Vault is sealed".to_owned()))
+    pub fn unsealed(&self) -> StoreResult<Arc<Unsealed>> {
+        self.unsealed.load_full().ok_or(StoreError::Sealed)
     }
 
     /// `sys/init`. The server stays sealed (Shamir) or unseals itself (static).
@@ -112,7 +110,7 @@ impl AppState {
         shares: u64,
         threshold: u64,
         root_token: Option<&str>,
-    ) -> ApiResult<InitOutput> {
+    ) -> StoreResult<InitOutput> {
         let _t = self.transition.lock().map_err(|_| poisoned())?;
         let init = self.seal.initialize(shares, threshold)?;
         let root_token = zeroize::Zeroizing::new(match root_token {
@@ -136,7 +134,7 @@ impl AppState {
     }
 
     /// `sys/unseal` with one share; true once unsealed.
-    pub fn unseal(&self, share: &str) -> ApiResult<bool> {
+    pub fn unseal(&self, share: &str) -> StoreResult<bool> {
         let _t = self.transition.lock().map_err(|_| poisoned())?;
         if !self.is_sealed() {
             return Ok(true);
@@ -155,7 +153,7 @@ impl AppState {
     }
 
     /// Start-up with the static seal: unseal if initialized.
-    pub fn auto_unseal(&self) -> ApiResult<bool> {
+    pub fn auto_unseal(&self) -> StoreResult<bool> {
         let _t = self.transition.lock().map_err(|_| poisoned())?;
         if self.seal.check_type()?.is_none() || !matches!(self.seal.kind(), SealKind::Static(_)) {
             return Ok(false);
@@ -166,12 +164,12 @@ impl AppState {
     }
 
     /// Refuse to start on storage initialized with another seal type.
-    pub fn check_seal_type(&self) -> ApiResult<()> {
+    pub fn check_seal_type(&self) -> StoreResult<()> {
         self.seal.check_type()?;
         Ok(())
     }
 
-    fn install(&self, barrier: Arc<Barrier>) -> ApiResult<()> {
+    fn install(&self, barrier: Arc<Barrier>) -> StoreResult<()> {
         use std::sync::atomic::Ordering;
         self.missed_changes.store(false, Ordering::SeqCst);
         let unsealed = Arc::new(blocking(|| Unsealed::load(barrier))?);
@@ -184,7 +182,7 @@ impl AppState {
     }
 
     /// `sys/seal`: drop every key; they zeroize as the last request using them ends.
-    pub fn seal(&self) -> ApiResult<()> {
+    pub fn seal(&self) -> StoreResult<()> {
         let _t = self.transition.lock().map_err(|_| poisoned())?;
         self.unsealed.store(None);
         self.seal.reset();
@@ -202,7 +200,7 @@ impl AppState {
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             // With shared storage, orphans are swept here (hourly), not at unseal.
             let sweep_orphans = minute % 60 == 59 && unsealed.barrier.storage().is_shared();
-            let sweep = move || -> ApiResult<usize> {
+            let sweep = move || -> StoreResult<usize> {
                 if sweep_orphans {
                     let n = unsealed.remove_orphans()?;
                     if n > 0 {
@@ -252,7 +250,7 @@ mod tests {
             .update(name, |_| {
                 let ring =
                     Keyring::create(name, KeyType::Aes256Gcm96, &CreateOptions::default(), now)?;
-                Ok((Some(ring), ()))
+                Ok::<_, StoreError>((Some(ring), ()))
             })
             .unwrap();
     }
@@ -270,7 +268,7 @@ mod tests {
         // Nothing keeps key material alive: it was dropped (and zeroized) on seal.
         assert!(ring.upgrade().is_none());
         assert!(whole.upgrade().is_none());
-        assert!(matches!(state.unsealed(), Err(ApiError::Unavailable(_))));
+        assert!(matches!(state.unsealed(), Err(StoreError::Sealed)));
         assert!(!state.token_is_valid("root"));
     }
 

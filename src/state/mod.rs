@@ -19,10 +19,7 @@ pub use app::{AppState, InitOutput};
 pub use mount::{Mount, MountConfig};
 pub use unsealed::Unsealed;
 
-use crate::error::ApiError;
-use crate::seal::SealError;
-use crate::seal::barrier::BarrierError;
-use crate::storage::StorageError;
+use crate::storage::StoreError;
 
 /// Request limits; explicit settings instead of OpenBao's hidden JSON ceilings.
 #[derive(Clone, Debug)]
@@ -40,27 +37,6 @@ impl Default for Limits {
     }
 }
 
-fn poisoned() -> ApiError {
-    ApiError::Internal("lock poisoned".to_owned())
-}
-
-impl From<BarrierError> for ApiError {
-    fn from(e: BarrierError) -> Self {
-        match e {
-            BarrierError::Storage(StorageError::Unavailable(cause)) => {
-                tracing::error!(%cause, "storage unavailable");
-                Self::Unavailable("storage is unavailable; the change was not made".to_owned())
-            }
-            other => Self::Internal(other.to_string()),
-        }
-    }
-}
-
-impl From<SealError> for ApiError {
-    fn from(e: SealError) -> Self {
-        match e {
-            SealError::Invalid(m) => Self::BadRequest(m),
-            SealError::Failed(m) => Self::Internal(m),
-        }
-    }
+fn poisoned() -> StoreError {
+    StoreError::Internal("lock poisoned".to_owned())
 }

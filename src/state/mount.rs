@@ -7,12 +7,12 @@ use serde::{Deserialize, Serialize};
 use transit_keys::Keyring;
 
 use super::poisoned;
-use crate::error::{ApiError, ApiResult};
 use crate::seal::barrier::Barrier;
-use crate::seal::edit::{Edit, edit_json, edit_raw};
+use crate::seal::edit::{Edit, edit_json, edit_raw_with};
 use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
 use crate::storage::layout::{self, MOUNT_CONFIG, MOUNT_KEYS};
+use crate::storage::{StoreError, StoreResult};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct MountConfig {
@@ -78,7 +78,7 @@ impl Mount {
     /// Read this mount's keys and config from storage.
     /// Writers are excluded meanwhile, so a local change cannot be overwritten
     /// by the older state read here.
-    pub(super) fn load(&self) -> ApiResult<()> {
+    pub(super) fn load(&self) -> StoreResult<()> {
         let _writer = self.write.lock().map_err(|_| poisoned())?;
         let mut keys = HashMap::new();
         for path in self
@@ -90,9 +90,9 @@ impl Mount {
                 continue;
             };
             let ring = Keyring::from_stored_bytes(&bytes)
-                .map_err(|e| ApiError::Internal(format!("{path}: {e}")))?;
+                .map_err(|e| StoreError::Internal(format!("{path}: {e}")))?;
             if path != self.key_path(ring.name()) {
-                return Err(ApiError::Internal(format!(
+                return Err(StoreError::Internal(format!(
                     "{path} holds a key stored under another name"
                 )));
             }
@@ -100,7 +100,7 @@ impl Mount {
         }
         let config = match self.barrier.get(&self.config_path())? {
             Some(raw) => serde_json::from_slice(&raw)
-                .map_err(|e| ApiError::Internal(format!("mount config: {e}")))?,
+                .map_err(|e| StoreError::Internal(format!("mount config: {e}")))?,
             None => MountConfig::default(),
         };
         *self.keys.write().map_err(|_| poisoned())? = keys;
@@ -113,11 +113,11 @@ impl Mount {
         self.barrier.storage().is_shared()
     }
 
-    pub fn key(&self, name: &str) -> ApiResult<Option<Arc<Keyring>>> {
+    pub fn key(&self, name: &str) -> StoreResult<Option<Arc<Keyring>>> {
         Ok(self.keys.read().map_err(|_| poisoned())?.get(name).cloned())
     }
 
-    pub fn key_names(&self) -> ApiResult<Vec<String>> {
+    pub fn key_names(&self) -> StoreResult<Vec<String>> {
         let mut names: Vec<String> = self
             .keys
             .read()
@@ -129,7 +129,7 @@ impl Mount {
         Ok(names)
     }
 
-    pub fn key_count(&self) -> ApiResult<usize> {
+    pub fn key_count(&self) -> StoreResult<usize> {
         Ok(self.keys.read().map_err(|_| poisoned())?.len())
     }
 
@@ -141,35 +141,36 @@ impl Mount {
     /// back with compare-and-swap: when several nodes share the storage, two
     /// concurrent changes (say, two rotations) both apply, one after the other,
     /// instead of one silently overwriting the other. `change` may therefore run
-    /// more than once.
-    pub fn update<T>(
+    /// more than once. It fails with the caller's own error type, which this
+    /// returns as it is.
+    pub fn update<T, E: From<StoreError>>(
         &self,
         name: &str,
-        mut change: impl FnMut(Option<&Keyring>) -> ApiResult<(Option<Keyring>, T)>,
-    ) -> ApiResult<T> {
+        mut change: impl FnMut(Option<&Keyring>) -> Result<(Option<Keyring>, T), E>,
+    ) -> Result<T, E> {
         let _writer = self.write.lock().map_err(|_| poisoned())?;
         let path = self.key_path(name);
         let mut outcome = None;
-        edit_raw(&self.barrier, &path, "the key", |plain| {
+        edit_raw_with(&self.barrier, &path, "the key", |plain| -> Result<_, E> {
             let current = plain
                 .map(Keyring::from_stored_bytes)
                 .transpose()
-                .map_err(|e| ApiError::Internal(format!("{path}: {e}")))?;
+                .map_err(|e| StoreError::Internal(format!("{path}: {e}")))?;
             let (next, out) = change(current.as_ref())?;
             let edit = match &next {
-                Some(ring) => Edit::Put(ring.to_stored_bytes()?),
+                Some(ring) => Edit::Put(ring.to_stored_bytes().map_err(StoreError::from)?),
                 None => Edit::Delete,
             };
             outcome = Some((next, out));
             Ok(edit)
         })?;
         let (next, out) =
-            outcome.ok_or_else(|| ApiError::Internal("a key change ran no change".to_owned()))?;
+            outcome.ok_or_else(|| StoreError::Internal("a key change ran no change".to_owned()))?;
         self.publish(name, next.map(Arc::new))?;
         Ok(out)
     }
 
-    fn publish(&self, name: &str, ring: Option<Arc<Keyring>>) -> ApiResult<()> {
+    fn publish(&self, name: &str, ring: Option<Arc<Keyring>>) -> StoreResult<()> {
         let mut keys = self.keys.write().map_err(|_| poisoned())?;
         match ring {
             Some(ring) => keys.insert(name.to_owned(), ring),
@@ -187,7 +188,7 @@ impl Mount {
     /// Concurrent requests share one storage read: a read that started after a
     /// request arrived is as good as the request's own. (Sequential requests
     /// naming a version that does not exist cost one indexed read each.)
-    pub fn key_for_version(&self, name: &str, version: i64) -> ApiResult<Option<Arc<Keyring>>> {
+    pub fn key_for_version(&self, name: &str, version: i64) -> StoreResult<Option<Arc<Keyring>>> {
         let cached = self.key(name)?;
         let fresh = cached
             .as_ref()
@@ -214,12 +215,12 @@ impl Mount {
     }
 
     /// Read one key from storage into the cache; the writer lock is held.
-    fn reread_locked(&self, name: &str) -> ApiResult<Option<Arc<Keyring>>> {
+    fn reread_locked(&self, name: &str) -> StoreResult<Option<Arc<Keyring>>> {
         let path = self.key_path(name);
         let ring = match blocking(|| self.barrier.get(&path))? {
             Some(bytes) => Some(Arc::new(
                 Keyring::from_stored_bytes(&bytes)
-                    .map_err(|e| ApiError::Internal(format!("{path}: {e}")))?,
+                    .map_err(|e| StoreError::Internal(format!("{path}: {e}")))?,
             )),
             None => None,
         };
@@ -228,14 +229,14 @@ impl Mount {
     }
 
     /// A storage path of this mount changed elsewhere: bring the cache up to date.
-    pub(super) fn apply_change(&self, path: &str) -> ApiResult<()> {
+    pub(super) fn apply_change(&self, path: &str) -> StoreResult<()> {
         // Under the writer lock: a local write in flight either lands before
         // this read (and is read back) or after it (and is published last).
         let _writer = self.write.lock().map_err(|_| poisoned())?;
         if path == self.config_path() {
             let config = match self.barrier.get(path)? {
                 Some(raw) => serde_json::from_slice(&raw)
-                    .map_err(|e| ApiError::Internal(format!("mount config: {e}")))?,
+                    .map_err(|e| StoreError::Internal(format!("mount config: {e}")))?,
                 None => MountConfig::default(),
             };
             *self.config.write().map_err(|_| poisoned())? = config;
@@ -244,9 +245,9 @@ impl Mount {
         match self.barrier.get(path)? {
             Some(bytes) => {
                 let ring = Keyring::from_stored_bytes(&bytes)
-                    .map_err(|e| ApiError::Internal(format!("{path}: {e}")))?;
+                    .map_err(|e| StoreError::Internal(format!("{path}: {e}")))?;
                 if path != self.key_path(ring.name()) {
-                    return Err(ApiError::Internal(format!(
+                    return Err(StoreError::Internal(format!(
                         "{path} holds a key stored under another name"
                     )));
                 }
@@ -271,7 +272,7 @@ impl Mount {
         }
     }
 
-    pub fn config(&self) -> ApiResult<MountConfig> {
+    pub fn config(&self) -> StoreResult<MountConfig> {
         Ok(self.config.read().map_err(|_| poisoned())?.clone())
     }
 
@@ -280,7 +281,7 @@ impl Mount {
     pub fn update_config(
         &self,
         mut change: impl FnMut(&mut MountConfig),
-    ) -> ApiResult<MountConfig> {
+    ) -> StoreResult<MountConfig> {
         let _writer = self.write.lock().map_err(|_| poisoned())?;
         let config = edit_json(
             &self.barrier,
@@ -337,7 +338,7 @@ mod tests {
         let now = time::OffsetDateTime::now_utc();
         a.update("k", |_| {
             let ring = Keyring::create("k", KeyType::Ed25519, &CreateOptions::default(), now)?;
-            Ok((Some(ring), ()))
+            Ok::<_, StoreError>((Some(ring), ()))
         })
         .unwrap();
         // B never heard of the key: a reader's request finds it anyway.
@@ -347,7 +348,7 @@ mod tests {
         a.update("k", |ring| {
             let mut ring = ring.unwrap().clone();
             ring.rotate(now)?;
-            Ok((Some(ring), ()))
+            Ok::<_, StoreError>((Some(ring), ()))
         })
         .unwrap();
         // Version 1 is enough: the cache answers. Version 2: storage does.
@@ -407,10 +408,10 @@ mod tests {
             .update("k", |_| {
                 let ring =
                     Keyring::create("k", KeyType::Aes256Gcm96, &CreateOptions::default(), now)?;
-                Ok((Some(ring), ()))
+                Ok::<_, StoreError>((Some(ring), ()))
             })
             .unwrap_err();
-        assert!(matches!(err, ApiError::Unavailable(_)));
+        assert!(matches!(err, StoreError::Unavailable(_)));
         assert!(mount.key("k").unwrap().is_none());
         assert!(mount.update_config(|c| c.disable_upsert = true).is_err());
         assert!(!mount.config().unwrap().disable_upsert);

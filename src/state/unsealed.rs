@@ -11,11 +11,12 @@ use crate::audit::store::AuditStore;
 use crate::auth::methods::Methods;
 use crate::auth::policy_store::PolicyStore;
 use crate::auth::token::{TokenRequest, TokenStore};
-use crate::error::{ApiError, ApiResult};
+use crate::changes::ApplyChanges;
 use crate::seal::barrier::{Barrier, SecretKey};
 use crate::seal::edit::{Edit, edit_json, read_json};
 use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
+use crate::storage::{StoreError, StoreResult};
 
 use crate::storage::layout::{
     self, CLUSTER as CLUSTER_PATH, LOOKUP_KEY as LOOKUP_KEY_PATH, MOUNT_TABLE as MOUNTS_PATH, Owner,
@@ -36,6 +37,15 @@ pub struct Unsealed {
     pub audit: AuditStore,
 }
 
+impl ApplyChanges for Unsealed {
+    fn apply_change(&self, path: &str) -> StoreResult<()> {
+        Unsealed::apply_change(self, path)
+    }
+    fn reload_all(&self) -> StoreResult<()> {
+        Unsealed::reload_all(self)
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct ClusterInfo {
     id: String,
@@ -43,18 +53,18 @@ struct ClusterInfo {
 
 impl Unsealed {
     /// Load the whole state from storage (at unseal).
-    pub(super) fn load(barrier: Arc<Barrier>) -> ApiResult<Self> {
+    pub(super) fn load(barrier: Arc<Barrier>) -> StoreResult<Self> {
         let lookup = barrier
             .get(LOOKUP_KEY_PATH)?
             .and_then(|raw| SecretKey::from_slice(&raw))
-            .ok_or_else(|| ApiError::Internal("the lookup key is missing".to_owned()))?;
+            .ok_or_else(|| StoreError::Internal("the lookup key is missing".to_owned()))?;
         let lookup = Arc::new(LookupKey::new(lookup));
         let cluster: ClusterInfo = read_json(&barrier, CLUSTER_PATH)?
-            .ok_or_else(|| ApiError::Internal("cluster info is missing".to_owned()))?;
+            .ok_or_else(|| StoreError::Internal("cluster info is missing".to_owned()))?;
         // Written at init: if it is gone, storage is damaged. Refuse to unseal
         // rather than treat every key as an orphan and delete it.
         let entries: Vec<MountEntry> = read_json(&barrier, MOUNTS_PATH)?.ok_or_else(|| {
-            ApiError::Internal("the mount table (core/mounts) is missing from storage".to_owned())
+            StoreError::Internal("the mount table (core/mounts) is missing from storage".to_owned())
         })?;
         let mut mounts = BTreeMap::new();
         for entry in entries {
@@ -86,7 +96,7 @@ impl Unsealed {
     }
 
     /// Another node changed `path` in the shared storage: refresh what caches it.
-    pub fn apply_change(&self, path: &str) -> ApiResult<()> {
+    pub fn apply_change(&self, path: &str) -> StoreResult<()> {
         match layout::owner(path) {
             Some(Owner::MountTable) => self.reload_mounts(),
             Some(Owner::Mount(uuid)) => {
@@ -113,7 +123,7 @@ impl Unsealed {
     }
 
     /// After missed notifications: re-read everything shared.
-    pub fn reload_all(&self) -> ApiResult<()> {
+    pub fn reload_all(&self) -> StoreResult<()> {
         self.reload_mounts()?;
         for mount in self.mounts()? {
             mount.load()?;
@@ -126,17 +136,17 @@ impl Unsealed {
 
     /// Re-read the mount table: new mounts are loaded, removed ones dropped,
     /// unchanged ones kept as they are.
-    fn reload_mounts(&self) -> ApiResult<()> {
+    fn reload_mounts(&self) -> StoreResult<()> {
         let _writer = self.mount_table.lock().map_err(|_| poisoned())?;
         let entries: Vec<MountEntry> = read_json(&self.barrier, MOUNTS_PATH)?.ok_or_else(|| {
-            ApiError::Internal("the mount table (core/mounts) is missing from storage".to_owned())
+            StoreError::Internal("the mount table (core/mounts) is missing from storage".to_owned())
         })?;
         self.install_mounts(entries)
     }
 
     /// Make the cached mounts match `entries` (the mount table lock is held):
     /// new mounts are loaded, removed ones dropped, unchanged ones kept.
-    fn install_mounts(&self, entries: Vec<MountEntry>) -> ApiResult<()> {
+    fn install_mounts(&self, entries: Vec<MountEntry>) -> StoreResult<()> {
         let current = self.mounts.read().map_err(|_| poisoned())?.clone();
         let mut next = BTreeMap::new();
         for entry in entries {
@@ -162,8 +172,8 @@ impl Unsealed {
     /// Safe while other nodes work: an entry is only ever written under a
     /// mount that its table already lists, and the tables are read after the
     /// listing, so a mount created meanwhile is never mistaken for a removed one.
-    pub fn remove_orphans(&self) -> ApiResult<usize> {
-        let listed: Vec<String> = blocking(|| -> ApiResult<Vec<String>> {
+    pub fn remove_orphans(&self) -> StoreResult<usize> {
+        let listed: Vec<String> = blocking(|| -> StoreResult<Vec<String>> {
             let mut paths = self.barrier.list(layout::MOUNTS)?;
             paths.extend(
                 self.barrier
@@ -177,7 +187,7 @@ impl Unsealed {
             return Ok(0);
         }
         let mounts: Vec<MountEntry> = read_json(&self.barrier, MOUNTS_PATH)?.ok_or_else(|| {
-            ApiError::Internal("the mount table (core/mounts) is missing from storage".to_owned())
+            StoreError::Internal("the mount table (core/mounts) is missing from storage".to_owned())
         })?;
         let methods: Vec<crate::auth::methods::MethodEntry> =
             read_json(&self.barrier, layout::METHOD_TABLE)?.unwrap_or_default();
@@ -201,7 +211,7 @@ impl Unsealed {
     }
 
     /// First entries of a new server, written before it counts as initialized.
-    pub(super) fn bootstrap(barrier: &Arc<Barrier>, root_token: &str) -> ApiResult<()> {
+    pub(super) fn bootstrap(barrier: &Arc<Barrier>, root_token: &str) -> StoreResult<()> {
         let lookup = SecretKey::random()?;
         barrier.put(LOOKUP_KEY_PATH, lookup.expose())?;
         let lookup = Arc::new(LookupKey::new(lookup));
@@ -230,7 +240,7 @@ impl Unsealed {
     }
 
     /// The mount whose path is the longest prefix of `path`, and the rest.
-    pub fn resolve<'p>(&self, path: &'p str) -> ApiResult<Option<(Arc<Mount>, &'p str)>> {
+    pub fn resolve<'p>(&self, path: &'p str) -> StoreResult<Option<(Arc<Mount>, &'p str)>> {
         let mounts = self.mounts.read().map_err(|_| poisoned())?;
         let found = mounts
             .iter()
@@ -244,7 +254,7 @@ impl Unsealed {
         Ok(found)
     }
 
-    pub fn mounts(&self) -> ApiResult<Vec<Arc<Mount>>> {
+    pub fn mounts(&self) -> StoreResult<Vec<Arc<Mount>>> {
         Ok(self
             .mounts
             .read()
@@ -258,11 +268,11 @@ impl Unsealed {
     /// another node's edit) with compare-and-swap, then bring the cache in line.
     fn change_mount_table(
         &self,
-        mut change: impl FnMut(&mut Vec<MountEntry>) -> ApiResult<()>,
-    ) -> ApiResult<()> {
+        mut change: impl FnMut(&mut Vec<MountEntry>) -> StoreResult<()>,
+    ) -> StoreResult<()> {
         let entries = edit_json(&self.barrier, MOUNTS_PATH, "the mount table", |table| {
             let mut entries: Vec<MountEntry> = table.ok_or_else(|| {
-                ApiError::Internal(
+                StoreError::Internal(
                     "the mount table (core/mounts) is missing from storage".to_owned(),
                 )
             })?;
@@ -273,10 +283,12 @@ impl Unsealed {
         self.install_mounts(entries)
     }
 
-    pub fn enable_mount(&self, path: &str, description: &str) -> ApiResult<()> {
+    pub fn enable_mount(&self, path: &str, description: &str) -> StoreResult<()> {
         let _writer = self.mount_table.lock().map_err(|_| poisoned())?;
         if path.starts_with("sys") || path.starts_with("auth") {
-            return Err(ApiError::bad(format!("path is already in use at {path}/")));
+            return Err(StoreError::invalid(format!(
+                "path is already in use at {path}/"
+            )));
         }
         self.change_mount_table(|entries| {
             let clash = entries.iter().any(|e| {
@@ -286,14 +298,16 @@ impl Unsealed {
                     || m.starts_with(&format!("{path}/"))
             });
             if clash {
-                return Err(ApiError::bad(format!("path is already in use at {path}/")));
+                return Err(StoreError::invalid(format!(
+                    "path is already in use at {path}/"
+                )));
             }
             entries.push(new_mount_entry(path, description));
             Ok(())
         })
     }
 
-    pub fn disable_mount(&self, path: &str) -> ApiResult<()> {
+    pub fn disable_mount(&self, path: &str) -> StoreResult<()> {
         let _writer = self.mount_table.lock().map_err(|_| poisoned())?;
         let mut removed = None;
         self.change_mount_table(|entries| {
@@ -308,7 +322,7 @@ impl Unsealed {
         };
         // The table first: a crash after it leaves orphans that the next unseal removes.
         let prefix = layout::mount_prefix(&removed.uuid);
-        blocking(|| -> ApiResult<()> {
+        blocking(|| -> StoreResult<()> {
             for entry in self.barrier.list(&prefix)? {
                 self.barrier.delete(&entry)?;
             }
@@ -317,7 +331,7 @@ impl Unsealed {
     }
 }
 
-fn write_json<T: Serialize>(barrier: &Barrier, path: &str, value: &T) -> ApiResult<()> {
-    let raw = serde_json::to_vec(value).map_err(|e| ApiError::Internal(e.to_string()))?;
+fn write_json<T: Serialize>(barrier: &Barrier, path: &str, value: &T) -> StoreResult<()> {
+    let raw = serde_json::to_vec(value).map_err(|e| StoreError::Internal(e.to_string()))?;
     Ok(barrier.put(path, &raw)?)
 }

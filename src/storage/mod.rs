@@ -9,12 +9,14 @@ use std::fmt::Debug;
 
 #[cfg(test)]
 pub(crate) mod conformance;
+mod error;
 pub mod layout;
 mod memory;
 mod postgres;
 mod sqlite;
 
 pub use self::postgres::{PostgresConfig, PostgresStorage, redact_connection_url};
+pub use error::{Contended, Missing, StoreError, StoreResult};
 pub use memory::MemoryStorage;
 pub use sqlite::SqliteStorage;
 

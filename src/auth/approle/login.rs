@@ -13,12 +13,12 @@ impl AppRoleStore {
         role_id: &str,
         secret_id: Option<&str>,
         now: i64,
-    ) -> ApiResult<AppRoleLogin> {
+    ) -> StoreResult<AppRoleLogin> {
         let role_id = role_id.trim();
         if role_id.is_empty() {
-            return Err(ApiError::bad("missing role_id"));
+            return Err(StoreError::invalid("missing role_id"));
         }
-        let invalid = || ApiError::bad(INVALID_LOGIN);
+        let invalid = || StoreError::invalid(INVALID_LOGIN);
         let secret_id = secret_id.map_or("", str::trim);
         // Both HMACs are computed up front, whatever the outcome.
         let role_digest = role_id_digest(&self.lookup, role_id);
@@ -45,7 +45,7 @@ impl AppRoleStore {
             });
         }
         if secret_id.is_empty() {
-            return Err(ApiError::bad("missing secret_id"));
+            return Err(StoreError::invalid("missing secret_id"));
         }
         match cached {
             None => return Err(invalid()),

@@ -38,12 +38,12 @@ use zeroize::Zeroizing;
 
 use super::token::MAX_TTL_SECS;
 use super::userpass::{Replay, TokenParams};
-use crate::error::{ApiError, ApiResult};
 use crate::seal::barrier::Barrier;
 use crate::seal::edit::{Edit, edit_json, read_json};
 use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
 use crate::storage::layout::{APPROLE_ROLES, APPROLE_SECRET_IDS};
+use crate::storage::{Missing, StoreError, StoreResult};
 
 /// Vault's limit on role names and secret IDs (they are HMAC inputs).
 pub const MAX_HMAC_INPUT: usize = 4096;
@@ -235,12 +235,12 @@ enum Key<'p> {
     Secret(&'p str, Digest),
 }
 
-fn poisoned() -> ApiError {
-    ApiError::Internal("approle store lock poisoned".to_owned())
+fn poisoned() -> StoreError {
+    StoreError::Internal("approle store lock poisoned".to_owned())
 }
 
-fn no_role(name: &str) -> ApiError {
-    ApiError::bad(format!("role {name:?} does not exist"))
+fn no_role(name: &str) -> StoreError {
+    StoreError::invalid(format!("role {name:?} does not exist"))
 }
 
 /// Role names are case-insensitive: stored and looked up lowercased.
@@ -249,10 +249,10 @@ pub fn normalize(name: &str) -> String {
 }
 
 /// A random (v4) UUID from the system CSPRNG.
-pub fn random_uuid() -> ApiResult<String> {
+pub fn random_uuid() -> StoreResult<String> {
     let mut bytes = [0u8; 16];
     transit_keys::secret::fill_random(&mut bytes)
-        .map_err(|_| ApiError::Internal("random number generator failed".to_owned()))?;
+        .map_err(|_| StoreError::Internal("random number generator failed".to_owned()))?;
     Ok(uuid::Builder::from_random_bytes(bytes)
         .into_uuid()
         .hyphenated()

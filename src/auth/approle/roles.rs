@@ -4,7 +4,7 @@ use super::*;
 
 impl AppRoleStore {
     /// Every role name, sorted.
-    pub fn list_roles(&self) -> ApiResult<Vec<String>> {
+    pub fn list_roles(&self) -> StoreResult<Vec<String>> {
         Ok(self
             .index
             .read()
@@ -17,7 +17,7 @@ impl AppRoleStore {
 
     /// Role `name` as this node's cache holds it (no storage access: cheap,
     /// for authorization on the async workers).
-    pub fn cached_role(&self, name: &str) -> ApiResult<Option<Role>> {
+    pub fn cached_role(&self, name: &str) -> StoreResult<Option<Role>> {
         Ok(self
             .index
             .read()
@@ -30,7 +30,7 @@ impl AppRoleStore {
     /// Role `name`: from the cache, or from storage when this node has not
     /// heard of it (another node created it a moment ago and its
     /// notification is still on the way). May block: off the async workers.
-    pub fn get_role(&self, name: &str) -> ApiResult<Option<Role>> {
+    pub fn get_role(&self, name: &str) -> StoreResult<Option<Role>> {
         if let Some(role) = self.cached_role(name)? {
             return Ok(Some(role));
         }
@@ -51,15 +51,15 @@ impl AppRoleStore {
     pub fn write_role(
         &self,
         name: &str,
-        edit: impl FnOnce(&mut Role) -> ApiResult<()>,
-    ) -> ApiResult<bool> {
+        edit: impl FnOnce(&mut Role) -> StoreResult<()>,
+    ) -> StoreResult<bool> {
         self.save_role(name, true, edit)
     }
 
     /// Set a role's role ID (Vault's `role/:name/role-id`); unique per mount.
-    pub fn set_role_id(&self, name: &str, role_id: &str) -> ApiResult<()> {
+    pub fn set_role_id(&self, name: &str, role_id: &str) -> StoreResult<()> {
         if role_id.is_empty() {
-            return Err(ApiError::bad("missing role_id"));
+            return Err(StoreError::invalid("missing role_id"));
         }
         self.save_role(name, false, |role| {
             role_id.clone_into(&mut role.role_id);
@@ -72,14 +72,14 @@ impl AppRoleStore {
         &self,
         name: &str,
         create: bool,
-        edit: impl FnOnce(&mut Role) -> ApiResult<()>,
-    ) -> ApiResult<bool> {
+        edit: impl FnOnce(&mut Role) -> StoreResult<()>,
+    ) -> StoreResult<bool> {
         let name = normalize(name);
         if name.is_empty() {
-            return Err(ApiError::bad("missing role_name"));
+            return Err(StoreError::invalid("missing role_name"));
         }
         if name.len() > MAX_HMAC_INPUT {
-            return Err(ApiError::bad(format!(
+            return Err(StoreError::invalid(format!(
                 "role_name is longer than maximum of {MAX_HMAC_INPUT} bytes"
             )));
         }
@@ -95,7 +95,7 @@ impl AppRoleStore {
         let stored = edit_json(&self.barrier, &path, "the role", |current: Option<Role>| {
             created = current.is_none();
             if created && !create {
-                return Err(ApiError::UnsupportedPath);
+                return Err(StoreError::Missing(Missing::RoleToUpdate));
             }
             let mut role = edit.apply(current.unwrap_or_else(|| blank_role(&name)))?;
             role.name.clone_from(&name);
@@ -103,12 +103,12 @@ impl AppRoleStore {
                 role.role_id = random_uuid()?;
             }
             if role.role_id.is_empty() {
-                return Err(ApiError::bad(
+                return Err(StoreError::invalid(
                     "invalid role_id supplied, or failed to generate a role_id",
                 ));
             }
             if role.role_id.len() > MAX_HMAC_INPUT {
-                return Err(ApiError::bad(format!(
+                return Err(StoreError::invalid(format!(
                     "role_id is longer than maximum of {MAX_HMAC_INPUT} bytes"
                 )));
             }
@@ -122,7 +122,7 @@ impl AppRoleStore {
                 .get(&digest)
                 .is_some_and(|owner| *owner != name)
             {
-                return Err(ApiError::bad("role_id already in use"));
+                return Err(StoreError::invalid("role_id already in use"));
             }
             Ok(Edit::Put(role))
         });
@@ -141,7 +141,7 @@ impl AppRoleStore {
     /// Delete a role and every secret ID issued against it (a missing role
     /// is not an error). The secret IDs go first, so a crash midway leaves
     /// the role with fewer secret IDs, never secret IDs without a role.
-    pub fn delete_role(&self, name: &str) -> ApiResult<()> {
+    pub fn delete_role(&self, name: &str) -> StoreResult<()> {
         let name = normalize(name);
         let _w = self.write.lock().map_err(|_| poisoned())?;
         self.delete_stored_secrets(&name)?;

@@ -9,15 +9,15 @@ impl AppRoleStore {
         name: &str,
         request: SecretIdRequest,
         now: i64,
-    ) -> ApiResult<NewSecretId> {
+    ) -> StoreResult<NewSecretId> {
         let name = normalize(name);
         let secret_id = match request.secret_id {
-            Some(s) if s.is_empty() => return Err(ApiError::bad("missing secret_id")),
+            Some(s) if s.is_empty() => return Err(StoreError::invalid("missing secret_id")),
             Some(s) => s,
             None => Zeroizing::new(random_uuid()?),
         };
         if secret_id.len() > MAX_HMAC_INPUT {
-            return Err(ApiError::bad(format!(
+            return Err(StoreError::invalid(format!(
                 "value is longer than maximum of {MAX_HMAC_INPUT} bytes"
             )));
         }
@@ -31,13 +31,13 @@ impl AppRoleStore {
         };
         self.publish_role(&name, Some(role.clone()), false)?;
         if !role.bind_secret_id {
-            return Err(ApiError::bad("bind_secret_id is not set on the role"));
+            return Err(StoreError::invalid("bind_secret_id is not set on the role"));
         }
         let role_uses = role.secret_id_num_uses;
         let num_uses = match request.num_uses {
             // A limited role allows no unlimited (0) or larger count.
             Some(n) if role_uses > 0 && (n == 0 || n > role_uses) => {
-                return Err(ApiError::bad(
+                return Err(StoreError::invalid(
                     "num_uses cannot be higher than the role's secret_id_num_uses",
                 ));
             }
@@ -47,7 +47,7 @@ impl AppRoleStore {
         let role_ttl = role.secret_id_ttl;
         let ttl = match request.ttl {
             Some(t) if role_ttl > 0 && (t == 0 || t > role_ttl) => {
-                return Err(ApiError::bad(
+                return Err(StoreError::invalid(
                     "ttl cannot be longer than the role's secret_id_ttl",
                 ));
             }
@@ -82,7 +82,7 @@ impl AppRoleStore {
         let path = self.secret_path(&name, &digest);
         edit_json(&self.barrier, &path, "the secret ID", |current| {
             if current.is_some() {
-                return Err(ApiError::bad("SecretID is already registered"));
+                return Err(StoreError::invalid("SecretID is already registered"));
             }
             Ok(Edit::Put(stored.clone()))
         })?;
@@ -111,7 +111,7 @@ impl AppRoleStore {
         name: &str,
         now: i64,
         find: impl FnOnce(&RoleState) -> Option<Digest>,
-    ) -> ApiResult<Option<(Digest, SecretIdInfo)>> {
+    ) -> StoreResult<Option<(Digest, SecretIdInfo)>> {
         let index = self.index.read().map_err(|_| poisoned())?;
         let state = index.roles.get(name).ok_or_else(|| no_role(name))?;
         Ok(find(state).and_then(|digest| {
@@ -129,7 +129,7 @@ impl AppRoleStore {
         name: &str,
         secret_id: &str,
         now: i64,
-    ) -> ApiResult<Option<SecretIdInfo>> {
+    ) -> StoreResult<Option<SecretIdInfo>> {
         let digest = self.secret_digest(secret_id);
         Ok(self
             .find_secret(&normalize(name), now, |_| Some(digest))?
@@ -142,7 +142,7 @@ impl AppRoleStore {
         name: &str,
         accessor: &str,
         now: i64,
-    ) -> ApiResult<Option<SecretIdInfo>> {
+    ) -> StoreResult<Option<SecretIdInfo>> {
         Ok(self
             .find_secret(&normalize(name), now, |s| {
                 s.accessors.get(accessor).copied()
@@ -152,7 +152,7 @@ impl AppRoleStore {
 
     /// Destroy a secret ID (an unknown one is not an error), in storage even
     /// if this node has not heard of it.
-    pub fn destroy_secret_id(&self, name: &str, secret_id: &str) -> ApiResult<()> {
+    pub fn destroy_secret_id(&self, name: &str, secret_id: &str) -> StoreResult<()> {
         let name = normalize(name);
         let digest = self.secret_digest(secret_id);
         let _w = self.write.lock().map_err(|_| poisoned())?;
@@ -169,7 +169,7 @@ impl AppRoleStore {
 
     /// Destroy the secret ID with this accessor; false if storage has none.
     /// An accessor this node has not heard of is looked for in storage.
-    pub fn destroy_accessor(&self, name: &str, accessor: &str) -> ApiResult<bool> {
+    pub fn destroy_accessor(&self, name: &str, accessor: &str) -> StoreResult<bool> {
         let name = normalize(name);
         let _w = self.write.lock().map_err(|_| poisoned())?;
         if !self.role_exists(&name)? {
@@ -212,7 +212,7 @@ impl AppRoleStore {
     }
 
     /// The accessors of a role's secret IDs, sorted.
-    pub fn list_accessors(&self, name: &str) -> ApiResult<Vec<String>> {
+    pub fn list_accessors(&self, name: &str) -> StoreResult<Vec<String>> {
         let name = normalize(name);
         let index = self.index.read().map_err(|_| poisoned())?;
         let state = index.roles.get(&name).ok_or_else(|| no_role(&name))?;
@@ -223,7 +223,7 @@ impl AppRoleStore {
 
     /// Delete every expired secret ID this node knows of (if storage agrees
     /// it is expired); returns how many.
-    pub fn tidy(&self, now: i64) -> ApiResult<usize> {
+    pub fn tidy(&self, now: i64) -> StoreResult<usize> {
         let expired: Vec<(String, Digest)> = self
             .index
             .read()

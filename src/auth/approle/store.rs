@@ -11,7 +11,7 @@ impl AppRoleStore {
         barrier: Arc<Barrier>,
         lookup: Arc<LookupKey>,
         prefix: String,
-    ) -> ApiResult<Self> {
+    ) -> StoreResult<Self> {
         let store = Self {
             barrier,
             lookup,
@@ -29,14 +29,14 @@ impl AppRoleStore {
 
     /// Re-read every role and secret ID from storage into this store (after
     /// missed change notifications).
-    pub fn reload(&self) -> ApiResult<()> {
+    pub fn reload(&self) -> StoreResult<()> {
         let _w = self.write.lock().map_err(|_| poisoned())?;
         let index = self.read_index(false)?;
         *self.index.write().map_err(|_| poisoned())? = index;
         Ok(())
     }
 
-    fn read_index(&self, sweep_orphans: bool) -> ApiResult<Index> {
+    fn read_index(&self, sweep_orphans: bool) -> StoreResult<Index> {
         let mut index = Index::default();
         for path in blocking(|| {
             self.barrier
@@ -54,7 +54,7 @@ impl AppRoleStore {
                 .list(&format!("{}{APPROLE_SECRET_IDS}", self.prefix))
         })? {
             let Some(Key::Secret(dir, digest)) = self.parse_path(&path) else {
-                return Err(ApiError::Internal(format!(
+                return Err(StoreError::Internal(format!(
                     "{path}: malformed secret ID path"
                 )));
             };
@@ -73,12 +73,12 @@ impl AppRoleStore {
 
     /// Another node wrote or deleted the entry at `path`: re-read it. Paths
     /// that are not this mount's roles or secret IDs are ignored.
-    pub fn apply_change(&self, path: &str) -> ApiResult<()> {
+    pub fn apply_change(&self, path: &str) -> StoreResult<()> {
         let Some(key) = self.parse_path(path) else {
             return Ok(());
         };
         let _w = self.write.lock().map_err(|_| poisoned())?;
-        let cached = |dir: &str| -> ApiResult<Option<String>> {
+        let cached = |dir: &str| -> StoreResult<Option<String>> {
             Ok(self
                 .index
                 .read()
@@ -115,7 +115,7 @@ impl AppRoleStore {
                 };
                 let stored = read_json::<StoredSecretId>(&self.barrier, path)?;
                 if stored.as_ref().is_some_and(|s| s.role != name) {
-                    return Err(ApiError::Internal(format!(
+                    return Err(StoreError::Internal(format!(
                         "{path} holds a secret ID of another role"
                     )));
                 }
@@ -141,10 +141,10 @@ impl AppRoleStore {
     }
 
     /// The role's storage directory name, checked against where it was read.
-    fn checked_dir(&self, path: &str, role: &Role) -> ApiResult<String> {
+    fn checked_dir(&self, path: &str, role: &Role) -> StoreResult<String> {
         let dir = self.lookup.name(&role.name);
         if path != format!("{}{APPROLE_ROLES}{dir}", self.prefix) {
-            return Err(ApiError::Internal(format!(
+            return Err(StoreError::Internal(format!(
                 "{path} holds a role stored under another name"
             )));
         }
@@ -159,7 +159,7 @@ impl AppRoleStore {
         name: &str,
         role: Option<Role>,
         fresh: bool,
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         let Some(role) = role else {
             self.index
                 .write()
@@ -195,7 +195,7 @@ impl AppRoleStore {
     }
 
     /// The secret IDs storage holds for role `name`.
-    pub(super) fn stored_secrets(&self, name: &str) -> ApiResult<HashMap<Digest, SecretIdInfo>> {
+    pub(super) fn stored_secrets(&self, name: &str) -> StoreResult<HashMap<Digest, SecretIdInfo>> {
         let mut secrets = HashMap::new();
         for path in blocking(|| self.barrier.list(&self.secret_dir(name)))? {
             let Some(Key::Secret(_, digest)) = self.parse_path(&path) else {
@@ -211,7 +211,7 @@ impl AppRoleStore {
     /// Delete every secret ID storage holds for role `name` (including those
     /// another node created and this one has not heard of), from the cache
     /// too. The caller holds `write`.
-    pub(super) fn delete_stored_secrets(&self, name: &str) -> ApiResult<()> {
+    pub(super) fn delete_stored_secrets(&self, name: &str) -> StoreResult<()> {
         for path in blocking(|| self.barrier.list(&self.secret_dir(name)))? {
             self.delete_entry::<StoredSecretId>(&path)?;
             if let Some(Key::Secret(_, digest)) = self.parse_path(&path) {
@@ -228,7 +228,7 @@ impl AppRoleStore {
     pub(super) fn delete_entry<T: Serialize + DeserializeOwned>(
         &self,
         path: &str,
-    ) -> ApiResult<bool> {
+    ) -> StoreResult<bool> {
         let mut existed = false;
         edit_json(&self.barrier, path, "the entry", |current: Option<T>| {
             existed = current.is_some();
@@ -260,7 +260,7 @@ impl AppRoleStore {
 
     /// Whether role `name` exists: in the cache, or else in storage (which
     /// this node may not have heard from yet). The caller holds `write`.
-    pub(super) fn role_exists(&self, name: &str) -> ApiResult<bool> {
+    pub(super) fn role_exists(&self, name: &str) -> StoreResult<bool> {
         if self
             .index
             .read()

@@ -21,12 +21,12 @@ use argon2::Params;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::error::{ApiError, ApiResult};
 use crate::seal::barrier::Barrier;
 use crate::seal::edit::{Edit, edit_json, read_json};
 use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
 use crate::storage::layout::USERPASS_USERS;
+use crate::storage::{Missing, StoreError, StoreResult};
 
 mod password;
 mod replay;
@@ -59,9 +59,9 @@ pub struct TokenParams {
 
 impl TokenParams {
     /// Vault's consistency check of the token fields.
-    pub fn validate(&self) -> ApiResult<()> {
+    pub fn validate(&self) -> StoreResult<()> {
         if self.token_ttl > 0 && self.token_max_ttl > 0 && self.token_ttl > self.token_max_ttl {
-            return Err(ApiError::bad(
+            return Err(StoreError::invalid(
                 "'token_ttl' cannot be greater than 'token_max_ttl'",
             ));
         }
@@ -148,22 +148,16 @@ impl std::fmt::Debug for Entry {
     }
 }
 
-fn poisoned() -> ApiError {
-    ApiError::Internal("userpass store lock poisoned".to_owned())
+fn poisoned() -> StoreError {
+    StoreError::Internal("userpass store lock poisoned".to_owned())
 }
 
-fn internal(what: &str, e: impl std::fmt::Display) -> ApiError {
-    ApiError::Internal(format!("{what}: {e}"))
+fn internal(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(format!("{what}: {e}"))
 }
 
-const NO_USER: &str = "username does not exist";
-
-fn no_user() -> ApiError {
-    ApiError::bad(NO_USER)
-}
-
-fn is_no_user(e: &ApiError) -> bool {
-    matches!(e, ApiError::BadRequest(m) if m == NO_USER)
+fn no_user() -> StoreError {
+    Missing::User.into()
 }
 
 /// Vault's user names are case-insensitive: stored and looked up lowercased.
@@ -172,7 +166,7 @@ pub fn normalize(name: &str) -> String {
 }
 
 /// Every user stored under `dir`, by name.
-fn read_users(barrier: &Barrier, dir: &str) -> ApiResult<BTreeMap<String, Arc<Entry>>> {
+fn read_users(barrier: &Barrier, dir: &str) -> StoreResult<BTreeMap<String, Arc<Entry>>> {
     let mut users = BTreeMap::new();
     for path in blocking(|| barrier.list(dir))? {
         // `None`: deleted (by another node) since the listing.
@@ -211,7 +205,7 @@ impl UserpassStore {
         barrier: Arc<Barrier>,
         lookup: Arc<LookupKey>,
         prefix: String,
-    ) -> ApiResult<Self> {
+    ) -> StoreResult<Self> {
         Self::load_with(barrier, lookup, prefix, Params::default())
     }
 
@@ -220,7 +214,7 @@ impl UserpassStore {
         lookup: Arc<LookupKey>,
         prefix: String,
         params: Params,
-    ) -> ApiResult<Self> {
+    ) -> StoreResult<Self> {
         let dir = format!("{prefix}{USERPASS_USERS}");
         let users = read_users(&barrier, &dir)?;
         let dummy_hash = hash_password(&params, "transitd userpass dummy password")?;
@@ -237,7 +231,7 @@ impl UserpassStore {
 
     /// Re-read every user from storage into this store (after missed change
     /// notifications).
-    pub fn reload(&self) -> ApiResult<()> {
+    pub fn reload(&self) -> StoreResult<()> {
         let _w = self.write.lock().map_err(|_| poisoned())?;
         let users = read_users(&self.barrier, &self.dir)?;
         *self.users.write().map_err(|_| poisoned())? = users;
@@ -246,7 +240,7 @@ impl UserpassStore {
 
     /// Another node wrote or deleted the entry at `path`: re-read it. Paths
     /// outside this mount's users are ignored.
-    pub fn apply_change(&self, path: &str) -> ApiResult<()> {
+    pub fn apply_change(&self, path: &str) -> StoreResult<()> {
         let Some(leaf) = path.strip_prefix(&self.dir) else {
             return Ok(());
         };
@@ -257,7 +251,7 @@ impl UserpassStore {
         match read_json::<Stored>(&self.barrier, path)? {
             Some(stored) => {
                 if self.path(&stored.name) != path {
-                    return Err(ApiError::Internal(format!(
+                    return Err(StoreError::Internal(format!(
                         "{path} holds a user stored under another name"
                     )));
                 }
@@ -278,7 +272,7 @@ impl UserpassStore {
 
     /// Put what storage now holds for `name` into the cache; the caller holds
     /// `write`.
-    fn publish(&self, name: &str, stored: Option<Stored>) -> ApiResult<()> {
+    fn publish(&self, name: &str, stored: Option<Stored>) -> StoreResult<()> {
         let mut users = self.users.write().map_err(|_| poisoned())?;
         match stored {
             Some(stored) => users.insert(name.to_owned(), Arc::new(stored.into_entry())),
@@ -287,7 +281,7 @@ impl UserpassStore {
         Ok(())
     }
 
-    pub fn get(&self, name: &str) -> ApiResult<Option<User>> {
+    pub fn get(&self, name: &str) -> StoreResult<Option<User>> {
         Ok(self
             .users
             .read()
@@ -297,7 +291,7 @@ impl UserpassStore {
     }
 
     /// Every user name, sorted.
-    pub fn list(&self) -> ApiResult<Vec<String>> {
+    pub fn list(&self) -> StoreResult<Vec<String>> {
         Ok(self
             .users
             .read()
@@ -315,11 +309,11 @@ impl UserpassStore {
         &self,
         name: &str,
         password: Option<&str>,
-        edit: impl FnOnce(&mut User) -> ApiResult<()>,
-    ) -> ApiResult<bool> {
+        edit: impl FnOnce(&mut User) -> StoreResult<()>,
+    ) -> StoreResult<bool> {
         let name = normalize(name);
         if name.is_empty() {
-            return Err(ApiError::bad("missing username"));
+            return Err(StoreError::invalid("missing username"));
         }
         // Hash before taking the lock: argon2 is the slow part.
         let new_hash = match password.filter(|p| !p.is_empty()) {
@@ -346,7 +340,7 @@ impl UserpassStore {
                         h.clone(),
                     ),
                     (None, None) => {
-                        return Err(ApiError::bad(
+                        return Err(StoreError::invalid(
                             "must provide either password or password_hash",
                         ));
                     }
@@ -362,9 +356,9 @@ impl UserpassStore {
     }
 
     /// Change an existing user's password (Vault's `users/:name/password`).
-    pub fn set_password(&self, name: &str, password: &str) -> ApiResult<()> {
+    pub fn set_password(&self, name: &str, password: &str) -> StoreResult<()> {
         if password.is_empty() {
-            return Err(ApiError::bad(
+            return Err(StoreError::invalid(
                 "must provide either password or password_hash",
             ));
         }
@@ -394,8 +388,8 @@ impl UserpassStore {
     pub fn update(
         &self,
         name: &str,
-        edit: impl FnOnce(&mut User) -> ApiResult<()>,
-    ) -> ApiResult<()> {
+        edit: impl FnOnce(&mut User) -> StoreResult<()>,
+    ) -> StoreResult<()> {
         let name = normalize(name);
         let mut edit = Replay::new(edit);
         let _w = self.write.lock().map_err(|_| poisoned())?;
@@ -417,11 +411,11 @@ impl UserpassStore {
     /// Publish the outcome of a change to an existing user. A user found
     /// missing in storage is dropped from the cache too (another node deleted
     /// it and this node has not heard yet). The caller holds `write`.
-    fn settle(&self, name: &str, outcome: ApiResult<Option<Stored>>) -> ApiResult<()> {
+    fn settle(&self, name: &str, outcome: StoreResult<Option<Stored>>) -> StoreResult<()> {
         match outcome {
             Ok(stored) => self.publish(name, stored),
             Err(e) => {
-                if is_no_user(&e) {
+                if matches!(e, StoreError::Missing(Missing::User)) {
                     self.publish(name, None)?;
                 }
                 Err(e)
@@ -431,7 +425,7 @@ impl UserpassStore {
 
     /// Delete a user (a missing one is not an error). Tokens it obtained
     /// stay valid until they expire or are revoked, as in Vault.
-    pub fn delete(&self, name: &str) -> ApiResult<()> {
+    pub fn delete(&self, name: &str) -> StoreResult<()> {
         let name = normalize(name);
         let _w = self.write.lock().map_err(|_| poisoned())?;
         let stored = edit_json(
@@ -446,7 +440,7 @@ impl UserpassStore {
     /// Check a user's password: the user when it matches, `None` when the
     /// user does not exist or the password is wrong. Both failures cost one
     /// argon2id verification with the same parameters.
-    pub fn login(&self, name: &str, password: &str) -> ApiResult<Option<User>> {
+    pub fn login(&self, name: &str, password: &str) -> StoreResult<Option<User>> {
         let name = normalize(name);
         let entry = self
             .users

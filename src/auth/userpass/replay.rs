@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::internal;
-use crate::error::ApiResult;
+use crate::storage::StoreResult;
 
 /// A caller's one-shot edit of a stored object, made repeatable for
 /// compare-and-swap: it runs once, on the first version read; when another
@@ -20,7 +20,7 @@ pub(crate) struct Replay<T, F> {
 impl<T, F> Replay<T, F>
 where
     T: Serialize + DeserializeOwned,
-    F: FnOnce(&mut T) -> ApiResult<()>,
+    F: FnOnce(&mut T) -> StoreResult<()>,
 {
     pub(crate) fn new(edit: F) -> Self {
         Self {
@@ -31,7 +31,7 @@ where
     }
 
     /// `base` with the edit applied.
-    pub(crate) fn apply(&mut self, mut base: T) -> ApiResult<T> {
+    pub(crate) fn apply(&mut self, mut base: T) -> StoreResult<T> {
         if let Some(edit) = self.edit.take() {
             let before = json_object(&base)?;
             edit(&mut base)?;
@@ -47,7 +47,7 @@ where
     }
 }
 
-fn json_object<T: Serialize>(value: &T) -> ApiResult<serde_json::Map<String, serde_json::Value>> {
+fn json_object<T: Serialize>(value: &T) -> StoreResult<serde_json::Map<String, serde_json::Value>> {
     match serde_json::to_value(value).map_err(|e| internal("edit", e))? {
         serde_json::Value::Object(map) => Ok(map),
         other => Err(internal("edit", format!("not an object: {other}"))),

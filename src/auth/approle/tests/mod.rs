@@ -19,7 +19,7 @@ fn reload(s: &AppRoleStore) -> AppRoleStore {
     .unwrap()
 }
 
-fn err(r: ApiResult<impl std::fmt::Debug>) -> String {
+fn err(r: StoreResult<impl std::fmt::Debug>) -> String {
     r.unwrap_err().to_string()
 }
 
@@ -54,7 +54,7 @@ fn roles_and_role_ids() {
     assert_eq!(err(s.set_role_id("ci", "")), "missing role_id");
     assert!(matches!(
         s.set_role_id("nope", "x"),
-        Err(ApiError::UnsupportedPath)
+        Err(StoreError::Missing(Missing::RoleToUpdate))
     ));
     s.write_role("web", |r| {
         r.role_id = "web-id".to_owned();

@@ -333,7 +333,7 @@ fn a_stale_node_does_not_undo_a_role_change() {
     a.delete_role("ci").unwrap();
     assert!(matches!(
         b.set_role_id("ci", "x"),
-        Err(ApiError::UnsupportedPath)
+        Err(StoreError::Missing(Missing::RoleToUpdate))
     ));
     assert!(b.get_role("ci").unwrap().is_none());
 }
