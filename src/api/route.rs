@@ -283,7 +283,9 @@ mod tests {
             time::OffsetDateTime::now_utc(),
         )
         .unwrap();
-        mount.update("k", |_| Ok((Some(ring.clone()), ()))).unwrap();
+        mount
+            .update("k", |_| Ok::<_, ApiError>((Some(ring.clone()), ())))
+            .unwrap();
         state
     }
 
