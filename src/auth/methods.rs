@@ -6,7 +6,7 @@
 //! method that requests may be writing through.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +17,7 @@ use crate::seal::edit::{Edit, edit_json, read_json};
 use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
 use crate::storage::layout::{self, METHOD_TABLE, Owner};
-use crate::storage::{StoreError, StoreResult};
+use crate::storage::{Cached, StoreError, StoreResult};
 
 /// A row of `core/auth`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -42,16 +42,13 @@ pub struct Method {
     pub backend: Backend,
 }
 
-fn poisoned() -> StoreError {
-    StoreError::Internal("auth method table lock poisoned".to_owned())
-}
-
 #[derive(Debug)]
 pub struct Methods {
     barrier: Arc<Barrier>,
     lookup: Arc<LookupKey>,
-    table: RwLock<BTreeMap<String, Arc<Method>>>,
-    write: Mutex<()>,
+    /// Methods by path; its writer lock is held while the table changes or
+    /// is refreshed from storage.
+    table: Cached<BTreeMap<String, Arc<Method>>>,
 }
 
 fn open(
@@ -90,8 +87,7 @@ impl Methods {
         let methods = Self {
             barrier,
             lookup,
-            table: RwLock::default(),
-            write: Mutex::default(),
+            table: Cached::new("auth method table", BTreeMap::new()),
         };
         let entries = read_table(&methods.barrier)?;
         methods.install(entries)?;
@@ -100,13 +96,12 @@ impl Methods {
 
     /// Make the cached table `entries`: methods whose row is unchanged are
     /// kept as they are (requests may be using them), new ones opened,
-    /// removed ones dropped. Returns the methods kept. The caller holds `write`
+    /// removed ones dropped. Returns the methods kept. The caller holds the writer lock
     /// (or has the only reference).
     fn install(&self, entries: Vec<MethodEntry>) -> StoreResult<Vec<Arc<Method>>> {
         let current: HashMap<String, Arc<Method>> = self
             .table
-            .read()
-            .map_err(|_| poisoned())?
+            .read()?
             .values()
             .map(|m| (m.entry.uuid.clone(), Arc::clone(m)))
             .collect();
@@ -125,7 +120,7 @@ impl Methods {
             };
             next.insert(method.entry.path.clone(), method);
         }
-        *self.table.write().map_err(|_| poisoned())? = next;
+        *self.table.write()? = next;
         Ok(kept)
     }
 
@@ -135,7 +130,7 @@ impl Methods {
     pub fn apply_change(&self, path: &str) -> StoreResult<()> {
         let uuid = match layout::owner(path) {
             Some(Owner::MethodTable) => {
-                let _w = self.write.lock().map_err(|_| poisoned())?;
+                let _w = self.table.writer()?;
                 self.install(read_table(&self.barrier)?)?;
                 return Ok(());
             }
@@ -144,8 +139,7 @@ impl Methods {
         };
         let method = self
             .table
-            .read()
-            .map_err(|_| poisoned())?
+            .read()?
             .values()
             .find(|m| m.entry.uuid == uuid)
             .cloned();
@@ -160,7 +154,7 @@ impl Methods {
     /// notifications), in place.
     pub fn reload_all(&self) -> StoreResult<()> {
         let kept = {
-            let _w = self.write.lock().map_err(|_| poisoned())?;
+            let _w = self.table.writer()?;
             self.install(read_table(&self.barrier)?)?
         };
         // Newly opened methods have just read their entries.
@@ -175,7 +169,7 @@ impl Methods {
 
     /// The method mounted at the start of `path` (after `auth/`), and the rest.
     pub fn resolve<'p>(&self, path: &'p str) -> StoreResult<Option<(Arc<Method>, &'p str)>> {
-        let table = self.table.read().map_err(|_| poisoned())?;
+        let table = self.table.read()?;
         Ok(table
             .iter()
             .filter_map(|(m, method)| {
@@ -187,20 +181,13 @@ impl Methods {
     }
 
     pub fn all(&self) -> StoreResult<Vec<Arc<Method>>> {
-        Ok(self
-            .table
-            .read()
-            .map_err(|_| poisoned())?
-            .values()
-            .cloned()
-            .collect())
+        Ok(self.table.read()?.values().cloned().collect())
     }
 
     pub fn entries(&self) -> StoreResult<Vec<MethodEntry>> {
         Ok(self
             .table
-            .read()
-            .map_err(|_| poisoned())?
+            .read()?
             .values()
             .map(|m| m.entry.clone())
             .collect())
@@ -213,7 +200,7 @@ impl Methods {
         &self,
         mut change: impl FnMut(&mut Vec<MethodEntry>) -> StoreResult<bool>,
     ) -> StoreResult<()> {
-        let _w = self.write.lock().map_err(|_| poisoned())?;
+        let _w = self.table.writer()?;
         let stored = edit_json(
             &self.barrier,
             METHOD_TABLE,

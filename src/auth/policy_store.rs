@@ -4,7 +4,7 @@
 //! changes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +13,7 @@ use crate::seal::barrier::Barrier;
 use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
 use crate::storage::layout::POLICIES as PREFIX;
-use crate::storage::{StoreError, StoreResult};
+use crate::storage::{Cached, StoreError, StoreResult};
 
 #[derive(Serialize, Deserialize)]
 struct Stored {
@@ -49,10 +49,9 @@ fn poisoned() -> StoreError {
 pub struct PolicyStore {
     barrier: Arc<Barrier>,
     lookup: Arc<LookupKey>,
-    policies: RwLock<BTreeMap<String, Arc<Policy>>>,
+    policies: Cached<BTreeMap<String, Arc<Policy>>>,
     /// ACLs by policy-name set, tagged with the generation they were built in.
     acls: Mutex<AclCache>,
-    write: Mutex<()>,
 }
 
 /// (generation, ACL by sorted policy names)
@@ -68,33 +67,27 @@ impl PolicyStore {
         Ok(Self {
             barrier,
             lookup,
-            policies: RwLock::new(policies),
+            policies: Cached::new("policy store", policies),
             acls: Mutex::new((0, HashMap::new())),
-            write: Mutex::default(),
         })
     }
 
     /// Re-read every policy (after missed change notifications).
     pub fn reload_all(&self) -> StoreResult<()> {
-        let _w = self.write.lock().map_err(|_| poisoned())?;
-        let policies = read_all(&self.barrier)?;
-        *self.policies.write().map_err(|_| poisoned())? = policies;
+        self.policies.reload(|| read_all(&self.barrier))?;
         self.invalidate()
     }
 
     /// Another node wrote or deleted the policy stored at `path`.
     pub fn apply_change(&self, path: &str) -> StoreResult<()> {
-        let _w = self.write.lock().map_err(|_| poisoned())?;
+        let _w = self.policies.writer()?;
         match self.barrier.get(path)? {
             Some(raw) => {
                 let (name, policy) = parse_stored(path, &raw)?;
-                self.policies
-                    .write()
-                    .map_err(|_| poisoned())?
-                    .insert(name, Arc::new(policy));
+                self.policies.write()?.insert(name, Arc::new(policy));
             }
             None => {
-                let mut policies = self.policies.write().map_err(|_| poisoned())?;
+                let mut policies = self.policies.write()?;
                 let gone: Vec<String> = policies
                     .keys()
                     .filter(|n| self.path(n) == path)
@@ -116,25 +109,14 @@ impl PolicyStore {
     }
 
     pub fn names(&self) -> StoreResult<Vec<String>> {
-        let mut names: Vec<String> = self
-            .policies
-            .read()
-            .map_err(|_| poisoned())?
-            .keys()
-            .cloned()
-            .collect();
+        let mut names: Vec<String> = self.policies.read()?.keys().cloned().collect();
         names.push(ROOT.to_owned());
         names.sort();
         Ok(names)
     }
 
     pub fn get(&self, name: &str) -> StoreResult<Option<Arc<Policy>>> {
-        Ok(self
-            .policies
-            .read()
-            .map_err(|_| poisoned())?
-            .get(name)
-            .cloned())
+        Ok(self.policies.read()?.get(name).cloned())
     }
 
     /// Vault's policy names: lowercased, no surrounding whitespace.
@@ -152,17 +134,14 @@ impl PolicyStore {
         }
         let policy = Policy::parse(&name, hcl)
             .map_err(|e| StoreError::invalid(format!("failed to parse policy: {e}")))?;
-        let _w = self.write.lock().map_err(|_| poisoned())?;
+        let _w = self.policies.writer()?;
         let stored = Stored {
             name: name.clone(),
             raw: hcl.to_owned(),
         };
         let raw = serde_json::to_vec(&stored).map_err(|e| StoreError::Internal(e.to_string()))?;
         blocking(|| self.barrier.put(&self.path(&name), &raw))?;
-        self.policies
-            .write()
-            .map_err(|_| poisoned())?
-            .insert(name, Arc::new(policy));
+        self.policies.write()?.insert(name, Arc::new(policy));
         self.invalidate()?;
         Ok(())
     }
@@ -174,9 +153,9 @@ impl PolicyStore {
             DEFAULT => return Err(StoreError::invalid("cannot delete default policy")),
             _ => {}
         }
-        let _w = self.write.lock().map_err(|_| poisoned())?;
+        let _w = self.policies.writer()?;
         blocking(|| self.barrier.delete(&self.path(&name)))?;
-        self.policies.write().map_err(|_| poisoned())?.remove(&name);
+        self.policies.write()?.remove(&name);
         self.invalidate()?;
         Ok(())
     }
@@ -201,7 +180,7 @@ impl PolicyStore {
             cache.0
         };
         let policies: Vec<Policy> = {
-            let all = self.policies.read().map_err(|_| poisoned())?;
+            let all = self.policies.read()?;
             names
                 .iter()
                 .filter_map(|n| all.get(n))

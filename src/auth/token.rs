@@ -16,7 +16,7 @@
 //! once more. Whichever way the two interleave, the child is revoked.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -25,7 +25,7 @@ use crate::seal::edit::{Edit, MAX_WRITE_ATTEMPTS, edit_json};
 use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
 use crate::storage::layout::{TOKEN_IDS as ID_PREFIX, TOKEN_PARENTS as PARENT_PREFIX};
-use crate::storage::{Contended, StoreError, StoreResult};
+use crate::storage::{Cached, Contended, StoreError, StoreResult};
 
 /// Vault's default and maximum lease: 32 days.
 pub const MAX_TTL_SECS: u64 = 768 * 3600;
@@ -107,13 +107,8 @@ struct Index {
 pub struct TokenStore {
     barrier: Arc<Barrier>,
     lookup: Arc<LookupKey>,
-    index: RwLock<Index>,
-    /// Held while tokens are created, changed or revoked.
-    write: Mutex<()>,
-}
-
-fn poisoned() -> StoreError {
-    StoreError::Internal("token store lock poisoned".to_owned())
+    /// Its writer lock is held while tokens are created, changed or revoked.
+    index: Cached<Index>,
 }
 
 fn id_from_path(path: &str) -> StoreResult<TokenId> {
@@ -193,8 +188,7 @@ impl TokenStore {
         let store = Self {
             barrier,
             lookup,
-            index: RwLock::new(index),
-            write: Mutex::default(),
+            index: Cached::new("token store", index),
         };
         store.link_unlinked_children()?;
         Ok(store)
@@ -210,8 +204,7 @@ impl TokenStore {
             .collect();
         let missing: Vec<(TokenId, TokenId)> = self
             .index
-            .read()
-            .map_err(|_| poisoned())?
+            .read()?
             .by_id
             .iter()
             .filter_map(|(child, e)| Some((parse_id(e.parent.as_deref()?)?, *child)))
@@ -226,15 +219,12 @@ impl TokenStore {
     /// Re-read every token (after missed change notifications).
     pub fn reload_all(&self) -> StoreResult<()> {
         // Under the writer lock, so a token issued or revoked here meanwhile is not undone.
-        let _w = self.write.lock().map_err(|_| poisoned())?;
-        let index = read_index(&self.barrier)?;
-        *self.index.write().map_err(|_| poisoned())? = index;
-        Ok(())
+        self.index.reload(|| read_index(&self.barrier))
     }
 
     /// Another node created, changed or revoked the token stored at `path`.
     pub fn apply_change(&self, path: &str) -> StoreResult<()> {
-        let _w = self.write.lock().map_err(|_| poisoned())?;
+        let _w = self.index.writer()?;
         let id = id_from_path(path)?;
         let entry = match self.barrier.get(path)? {
             Some(raw) => Some(
@@ -243,7 +233,7 @@ impl TokenStore {
             ),
             None => None,
         };
-        let mut index = self.index.write().map_err(|_| poisoned())?;
+        let mut index = self.index.write()?;
         if let Some(old) = index.by_id.remove(&id) {
             index.by_accessor.remove(&old.accessor);
         }
@@ -266,17 +256,11 @@ impl TokenStore {
     }
 
     pub fn get(&self, id: &TokenId) -> StoreResult<Option<Arc<TokenEntry>>> {
-        Ok(self
-            .index
-            .read()
-            .map_err(|_| poisoned())?
-            .by_id
-            .get(id)
-            .cloned())
+        Ok(self.index.read()?.by_id.get(id).cloned())
     }
 
     pub fn by_accessor(&self, accessor: &str) -> StoreResult<Option<(TokenId, Arc<TokenEntry>)>> {
-        let index = self.index.read().map_err(|_| poisoned())?;
+        let index = self.index.read()?;
         Ok(index
             .by_accessor
             .get(accessor)
@@ -291,7 +275,7 @@ impl TokenStore {
 
     fn publish(&self, id: TokenId, entry: TokenEntry) -> StoreResult<Arc<TokenEntry>> {
         let entry = Arc::new(entry);
-        let mut index = self.index.write().map_err(|_| poisoned())?;
+        let mut index = self.index.write()?;
         index.by_accessor.insert(entry.accessor.clone(), id);
         index.by_id.insert(id, Arc::clone(&entry));
         Ok(entry)
@@ -305,7 +289,7 @@ impl TokenStore {
         token: Option<&str>,
         now: i64,
     ) -> StoreResult<Issued> {
-        let _w = self.write.lock().map_err(|_| poisoned())?;
+        let _w = self.index.writer()?;
         // Checked under the write lock: a parent revoked meanwhile (or by its
         // own last use) can no longer have children.
         if let Some(parent) = &request.parent
@@ -369,7 +353,7 @@ impl TokenStore {
     /// Count one use of a limited token; the last use revokes it. Returns
     /// false when the token has no use left.
     pub fn use_once(&self, id: &TokenId) -> StoreResult<bool> {
-        let _w = self.write.lock().map_err(|_| poisoned())?;
+        let _w = self.index.writer()?;
         let mut last_use = false;
         let outcome = self.modify_stored(id, |entry| match entry.num_uses {
             1 => {
@@ -422,7 +406,7 @@ impl TokenStore {
     }
 
     fn unpublish(&self, id: &TokenId) -> StoreResult<()> {
-        let mut index = self.index.write().map_err(|_| poisoned())?;
+        let mut index = self.index.write()?;
         if let Some(e) = index.by_id.remove(id) {
             index.by_accessor.remove(&e.accessor);
         }
@@ -437,7 +421,7 @@ impl TokenStore {
         increment_secs: Option<u64>,
         now: i64,
     ) -> StoreResult<Arc<TokenEntry>> {
-        let _w = self.write.lock().map_err(|_| poisoned())?;
+        let _w = self.index.writer()?;
         let renewed = self.modify_stored(id, |entry| {
             if entry.expired(now) {
                 return Err(StoreError::invalid("token not found"));
@@ -472,7 +456,7 @@ impl TokenStore {
 
     /// Revoke a token and, as Vault does, every token created under it.
     pub fn revoke(&self, id: &TokenId) -> StoreResult<()> {
-        let _w = self.write.lock().map_err(|_| poisoned())?;
+        let _w = self.index.writer()?;
         self.revoke_locked(id)
     }
 
@@ -525,8 +509,7 @@ impl TokenStore {
             let parent_hex = hex::encode(parent);
             let mut children: Vec<TokenId> = self
                 .index
-                .read()
-                .map_err(|_| poisoned())?
+                .read()?
                 .by_id
                 .iter()
                 .filter(|(_, e)| e.parent.as_deref() == Some(parent_hex.as_str()))
@@ -554,8 +537,7 @@ impl TokenStore {
     pub fn revoke_created_under(&self, prefix: &str) -> StoreResult<usize> {
         let doomed: Vec<TokenId> = self
             .index
-            .read()
-            .map_err(|_| poisoned())?
+            .read()?
             .by_id
             .iter()
             .filter(|(_, e)| e.path.starts_with(prefix))
@@ -571,8 +553,7 @@ impl TokenStore {
     pub fn sweep(&self, now: i64) -> StoreResult<usize> {
         let expired: Vec<TokenId> = self
             .index
-            .read()
-            .map_err(|_| poisoned())?
+            .read()?
             .by_id
             .iter()
             .filter(|(_, e)| e.expired(now))
@@ -594,7 +575,7 @@ impl TokenStore {
             if cached(&child)? && cached(&parent)? {
                 continue;
             }
-            let _w = self.write.lock().map_err(|_| poisoned())?;
+            let _w = self.index.writer()?;
             let stored = |id: &TokenId| blocking(|| self.barrier.get(&id_path(id)));
             if stored(&child)?.is_none() {
                 blocking(|| self.barrier.delete(&link_path(&parent, &child)))?;

@@ -12,7 +12,7 @@ use crate::seal::edit::{Edit, edit_json, edit_raw_with};
 use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
 use crate::storage::layout::{self, MOUNT_CONFIG, MOUNT_KEYS};
-use crate::storage::{StoreError, StoreResult};
+use crate::storage::{Cached, StoreError, StoreResult};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct MountConfig {
@@ -36,12 +36,13 @@ pub struct Mount {
     pub uuid: String,
     pub accessor: String,
     pub description: String,
-    keys: RwLock<HashMap<String, Arc<Keyring>>>,
-    /// Held while a keyring or the config of this mount is being changed.
-    write: Mutex<()>,
+    /// Keyrings by name; its writer lock is held while a keyring or the
+    /// config of this mount is being changed or refreshed.
+    keys: Cached<HashMap<String, Arc<Keyring>>>,
     /// When each key was last read from storage on a reader's behalf: a read
     /// that started after a request arrived answers for that request too.
     reread_at: Mutex<HashMap<String, std::time::Instant>>,
+    /// Changed under the keys' writer lock.
     config: RwLock<MountConfig>,
     barrier: Arc<Barrier>,
     lookup: Arc<LookupKey>,
@@ -54,8 +55,7 @@ impl Mount {
             uuid: entry.uuid,
             accessor: entry.accessor,
             description: entry.description,
-            keys: RwLock::default(),
-            write: Mutex::default(),
+            keys: Cached::new("mount", HashMap::new()),
             reread_at: Mutex::default(),
             config: RwLock::default(),
             barrier,
@@ -79,7 +79,7 @@ impl Mount {
     /// Writers are excluded meanwhile, so a local change cannot be overwritten
     /// by the older state read here.
     pub(super) fn load(&self) -> StoreResult<()> {
-        let _writer = self.write.lock().map_err(|_| poisoned())?;
+        let _writer = self.keys.writer()?;
         let mut keys = HashMap::new();
         for path in self
             .barrier
@@ -103,7 +103,7 @@ impl Mount {
                 .map_err(|e| StoreError::Internal(format!("mount config: {e}")))?,
             None => MountConfig::default(),
         };
-        *self.keys.write().map_err(|_| poisoned())? = keys;
+        *self.keys.write()? = keys;
         *self.config.write().map_err(|_| poisoned())? = config;
         Ok(())
     }
@@ -114,23 +114,17 @@ impl Mount {
     }
 
     pub fn key(&self, name: &str) -> StoreResult<Option<Arc<Keyring>>> {
-        Ok(self.keys.read().map_err(|_| poisoned())?.get(name).cloned())
+        Ok(self.keys.read()?.get(name).cloned())
     }
 
     pub fn key_names(&self) -> StoreResult<Vec<String>> {
-        let mut names: Vec<String> = self
-            .keys
-            .read()
-            .map_err(|_| poisoned())?
-            .keys()
-            .cloned()
-            .collect();
+        let mut names: Vec<String> = self.keys.read()?.keys().cloned().collect();
         names.sort();
         Ok(names)
     }
 
     pub fn key_count(&self) -> StoreResult<usize> {
-        Ok(self.keys.read().map_err(|_| poisoned())?.len())
+        Ok(self.keys.read()?.len())
     }
 
     /// Run `change` on the current keyring (or `None`) with writers excluded; the
@@ -148,7 +142,7 @@ impl Mount {
         name: &str,
         mut change: impl FnMut(Option<&Keyring>) -> Result<(Option<Keyring>, T), E>,
     ) -> Result<T, E> {
-        let _writer = self.write.lock().map_err(|_| poisoned())?;
+        let _writer = self.keys.writer()?;
         let path = self.key_path(name);
         let mut outcome = None;
         edit_raw_with(&self.barrier, &path, "the key", |plain| -> Result<_, E> {
@@ -171,7 +165,7 @@ impl Mount {
     }
 
     fn publish(&self, name: &str, ring: Option<Arc<Keyring>>) -> StoreResult<()> {
-        let mut keys = self.keys.write().map_err(|_| poisoned())?;
+        let mut keys = self.keys.write()?;
         match ring {
             Some(ring) => keys.insert(name.to_owned(), ring),
             None => keys.remove(name),
@@ -198,7 +192,7 @@ impl Mount {
         }
         let arrived = std::time::Instant::now();
         // Under the writer lock: what is read here cannot overwrite a newer local write.
-        let _writer = self.write.lock().map_err(|_| poisoned())?;
+        let _writer = self.keys.writer()?;
         {
             let mut reread = self.reread_at.lock().map_err(|_| poisoned())?;
             if reread.get(name).is_some_and(|at| *at >= arrived) {
@@ -232,7 +226,7 @@ impl Mount {
     pub(super) fn apply_change(&self, path: &str) -> StoreResult<()> {
         // Under the writer lock: a local write in flight either lands before
         // this read (and is read back) or after it (and is published last).
-        let _writer = self.write.lock().map_err(|_| poisoned())?;
+        let _writer = self.keys.writer()?;
         if path == self.config_path() {
             let config = match self.barrier.get(path)? {
                 Some(raw) => serde_json::from_slice(&raw)
@@ -258,8 +252,7 @@ impl Mount {
                 // Deleted: find which cached name lives at this path.
                 let gone: Vec<String> = self
                     .keys
-                    .read()
-                    .map_err(|_| poisoned())?
+                    .read()?
                     .keys()
                     .filter(|n| self.key_path(n) == path)
                     .cloned()
@@ -282,7 +275,7 @@ impl Mount {
         &self,
         mut change: impl FnMut(&mut MountConfig),
     ) -> StoreResult<MountConfig> {
-        let _writer = self.write.lock().map_err(|_| poisoned())?;
+        let _writer = self.keys.writer()?;
         let config = edit_json(
             &self.barrier,
             &self.config_path(),

@@ -1,12 +1,11 @@
 //! Everything that exists only while unsealed: the mount table and the stores.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::mount::{Mount, MountEntry, new_mount_entry};
-use super::poisoned;
 use crate::audit::store::AuditStore;
 use crate::auth::methods::Methods;
 use crate::auth::policy_store::PolicyStore;
@@ -16,7 +15,7 @@ use crate::seal::barrier::{Barrier, SecretKey};
 use crate::seal::edit::{Edit, edit_json, read_json};
 use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
-use crate::storage::{StoreError, StoreResult};
+use crate::storage::{Cached, StoreError, StoreResult};
 
 use crate::storage::layout::{
     self, CLUSTER as CLUSTER_PATH, LOOKUP_KEY as LOOKUP_KEY_PATH, MOUNT_TABLE as MOUNTS_PATH, Owner,
@@ -28,9 +27,9 @@ pub struct Unsealed {
     pub(super) barrier: Arc<Barrier>,
     lookup: Arc<LookupKey>,
     pub cluster_id: String,
-    mounts: RwLock<BTreeMap<String, Arc<Mount>>>,
-    /// Held while the mount table changes.
-    mount_table: Mutex<()>,
+    /// Mounts by path; its writer lock is held while the mount table
+    /// changes or is refreshed.
+    mounts: Cached<BTreeMap<String, Arc<Mount>>>,
     pub tokens: TokenStore,
     pub policies: PolicyStore,
     pub methods: Methods,
@@ -80,8 +79,7 @@ impl Unsealed {
             barrier,
             lookup,
             cluster_id: cluster.id,
-            mounts: RwLock::new(mounts),
-            mount_table: Mutex::default(),
+            mounts: Cached::new("mount table", mounts),
             tokens,
             policies,
             methods,
@@ -102,8 +100,7 @@ impl Unsealed {
             Some(Owner::Mount(uuid)) => {
                 let mount = self
                     .mounts
-                    .read()
-                    .map_err(|_| poisoned())?
+                    .read()?
                     .values()
                     .find(|m| m.uuid == uuid)
                     .cloned();
@@ -137,17 +134,17 @@ impl Unsealed {
     /// Re-read the mount table: new mounts are loaded, removed ones dropped,
     /// unchanged ones kept as they are.
     fn reload_mounts(&self) -> StoreResult<()> {
-        let _writer = self.mount_table.lock().map_err(|_| poisoned())?;
+        let _writer = self.mounts.writer()?;
         let entries: Vec<MountEntry> = read_json(&self.barrier, MOUNTS_PATH)?.ok_or_else(|| {
             StoreError::Internal("the mount table (core/mounts) is missing from storage".to_owned())
         })?;
         self.install_mounts(entries)
     }
 
-    /// Make the cached mounts match `entries` (the mount table lock is held):
+    /// Make the cached mounts match `entries` (its writer lock is held):
     /// new mounts are loaded, removed ones dropped, unchanged ones kept.
     fn install_mounts(&self, entries: Vec<MountEntry>) -> StoreResult<()> {
-        let current = self.mounts.read().map_err(|_| poisoned())?.clone();
+        let current = self.mounts.read()?.clone();
         let mut next = BTreeMap::new();
         for entry in entries {
             let mount = match current.get(&entry.path).filter(|m| m.uuid == entry.uuid) {
@@ -160,7 +157,7 @@ impl Unsealed {
             };
             next.insert(mount.path.clone(), mount);
         }
-        *self.mounts.write().map_err(|_| poisoned())? = next;
+        *self.mounts.write()? = next;
         Ok(())
     }
 
@@ -241,7 +238,7 @@ impl Unsealed {
 
     /// The mount whose path is the longest prefix of `path`, and the rest.
     pub fn resolve<'p>(&self, path: &'p str) -> StoreResult<Option<(Arc<Mount>, &'p str)>> {
-        let mounts = self.mounts.read().map_err(|_| poisoned())?;
+        let mounts = self.mounts.read()?;
         let found = mounts
             .iter()
             .filter_map(|(m, mount)| {
@@ -255,13 +252,7 @@ impl Unsealed {
     }
 
     pub fn mounts(&self) -> StoreResult<Vec<Arc<Mount>>> {
-        Ok(self
-            .mounts
-            .read()
-            .map_err(|_| poisoned())?
-            .values()
-            .cloned()
-            .collect())
+        Ok(self.mounts.read()?.values().cloned().collect())
     }
 
     /// Edit the stored mount table (not this node's copy, which may lag behind
@@ -284,7 +275,7 @@ impl Unsealed {
     }
 
     pub fn enable_mount(&self, path: &str, description: &str) -> StoreResult<()> {
-        let _writer = self.mount_table.lock().map_err(|_| poisoned())?;
+        let _writer = self.mounts.writer()?;
         if path.starts_with("sys") || path.starts_with("auth") {
             return Err(StoreError::invalid(format!(
                 "path is already in use at {path}/"
@@ -308,7 +299,7 @@ impl Unsealed {
     }
 
     pub fn disable_mount(&self, path: &str) -> StoreResult<()> {
-        let _writer = self.mount_table.lock().map_err(|_| poisoned())?;
+        let _writer = self.mounts.writer()?;
         let mut removed = None;
         self.change_mount_table(|entries| {
             removed = entries

@@ -7,6 +7,7 @@
 
 use std::fmt::Debug;
 
+mod cached;
 #[cfg(test)]
 pub(crate) mod conformance;
 mod error;
@@ -16,6 +17,7 @@ mod postgres;
 mod sqlite;
 
 pub use self::postgres::{PostgresConfig, PostgresStorage, redact_connection_url};
+pub use cached::Cached;
 pub use error::{Contended, Missing, StoreError, StoreResult};
 pub use memory::MemoryStorage;
 pub use sqlite::SqliteStorage;

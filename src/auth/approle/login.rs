@@ -24,7 +24,7 @@ impl AppRoleStore {
         let role_digest = role_id_digest(&self.lookup, role_id);
         let secret_digest = self.secret_digest(secret_id);
         let (name, role, cached) = {
-            let index = self.index.read().map_err(|_| poisoned())?;
+            let index = self.index.read()?;
             let state = index
                 .by_role_id
                 .get(&role_digest)
@@ -58,7 +58,7 @@ impl AppRoleStore {
             }
             Some(_) => {}
         }
-        let _w = self.write.lock().map_err(|_| poisoned())?;
+        let _w = self.index.writer()?;
         let mut granted = None;
         let stored = edit_json(
             &self.barrier,
@@ -85,11 +85,9 @@ impl AppRoleStore {
                 })
             },
         )?;
-        self.index.write().map_err(|_| poisoned())?.put_secret(
-            &name,
-            secret_digest,
-            stored.map(|s| s.info),
-        );
+        self.index
+            .write()?
+            .put_secret(&name, secret_digest, stored.map(|s| s.info));
         let metadata = granted.ok_or_else(invalid)?;
         Ok(AppRoleLogin { role, metadata })
     }

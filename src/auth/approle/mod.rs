@@ -30,7 +30,7 @@ mod store;
 mod tests;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -43,7 +43,7 @@ use crate::seal::edit::{Edit, edit_json, read_json};
 use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
 use crate::storage::layout::{APPROLE_ROLES, APPROLE_SECRET_IDS};
-use crate::storage::{Missing, StoreError, StoreResult};
+use crate::storage::{Cached, Missing, StoreError, StoreResult};
 
 /// Vault's limit on role names and secret IDs (they are HMAC inputs).
 pub const MAX_HMAC_INPUT: usize = 4096;
@@ -235,10 +235,6 @@ enum Key<'p> {
     Secret(&'p str, Digest),
 }
 
-fn poisoned() -> StoreError {
-    StoreError::Internal("approle store lock poisoned".to_owned())
-}
-
 fn no_role(name: &str) -> StoreError {
     StoreError::invalid(format!("role {name:?} does not exist"))
 }
@@ -274,18 +270,17 @@ fn blank_role(name: &str) -> Role {
 /// The roles and secret IDs of one AppRole mount.
 ///
 /// Every change is computed from storage and written with compare-and-swap
-/// (other nodes may share it), then the cache takes what was stored. `write`
-/// is held around both, and by refreshes, so a refresh never publishes an
-/// older version over a local write.
+/// (other nodes may share it), then the cache takes what was stored. The
+/// index's writer lock is held around both, and by refreshes, so a refresh
+/// never publishes an older version over a local write.
 #[derive(Debug)]
 pub struct AppRoleStore {
     barrier: Arc<Barrier>,
     lookup: Arc<LookupKey>,
     prefix: String,
-    index: RwLock<Index>,
-    /// Held while roles or secret IDs change (limited secret IDs change at
-    /// login) or are refreshed from storage.
-    write: Mutex<()>,
+    /// Its writer lock is held while roles or secret IDs change (limited
+    /// secret IDs change at login) or are refreshed from storage.
+    index: Cached<Index>,
 }
 
 fn role_id_digest(lookup: &LookupKey, role_id: &str) -> Digest {

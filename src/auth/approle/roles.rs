@@ -5,14 +5,7 @@ use super::*;
 impl AppRoleStore {
     /// Every role name, sorted.
     pub fn list_roles(&self) -> StoreResult<Vec<String>> {
-        Ok(self
-            .index
-            .read()
-            .map_err(|_| poisoned())?
-            .roles
-            .keys()
-            .cloned()
-            .collect())
+        Ok(self.index.read()?.roles.keys().cloned().collect())
     }
 
     /// Role `name` as this node's cache holds it (no storage access: cheap,
@@ -20,8 +13,7 @@ impl AppRoleStore {
     pub fn cached_role(&self, name: &str) -> StoreResult<Option<Role>> {
         Ok(self
             .index
-            .read()
-            .map_err(|_| poisoned())?
+            .read()?
             .roles
             .get(&normalize(name))
             .map(|s| s.role.clone()))
@@ -35,9 +27,9 @@ impl AppRoleStore {
             return Ok(Some(role));
         }
         let name = normalize(name);
-        // Under `write`, so a deletion on this node cannot slip between the
+        // Under the writer lock, so a deletion on this node cannot slip between the
         // read and the publication.
-        let _w = self.write.lock().map_err(|_| poisoned())?;
+        let _w = self.index.writer()?;
         let role = read_json::<Role>(&self.barrier, &self.role_path(&name))?;
         if role.is_some() {
             self.publish_role(&name, role.clone(), false)?;
@@ -85,7 +77,7 @@ impl AppRoleStore {
         }
         let path = self.role_path(&name);
         let mut edit = Replay::new(edit);
-        let _w = self.write.lock().map_err(|_| poisoned())?;
+        let _w = self.index.writer()?;
         if create && read_json::<Role>(&self.barrier, &path)?.is_none() {
             // Secret IDs left under this name by an earlier role (a deletion
             // cut short) must not come back to life with the new one.
@@ -116,8 +108,7 @@ impl AppRoleStore {
             let digest = role_id_digest(&self.lookup, &role.role_id);
             if self
                 .index
-                .read()
-                .map_err(|_| poisoned())?
+                .read()?
                 .by_role_id
                 .get(&digest)
                 .is_some_and(|owner| *owner != name)
@@ -143,7 +134,7 @@ impl AppRoleStore {
     /// the role with fewer secret IDs, never secret IDs without a role.
     pub fn delete_role(&self, name: &str) -> StoreResult<()> {
         let name = normalize(name);
-        let _w = self.write.lock().map_err(|_| poisoned())?;
+        let _w = self.index.writer()?;
         self.delete_stored_secrets(&name)?;
         self.delete_entry::<Role>(&self.role_path(&name))?;
         self.publish_role(&name, None, false)

@@ -23,7 +23,7 @@ impl AppRoleStore {
         }
         let digest = self.secret_digest(&secret_id);
         let role_path = self.role_path(&name);
-        let _w = self.write.lock().map_err(|_| poisoned())?;
+        let _w = self.index.writer()?;
         // The role's limits as stored now, not as this node last heard them.
         let Some(role) = read_json::<Role>(&self.barrier, &role_path)? else {
             self.publish_role(&name, None, false)?;
@@ -58,7 +58,7 @@ impl AppRoleStore {
         let ttl = ttl.min(MAX_TTL_SECS);
         let accessor = loop {
             let candidate = random_uuid()?;
-            let index = self.index.read().map_err(|_| poisoned())?;
+            let index = self.index.read()?;
             if !index
                 .roles
                 .get(&name)
@@ -94,8 +94,7 @@ impl AppRoleStore {
             return Err(no_role(&name));
         }
         self.index
-            .write()
-            .map_err(|_| poisoned())?
+            .write()?
             .put_secret(&name, digest, Some(stored.info));
         Ok(NewSecretId {
             secret_id,
@@ -112,7 +111,7 @@ impl AppRoleStore {
         now: i64,
         find: impl FnOnce(&RoleState) -> Option<Digest>,
     ) -> StoreResult<Option<(Digest, SecretIdInfo)>> {
-        let index = self.index.read().map_err(|_| poisoned())?;
+        let index = self.index.read()?;
         let state = index.roles.get(name).ok_or_else(|| no_role(name))?;
         Ok(find(state).and_then(|digest| {
             state
@@ -155,15 +154,12 @@ impl AppRoleStore {
     pub fn destroy_secret_id(&self, name: &str, secret_id: &str) -> StoreResult<()> {
         let name = normalize(name);
         let digest = self.secret_digest(secret_id);
-        let _w = self.write.lock().map_err(|_| poisoned())?;
+        let _w = self.index.writer()?;
         if !self.role_exists(&name)? {
             return Err(no_role(&name));
         }
         self.delete_entry::<StoredSecretId>(&self.secret_path(&name, &digest))?;
-        self.index
-            .write()
-            .map_err(|_| poisoned())?
-            .put_secret(&name, digest, None);
+        self.index.write()?.put_secret(&name, digest, None);
         Ok(())
     }
 
@@ -171,14 +167,13 @@ impl AppRoleStore {
     /// An accessor this node has not heard of is looked for in storage.
     pub fn destroy_accessor(&self, name: &str, accessor: &str) -> StoreResult<bool> {
         let name = normalize(name);
-        let _w = self.write.lock().map_err(|_| poisoned())?;
+        let _w = self.index.writer()?;
         if !self.role_exists(&name)? {
             return Err(no_role(&name));
         }
         let cached = self
             .index
-            .read()
-            .map_err(|_| poisoned())?
+            .read()?
             .roles
             .get(&name)
             .and_then(|s| s.accessors.get(accessor).copied());
@@ -203,18 +198,16 @@ impl AppRoleStore {
                 Ok(if destroyed { Edit::Delete } else { Edit::Keep })
             },
         )?;
-        self.index.write().map_err(|_| poisoned())?.put_secret(
-            &name,
-            digest,
-            stored.map(|s| s.info),
-        );
+        self.index
+            .write()?
+            .put_secret(&name, digest, stored.map(|s| s.info));
         Ok(destroyed)
     }
 
     /// The accessors of a role's secret IDs, sorted.
     pub fn list_accessors(&self, name: &str) -> StoreResult<Vec<String>> {
         let name = normalize(name);
-        let index = self.index.read().map_err(|_| poisoned())?;
+        let index = self.index.read()?;
         let state = index.roles.get(&name).ok_or_else(|| no_role(&name))?;
         let mut accessors: Vec<String> = state.accessors.keys().cloned().collect();
         accessors.sort();
@@ -226,8 +219,7 @@ impl AppRoleStore {
     pub fn tidy(&self, now: i64) -> StoreResult<usize> {
         let expired: Vec<(String, Digest)> = self
             .index
-            .read()
-            .map_err(|_| poisoned())?
+            .read()?
             .roles
             .iter()
             .flat_map(|(name, state)| {
@@ -240,7 +232,7 @@ impl AppRoleStore {
             .collect();
         let mut removed = 0;
         for (name, digest) in &expired {
-            let _w = self.write.lock().map_err(|_| poisoned())?;
+            let _w = self.index.writer()?;
             let mut deleted = false;
             let stored = edit_json(
                 &self.barrier,
@@ -251,11 +243,9 @@ impl AppRoleStore {
                     Ok(if deleted { Edit::Delete } else { Edit::Keep })
                 },
             )?;
-            self.index.write().map_err(|_| poisoned())?.put_secret(
-                name,
-                *digest,
-                stored.map(|s| s.info),
-            );
+            self.index
+                .write()?
+                .put_secret(name, *digest, stored.map(|s| s.info));
             removed += usize::from(deleted);
         }
         Ok(removed)

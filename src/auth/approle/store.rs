@@ -16,24 +16,20 @@ impl AppRoleStore {
             barrier,
             lookup,
             prefix,
-            index: RwLock::default(),
-            write: Mutex::default(),
+            index: Cached::new("approle store", Index::default()),
         };
         // With shared storage the role may have been created after our
         // listing: never delete on a guess there.
         let sweep = !store.barrier.storage().is_shared();
         let index = store.read_index(sweep)?;
-        *store.index.write().map_err(|_| poisoned())? = index;
+        *store.index.write()? = index;
         Ok(store)
     }
 
     /// Re-read every role and secret ID from storage into this store (after
     /// missed change notifications).
     pub fn reload(&self) -> StoreResult<()> {
-        let _w = self.write.lock().map_err(|_| poisoned())?;
-        let index = self.read_index(false)?;
-        *self.index.write().map_err(|_| poisoned())? = index;
-        Ok(())
+        self.index.reload(|| self.read_index(false))
     }
 
     fn read_index(&self, sweep_orphans: bool) -> StoreResult<Index> {
@@ -77,15 +73,9 @@ impl AppRoleStore {
         let Some(key) = self.parse_path(path) else {
             return Ok(());
         };
-        let _w = self.write.lock().map_err(|_| poisoned())?;
+        let _w = self.index.writer()?;
         let cached = |dir: &str| -> StoreResult<Option<String>> {
-            Ok(self
-                .index
-                .read()
-                .map_err(|_| poisoned())?
-                .by_dir
-                .get(dir)
-                .cloned())
+            Ok(self.index.read()?.by_dir.get(dir).cloned())
         };
         match key {
             Key::Role(dir) => match read_json::<Role>(&self.barrier, path)? {
@@ -119,11 +109,9 @@ impl AppRoleStore {
                         "{path} holds a secret ID of another role"
                     )));
                 }
-                self.index.write().map_err(|_| poisoned())?.put_secret(
-                    &name,
-                    digest,
-                    stored.map(|s| s.info),
-                );
+                self.index
+                    .write()?
+                    .put_secret(&name, digest, stored.map(|s| s.info));
                 Ok(())
             }
         }
@@ -153,7 +141,7 @@ impl AppRoleStore {
 
     /// Put what storage holds for role `name` into the cache (`None`: it is
     /// gone, with its secret IDs). A role new to the cache, or with `fresh`,
-    /// gets its secret IDs read from storage. The caller holds `write`.
+    /// gets its secret IDs read from storage. The caller holds the writer lock.
     pub(super) fn publish_role(
         &self,
         name: &str,
@@ -161,26 +149,18 @@ impl AppRoleStore {
         fresh: bool,
     ) -> StoreResult<()> {
         let Some(role) = role else {
-            self.index
-                .write()
-                .map_err(|_| poisoned())?
-                .remove_role(name);
+            self.index.write()?.remove_role(name);
             return Ok(());
         };
         let dir = self.lookup.name(name);
-        let cached = self
-            .index
-            .read()
-            .map_err(|_| poisoned())?
-            .roles
-            .contains_key(name);
+        let cached = self.index.read()?.roles.contains_key(name);
         let secrets = if fresh || !cached {
             Some(self.stored_secrets(name)?)
         } else {
             None
         };
         let digest = role_id_digest(&self.lookup, &role.role_id);
-        let mut index = self.index.write().map_err(|_| poisoned())?;
+        let mut index = self.index.write()?;
         index.put_role(role, digest, dir);
         if let Some(secrets) = secrets
             && let Some(state) = index.roles.get_mut(name)
@@ -210,15 +190,12 @@ impl AppRoleStore {
 
     /// Delete every secret ID storage holds for role `name` (including those
     /// another node created and this one has not heard of), from the cache
-    /// too. The caller holds `write`.
+    /// too. The caller holds the writer lock.
     pub(super) fn delete_stored_secrets(&self, name: &str) -> StoreResult<()> {
         for path in blocking(|| self.barrier.list(&self.secret_dir(name)))? {
             self.delete_entry::<StoredSecretId>(&path)?;
             if let Some(Key::Secret(_, digest)) = self.parse_path(&path) {
-                self.index
-                    .write()
-                    .map_err(|_| poisoned())?
-                    .put_secret(name, digest, None);
+                self.index.write()?.put_secret(name, digest, None);
             }
         }
         Ok(())
@@ -259,15 +236,9 @@ impl AppRoleStore {
     }
 
     /// Whether role `name` exists: in the cache, or else in storage (which
-    /// this node may not have heard from yet). The caller holds `write`.
+    /// this node may not have heard from yet). The caller holds the writer lock.
     pub(super) fn role_exists(&self, name: &str) -> StoreResult<bool> {
-        if self
-            .index
-            .read()
-            .map_err(|_| poisoned())?
-            .roles
-            .contains_key(name)
-        {
+        if self.index.read()?.roles.contains_key(name) {
             return Ok(true);
         }
         let role = read_json::<Role>(&self.barrier, &self.role_path(name))?;

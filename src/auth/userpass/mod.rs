@@ -15,7 +15,7 @@
 //! comparison of the computed and stored hash is argon2's own, constant-time.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 
 use argon2::Params;
 use serde::{Deserialize, Serialize};
@@ -26,7 +26,7 @@ use crate::seal::edit::{Edit, edit_json, read_json};
 use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
 use crate::storage::layout::USERPASS_USERS;
-use crate::storage::{Missing, StoreError, StoreResult};
+use crate::storage::{Cached, Missing, StoreError, StoreResult};
 
 mod password;
 mod replay;
@@ -148,10 +148,6 @@ impl std::fmt::Debug for Entry {
     }
 }
 
-fn poisoned() -> StoreError {
-    StoreError::Internal("userpass store lock poisoned".to_owned())
-}
-
 fn internal(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Internal(format!("{what}: {e}"))
 }
@@ -181,7 +177,7 @@ fn read_users(barrier: &Barrier, dir: &str) -> StoreResult<BTreeMap<String, Arc<
 ///
 /// Every change is computed from storage and written with compare-and-swap
 /// (another node may have changed the user since this node cached it); the
-/// cache then takes what was stored. `write` is held around both, and by
+/// cache then takes what was stored. The writer lock is held around both, and by
 /// refreshes, so a refresh never publishes an older version over a local write.
 #[derive(Debug)]
 pub struct UserpassStore {
@@ -189,9 +185,9 @@ pub struct UserpassStore {
     lookup: Arc<LookupKey>,
     /// `<prefix>users/`
     dir: String,
-    users: RwLock<BTreeMap<String, Arc<Entry>>>,
-    /// Held while users are written, deleted or refreshed from storage.
-    write: Mutex<()>,
+    /// Users by name; its writer lock is held while users are written,
+    /// deleted or refreshed from storage.
+    users: Cached<BTreeMap<String, Arc<Entry>>>,
     /// argon2id cost of new hashes (existing ones verify with their own).
     params: Params,
     /// Verified against when the user does not exist, at the same cost.
@@ -222,8 +218,7 @@ impl UserpassStore {
             barrier,
             lookup,
             dir,
-            users: RwLock::new(users),
-            write: Mutex::default(),
+            users: Cached::new("userpass store", users),
             params,
             dummy_hash,
         })
@@ -232,10 +227,7 @@ impl UserpassStore {
     /// Re-read every user from storage into this store (after missed change
     /// notifications).
     pub fn reload(&self) -> StoreResult<()> {
-        let _w = self.write.lock().map_err(|_| poisoned())?;
-        let users = read_users(&self.barrier, &self.dir)?;
-        *self.users.write().map_err(|_| poisoned())? = users;
-        Ok(())
+        self.users.reload(|| read_users(&self.barrier, &self.dir))
     }
 
     /// Another node wrote or deleted the entry at `path`: re-read it. Paths
@@ -247,7 +239,7 @@ impl UserpassStore {
         if leaf.is_empty() || leaf.contains('/') {
             return Ok(());
         }
-        let _w = self.write.lock().map_err(|_| poisoned())?;
+        let _w = self.users.writer()?;
         match read_json::<Stored>(&self.barrier, path)? {
             Some(stored) => {
                 if self.path(&stored.name) != path {
@@ -259,7 +251,7 @@ impl UserpassStore {
                 self.publish(&name, Some(stored))
             }
             None => {
-                let mut users = self.users.write().map_err(|_| poisoned())?;
+                let mut users = self.users.write()?;
                 users.retain(|name, _| self.path(name) != path);
                 Ok(())
             }
@@ -271,9 +263,9 @@ impl UserpassStore {
     }
 
     /// Put what storage now holds for `name` into the cache; the caller holds
-    /// `write`.
+    /// the writer lock.
     fn publish(&self, name: &str, stored: Option<Stored>) -> StoreResult<()> {
-        let mut users = self.users.write().map_err(|_| poisoned())?;
+        let mut users = self.users.write()?;
         match stored {
             Some(stored) => users.insert(name.to_owned(), Arc::new(stored.into_entry())),
             None => users.remove(name),
@@ -284,21 +276,14 @@ impl UserpassStore {
     pub fn get(&self, name: &str) -> StoreResult<Option<User>> {
         Ok(self
             .users
-            .read()
-            .map_err(|_| poisoned())?
+            .read()?
             .get(&normalize(name))
             .map(|e| e.user.clone()))
     }
 
     /// Every user name, sorted.
     pub fn list(&self) -> StoreResult<Vec<String>> {
-        Ok(self
-            .users
-            .read()
-            .map_err(|_| poisoned())?
-            .keys()
-            .cloned()
-            .collect())
+        Ok(self.users.read()?.keys().cloned().collect())
     }
 
     /// Create or update a user. `edit` changes the user's settings (it gets
@@ -322,7 +307,7 @@ impl UserpassStore {
         };
         let mut edit = Replay::new(edit);
         let mut created = false;
-        let _w = self.write.lock().map_err(|_| poisoned())?;
+        let _w = self.users.writer()?;
         let stored = edit_json(
             &self.barrier,
             &self.path(&name),
@@ -370,7 +355,7 @@ impl UserpassStore {
             return Err(no_user());
         }
         let hash = blocking(|| hash_password(&self.params, password))?;
-        let _w = self.write.lock().map_err(|_| poisoned())?;
+        let _w = self.users.writer()?;
         let stored = edit_json(
             &self.barrier,
             &path,
@@ -392,7 +377,7 @@ impl UserpassStore {
     ) -> StoreResult<()> {
         let name = normalize(name);
         let mut edit = Replay::new(edit);
-        let _w = self.write.lock().map_err(|_| poisoned())?;
+        let _w = self.users.writer()?;
         let stored = edit_json(
             &self.barrier,
             &self.path(&name),
@@ -410,7 +395,7 @@ impl UserpassStore {
 
     /// Publish the outcome of a change to an existing user. A user found
     /// missing in storage is dropped from the cache too (another node deleted
-    /// it and this node has not heard yet). The caller holds `write`.
+    /// it and this node has not heard yet). The caller holds the writer lock.
     fn settle(&self, name: &str, outcome: StoreResult<Option<Stored>>) -> StoreResult<()> {
         match outcome {
             Ok(stored) => self.publish(name, stored),
@@ -427,7 +412,7 @@ impl UserpassStore {
     /// stay valid until they expire or are revoked, as in Vault.
     pub fn delete(&self, name: &str) -> StoreResult<()> {
         let name = normalize(name);
-        let _w = self.write.lock().map_err(|_| poisoned())?;
+        let _w = self.users.writer()?;
         let stored = edit_json(
             &self.barrier,
             &self.path(&name),
@@ -442,12 +427,7 @@ impl UserpassStore {
     /// argon2id verification with the same parameters.
     pub fn login(&self, name: &str, password: &str) -> StoreResult<Option<User>> {
         let name = normalize(name);
-        let entry = self
-            .users
-            .read()
-            .map_err(|_| poisoned())?
-            .get(&name)
-            .cloned();
+        let entry = self.users.read()?.get(&name).cloned();
         let hash = entry.as_ref().map_or(&self.dummy_hash, |e| &e.hash);
         let matches = blocking(|| verify_password(hash, password))?;
         Ok(entry.filter(|_| matches).map(|e| e.user.clone()))
