@@ -144,7 +144,7 @@ fn mount_of(route: &Route) -> (String, String, String) {
         Route::Token(_) => ("auth/token/".into(), "token".into(), "auth_token".into()),
         Route::Login { method, .. } => (
             format!("auth/{}/", method.entry.path),
-            method.entry.kind.clone(),
+            method.entry.kind.name().into(),
             method.entry.accessor.clone(),
         ),
         Route::Transit { mount, .. } => (

@@ -82,6 +82,21 @@ pub(crate) fn policy(name: &str) -> ApiResult<String> {
     Ok(unpadded("policy", name)?.to_lowercase())
 }
 
+/// A list of policy names in a body (`policies`, `token_policies`): as
+/// Vault's `SanitizePolicies`, each trimmed and lower-cased, empty ones
+/// dropped, sorted, without duplicates. (A policy name in a path is refused
+/// when padded; a list in a body is cleaned, as Vault does.)
+pub(crate) fn policy_list(list: Vec<String>) -> Vec<String> {
+    let mut list: Vec<String> = list
+        .iter()
+        .map(|p| p.trim().to_lowercase())
+        .filter(|p| !p.is_empty())
+        .collect();
+    list.sort();
+    list.dedup();
+    list
+}
+
 /// A transit key (`keys/:name`, `encrypt/:name`, ...): kept as written.
 pub(crate) fn key(name: &str) -> ApiResult<&str> {
     unpadded("key", name)

@@ -259,6 +259,7 @@ mod tests {
 
     use super::*;
     use crate::api::login::{AppRolePath, UserpassPath};
+    use crate::auth::methods::MethodKind;
     use crate::state::Limits;
 
     const OPS: [(Op, char); 4] = [
@@ -273,8 +274,14 @@ mod tests {
     fn server() -> AppState {
         let state = AppState::dev("root", Limits::default());
         let unsealed = state.unsealed().unwrap();
-        unsealed.methods.enable("userpass", "userpass", "").unwrap();
-        unsealed.methods.enable("approle", "approle", "").unwrap();
+        unsealed
+            .methods
+            .enable("userpass", MethodKind::Userpass, "")
+            .unwrap();
+        unsealed
+            .methods
+            .enable("approle", MethodKind::AppRole, "")
+            .unwrap();
         let (mount, _) = unsealed.resolve("transit").unwrap().unwrap();
         let ring = transit_keys::Keyring::create(
             "k",

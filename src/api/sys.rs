@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Op, names};
 use crate::auth::Caller;
+use crate::auth::methods::MethodKind;
 use crate::error::{ApiError, ApiResult};
 use crate::request::Params;
 use crate::response::Reply;
@@ -195,7 +196,7 @@ pub(crate) fn serve(
             Ok(Reply::no_content())
         }
         (S::AuthMethod(method), _) => {
-            let kind = p.string("type")?.unwrap_or_default();
+            let kind = MethodKind::parse(&p.string("type")?.unwrap_or_default())?;
             let description = p.string("description")?.unwrap_or_default();
             let _ = (
                 p.has("config"),
@@ -206,7 +207,7 @@ pub(crate) fn serve(
             state
                 .unsealed()?
                 .methods
-                .enable(method, &kind, &description)?;
+                .enable(method, kind, &description)?;
             Ok(Reply::no_content())
         }
         (S::Health, _) => health(state, p),
@@ -378,7 +379,7 @@ fn auth_methods(state: &AppState) -> ApiResult<Reply> {
     for m in unsealed.methods.entries()? {
         data.insert(
             format!("{}/", m.path),
-            entry(&m.kind, &m.description, &m.accessor, &m.uuid),
+            entry(m.kind.name(), &m.description, &m.accessor, &m.uuid),
         );
     }
     Ok(Reply::mirrored(Value::Object(data)))

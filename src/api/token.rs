@@ -6,8 +6,8 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::Op;
 use super::keys::rfc3339;
+use super::{Op, names};
 use crate::auth::Caller;
 use crate::auth::token::{TokenEntry, TokenId, TokenRequest, TokenStore};
 use crate::error::{ApiError, ApiResult};
@@ -199,14 +199,16 @@ fn create(
             "root or sudo privileges required to create orphan token",
         ));
     }
-    let mut policies = string_list(p, "policies")?.unwrap_or_else(|| {
-        parent
-            .policies
-            .iter()
-            .filter(|p| *p != "default")
-            .cloned()
-            .collect()
-    });
+    let mut policies = string_list(p, "policies")?
+        .map(names::policy_list)
+        .unwrap_or_else(|| {
+            parent
+                .policies
+                .iter()
+                .filter(|p| *p != "default")
+                .cloned()
+                .collect()
+        });
     // A child never gets more than its parent (root may grant anything).
     if !parent.is_root() {
         if let Some(extra) = policies

@@ -19,12 +19,41 @@ use crate::storage::blocking;
 use crate::storage::layout::{self, METHOD_TABLE, Owner};
 use crate::storage::{Cached, StoreError, StoreResult};
 
+/// The login methods transitd implements. Stored (and shown by `sys/auth`)
+/// under Vault's names for them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MethodKind {
+    Userpass,
+    AppRole,
+}
+
+impl MethodKind {
+    /// Vault's name: the `type` of `sys/auth/:path` and of `sys/auth`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Userpass => "userpass",
+            Self::AppRole => "approle",
+        }
+    }
+
+    pub fn parse(name: &str) -> StoreResult<Self> {
+        match name {
+            "userpass" => Ok(Self::Userpass),
+            "approle" => Ok(Self::AppRole),
+            other => Err(StoreError::invalid(format!(
+                "transitd supports the userpass and approle auth methods, not {other:?}"
+            ))),
+        }
+    }
+}
+
 /// A row of `core/auth`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MethodEntry {
     pub path: String,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: MethodKind,
     pub uuid: String,
     pub accessor: String,
     pub description: String,
@@ -57,22 +86,17 @@ fn open(
     entry: MethodEntry,
 ) -> StoreResult<Method> {
     let prefix = layout::method_prefix(&entry.uuid);
-    let backend = match entry.kind.as_str() {
-        "userpass" => Backend::Userpass(UserpassStore::load(
+    let backend = match entry.kind {
+        MethodKind::Userpass => Backend::Userpass(UserpassStore::load(
             Arc::clone(barrier),
             Arc::clone(lookup),
             prefix,
         )?),
-        "approle" => Backend::AppRole(AppRoleStore::load(
+        MethodKind::AppRole => Backend::AppRole(AppRoleStore::load(
             Arc::clone(barrier),
             Arc::clone(lookup),
             prefix,
         )?),
-        other => {
-            return Err(StoreError::Internal(format!(
-                "unknown auth method type {other:?} in storage"
-            )));
-        }
     };
     Ok(Method { entry, backend })
 }
@@ -218,21 +242,17 @@ impl Methods {
         Ok(())
     }
 
-    pub fn enable(&self, path: &str, kind: &str, description: &str) -> StoreResult<()> {
-        if !matches!(kind, "userpass" | "approle") {
-            return Err(StoreError::invalid(format!(
-                "transitd supports the userpass and approle auth methods, not {kind:?}"
-            )));
-        }
+    pub fn enable(&self, path: &str, kind: MethodKind, description: &str) -> StoreResult<()> {
         if path.is_empty() || path.split('/').any(str::is_empty) {
             return Err(StoreError::invalid("invalid auth method path"));
         }
         let entry = MethodEntry {
             path: path.to_owned(),
-            kind: kind.to_owned(),
+            kind,
             uuid: uuid::Uuid::new_v4().to_string(),
             accessor: format!(
-                "auth_{kind}_{}",
+                "auth_{}_{}",
+                kind.name(),
                 &uuid::Uuid::new_v4().simple().to_string()[..8]
             ),
             description: description.to_owned(),
@@ -323,13 +343,13 @@ mod tests {
     #[test]
     fn enables_on_two_nodes_both_survive_and_clash_with_the_stored_table() {
         let (a, b) = two_nodes();
-        a.enable("one", "approle", "").unwrap();
+        a.enable("one", MethodKind::AppRole, "").unwrap();
         // B has not heard of `one`.
-        b.enable("two", "userpass", "").unwrap();
+        b.enable("two", MethodKind::Userpass, "").unwrap();
         assert_eq!(stored_paths(&a), vec!["one", "two"]);
         assert_eq!(paths(&b), vec!["one", "two"], "B installed what is stored");
         assert!(
-            b.enable("one/sub", "approle", "")
+            b.enable("one/sub", MethodKind::AppRole, "")
                 .unwrap_err()
                 .to_string()
                 .contains("already in use")
@@ -346,7 +366,7 @@ mod tests {
     #[test]
     fn changes_apply_in_place_and_writes_in_flight_stay() {
         let (a, b) = two_nodes();
-        a.enable("ar", "approle", "").unwrap();
+        a.enable("ar", MethodKind::AppRole, "").unwrap();
         b.apply_change(METHOD_TABLE).unwrap();
         let on_a = approle(&a, "ar");
         let on_b = approle(&b, "ar");
@@ -357,7 +377,7 @@ mod tests {
 
         // A request on B holds the method while B applies changes and
         // resyncs: what it writes afterwards is in B's table.
-        a.enable("other", "approle", "").unwrap();
+        a.enable("other", MethodKind::AppRole, "").unwrap();
         b.apply_change(METHOD_TABLE).unwrap();
         b.apply_change(&role_path).unwrap();
         b.reload_all().unwrap();

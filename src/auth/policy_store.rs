@@ -119,43 +119,37 @@ impl PolicyStore {
         Ok(self.policies.read()?.get(name).cloned())
     }
 
-    /// Vault's policy names: lowercased, no surrounding whitespace.
-    pub fn normalize(name: &str) -> String {
-        name.trim().to_lowercase()
-    }
-
+    /// `name` is canonical (`api/names.rs: policy`): the store neither trims
+    /// nor folds it, so the name authorization checked is the one written.
     pub fn put(&self, name: &str, hcl: &str) -> StoreResult<()> {
-        let name = Self::normalize(name);
-        if name.is_empty() {
-            return Err(StoreError::invalid("policy name must be provided"));
-        }
         if name == ROOT {
             return Err(StoreError::invalid("cannot update root policy"));
         }
-        let policy = Policy::parse(&name, hcl)
+        let policy = Policy::parse(name, hcl)
             .map_err(|e| StoreError::invalid(format!("failed to parse policy: {e}")))?;
         let _w = self.policies.writer()?;
         let stored = Stored {
-            name: name.clone(),
+            name: name.to_owned(),
             raw: hcl.to_owned(),
         };
         let raw = serde_json::to_vec(&stored).map_err(|e| StoreError::Internal(e.to_string()))?;
-        blocking(|| self.barrier.put(&self.path(&name), &raw))?;
-        self.policies.write()?.insert(name, Arc::new(policy));
+        blocking(|| self.barrier.put(&self.path(name), &raw))?;
+        self.policies
+            .write()?
+            .insert(name.to_owned(), Arc::new(policy));
         self.invalidate()?;
         Ok(())
     }
 
     pub fn delete(&self, name: &str) -> StoreResult<()> {
-        let name = Self::normalize(name);
-        match name.as_str() {
+        match name {
             ROOT => return Err(StoreError::invalid("cannot delete root policy")),
             DEFAULT => return Err(StoreError::invalid("cannot delete default policy")),
             _ => {}
         }
         let _w = self.policies.writer()?;
-        blocking(|| self.barrier.delete(&self.path(&name)))?;
-        self.policies.write()?.remove(&name);
+        blocking(|| self.barrier.delete(&self.path(name)))?;
+        self.policies.write()?.remove(name);
         self.invalidate()?;
         Ok(())
     }

@@ -167,13 +167,6 @@ fn refuse_list(p: &Params, field: &str) -> ApiResult<()> {
     Ok(())
 }
 
-fn lowercase_policies(list: Vec<String>) -> Vec<String> {
-    let mut list: Vec<String> = list.into_iter().map(|p| p.to_lowercase()).collect();
-    list.sort();
-    list.dedup();
-    list
-}
-
 /// The `token_*` fields of a user or role write (each `None` when absent).
 #[derive(Debug, Default)]
 struct TokenPatch {
@@ -239,10 +232,10 @@ impl TokenPatch {
     fn parse_policies(&mut self, p: &Params) -> ApiResult<()> {
         let legacy_given = p.has("policies");
         if let Some(list) = string_list(p, "token_policies")? {
-            self.policies = Some(lowercase_policies(list));
+            self.policies = Some(names::policy_list(list));
             self.legacy_policies = Some(legacy_given);
         } else if let Some(list) = string_list(p, "policies")? {
-            self.policies = Some(lowercase_policies(list));
+            self.policies = Some(names::policy_list(list));
             self.legacy_policies = Some(true);
         }
         Ok(())
@@ -316,12 +309,7 @@ fn issue(
     path: String,
     now: i64,
 ) -> ApiResult<Reply> {
-    let mut policies: Vec<String> = t
-        .token_policies
-        .iter()
-        .map(|p| p.trim().to_lowercase())
-        .filter(|p| !p.is_empty())
-        .collect();
+    let mut policies = names::policy_list(t.token_policies.clone());
     if policies.iter().any(|p| p == "root") {
         return Err(ApiError::bad("auth methods cannot create root tokens"));
     }

@@ -239,11 +239,6 @@ fn no_role(name: &str) -> StoreError {
     StoreError::invalid(format!("role {name:?} does not exist"))
 }
 
-/// Role names are case-insensitive: stored and looked up lowercased.
-pub fn normalize(name: &str) -> String {
-    name.to_lowercase()
-}
-
 /// A random (v4) UUID from the system CSPRNG.
 pub fn random_uuid() -> StoreResult<String> {
     let mut bytes = [0u8; 16];

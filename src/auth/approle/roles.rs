@@ -11,12 +11,7 @@ impl AppRoleStore {
     /// Role `name` as this node's cache holds it (no storage access: cheap,
     /// for authorization on the async workers).
     pub fn cached_role(&self, name: &str) -> StoreResult<Option<Role>> {
-        Ok(self
-            .index
-            .read()?
-            .roles
-            .get(&normalize(name))
-            .map(|s| s.role.clone()))
+        Ok(self.index.read()?.roles.get(name).map(|s| s.role.clone()))
     }
 
     /// Role `name`: from the cache, or from storage when this node has not
@@ -26,7 +21,6 @@ impl AppRoleStore {
         if let Some(role) = self.cached_role(name)? {
             return Ok(Some(role));
         }
-        let name = normalize(name);
         // Under the writer lock, so a deletion on this node cannot slip between the
         // read and the publication.
         let _w = self.index.writer()?;
@@ -66,7 +60,6 @@ impl AppRoleStore {
         create: bool,
         edit: impl FnOnce(&mut Role) -> StoreResult<()>,
     ) -> StoreResult<bool> {
-        let name = normalize(name);
         if name.is_empty() {
             return Err(StoreError::invalid("missing role_name"));
         }
@@ -90,7 +83,7 @@ impl AppRoleStore {
                 return Err(StoreError::Missing(Missing::RoleToUpdate));
             }
             let mut role = edit.apply(current.unwrap_or_else(|| blank_role(&name)))?;
-            role.name.clone_from(&name);
+            role.name = name.to_owned();
             if created && role.role_id.is_empty() {
                 role.role_id = random_uuid()?;
             }
@@ -133,7 +126,6 @@ impl AppRoleStore {
     /// is not an error). The secret IDs go first, so a crash midway leaves
     /// the role with fewer secret IDs, never secret IDs without a role.
     pub fn delete_role(&self, name: &str) -> StoreResult<()> {
-        let name = normalize(name);
         let _w = self.index.writer()?;
         self.delete_stored_secrets(&name)?;
         self.delete_entry::<Role>(&self.role_path(&name))?;

@@ -10,7 +10,6 @@ impl AppRoleStore {
         request: SecretIdRequest,
         now: i64,
     ) -> StoreResult<NewSecretId> {
-        let name = normalize(name);
         let secret_id = match request.secret_id {
             Some(s) if s.is_empty() => return Err(StoreError::invalid("missing secret_id")),
             Some(s) => s,
@@ -61,14 +60,14 @@ impl AppRoleStore {
             let index = self.index.read()?;
             if !index
                 .roles
-                .get(&name)
+                .get(name)
                 .is_some_and(|s| s.accessors.contains_key(&candidate))
             {
                 break candidate;
             }
         };
         let stored = StoredSecretId {
-            role: name.clone(),
+            role: name.to_owned(),
             info: SecretIdInfo {
                 accessor: accessor.clone(),
                 num_uses,
@@ -131,7 +130,7 @@ impl AppRoleStore {
     ) -> StoreResult<Option<SecretIdInfo>> {
         let digest = self.secret_digest(secret_id);
         Ok(self
-            .find_secret(&normalize(name), now, |_| Some(digest))?
+            .find_secret(name, now, |_| Some(digest))?
             .map(|(_, info)| info))
     }
 
@@ -143,16 +142,13 @@ impl AppRoleStore {
         now: i64,
     ) -> StoreResult<Option<SecretIdInfo>> {
         Ok(self
-            .find_secret(&normalize(name), now, |s| {
-                s.accessors.get(accessor).copied()
-            })?
+            .find_secret(name, now, |s| s.accessors.get(accessor).copied())?
             .map(|(_, info)| info))
     }
 
     /// Destroy a secret ID (an unknown one is not an error), in storage even
     /// if this node has not heard of it.
     pub fn destroy_secret_id(&self, name: &str, secret_id: &str) -> StoreResult<()> {
-        let name = normalize(name);
         let digest = self.secret_digest(secret_id);
         let _w = self.index.writer()?;
         if !self.role_exists(&name)? {
@@ -166,7 +162,6 @@ impl AppRoleStore {
     /// Destroy the secret ID with this accessor; false if storage has none.
     /// An accessor this node has not heard of is looked for in storage.
     pub fn destroy_accessor(&self, name: &str, accessor: &str) -> StoreResult<bool> {
-        let name = normalize(name);
         let _w = self.index.writer()?;
         if !self.role_exists(&name)? {
             return Err(no_role(&name));
@@ -175,7 +170,7 @@ impl AppRoleStore {
             .index
             .read()?
             .roles
-            .get(&name)
+            .get(name)
             .and_then(|s| s.accessors.get(accessor).copied());
         let digest = match cached {
             Some(digest) => Some(digest),
@@ -206,9 +201,8 @@ impl AppRoleStore {
 
     /// The accessors of a role's secret IDs, sorted.
     pub fn list_accessors(&self, name: &str) -> StoreResult<Vec<String>> {
-        let name = normalize(name);
         let index = self.index.read()?;
-        let state = index.roles.get(&name).ok_or_else(|| no_role(&name))?;
+        let state = index.roles.get(name).ok_or_else(|| no_role(&name))?;
         let mut accessors: Vec<String> = state.accessors.keys().cloned().collect();
         accessors.sort();
         Ok(accessors)

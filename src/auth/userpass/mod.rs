@@ -156,11 +156,6 @@ fn no_user() -> StoreError {
     Missing::User.into()
 }
 
-/// Vault's user names are case-insensitive: stored and looked up lowercased.
-pub fn normalize(name: &str) -> String {
-    name.to_lowercase()
-}
-
 /// Every user stored under `dir`, by name.
 fn read_users(barrier: &Barrier, dir: &str) -> StoreResult<BTreeMap<String, Arc<Entry>>> {
     let mut users = BTreeMap::new();
@@ -274,11 +269,7 @@ impl UserpassStore {
     }
 
     pub fn get(&self, name: &str) -> StoreResult<Option<User>> {
-        Ok(self
-            .users
-            .read()?
-            .get(&normalize(name))
-            .map(|e| e.user.clone()))
+        Ok(self.users.read()?.get(name).map(|e| e.user.clone()))
     }
 
     /// Every user name, sorted.
@@ -296,7 +287,6 @@ impl UserpassStore {
         password: Option<&str>,
         edit: impl FnOnce(&mut User) -> StoreResult<()>,
     ) -> StoreResult<bool> {
-        let name = normalize(name);
         if name.is_empty() {
             return Err(StoreError::invalid("missing username"));
         }
@@ -319,7 +309,7 @@ impl UserpassStore {
                     (Some(s), None) => (s.user(), s.password_hash),
                     (None, Some(h)) => (
                         User {
-                            name: name.clone(),
+                            name: name.to_owned(),
                             ..User::default()
                         },
                         h.clone(),
@@ -331,7 +321,7 @@ impl UserpassStore {
                     }
                 };
                 let mut user = edit.apply(base)?;
-                user.name.clone_from(&name);
+                user.name = name.to_owned();
                 user.token.validate()?;
                 Ok(Edit::Put(Stored::new(user, hash)))
             },
@@ -347,11 +337,10 @@ impl UserpassStore {
                 "must provide either password or password_hash",
             ));
         }
-        let name = normalize(name);
         let path = self.path(&name);
         // Spare the hashing for a missing user; storage decides if the cache
         // has not heard of the user yet.
-        if self.get(&name)?.is_none() && read_json::<Stored>(&self.barrier, &path)?.is_none() {
+        if self.get(name)?.is_none() && read_json::<Stored>(&self.barrier, &path)?.is_none() {
             return Err(no_user());
         }
         let hash = blocking(|| hash_password(&self.params, password))?;
@@ -375,7 +364,6 @@ impl UserpassStore {
         name: &str,
         edit: impl FnOnce(&mut User) -> StoreResult<()>,
     ) -> StoreResult<()> {
-        let name = normalize(name);
         let mut edit = Replay::new(edit);
         let _w = self.users.writer()?;
         let stored = edit_json(
@@ -385,7 +373,7 @@ impl UserpassStore {
             |current: Option<Stored>| {
                 let stored = current.ok_or_else(no_user)?;
                 let mut user = edit.apply(stored.user())?;
-                user.name.clone_from(&name);
+                user.name = name.to_owned();
                 user.token.validate()?;
                 Ok(Edit::Put(Stored::new(user, stored.password_hash)))
             },
@@ -411,7 +399,6 @@ impl UserpassStore {
     /// Delete a user (a missing one is not an error). Tokens it obtained
     /// stay valid until they expire or are revoked, as in Vault.
     pub fn delete(&self, name: &str) -> StoreResult<()> {
-        let name = normalize(name);
         let _w = self.users.writer()?;
         let stored = edit_json(
             &self.barrier,
@@ -426,8 +413,7 @@ impl UserpassStore {
     /// user does not exist or the password is wrong. Both failures cost one
     /// argon2id verification with the same parameters.
     pub fn login(&self, name: &str, password: &str) -> StoreResult<Option<User>> {
-        let name = normalize(name);
-        let entry = self.users.read()?.get(&name).cloned();
+        let entry = self.users.read()?.get(name).cloned();
         let hash = entry.as_ref().map_or(&self.dummy_hash, |e| &e.hash);
         let matches = blocking(|| verify_password(hash, password))?;
         Ok(entry.filter(|_| matches).map(|e| e.user.clone()))

@@ -44,18 +44,18 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 fn crud_and_reload() {
     let (storage, s) = store(cheap());
     assert!(
-        s.write("Alice", None, |_| Ok(())).is_err(),
+        s.write("alice", None, |_| Ok(())).is_err(),
         "password required"
     );
     assert!(
-        s.write("Alice", Some("pw-1"), |u| {
+        s.write("alice", Some("pw-1"), |u| {
             u.token.token_policies = vec!["dev".to_owned()];
             u.token.token_ttl = 60;
             Ok(())
         })
         .unwrap()
     );
-    let alice = s.get("ALICE").unwrap().unwrap();
+    let alice = s.get("alice").unwrap().unwrap();
     assert_eq!(alice.name, "alice");
     assert_eq!(alice.token.token_policies, vec!["dev"]);
     assert_eq!(alice.token.token_ttl, 60);
@@ -116,7 +116,7 @@ fn login_outcomes() {
     let (_, s) = store(cheap());
     s.write("alice", Some("correct horse"), |_| Ok(())).unwrap();
     assert_eq!(
-        s.login("Alice", "correct horse").unwrap().unwrap().name,
+        s.login("alice", "correct horse").unwrap().unwrap().name,
         "alice"
     );
     assert!(s.login("alice", "wrong").unwrap().is_none());

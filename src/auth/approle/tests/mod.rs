@@ -27,7 +27,7 @@ fn err(r: StoreResult<impl std::fmt::Debug>) -> String {
 fn roles_and_role_ids() {
     let (_, s) = store();
     assert!(
-        s.write_role("CI", |r| {
+        s.write_role("ci", |r| {
             r.token.token_policies = vec!["deploy".to_owned()];
             Ok(())
         })

@@ -23,7 +23,7 @@ fn a_role_created_on_another_node_is_found_before_its_notification() {
     let b = other_node(&a);
     let role_id = limited_role(&a, 0);
     // B never heard of it, yet reads it (and can issue secret IDs for it).
-    assert_eq!(b.get_role("CI").unwrap().unwrap().role_id, role_id);
+    assert_eq!(b.get_role("ci").unwrap().unwrap().role_id, role_id);
     assert!(
         b.create_secret_id("ci", SecretIdRequest::default(), 0)
             .is_ok()
