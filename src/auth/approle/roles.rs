@@ -24,9 +24,9 @@ impl AppRoleStore {
         // Under the writer lock, so a deletion on this node cannot slip between the
         // read and the publication.
         let _w = self.index.writer()?;
-        let role = read_json::<Role>(&self.barrier, &self.role_path(&name))?;
+        let role = read_json::<Role>(&self.barrier, &self.role_path(name))?;
         if role.is_some() {
-            self.publish_role(&name, role.clone(), false)?;
+            self.publish_role(name, role.clone(), false)?;
         }
         Ok(role)
     }
@@ -68,13 +68,13 @@ impl AppRoleStore {
                 "role_name is longer than maximum of {MAX_HMAC_INPUT} bytes"
             )));
         }
-        let path = self.role_path(&name);
+        let path = self.role_path(name);
         let mut edit = Replay::new(edit);
         let _w = self.index.writer()?;
         if create && read_json::<Role>(&self.barrier, &path)?.is_none() {
             // Secret IDs left under this name by an earlier role (a deletion
             // cut short) must not come back to life with the new one.
-            self.delete_stored_secrets(&name)?;
+            self.delete_stored_secrets(name)?;
         }
         let mut created = false;
         let stored = edit_json(&self.barrier, &path, "the role", |current: Option<Role>| {
@@ -82,7 +82,7 @@ impl AppRoleStore {
             if created && !create {
                 return Err(StoreError::Missing(Missing::RoleToUpdate));
             }
-            let mut role = edit.apply(current.unwrap_or_else(|| blank_role(&name)))?;
+            let mut role = edit.apply(current.unwrap_or_else(|| blank_role(name)))?;
             role.name = name.to_owned();
             if created && role.role_id.is_empty() {
                 role.role_id = random_uuid()?;
@@ -113,12 +113,12 @@ impl AppRoleStore {
         let stored = match stored {
             Err(e) if created => {
                 // Not in storage: another node deleted it.
-                self.publish_role(&name, None, false)?;
+                self.publish_role(name, None, false)?;
                 return Err(e);
             }
             other => other?,
         };
-        self.publish_role(&name, stored, created)?;
+        self.publish_role(name, stored, created)?;
         Ok(created)
     }
 
@@ -127,8 +127,8 @@ impl AppRoleStore {
     /// the role with fewer secret IDs, never secret IDs without a role.
     pub fn delete_role(&self, name: &str) -> StoreResult<()> {
         let _w = self.index.writer()?;
-        self.delete_stored_secrets(&name)?;
-        self.delete_entry::<Role>(&self.role_path(&name))?;
-        self.publish_role(&name, None, false)
+        self.delete_stored_secrets(name)?;
+        self.delete_entry::<Role>(&self.role_path(name))?;
+        self.publish_role(name, None, false)
     }
 }

@@ -21,14 +21,14 @@ impl AppRoleStore {
             )));
         }
         let digest = self.secret_digest(&secret_id);
-        let role_path = self.role_path(&name);
+        let role_path = self.role_path(name);
         let _w = self.index.writer()?;
         // The role's limits as stored now, not as this node last heard them.
         let Some(role) = read_json::<Role>(&self.barrier, &role_path)? else {
-            self.publish_role(&name, None, false)?;
-            return Err(no_role(&name));
+            self.publish_role(name, None, false)?;
+            return Err(no_role(name));
         };
-        self.publish_role(&name, Some(role.clone()), false)?;
+        self.publish_role(name, Some(role.clone()), false)?;
         if !role.bind_secret_id {
             return Err(StoreError::invalid("bind_secret_id is not set on the role"));
         }
@@ -78,7 +78,7 @@ impl AppRoleStore {
                 metadata: request.metadata,
             },
         };
-        let path = self.secret_path(&name, &digest);
+        let path = self.secret_path(name, &digest);
         edit_json(&self.barrier, &path, "the secret ID", |current| {
             if current.is_some() {
                 return Err(StoreError::invalid("SecretID is already registered"));
@@ -89,12 +89,12 @@ impl AppRoleStore {
         // IDs before this one was written: check again, and take it back.
         if read_json::<Role>(&self.barrier, &role_path)?.is_none() {
             self.delete_entry::<StoredSecretId>(&path)?;
-            self.publish_role(&name, None, false)?;
-            return Err(no_role(&name));
+            self.publish_role(name, None, false)?;
+            return Err(no_role(name));
         }
         self.index
             .write()?
-            .put_secret(&name, digest, Some(stored.info));
+            .put_secret(name, digest, Some(stored.info));
         Ok(NewSecretId {
             secret_id,
             accessor,
@@ -151,11 +151,11 @@ impl AppRoleStore {
     pub fn destroy_secret_id(&self, name: &str, secret_id: &str) -> StoreResult<()> {
         let digest = self.secret_digest(secret_id);
         let _w = self.index.writer()?;
-        if !self.role_exists(&name)? {
-            return Err(no_role(&name));
+        if !self.role_exists(name)? {
+            return Err(no_role(name));
         }
-        self.delete_entry::<StoredSecretId>(&self.secret_path(&name, &digest))?;
-        self.index.write()?.put_secret(&name, digest, None);
+        self.delete_entry::<StoredSecretId>(&self.secret_path(name, &digest))?;
+        self.index.write()?.put_secret(name, digest, None);
         Ok(())
     }
 
@@ -163,8 +163,8 @@ impl AppRoleStore {
     /// An accessor this node has not heard of is looked for in storage.
     pub fn destroy_accessor(&self, name: &str, accessor: &str) -> StoreResult<bool> {
         let _w = self.index.writer()?;
-        if !self.role_exists(&name)? {
-            return Err(no_role(&name));
+        if !self.role_exists(name)? {
+            return Err(no_role(name));
         }
         let cached = self
             .index
@@ -175,7 +175,7 @@ impl AppRoleStore {
         let digest = match cached {
             Some(digest) => Some(digest),
             None => self
-                .stored_secrets(&name)?
+                .stored_secrets(name)?
                 .into_iter()
                 .find(|(_, info)| info.accessor == accessor)
                 .map(|(digest, _)| digest),
@@ -186,7 +186,7 @@ impl AppRoleStore {
         let mut destroyed = false;
         let stored = edit_json(
             &self.barrier,
-            &self.secret_path(&name, &digest),
+            &self.secret_path(name, &digest),
             "the secret ID",
             |current: Option<StoredSecretId>| {
                 destroyed = current.is_some_and(|s| s.info.accessor == accessor);
@@ -195,14 +195,14 @@ impl AppRoleStore {
         )?;
         self.index
             .write()?
-            .put_secret(&name, digest, stored.map(|s| s.info));
+            .put_secret(name, digest, stored.map(|s| s.info));
         Ok(destroyed)
     }
 
     /// The accessors of a role's secret IDs, sorted.
     pub fn list_accessors(&self, name: &str) -> StoreResult<Vec<String>> {
         let index = self.index.read()?;
-        let state = index.roles.get(name).ok_or_else(|| no_role(&name))?;
+        let state = index.roles.get(name).ok_or_else(|| no_role(name))?;
         let mut accessors: Vec<String> = state.accessors.keys().cloned().collect();
         accessors.sort();
         Ok(accessors)

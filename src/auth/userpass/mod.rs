@@ -300,7 +300,7 @@ impl UserpassStore {
         let _w = self.users.writer()?;
         let stored = edit_json(
             &self.barrier,
-            &self.path(&name),
+            &self.path(name),
             "the user",
             |current: Option<Stored>| {
                 created = current.is_none();
@@ -326,7 +326,7 @@ impl UserpassStore {
                 Ok(Edit::Put(Stored::new(user, hash)))
             },
         )?;
-        self.publish(&name, stored)?;
+        self.publish(name, stored)?;
         Ok(created)
     }
 
@@ -337,7 +337,7 @@ impl UserpassStore {
                 "must provide either password or password_hash",
             ));
         }
-        let path = self.path(&name);
+        let path = self.path(name);
         // Spare the hashing for a missing user; storage decides if the cache
         // has not heard of the user yet.
         if self.get(name)?.is_none() && read_json::<Stored>(&self.barrier, &path)?.is_none() {
@@ -355,7 +355,7 @@ impl UserpassStore {
                 Ok(Edit::Put(stored))
             },
         );
-        self.settle(&name, stored)
+        self.settle(name, stored)
     }
 
     /// Change an existing user's settings only (Vault's `users/:name/policies`).
@@ -368,7 +368,7 @@ impl UserpassStore {
         let _w = self.users.writer()?;
         let stored = edit_json(
             &self.barrier,
-            &self.path(&name),
+            &self.path(name),
             "the user",
             |current: Option<Stored>| {
                 let stored = current.ok_or_else(no_user)?;
@@ -378,7 +378,7 @@ impl UserpassStore {
                 Ok(Edit::Put(Stored::new(user, stored.password_hash)))
             },
         );
-        self.settle(&name, stored)
+        self.settle(name, stored)
     }
 
     /// Publish the outcome of a change to an existing user. A user found
@@ -402,11 +402,11 @@ impl UserpassStore {
         let _w = self.users.writer()?;
         let stored = edit_json(
             &self.barrier,
-            &self.path(&name),
+            &self.path(name),
             "the user",
             |_: Option<Stored>| Ok(Edit::Delete),
         )?;
-        self.publish(&name, stored)
+        self.publish(name, stored)
     }
 
     /// Check a user's password: the user when it matches, `None` when the
