@@ -7,18 +7,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use transitd_test_support::Client;
 use transitd_test_support::free_port;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_transitd");
-
-pub fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .proxy(None)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into()
-}
 
 /// A working directory with a config file; nodes start from it, any number of times.
 pub struct Site {
@@ -88,7 +80,7 @@ impl Site {
 pub struct Node {
     child: Child,
     pub addr: String,
-    agent: ureq::Agent,
+    client: Client,
     log: PathBuf,
 }
 
@@ -121,7 +113,7 @@ impl Node {
         let mut node = Self {
             child,
             addr: addr.to_owned(),
-            agent: agent(),
+            client: Client::new(addr, None),
             log,
         };
         node.wait_listening();
@@ -133,7 +125,7 @@ impl Node {
         let mut node = Self {
             child,
             addr: addr.to_owned(),
-            agent: agent(),
+            client: Client::new(addr, None),
             log: PathBuf::from("/dev/null"),
         };
         node.wait_listening();
@@ -150,12 +142,7 @@ impl Node {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("transitd exited ({status}):\n{}", self.log_text());
             }
-            if self
-                .agent
-                .get(format!("{}/v1/sys/seal-status", self.addr))
-                .call()
-                .is_ok()
-            {
+            if self.client.read("sys/seal-status").is_ok() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -186,6 +173,8 @@ impl Node {
         );
     }
 
+    /// `method /v1/{path}` with `token`; writes send `body` (`{}` when
+    /// `None`). A transport error fails the test.
     pub fn call(
         &self,
         method: &str,
@@ -193,48 +182,23 @@ impl Node {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let url = format!("{}/v1/{path}", self.addr);
-        let result = match method {
-            "GET" => {
-                let mut r = self.agent.get(&url);
-                if let Some(t) = token {
-                    r = r.header("X-Vault-Token", t);
-                }
-                r.call()
-            }
-            "DELETE" => {
-                let mut r = self.agent.delete(&url);
-                if let Some(t) = token {
-                    r = r.header("X-Vault-Token", t);
-                }
-                r.call()
-            }
-            _ => {
-                let mut r = self.agent.post(&url);
-                if let Some(t) = token {
-                    r = r.header("X-Vault-Token", t);
-                }
-                r.send_json(body.unwrap_or_else(|| json!({})))
-            }
+        let body = match method {
+            "GET" | "DELETE" => Value::Null,
+            _ => body.unwrap_or_else(|| json!({})),
         };
-        let mut response = result.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        let reply = self
+            .client
+            .as_token(token)
+            .call(method, path, body)
+            .unwrap_or_else(|e| panic!("{e}"));
+        (reply.status, reply.body)
     }
 
-    /// Like `call`, but a transport error is `None` (the crash test kills
-    /// nodes under load).
+    /// A POST like `call`, but a transport error is `None` (the crash test
+    /// kills nodes under load).
     pub fn try_call(&self, path: &str, token: &str, body: Value) -> Option<(u16, Value)> {
-        let mut response = self
-            .agent
-            .post(format!("{}/v1/{path}", self.addr))
-            .header("X-Vault-Token", token)
-            .send_json(body)
-            .ok()?;
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().ok()?;
-        Some((status, serde_json::from_str(&text).ok()?))
+        let reply = self.client.as_token(Some(token)).write(path, body).ok()?;
+        Some((reply.status, reply.body))
     }
 
     pub fn init(&self, shares: u64, threshold: u64) -> (Vec<String>, String) {

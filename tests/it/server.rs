@@ -8,7 +8,8 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 use transitd_test_support::free_port;
 
-use crate::node::{BIN, Site, agent};
+use crate::node::{BIN, Site};
+use transitd_test_support::Client;
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
@@ -427,9 +428,8 @@ fn serves_tls_and_reloads_the_certificate_on_sighup() {
         assert!(https("b").is_err());
         // Plain HTTP to the TLS port gets no answer.
         assert!(
-            agent()
-                .get(format!("http://127.0.0.1:{port}/v1/sys/seal-status"))
-                .call()
+            Client::new(format!("http://127.0.0.1:{port}"), None)
+                .read("sys/seal-status")
                 .is_err()
         );
         std::fs::write(dir.path().join("cert.pem"), &cert_b).unwrap();
