@@ -40,7 +40,9 @@ pub struct SourceText<'a> {
 pub struct Wording {
     /// The part of hcl-edit's message that marks a repeated key:
     /// `"redefined attribute"` for attributes only, `"redefined"` for
-    /// object keys too.
+    /// object keys too. hcl-edit's errors carry no kind, so its wording is
+    /// the only signal; `tests::syntax_errors` pins it, so an hcl-edit
+    /// upgrade that rewords it fails a test instead of changing a message.
     pub repeated_marker: &'static str,
     /// Characters a repeated key is read with besides letters and digits.
     pub key_chars: &'static [char],

@@ -64,7 +64,7 @@ fn run(mut u: Unstructured<'_>) -> Result<()> {
     let _ = ring.verify(input, &signature, context, &opts);
 
     // regressions/verify_signature/ecdsa-sign-prehashed-empty-input once panicked
-    // here (RFC 6979 with an empty digest); keys/src/sign.rs now refuses it.
+    // here (RFC 6979 with an empty digest); keys/src/sign/ecdsa.rs now refuses it.
     if round_trip && let Ok(sig) = ring.sign(input, context, 0, &opts) {
         assert_eq!(
             ring.verify(input, &sig.text, context, &opts),

@@ -292,12 +292,7 @@ impl Methods {
         };
         // Nothing is computed from a removed method's entries: plain deletes.
         let prefix = layout::method_prefix(&removed.uuid);
-        blocking(|| -> StoreResult<()> {
-            for entry in self.barrier.list(&prefix)? {
-                self.barrier.delete(&entry)?;
-            }
-            Ok(())
-        })
+        Ok(blocking(|| self.barrier.delete_all_under(&prefix))?)
     }
 }
 

@@ -275,6 +275,16 @@ impl Barrier {
     pub fn list(&self, prefix: &str) -> BarrierResult<Vec<String>> {
         Ok(self.storage.list(prefix)?)
     }
+
+    /// Delete every entry under `prefix` (the data of a disabled mount or
+    /// login method). Blocking. Not atomic: the caller removes the table row
+    /// first, so a crash midway leaves orphans that the next unseal sweeps.
+    pub fn delete_all_under(&self, prefix: &str) -> BarrierResult<()> {
+        for path in self.list(prefix)? {
+            self.delete(&path)?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

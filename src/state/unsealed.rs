@@ -313,12 +313,7 @@ impl Unsealed {
         };
         // The table first: a crash after it leaves orphans that the next unseal removes.
         let prefix = layout::mount_prefix(&removed.uuid);
-        blocking(|| -> StoreResult<()> {
-            for entry in self.barrier.list(&prefix)? {
-                self.barrier.delete(&entry)?;
-            }
-            Ok(())
-        })
+        Ok(blocking(|| self.barrier.delete_all_under(&prefix))?)
     }
 }
 
