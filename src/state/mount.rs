@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use transit_keys::Keyring;
 
 use super::poisoned;
+use crate::name_syntax::is_generic;
 use crate::seal::barrier::Barrier;
 use crate::seal::edit::{Edit, edit_json, edit_raw_with};
 use crate::seal::lookup::LookupKey;
@@ -151,6 +152,15 @@ impl Mount {
                 .transpose()
                 .map_err(|e| StoreError::Internal(format!("{path}: {e}")))?;
             let (next, out) = change(current.as_ref())?;
+            // Every way a key comes to exist (create, encrypt's upsert,
+            // restore, import) passes here.
+            if current.is_none() && next.is_some() && !is_generic(name) {
+                return Err(StoreError::invalid(format!(
+                    "invalid key name {name:?}: a new key's name is letters, digits, '_', '-', \
+                     '.' and '@', starting and ending with a letter, digit or '_'"
+                ))
+                .into());
+            }
             let edit = match &next {
                 Some(ring) => Edit::Put(ring.to_stored_bytes().map_err(StoreError::from)?),
                 None => Edit::Delete,

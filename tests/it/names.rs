@@ -2,6 +2,8 @@
 //! written for the canonical name (the `admin%20` deny bypass), for every
 //! kind of name.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 
 use crate::support::TestApp;
@@ -133,4 +135,55 @@ async fn every_kind_of_name_refuses_hidden_characters() {
     app.read("auth/userpass/users/bob").await.ok();
     app.write("transit/keys/Web", json!({})).await.ok();
     assert_eq!(app.read("transit/keys/web").await.status, 404);
+}
+
+/// A key name outside Vault's name syntax is never created, by any of the
+/// ways a key comes to exist: a write, encrypt's upsert, a restore under a
+/// body `name`, or a restore of a backup that carries such a name.
+#[tokio::test]
+async fn no_key_is_created_under_a_name_vault_refuses() {
+    let app = TestApp::new();
+    for name in ["a%20b", "a*b", "-a", "a-", "%D0%BA", "a+b", "a:b"] {
+        let res = app.write(&format!("transit/keys/{name}"), json!({})).await;
+        assert_eq!(res.status, 400, "keys/{name}: {:?}", res.body);
+        let res = app
+            .write(
+                &format!("transit/encrypt/{name}"),
+                json!({ "plaintext": "aGk=" }),
+            )
+            .await;
+        assert_eq!(res.status, 400, "encrypt/{name}: {:?}", res.body);
+    }
+    // A backup of a real key, then the same backup renamed inside.
+    app.write(
+        "transit/keys/k",
+        json!({ "exportable": true, "allow_plaintext_backup": true }),
+    )
+    .await
+    .expect(200);
+    let backup = app.read("transit/backup/k").await.ok().data()["backup"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .write(
+            "transit/restore",
+            json!({ "backup": backup, "name": "a b" }),
+        )
+        .await;
+    assert_eq!(res.status, 400, "{:?}", res.body);
+    let mut blob: serde_json::Value =
+        serde_json::from_slice(&STANDARD.decode(&backup).unwrap()).unwrap();
+    blob["policy"]["name"] = json!("k*");
+    let renamed = transitd_test_support::b64(&serde_json::to_vec(&blob).unwrap());
+    let res = app
+        .write("transit/restore", json!({ "backup": renamed }))
+        .await;
+    assert_eq!(res.status, 400, "{:?}", res.body);
+    // Only `k` exists; names Vault allows still work, case kept.
+    let keys = app.call("LIST", "transit/keys", json!(null)).await.ok();
+    assert_eq!(keys.data()["keys"], json!(["k"]));
+    app.write("transit/keys/Web_1.a-b", json!({}))
+        .await
+        .expect(200);
 }
