@@ -37,6 +37,7 @@ mod route;
 mod sign;
 pub(crate) mod sys;
 mod token;
+mod unsupported;
 
 /// The operation a request asks for, as Vault names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

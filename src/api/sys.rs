@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
+use super::unsupported::refuse_unless_default;
 use super::{Op, names};
 use crate::auth::Caller;
 use crate::auth::methods::MethodKind;
@@ -198,12 +199,7 @@ pub(crate) fn serve(
         (S::AuthMethod(method), _) => {
             let kind = MethodKind::parse(&p.string("type")?.unwrap_or_default())?;
             let description = p.string("description")?.unwrap_or_default();
-            let _ = (
-                p.has("config"),
-                p.has("local"),
-                p.has("seal_wrap"),
-                p.has("options"),
-            );
+            refuse_unless_default(p, MOUNT_SETTINGS)?;
             state
                 .unsealed()?
                 .methods
@@ -237,24 +233,11 @@ fn init(state: &AppState, p: &Params) -> ApiResult<Reply> {
     let shares = p.int("secret_shares")?.unwrap_or(0);
     let threshold = p.int("secret_threshold")?.unwrap_or(0);
     // Clients send these empty (the bao CLI does); only a real value is refused.
-    for unsupported in ["pgp_keys", "root_token_pgp_key"] {
-        let given = match p.raw(unsupported) {
-            None | Some(Value::Null) => false,
-            Some(Value::String(s)) => !s.is_empty(),
-            Some(Value::Array(a)) => !a.is_empty(),
-            Some(_) => true,
-        };
-        if given {
-            return Err(ApiError::bad(format!(
-                "{unsupported} is not supported by transitd"
-            )));
-        }
-    }
-    let _ = (
-        p.has("recovery_shares"),
-        p.has("recovery_threshold"),
-        p.has("stored_shares"),
-    );
+    refuse_unless_default(p, &["pgp_keys", "root_token_pgp_key"])?;
+    refuse_unless_default(
+        p,
+        &["recovery_shares", "recovery_threshold", "stored_shares"],
+    )?;
     let to_u64 = |n: i64| u64::try_from(n).unwrap_or(0);
     let out = state.initialize(to_u64(shares), to_u64(threshold), None)?;
     let keys: Vec<String> = out.shares.iter().map(hex::encode).collect();
@@ -274,7 +257,8 @@ fn init(state: &AppState, p: &Params) -> ApiResult<Reply> {
 }
 
 fn unseal(state: &AppState, p: &Params) -> ApiResult<Reply> {
-    let _ = p.has("migrate");
+    // Seal migration is not supported.
+    refuse_unless_default(p, &["migrate"])?;
     if p.bool("reset")?.unwrap_or(false) {
         if !state.is_sealed() {
             return Err(ApiError::bad("vault is unsealed"));
@@ -506,16 +490,27 @@ fn mounts(state: &AppState) -> ApiResult<Reply> {
     Ok(Reply::data(Value::Object(data)))
 }
 
+/// The settings of a secrets engine or login method mount that transitd
+/// does not implement (lease TTLs, local and seal-wrapped mounts, plugin
+/// options): accepted at their defaults only.
+const MOUNT_SETTINGS: &[&str] = &[
+    "config",
+    "options",
+    "local",
+    "seal_wrap",
+    "external_entropy_access",
+];
+
 fn enable(state: &AppState, path: &str, p: &Params) -> ApiResult<Reply> {
     let kind = p.string("type")?.unwrap_or_default();
     let description = p.string("description")?.unwrap_or_default();
-    let _ = (
-        p.has("config"),
-        p.has("options"),
-        p.has("local"),
-        p.has("seal_wrap"),
-        p.has("plugin_name"),
-    );
+    refuse_unless_default(p, MOUNT_SETTINGS)?;
+    // The engine's name again (a deprecated spelling of `type`).
+    if p.string("plugin_name")?
+        .is_some_and(|n| !n.is_empty() && n != kind)
+    {
+        return Err(ApiError::bad("plugin_name must be empty or equal to type"));
+    }
     if kind != "transit" {
         return Err(ApiError::bad(format!(
             "transitd serves only the transit secrets engine, not {kind:?}"

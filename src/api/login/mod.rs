@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 
 use super::keys::rfc3339;
 use super::token::{auth_block, string_list};
+use super::unsupported::unsupported;
 use super::{Op, names};
 use crate::auth::approle::{AppRoleStore, Role, SecretIdInfo, SecretIdRequest};
 use crate::auth::methods::{Backend, Method as AuthMethod};
@@ -153,10 +154,6 @@ fn not_found(message: String) -> ApiResult<Reply> {
         json!({ "errors": [message] }),
         StatusCode::NOT_FOUND,
     ))
-}
-
-fn unsupported(field: &str) -> ApiError {
-    ApiError::bad(format!("{field} is not supported by transitd"))
 }
 
 /// Refuse a list field (CIDR bindings) that transitd cannot enforce.

@@ -1,0 +1,66 @@
+//! Settings transitd does not implement are refused unless they carry their
+//! default value (what clients send on every call); never silently ignored.
+
+use serde_json::json;
+
+use crate::support::TestApp;
+
+/// What the bao CLI sends with every `secrets enable` and `auth enable`.
+fn cli_defaults(kind: &str) -> serde_json::Value {
+    json!({
+        "type": kind, "description": "",
+        "config": {"options": null, "default_lease_ttl": "0s", "max_lease_ttl": "0s", "force_no_cache": false},
+        "local": false, "seal_wrap": false, "external_entropy_access": false, "options": null,
+    })
+}
+
+#[tokio::test]
+async fn mount_settings_other_than_defaults_are_refused_and_change_nothing() {
+    let app = TestApp::new();
+    for (path, kind) in [("sys/mounts/t2", "transit"), ("sys/auth/up", "userpass")] {
+        for (field, value) in [
+            ("config", json!({"default_lease_ttl": "1h"})),
+            ("config", json!({"max_lease_ttl": 3600})),
+            ("local", json!(true)),
+            ("seal_wrap", json!(true)),
+            ("external_entropy_access", json!(true)),
+            ("options", json!({"version": "2"})),
+        ] {
+            let mut body = cli_defaults(kind);
+            body[field] = value.clone();
+            let res = app.write(path, body).await;
+            assert_eq!(res.status, 400, "{path} {field}={value}: {:?}", res.body);
+            assert!(res.error().contains(field), "{}", res.error());
+        }
+        // Nothing was mounted by any of them; the defaults mount.
+        let listing = if kind == "transit" {
+            "sys/mounts"
+        } else {
+            "sys/auth"
+        };
+        let mounted = app.read(listing).await.ok();
+        let key = format!("{}/", path.rsplit('/').next().unwrap());
+        assert!(mounted.body["data"].get(&key).is_none(), "{key} mounted");
+        app.write(path, cli_defaults(kind)).await.expect(204);
+    }
+}
+
+#[tokio::test]
+async fn unseal_migration_and_init_recovery_settings_are_refused() {
+    let app = TestApp::new();
+    let res = app
+        .as_token(None)
+        .write("sys/unseal", json!({ "key": "abc", "migrate": true }))
+        .await;
+    assert_eq!(res.status, 400, "{:?}", res.body);
+    assert!(res.error().contains("migrate"), "{}", res.error());
+    let res = app
+        .as_token(None)
+        .write(
+            "sys/init",
+            json!({ "secret_shares": 1, "secret_threshold": 1, "stored_shares": 1 }),
+        )
+        .await;
+    assert_eq!(res.status, 400, "{:?}", res.body);
+    assert!(res.error().contains("stored_shares"), "{}", res.error());
+}

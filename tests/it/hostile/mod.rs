@@ -1,0 +1,4 @@
+//! The hostile suite: what an attacker, or a client that expects more than
+//! transitd gives, sends; one module per class of finding.
+
+mod ignored_settings;
