@@ -13,5 +13,4 @@ mod cluster;
 mod crash;
 mod differential;
 mod hostile;
-mod names;
 mod server;

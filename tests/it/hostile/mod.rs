@@ -2,3 +2,4 @@
 //! transitd gives, sends; one module per class of finding.
 
 mod ignored_settings;
+mod names;
