@@ -189,7 +189,8 @@ impl AppState {
         Ok(())
     }
 
-    /// Periodic upkeep while the server runs: expired tokens are removed.
+    /// Periodic upkeep while the server runs, every minute: keys whose
+    /// `auto_rotate_period` has passed are rotated, expired tokens removed.
     pub async fn maintain(self: Arc<Self>) {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
         for minute in 0u64.. {
@@ -201,6 +202,8 @@ impl AppState {
             // With shared storage, orphans are swept here (hourly), not at unseal.
             let sweep_orphans = minute % 60 == 59 && unsealed.barrier.storage().is_shared();
             let sweep = move || -> StoreResult<usize> {
+                // First: nothing below may keep keys from rotating.
+                unsealed.rotate_due_keys(time::OffsetDateTime::now_utc());
                 if sweep_orphans {
                     let n = unsealed.remove_orphans()?;
                     if n > 0 {

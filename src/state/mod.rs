@@ -13,10 +13,12 @@
 
 mod app;
 mod mount;
+mod rotation;
 mod unsealed;
 
 pub use app::{AppState, InitOutput};
 pub use mount::{Mount, MountConfig};
+pub use rotation::Rotated;
 pub use unsealed::Unsealed;
 
 use crate::storage::StoreError;

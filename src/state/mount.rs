@@ -30,6 +30,13 @@ pub(super) struct MountEntry {
     pub(super) description: String,
 }
 
+/// What a change makes of a stored keyring.
+enum KeyEdit {
+    Put(Keyring),
+    Delete,
+    Keep,
+}
+
 /// One transit mount: its own independent set of keys.
 #[derive(Debug)]
 pub struct Mount {
@@ -143,6 +150,33 @@ impl Mount {
         name: &str,
         mut change: impl FnMut(Option<&Keyring>) -> Result<(Option<Keyring>, T), E>,
     ) -> Result<T, E> {
+        self.edit(name, |current| {
+            let (next, out) = change(current)?;
+            Ok((next.map_or(KeyEdit::Delete, KeyEdit::Put), out))
+        })
+    }
+
+    /// Rotate `name` if its `auto_rotate_period` has passed at `now`. Decided
+    /// again on the stored keyring inside the compare-and-swap of a manual
+    /// rotation, so nodes that all find it due yield one new version, not one
+    /// each. Returns the new version, `None` when it was not due (any more).
+    pub fn rotate_if_due(&self, name: &str, now: time::OffsetDateTime) -> StoreResult<Option<u32>> {
+        self.edit(name, |current| match current {
+            Some(ring) if ring.rotation_due(now) => {
+                let mut next = ring.clone();
+                let version = next.rotate(now).map_err(StoreError::from)?;
+                Ok((KeyEdit::Put(next), Some(version)))
+            }
+            _ => Ok((KeyEdit::Keep, None)),
+        })
+    }
+
+    /// [`Self::update`], with the choice to leave the stored key as it is.
+    fn edit<T, E: From<StoreError>>(
+        &self,
+        name: &str,
+        mut change: impl FnMut(Option<&Keyring>) -> Result<(KeyEdit, T), E>,
+    ) -> Result<T, E> {
         let _writer = self.keys.writer()?;
         let path = self.key_path(name);
         let mut outcome = None;
@@ -154,7 +188,7 @@ impl Mount {
             let (next, out) = change(current.as_ref())?;
             // Every way a key comes to exist (create, encrypt's upsert,
             // restore, import) passes here.
-            if current.is_none() && next.is_some() && !is_generic(name) {
+            if current.is_none() && matches!(next, KeyEdit::Put(_)) && !is_generic(name) {
                 return Err(StoreError::invalid(format!(
                     "invalid key name {name:?}: a new key's name is letters, digits, '_', '-', \
                      '.' and '@', starting and ending with a letter, digit or '_'"
@@ -162,15 +196,20 @@ impl Mount {
                 .into());
             }
             let edit = match &next {
-                Some(ring) => Edit::Put(ring.to_stored_bytes().map_err(StoreError::from)?),
-                None => Edit::Delete,
+                KeyEdit::Put(ring) => Edit::Put(ring.to_stored_bytes().map_err(StoreError::from)?),
+                KeyEdit::Delete => Edit::Delete,
+                KeyEdit::Keep => Edit::Keep,
             };
             outcome = Some((next, out));
             Ok(edit)
         })?;
         let (next, out) =
             outcome.ok_or_else(|| StoreError::Internal("a key change ran no change".to_owned()))?;
-        self.publish(name, next.map(Arc::new))?;
+        match next {
+            KeyEdit::Put(ring) => self.publish(name, Some(Arc::new(ring)))?,
+            KeyEdit::Delete => self.publish(name, None)?,
+            KeyEdit::Keep => {}
+        }
         Ok(out)
     }
 

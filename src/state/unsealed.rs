@@ -34,6 +34,8 @@ pub struct Unsealed {
     pub policies: PolicyStore,
     pub methods: Methods,
     pub audit: AuditStore,
+    /// Versions added by automatic rotation on this node since unseal.
+    pub auto_rotations: std::sync::atomic::AtomicU64,
 }
 
 impl ApplyChanges for Unsealed {
@@ -84,6 +86,7 @@ impl Unsealed {
             policies,
             methods,
             audit,
+            auto_rotations: Default::default(),
         };
         // With shared storage the sweep runs in the background instead, not
         // in every node's start.
