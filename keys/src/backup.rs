@@ -218,6 +218,7 @@ fn parse_time(text: &str) -> Option<OffsetDateTime> {
 /// and allows plaintext backups. Callers record `mark_backed_up` first, as
 /// OpenBao does, so the blob carries its own `backup_info`.
 pub fn backup(ring: &Keyring) -> Result<SecretString> {
+    ring.in_service()?;
     if !ring.exportable {
         return Err(Error::ExportingDisallowed);
     }
@@ -273,7 +274,7 @@ pub fn backup(ring: &Keyring) -> Result<SecretString> {
         auto_rotate_period: (ring.auto_rotate_period_secs as i64).saturating_mul(1_000_000_000),
         imported: ring.imported,
         allow_imported_key_rotation: ring.allow_imported_key_rotation,
-        soft_deleted: false,
+        soft_deleted: ring.soft_deleted,
     };
     let doc = BackupDoc {
         policy: Some(policy),
@@ -463,6 +464,7 @@ pub fn restore(blob: &str, name: Option<&str>) -> Result<Keyring> {
         key_size,
         imported: policy.imported,
         allow_imported_key_rotation: policy.allow_imported_key_rotation,
+        soft_deleted: policy.soft_deleted,
         backup_info: stamp(&policy.backup_info),
         restore_info: stamp(&policy.restore_info),
         versions,

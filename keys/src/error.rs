@@ -64,6 +64,8 @@ pub enum Error {
     TrimNegative,
     #[error("minimum available version should be positive")]
     TrimNotPositive,
+    #[error("refusing to use soft-deleted key")]
+    SoftDeleted,
     #[error("imported key {0} does not allow rotation")]
     ImportedKeyNoRotation(String),
     #[error("key has reached the maximum number of versions")]

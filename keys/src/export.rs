@@ -108,6 +108,7 @@ impl Keyring {
         format: ExportFormat,
         version: Option<u32>,
     ) -> Result<BTreeMap<u32, SecretString>> {
+        self.in_service()?;
         if export_type != ExportType::PublicKey && !self.exportable {
             return Err(Error::NotExportable);
         }

@@ -45,6 +45,10 @@ struct StoredKeyring {
     key_size: u32,
     imported: bool,
     allow_imported_key_rotation: bool,
+    /// Written only when set, so that a node of an older version (which
+    /// refuses unknown fields) still reads every key that is in service.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    soft_deleted: bool,
     backup_info: Option<StoredStamp>,
     restore_info: Option<StoredStamp>,
     versions: Vec<StoredVersion>,
@@ -99,6 +103,7 @@ impl Keyring {
             key_size: self.key_size,
             imported: self.imported,
             allow_imported_key_rotation: self.allow_imported_key_rotation,
+            soft_deleted: self.soft_deleted,
             backup_info: stamp(&self.backup_info),
             restore_info: stamp(&self.restore_info),
             versions: self
@@ -211,6 +216,7 @@ impl Keyring {
             key_size: doc.key_size,
             imported: doc.imported,
             allow_imported_key_rotation: doc.allow_imported_key_rotation,
+            soft_deleted: doc.soft_deleted,
             backup_info: stamp(&doc.backup_info)?,
             restore_info: stamp(&doc.restore_info)?,
             versions,
@@ -243,6 +249,39 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Soft deletion is stored only when set (older nodes, which refuse
+    /// unknown fields, still read every key in service), survives a reload,
+    /// stops every use and automatic rotation, and undoes cleanly.
+    #[test]
+    fn soft_deletion_is_stored_only_when_set_and_stops_use() {
+        let mut k = Keyring::create(
+            "s",
+            KeyType::Aes256Gcm96,
+            &CreateOptions {
+                auto_rotate_period_secs: 3600,
+                ..CreateOptions::default()
+            },
+            now(),
+        )
+        .unwrap();
+        let in_service = k.to_stored_bytes().unwrap();
+        assert!(!String::from_utf8_lossy(&in_service).contains("soft_deleted"));
+        assert!(k.set_soft_deleted(true));
+        assert!(!k.set_soft_deleted(true));
+        let back = Keyring::from_stored_bytes(&k.to_stored_bytes().unwrap()).unwrap();
+        assert!(back.soft_deleted());
+        let later = now() + time::Duration::hours(2);
+        assert!(!back.rotation_due(later));
+        assert_eq!(
+            back.encrypt(b"x", &CryptoParams::default()).unwrap_err(),
+            Error::SoftDeleted
+        );
+        assert_eq!(back.clone().rotate(later).unwrap_err(), Error::SoftDeleted);
+        assert!(k.set_soft_deleted(false));
+        assert!(k.rotation_due(later));
+        assert_eq!(&*k.to_stored_bytes().unwrap(), &*in_service);
     }
 
     #[test]

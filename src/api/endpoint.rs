@@ -28,6 +28,10 @@ pub(crate) enum Endpoint {
     ConfigureKey(String),
     RotateKey(String),
     TrimKey(String),
+    /// `DELETE keys/:name/soft-delete` (OpenBao 2.x).
+    SoftDeleteKey(String),
+    /// `keys/:name/soft-delete-restore`.
+    RestoreSoftDeletedKey(String),
     /// Creates the key when it does not exist (upsert).
     Encrypt(String),
     Decrypt(String),
@@ -104,6 +108,10 @@ impl Endpoint {
             ["keys", name, "config"] => only(&[Update], E::ConfigureKey(key(name)?)),
             ["keys", name, "rotate"] => only(&[Update], E::RotateKey(key(name)?)),
             ["keys", name, "trim"] => only(&[Update], E::TrimKey(key(name)?)),
+            ["keys", name, "soft-delete"] => only(&[Delete], E::SoftDeleteKey(key(name)?)),
+            ["keys", name, "soft-delete-restore"] => {
+                only(&[Update], E::RestoreSoftDeletedKey(key(name)?))
+            }
             ["encrypt", name] => only(&[Update], E::Encrypt(key(name)?)),
             ["decrypt", name] => only(&[Update], E::Decrypt(key(name)?)),
             ["rewrap", name] => only(&[Update], E::Rewrap(key(name)?)),
@@ -169,6 +177,8 @@ impl Endpoint {
             | E::ConfigureKey(_)
             | E::RotateKey(_)
             | E::TrimKey(_)
+            | E::SoftDeleteKey(_)
+            | E::RestoreSoftDeletedKey(_)
             | E::Backup(_)
             | E::Restore(_)
             | E::WriteCacheConfig
@@ -235,6 +245,8 @@ impl Endpoint {
             E::ConfigureKey(name) => keys::configure(ctx, name, p),
             E::RotateKey(name) => keys::rotate(ctx, name, p),
             E::TrimKey(name) => keys::trim(ctx, name, p),
+            E::SoftDeleteKey(name) => keys::soft_delete(ctx, name, true),
+            E::RestoreSoftDeletedKey(name) => keys::soft_delete(ctx, name, false),
             E::Encrypt(name) => crypt::encrypt(ctx, name, p),
             E::Decrypt(name) => crypt::decrypt(ctx, name, p),
             E::Rewrap(name) => crypt::rewrap(ctx, name, p),

@@ -149,6 +149,35 @@ pub fn trim(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
     )
 }
 
+/// `DELETE keys/:name/soft-delete` (`deleted`) and `keys/:name/soft-delete-restore`:
+/// the key's body, with a warning when it was already so. A missing key is
+/// a 204, as in OpenBao.
+pub fn soft_delete(ctx: &Ctx<'_>, name: &str, deleted: bool) -> ApiResult<Reply> {
+    let changed = ctx.mount.update(name, |current| match current {
+        None => Ok::<_, ApiError>((None, None)),
+        Some(ring) => {
+            let mut next = ring.clone();
+            let changed = next.set_soft_deleted(deleted);
+            Ok((Some(next.clone()), Some((next, changed))))
+        }
+    })?;
+    let Some((ring, changed)) = changed else {
+        return Ok(Reply::no_content());
+    };
+    let mut reply = Reply::data(key_body(&ring, None)?);
+    if !changed {
+        reply.warnings.push(
+            if deleted {
+                "key was already marked as soft deleted"
+            } else {
+                "key was already restored"
+            }
+            .to_owned(),
+        );
+    }
+    Ok(reply)
+}
+
 /// Go's RFC 3339 with nanoseconds (trailing zeros dropped).
 pub fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
@@ -217,7 +246,7 @@ pub fn key_body(ring: &Keyring, context: Option<&[u8]>) -> ApiResult<Value> {
         json!(ring.min_encryption_version()),
     );
     d.insert("name".into(), json!(ring.name()));
-    d.insert("soft_deleted".into(), json!(false));
+    d.insert("soft_deleted".into(), json!(ring.soft_deleted()));
     d.insert("supports_decryption".into(), json!(t.supports_decryption()));
     d.insert("supports_derivation".into(), json!(t.supports_derivation()));
     d.insert("supports_encryption".into(), json!(t.supports_encryption()));

@@ -13,4 +13,5 @@ mod cluster;
 mod crash;
 mod differential;
 mod hostile;
+mod key_lifecycle;
 mod server;

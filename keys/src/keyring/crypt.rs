@@ -31,6 +31,7 @@ impl Keyring {
     }
 
     pub fn encrypt(&self, plaintext: &[u8], params: &CryptoParams<'_>) -> Result<Sealed> {
+        self.in_service()?;
         if !self.key_type.supports_encryption() {
             return Err(Error::EncryptionNotSupported(self.key_type));
         }
@@ -81,6 +82,7 @@ impl Keyring {
     }
 
     pub fn decrypt(&self, ciphertext: &str, params: &CryptoParams<'_>) -> Result<SecretVec> {
+        self.in_service()?;
         if !self.key_type.supports_decryption() {
             return Err(Error::DecryptionNotSupported(self.key_type));
         }
@@ -119,6 +121,7 @@ impl Keyring {
     /// Decrypt and encrypt again under `params.key_version` (0 = latest), without
     /// the plaintext leaving this call. Unlike OpenBao, associated data is honoured.
     pub fn rewrap(&self, ciphertext: &str, params: &CryptoParams<'_>) -> Result<Sealed> {
+        self.in_service()?;
         let plaintext = self.decrypt(
             ciphertext,
             &CryptoParams {
@@ -131,6 +134,7 @@ impl Keyring {
 
     /// A fresh random data key of `bits` bits, wrapped under this keyring.
     pub fn datakey(&self, bits: u32, params: &CryptoParams<'_>) -> Result<(SecretVec, Sealed)> {
+        self.in_service()?;
         let len = match bits {
             128 | 256 | 512 => bits as usize / 8,
             _ => return Err(Error::InvalidBitLength),

@@ -25,6 +25,7 @@ impl Keyring {
     }
 
     pub fn hmac(&self, input: &[u8], algorithm: HashAlgorithm, key_version: i64) -> Result<Sealed> {
+        self.in_service()?;
         let version = self.hmac_version(key_version)?;
         let mac = match algorithm {
             HashAlgorithm::Sha2_256 => ring::hmac::sign(&version.hmac_sha256, input)
@@ -39,6 +40,7 @@ impl Keyring {
     }
 
     pub fn verify_hmac(&self, input: &[u8], hmac: &str, algorithm: HashAlgorithm) -> Result<bool> {
+        self.in_service()?;
         let parsed = envelope::parse_raw(hmac).map_err(|e| match e {
             ParseError::NoPrefix => Error::HmacNoPrefix,
             ParseError::WrongFields => Error::HmacWrongFields,

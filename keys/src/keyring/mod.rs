@@ -116,6 +116,9 @@ pub struct Keyring {
     pub(crate) key_size: u32,
     pub(crate) imported: bool,
     pub(crate) allow_imported_key_rotation: bool,
+    /// Soft-deleted (OpenBao 2.x): kept, readable and configurable, but
+    /// serves nothing and does not rotate until restored.
+    pub(crate) soft_deleted: bool,
     pub(crate) backup_info: Option<VersionStamp>,
     pub(crate) restore_info: Option<VersionStamp>,
     /// Every version still available (`>= min_available_version`).
@@ -202,6 +205,7 @@ impl Keyring {
             key_size,
             imported: false,
             allow_imported_key_rotation: false,
+            soft_deleted: false,
             backup_info: None,
             restore_info: None,
             versions: BTreeMap::new(),
@@ -212,6 +216,7 @@ impl Keyring {
 
     /// Add a version and make it the latest.
     pub fn rotate(&mut self, now: OffsetDateTime) -> Result<u32> {
+        self.in_service()?;
         if self.imported && !self.allow_imported_key_rotation {
             return Err(Error::ImportedKeyNoRotation(self.name.clone()));
         }
@@ -380,6 +385,25 @@ impl Keyring {
     pub fn imported(&self) -> bool {
         self.imported
     }
+    pub fn soft_deleted(&self) -> bool {
+        self.soft_deleted
+    }
+
+    /// Mark soft-deleted (`true`) or restore it; returns whether that
+    /// changed anything.
+    pub fn set_soft_deleted(&mut self, deleted: bool) -> bool {
+        std::mem::replace(&mut self.soft_deleted, deleted) != deleted
+    }
+
+    /// The one check every use of the key makes first: a soft-deleted key
+    /// serves nothing (encrypt, decrypt, rewrap, data keys, HMAC, sign,
+    /// verify, export, backup) and does not rotate.
+    pub(crate) fn in_service(&self) -> Result<()> {
+        if self.soft_deleted {
+            return Err(Error::SoftDeleted);
+        }
+        Ok(())
+    }
     pub fn allow_imported_key_rotation(&self) -> bool {
         self.allow_imported_key_rotation
     }
@@ -396,9 +420,11 @@ impl Keyring {
     pub fn latest_created(&self) -> Option<OffsetDateTime> {
         self.version(self.latest_version).map(KeyVersion::created)
     }
-    /// True when `auto_rotate_period` has passed since the latest version.
+    /// True when `auto_rotate_period` has passed since the latest version
+    /// (never for a soft-deleted key).
     pub fn rotation_due(&self, now: OffsetDateTime) -> bool {
         match (self.auto_rotate_period_secs, self.latest_created()) {
+            _ if self.soft_deleted => false,
             (0, _) | (_, None) => false,
             (period, Some(created)) => (now - created).whole_seconds() >= period as i64,
         }

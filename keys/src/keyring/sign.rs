@@ -33,6 +33,7 @@ impl Keyring {
         key_version: i64,
         opts: &SignOptions,
     ) -> Result<Signature> {
+        self.in_service()?;
         if !self.key_type.supports_signing() {
             return Err(Error::SigningNotSupported(self.key_type));
         }
@@ -81,6 +82,7 @@ impl Keyring {
         context: Option<&[u8]>,
         opts: &SignOptions,
     ) -> Result<bool> {
+        self.in_service()?;
         if !self.key_type.supports_signing() {
             return Err(Error::SigningNotSupported(self.key_type));
         }
