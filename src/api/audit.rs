@@ -58,7 +58,8 @@ use time::OffsetDateTime;
 
 use super::Op;
 use super::route::{Route, Routed};
-use crate::audit::format::{Data, Entry, ResponseView};
+use super::sys::SysPath;
+use crate::audit::format::{Data, ElidedData, Entry, ResponseView};
 use crate::audit::{AuditError, AuthInfo, Kind, Pending, RequestInfo, Session};
 use crate::auth::token::TokenEntry;
 use crate::error::{ApiError, ApiResult};
@@ -75,6 +76,56 @@ pub struct Audit {
     /// When a deferred request entry is held back (see
     /// [`Audit::request_deferred`]): the time it records.
     deferred: Option<OffsetDateTime>,
+    /// Stands for `request.data` when the data was left out
+    /// ([`bounded`]).
+    elided: Option<ElidedData>,
+    /// This request may be served without a record ([`may_go_unrecorded`]).
+    may_go_unrecorded: bool,
+    /// It was: why no device recorded its request entry.
+    unrecorded: Option<String>,
+}
+
+/// Request data enters the log in full only once the request is
+/// authenticated and authorized. Before that (a login, a refused or denied
+/// request) it is written only while it stays under these bounds (every
+/// string value becomes a 76-byte HMAC, in the request entry and again in
+/// the response entry: `""` would cost 25 times its size, twice); beyond
+/// them it is left out, and an [`ElidedData`] (size, string count, HMAC of
+/// the whole) stands for it. Far above any real login body (a password, a
+/// role ID and a secret ID).
+const UNAUTHORIZED_DATA_BYTES: usize = 4 << 10;
+const UNAUTHORIZED_DATA_STRINGS: usize = 16;
+
+/// `data` if it is within the bounds for a request not (yet) authorized,
+/// otherwise null and what stands for it.
+fn bounded(data: Value) -> (Value, Option<ElidedData>) {
+    let strings = string_values(&data);
+    // Serialising `Value` cannot fail (its keys are strings).
+    let json = serde_json::to_vec(&data).unwrap_or_default();
+    if strings <= UNAUTHORIZED_DATA_STRINGS && json.len() <= UNAUTHORIZED_DATA_BYTES {
+        (data, None)
+    } else {
+        (Value::Null, Some(ElidedData { json, strings }))
+    }
+}
+
+/// String values at any depth (object keys not counted: they are written
+/// in clear, so the byte bound covers them).
+fn string_values(v: &Value) -> usize {
+    match v {
+        Value::String(_) => 1,
+        Value::Array(items) => items.iter().map(string_values).sum(),
+        Value::Object(map) => map.values().map(string_values).sum(),
+        _ => 0,
+    }
+}
+
+/// The one request served even when no audit device can record it: sealing
+/// (which needs `sudo`, as authorized by then). It only reduces exposure:
+/// a sealed server serves nothing, and a server whose devices all fail
+/// serves nothing else either. Everything else fails closed.
+fn may_go_unrecorded(request: &Routed) -> bool {
+    matches!(request.route, Route::Sys(SysPath::Seal)) && request.op == Op::Update
 }
 
 fn operation(op: Op) -> &'static str {
@@ -162,6 +213,7 @@ static NULL: Value = Value::Null;
 fn request_entry<'a>(
     auth: &'a Option<AuthInfo>,
     request: &'a RequestInfo,
+    elided: &'a Option<ElidedData>,
     time: OffsetDateTime,
     error: Option<&'a str>,
 ) -> Entry<'a> {
@@ -172,6 +224,7 @@ fn request_entry<'a>(
         request,
         response: None,
         error,
+        elided: elided.as_ref(),
     }
 }
 
@@ -190,10 +243,20 @@ impl Audit {
                 request: RequestInfo::default(),
                 session: Session::default(),
                 deferred: None,
+                elided: None,
+                may_go_unrecorded: false,
+                unrecorded: None,
             };
         }
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let (mount_point, mount_type, mount_accessor) = mount_of(&request.route);
+        // Without a token (a login): bounded now. With one: in full, unless
+        // authorization refuses it (`refused`).
+        let (data, elided) = match token {
+            None => bounded(params.to_value()),
+            Some(_) => (params.to_value(), None),
+        };
+        let may_go_unrecorded = may_go_unrecorded(request);
         let request = RequestInfo {
             id: crate::response::new_request_id(),
             operation: operation(request.op).to_owned(),
@@ -203,7 +266,7 @@ impl Audit {
             client_token: token.map(|(t, _)| t.to_owned()).unwrap_or_default(),
             client_token_accessor: token.map(|(_, e)| e.accessor.clone()).unwrap_or_default(),
             path: request.path.clone(),
-            data: params.to_value(),
+            data,
             remote_address: peer.map(|p| p.ip().to_string()).unwrap_or_default(),
             remote_port: peer.map_or(0, |p| p.port()),
         };
@@ -213,6 +276,9 @@ impl Audit {
             request,
             session: Session::default(),
             deferred: None,
+            elided,
+            may_go_unrecorded,
+            unrecorded: None,
         }
     }
 
@@ -221,27 +287,44 @@ impl Audit {
         self.unsealed.is_some()
     }
 
+    /// The request is refused for want of a record. Logged per request at
+    /// debug level only: the broker logs each device's failure once, when
+    /// it starts failing.
     fn refuse(&self, e: &AuditError) -> ApiError {
-        tracing::error!(error = %e, path = %self.request.path, "audit log failed; request refused");
+        tracing::debug!(error = %e, path = %self.request.path, "audit log failed; request refused");
         ApiError::Internal("no audit device could record the request".to_owned())
     }
 
     /// Queues the request entry (or a refusal).
     fn submit_request(&mut self, unsealed: &Unsealed, error: Option<&str>) -> Pending {
-        let entry = request_entry(&self.auth, &self.request, OffsetDateTime::now_utc(), error);
+        let entry = request_entry(
+            &self.auth,
+            &self.request,
+            &self.elided,
+            OffsetDateTime::now_utc(),
+            error,
+        );
         unsealed.audit.broker.submit(&[&entry], &mut self.session)
     }
 
-    /// The request, durable before it is served.
+    /// The request, durable before it is served. Only a request that may go
+    /// unrecorded ([`may_go_unrecorded`]) is served when no device recorded
+    /// it; the server log says so every time, and its reply carries a
+    /// warning.
     pub async fn request(&mut self) -> ApiResult<()> {
         let Some(unsealed) = self.unsealed.clone() else {
             return Ok(());
         };
         let pending = self.submit_request(&unsealed, None);
-        pending
-            .wait(&mut self.session)
-            .await
-            .map_err(|e| self.refuse(&e))
+        match pending.wait(&mut self.session).await {
+            Ok(()) => Ok(()),
+            Err(e) if self.may_go_unrecorded => {
+                tracing::error!(error = %e, path = %self.request.path, "no audit device could record this request; served all the same, as sealing only reduces exposure");
+                self.unrecorded = Some(e.to_string());
+                Ok(())
+            }
+            Err(e) => Err(self.refuse(&e)),
+        }
     }
 
     /// The request of one that changes nothing (`super::changes_nothing`): its
@@ -264,9 +347,13 @@ impl Audit {
         Ok(())
     }
 
-    /// A request refused before it was served: recorded with its error.
+    /// A request refused before it was served: recorded with its error,
+    /// its data bounded as a login's is (the caller is not authorized).
     pub async fn refused(mut self, error: ApiError) -> ApiResult<(Reply, Vec<String>)> {
         if let Some(unsealed) = self.unsealed.clone() {
+            if self.elided.is_none() {
+                (self.request.data, self.elided) = bounded(std::mem::take(&mut self.request.data));
+            }
             let message = error.to_string();
             let pending = self.submit_request(&unsealed, Some(&message));
             // The refusal stands whether or not it could be recorded.
@@ -340,10 +427,11 @@ impl Audit {
                 redirect: "",
             }),
             error,
+            elided: self.elided.as_ref(),
         };
         let pending = match self.deferred.take() {
             Some(time) => {
-                let request = request_entry(&self.auth, &self.request, time, None);
+                let request = request_entry(&self.auth, &self.request, &self.elided, time, None);
                 unsealed
                     .audit
                     .broker
@@ -352,9 +440,25 @@ impl Audit {
             None => unsealed.audit.broker.submit(&[&entry], &mut self.session),
         };
         let outcome = pending.wait(&mut self.session).await;
-        outcome.map_err(|e| self.refuse(&e))?;
-        result
+        match (outcome, self.unrecorded.take()) {
+            (Ok(()), None) => result,
+            (Err(e), None) => Err(self.refuse(&e)),
+            // Served unrecorded (sealing): the outcome stands, and says so.
+            (_, Some(why)) => {
+                result.map(|(reply, unrecognized)| (unrecorded_reply(reply, &why), unrecognized))
+            }
+        }
     }
+}
+
+/// A reply served without any audit record: a warning says so (a reply
+/// that had no body gets one to carry it).
+fn unrecorded_reply(mut reply: Reply, why: &str) -> Reply {
+    reply.no_content = false;
+    reply.warn(format!(
+        "no audit device could record this request ({why}); it was served all the same \
+         because it only reduces exposure: fix or remove the failing devices"
+    ))
 }
 
 impl Drop for Audit {
@@ -362,26 +466,31 @@ impl Drop for Audit {
         // A deferred request that was never answered (its future dropped): on
         // record all the same, without waiting.
         if let (Some(time), Some(unsealed)) = (self.deferred.take(), self.unsealed.clone()) {
-            let entry = request_entry(&self.auth, &self.request, time, None);
+            let entry = request_entry(&self.auth, &self.request, &self.elided, time, None);
             drop(unsealed.audit.broker.submit(&[&entry], &mut self.session));
         }
     }
 }
 
-/// `sys/audit`: every enabled device.
+/// `sys/audit`: every enabled device, and why a failing one fails.
 pub(crate) fn devices(unsealed: &Unsealed) -> ApiResult<Reply> {
     let mut data = Map::new();
     for d in unsealed.audit.devices()? {
-        data.insert(
-            d.path.clone(),
-            json!({
-                "type": d.kind,
-                "description": d.description,
-                "options": d.options,
-                "path": d.path,
-                "local": false,
-            }),
-        );
+        let mut listed = json!({
+            "type": d.kind,
+            "description": d.description,
+            "options": d.options,
+            "path": d.path,
+            "local": false,
+        });
+        // Only for a failing device, so the listing keeps Vault's shape.
+        if let Some(failing) = unsealed.audit.broker.failing(&d.path) {
+            listed["failing"] = json!({
+                "since": failing.since.map(crate::audit::format::rfc3339_nano),
+                "error": failing.error,
+            });
+        }
+        data.insert(d.path.clone(), listed);
     }
     Ok(Reply::mirrored(Value::Object(data)))
 }
@@ -435,8 +544,18 @@ pub(crate) fn enable_or_disable(
             Ok(Reply::no_content())
         }
         Op::Delete => {
+            // Removing a failing device (a full disk) is what the operator
+            // is expected to do: it succeeds, and says what it leaves.
+            let failing = unsealed.audit.broker.failing(path);
             unsealed.audit.disable(path)?;
-            Ok(Reply::no_content())
+            Ok(match failing {
+                None => Reply::no_content(),
+                Some(f) => Reply::data(Value::Null).warn(format!(
+                    "the device was failing ({}); it is removed, and its log may end \
+                     without a final checkpoint",
+                    f.error
+                )),
+            })
         }
         _ => Err(ApiError::UnsupportedOperation),
     }
