@@ -579,4 +579,42 @@ mod tests {
             assert!(matches!(verify_file(p, None), VerifyReport::Ok(ref s) if s.last_seq == 1));
         }
     }
+
+    /// A device whose writes fail is reported as failing from its first
+    /// failed write until its next good one; a device that cannot write its
+    /// final checkpoint is removed all the same, without an error.
+    #[tokio::test]
+    async fn a_failing_device_is_reported_until_it_recovers_and_can_be_removed() {
+        use std::sync::atomic::Ordering;
+        let (good, bad) = (
+            device::tests::MemoryLog::default(),
+            device::tests::MemoryLog::default(),
+        );
+        let broker = AuditBroker::new();
+        broker.insert_device("good", good.device()).unwrap();
+        broker.insert_device("bad", bad.device()).unwrap();
+        broker.log(&device::tests::record(0)).await.unwrap();
+        assert_eq!(broker.failing_count(), 0);
+        bad.fail_next.store(2, Ordering::SeqCst);
+        broker.log(&device::tests::record(1)).await.unwrap();
+        let failing = broker.failing("bad/").unwrap();
+        assert!(
+            failing.since.is_some() && failing.error.contains("disk full"),
+            "{failing:?}"
+        );
+        assert_eq!(broker.failing_count(), 1);
+        assert!(broker.failing("good/").is_none());
+        broker.log(&device::tests::record(2)).await.unwrap();
+        assert!(broker.failing("bad/").is_some());
+        // The disk has room again.
+        broker.log(&device::tests::record(3)).await.unwrap();
+        assert!(broker.failing("bad/").is_none());
+        assert_eq!(broker.failing_count(), 0);
+
+        bad.fail_next.store(usize::MAX / 2, Ordering::SeqCst);
+        broker.log(&device::tests::record(4)).await.unwrap();
+        broker.disable("bad").unwrap();
+        assert!(!broker.is_open("bad"));
+        assert_eq!(broker.failing_count(), 0);
+    }
 }
