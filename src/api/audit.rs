@@ -2,11 +2,23 @@
 //!
 //! A request is written to the audit devices after it is authorized; its
 //! response is written before the reply leaves. If no enabled device can
-//! record either, the request fails (fail closed). A refused request is
-//! recorded with its error (one entry, one wait). With no device enabled the
-//! hook costs nothing (no copies are made). Entries borrow the request's
-//! parts and the reply (nothing is copied to build them), and each device
-//! hashes the token and accessor once per request ([`Session`]).
+//! record either, the request fails (fail closed), except sealing
+//! ([`may_go_unrecorded`]). A refused request is recorded with its error
+//! (one entry, one wait). With no device enabled the hook costs nothing (no
+//! copies are made). Entries borrow the request's parts and the reply
+//! (nothing is copied to build them), and each device hashes the token and
+//! accessor once per request ([`Session`]).
+//!
+//! # Bounded before authorization
+//!
+//! Every string of request data becomes a 76-byte HMAC, in the request
+//! entry and again in the response entry. A client that is not authorized
+//! (a login, which needs no token, or a refused or denied request) must not
+//! be able to turn a body of empty strings into fifty times its size of
+//! log: its data is written only within [`UNAUTHORIZED_DATA_BYTES`] and
+//! [`UNAUTHORIZED_DATA_STRINGS`], and beyond them left out, an
+//! `ElidedData` (size, string count, HMAC of the whole) standing for it in
+//! both entries ([`bounded`]). Authorized requests are written in full.
 //!
 //! # One sync per request that changes nothing
 //!
