@@ -452,24 +452,27 @@ impl Audit {
             None => unsealed.audit.broker.submit(&[&entry], &mut self.session),
         };
         let outcome = pending.wait(&mut self.session).await;
-        match (outcome, self.unrecorded.take()) {
-            (Ok(()), None) => result,
-            (Err(e), None) => Err(self.refuse(&e)),
-            // Served unrecorded (sealing): the outcome stands, and says so.
-            (_, Some(why)) => {
-                result.map(|(reply, unrecognized)| (unrecorded_reply(reply, &why), unrecognized))
+        let why = match (outcome, self.unrecorded.take()) {
+            (Ok(()), None) => return result,
+            (Err(e), None) if !self.may_go_unrecorded => return Err(self.refuse(&e)),
+            // Sealed, but its outcome is not on record: it stands all the same.
+            (Err(e), None) => {
+                tracing::error!(error = %e, path = %self.request.path, "no audit device could record the outcome of this request; it stands all the same, as sealing only reduces exposure");
+                e.to_string()
             }
-        }
+            (_, Some(why)) => why,
+        };
+        result.map(|(reply, unrecognized)| (unrecorded_reply(reply, &why), unrecognized))
     }
 }
 
-/// A reply served without any audit record: a warning says so (a reply
-/// that had no body gets one to carry it).
+/// A reply served without a complete audit record: a warning says so (a
+/// reply that had no body gets one to carry it).
 fn unrecorded_reply(mut reply: Reply, why: &str) -> Reply {
     reply.no_content = false;
     reply.warn(format!(
-        "no audit device could record this request ({why}); it was served all the same \
-         because it only reduces exposure: fix or remove the failing devices"
+        "no audit device could record this request or its outcome ({why}); it was served \
+         all the same because it only reduces exposure: fix or remove the failing devices"
     ))
 }
 

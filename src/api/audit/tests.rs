@@ -330,3 +330,43 @@ async fn a_failing_device_is_reported_and_can_be_removed() {
     let (_, health) = s.call("GET", "sys/health", Value::Null).await;
     assert!(health.get("audit_devices_failing").is_none(), "{health}");
 }
+
+/// A sink whose appends fail from the `n`th on (the first is the header).
+struct FailsFrom {
+    n: usize,
+    appends: usize,
+}
+
+impl crate::audit::device::Sink for FailsFrom {
+    fn append(&mut self, _bytes: &[u8]) -> std::io::Result<()> {
+        self.appends += 1;
+        if self.appends >= self.n {
+            return Err(std::io::Error::other("injected: no space left on device"));
+        }
+        Ok(())
+    }
+
+    fn rollback(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Sealing whose request entry was recorded but whose outcome cannot be
+/// stands (the server is sealed): its reply says so instead of a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealing_whose_outcome_cannot_be_recorded_is_not_a_500() {
+    let s = Server::new();
+    // Header, then the seal's request entry; its response entry fails.
+    let sink = Box::new(FailsFrom { n: 3, appends: 0 });
+    let device = crate::audit::device::tests::test_device(sink, 1000);
+    s.unsealed()
+        .audit
+        .broker
+        .insert_device("full/", device)
+        .unwrap();
+    let (status, body) = s.call("POST", "sys/seal", Value::Null).await;
+    assert!(s.state.is_sealed());
+    assert_eq!(status, 200, "{body}");
+    let warning = body["warnings"][0].as_str().unwrap();
+    assert!(warning.contains("or its outcome"), "{warning}");
+}
