@@ -2,11 +2,23 @@
 //!
 //! A request is written to the audit devices after it is authorized; its
 //! response is written before the reply leaves. If no enabled device can
-//! record either, the request fails (fail closed). A refused request is
-//! recorded with its error (one entry, one wait). With no device enabled the
-//! hook costs nothing (no copies are made). Entries borrow the request's
-//! parts and the reply (nothing is copied to build them), and each device
-//! hashes the token and accessor once per request ([`Session`]).
+//! record either, the request fails (fail closed), except sealing
+//! ([`may_go_unrecorded`]). A refused request is recorded with its error
+//! (one entry, one wait). With no device enabled the hook costs nothing (no
+//! copies are made). Entries borrow the request's parts and the reply
+//! (nothing is copied to build them), and each device hashes the token and
+//! accessor once per request ([`Session`]).
+//!
+//! # Bounded before authorization
+//!
+//! Every string of request data becomes a 76-byte HMAC, in the request
+//! entry and again in the response entry. A client that is not authorized
+//! (a login, which needs no token, or a refused or denied request) must not
+//! be able to turn a body of empty strings into fifty times its size of
+//! log: its data is written only within [`UNAUTHORIZED_DATA_BYTES`] and
+//! [`UNAUTHORIZED_DATA_STRINGS`], and beyond them left out, an
+//! `ElidedData` (size, string count, HMAC of the whole) standing for it in
+//! both entries ([`bounded`]). Authorized requests are written in full.
 //!
 //! # One sync per request that changes nothing
 //!
@@ -58,7 +70,8 @@ use time::OffsetDateTime;
 
 use super::Op;
 use super::route::{Route, Routed};
-use crate::audit::format::{Data, Entry, ResponseView};
+use super::sys::SysPath;
+use crate::audit::format::{Data, ElidedData, Entry, ResponseView};
 use crate::audit::{AuditError, AuthInfo, Kind, Pending, RequestInfo, Session};
 use crate::auth::token::TokenEntry;
 use crate::error::{ApiError, ApiResult};
@@ -75,6 +88,56 @@ pub struct Audit {
     /// When a deferred request entry is held back (see
     /// [`Audit::request_deferred`]): the time it records.
     deferred: Option<OffsetDateTime>,
+    /// Stands for `request.data` when the data was left out
+    /// ([`bounded`]).
+    elided: Option<ElidedData>,
+    /// This request may be served without a record ([`may_go_unrecorded`]).
+    may_go_unrecorded: bool,
+    /// It was: why no device recorded its request entry.
+    unrecorded: Option<String>,
+}
+
+/// Request data enters the log in full only once the request is
+/// authenticated and authorized. Before that (a login, a refused or denied
+/// request) it is written only while it stays under these bounds (every
+/// string value becomes a 76-byte HMAC, in the request entry and again in
+/// the response entry: `""` would cost 25 times its size, twice); beyond
+/// them it is left out, and an [`ElidedData`] (size, string count, HMAC of
+/// the whole) stands for it. Far above any real login body (a password, a
+/// role ID and a secret ID).
+const UNAUTHORIZED_DATA_BYTES: usize = 4 << 10;
+const UNAUTHORIZED_DATA_STRINGS: usize = 16;
+
+/// `data` if it is within the bounds for a request not (yet) authorized,
+/// otherwise null and what stands for it.
+fn bounded(data: Value) -> (Value, Option<ElidedData>) {
+    let strings = string_values(&data);
+    // Serialising `Value` cannot fail (its keys are strings).
+    let json = serde_json::to_vec(&data).unwrap_or_default();
+    if strings <= UNAUTHORIZED_DATA_STRINGS && json.len() <= UNAUTHORIZED_DATA_BYTES {
+        (data, None)
+    } else {
+        (Value::Null, Some(ElidedData { json, strings }))
+    }
+}
+
+/// String values at any depth (object keys not counted: they are written
+/// in clear, so the byte bound covers them).
+fn string_values(v: &Value) -> usize {
+    match v {
+        Value::String(_) => 1,
+        Value::Array(items) => items.iter().map(string_values).sum(),
+        Value::Object(map) => map.values().map(string_values).sum(),
+        _ => 0,
+    }
+}
+
+/// The one request served even when no audit device can record it: sealing
+/// (which needs `sudo`, as authorized by then). It only reduces exposure:
+/// a sealed server serves nothing, and a server whose devices all fail
+/// serves nothing else either. Everything else fails closed.
+fn may_go_unrecorded(request: &Routed) -> bool {
+    matches!(request.route, Route::Sys(SysPath::Seal)) && request.op == Op::Update
 }
 
 fn operation(op: Op) -> &'static str {
@@ -162,6 +225,7 @@ static NULL: Value = Value::Null;
 fn request_entry<'a>(
     auth: &'a Option<AuthInfo>,
     request: &'a RequestInfo,
+    elided: &'a Option<ElidedData>,
     time: OffsetDateTime,
     error: Option<&'a str>,
 ) -> Entry<'a> {
@@ -172,6 +236,7 @@ fn request_entry<'a>(
         request,
         response: None,
         error,
+        elided: elided.as_ref(),
     }
 }
 
@@ -190,10 +255,20 @@ impl Audit {
                 request: RequestInfo::default(),
                 session: Session::default(),
                 deferred: None,
+                elided: None,
+                may_go_unrecorded: false,
+                unrecorded: None,
             };
         }
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let (mount_point, mount_type, mount_accessor) = mount_of(&request.route);
+        // Without a token (a login): bounded now. With one: in full, unless
+        // authorization refuses it (`refused`).
+        let (data, elided) = match token {
+            None => bounded(params.to_value()),
+            Some(_) => (params.to_value(), None),
+        };
+        let may_go_unrecorded = may_go_unrecorded(request);
         let request = RequestInfo {
             id: crate::response::new_request_id(),
             operation: operation(request.op).to_owned(),
@@ -203,7 +278,7 @@ impl Audit {
             client_token: token.map(|(t, _)| t.to_owned()).unwrap_or_default(),
             client_token_accessor: token.map(|(_, e)| e.accessor.clone()).unwrap_or_default(),
             path: request.path.clone(),
-            data: params.to_value(),
+            data,
             remote_address: peer.map(|p| p.ip().to_string()).unwrap_or_default(),
             remote_port: peer.map_or(0, |p| p.port()),
         };
@@ -213,6 +288,9 @@ impl Audit {
             request,
             session: Session::default(),
             deferred: None,
+            elided,
+            may_go_unrecorded,
+            unrecorded: None,
         }
     }
 
@@ -221,27 +299,44 @@ impl Audit {
         self.unsealed.is_some()
     }
 
+    /// The request is refused for want of a record. Logged per request at
+    /// debug level only: the broker logs each device's failure once, when
+    /// it starts failing.
     fn refuse(&self, e: &AuditError) -> ApiError {
-        tracing::error!(error = %e, path = %self.request.path, "audit log failed; request refused");
+        tracing::debug!(error = %e, path = %self.request.path, "audit log failed; request refused");
         ApiError::Internal("no audit device could record the request".to_owned())
     }
 
     /// Queues the request entry (or a refusal).
     fn submit_request(&mut self, unsealed: &Unsealed, error: Option<&str>) -> Pending {
-        let entry = request_entry(&self.auth, &self.request, OffsetDateTime::now_utc(), error);
+        let entry = request_entry(
+            &self.auth,
+            &self.request,
+            &self.elided,
+            OffsetDateTime::now_utc(),
+            error,
+        );
         unsealed.audit.broker.submit(&[&entry], &mut self.session)
     }
 
-    /// The request, durable before it is served.
+    /// The request, durable before it is served. Only a request that may go
+    /// unrecorded ([`may_go_unrecorded`]) is served when no device recorded
+    /// it; the server log says so every time, and its reply carries a
+    /// warning.
     pub async fn request(&mut self) -> ApiResult<()> {
         let Some(unsealed) = self.unsealed.clone() else {
             return Ok(());
         };
         let pending = self.submit_request(&unsealed, None);
-        pending
-            .wait(&mut self.session)
-            .await
-            .map_err(|e| self.refuse(&e))
+        match pending.wait(&mut self.session).await {
+            Ok(()) => Ok(()),
+            Err(e) if self.may_go_unrecorded => {
+                tracing::error!(error = %e, path = %self.request.path, "no audit device could record this request; served all the same, as sealing only reduces exposure");
+                self.unrecorded = Some(e.to_string());
+                Ok(())
+            }
+            Err(e) => Err(self.refuse(&e)),
+        }
     }
 
     /// The request of one that changes nothing (`super::changes_nothing`): its
@@ -264,9 +359,13 @@ impl Audit {
         Ok(())
     }
 
-    /// A request refused before it was served: recorded with its error.
+    /// A request refused before it was served: recorded with its error,
+    /// its data bounded as a login's is (the caller is not authorized).
     pub async fn refused(mut self, error: ApiError) -> ApiResult<(Reply, Vec<String>)> {
         if let Some(unsealed) = self.unsealed.clone() {
+            if self.elided.is_none() {
+                (self.request.data, self.elided) = bounded(std::mem::take(&mut self.request.data));
+            }
             let message = error.to_string();
             let pending = self.submit_request(&unsealed, Some(&message));
             // The refusal stands whether or not it could be recorded.
@@ -340,10 +439,11 @@ impl Audit {
                 redirect: "",
             }),
             error,
+            elided: self.elided.as_ref(),
         };
         let pending = match self.deferred.take() {
             Some(time) => {
-                let request = request_entry(&self.auth, &self.request, time, None);
+                let request = request_entry(&self.auth, &self.request, &self.elided, time, None);
                 unsealed
                     .audit
                     .broker
@@ -352,9 +452,28 @@ impl Audit {
             None => unsealed.audit.broker.submit(&[&entry], &mut self.session),
         };
         let outcome = pending.wait(&mut self.session).await;
-        outcome.map_err(|e| self.refuse(&e))?;
-        result
+        let why = match (outcome, self.unrecorded.take()) {
+            (Ok(()), None) => return result,
+            (Err(e), None) if !self.may_go_unrecorded => return Err(self.refuse(&e)),
+            // Sealed, but its outcome is not on record: it stands all the same.
+            (Err(e), None) => {
+                tracing::error!(error = %e, path = %self.request.path, "no audit device could record the outcome of this request; it stands all the same, as sealing only reduces exposure");
+                e.to_string()
+            }
+            (_, Some(why)) => why,
+        };
+        result.map(|(reply, unrecognized)| (unrecorded_reply(reply, &why), unrecognized))
     }
+}
+
+/// A reply served without a complete audit record: a warning says so (a
+/// reply that had no body gets one to carry it).
+fn unrecorded_reply(mut reply: Reply, why: &str) -> Reply {
+    reply.no_content = false;
+    reply.warn(format!(
+        "no audit device could record this request or its outcome ({why}); it was served \
+         all the same because it only reduces exposure: fix or remove the failing devices"
+    ))
 }
 
 impl Drop for Audit {
@@ -362,26 +481,31 @@ impl Drop for Audit {
         // A deferred request that was never answered (its future dropped): on
         // record all the same, without waiting.
         if let (Some(time), Some(unsealed)) = (self.deferred.take(), self.unsealed.clone()) {
-            let entry = request_entry(&self.auth, &self.request, time, None);
+            let entry = request_entry(&self.auth, &self.request, &self.elided, time, None);
             drop(unsealed.audit.broker.submit(&[&entry], &mut self.session));
         }
     }
 }
 
-/// `sys/audit`: every enabled device.
+/// `sys/audit`: every enabled device, and why a failing one fails.
 pub(crate) fn devices(unsealed: &Unsealed) -> ApiResult<Reply> {
     let mut data = Map::new();
     for d in unsealed.audit.devices()? {
-        data.insert(
-            d.path.clone(),
-            json!({
-                "type": d.kind,
-                "description": d.description,
-                "options": d.options,
-                "path": d.path,
-                "local": false,
-            }),
-        );
+        let mut listed = json!({
+            "type": d.kind,
+            "description": d.description,
+            "options": d.options,
+            "path": d.path,
+            "local": false,
+        });
+        // Only for a failing device, so the listing keeps Vault's shape.
+        if let Some(failing) = unsealed.audit.broker.failing(&d.path) {
+            listed["failing"] = json!({
+                "since": failing.since.map(crate::audit::format::rfc3339_nano),
+                "error": failing.error,
+            });
+        }
+        data.insert(d.path.clone(), listed);
     }
     Ok(Reply::mirrored(Value::Object(data)))
 }
@@ -435,159 +559,22 @@ pub(crate) fn enable_or_disable(
             Ok(Reply::no_content())
         }
         Op::Delete => {
+            // Removing a failing device (a full disk) is what the operator
+            // is expected to do: it succeeds, and says what it leaves.
+            let failing = unsealed.audit.broker.failing(path);
             unsealed.audit.disable(path)?;
-            Ok(Reply::no_content())
+            Ok(match failing {
+                None => Reply::no_content(),
+                Some(f) => Reply::data(Value::Null).warn(format!(
+                    "the device was failing ({}); it is removed, and its log may end \
+                     without a final checkpoint",
+                    f.error
+                )),
+            })
         }
         _ => Err(ApiError::UnsupportedOperation),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::atomic::Ordering;
-
-    use axum::body::Body;
-    use axum::http::Request;
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
-
-    use super::*;
-    use crate::audit::device::tests::MemoryLog;
-    use crate::state::{AppState, Limits};
-
-    struct Server {
-        state: Arc<AppState>,
-        router: axum::Router,
-    }
-
-    impl Server {
-        fn new() -> Self {
-            let state = Arc::new(AppState::dev("root", Limits::default()));
-            let router = crate::app(Arc::clone(&state));
-            Self { state, router }
-        }
-
-        async fn call(&self, method: &str, path: &str, body: Value) -> (u16, Value) {
-            let req = Request::builder()
-                .method(method)
-                .uri(format!("/v1/{path}"))
-                .header("X-Vault-Token", "root")
-                .header("content-type", "application/json")
-                .body(Body::from(body.to_string()))
-                .unwrap();
-            let res = self.router.clone().oneshot(req).await.unwrap();
-            let status = res.status().as_u16();
-            let bytes = res.into_body().collect().await.unwrap().to_bytes();
-            (
-                status,
-                serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-            )
-        }
-
-        fn audit_on(&self) -> MemoryLog {
-            let log = MemoryLog::default();
-            let unsealed = self.state.unsealed().unwrap();
-            unsealed
-                .audit
-                .broker
-                .insert_device("mem/", log.device())
-                .unwrap();
-            log
-        }
-    }
-
-    fn kinds(log: &MemoryLog) -> Vec<String> {
-        log.entries()
-            .iter()
-            .map(|e| format!("{} {}", e["type"].as_str().unwrap(), e["request"]["path"]))
-            .collect()
-    }
-
-    /// A request that changes nothing (encrypt with an existing key, decrypt)
-    /// is answered only when its request and response entries are both
-    /// written: with either lost, the reply is a 500 and no entry is left
-    /// without the other.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn side_effect_free_request_gets_no_reply_when_its_entries_fail() {
-        let s = Server::new();
-        assert_eq!(s.call("POST", "transit/keys/k", json!({})).await.0, 200);
-        let log = s.audit_on();
-        let (status, body) = s
-            .call("POST", "transit/encrypt/k", json!({ "plaintext": "aGk=" }))
-            .await;
-        assert_eq!(status, 200, "{body}");
-        let ciphertext = body["data"]["ciphertext"].as_str().unwrap().to_owned();
-        assert_eq!(
-            kinds(&log),
-            [
-                "request \"transit/encrypt/k\"",
-                "response \"transit/encrypt/k\""
-            ]
-        );
-        for (path, body) in [
-            ("transit/encrypt/k", json!({ "plaintext": "aGk=" })),
-            ("transit/decrypt/k", json!({ "ciphertext": ciphertext })),
-        ] {
-            // The next write fails: the one holding the request entry.
-            log.fail_next.store(1, Ordering::SeqCst);
-            let (status, body) = s.call("POST", path, body).await;
-            assert_eq!(status, 500, "{path}: {body}");
-            assert_eq!(body, json!({ "errors": ["internal error"] }));
-            assert_eq!(log.entries().len(), 2, "{:?}", kinds(&log));
-        }
-        // The device works again.
-        let (status, _) = s
-            .call(
-                "POST",
-                "transit/decrypt/k",
-                json!({ "ciphertext": ciphertext }),
-            )
-            .await;
-        assert_eq!(status, 200);
-        assert_eq!(log.entries().len(), 4);
-    }
-
-    /// A deferred request whose future is dropped before its response (the
-    /// client went away, a panic) is still on record.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn deferred_request_entry_is_written_when_dropped() {
-        let s = Server::new();
-        let log = s.audit_on();
-        let unsealed = s.state.unsealed().unwrap();
-        let request = Routed::parse(Op::Update, "transit/decrypt/k".into(), &s.state).unwrap();
-        let mut audit = Audit::begin(&unsealed, None, &request, &Params::default(), None);
-        audit.request_deferred().await.unwrap();
-        assert!(log.entries().is_empty(), "held back until the response");
-        drop(audit);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while log.entries().is_empty() {
-            assert!(std::time::Instant::now() < deadline, "never written");
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-        assert_eq!(kinds(&log), ["request \"transit/decrypt/k\""]);
-    }
-
-    /// A request that changes state does nothing unless its request entry is
-    /// written first: creating a key, and encrypting with a key that does not
-    /// exist yet (which would create it).
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn state_change_does_not_happen_when_its_request_entry_fails() {
-        let s = Server::new();
-        let log = s.audit_on();
-        for (path, body) in [
-            ("transit/keys/new", json!({})),
-            ("transit/encrypt/upserted", json!({ "plaintext": "aGk=" })),
-        ] {
-            log.fail_next.store(1, Ordering::SeqCst);
-            let (status, body) = s.call("POST", path, body).await;
-            assert_eq!(status, 500, "{path}: {body}");
-        }
-        assert!(log.entries().is_empty(), "{:?}", kinds(&log));
-        for name in ["new", "upserted"] {
-            let (status, _) = s
-                .call("GET", &format!("transit/keys/{name}"), Value::Null)
-                .await;
-            assert_eq!(status, 404, "{name} was created");
-        }
-    }
-}
+mod tests;

@@ -420,6 +420,12 @@ fn health(state: &AppState, p: &Params) -> ApiResult<Reply> {
     if let Some(u) = &unsealed {
         body["cluster_name"] = json!(state.cluster_name);
         body["cluster_id"] = json!(u.cluster_id);
+        // Only when there are any, so a healthy node answers exactly what
+        // OpenBao does; a count, no names (this endpoint needs no token).
+        let failing = u.audit.broker.failing_count();
+        if failing > 0 {
+            body["audit_devices_failing"] = json!(failing);
+        }
     }
     Ok(Reply::bare(body, status))
 }

@@ -1,11 +1,16 @@
 //! The broker: the enabled devices by path (and the configured ones this node
-//! could not open), what enabling and disabling them checks, and one
-//! request's entries carried to every device and waited for (`Session`,
-//! `Pending`), failing closed when no device recorded them.
+//! could not open), what enabling and disabling them checks, one request's
+//! entries carried to every device and waited for (`Session`, `Pending`),
+//! failing closed when no device recorded them, and whether each device is
+//! failing (`DeviceHealth`: logged once when it starts failing and once
+//! when it records again, not per request).
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use time::OffsetDateTime;
 
 use super::config::DeviceConfig;
 use super::device::{self, FileDevice};
@@ -27,10 +32,73 @@ fn normalize_path(path: &str) -> Result<String, AuditError> {
     })
 }
 
+/// An enabled device and whether its last write failed.
+#[derive(Debug)]
+struct Enabled {
+    device: FileDevice,
+    health: DeviceHealth,
+}
+
+/// Whether a device's last write failed, and since when. Transitions are
+/// logged (once each way), so a full disk is one error line, not one per
+/// request.
+#[derive(Debug, Default)]
+struct DeviceHealth {
+    /// Fast path for the common case: a working device stays working.
+    failing: AtomicBool,
+    detail: Mutex<Option<Failing>>,
+}
+
+/// Why and since when a device fails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failing {
+    /// When its first failed write came (`None`: it never opened here).
+    pub since: Option<OffsetDateTime>,
+    pub error: String,
+}
+
+impl DeviceHealth {
+    fn note(&self, path: &str, result: &Result<(), AuditError>) {
+        if result.is_ok() && !self.failing.load(Ordering::Acquire) {
+            return;
+        }
+        let mut detail = self.detail.lock().unwrap_or_else(PoisonError::into_inner);
+        match result {
+            Ok(()) => {
+                if detail.take().is_some() {
+                    tracing::warn!(device = %path, "audit device records again");
+                }
+            }
+            Err(e) => {
+                if detail.is_none() {
+                    tracing::error!(device = %path, error = %e, "audit device failing: it records nothing until it recovers, and requests fail unless another device records them");
+                    *detail = Some(Failing {
+                        since: Some(OffsetDateTime::now_utc()),
+                        error: e.to_string(),
+                    });
+                } else if let Some(d) = detail.as_mut() {
+                    d.error = e.to_string();
+                }
+            }
+        }
+        self.failing.store(detail.is_some(), Ordering::Release);
+    }
+
+    fn get(&self) -> Option<Failing> {
+        if !self.failing.load(Ordering::Acquire) {
+            return None;
+        }
+        self.detail
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
 /// The enabled audit devices.
 #[derive(Debug, Default)]
 pub struct AuditBroker {
-    devices: RwLock<BTreeMap<String, Arc<FileDevice>>>,
+    devices: RwLock<BTreeMap<String, Arc<Enabled>>>,
     /// Configured devices this node could not open (path -> why): they count
     /// as failing on every request, so a node never serves with fewer devices
     /// than configured while believing it has none.
@@ -40,12 +108,21 @@ pub struct AuditBroker {
     admin: Mutex<()>,
 }
 
+impl Enabled {
+    fn new(device: FileDevice) -> Self {
+        Self {
+            device,
+            health: DeviceHealth::default(),
+        }
+    }
+}
+
 impl AuditBroker {
     pub fn new() -> Self {
         Self::default()
     }
 
-    fn snapshot(&self) -> Vec<(String, Arc<FileDevice>)> {
+    fn snapshot(&self) -> Vec<(String, Arc<Enabled>)> {
         self.devices
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -79,7 +156,7 @@ impl AuditBroker {
             if p == path {
                 return Err(AuditError::AlreadyEnabled(path));
             }
-            let same = match (&wanted, d.canonical_target()) {
+            let same = match (&wanted, d.device.canonical_target()) {
                 (Some(Some(w)), Some(c)) => w.as_path() == c,
                 (Some(None), None) => true,
                 _ => false,
@@ -87,7 +164,7 @@ impl AuditBroker {
             if same {
                 return Err(AuditError::Config(format!(
                     "{} is already written by the audit device at {p}",
-                    d.target()
+                    d.device.target()
                 )));
             }
         }
@@ -95,7 +172,7 @@ impl AuditBroker {
         self.devices
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(path, Arc::new(device));
+            .insert(path, Arc::new(Enabled::new(device)));
         Ok(())
     }
 
@@ -107,7 +184,7 @@ impl AuditBroker {
         if devices.contains_key(&path) {
             return Err(AuditError::AlreadyEnabled(path));
         }
-        devices.insert(path, Arc::new(device));
+        devices.insert(path, Arc::new(Enabled::new(device)));
         Ok(())
     }
 
@@ -152,26 +229,67 @@ impl AuditBroker {
     }
 
     /// Removes the device at `path`: it writes what is queued, a final
-    /// checkpoint and its sidecar, then stops. The device is gone even when
-    /// that final write fails (the error says so). Blocking.
+    /// checkpoint and its sidecar, then stops. A device that cannot write
+    /// them (the very reason to remove a failing device, a full disk) is
+    /// removed all the same: that is logged, and not an error, since the
+    /// removal itself succeeded (its log then ends without a final
+    /// checkpoint). Blocking.
     pub fn disable(&self, path: &str) -> Result<(), AuditError> {
         let path = normalize_path(path)?;
         let _admin = self.admin.lock().unwrap_or_else(PoisonError::into_inner);
-        let device = self
+        let enabled = self
             .devices
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&path)
-            .ok_or(AuditError::NotEnabled(path))?;
-        device.close()
+            .ok_or_else(|| AuditError::NotEnabled(path.clone()))?;
+        if let Err(e) = enabled.device.close() {
+            tracing::error!(device = %path, error = %e, "audit device removed; its last writes failed, so its log ends without a final checkpoint");
+        }
+        Ok(())
     }
 
     /// The enabled paths with their targets (file path or `stdout`).
     pub fn list(&self) -> Vec<(String, String)> {
         self.snapshot()
             .into_iter()
-            .map(|(p, d)| (p, d.target().to_owned()))
+            .map(|(p, d)| (p, d.device.target().to_owned()))
             .collect()
+    }
+
+    /// Whether the device at `path` is failing (its last write failed, or
+    /// it cannot be opened on this node), and since when. `None` for a
+    /// working device and for a path with no device.
+    pub fn failing(&self, path: &str) -> Option<Failing> {
+        let path = normalize_path(path).ok()?;
+        if let Some(why) = self
+            .unopened
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&path)
+        {
+            return Some(Failing {
+                since: None,
+                error: format!("cannot be opened on this node: {why}"),
+            });
+        }
+        let devices = self.devices.read().unwrap_or_else(PoisonError::into_inner);
+        devices.get(&path)?.health.get()
+    }
+
+    /// How many configured devices are failing (see [`Self::failing`]).
+    pub fn failing_count(&self) -> usize {
+        let unopened = self
+            .unopened
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        let devices = self.devices.read().unwrap_or_else(PoisonError::into_inner);
+        unopened
+            + devices
+                .values()
+                .filter(|d| d.health.failing.load(Ordering::Acquire))
+                .count()
     }
 
     /// No device configured (an unopened one counts as configured).
@@ -191,14 +309,14 @@ impl AuditBroker {
     pub fn hash(&self, path: &str, value: &str) -> Option<String> {
         let path = normalize_path(path).ok()?;
         let devices = self.devices.read().unwrap_or_else(PoisonError::into_inner);
-        devices.get(&path).map(|d| d.hash(value))
+        devices.get(&path).map(|d| d.device.hash(value))
     }
 
     /// The Ed25519 public key (raw 32 bytes) of the device at `path`.
     pub fn public_key(&self, path: &str) -> Option<Vec<u8>> {
         let path = normalize_path(path).ok()?;
         let devices = self.devices.read().unwrap_or_else(PoisonError::into_inner);
-        devices.get(&path).map(|d| d.public_key().to_vec())
+        devices.get(&path).map(|d| d.device.public_key().to_vec())
     }
 
     /// Records `record` on every enabled device and waits until they have
@@ -249,14 +367,15 @@ impl AuditBroker {
         let lone = |kind| matches!(entries, [e] if e.kind == kind);
         let (is_request, is_response) = (lone(Kind::Request), lone(Kind::Response));
         let mut waits = Vec::with_capacity(devices.len());
-        for (path, device) in devices {
+        for (path, enabled) in devices {
+            let device = &enabled.device;
             let slot = session.slot(device.id());
             if is_response && matches!(slot.request, RequestMark::Failed) {
                 let err = AuditError::Io {
                     target: device.target().to_owned(),
                     message: "the request entry of this response was not recorded".to_owned(),
                 };
-                waits.push((path, device, Err(err)));
+                waits.push((path, enabled, Submitted::Skipped(err)));
                 continue;
             }
             let submitted = device.submit(entries, &mut slot.memo);
@@ -266,7 +385,11 @@ impl AuditBroker {
                     Err(_) => RequestMark::Failed,
                 };
             }
-            waits.push((path, device, submitted));
+            let submitted = match submitted {
+                Ok(rx) => Submitted::Queued(rx),
+                Err(e) => Submitted::Refused(e),
+            };
+            waits.push((path, enabled, submitted));
         }
         Pending {
             waits,
@@ -322,11 +445,21 @@ impl Session {
 /// Entries queued on the devices, not yet known to be durable.
 #[must_use = "an audit entry must be waited for before the request it records is answered"]
 pub struct Pending {
-    waits: Vec<(String, Arc<FileDevice>, Result<device::Receipt, AuditError>)>,
+    waits: Vec<(String, Arc<Enabled>, Submitted)>,
     /// Devices that failed before anything was queued (configured, not open here).
     failures: Vec<String>,
     nothing_to_do: bool,
     is_request: bool,
+}
+
+/// What became of one device's share of a submission.
+enum Submitted {
+    /// Queued on its writer: the receipt answers.
+    Queued(device::Receipt),
+    /// The device refused it (stopped, or the entry could not be formatted).
+    Refused(AuditError),
+    /// Not sent: a response whose request entry this device did not record.
+    Skipped(AuditError),
 }
 
 impl fmt::Debug for Pending {
@@ -341,19 +474,30 @@ impl fmt::Debug for Pending {
 impl Pending {
     /// Waits until every device has written and synced the entries (or
     /// failed). `Ok` when at least one device recorded them (the others'
-    /// failures are logged), `Err(AllFailed)` when none did, `Ok` when no
-    /// device is configured. A lone request entry's outcome is noted in
-    /// `session`.
+    /// failures are noted in their health), `Err(AllFailed)` when none did,
+    /// `Ok` when no device is configured. A lone request entry's outcome is
+    /// noted in `session`.
     pub(crate) async fn wait(self, session: &mut Session) -> Result<(), AuditError> {
         if self.nothing_to_do {
             return Ok(());
         }
         let mut recorded = false;
         let mut failures = self.failures;
-        for (path, device, submitted) in self.waits {
+        for (path, enabled, submitted) in self.waits {
+            let device = &enabled.device;
             let result = match submitted {
-                Ok(rx) => device.wait(rx).await,
-                Err(e) => Err(e),
+                Submitted::Queued(rx) => {
+                    let result = device.wait(rx).await;
+                    enabled.health.note(&path, &result);
+                    result
+                }
+                Submitted::Refused(e) => {
+                    let result = Err(e);
+                    enabled.health.note(&path, &result);
+                    result
+                }
+                // Says nothing new about the device.
+                Submitted::Skipped(e) => Err(e),
             };
             if self.is_request {
                 session.slot(device.id()).request = if result.is_ok() {
@@ -364,10 +508,7 @@ impl Pending {
             }
             match result {
                 Ok(()) => recorded = true,
-                Err(e) => {
-                    tracing::error!(device = %path, error = %e, "audit device failed to record an entry");
-                    failures.push(format!("{path}: {e}"));
-                }
+                Err(e) => failures.push(format!("{path}: {e}")),
             }
         }
         if recorded {
@@ -437,5 +578,43 @@ mod tests {
         for p in [&a, &b] {
             assert!(matches!(verify_file(p, None), VerifyReport::Ok(ref s) if s.last_seq == 1));
         }
+    }
+
+    /// A device whose writes fail is reported as failing from its first
+    /// failed write until its next good one; a device that cannot write its
+    /// final checkpoint is removed all the same, without an error.
+    #[tokio::test]
+    async fn a_failing_device_is_reported_until_it_recovers_and_can_be_removed() {
+        use std::sync::atomic::Ordering;
+        let (good, bad) = (
+            device::tests::MemoryLog::default(),
+            device::tests::MemoryLog::default(),
+        );
+        let broker = AuditBroker::new();
+        broker.insert_device("good", good.device()).unwrap();
+        broker.insert_device("bad", bad.device()).unwrap();
+        broker.log(&device::tests::record(0)).await.unwrap();
+        assert_eq!(broker.failing_count(), 0);
+        bad.fail_next.store(2, Ordering::SeqCst);
+        broker.log(&device::tests::record(1)).await.unwrap();
+        let failing = broker.failing("bad/").unwrap();
+        assert!(
+            failing.since.is_some() && failing.error.contains("disk full"),
+            "{failing:?}"
+        );
+        assert_eq!(broker.failing_count(), 1);
+        assert!(broker.failing("good/").is_none());
+        broker.log(&device::tests::record(2)).await.unwrap();
+        assert!(broker.failing("bad/").is_some());
+        // The disk has room again.
+        broker.log(&device::tests::record(3)).await.unwrap();
+        assert!(broker.failing("bad/").is_none());
+        assert_eq!(broker.failing_count(), 0);
+
+        bad.fail_next.store(usize::MAX / 2, Ordering::SeqCst);
+        broker.log(&device::tests::record(4)).await.unwrap();
+        broker.disable("bad").unwrap();
+        assert!(!broker.is_open("bad"));
+        assert_eq!(broker.failing_count(), 0);
     }
 }

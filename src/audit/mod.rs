@@ -83,7 +83,7 @@ mod broker;
 mod config;
 mod error;
 
-pub use broker::{AuditBroker, Pending, Session};
+pub use broker::{AuditBroker, Failing, Pending, Session};
 pub use config::{DeviceConfig, generate_salt, generate_signing_key};
 pub use device::{DEFAULT_CHECKPOINT_INTERVAL, FileDevice, sidecar_path};
 pub use error::AuditError;

@@ -205,7 +205,7 @@ impl Writer {
                         ));
                     }
                 }
-                tracing::error!(device = %self.target, error = %e, "audit write failed");
+                tracing::debug!(device = %self.target, error = %e, "audit write failed");
                 let err = self.io_error(message);
                 for ack in acks.into_iter().chain(forced) {
                     let _ = ack.send(Err(err.clone()));

@@ -38,7 +38,11 @@ pub(crate) struct Hashed([u8; HASHED_LEN]);
 
 impl Hashed {
     pub(crate) fn of(key: &SaltKey, s: &str) -> Self {
-        let tag = key.tag(s.as_bytes());
+        Self::of_bytes(key, s.as_bytes())
+    }
+
+    pub(crate) fn of_bytes(key: &SaltKey, bytes: &[u8]) -> Self {
+        let tag = key.tag(bytes);
         let mut out = [0u8; HASHED_LEN];
         out[..12].copy_from_slice(b"hmac-sha256:");
         hex_encode_into(&tag, &mut out[12..]);
@@ -48,6 +52,12 @@ impl Hashed {
     pub(crate) fn as_str(&self) -> &str {
         // Always ASCII (a fixed prefix and hex digits).
         std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl serde::Serialize for Hashed {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -92,11 +102,14 @@ pub(crate) fn hash_with(key: &SaltKey, s: &str) -> String {
 /// The HMACs of the tokens and accessors one request's entries carry, for
 /// one device (one salt): a request's token and accessor appear twice in its
 /// request entry and twice again in its response entry, and are hashed once.
+/// So is the HMAC of its elided data (`ElidedData`), which both entries
+/// carry (a request has at most one).
 /// Keyed by the clear value, so a different token (one a login issued) is
 /// hashed on its own. The clear values are wiped on drop.
 #[derive(Default)]
 pub(crate) struct TokenMemo {
     pub(super) entries: Vec<(String, Hashed)>,
+    pub(super) elided: Option<Hashed>,
 }
 
 impl std::fmt::Debug for TokenMemo {
@@ -115,6 +128,12 @@ impl TokenMemo {
         let h = Hashed::of(key, s);
         self.entries.push((s.to_owned(), h));
         h
+    }
+
+    pub(super) fn elided(&mut self, key: &SaltKey, json: &[u8]) -> Hashed {
+        *self
+            .elided
+            .get_or_insert_with(|| Hashed::of_bytes(key, json))
     }
 }
 

@@ -44,7 +44,7 @@ mod timestamp;
 pub use hash::hash_value;
 pub(crate) use hash::{SaltKey, TokenMemo, hex_encode_into};
 pub use record::{AuditRecord, AuthInfo, FormatOptions, Kind, RequestInfo, ResponseInfo};
-pub(crate) use record::{Data, Entry, ResponseView};
+pub(crate) use record::{Data, ElidedData, Entry, ResponseView};
 pub(crate) use timestamp::rfc3339_nano;
 
 use hash::{Hashed, hash_with};
@@ -199,6 +199,11 @@ impl Formatter {
             namespace: NamespaceOut { id: "root" },
             path: &req.path,
             data: self.data(Data::Value(&req.data)),
+            data_elided: entry.elided.map(|e| ElidedOut {
+                bytes: e.json.len(),
+                hmac: memo.elided(&self.key, &e.json),
+                strings: e.strings,
+            }),
             remote_address: &req.remote_address,
             remote_port: req.remote_port,
         };
@@ -270,7 +275,12 @@ fn shared_blocks(a: &Entry<'_>, b: &Entry<'_>) -> bool {
         (None, None) => true,
         _ => false,
     };
-    same_auth && std::ptr::eq(a.request, b.request)
+    let same_elided = match (a.elided, b.elided) {
+        (Some(x), Some(y)) => std::ptr::eq(x, y),
+        (None, None) => true,
+        _ => false,
+    };
+    same_auth && same_elided && std::ptr::eq(a.request, b.request)
 }
 
 /// A string member written in clear or as its HMAC.
@@ -403,10 +413,22 @@ struct RequestOut<'a> {
     path: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<DataOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_elided: Option<ElidedOut>,
     #[serde(skip_serializing_if = "str::is_empty")]
     remote_address: &'a str,
     #[serde(skip_serializing_if = "is_zero_port")]
     remote_port: u16,
+}
+
+/// What stands for data left out (`ElidedData`): its compact JSON's
+/// length, its HMAC (always, even with `log_raw`: the data was left out to
+/// bound the log, not to hide it) and its count of strings.
+#[derive(Serialize)]
+struct ElidedOut {
+    bytes: usize,
+    hmac: Hashed,
+    strings: usize,
 }
 
 #[derive(Serialize)]

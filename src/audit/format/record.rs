@@ -133,6 +133,23 @@ pub(crate) struct Entry<'a> {
     /// Only written for [`Kind::Response`]; `None` then means an empty response.
     pub response: Option<ResponseView<'a>>,
     pub error: Option<&'a str>,
+    /// Stands for `request.data` when the request path left the data out
+    /// (`request.data` is then null).
+    pub elided: Option<&'a ElidedData>,
+}
+
+/// Request data left out of an entry: its size, how many strings it held,
+/// and its compact JSON, which each device writes only as its HMAC (what
+/// `sys/audit-hash` gives for that text), so the entry still identifies
+/// the data without writing it. Written as the request's `data_elided`
+/// member, beside where `data` would be: a client cannot forge it (any
+/// member the client sends is inside `data`).
+#[derive(Debug, Clone)]
+pub(crate) struct ElidedData {
+    /// The data as compact JSON (object keys sorted).
+    pub json: Vec<u8>,
+    /// String values in it (at any depth; object keys not counted).
+    pub strings: usize,
 }
 
 impl AuditRecord {
@@ -148,6 +165,7 @@ impl AuditRecord {
                 redirect: &r.redirect,
             }),
             error: self.error.as_deref(),
+            elided: None,
         }
     }
 }

@@ -1,5 +1,7 @@
 //! The hostile suite: what an attacker, or a client that expects more than
 //! transitd gives, sends; one module per class of finding.
 
+mod amplification;
+mod full_disk;
 mod ignored_settings;
 mod names;

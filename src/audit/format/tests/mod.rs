@@ -250,3 +250,52 @@ fn time_formats_match_go() {
         "2024-01-02T03:04:05-05:30"
     );
 }
+
+/// Elided request data is written as `data_elided` where `data` would be,
+/// in both entries of a pair, its HMAC computed once per request and
+/// written even by a `log_raw` device (the data was left out to bound the
+/// log, not to hide it).
+#[test]
+fn elided_data_is_its_size_count_and_hmac_in_both_entries() {
+    let mut record = sample(Kind::Response);
+    record.request.data = Value::Null;
+    let elided = ElidedData {
+        json: br#"{"padding":["",""]}"#.to_vec(),
+        strings: 2,
+    };
+    let response = Entry {
+        elided: Some(&elided),
+        ..record.entry()
+    };
+    let request = Entry {
+        kind: Kind::Request,
+        response: None,
+        ..response
+    };
+    let expected = json!({
+        "bytes": 19,
+        "hmac": h(r#"{"padding":["",""]}"#),
+        "strings": 2,
+    });
+    for log_raw in [false, true] {
+        let options = FormatOptions {
+            hmac_accessor: true,
+            log_raw,
+        };
+        let formatter = Formatter::new(SaltKey::new(SALT), options);
+        let mut memo = TokenMemo::default();
+        let lines = formatter
+            .format_all(&[&request, &response], &mut memo)
+            .unwrap();
+        for line in &lines {
+            let got: Value = serde_json::from_slice(line).unwrap();
+            assert_eq!(got["request"]["data_elided"], expected, "{got}");
+            assert!(got["request"].get("data").is_none(), "{got}");
+        }
+        let text = String::from_utf8(lines[0].clone()).unwrap();
+        assert!(
+            text.contains(r#""path":"transit/encrypt/k","data_elided":{"bytes":19,"#),
+            "{text}"
+        );
+    }
+}
