@@ -212,9 +212,7 @@ async fn authorized(
     let op = request.op;
     let reply = match request.route {
         Route::Sys(path) => sys::serve(&state, op, &path, &params, Some(caller))?,
-        Route::Token(path) => {
-            token::serve(&unsealed.tokens, caller, presented, path, &params, now)?
-        }
+        Route::Token(path) => token::serve(&unsealed, caller, presented, path, &params, now)?,
         Route::Login { .. } => {
             return off_workers(move || {
                 let reply = serve_login(&unsealed, &request, &params, now)?;

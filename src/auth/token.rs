@@ -303,8 +303,10 @@ impl TokenStore {
         });
         let id = self.id_of(&token);
         let is_root = request.policies.iter().any(|p| p == "root");
-        // Root tokens may live forever; every other token expires.
-        let expire_time = if is_root && request.ttl_secs == 0 {
+        // Root tokens may live forever (unless given a TTL or an explicit
+        // maximum); every other token expires.
+        let expire_time = if is_root && request.ttl_secs == 0 && request.explicit_max_ttl_secs == 0
+        {
             None
         } else {
             let ttl = match (request.ttl_secs, request.explicit_max_ttl_secs) {

@@ -1,0 +1,1 @@
+//! Batch cost bounds.
