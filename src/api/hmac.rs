@@ -9,9 +9,8 @@ use serde_json::{Map, Value, json};
 use transit_keys::{Error as KeyError, HashAlgorithm};
 
 use super::Ctx;
-use super::crypt::{
-    KEY_NOT_FOUND, batch_input, batch_results, item_error, key_for_reading, result_fields,
-};
+use super::batch::{batch_input, batch_results, item_error, result_fields};
+use super::crypt::{KEY_NOT_FOUND, key_for_reading};
 use crate::error::{ApiError, ApiResult};
 use crate::request::{Params, decode_b64};
 use crate::response::Reply;

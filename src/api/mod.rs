@@ -25,6 +25,7 @@ use route::{Route, Routed};
 use sys::SysPath;
 
 mod audit;
+mod batch;
 mod crypt;
 mod endpoint;
 mod export;

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use transit_keys::{Error as KeyError, SignOptions};
 
 use super::Ctx;
-use super::crypt::{batch_input, batch_results, item_error, key_for_reading, result_fields};
+use super::batch::{batch_input, batch_results, item_error, result_fields};
+use super::crypt::key_for_reading;
 use super::hmac::{self, decode_input, item_input, reference, url_algorithm, versioned_fields};
 use crate::error::{ApiError, ApiResult};
 use crate::request::{Params, decode_b64, encode_b64};
