@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use transit_keys::{CreateOptions, CryptoParams, KeyType, Keyring};
 
 use super::Ctx;
-use super::batch::{batch_input, batch_results, item_error};
+use super::batch::{Work, batch_input, batch_results, check_cost, item_error};
 use crate::error::{ApiError, ApiResult};
 use crate::request::{Params, encode_b64};
 use crate::response::Reply;
@@ -80,16 +80,24 @@ fn batch_reply(
     Ok(reply)
 }
 
-/// The key for encryption, created on first use unless `disable_upsert` is set.
+/// The key for encryption, created on first use unless `disable_upsert` is
+/// set; `batch` items must fit the batch budget with it, checked before the
+/// key is created.
 fn key_for_encrypt(
     ctx: &Ctx<'_>,
     name: &str,
     p: &Params,
     derived: bool,
+    batch: Option<usize>,
 ) -> ApiResult<Arc<Keyring>> {
     let key_type = p.string("type")?;
     let convergent = p.bool("convergent_encryption")?.unwrap_or(false);
+    let affordable = |key_type| match batch {
+        Some(items) => check_cost(ctx, key_type, Work::Encrypt, items),
+        None => Ok(()),
+    };
     if let Some(ring) = ctx.mount.key(name)? {
+        affordable(ring.key_type())?;
         return Ok(ring);
     }
     if ctx.mount.config()?.disable_upsert {
@@ -106,6 +114,7 @@ fn key_for_encrypt(
             "convergent encryption requires derivation to be enabled, so context is required",
         ));
     }
+    affordable(key_type)?;
     let opts = CreateOptions {
         derived,
         convergent_encryption: convergent,
@@ -240,7 +249,7 @@ pub fn encrypt(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
     let _ = p.has("partial_failure_response_code");
     let Some(items) = batch else {
         let derived = p.has("context");
-        let ring = key_for_encrypt(ctx, name, p, derived)?;
+        let ring = key_for_encrypt(ctx, name, p, derived, None)?;
         return Ok(Reply::data(Value::Object(encrypt_one(&ring, p)?)));
     };
     check_contexts(&items)?;
@@ -253,7 +262,7 @@ pub fn encrypt(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
         p.has("reference"),
     );
     let derived = items.first().is_some_and(|i| i.has("context"));
-    let ring = key_for_encrypt(ctx, name, p, derived)?;
+    let ring = key_for_encrypt(ctx, name, p, derived, Some(items.len()))?;
     let (results, failed) = run_items(&items, &[], |ip| encrypt_one(&ring, ip));
     batch_reply(results, failed, p, true)
 }
@@ -273,6 +282,7 @@ pub fn decrypt(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
     check_contexts(&items)?;
     let cts = item_ciphertexts(&items);
     let ring = key_for_reading(ctx, name, cts.iter().map(String::as_str), KEY_NOT_FOUND)?;
+    check_cost(ctx, ring.key_type(), Work::Decrypt, items.len())?;
     let (results, failed) = run_items(&items, &[("plaintext", json!(""))], |ip| {
         decrypt_one(&ring, ip)
     });
@@ -292,6 +302,7 @@ pub fn rewrap(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
     check_contexts(&items)?;
     let cts = item_ciphertexts(&items);
     let ring = key_for_reading(ctx, name, cts.iter().map(String::as_str), KEY_NOT_FOUND)?;
+    check_cost(ctx, ring.key_type(), Work::Rewrap, items.len())?;
     let (results, _) = run_items(&items, &[], |ip| rewrap_one(&ring, ip));
     batch_reply(results, 0, p, false)
 }
