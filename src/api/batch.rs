@@ -136,8 +136,8 @@ pub fn check_cost(ctx: &Ctx<'_>, key_type: KeyType, work: Work, items: usize) ->
     let allowed = budget / per_item;
     if u64::try_from(items).unwrap_or(u64::MAX) > allowed {
         return Err(ApiError::bad(format!(
-            "batch_input has {items} items; with a {key_type} key this operation takes at most \
-             {allowed} items per request (split the batch)"
+            "batch_input has {items} items; with key type {key_type} this operation takes at \
+             most {allowed} items per request (split the batch)"
         )));
     }
     Ok(())
