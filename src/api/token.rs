@@ -241,18 +241,6 @@ fn create(
             "expiring root tokens cannot create non-expiring root tokens",
         ));
     }
-    // A child cannot outlive its parent (its revocation takes the child).
-    let ttl_secs = match (parent.expire_time, no_parent) {
-        (Some(_), false) => {
-            let left = parent.ttl_left(now).max(1);
-            if ttl_secs == 0 {
-                left.min(crate::auth::token::MAX_TTL_SECS)
-            } else {
-                ttl_secs.min(left)
-            }
-        }
-        _ => ttl_secs,
-    };
     let request = TokenRequest {
         policies,
         meta,
@@ -265,11 +253,36 @@ fn create(
         path: create_path(orphan_path).to_owned(),
     };
     let issued = unsealed.tokens.create(request, None, now)?;
-    Ok(Reply::auth(auth_block(
-        &issued.entry,
-        Some(&issued.token),
-        now,
-    )))
+    let mut reply = Reply::auth(auth_block(&issued.entry, Some(&issued.token), now));
+    if let Some((asked, allowed)) = issued.capped {
+        reply = reply.warn(format!(
+            "TTL of {:?} exceeded the effective max_ttl of {:?}; TTL value is capped accordingly",
+            human_duration(asked),
+            human_duration(allowed)
+        ));
+    }
+    for name in &issued.entry.policies {
+        if name != "root" && unsealed.policies.get(name)?.is_none() {
+            reply = reply.warn(format!("Policy {name:?} does not exist"));
+        }
+    }
+    Ok(reply)
+}
+
+/// `1h30m`, `768h`, `10s`: Go's duration text without its zero parts, as
+/// OpenBao's warnings print it.
+fn human_duration(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    let text: String = [(h, "h"), (m, "m"), (s, "s")]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    if text.is_empty() {
+        "0s".to_owned()
+    } else {
+        text
+    }
 }
 
 fn create_path(orphan_path: bool) -> &'static str {

@@ -268,3 +268,34 @@ async fn unsupported_token_kinds_are_refused_as_openbao_words_it() {
         "number of uses cannot be negative",
     );
 }
+
+#[tokio::test]
+async fn a_cut_ttl_and_a_missing_policy_are_warned_about() {
+    let app = server().await;
+    let warnings = |reply: &Reply| reply.body["warnings"].clone();
+    let long = create(&app, json!({ "policies": ["other"], "ttl": "800h" }))
+        .await
+        .ok();
+    assert_eq!(long.body["auth"]["lease_duration"], json!(768 * 3600));
+    assert_eq!(
+        warnings(&long),
+        json!([
+            "TTL of \"800h\" exceeded the effective max_ttl of \"768h\"; TTL value is capped accordingly"
+        ])
+    );
+    let bounded = create(
+        &app,
+        json!({ "policies": ["other"], "ttl": "2h", "explicit_max_ttl": "1h" }),
+    )
+    .await
+    .ok();
+    assert_eq!(bounded.body["auth"]["lease_duration"], json!(3600));
+    assert_eq!(
+        warnings(&bounded),
+        json!([
+            "TTL of \"2h\" exceeded the effective max_ttl of \"1h\"; TTL value is capped accordingly"
+        ])
+    );
+    let typo = create(&app, json!({ "policies": ["othre"] })).await.ok();
+    assert_eq!(warnings(&typo), json!(["Policy \"othre\" does not exist"]));
+}
