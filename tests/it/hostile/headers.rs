@@ -69,6 +69,47 @@ async fn response_wrapping_is_refused_before_any_secret_is_made() {
 }
 
 #[tokio::test]
+async fn response_wrapping_makes_no_secret_id_and_no_login() {
+    let (router, app) = server();
+    app.write("sys/auth/approle", json!({ "type": "approle" }))
+        .await
+        .expect(204);
+    app.write("auth/approle/role/ci", json!({}))
+        .await
+        .expect(204);
+    let role_id = app.read("auth/approle/role/ci/role-id").await.ok().data()["role_id"].clone();
+    send(
+        &router,
+        "auth/approle/role/ci/secret-id",
+        json!({}),
+        &[ROOT, ("X-Vault-Wrap-TTL", b"60s")],
+    )
+    .await
+    .expect(400);
+    app.call("LIST", "auth/approle/role/ci/secret-id", Value::Null)
+        .await
+        .expect(404);
+    let secret_id = app
+        .write("auth/approle/role/ci/secret-id", json!({}))
+        .await
+        .ok()
+        .data()["secret_id"]
+        .clone();
+    // A login is public, and its token would come back in the clear too.
+    let login = json!({ "role_id": role_id, "secret_id": secret_id });
+    let refused = send(
+        &router,
+        "auth/approle/login",
+        login.clone(),
+        &[("X-Vault-Wrap-TTL", b"60s")],
+    )
+    .await
+    .expect(400);
+    assert!(refused.body["auth"].is_null(), "{}", refused.body);
+    send(&router, "auth/approle/login", login, &[]).await.ok();
+}
+
+#[tokio::test]
 async fn only_the_root_namespace_exists() {
     let (router, app) = server();
     app.write("transit/keys/k", json!({})).await.ok();
