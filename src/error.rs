@@ -38,6 +38,9 @@ pub enum ApiError {
     /// 404 for a path under no mount at all.
     #[error("no handler for route {0:?}. route entry not found.")]
     NoRoute(String),
+    /// 404 for an `X-Vault-Namespace` other than the root (OpenBao's wording).
+    #[error("namespace not found")]
+    UnknownNamespace,
     /// 405 for a method the endpoint does not take.
     #[error("1 error occurred:\n\t* unsupported operation\n\n")]
     UnsupportedOperation,
@@ -61,7 +64,9 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::PermissionDenied | Self::Denied => StatusCode::FORBIDDEN,
-            Self::NotFound | Self::UnsupportedPath | Self::NoRoute(_) => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::UnsupportedPath | Self::NoRoute(_) | Self::UnknownNamespace => {
+                StatusCode::NOT_FOUND
+            }
             Self::UnsupportedOperation => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 use transit_keys::{CreateOptions, CryptoParams, KeyType, Keyring};
 
 use super::Ctx;
+use super::batch::{Work, batch_input, batch_results, check_cost, item_error};
 use crate::error::{ApiError, ApiResult};
 use crate::request::{Params, encode_b64};
 use crate::response::Reply;
@@ -34,50 +35,6 @@ impl Item {
             key_version: self.key_version,
         }
     }
-}
-
-/// The items of `batch_input`, or `None` for a single-item request.
-pub fn batch_input<'p>(ctx: &Ctx<'_>, p: &'p Params<'_>) -> ApiResult<Option<Vec<Params<'p>>>> {
-    let Some(raw) = p.raw("batch_input") else {
-        return Ok(None);
-    };
-    let Value::Array(items) = raw else {
-        return Err(ApiError::bad("batch_input must be an array of objects"));
-    };
-    if items.is_empty() {
-        return Err(ApiError::bad("missing batch input to process"));
-    }
-    let limit = ctx.state.limits.max_batch_items;
-    if items.len() > limit {
-        return Err(ApiError::bad(format!(
-            "batch_input has {} items; the limit is {limit}",
-            items.len()
-        )));
-    }
-    items
-        .iter()
-        .map(|item| match item {
-            Value::Object(map) => Ok(Params::borrowed(map)),
-            _ => Err(ApiError::bad("batch_input items must be JSON objects")),
-        })
-        .collect::<ApiResult<Vec<_>>>()
-        .map(Some)
-}
-
-/// `{"batch_results": [...]}`, the results moved in (`json!` would serialise
-/// a deep copy of every result).
-pub fn batch_results(results: Vec<Value>) -> Value {
-    let mut m = Map::new();
-    m.insert("batch_results".to_owned(), Value::Array(results));
-    Value::Object(m)
-}
-
-/// One batch result's fields, the values moved in (`json!` copies them).
-pub fn result_fields<const N: usize>(fields: [(&str, Value); N]) -> Map<String, Value> {
-    fields
-        .into_iter()
-        .map(|(name, value)| (name.to_owned(), value))
-        .collect()
 }
 
 /// `context` must be on every item or on none.
@@ -123,29 +80,24 @@ fn batch_reply(
     Ok(reply)
 }
 
-pub(super) fn item_error(e: ApiError, reference: &str, extra: &[(&str, Value)]) -> Value {
-    let mut m = Map::new();
-    for (k, v) in extra {
-        m.insert((*k).to_owned(), v.clone());
-    }
-    m.insert(
-        "error".into(),
-        json!(e.messages().first().cloned().unwrap_or_default()),
-    );
-    m.insert("reference".into(), json!(reference));
-    Value::Object(m)
-}
-
-/// The key for encryption, created on first use unless `disable_upsert` is set.
+/// The key for encryption, created on first use unless `disable_upsert` is
+/// set; `batch` items must fit the batch budget with it, checked before the
+/// key is created.
 fn key_for_encrypt(
     ctx: &Ctx<'_>,
     name: &str,
     p: &Params,
     derived: bool,
+    batch: Option<usize>,
 ) -> ApiResult<Arc<Keyring>> {
     let key_type = p.string("type")?;
     let convergent = p.bool("convergent_encryption")?.unwrap_or(false);
+    let affordable = |key_type| match batch {
+        Some(items) => check_cost(ctx, key_type, Work::Encrypt, items),
+        None => Ok(()),
+    };
     if let Some(ring) = ctx.mount.key(name)? {
+        affordable(ring.key_type())?;
         return Ok(ring);
     }
     if ctx.mount.config()?.disable_upsert {
@@ -162,6 +114,7 @@ fn key_for_encrypt(
             "convergent encryption requires derivation to be enabled, so context is required",
         ));
     }
+    affordable(key_type)?;
     let opts = CreateOptions {
         derived,
         convergent_encryption: convergent,
@@ -296,7 +249,7 @@ pub fn encrypt(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
     let _ = p.has("partial_failure_response_code");
     let Some(items) = batch else {
         let derived = p.has("context");
-        let ring = key_for_encrypt(ctx, name, p, derived)?;
+        let ring = key_for_encrypt(ctx, name, p, derived, None)?;
         return Ok(Reply::data(Value::Object(encrypt_one(&ring, p)?)));
     };
     check_contexts(&items)?;
@@ -309,7 +262,7 @@ pub fn encrypt(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
         p.has("reference"),
     );
     let derived = items.first().is_some_and(|i| i.has("context"));
-    let ring = key_for_encrypt(ctx, name, p, derived)?;
+    let ring = key_for_encrypt(ctx, name, p, derived, Some(items.len()))?;
     let (results, failed) = run_items(&items, &[], |ip| encrypt_one(&ring, ip));
     batch_reply(results, failed, p, true)
 }
@@ -329,6 +282,7 @@ pub fn decrypt(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
     check_contexts(&items)?;
     let cts = item_ciphertexts(&items);
     let ring = key_for_reading(ctx, name, cts.iter().map(String::as_str), KEY_NOT_FOUND)?;
+    check_cost(ctx, ring.key_type(), Work::Decrypt, items.len())?;
     let (results, failed) = run_items(&items, &[("plaintext", json!(""))], |ip| {
         decrypt_one(&ring, ip)
     });
@@ -348,6 +302,7 @@ pub fn rewrap(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
     check_contexts(&items)?;
     let cts = item_ciphertexts(&items);
     let ring = key_for_reading(ctx, name, cts.iter().map(String::as_str), KEY_NOT_FOUND)?;
+    check_cost(ctx, ring.key_type(), Work::Rewrap, items.len())?;
     let (results, _) = run_items(&items, &[], |ip| rewrap_one(&ring, ip));
     batch_reply(results, 0, p, false)
 }

@@ -9,9 +9,8 @@ use serde_json::{Map, Value, json};
 use transit_keys::{Error as KeyError, HashAlgorithm};
 
 use super::Ctx;
-use super::crypt::{
-    KEY_NOT_FOUND, batch_input, batch_results, item_error, key_for_reading, result_fields,
-};
+use super::batch::{Work, batch_input, batch_results, check_cost, item_error, result_fields};
+use super::crypt::{KEY_NOT_FOUND, key_for_reading};
 use crate::error::{ApiError, ApiResult};
 use crate::request::{Params, decode_b64};
 use crate::response::Reply;
@@ -80,6 +79,7 @@ pub fn hmac(ctx: &Ctx<'_>, name: &str, url_alg: Option<&str>, p: &Params) -> Api
     let Some(items) = batch else {
         return Ok(Reply::data(json!({ "hmac": one(single_input)? })));
     };
+    check_cost(ctx, ring.key_type(), Work::Hmac, items.len())?;
     let results = items
         .iter()
         .map(|item| {
@@ -118,6 +118,7 @@ pub fn verify(
         let mac = p.string("hmac")?.unwrap_or_default();
         return Ok(Reply::data(json!({ "valid": one(&input, &mac)? })));
     };
+    check_cost(ctx, ring.key_type(), Work::Hmac, items.len())?;
     let results = items
         .iter()
         .map(|item| {

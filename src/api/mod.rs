@@ -25,9 +25,11 @@ use route::{Route, Routed};
 use sys::SysPath;
 
 mod audit;
+mod batch;
 mod crypt;
 mod endpoint;
 mod export;
+mod headers;
 mod hmac;
 mod keys;
 pub(crate) mod login;
@@ -81,14 +83,6 @@ pub async fn handle(
     }
 }
 
-fn token(headers: &HeaderMap) -> Option<&str> {
-    if let Some(t) = headers.get("x-vault-token").and_then(|v| v.to_str().ok()) {
-        return Some(t.trim());
-    }
-    let auth = headers.get("authorization")?.to_str().ok()?;
-    auth.strip_prefix("Bearer ").map(str::trim)
-}
-
 async fn route(
     state: Arc<AppState>,
     method: Method,
@@ -110,6 +104,10 @@ async fn route(
     };
     let limit = state.limits.max_body_bytes;
     let request = Routed::parse(op, path, &state)?;
+    let presented = match headers::check(&headers) {
+        Ok(token) => token,
+        Err(refused) => return headers::refuse(&state, &request, refused, peer).await,
+    };
     if let Route::Sys(sys_path) = &request.route
         && request.route.is_public()
     {
@@ -144,7 +142,7 @@ async fn route(
     // Everything else needs the keys: 503 while sealed, before looking at the token.
     let unsealed = state.unsealed()?;
     let now = OffsetDateTime::now_utc().unix_timestamp();
-    let known = token(&headers)
+    let known = presented
         .map(|t| Ok::<_, ApiError>((t, unsealed.tokens.lookup(t, now)?)))
         .transpose()?;
     let Some((presented, Some((id, entry)))) =
@@ -213,9 +211,7 @@ async fn authorized(
     let op = request.op;
     let reply = match request.route {
         Route::Sys(path) => sys::serve(&state, op, &path, &params, Some(caller))?,
-        Route::Token(path) => {
-            token::serve(&unsealed.tokens, caller, presented, path, &params, now)?
-        }
+        Route::Token(path) => token::serve(&unsealed, caller, presented, path, &params, now)?,
         Route::Login { .. } => {
             return off_workers(move || {
                 let reply = serve_login(&unsealed, &request, &params, now)?;

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use transit_keys::{Error as KeyError, SignOptions};
 
 use super::Ctx;
-use super::crypt::{batch_input, batch_results, item_error, key_for_reading, result_fields};
+use super::batch::{Work, batch_input, batch_results, check_cost, item_error, result_fields};
+use super::crypt::key_for_reading;
 use super::hmac::{self, decode_input, item_input, reference, url_algorithm, versioned_fields};
 use crate::error::{ApiError, ApiResult};
 use crate::request::{Params, decode_b64, encode_b64};
@@ -84,6 +85,7 @@ pub fn sign(ctx: &Ctx<'_>, name: &str, url_alg: Option<&str>, p: &Params) -> Api
         }
         return Ok(Reply::data(data));
     };
+    check_cost(ctx, key_type, Work::Sign, items.len())?;
     let results = items
         .iter()
         .map(|item| {
@@ -217,6 +219,7 @@ fn verify_signature(
         )?;
         return Ok(Reply::data(json!({ "valid": valid })));
     };
+    check_cost(ctx, key_type, Work::Verify, items.len())?;
     let results = items
         .iter()
         .map(|item| {

@@ -9,10 +9,12 @@ use time::OffsetDateTime;
 use super::keys::rfc3339;
 use super::{Op, names};
 use crate::auth::Caller;
+use crate::auth::policy::Capability;
 use crate::auth::token::{TokenEntry, TokenId, TokenRequest, TokenStore};
 use crate::error::{ApiError, ApiResult};
 use crate::request::Params;
 use crate::response::Reply;
+use crate::state::Unsealed;
 
 /// One `auth/token/` path. Which operations each takes and which needs
 /// `sudo` is said here only.
@@ -75,7 +77,7 @@ impl TokenPath {
 
 /// Serves `path`, which takes the request's operation ([`TokenPath::allows`]).
 pub(crate) fn serve(
-    tokens: &TokenStore,
+    unsealed: &Unsealed,
     caller: &Caller,
     presented: &str,
     path: TokenPath,
@@ -83,9 +85,10 @@ pub(crate) fn serve(
     now: i64,
 ) -> ApiResult<Reply> {
     use TokenPath as T;
+    let tokens = &unsealed.tokens;
     match path {
-        T::Create => create(tokens, caller, p, now, false),
-        T::CreateOrphan => create(tokens, caller, p, now, true),
+        T::Create => create(unsealed, caller, p, now, false),
+        T::CreateOrphan => create(unsealed, caller, p, now, true),
         T::LookupSelf => Ok(Reply::data(lookup_body(
             &caller.entry,
             Some(presented),
@@ -166,74 +169,165 @@ pub fn string_list(p: &Params, field: &str) -> ApiResult<Option<Vec<String>>> {
     Ok(Some(list))
 }
 
+/// Which parameters of `auth/token/create` we refuse, and OpenBao's rules
+/// for the ones we take (`handleCreateCommon`: no roles, service tokens only).
 fn create(
-    tokens: &TokenStore,
+    unsealed: &Unsealed,
     caller: &Caller,
     p: &Params,
     now: i64,
     orphan_path: bool,
 ) -> ApiResult<Reply> {
     let parent = &caller.entry;
-    if let Some(t) = p.string("type")?
-        && t != "service"
-        && t != "default"
-    {
-        return Err(ApiError::bad(format!(
-            "token type {t:?} is not supported by transitd"
-        )));
+    // Each use of a limited token would otherwise escape its count.
+    if parent.num_uses > 0 {
+        return Err(ApiError::bad(
+            "restricted use token cannot generate child tokens",
+        ));
     }
-    // The CLI sends `period` as zero when it is not set.
-    if p.duration_secs("period")?.unwrap_or(0) != 0 {
-        return Err(ApiError::bad("period is not supported by transitd"));
+    let sudo = holds_sudo(unsealed, parent, orphan_path)?;
+    match p.string("type")?.as_deref() {
+        None | Some("" | "service") => {}
+        Some("batch") => return Err(ApiError::bad("batch tokens are not supported by transitd")),
+        Some(_) => return Err(ApiError::bad("invalid 'token_type' value")),
     }
-    for unsupported in ["id", "entity_alias", "role_name"] {
-        if p.raw(unsupported).is_some_and(|v| !v.is_null() && v != "") {
-            return Err(ApiError::bad(format!(
-                "{unsupported} is not supported by transitd"
-            )));
-        }
+    let num_uses = p.int("num_uses")?.unwrap_or(0);
+    let num_uses =
+        u64::try_from(num_uses).map_err(|_| ApiError::bad("number of uses cannot be negative"))?;
+    if is_set(p, "entity_alias") {
+        return Err(ApiError::bad(
+            "'entity_alias' is only allowed in combination with token role",
+        ));
     }
+    if is_set(p, "role_name") {
+        return Err(ApiError::bad("role_name is not supported by transitd"));
+    }
+    let display_name = display_name(&p.string("display_name")?.unwrap_or_default());
+    if is_set(p, "id") {
+        return Err(ApiError::bad(if sudo {
+            "custom token IDs are not supported by transitd"
+        } else {
+            "root or sudo privileges required to specify token id"
+        }));
+    }
+    let no_default = p.bool("no_default_policy")?.unwrap_or(false);
+    let requested = string_list(p, "policies")?.filter(|list| !list.is_empty());
+    let policies = child_policies(requested, parent, sudo, no_default)?;
     let no_parent = orphan_path || p.bool("no_parent")?.unwrap_or(false);
-    if no_parent && !orphan_path && !parent.is_root() {
+    if no_parent && !sudo {
         return Err(ApiError::bad(
             "root or sudo privileges required to create orphan token",
         ));
     }
-    let mut policies = string_list(p, "policies")?
-        .map(names::policy_list)
-        .unwrap_or_else(|| {
-            parent
-                .policies
-                .iter()
-                .filter(|p| *p != "default")
-                .cloned()
-                .collect()
-        });
-    // A child never gets more than its parent (root may grant anything).
-    if !parent.is_root() {
-        if let Some(extra) = policies
-            .iter()
-            .find(|p| *p != "default" && !parent.policies.contains(p))
-        {
-            return Err(ApiError::bad(format!(
-                "child policies must be subset of parent: {extra:?} is not a policy of the parent"
-            )));
-        }
-        if policies.iter().any(|p| p == "root") {
-            return Err(ApiError::bad(
-                "root policy cannot be granted by a non-root token",
-            ));
+    // The CLI sends `period` as zero when it is not set.
+    if p.duration_secs("period")?.unwrap_or(0) != 0 {
+        return Err(ApiError::bad(if sudo {
+            "periodic tokens are not supported by transitd"
+        } else {
+            "root or sudo privileges required to create periodic token"
+        }));
+    }
+    let meta = meta(p)?;
+    // `lease` is the older name of `ttl`.
+    let ttl_secs = match p.duration_secs("ttl")? {
+        Some(ttl) => ttl,
+        None => p.duration_secs("lease")?.unwrap_or(0),
+    };
+    let explicit_max_ttl_secs = p.duration_secs("explicit_max_ttl")?.unwrap_or(0);
+    let never_expires =
+        policies.iter().any(|p| p == "root") && ttl_secs == 0 && explicit_max_ttl_secs == 0;
+    if never_expires && parent.expire_time.is_some() {
+        return Err(ApiError::bad(
+            "expiring root tokens cannot create non-expiring root tokens",
+        ));
+    }
+    let request = TokenRequest {
+        policies,
+        meta,
+        display_name,
+        num_uses,
+        ttl_secs,
+        explicit_max_ttl_secs,
+        renewable: p.bool("renewable")?.unwrap_or(true),
+        parent: (!no_parent).then_some(caller.id),
+        path: create_path(orphan_path).to_owned(),
+    };
+    let issued = unsealed.tokens.create(request, None, now)?;
+    let mut reply = Reply::auth(auth_block(&issued.entry, Some(&issued.token), now));
+    if let Some((asked, allowed)) = issued.capped {
+        reply = reply.warn(format!(
+            "TTL of {:?} exceeded the effective max_ttl of {:?}; TTL value is capped accordingly",
+            human_duration(asked),
+            human_duration(allowed)
+        ));
+    }
+    for name in &issued.entry.policies {
+        if name != "root" && unsealed.policies.get(name)?.is_none() {
+            reply = reply.warn(format!("Policy {name:?} does not exist"));
         }
     }
-    // As in Vault: `default` is added only where the parent has it.
-    let parent_has_default = parent.is_root() || parent.policies.iter().any(|p| p == "default");
-    if parent_has_default
-        && !p.bool("no_default_policy")?.unwrap_or(false)
-        && !policies.iter().any(|x| x == "root" || x == "default")
-    {
-        policies.push("default".to_owned());
-        policies.sort();
+    Ok(reply)
+}
+
+/// `1h30m`, `768h`, `10s`: Go's duration text without its zero parts, as
+/// OpenBao's warnings print it.
+fn human_duration(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    let text: String = [(h, "h"), (m, "m"), (s, "s")]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    if text.is_empty() {
+        "0s".to_owned()
+    } else {
+        text
     }
+}
+
+fn create_path(orphan_path: bool) -> &'static str {
+    if orphan_path {
+        "auth/token/create-orphan"
+    } else {
+        "auth/token/create"
+    }
+}
+
+/// Whether the caller holds `sudo` on the path it creates with: it may then
+/// make orphans and grant policies it does not hold (never `root`).
+fn holds_sudo(unsealed: &Unsealed, parent: &TokenEntry, orphan_path: bool) -> ApiResult<bool> {
+    if parent.is_root() {
+        return Ok(true);
+    }
+    let acl = unsealed.policies.acl(&parent.policies)?;
+    Ok(acl.allows(create_path(orphan_path), Capability::Sudo))
+}
+
+/// A parameter given with a value (the CLI sends some as empty strings).
+fn is_set(p: &Params, field: &str) -> bool {
+    p.raw(field).is_some_and(|v| !v.is_null() && v != "")
+}
+
+/// `token-<name>`, every character other than ASCII letters, digits and `-`
+/// replaced by `-`, one trailing `-` dropped (as OpenBao writes it).
+fn display_name(given: &str) -> String {
+    if given.is_empty() {
+        return "token".to_owned();
+    }
+    let full: String = format!("token-{given}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    full.strip_suffix('-').map_or(full.clone(), str::to_owned)
+}
+
+fn meta(p: &Params) -> ApiResult<BTreeMap<String, String>> {
     let mut meta = BTreeMap::new();
     match p.raw("meta") {
         None | Some(Value::Null) => {}
@@ -247,51 +341,61 @@ fn create(
         }
         Some(_) => return Err(ApiError::bad("meta must be a map of strings")),
     }
-    let num_uses = p.int("num_uses")?.unwrap_or(0);
-    let num_uses =
-        u64::try_from(num_uses).map_err(|_| ApiError::bad("number of uses cannot be negative"))?;
-    let display = p.string("display_name")?.unwrap_or_default();
-    let display_name = if display.is_empty() {
-        "token".to_owned()
-    } else {
-        format!("token-{display}")
-    };
-    let ttl_secs = p.duration_secs("ttl")?.unwrap_or(0);
-    let explicit_max_ttl_secs = p.duration_secs("explicit_max_ttl")?.unwrap_or(0);
-    // A child cannot outlive its parent.
-    let ttl_secs = match (parent.expire_time, no_parent) {
-        (Some(_), false) => {
-            let left = parent.ttl_left(now).max(1);
-            if ttl_secs == 0 {
-                left.min(crate::auth::token::MAX_TTL_SECS)
-            } else {
-                ttl_secs.min(left)
+    Ok(meta)
+}
+
+/// A policy list as OpenBao sanitises it: canonical names, and `root` alone
+/// when it is there; `default` added when asked (never beside `root`).
+fn sanitized(list: &[String], add_default: bool) -> Vec<String> {
+    let mut list = names::policy_list(list.to_vec());
+    if list.iter().any(|p| p == "root") {
+        return vec!["root".to_owned()];
+    }
+    if add_default && !list.iter().any(|p| p == "default") {
+        list.push("default".to_owned());
+        list.sort();
+    }
+    list
+}
+
+/// The policies of a child token (OpenBao's `resolveTokenPolicies` without
+/// roles). None requested: the parent's, with `default` only if the parent
+/// has it. Requested by a caller without `sudo`: a subset of the parent's,
+/// `default` included only if the parent has it. With `sudo`: any, but
+/// `root` only from a root parent. `no_default_policy` removes `default`
+/// however it came.
+fn child_policies(
+    requested: Option<Vec<String>>,
+    parent: &TokenEntry,
+    sudo: bool,
+    no_default: bool,
+) -> ApiResult<Vec<String>> {
+    let parent_policies = sanitized(&parent.policies, false);
+    let parent_has_default = parent_policies.iter().any(|p| p == "default");
+    let (policies, add_default) = match requested {
+        None => (parent_policies, false),
+        Some(requested) if !sudo => {
+            let requested = sanitized(&requested, false);
+            if !requested.iter().all(|p| parent_policies.contains(p)) {
+                return Err(ApiError::bad("child policies must be subset of parent"));
             }
+            (requested, !no_default && parent_has_default)
         }
-        _ => ttl_secs,
+        Some(requested) => (requested, !no_default),
     };
-    let request = TokenRequest {
-        policies,
-        meta,
-        display_name,
-        num_uses,
-        ttl_secs,
-        explicit_max_ttl_secs,
-        renewable: p.bool("renewable")?.unwrap_or(true),
-        parent: (!no_parent).then_some(caller.id),
-        path: if orphan_path {
-            "auth/token/create-orphan"
-        } else {
-            "auth/token/create"
-        }
-        .to_owned(),
-    };
-    let issued = tokens.create(request, None, now)?;
-    Ok(Reply::auth(auth_block(
-        &issued.entry,
-        Some(&issued.token),
-        now,
-    )))
+    let mut policies = sanitized(&policies, add_default);
+    if no_default {
+        policies.retain(|p| p != "default");
+    }
+    if let Some(internal) = policies.iter().find(|p| *p == "response-wrapping") {
+        return Err(ApiError::bad(format!("cannot assign policy {internal:?}")));
+    }
+    if policies.iter().any(|p| p == "root") && !parent.is_root() {
+        return Err(ApiError::bad(
+            "root tokens may not be created without parent token being root",
+        ));
+    }
+    Ok(policies)
 }
 
 fn renew(tokens: &TokenStore, id: &TokenId, p: &Params, now: i64) -> ApiResult<Reply> {

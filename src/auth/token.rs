@@ -95,6 +95,39 @@ pub struct Issued {
     pub token: zeroize::Zeroizing<String>,
     pub id: TokenId,
     pub entry: Arc<TokenEntry>,
+    /// (asked, allowed) seconds when the TTL asked for was cut.
+    pub capped: Option<(u64, u64)>,
+}
+
+/// How long a new token lives: its TTL (default and maximum 32 days), cut to
+/// its explicit maximum and, for a child, to what its parent has left (its
+/// parent's revocation would take it then anyway). A root token given
+/// neither a TTL nor an explicit maximum never expires. Returns the expiry
+/// and, when the TTL was cut, (asked, allowed) in seconds.
+fn lifetime(
+    request: &TokenRequest,
+    parent_expiry: Option<i64>,
+    now: i64,
+) -> (Option<i64>, Option<(u64, u64)>) {
+    let is_root = request.policies.iter().any(|p| p == "root");
+    if is_root && request.ttl_secs == 0 && request.explicit_max_ttl_secs == 0 {
+        return (None, None);
+    }
+    let asked = if request.ttl_secs == 0 {
+        MAX_TTL_SECS
+    } else {
+        request.ttl_secs
+    };
+    let mut allowed = MAX_TTL_SECS;
+    if request.explicit_max_ttl_secs > 0 {
+        allowed = allowed.min(request.explicit_max_ttl_secs);
+    }
+    if let Some(expiry) = parent_expiry {
+        allowed = allowed.min(u64::try_from(expiry - now).unwrap_or(0).max(1));
+    }
+    let ttl = asked.min(allowed);
+    let expiry = now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX));
+    (Some(expiry), (asked > allowed).then_some((asked, allowed)))
 }
 
 #[derive(Debug, Default)]
@@ -292,29 +325,19 @@ impl TokenStore {
         let _w = self.index.writer()?;
         // Checked under the write lock: a parent revoked meanwhile (or by its
         // own last use) can no longer have children.
-        if let Some(parent) = &request.parent
-            && self.get(parent)?.is_none_or(|p| p.expired(now))
-        {
-            return Err(StoreError::invalid("the parent token is no longer valid"));
-        }
+        let parent_expiry = match &request.parent {
+            None => None,
+            Some(parent) => match self.get(parent)? {
+                Some(p) if !p.expired(now) => p.expire_time,
+                _ => return Err(StoreError::invalid("the parent token is no longer valid")),
+            },
+        };
         let token = zeroize::Zeroizing::new(match token {
             Some(t) => t.to_owned(),
             None => new_token()?,
         });
         let id = self.id_of(&token);
-        let is_root = request.policies.iter().any(|p| p == "root");
-        // Root tokens may live forever; every other token expires.
-        let expire_time = if is_root && request.ttl_secs == 0 {
-            None
-        } else {
-            let ttl = match (request.ttl_secs, request.explicit_max_ttl_secs) {
-                (0, 0) => MAX_TTL_SECS,
-                (0, max) => max.min(MAX_TTL_SECS),
-                (ttl, 0) => ttl.min(MAX_TTL_SECS),
-                (ttl, max) => ttl.min(max).min(MAX_TTL_SECS),
-            };
-            Some(now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)))
-        };
+        let (expire_time, capped) = lifetime(&request, parent_expiry, now);
         let entry = TokenEntry {
             accessor: random_string(24)?,
             parent: request.parent.map(hex::encode),
@@ -347,7 +370,12 @@ impl TokenStore {
                 return Err(StoreError::invalid("the parent token is no longer valid"));
             }
         }
-        Ok(Issued { token, id, entry })
+        Ok(Issued {
+            token,
+            id,
+            entry,
+            capped,
+        })
     }
 
     /// Count one use of a limited token; the last use revokes it. Returns
@@ -618,6 +646,34 @@ mod tests {
 
     fn stored(barrier: &Barrier, id: &TokenId) -> bool {
         barrier.get(&id_path(id)).unwrap().is_some()
+    }
+
+    #[test]
+    fn a_lifetime_is_cut_to_the_explicit_maximum_and_the_parents_remainder() {
+        let asking = |policy: &str, ttl_secs, explicit_max_ttl_secs| TokenRequest {
+            policies: vec![policy.to_owned()],
+            ttl_secs,
+            explicit_max_ttl_secs,
+            ..TokenRequest::default()
+        };
+        let day = 24 * 3600;
+        assert_eq!(lifetime(&asking("root", 0, 0), None, NOW), (None, None));
+        assert_eq!(
+            lifetime(&asking("root", 0, 3600), None, NOW),
+            (Some(NOW + 3600), Some((MAX_TTL_SECS, 3600)))
+        );
+        assert_eq!(
+            lifetime(&asking("p", day, 0), Some(NOW + 60), NOW),
+            (Some(NOW + 60), Some((day, 60)))
+        );
+        assert_eq!(
+            lifetime(&asking("p", 30, 0), Some(NOW + 60), NOW),
+            (Some(NOW + 30), None)
+        );
+        assert_eq!(
+            lifetime(&asking("p", 0, 0), None, NOW),
+            (Some(NOW + MAX_TTL_SECS as i64), None)
+        );
     }
 
     #[test]

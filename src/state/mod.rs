@@ -28,6 +28,8 @@ use crate::storage::StoreError;
 pub struct Limits {
     pub max_body_bytes: usize,
     pub max_batch_items: usize,
+    /// Estimated CPU time one batch may take (`api/batch.rs`).
+    pub max_batch_cpu_micros: u64,
 }
 
 impl Default for Limits {
@@ -35,6 +37,7 @@ impl Default for Limits {
         Self {
             max_body_bytes: 32 << 20,
             max_batch_items: 100_000,
+            max_batch_cpu_micros: 2_000_000,
         }
     }
 }

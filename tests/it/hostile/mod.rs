@@ -2,6 +2,9 @@
 //! transitd gives, sends; one module per class of finding.
 
 mod amplification;
+mod batches;
 mod full_disk;
+mod headers;
 mod ignored_settings;
 mod names;
+mod tokens;

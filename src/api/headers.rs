@@ -1,0 +1,149 @@
+//! Request headers: the one place that reads them (besides `Content-Type`,
+//! which belongs to the body). Every `X-Vault-*` header Vault or OpenBao
+//! defines is honoured or refused here, and so is any other `X-Vault-*`
+//! header: a client that asks for something by header (response wrapping,
+//! a namespace, MFA, consistency) must not get a reply that silently did
+//! something else.
+//!
+//! Checked before the token is looked up and before the body is read.
+
+use std::net::SocketAddr;
+
+use axum::http::{HeaderMap, HeaderValue};
+
+use super::audit::Audit;
+use super::route::{Route, Routed};
+use crate::error::{ApiError, ApiResult};
+use crate::request::Params;
+use crate::response::Reply;
+use crate::state::AppState;
+
+const TOKEN: &str = "x-vault-token";
+const NAMESPACE: &str = "x-vault-namespace";
+
+/// What each `X-Vault-*` request header gets. Names are lower case, as
+/// `HeaderMap` keeps them.
+fn refusal(name: &str) -> Option<ApiError> {
+    match name {
+        // Read by `token` and `check_namespace`.
+        TOKEN | NAMESPACE => None,
+        // A marker clients send so that a browser cannot forge the request;
+        // OpenBao's server acts on nothing in it, and neither do we.
+        "x-vault-request" => None,
+        // "Serve this here, do not forward it to the active node": every
+        // transitd node serves every request itself, so it always holds.
+        "x-vault-no-request-forwarding" => None,
+        "x-vault-wrap-ttl" | "x-vault-wrap-format" => Some(ApiError::bad(
+            "response wrapping (X-Vault-Wrap-TTL) is not supported by transitd; \
+             the reply would carry its secrets in the clear",
+        )),
+        _ => Some(ApiError::bad(format!(
+            "the {} header is not supported by transitd",
+            display_name(name)
+        ))),
+    }
+}
+
+/// `x-vault-wrap-ttl` -> `X-Vault-Wrap-Ttl`, as a client would recognise it.
+fn display_name(name: &str) -> String {
+    name.split('-')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map_or(String::new(), |first| {
+                first.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// Checks every request header this module owns and returns the token the
+/// request presents, if any.
+pub(crate) fn check(headers: &HeaderMap) -> ApiResult<Option<&str>> {
+    for name in headers.keys() {
+        if name.as_str().starts_with("x-vault-")
+            && let Some(refused) = refusal(name.as_str())
+        {
+            return Err(refused);
+        }
+    }
+    check_namespace(headers)?;
+    token(headers)
+}
+
+/// Only the root namespace exists; OpenBao spells it `""`, `/`, `root`,
+/// `root/` or `/root`, and answers 404 for any other.
+fn check_namespace(headers: &HeaderMap) -> ApiResult<()> {
+    for value in headers.get_all(NAMESPACE) {
+        let name = value.to_str().map_err(|_| ApiError::UnknownNamespace)?;
+        let name = name.trim().trim_matches('/');
+        if !(name.is_empty() || name == "root") {
+            return Err(ApiError::UnknownNamespace);
+        }
+    }
+    Ok(())
+}
+
+/// The one token a request presents: `X-Vault-Token`, or else
+/// `Authorization: Bearer`. Two different tokens (two `X-Vault-Token`
+/// headers, or one beside a different bearer token) are refused rather than
+/// one of them chosen, so no proxy or log in between can disagree with us
+/// about who is calling.
+fn token(headers: &HeaderMap) -> ApiResult<Option<&str>> {
+    let mut found: Option<&str> = None;
+    let vault = headers.get_all(TOKEN).iter().map(|v| (v, "X-Vault-Token"));
+    let bearer = headers
+        .get_all("authorization")
+        .iter()
+        .map(|v| (v, "Authorization"));
+    for (value, header) in vault.chain(bearer) {
+        let Some(token) = token_in(value, header == "Authorization")? else {
+            continue;
+        };
+        match found {
+            Some(seen) if seen != token => {
+                return Err(ApiError::bad(
+                    "the request carries two different tokens (X-Vault-Token and Authorization)",
+                ));
+            }
+            _ => found = Some(token),
+        }
+    }
+    Ok(found)
+}
+
+/// The token in one header value (`None`: empty, as OpenBao reads it).
+fn token_in(value: &HeaderValue, bearer: bool) -> ApiResult<Option<&str>> {
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::bad("the token header holds a byte that is not visible ASCII"))?;
+    let token = if bearer {
+        text.strip_prefix("Bearer ").ok_or_else(|| {
+            ApiError::bad("the Authorization header: only the Bearer scheme is supported")
+        })?
+    } else {
+        text
+    };
+    let token = token.trim();
+    Ok((!token.is_empty()).then_some(token))
+}
+
+/// A request refused for its headers is on record as any refused request
+/// is: wherever the same request would be audited (not the public `sys/`
+/// paths, and nothing while sealed).
+pub(crate) async fn refuse(
+    state: &AppState,
+    request: &Routed,
+    refused: ApiError,
+    peer: Option<SocketAddr>,
+) -> ApiResult<(Reply, Vec<String>)> {
+    let audited = !matches!(request.route, Route::Sys(_)) || !request.route.is_public();
+    match state.unsealed() {
+        Ok(unsealed) if audited => {
+            Audit::begin(&unsealed, None, request, &Params::default(), peer)
+                .refused(refused)
+                .await
+        }
+        _ => Err(refused),
+    }
+}
