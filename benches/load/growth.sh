@@ -103,13 +103,7 @@ facts=$work/facts.jsonl
 : > "$facts"
 
 # -------------------------------------------------------------------- build
-if [[ -n ${TRANSITD_BIN:-} ]]; then
-  transitd_bin=$TRANSITD_BIN
-  [[ -x $transitd_bin ]] || die "TRANSITD_BIN=$transitd_bin is not an executable"
-  echo "== using TRANSITD_BIN=$transitd_bin (no build)"
-else
-  build_transitd
-fi
+build_transitd
 
 probe_mlock
 echo "== $mlock_note"

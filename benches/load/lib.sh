@@ -29,6 +29,13 @@ need() { command -v "$1" >/dev/null || die "$1 is needed${2:+ ($2)}"; }
 # Build the release transitd of $repo (cargo's target dir: CARGO_TARGET_DIR,
 # else $repo/target) and set transitd_bin.
 build_transitd() {
+  # TRANSITD_BIN: measure that binary (say, an earlier commit's) instead of building this tree.
+  if [[ -n ${TRANSITD_BIN:-} ]]; then
+    transitd_bin=$TRANSITD_BIN
+    [[ -x $transitd_bin ]] || die "TRANSITD_BIN=$transitd_bin is not executable"
+    echo "== measuring $transitd_bin (TRANSITD_BIN)"
+    return
+  fi
   echo "== building transitd (release)"
   (cd "$repo" && cargo build --release --bin transitd) || die "cargo build --release --bin transitd failed"
   transitd_bin="${CARGO_TARGET_DIR:-$repo/target}/release/transitd"

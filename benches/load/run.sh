@@ -5,6 +5,9 @@
 #   bash benches/load/run.sh [--rounds N] [--duration S] [--connections C]
 #                            [--threads T] [--warmup S] [--only w1,w2] [--verify-audit]
 #
+# TRANSITD_BIN=/path measures that binary as it is (an earlier commit's, say)
+# instead of building this tree.
+#
 # Defaults: 3 rounds, 10 s per run, 32 connections, 2 wrk threads, 1 s warm-up.
 # Workloads: enc64 enc4k dec64 batch250 sign_ed sign_ec hmac mix rotate.
 # See benches/load/README.md for what is measured and how to read the report
