@@ -537,7 +537,8 @@ pub(crate) fn enable_or_disable(
                 )));
             }
             let description = p.string("description")?.unwrap_or_default();
-            let _ = p.has("local");
+            // The bao CLI sends `local: false`; a local device is not supported.
+            super::unsupported::refuse_unless_default(p, &["local"])?;
             let mut options = BTreeMap::new();
             match p.raw("options") {
                 None | Some(Value::Null) => {}

@@ -46,6 +46,22 @@ async fn mount_settings_other_than_defaults_are_refused_and_change_nothing() {
 }
 
 #[tokio::test]
+async fn a_local_audit_device_is_refused() {
+    let app = TestApp::new();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log").display().to_string();
+    let device = |local: bool| {
+        json!({ "type": "file", "description": "", "local": local,
+                "options": { "file_path": path } })
+    };
+    let res = app.write("sys/audit/f", device(true)).await;
+    assert_eq!(res.status, 400, "{:?}", res.body);
+    assert!(res.error().contains("local"), "{}", res.error());
+    assert!(app.read("sys/audit").await.ok().data().get("f/").is_none());
+    app.write("sys/audit/f", device(false)).await.expect(204);
+}
+
+#[tokio::test]
 async fn unseal_migration_and_init_recovery_settings_are_refused() {
     let app = TestApp::new();
     let res = app
