@@ -365,6 +365,7 @@ python3 "$py" report --runs "$work/runs.jsonl" --repo "$repo" --timestamp "$ts" 
   --alternation "$alternation" \
   --note "transitd: release build, storage \"sqlite\" (WAL, synchronous=FULL), Shamir 1/1 unsealed through the API, file audit device on (hash chain, group-committed fsync), non-root token with a least-privilege policy" \
   --note "$mlock_note" \
+  --note "transitd binary: ${TRANSITD_BIN:+TRANSITD_BIN=}$transitd_bin${TRANSITD_BIN:+ (not built from this tree: the commit above is that of the harness)}" \
   --note "OpenBao ($bao_version) runs in -dev mode: in-memory storage, root token (no policy evaluation), NO audit device, mlock off. That flatters OpenBao: transitd does strictly more work per request here." \
   --note "wrk, the servers and this script share the same $(nproc) CPUs over loopback: absolute numbers are a floor set by this machine, the ratios are the point" \
   --note "errors: wrk's connect/read/write/timeout counters and its count of HTTP statuses above 399; every request shape is checked once per server before the load" \
