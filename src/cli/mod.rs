@@ -49,6 +49,7 @@ impl Flags {
 }
 
 mod audit;
+mod client;
 mod operator;
 mod server;
 
