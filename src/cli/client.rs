@@ -97,12 +97,14 @@ impl Client {
         Ok(Self { agent, addr, token })
     }
 
-    pub(super) fn call(
+    /// One exchange: the status and the JSON reply (`Null` when empty),
+    /// whatever the status; `Err` for a transport failure.
+    pub(super) fn exchange(
         &self,
         method: &'static str,
         path: &str,
         body: Option<Value>,
-    ) -> Result<Value, CallError> {
+    ) -> Result<(u16, Value), String> {
         let url = format!("{}/v1/{path}", self.addr);
         let result = match (method, body) {
             ("GET", _) => {
@@ -120,18 +122,31 @@ impl Client {
                 req.send_json(body.unwrap_or_else(|| json!({})))
             }
         };
-        let mut response = result.map_err(|e| CallError::Other(format!("{method} {url}: {e}")))?;
+        let mut response = result.map_err(|e| format!("{method} {url}: {e}"))?;
         let status = response.status().as_u16();
         let text = response
             .body_mut()
             .read_to_string()
-            .map_err(|e| CallError::Other(format!("{method} {url}: {e}")))?;
+            .map_err(|e| format!("{method} {url}: {e}"))?;
         let value: Value = if text.trim().is_empty() {
             Value::Null
         } else {
             serde_json::from_str(&text)
-                .map_err(|e| CallError::Other(format!("{method} {url}: invalid JSON reply: {e}")))?
+                .map_err(|e| format!("{method} {url}: invalid JSON reply: {e}"))?
         };
+        Ok((status, value))
+    }
+
+    pub(super) fn call(
+        &self,
+        method: &'static str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, CallError> {
+        let url = format!("{}/v1/{path}", self.addr);
+        let (status, value) = self
+            .exchange(method, path, body)
+            .map_err(CallError::Other)?;
         if (200..300).contains(&status) {
             return Ok(value);
         }

@@ -51,6 +51,7 @@ impl Flags {
 mod audit;
 mod client;
 mod operator;
+mod rewrap;
 mod server;
 
 const USAGE: &str = "usage: transitd <command> [args]\n\n\
@@ -60,6 +61,7 @@ const USAGE: &str = "usage: transitd <command> [args]\n\n\
      operator seal       seal the server\n\
      status              show the seal status\n\
      audit verify FILE   check an audit log's hash chain and signed checkpoints\n\
+     rewrap -key=K IN OUT  rewrap every ciphertext of a file (lines, CSV, JSONL); resumable\n\
      version             print the version\n\n\
      Client commands talk to BAO_ADDR or VAULT_ADDR (default https://127.0.0.1:8200).";
 
@@ -73,6 +75,7 @@ pub fn main(args: Vec<String>) -> ExitCode {
         "operator" => operator::run_operator(rest),
         "status" => operator::status(rest),
         "audit" => return audit::run(rest),
+        "rewrap" => rewrap::run(rest),
         "version" | "-version" | "--version" => {
             print_line(&format!("transitd v{}", env!("CARGO_PKG_VERSION")));
             Ok(ExitCode::SUCCESS)

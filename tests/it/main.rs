@@ -14,4 +14,5 @@ mod crash;
 mod differential;
 mod hostile;
 mod key_lifecycle;
+mod rewrap_cli;
 mod server;
