@@ -71,6 +71,30 @@ pub(super) const DELIBERATE: &[Deviation] = &[
         R500,
     ),
     dev(
+        "soft-delete/rotate while soft-deleted",
+        Side(400, "refusing to use soft-deleted key"),
+        Side(500, "refusing to use soft-deleted key"),
+        R500,
+    ),
+    dev(
+        "soft-delete/sign while soft-deleted",
+        Side(400, "refusing to use soft-deleted key"),
+        Side(500, "refusing to use soft-deleted key"),
+        R500,
+    ),
+    dev(
+        "soft-delete/backup while soft-deleted",
+        Side(400, "refusing to use soft-deleted key"),
+        Side(500, "refusing to use soft-deleted key"),
+        R500,
+    ),
+    dev(
+        "soft-delete/export while soft-deleted",
+        Side(400, "refusing to use soft-deleted key"),
+        Side(500, "refusing to use soft-deleted key"),
+        R500,
+    ),
+    dev(
         "crypt/rsa-2048 encrypt 300 bytes",
         Side(400, "plaintext is too long for an RSA key of this size"),
         Side(500, "message too long for RSA key size"),

@@ -53,7 +53,7 @@ use crypt::crypt;
 use export_backup::{backup, export};
 use harness::{Script, openbao, transitd};
 use hmac_sign::{hmac, sign};
-use keys::{config, keys};
+use keys::{config, keys, soft_delete};
 use sys::{http, random_and_hash, sys};
 
 /// Index of each server in `Script::servers` and `Script::vars`.
@@ -114,6 +114,7 @@ pub(super) const HASHES: &[&str] = &[
 
 fn script(s: &mut Script<'_>) {
     keys(s);
+    soft_delete(s);
     crypt(s);
     batch(s);
     datakey(s);
