@@ -50,6 +50,8 @@ pub(crate) enum SysPath {
     AuditDevice(String),
     /// `sys/audit-hash/:path`
     AuditHash(String),
+    /// `sys/audit-checkpoint/:path` (ours): this node's sealed checkpoint of a file device
+    AuditCheckpoint(String),
     /// No `sys/` endpoint here (404 once authorized).
     Unknown,
 }
@@ -82,6 +84,9 @@ impl SysPath {
         if let Some(path) = named("audit-hash/") {
             return Ok(S::AuditHash(names::audit_device(path)?.to_owned()));
         }
+        if let Some(path) = named("audit-checkpoint/") {
+            return Ok(S::AuditCheckpoint(names::audit_device(path)?.to_owned()));
+        }
         Ok(match rest {
             "health" => S::Health,
             "seal-status" => S::SealStatus,
@@ -105,7 +110,7 @@ impl SysPath {
         use SysPath as S;
         match self {
             S::Health | S::SealStatus | S::Leader | S::Mounts | S::PolicyNames => op == Read,
-            S::AuthMethods | S::AuditDevices => op == Read,
+            S::AuthMethods | S::AuditDevices | S::AuditCheckpoint(_) => op == Read,
             S::Init => matches!(op, Read | Update),
             S::Unseal | S::Seal | S::CapabilitiesSelf | S::AuditHash(_) => op == Update,
             S::AclPolicyNames => op == List,
@@ -132,6 +137,7 @@ impl SysPath {
             | S::AuditDevices
             | S::AuditDevice(_)
             | S::AuditHash(_)
+            | S::AuditCheckpoint(_)
             | S::Unknown => false,
         }
     }
@@ -141,9 +147,12 @@ impl SysPath {
     pub(crate) fn needs_sudo(&self) -> bool {
         use SysPath as S;
         match self {
-            S::Seal | S::AuthMethod(_) | S::AuditDevices | S::AuditDevice(_) | S::AuditHash(_) => {
-                true
-            }
+            S::Seal
+            | S::AuthMethod(_)
+            | S::AuditDevices
+            | S::AuditDevice(_)
+            | S::AuditHash(_)
+            | S::AuditCheckpoint(_) => true,
             S::Health
             | S::SealStatus
             | S::Init
@@ -184,6 +193,18 @@ pub(crate) fn serve(
         (S::AuthMethods, _) => auth_methods(state),
         (S::AuditDevices, _) => super::audit::devices(&*state.unsealed()?),
         (S::AuditHash(device), _) => super::audit::hash(&*state.unsealed()?, device, p),
+        (S::AuditCheckpoint(device), _) => {
+            let (seq, chain) = state.unsealed()?.audit.checkpoint(device)?.ok_or_else(|| {
+                ApiError::bad(format!(
+                    "no checkpoint of a file audit device {device} on this node"
+                ))
+            })?;
+            let chain = hex::encode(chain);
+            let checkpoint = format!("{seq}:{chain}");
+            Ok(Reply::data(
+                json!({ "seq": seq, "chain": chain, "checkpoint": checkpoint }),
+            ))
+        }
         (S::AuditDevice(device), op) => {
             super::audit::enable_or_disable(&*state.unsealed()?, op, device, p)
         }

@@ -5,9 +5,17 @@
 //! writer sees only the [`Sink`] trait, so tests run devices on injected
 //! sinks.
 
-use std::fs::File;
+use std::fs::{self, File};
 use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+
+use ring::signature::Ed25519KeyPair;
+
+use super::resume::open_file;
+use super::writer::ChainState;
+use crate::audit::chain::Start;
+use crate::audit::error::AuditError;
 
 /// Where a device's lines go.
 pub(crate) trait Sink: Send + 'static {
@@ -20,10 +28,28 @@ pub(crate) trait Sink: Send + 'static {
     fn sidecar(&self) -> Option<(PathBuf, u32)> {
         None
     }
+    /// Whether what is at the sink's path is no longer what it writes to
+    /// (renamed, deleted, replaced, or its length changed under it).
+    fn moved(&self) -> io::Result<bool> {
+        Ok(false)
+    }
+    /// Opens what is at the sink's path now, continuing the chain from `from`.
+    fn reopen(
+        &self,
+        _key: &Ed25519KeyPair,
+        _from: &Start,
+    ) -> Result<(Box<dyn Sink>, ChainState), AuditError> {
+        Err(AuditError::Config(
+            "this sink cannot be reopened".to_owned(),
+        ))
+    }
 }
 
 /// A regular file opened for appending, plus its sidecar.
 pub(super) struct FileSink {
+    pub(super) path: PathBuf,
+    /// The mode asked for (`None`: keep an existing file's).
+    pub(super) open_mode: Option<u32>,
     pub(super) file: File,
     /// End of the last durable batch.
     pub(super) len: u64,
@@ -46,6 +72,28 @@ impl Sink for FileSink {
 
     fn sidecar(&self) -> Option<(PathBuf, u32)> {
         Some((self.sidecar.clone(), self.mode))
+    }
+
+    /// One `fstat` and one `stat`: cheap next to the batch's `fsync`.
+    fn moved(&self) -> io::Result<bool> {
+        let open = self.file.metadata()?;
+        if open.len() != self.len {
+            return Ok(true);
+        }
+        match fs::metadata(&self.path) {
+            Ok(at_path) => Ok(at_path.dev() != open.dev() || at_path.ino() != open.ino()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn reopen(
+        &self,
+        key: &Ed25519KeyPair,
+        from: &Start,
+    ) -> Result<(Box<dyn Sink>, ChainState), AuditError> {
+        let (sink, state) = open_file(&self.path, self.open_mode, key, Some(*from))?;
+        Ok((Box::new(sink), state))
     }
 }
 

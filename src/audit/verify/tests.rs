@@ -3,11 +3,16 @@
 //! attacker could, each caught (or, where the scheme cannot catch it, shown
 //! to pass) with the line and kind expected.
 
+use std::fs::{self, File};
 use std::path::PathBuf;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use ring::signature::{Ed25519KeyPair, KeyPair as _};
 
 use super::*;
+use crate::audit::chain::{self, Fields};
+use crate::audit::device::sidecar_path;
 use crate::audit::device::tests::{file_config, record};
 use crate::audit::{FileDevice, generate_signing_key};
 
