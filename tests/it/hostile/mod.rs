@@ -1,0 +1,4 @@
+//! The hostile suite: one module per class of attack or abuse.
+
+mod rotation;
+mod tamper;
