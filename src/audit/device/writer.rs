@@ -176,6 +176,14 @@ impl Writer {
         }
     }
 
+    /// After a failed batch: the idle checkpoint is tried again a second
+    /// later (not at once, which would spin), or never on a failed device.
+    fn retry_signing_later(&mut self) {
+        if self.unsigned_since.is_some() {
+            self.unsigned_since = self.failed.is_none().then(Instant::now);
+        }
+    }
+
     /// Writes one batch and answers its callers; `sign` (or a forced
     /// checkpoint) ends the batch with a checkpoint if any entry is unsigned.
     fn commit(&mut self, entries: Vec<Queued>, forced: Vec<Ack>, sign: bool) {
@@ -187,6 +195,7 @@ impl Writer {
             None => self.follow_file("the file at its path changed"),
         };
         if let Err(err) = refused {
+            self.retry_signing_later();
             for ack in entries.into_iter().map(|q| q.ack).chain(forced) {
                 let _ = ack.send(Err(err.clone()));
             }
@@ -255,6 +264,7 @@ impl Writer {
                         ));
                     }
                 }
+                self.retry_signing_later();
                 tracing::error!(device = %self.target, error = %e, "audit write failed");
                 let err = self.io_error(message);
                 for ack in acks.into_iter().chain(forced) {

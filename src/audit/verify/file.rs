@@ -256,9 +256,6 @@ fn check_lines(
         server_checked |= point.from_server;
         last_signed = last_signed.max(point.seq);
     }
-    if sidecar.is_none() {
-        notes.push("no checkpoint sidecar: truncation at the end cannot be detected from the file set alone".to_owned());
-    }
     Ok(Ok(FileSummary {
         start,
         last_seq,

@@ -170,6 +170,12 @@ pub fn verify_sources(sources: &[&dyn LogSource], expect: &Expect<'_>) -> Verify
     let (Some(last), Some(first_start)) = (previous, first_start) else {
         return VerifyReport::Error("no file to check".to_owned());
     };
+    if last.sidecar_seq.is_none() && !server_checked {
+        notes.push(format!(
+            "no checkpoint sidecar{}: truncation at the end cannot be detected",
+            if many { " for the last file" } else { "" }
+        ));
+    }
     let mut last_signed = last.last_signed;
     if let Some(server) = expect.checkpoint {
         if server.seq > last.last_seq {
