@@ -11,6 +11,7 @@
 //! opened the batch fails (fail closed: entries are never acknowledged into
 //! a file nobody can find), and the next batch tries again.
 
+use super::sink::FileChange;
 use super::writer::Writer;
 use crate::audit::chain::Start;
 use crate::audit::error::AuditError;
@@ -23,10 +24,13 @@ impl Writer {
             .sink
             .moved()
             .map_err(|e| self.io_error(format!("cannot check the file at its path: {e}")))?;
-        if !moved {
+        if moved == FileChange::Same {
             return Ok(());
         }
-        if self.state.seq > self.state.last_checkpoint {
+        // Sign the old file's end through the descriptor still open, unless
+        // that file is the one at the path (cut short: the line would land
+        // at its start, before the new header).
+        if moved == FileChange::Gone && self.state.seq > self.state.last_checkpoint {
             let line = self.checkpoint_line();
             match self.sink.append(&line) {
                 Ok(()) => self.state.last_checkpoint = self.state.seq,
@@ -186,6 +190,36 @@ mod tests {
                 .to_string()
                 .contains("entries up to seq 3 are not in the files given"),
             "{alone}"
+        );
+    }
+
+    /// `copytruncate`: the file is copied, then cut to zero under the
+    /// writer. The next batch sees the length change and starts the cut
+    /// file again with a header that continues the chain from the copy.
+    #[tokio::test]
+    async fn copytruncate_is_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let copy = dir.path().join("audit.log.1");
+        let key = generate_signing_key().unwrap();
+        let dev = FileDevice::open(file_config(&path, &key, 1000)).unwrap();
+        for i in 0..3 {
+            dev.log(&record(i)).await.unwrap();
+        }
+        fs::copy(&path, &copy).unwrap();
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        dev.log(&record(3)).await.unwrap();
+        dev.close().unwrap();
+        assert_eq!(entry_seqs(&path), vec![4]);
+        let both = verify_files(&[copy, path], &Expect::default());
+        assert!(
+            matches!(&both, VerifyReport::Ok(v) if v.last_seq == 4),
+            "{both}"
         );
     }
 

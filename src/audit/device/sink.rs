@@ -28,10 +28,9 @@ pub(crate) trait Sink: Send + 'static {
     fn sidecar(&self) -> Option<(PathBuf, u32)> {
         None
     }
-    /// Whether what is at the sink's path is no longer what it writes to
-    /// (renamed, deleted, replaced, or its length changed under it).
-    fn moved(&self) -> io::Result<bool> {
-        Ok(false)
+    /// Whether what is at the sink's path is still what it writes to.
+    fn moved(&self) -> io::Result<FileChange> {
+        Ok(FileChange::Same)
     }
     /// Opens what is at the sink's path now, continuing the chain from `from`.
     fn reopen(
@@ -43,6 +42,17 @@ pub(crate) trait Sink: Send + 'static {
             "this sink cannot be reopened".to_owned(),
         ))
     }
+}
+
+/// What became of a sink's file since its last write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileChange {
+    Same,
+    /// Renamed, deleted or replaced: the open file is no longer at the path.
+    Gone,
+    /// Still at the path, but its length changed under the writer (cut by
+    /// `copytruncate`, or written by someone else).
+    Changed,
 }
 
 /// A regular file opened for appending, plus its sidecar.
@@ -75,16 +85,20 @@ impl Sink for FileSink {
     }
 
     /// One `fstat` and one `stat`: cheap next to the batch's `fsync`.
-    fn moved(&self) -> io::Result<bool> {
+    fn moved(&self) -> io::Result<FileChange> {
         let open = self.file.metadata()?;
-        if open.len() != self.len {
-            return Ok(true);
-        }
-        match fs::metadata(&self.path) {
-            Ok(at_path) => Ok(at_path.dev() != open.dev() || at_path.ino() != open.ino()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
-            Err(e) => Err(e),
-        }
+        let gone = match fs::metadata(&self.path) {
+            Ok(at_path) => at_path.dev() != open.dev() || at_path.ino() != open.ino(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+            Err(e) => return Err(e),
+        };
+        Ok(if gone {
+            FileChange::Gone
+        } else if open.len() != self.len {
+            FileChange::Changed
+        } else {
+            FileChange::Same
+        })
     }
 
     fn reopen(
