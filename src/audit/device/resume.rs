@@ -372,7 +372,8 @@ fn resume(
     }
     let last = last.ok_or_else(|| ResumeError::Tampered("no chained line found".to_owned()))?;
     if let Some(prev) = &before_last
-        && (last.seq != prev.seq + 1 || chain::link(&prev.chain, &last.body) != last.chain)
+        && (prev.seq.checked_add(1) != Some(last.seq)
+            || chain::link(&prev.chain, &last.body) != last.chain)
     {
         return Err(ResumeError::Tampered(format!(
             "the last entry (seq {}) does not chain from the one before it (seq {})",

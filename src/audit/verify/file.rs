@@ -197,7 +197,13 @@ fn check_lines(
                 "two different chain members".to_owned(),
             )));
         }
-        let expected_seq = last_seq.saturating_add(1);
+        let Some(expected_seq) = last_seq.checked_add(1) else {
+            return Ok(Err(tampered(
+                Some(n),
+                K::Inserted,
+                "an entry after seq 2^64-1".to_owned(),
+            )));
+        };
         if seq == expected_seq {
             if chain::link(&prev, &body) != chain_value {
                 let next = lines.entry_seqs().next();
