@@ -429,6 +429,45 @@ mod tests {
         assert_eq!(stored_paths(&a), ["two/"]);
     }
 
+    /// Each node's copy of a device keeps its own sealed checkpoint (two
+    /// copies told apart here by their file paths; nodes also by host name),
+    /// which follows the file's signed checkpoints and goes when the device
+    /// is disabled.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sealed_checkpoint_per_device_and_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = two_nodes();
+        let path_a = dir.path().join("a.log");
+        a.enable("file", "file", "", file_options(&path_a)).unwrap();
+        // B's copy of the same device writes its own file.
+        let mut stored = a.table.lock().unwrap()[0].clone();
+        stored.options.insert(
+            "file_path".to_owned(),
+            dir.path().join("b.log").display().to_string(),
+        );
+        assert_ne!(
+            stored.checkpoint_path().unwrap(),
+            a.table.lock().unwrap()[0].checkpoint_path().unwrap()
+        );
+        let record = crate::audit::device::tests::record(1);
+        for _ in 0..3 {
+            a.broker.log(&record).await.unwrap();
+        }
+        a.broker.disable("file").unwrap();
+        let sidecar = crate::audit::chain::Checkpoint::parse(
+            &std::fs::read(crate::audit::sidecar_path(&path_a)).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(a.checkpoint("file").unwrap(), Some((3, sidecar.chain)));
+        assert_eq!(
+            b.checkpoint("file").unwrap(),
+            None,
+            "B has not loaded the table"
+        );
+        a.disable("file").unwrap();
+        assert_eq!(a.checkpoint("file").unwrap(), None);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn a_device_this_node_cannot_open_fails_requests_until_it_opens() {
         let dir = tempfile::tempdir().unwrap();
