@@ -85,6 +85,20 @@ fn rollback_with_its_sidecar_is_refused_at_restart_and_caught_by_verify() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("server's checkpoint"), "{out}");
     assert!(seq_at_stop.unwrap() >= seq);
+
+    // The way out: move the file aside. The new file continues from the
+    // sealed checkpoint, so the entries the rollback removed stay a
+    // reported gap between the two files.
+    let aside = log.with_extension("log.rolled-back");
+    fs::rename(&log, &aside).unwrap();
+    fs::remove_file(sidecar_path(&log)).unwrap();
+    let node = site.start();
+    node.unseal(&keys);
+    requests(&node, &root, 1);
+    node.stop();
+    let (code, out) = verify(&[&aside.display().to_string(), &log.display().to_string()]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("is missing between them"), "{out}");
 }
 
 /// A crash (SIGKILL) after the last request, then the last entries dropped
