@@ -466,7 +466,7 @@ async fn dropped_tail_with_recomputed_chain_is_caught_after_a_crash() {
         chain: signed.chain,
     };
     let t = tamper(verify_files(
-        &[crash.clone()],
+        std::slice::from_ref(&crash),
         &Expect {
             public_key: None,
             checkpoint: Some(server),
@@ -503,7 +503,7 @@ async fn unsigned_trailing_entries_are_reported() {
     // A server checkpoint that covers them signs them.
     let (_, chain_10) = chain::split(lines.last().unwrap().as_bytes()).unwrap();
     let covered = verify_files(
-        &[path.clone()],
+        std::slice::from_ref(&path),
         &Expect {
             public_key: Some(&pk),
             checkpoint: Some(KnownCheckpoint {
@@ -524,7 +524,7 @@ async fn server_checkpoint_must_be_reached_and_equal() {
     let (_, chain_7) = chain::split(lines[index_of(&lines, 7)].as_bytes()).unwrap();
     let check = |seq, chain| {
         verify_files(
-            &[path.clone()],
+            std::slice::from_ref(&path),
             &Expect {
                 public_key: None,
                 checkpoint: Some(KnownCheckpoint { seq, chain }),

@@ -15,10 +15,10 @@ fn seqs(log: &std::path::Path) -> (u64, Option<u64>) {
     let last = fs::read_to_string(log)
         .unwrap()
         .lines()
+        .rev()
         .filter_map(|l| Fields::parse(l.as_bytes()))
         .filter(|f| !f.is_checkpoint())
-        .filter_map(|f| f.seq)
-        .last()
+        .find_map(|f| f.seq)
         .unwrap();
     let sidecar = fs::read(sidecar_path(log))
         .ok()
