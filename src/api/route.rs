@@ -323,6 +323,7 @@ mod tests {
                 S::AuditDevices => "sys audit devices",
                 S::AuditDevice(_) => "sys audit device",
                 S::AuditHash(_) => "sys audit hash",
+                S::AuditCheckpoint(_) => "sys audit checkpoint",
                 S::Unknown => "sys unknown",
             },
             Route::Token(path) => match path {
@@ -422,6 +423,7 @@ mod tests {
         ("sys/audit",                                false, true,  false, false, "R"),
         ("sys/audit/d",                              false, true,  false, false, "UD"),
         ("sys/audit-hash/d",                         false, true,  false, false, "U"),
+        ("sys/audit-checkpoint/d",                   false, true,  false, false, "R"),
         ("sys/nope",                                 false, false, false, false, "-"),
         ("auth/token/create",                        false, false, false, false, "U"),
         ("auth/token/create-orphan",                 false, true,  false, false, "U"),
@@ -567,6 +569,7 @@ mod tests {
             "sys audit devices",
             "sys audit device",
             "sys audit hash",
+            "sys audit checkpoint",
             "sys unknown",
             "token create",
             "token create-orphan",

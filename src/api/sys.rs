@@ -51,6 +51,8 @@ pub(crate) enum SysPath {
     AuditDevice(String),
     /// `sys/audit-hash/:path`
     AuditHash(String),
+    /// `sys/audit-checkpoint/:path` (ours): this node's sealed checkpoint of a file device
+    AuditCheckpoint(String),
     /// No `sys/` endpoint here (404 once authorized).
     Unknown,
 }
@@ -83,6 +85,9 @@ impl SysPath {
         if let Some(path) = named("audit-hash/") {
             return Ok(S::AuditHash(names::audit_device(path)?.to_owned()));
         }
+        if let Some(path) = named("audit-checkpoint/") {
+            return Ok(S::AuditCheckpoint(names::audit_device(path)?.to_owned()));
+        }
         Ok(match rest {
             "health" => S::Health,
             "seal-status" => S::SealStatus,
@@ -106,7 +111,7 @@ impl SysPath {
         use SysPath as S;
         match self {
             S::Health | S::SealStatus | S::Leader | S::Mounts | S::PolicyNames => op == Read,
-            S::AuthMethods | S::AuditDevices => op == Read,
+            S::AuthMethods | S::AuditDevices | S::AuditCheckpoint(_) => op == Read,
             S::Init => matches!(op, Read | Update),
             S::Unseal | S::Seal | S::CapabilitiesSelf | S::AuditHash(_) => op == Update,
             S::AclPolicyNames => op == List,
@@ -133,6 +138,7 @@ impl SysPath {
             | S::AuditDevices
             | S::AuditDevice(_)
             | S::AuditHash(_)
+            | S::AuditCheckpoint(_)
             | S::Unknown => false,
         }
     }
@@ -142,9 +148,12 @@ impl SysPath {
     pub(crate) fn needs_sudo(&self) -> bool {
         use SysPath as S;
         match self {
-            S::Seal | S::AuthMethod(_) | S::AuditDevices | S::AuditDevice(_) | S::AuditHash(_) => {
-                true
-            }
+            S::Seal
+            | S::AuthMethod(_)
+            | S::AuditDevices
+            | S::AuditDevice(_)
+            | S::AuditHash(_)
+            | S::AuditCheckpoint(_) => true,
             S::Health
             | S::SealStatus
             | S::Init
@@ -185,6 +194,18 @@ pub(crate) fn serve(
         (S::AuthMethods, _) => auth_methods(state),
         (S::AuditDevices, _) => super::audit::devices(&*state.unsealed()?),
         (S::AuditHash(device), _) => super::audit::hash(&*state.unsealed()?, device, p),
+        (S::AuditCheckpoint(device), _) => {
+            let (seq, chain) = state.unsealed()?.audit.checkpoint(device)?.ok_or_else(|| {
+                ApiError::bad(format!(
+                    "no checkpoint of a file audit device {device} on this node"
+                ))
+            })?;
+            let chain = hex::encode(chain);
+            let checkpoint = format!("{seq}:{chain}");
+            Ok(Reply::data(
+                json!({ "seq": seq, "chain": chain, "checkpoint": checkpoint }),
+            ))
+        }
         (S::AuditDevice(device), op) => {
             super::audit::enable_or_disable(&*state.unsealed()?, op, device, p)
         }

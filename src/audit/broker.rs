@@ -249,6 +249,16 @@ impl AuditBroker {
         Ok(())
     }
 
+    /// `SIGHUP`: every device follows its file to what is at its path now
+    /// (see `FileDevice::reopen`); each device's outcome, by path.
+    pub async fn reopen(&self) -> Vec<(String, Result<(), AuditError>)> {
+        let mut outcomes = Vec::new();
+        for (path, device) in self.snapshot() {
+            outcomes.push((path, device.device.reopen().await));
+        }
+        outcomes
+    }
+
     /// The enabled paths with their targets (file path or `stdout`).
     pub fn list(&self) -> Vec<(String, String)> {
         self.snapshot()
@@ -532,6 +542,7 @@ mod tests {
             options: BTreeMap::from([("file_path".to_owned(), path.display().to_string())]),
             salt: b"a-salt".to_vec(),
             signing_key: generate_signing_key().unwrap(),
+            checkpoints: None,
         }
     }
 

@@ -13,6 +13,14 @@
 //! Checkpoint lines are not chained: they repeat the `seq` and `chain` of the
 //! chained line just before them and carry an Ed25519 signature over
 //! `seq (u64, big-endian) || chain (32 raw bytes)`.
+//!
+//! A log may span several files (rotation, or a file that vanished): the
+//! header of a continuation file carries `"prev_chain":"<hex>"` and, as its
+//! `seq`, the last `seq` of the file before it; its previous chain is that
+//! `prev_chain` instead of zeros, and its entries go on from `seq + 1`. A
+//! first header has no `prev_chain` and `seq` 0. Either way the header's
+//! checkpoint (right after it) signs `seq` and the header's chain, so the
+//! link to the previous file is signed too.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -192,13 +200,45 @@ pub fn checkpoint_signature_ok(
         .is_ok()
 }
 
-/// The header's body (with `"seq":0`, without the chain member).
-pub fn header_body(key: &Ed25519KeyPair, nonce: &[u8; 32], now: OffsetDateTime) -> Vec<u8> {
+/// Where a file's chain starts: the `seq` and chain of the line before its
+/// header (the last line of the previous file), or [`Start::GENESIS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Start {
+    pub seq: u64,
+    pub chain: Chain,
+}
+
+impl Start {
+    /// A first file: nothing before it.
+    pub const GENESIS: Self = Self {
+        seq: 0,
+        chain: GENESIS,
+    };
+
+    pub fn is_genesis(&self) -> bool {
+        *self == Self::GENESIS
+    }
+}
+
+/// The header's body (without the chain member): `"seq":0` for a first file,
+/// `"prev_chain":"<hex>","seq":N` for a file continuing a previous one.
+pub fn header_body(
+    key: &Ed25519KeyPair,
+    nonce: &[u8; 32],
+    now: OffsetDateTime,
+    start: &Start,
+) -> Vec<u8> {
+    let prev = if start.is_genesis() {
+        String::new()
+    } else {
+        format!(",\"prev_chain\":\"{}\"", hex::encode(start.chain))
+    };
     format!(
-        "{{\"type\":\"header\",\"version\":{FORMAT_VERSION},\"public_key\":\"{}\",\"nonce\":\"{}\",\"time\":\"{}\",\"seq\":0}}",
+        "{{\"type\":\"header\",\"version\":{FORMAT_VERSION},\"public_key\":\"{}\",\"nonce\":\"{}\",\"time\":\"{}\"{prev},\"seq\":{}}}",
         B64.encode(key.public_key().as_ref()),
         hex::encode(nonce),
         rfc3339_nano(now),
+        start.seq,
     )
     .into_bytes()
 }
@@ -219,6 +259,8 @@ pub struct Fields {
     pub public_key: Option<String>,
     #[serde(default)]
     pub version: Option<u64>,
+    #[serde(default)]
+    pub prev_chain: Option<String>,
 }
 
 impl Fields {
@@ -239,6 +281,20 @@ impl Fields {
         let mut out = [0u8; 32];
         hex::decode_to_slice(self.chain.as_deref()?, &mut out).ok()?;
         Some(out)
+    }
+
+    /// A header's [`Start`]: `None` when `prev_chain` is malformed, or
+    /// absent with a `seq` other than 0.
+    pub fn start(&self) -> Option<Start> {
+        let seq = self.seq?;
+        match self.prev_chain.as_deref() {
+            None => (seq == 0).then_some(Start::GENESIS),
+            Some(hex_chain) => {
+                let mut chain = [0u8; 32];
+                hex::decode_to_slice(hex_chain, &mut chain).ok()?;
+                Some(Start { seq, chain })
+            }
+        }
     }
 
     /// The header's public key, decoded.

@@ -3,11 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use ring::rand::SystemRandom;
 use ring::signature::Ed25519KeyPair;
 use zeroize::Zeroize;
 
+use super::device::CheckpointStore;
 use super::error::AuditError;
 
 /// How to enable a device.
@@ -30,6 +32,9 @@ pub struct DeviceConfig {
     pub options: BTreeMap<String, String>,
     pub salt: Vec<u8>,
     pub signing_key: Vec<u8>,
+    /// Where a file device keeps a copy of its latest checkpoint that the
+    /// file must reach when it is opened (the audit store's sealed copy).
+    pub checkpoints: Option<Arc<dyn CheckpointStore>>,
 }
 
 impl fmt::Debug for DeviceConfig {
@@ -39,6 +44,7 @@ impl fmt::Debug for DeviceConfig {
             .field("options", &self.options)
             .field("salt", &"<redacted>")
             .field("signing_key", &"<redacted>")
+            .field("checkpoints", &self.checkpoints)
             .finish()
     }
 }

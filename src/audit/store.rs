@@ -1,19 +1,33 @@
 //! The audit device table (`sys/audit`), kept through the barrier at
 //! `core/audit` with each device's HMAC salt and checkpoint signing key, and
 //! the broker that writes to the enabled devices.
+//!
+//! Each file device also keeps its latest checkpoint (`seq` and chain)
+//! through the barrier ([`SealedCheckpoint`]), at
+//! `audit-checkpoint/<hex SHA-256 of the device's public key, this node's
+//! host name and the file's canonical path>`: one per device *and* node,
+//! since every node writes its own copy of the file (and with PostgreSQL all
+//! nodes share the storage). A new device (a new key) never meets an old
+//! device's checkpoint. A node whose host name changes finds no checkpoint
+//! and starts comparing again from its next one (logged).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use ring::digest;
+use ring::signature::{Ed25519KeyPair, KeyPair as _};
 use serde::{Deserialize, Serialize};
 
+use super::chain::{Chain, Start};
+use super::device::{CheckpointStore, canonical_path};
 use super::{AuditBroker, DeviceConfig, generate_salt, generate_signing_key};
 use crate::seal::barrier::Barrier;
 use crate::seal::edit::{Edit, edit_json, read_json};
 use crate::storage::blocking;
-use crate::storage::layout::AUDIT_TABLE as TABLE_PATH;
+use crate::storage::layout::{AUDIT_CHECKPOINTS, AUDIT_TABLE as TABLE_PATH};
 use crate::storage::{StoreError, StoreResult};
 
 /// A row of `core/audit`; the secrets are only ever stored sealed.
@@ -38,7 +52,46 @@ impl std::fmt::Debug for StoredDevice {
 }
 
 impl StoredDevice {
-    fn config(&self) -> StoreResult<DeviceConfig> {
+    /// The file this device writes on this node (`None`: stdout).
+    fn file_path(&self) -> Option<&str> {
+        if self.kind == "stdout" {
+            return None;
+        }
+        self.options
+            .get("file_path")
+            .or_else(|| self.options.get("path"))
+            .map(String::as_str)
+            .filter(|p| !p.eq_ignore_ascii_case("stdout"))
+    }
+
+    /// Where this node keeps this file device's latest checkpoint.
+    fn checkpoint_path(&self) -> StoreResult<Option<String>> {
+        let Some(file) = self.file_path() else {
+            return Ok(None);
+        };
+        let pkcs8 = STANDARD.decode(&self.signing_key).map_err(|_| {
+            StoreError::Internal(format!("audit device {}: corrupt secret", self.path))
+        })?;
+        let key = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8).map_err(|_| {
+            StoreError::Internal(format!("audit device {}: corrupt signing key", self.path))
+        })?;
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        ctx.update(key.public_key().as_ref());
+        ctx.update(b"\0");
+        ctx.update(node_name().as_bytes());
+        ctx.update(b"\0");
+        ctx.update(
+            canonical_path(Path::new(file))
+                .as_os_str()
+                .as_encoded_bytes(),
+        );
+        Ok(Some(format!(
+            "{AUDIT_CHECKPOINTS}{}",
+            hex::encode(ctx.finish().as_ref())
+        )))
+    }
+
+    fn config(&self, barrier: &Arc<Barrier>) -> StoreResult<DeviceConfig> {
         let decode = |s: &str| {
             STANDARD.decode(s).map_err(|_| {
                 StoreError::Internal(format!("audit device {}: corrupt secret", self.path))
@@ -49,7 +102,65 @@ impl StoredDevice {
             options: self.options.clone(),
             salt: decode(&self.salt)?,
             signing_key: decode(&self.signing_key)?,
+            checkpoints: self.checkpoint_path()?.map(|path| {
+                Arc::new(SealedCheckpoint {
+                    barrier: Arc::clone(barrier),
+                    path,
+                }) as Arc<dyn CheckpointStore>
+            }),
         })
+    }
+}
+
+/// This node's name in checkpoint keys: its host name.
+fn node_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// A file device's latest checkpoint on this node, kept through the barrier.
+#[derive(Debug)]
+pub struct SealedCheckpoint {
+    barrier: Arc<Barrier>,
+    path: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredCheckpoint {
+    seq: u64,
+    chain: String,
+}
+
+impl SealedCheckpoint {
+    fn read(&self) -> StoreResult<Option<Start>> {
+        let Some(stored) = read_json::<StoredCheckpoint>(&self.barrier, &self.path)? else {
+            return Ok(None);
+        };
+        let mut chain: Chain = [0; 32];
+        hex::decode_to_slice(&stored.chain, &mut chain)
+            .map_err(|_| StoreError::Internal(format!("{}: corrupt checkpoint", self.path)))?;
+        Ok(Some(Start {
+            seq: stored.seq,
+            chain,
+        }))
+    }
+}
+
+impl CheckpointStore for SealedCheckpoint {
+    fn load(&self) -> Result<Option<Start>, String> {
+        self.read().map_err(|e| e.to_string())
+    }
+
+    fn save(&self, seq: u64, chain: &Chain) -> Result<(), String> {
+        let stored = StoredCheckpoint {
+            seq,
+            chain: hex::encode(chain),
+        };
+        let bytes = serde_json::to_vec(&stored).map_err(|e| e.to_string())?;
+        self.barrier
+            .put(&self.path, &bytes)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -89,12 +200,14 @@ impl AuditStore {
         };
         let broker = AuditBroker::new();
         for device in &table {
-            broker.enable(&device.path, device.config()?).map_err(|e| {
-                StoreError::Internal(format!(
-                    "audit device {} cannot be opened: {e}",
-                    device.path
-                ))
-            })?;
+            broker
+                .enable(&device.path, device.config(&barrier)?)
+                .map_err(|e| {
+                    StoreError::Internal(format!(
+                        "audit device {} cannot be opened: {e}",
+                        device.path
+                    ))
+                })?;
         }
         Ok(Self {
             barrier,
@@ -130,7 +243,7 @@ impl AuditStore {
         // anything is stored.
         blocking(|| {
             self.broker
-                .enable(&path, stored.config()?)
+                .enable(&path, stored.config(&self.barrier)?)
                 .map_err(|e| StoreError::invalid(e.to_string()))
         })?;
         // Against the stored table: another node may have enabled this path a moment ago.
@@ -166,12 +279,29 @@ impl AuditStore {
                 devices.into_iter().filter(|d| d.path != path).collect(),
             ))
         })?;
+        let removed = table.iter().find(|d| d.path == path).cloned();
         *table = devices.unwrap_or_default();
         self.broker.forget_unopened(&path);
-        if !self.broker.is_open(&path) {
-            return Ok(());
+        let closed = if self.broker.is_open(&path) {
+            blocking(|| self.broker.disable(&path)).map_err(|e| StoreError::Internal(e.to_string()))
+        } else {
+            Ok(())
+        };
+        if let Some(device) = removed {
+            self.forget_checkpoint(&device);
         }
-        blocking(|| self.broker.disable(&path)).map_err(|e| StoreError::Internal(e.to_string()))
+        closed
+    }
+
+    /// Drops this node's checkpoint of a device no longer enabled (after its
+    /// writer stopped, so nothing saves it again). Other nodes drop theirs as
+    /// they close their copy; a failure leaves only an unreachable entry.
+    fn forget_checkpoint(&self, device: &StoredDevice) {
+        if let Ok(Some(path)) = device.checkpoint_path()
+            && let Err(e) = blocking(|| self.barrier.delete(&path))
+        {
+            tracing::warn!(device = %device.path, error = %e, "the sealed checkpoint of a disabled audit device was not removed");
+        }
     }
 
     /// Bring this node's devices in line with the stored table (another node
@@ -189,7 +319,7 @@ impl AuditStore {
             }
             let opened = blocking(|| -> StoreResult<()> {
                 self.broker
-                    .enable(&device.path, device.config()?)
+                    .enable(&device.path, device.config(&self.barrier)?)
                     .map_err(|e| StoreError::Internal(e.to_string()))
             });
             match opened {
@@ -210,10 +340,30 @@ impl AuditStore {
             if self.broker.is_open(&old.path) {
                 blocking(|| self.broker.disable(&old.path))
                     .map_err(|e| StoreError::Internal(e.to_string()))?;
+                self.forget_checkpoint(old);
             }
         }
         *table = stored;
         Ok(())
+    }
+
+    /// The latest checkpoint this node's copy of the file device at `path`
+    /// saved (`None`: no such file device, or none saved yet): what
+    /// `transitd audit verify -checkpoint=SEQ:HEX` compares the file with.
+    pub fn checkpoint(&self, path: &str) -> StoreResult<Option<(u64, Chain)>> {
+        let path = normalize(path);
+        let device = {
+            let table = self.table.lock().map_err(|_| poisoned())?;
+            table.iter().find(|d| d.path == path).cloned()
+        };
+        let Some(stored_path) = device.map(|d| d.checkpoint_path()).transpose()?.flatten() else {
+            return Ok(None);
+        };
+        let sealed = SealedCheckpoint {
+            barrier: Arc::clone(&self.barrier),
+            path: stored_path,
+        };
+        Ok(sealed.read()?.map(|s| (s.seq, s.chain)))
     }
 
     pub fn devices(&self) -> StoreResult<Vec<DeviceInfo>> {
@@ -247,7 +397,7 @@ mod tests {
         )
     }
 
-    fn file_options(path: &std::path::Path) -> BTreeMap<String, String> {
+    fn file_options(path: &Path) -> BTreeMap<String, String> {
         BTreeMap::from([("file_path".to_owned(), path.to_string_lossy().into_owned())])
     }
 
@@ -277,6 +427,45 @@ mod tests {
         assert!(!b.broker.is_open("one"), "the refused device stayed open");
         b.disable("one").unwrap();
         assert_eq!(stored_paths(&a), ["two/"]);
+    }
+
+    /// Each node's copy of a device keeps its own sealed checkpoint (two
+    /// copies told apart here by their file paths; nodes also by host name),
+    /// which follows the file's signed checkpoints and goes when the device
+    /// is disabled.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sealed_checkpoint_per_device_and_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = two_nodes();
+        let path_a = dir.path().join("a.log");
+        a.enable("file", "file", "", file_options(&path_a)).unwrap();
+        // B's copy of the same device writes its own file.
+        let mut stored = a.table.lock().unwrap()[0].clone();
+        stored.options.insert(
+            "file_path".to_owned(),
+            dir.path().join("b.log").display().to_string(),
+        );
+        assert_ne!(
+            stored.checkpoint_path().unwrap(),
+            a.table.lock().unwrap()[0].checkpoint_path().unwrap()
+        );
+        let record = crate::audit::device::tests::record(1);
+        for _ in 0..3 {
+            a.broker.log(&record).await.unwrap();
+        }
+        a.broker.disable("file").unwrap();
+        let sidecar = crate::audit::chain::Checkpoint::parse(
+            &std::fs::read(crate::audit::sidecar_path(&path_a)).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(a.checkpoint("file").unwrap(), Some((3, sidecar.chain)));
+        assert_eq!(
+            b.checkpoint("file").unwrap(),
+            None,
+            "B has not loaded the table"
+        );
+        a.disable("file").unwrap();
+        assert_eq!(a.checkpoint("file").unwrap(), None);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]

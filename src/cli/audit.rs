@@ -1,33 +1,50 @@
-//! `transitd audit verify [-public-key=B64] FILE`: the command line of the
-//! audit log checker ([`crate::audit::verify`]), which prints its report and
-//! exits 0 (intact), 2 (tampered) or 1 (usage or read error).
+//! `transitd audit verify [-public-key=B64] [-checkpoint=SEQ:HEX] FILE...`:
+//! the command line of the audit log checker ([`crate::audit::verify`]),
+//! which prints its report and exits 0 (intact), 2 (tampered) or 1 (usage
+//! or read error); and the server's `SIGHUP` handler, which has every audit
+//! device follow its file after log rotation.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
 use super::{Flags, print_line};
-use crate::audit::verify_file;
+use crate::audit::verify::{Expect, KnownCheckpoint, verify_files};
+use crate::state::AppState;
 
-const USAGE: &str = "usage: transitd audit verify [-public-key=BASE64] FILE\n\n\
+const USAGE: &str = "usage: transitd audit verify [-public-key=BASE64] [-checkpoint=SEQ:HEX] FILE...\n\n\
      Checks a tamper-evident audit log: its hash chain, its signed checkpoints and\n\
-     its FILE.checkpoint sidecar. -public-key pins the Ed25519 key (base64 of the\n\
-     raw 32 bytes) the checkpoints must be signed with.\n\
+     each FILE.checkpoint sidecar. Several files (oldest first, e.g. audit.log.2\n\
+     audit.log.1 audit.log) are checked as one chain: each must continue the one\n\
+     before it, and a missing file between them is reported.\n\
+     -public-key pins the Ed25519 key (base64 of the raw 32 bytes) the checkpoints\n\
+     must be signed with. -checkpoint is the checkpoint the server keeps for this\n\
+     device and node (GET sys/audit-checkpoint/:path gives `seq` and `chain`): the\n\
+     files must reach it and agree with it, which catches a log rolled back to an\n\
+     earlier state sidecar and all.\n\
+     Entries after the last signed checkpoint are reported as UNSIGNED.\n\
      Exit status: 0 intact, 2 tampered, 1 usage or read error.";
 
 /// `transitd audit <args>`; `args` starts after `audit`.
 pub(super) fn run(args: &[String]) -> ExitCode {
-    let flags = match Flags::parse(args, &["public-key"]) {
+    let flags = match Flags::parse(args, &["public-key", "checkpoint"]) {
         Ok(f) => f,
         Err(e) => return usage(&e),
     };
-    if let Some((name, _)) = flags.named.iter().find(|(name, _)| name != "public-key") {
+    if let Some((name, _)) = flags
+        .named
+        .iter()
+        .find(|(name, _)| name != "public-key" && name != "checkpoint")
+    {
         return usage(&format!("unknown flag -{name}"));
     }
-    let file = match flags.positional.as_slice() {
-        [cmd, file] if cmd == "verify" => file,
+    let files: Vec<PathBuf> = match flags.positional.split_first() {
+        Some((cmd, files)) if cmd == "verify" && !files.is_empty() => {
+            files.iter().map(PathBuf::from).collect()
+        }
         _ => return usage(""),
     };
     let pinned = match flags.value("public-key") {
@@ -37,8 +54,22 @@ pub(super) fn run(args: &[String]) -> ExitCode {
             _ => return usage("-public-key must be the base64 of a 32-byte Ed25519 public key"),
         },
     };
-    let report = verify_file(Path::new(file), pinned.as_deref());
-    print_line(&format!("{file}: {report}"));
+    let checkpoint = match flags.value("checkpoint") {
+        None => None,
+        Some(text) => match KnownCheckpoint::parse(text) {
+            Some(cp) => Some(cp),
+            None => return usage("-checkpoint must be SEQ:HEX (a decimal seq, 64 hex digits)"),
+        },
+    };
+    let report = verify_files(
+        &files,
+        &Expect {
+            public_key: pinned.as_deref(),
+            checkpoint,
+        },
+    );
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    print_line(&format!("{}: {report}", names.join(" ")));
     ExitCode::from(report.exit_code())
 }
 
@@ -49,6 +80,34 @@ fn usage(problem: &str) -> ExitCode {
         eprintln!("{problem}\n\n{USAGE}");
     }
     ExitCode::FAILURE
+}
+
+/// Every `SIGHUP`, has each audit device follow its file to what is at its
+/// path now (a new file after rotation continues the chain), as Vault and
+/// OpenBao reopen their audit files. Runs for the life of the server.
+pub(super) async fn reopen_audit_files_on_hangup(state: Arc<AppState>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "SIGHUP cannot be handled: audit files will not be reopened on SIGHUP");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        let Ok(unsealed) = state.unsealed() else {
+            tracing::info!("SIGHUP while sealed: no audit file is open");
+            continue;
+        };
+        for (path, outcome) in unsealed.audit.broker.reopen().await {
+            match outcome {
+                Ok(()) => tracing::info!(device = %path, "SIGHUP: audit file reopened"),
+                Err(e) => {
+                    tracing::error!(device = %path, error = %e, "SIGHUP: audit file not reopened");
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -72,8 +131,14 @@ mod tests {
             ExitCode::FAILURE
         );
         assert_eq!(
+            run(&args(&["verify", "-checkpoint=5", &file])),
+            ExitCode::FAILURE
+        );
+        assert_eq!(
             run(&args(&["verify", "/nonexistent/audit.log"])),
             ExitCode::FAILURE
         );
+        // The same file twice is not one chain.
+        assert_eq!(run(&args(&["verify", &file, &file])), ExitCode::from(2));
     }
 }

@@ -85,6 +85,9 @@ fn dev(flags: &Flags) -> Result<(), String> {
     let state = Arc::new(AppState::dev(&token, Limits::default()));
     runtime()?.block_on(async move {
         tokio::spawn(Arc::clone(&state).maintain());
+        tokio::spawn(super::audit::reopen_audit_files_on_hangup(Arc::clone(
+            &state,
+        )));
         let listener = Listener::bind(address, None).await?;
         print_line(&format!(
             "transitd dev server listening on http://{address}\n\
@@ -131,6 +134,9 @@ fn from_config(flags: &Flags, path: &str) -> Result<(), String> {
             listeners.push(listener);
         }
         tokio::spawn(Arc::clone(&state).maintain());
+        tokio::spawn(super::audit::reopen_audit_files_on_hangup(Arc::clone(
+            &state,
+        )));
         let sealed = state.is_sealed();
         tracing::info!(
             storage = state.storage_kind(),

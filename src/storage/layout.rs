@@ -50,6 +50,8 @@ pub const TOKEN_PARENTS: &str = "auth/token/parent/";
 pub const POLICIES: &str = "sys/policy/";
 
 pub const AUDIT_TABLE: &str = "core/audit";
+/// `<AUDIT_CHECKPOINTS><hex>`: a file audit device's latest checkpoint on one node (`audit/store.rs`); no cache, so no owner.
+pub const AUDIT_CHECKPOINTS: &str = "audit-checkpoint/";
 
 /// `logical/<uuid>/`: everything of one transit mount.
 pub fn mount_prefix(uuid: &str) -> String {

@@ -23,7 +23,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use base64::Engine as _;
@@ -36,7 +36,9 @@ use super::config::DeviceConfig;
 use super::error::AuditError;
 use super::format::{AuditRecord, Entry, FormatOptions, Formatter, SaltKey, TokenMemo};
 
+mod anchor;
 mod resume;
+mod rotate;
 mod settings;
 mod sidecar;
 mod sink;
@@ -44,6 +46,7 @@ mod sink;
 pub(crate) mod tests;
 mod writer;
 
+pub use anchor::CheckpointStore;
 pub use settings::DEFAULT_CHECKPOINT_INTERVAL;
 pub use sidecar::sidecar_path;
 pub(crate) use sink::{Sink, WriterSink};
@@ -117,8 +120,15 @@ impl FileDevice {
             Target::File(path) => {
                 let target = path.display().to_string();
                 let canonical = canonical_path(path);
-                let (sink, state) = open_file(path, settings.mode, &key)?;
-                let mut device = Self::spawn(
+                let anchor = match &config.checkpoints {
+                    Some(store) => store.load().map_err(|e| AuditError::Io {
+                        target: target.clone(),
+                        message: format!("the sealed checkpoint cannot be read: {e}"),
+                    })?,
+                    None => None,
+                };
+                let (sink, state) = open_file(path, settings.mode, &key, anchor)?;
+                let mut device = Self::spawn_anchored(
                     target,
                     Box::new(sink),
                     key,
@@ -126,6 +136,7 @@ impl FileDevice {
                     settings.format,
                     settings.interval,
                     state,
+                    config.checkpoints.clone(),
                 )?;
                 device.canonical = Some(canonical);
                 Ok(device)
@@ -143,7 +154,7 @@ impl FileDevice {
         format: FormatOptions,
         interval: u64,
     ) -> Result<Self, AuditError> {
-        let (bytes, state) = new_chain(&key)?;
+        let (bytes, state) = new_chain(&key, &crate::audit::chain::Start::GENESIS)?;
         sink.append(&bytes).map_err(|e| AuditError::Io {
             target: target.clone(),
             message: format!("header not written: {e}"),
@@ -160,12 +171,26 @@ impl FileDevice {
         interval: u64,
         state: ChainState,
     ) -> Result<Self, AuditError> {
+        Self::spawn_anchored(target, sink, key, hmac_key, format, interval, state, None)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn spawn_anchored(
+        target: String,
+        sink: Box<dyn Sink>,
+        key: Ed25519KeyPair,
+        hmac_key: SaltKey,
+        format: FormatOptions,
+        interval: u64,
+        state: ChainState,
+        anchor: Option<Arc<dyn CheckpointStore>>,
+    ) -> Result<Self, AuditError> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let public_key = key.public_key().as_ref().to_vec();
         let (tx, rx) = mpsc::channel();
         let sidecar = sink
             .sidecar()
-            .map(|(path, mode)| SidecarWorker::start(target.clone(), path, mode))
+            .map(|(path, mode)| SidecarWorker::start(target.clone(), path, mode, anchor))
             .transpose()
             .map_err(|e| AuditError::Io {
                 target: target.clone(),
@@ -180,6 +205,7 @@ impl FileDevice {
             failed: None,
             sidecar,
             buf: Vec::new(),
+            unsigned_since: None,
         };
         let thread = std::thread::Builder::new()
             .name("audit-writer".to_owned())
@@ -262,6 +288,18 @@ impl FileDevice {
         let (ack, rx) = oneshot::channel();
         self.tx
             .send(Msg::Checkpoint { ack })
+            .map_err(|_| AuditError::Stopped(self.target.clone()))?;
+        self.wait(rx).await
+    }
+
+    /// Follows the file to whatever is at its path now (`SIGHUP`, after log
+    /// rotation): a file renamed or deleted is followed by a new one that
+    /// continues the chain. The writer checks this before every batch anyway;
+    /// this makes it happen now.
+    pub async fn reopen(&self) -> Result<(), AuditError> {
+        let (ack, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Reopen { ack })
             .map_err(|_| AuditError::Stopped(self.target.clone()))?;
         self.wait(rx).await
     }

@@ -5,11 +5,24 @@
 //! device's public key, the last chained line must chain from the one before
 //! it, a checkpoint after it must be validly signed and match it, and the
 //! sidecar must be validly signed and must not be ahead of (or disagree with)
-//! the file's end. An incomplete last line, the trace of a crash in the middle
+//! the file's end. So must the *anchor*: the checkpoint the server keeps in
+//! sealed storage for this device on this node (or, when the writer follows a
+//! rotated file, where its chain stood). A file that does not reach it was
+//! cut back or rolled back, sidecar and all: the device refuses to open
+//! (fail closed, loudly), since resuming would bury the loss under new
+//! entries. An incomplete last line, the trace of a crash in the middle
 //! of a write that nobody was told succeeded, is cut off. Any other
 //! disagreement refuses to open the device: run `transitd audit verify`, then
-//! move the file and its sidecar aside to start a new log. Only the head and
-//! tail are read; a full check of the middle is `verify`'s job.
+//! move the file aside; the new file then continues the chain from the
+//! anchor, so the gap stays visible to `verify`. Only the head and tail (and,
+//! when the anchor lags the end, the lines back to it) are read; a full check
+//! of the middle is `verify`'s job.
+//!
+//! A missing or empty file continues from the newest of the anchor and the
+//! sidecar (when there is either): its header names that `seq` and chain, and
+//! the server log says so. That is log rotation done while the server was
+//! stopped; it is also what deleting the file looks like, which is why the
+//! header keeps the evidence.
 
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io;
@@ -23,38 +36,44 @@ use time::OffsetDateTime;
 use super::sidecar::{sidecar_path, write_atomically};
 use super::sink::{FileSink, Sink};
 use super::writer::ChainState;
-use crate::audit::chain::{self, Chain, Checkpoint, Fields};
+use crate::audit::chain::{self, Chain, Checkpoint, Fields, Start};
 use crate::audit::error::AuditError;
 
 /// A header line is far shorter; a first line longer than this is not one.
 const MAX_HEADER_BYTES: u64 = 64 * 1024;
 
-/// A header with a fresh random nonce and a checkpoint of it.
-pub(super) fn new_chain(key: &Ed25519KeyPair) -> Result<(Vec<u8>, ChainState), AuditError> {
+/// A header with a fresh random nonce, continuing from `start`, and a
+/// checkpoint of it.
+pub(super) fn new_chain(
+    key: &Ed25519KeyPair,
+    start: &Start,
+) -> Result<(Vec<u8>, ChainState), AuditError> {
     let mut nonce = [0u8; 32];
     SystemRandom::new()
         .fill(&mut nonce)
         .map_err(|_| AuditError::Config("no randomness for the header nonce".to_owned()))?;
     let now = OffsetDateTime::now_utc();
-    let body = chain::header_body(key, &nonce, now);
-    let chain_value = chain::link(&chain::GENESIS, &body);
+    let body = chain::header_body(key, &nonce, now, start);
+    let chain_value = chain::link(&start.chain, &body);
     let mut bytes = chain::seal(&body, &chain_value);
-    bytes.extend_from_slice(&chain::checkpoint_line(key, 0, &chain_value, now));
+    bytes.extend_from_slice(&chain::checkpoint_line(key, start.seq, &chain_value, now));
     Ok((
         bytes,
         ChainState {
-            seq: 0,
+            seq: start.seq,
             chain: chain_value,
-            last_checkpoint: 0,
+            last_checkpoint: start.seq,
         },
     ))
 }
 
-/// Opens `path` for appending and works out where its chain stands.
+/// Opens `path` for appending and works out where its chain stands; the
+/// file must reach `anchor` (or, empty, continues from it).
 pub(super) fn open_file(
     path: &Path,
     mode: Option<u32>,
     key: &Ed25519KeyPair,
+    anchor: Option<Start>,
 ) -> Result<(FileSink, ChainState), AuditError> {
     let target = path.display().to_string();
     let io_err = |what: &str, e: io::Error| AuditError::Io {
@@ -81,12 +100,14 @@ pub(super) fn open_file(
             .map_err(|e| io_err("cannot set mode", e))?;
     }
     let mut sink = FileSink {
+        path: path.to_path_buf(),
+        open_mode: mode,
         file,
         len: meta.len(),
         sidecar: sidecar_path(path),
         mode: sidecar_mode,
     };
-    let state = resume(&mut sink, key, &target).map_err(|e| match e {
+    let state = resume(&mut sink, key, &target, anchor).map_err(|e| match e {
         ResumeError::Io(what, e) => io_err(&what, e),
         ResumeError::Tampered(message) => AuditError::Tampered {
             target: target.clone(),
@@ -177,10 +198,54 @@ fn parse_chained(line: &[u8], what: &str) -> Result<(Fields, Chained), ResumeErr
     ))
 }
 
+/// The sidecar's checkpoint, which must be validly signed with this key.
+fn read_sidecar(path: &Path, public_key: &[u8]) -> Result<Option<Checkpoint>, ResumeError> {
+    let cp = match fs::read(path) {
+        Ok(bytes) => Checkpoint::parse(&bytes).ok_or_else(|| {
+            ResumeError::Tampered("the checkpoint sidecar is malformed".to_owned())
+        })?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(ResumeError::Io(
+                "cannot read the checkpoint sidecar".to_owned(),
+                e,
+            ));
+        }
+    };
+    if !cp.signature_ok(public_key) {
+        return Err(ResumeError::Tampered(
+            "the checkpoint sidecar is not validly signed".to_owned(),
+        ));
+    }
+    Ok(Some(cp))
+}
+
+/// The chain value of the chained line `seq`, read backwards from `len`.
+fn chain_at(file: &File, len: u64, seq: u64) -> io::Result<Option<Chain>> {
+    let mut pos = len;
+    while pos > 0 {
+        let (start, line) = line_before(file, pos)?;
+        pos = start;
+        let Some(fields) = Fields::parse(&line) else {
+            return Ok(None);
+        };
+        if fields.is_checkpoint() {
+            continue;
+        }
+        match fields.seq {
+            Some(s) if s == seq => return Ok(chain::split(&line).map(|(_, c)| c)),
+            Some(s) if s > seq && !fields.is_header() => {}
+            _ => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
 fn resume(
     sink: &mut FileSink,
     key: &Ed25519KeyPair,
     target: &str,
+    anchor: Option<Start>,
 ) -> Result<ChainState, ResumeError> {
     let public_key = key.public_key().as_ref().to_vec();
     let mut len = sink.len;
@@ -214,34 +279,31 @@ fn resume(
         }
         sink.len = len;
     }
+    let sidecar = read_sidecar(&sink.sidecar, &public_key)?;
     if len == 0 {
-        // A sidecar past seq 0 next to an empty (or recreated) file means a
-        // log with entries was emptied or deleted: keep the evidence.
-        match fs::read(&sink.sidecar) {
-            Ok(bytes) => match Checkpoint::parse(&bytes) {
-                Some(cp) if cp.seq == 0 => {}
-                Some(cp) => {
-                    return Err(ResumeError::Tampered(format!(
-                        "the file is empty but its checkpoint sidecar records seq {}: \
-                         the log was emptied or deleted",
-                        cp.seq
-                    )));
-                }
-                None => {
-                    return Err(ResumeError::Tampered(
-                        "the file is empty and its checkpoint sidecar is malformed".to_owned(),
-                    ));
-                }
-            },
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(ResumeError::Io(
-                    "cannot read the checkpoint sidecar".to_owned(),
-                    e,
-                ));
-            }
+        // Continue from the newest signed point known: the file was rotated
+        // or deleted (the header keeps the evidence), or it is new.
+        let from = [
+            anchor,
+            sidecar.as_ref().map(|cp| Start {
+                seq: cp.seq,
+                chain: cp.chain,
+            }),
+        ]
+        .into_iter()
+        .flatten()
+        .max_by_key(|s| s.seq)
+        .unwrap_or(Start::GENESIS);
+        if !from.is_genesis() {
+            tracing::warn!(
+                device = %target,
+                seq = from.seq,
+                "audit file missing or empty where a log stood: starting a file that continues its chain from seq {} (keep the earlier file to verify both)",
+                from.seq
+            );
         }
-        let (bytes, state) = new_chain(key).map_err(|e| ResumeError::Tampered(e.to_string()))?;
+        let (bytes, state) =
+            new_chain(key, &from).map_err(|e| ResumeError::Tampered(e.to_string()))?;
         sink.append(&bytes)
             .map_err(rio("cannot write the header"))?;
         if let Some(cp) = bytes.split_inclusive(|&b| b == b'\n').nth(1) {
@@ -262,15 +324,16 @@ fn resume(
         .filter(|_| head.contains(&b'\n'))
         .ok_or_else(|| ResumeError::Tampered("the first line is not a header".to_owned()))?;
     let (fields, header) = parse_chained(header_line, "the header")?;
-    if !fields.is_header() || header.seq != 0 || fields.version != Some(chain::FORMAT_VERSION) {
+    let start = fields.start().filter(|_| fields.is_header());
+    let Some(start) = start.filter(|_| fields.version == Some(chain::FORMAT_VERSION)) else {
         return Err(ResumeError::Tampered(
             "the first line is not a version 1 header".to_owned(),
         ));
-    }
+    };
     if fields.public_key_bytes().as_deref() != Some(public_key.as_slice()) {
         return Err(ResumeError::KeyMismatch);
     }
-    if chain::link(&chain::GENESIS, &header.body) != header.chain {
+    if chain::link(&start.chain, &header.body) != header.chain {
         return Err(ResumeError::Tampered(
             "the header does not match its chain value".to_owned(),
         ));
@@ -309,7 +372,8 @@ fn resume(
     }
     let last = last.ok_or_else(|| ResumeError::Tampered("no chained line found".to_owned()))?;
     if let Some(prev) = &before_last
-        && (last.seq != prev.seq + 1 || chain::link(&prev.chain, &last.body) != last.chain)
+        && (prev.seq.checked_add(1) != Some(last.seq)
+            || chain::link(&prev.chain, &last.body) != last.chain)
     {
         return Err(ResumeError::Tampered(format!(
             "the last entry (seq {}) does not chain from the one before it (seq {})",
@@ -324,35 +388,61 @@ fn resume(
             cp.seq, last.seq
         )));
     }
-    let sidecar = match fs::read(&sink.sidecar) {
-        Ok(bytes) => Some(Checkpoint::parse(&bytes).ok_or_else(|| {
-            ResumeError::Tampered("the checkpoint sidecar is malformed".to_owned())
-        })?),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => {
-            return Err(ResumeError::Io(
-                "cannot read the checkpoint sidecar".to_owned(),
-                e,
-            ));
+    // The header's point may be recorded by its chain or the one before it.
+    let header_chains = [start.chain, header.chain];
+    let reaches = |point: &Start| -> Result<bool, ResumeError> {
+        if point.seq > last.seq || point.seq < start.seq {
+            return Ok(point.seq < start.seq);
         }
+        if point.seq == last.seq && point.seq != start.seq {
+            return Ok(point.chain == last.chain);
+        }
+        if point.seq == start.seq {
+            return Ok(header_chains.contains(&point.chain));
+        }
+        let found =
+            chain_at(&sink.file, len, point.seq).map_err(rio("cannot read back to the anchor"))?;
+        Ok(found == Some(point.chain))
     };
     if let Some(cp) = &sidecar {
-        if !cp.signature_ok(&public_key) {
-            return Err(ResumeError::Tampered(
-                "the checkpoint sidecar is not validly signed".to_owned(),
-            ));
-        }
+        let point = Start {
+            seq: cp.seq,
+            chain: cp.chain,
+        };
         if cp.seq > last.seq {
             return Err(ResumeError::Tampered(format!(
                 "truncated: the file ends at seq {} but the signed checkpoint covers seq {}",
                 last.seq, cp.seq
             )));
         }
-        if cp.seq == last.seq && cp.chain != last.chain {
+        if !reaches(&point)? {
             return Err(ResumeError::Tampered(format!(
                 "the chain at seq {} differs from the signed checkpoint",
                 cp.seq
             )));
+        }
+    }
+    if let Some(point) = &anchor {
+        if point.seq > last.seq {
+            return Err(ResumeError::Tampered(format!(
+                "rolled back: the file ends at seq {} but the server's sealed checkpoint for this device \
+                 is at seq {} (the file was cut back or replaced by an older copy, sidecar and all)",
+                last.seq, point.seq
+            )));
+        }
+        if !reaches(point)? {
+            return Err(ResumeError::Tampered(format!(
+                "the chain at seq {} differs from the server's sealed checkpoint: the file was rewritten",
+                point.seq
+            )));
+        }
+        if point.seq < start.seq {
+            tracing::warn!(
+                device = %target,
+                anchor = point.seq,
+                starts_after = start.seq,
+                "the server's sealed checkpoint is older than this audit file; compared nothing"
+            );
         }
     }
     if trailing_checkpoint.is_none() {
@@ -365,7 +455,7 @@ fn resume(
     let last_checkpoint = if trailing_checkpoint.is_some() {
         last.seq
     } else {
-        sidecar.map_or(0, |cp| cp.seq)
+        sidecar.map_or(start.seq, |cp| cp.seq.max(start.seq))
     };
     Ok(ChainState {
         seq: last.seq,
@@ -381,7 +471,8 @@ mod tests {
 
     use super::*;
     use crate::audit::FileDevice;
-    use crate::audit::device::tests::{entry_seqs, file_config, record};
+    use crate::audit::device::CheckpointStore;
+    use crate::audit::device::tests::{MemoryAnchor, entry_seqs, file_config, record};
     use crate::audit::generate_signing_key;
     use crate::audit::verify::{VerifyReport, verify_file};
 
@@ -484,10 +575,99 @@ mod tests {
         fs::write(&path, format!("{}\n", lines[..lines.len() - 2].join("\n"))).unwrap();
         let err = FileDevice::open(file_config(&path, &key, 1000)).unwrap_err();
         assert!(err.to_string().contains("truncated"), "{err}");
+    }
 
-        // Deleted (or emptied) file, sidecar left behind.
-        fs::remove_file(&path).unwrap();
-        let err = FileDevice::open(file_config(&path, &key, 1000)).unwrap_err();
-        assert!(err.to_string().contains("emptied or deleted"), "{err}");
+    /// A file deleted (or rotated away) while the server was stopped: the
+    /// new file continues the chain from the sidecar's signed checkpoint, so
+    /// the old file is still needed (and checked) by `verify`.
+    #[tokio::test]
+    async fn deleted_file_continues_from_the_sidecar() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let old = dir.path().join("audit.log.1");
+        let key = generate_signing_key().unwrap();
+        let dev = FileDevice::open(file_config(&path, &key, 1000)).unwrap();
+        for i in 0..5 {
+            dev.log(&record(i)).await.unwrap();
+        }
+        dev.close().unwrap();
+        drop(dev);
+        fs::rename(&path, &old).unwrap();
+        let dev = FileDevice::open(file_config(&path, &key, 1000)).unwrap();
+        dev.log(&record(5)).await.unwrap();
+        dev.close().unwrap();
+        assert_eq!(entry_seqs(&path), vec![6]);
+        let header = fs::read_to_string(&path).unwrap();
+        assert!(header.starts_with("{\"type\":\"header\""), "{header}");
+        assert!(
+            header.lines().next().unwrap().contains("\"prev_chain\":\""),
+            "{header}"
+        );
+        let both =
+            crate::audit::verify::verify_files(&[old.clone(), path.clone()], &Default::default());
+        assert!(
+            matches!(&both, VerifyReport::Ok(v) if v.files == 2 && v.first_seq == 0 && v.last_seq == 6),
+            "{both}"
+        );
+        let alone = verify_file(&path, None);
+        assert!(
+            alone
+                .to_string()
+                .contains("entries up to seq 5 are not in the files given"),
+            "{alone}"
+        );
+    }
+
+    /// The file and its sidecar rolled back together to an earlier, genuine
+    /// state: only the server's sealed copy of the latest checkpoint (the
+    /// anchor) shows it, and the device then refuses to open.
+    #[tokio::test]
+    async fn rollback_with_sidecar_is_refused_against_the_anchor() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let key = generate_signing_key().unwrap();
+        let anchor = MemoryAnchor::shared();
+        let open = |anchored: bool| {
+            let mut config = file_config(&path, &key, 1000);
+            if anchored {
+                config.checkpoints = Some(anchor.clone() as std::sync::Arc<dyn CheckpointStore>);
+            }
+            FileDevice::open(config)
+        };
+        let dev = open(true).unwrap();
+        for i in 0..3 {
+            dev.log(&record(i)).await.unwrap();
+        }
+        dev.close().unwrap();
+        drop(dev);
+        let saved = (
+            fs::read(&path).unwrap(),
+            fs::read(sidecar_path(&path)).unwrap(),
+        );
+        let dev = open(true).unwrap();
+        for i in 3..8 {
+            dev.log(&record(i)).await.unwrap();
+        }
+        dev.close().unwrap();
+        drop(dev);
+        assert_eq!(anchor.load().unwrap().map(|s| s.seq), Some(8));
+        fs::write(&path, &saved.0).unwrap();
+        fs::write(sidecar_path(&path), &saved.1).unwrap();
+        // What a server without the sealed copy sees: a consistent log.
+        assert!(verify_file(&path, None).is_ok());
+        let err = open(true).unwrap_err();
+        assert!(err.to_string().contains("rolled back"), "{err}");
+        // A chain rewritten at the anchor's seq is refused too.
+        let start = anchor.load().unwrap().unwrap();
+        anchor.save(3, &[9; 32]).unwrap();
+        let err = open(true).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("differs from the server's sealed checkpoint"),
+            "{err}"
+        );
+        anchor.save(start.seq, &start.chain).unwrap();
+        // Without the anchor the rolled-back file would be resumed.
+        open(false).unwrap().close().unwrap();
     }
 }

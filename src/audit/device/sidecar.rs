@@ -1,5 +1,7 @@
 //! The checkpoint sidecar, `<FILE>.checkpoint`: a file device's latest
-//! checkpoint line, kept beside the log so that lines cut off its end show.
+//! checkpoint line, kept beside the log so that lines cut off its end show;
+//! the same thread then saves that checkpoint to the device's anchor (sealed
+//! storage, see `anchor`), so neither claims more than the file holds.
 //!
 //! The sidecar checkpoint (temporary file, two fsyncs, rename) is replaced by
 //! a small thread of its own, so queued callers do not wait for it: the
@@ -18,6 +20,8 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use super::Ack;
+use super::anchor::CheckpointStore;
+use crate::audit::chain::Checkpoint;
 use crate::audit::error::AuditError;
 
 /// `<FILE>.checkpoint`: where a file device keeps its latest checkpoint line.
@@ -81,7 +85,12 @@ pub(super) struct SidecarWorker {
 }
 
 impl SidecarWorker {
-    pub(super) fn start(target: String, path: PathBuf, mode: u32) -> io::Result<Self> {
+    pub(super) fn start(
+        target: String,
+        path: PathBuf,
+        mode: u32,
+        anchor: Option<Arc<dyn CheckpointStore>>,
+    ) -> io::Result<Self> {
         let shared = Arc::new(SidecarShared {
             slot: Mutex::new(SidecarSlot::default()),
             wake: Condvar::new(),
@@ -89,14 +98,20 @@ impl SidecarWorker {
         let worker = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("audit-sidecar".to_owned())
-            .spawn(move || Self::run(&worker, &target, &path, mode))?;
+            .spawn(move || Self::run(&worker, &target, &path, mode, anchor.as_deref()))?;
         Ok(Self {
             shared,
             thread: Some(thread),
         })
     }
 
-    fn run(shared: &SidecarShared, target: &str, path: &Path, mode: u32) -> Result<(), String> {
+    fn run(
+        shared: &SidecarShared,
+        target: &str,
+        path: &Path,
+        mode: u32,
+        anchor: Option<&dyn CheckpointStore>,
+    ) -> Result<(), String> {
         let mut last: Result<(), String> = Ok(());
         loop {
             let (line, acks) = {
@@ -120,6 +135,14 @@ impl SidecarWorker {
                     // The entries are durable in the log; a stale sidecar only
                     // weakens truncation detection until the next checkpoint.
                     tracing::error!(device = %target, error = %e, "audit checkpoint sidecar not updated");
+                }
+                if let (Some(anchor), Some(cp)) = (anchor, Checkpoint::parse(&line)) {
+                    let saved = anchor.save(cp.seq, &cp.chain);
+                    if let Err(e) = &saved {
+                        // As above: only a rollback since the last save goes unseen at open.
+                        tracing::error!(device = %target, error = %e, "sealed audit checkpoint not updated");
+                    }
+                    last = last.and(saved);
                 }
             }
             for ack in acks {

@@ -5,9 +5,17 @@
 //! writer sees only the [`Sink`] trait, so tests run devices on injected
 //! sinks.
 
-use std::fs::File;
+use std::fs::{self, File};
 use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+
+use ring::signature::Ed25519KeyPair;
+
+use super::resume::open_file;
+use super::writer::ChainState;
+use crate::audit::chain::Start;
+use crate::audit::error::AuditError;
 
 /// Where a device's lines go.
 pub(crate) trait Sink: Send + 'static {
@@ -20,10 +28,38 @@ pub(crate) trait Sink: Send + 'static {
     fn sidecar(&self) -> Option<(PathBuf, u32)> {
         None
     }
+    /// Whether what is at the sink's path is still what it writes to.
+    fn moved(&self) -> io::Result<FileChange> {
+        Ok(FileChange::Same)
+    }
+    /// Opens what is at the sink's path now, continuing the chain from `from`.
+    fn reopen(
+        &self,
+        _key: &Ed25519KeyPair,
+        _from: &Start,
+    ) -> Result<(Box<dyn Sink>, ChainState), AuditError> {
+        Err(AuditError::Config(
+            "this sink cannot be reopened".to_owned(),
+        ))
+    }
+}
+
+/// What became of a sink's file since its last write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileChange {
+    Same,
+    /// Renamed, deleted or replaced: the open file is no longer at the path.
+    Gone,
+    /// Still at the path, but its length changed under the writer (cut by
+    /// `copytruncate`, or written by someone else).
+    Changed,
 }
 
 /// A regular file opened for appending, plus its sidecar.
 pub(super) struct FileSink {
+    pub(super) path: PathBuf,
+    /// The mode asked for (`None`: keep an existing file's).
+    pub(super) open_mode: Option<u32>,
     pub(super) file: File,
     /// End of the last durable batch.
     pub(super) len: u64,
@@ -46,6 +82,32 @@ impl Sink for FileSink {
 
     fn sidecar(&self) -> Option<(PathBuf, u32)> {
         Some((self.sidecar.clone(), self.mode))
+    }
+
+    /// One `fstat` and one `stat`: cheap next to the batch's `fsync`.
+    fn moved(&self) -> io::Result<FileChange> {
+        let open = self.file.metadata()?;
+        let gone = match fs::metadata(&self.path) {
+            Ok(at_path) => at_path.dev() != open.dev() || at_path.ino() != open.ino(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+            Err(e) => return Err(e),
+        };
+        Ok(if gone {
+            FileChange::Gone
+        } else if open.len() != self.len {
+            FileChange::Changed
+        } else {
+            FileChange::Same
+        })
+    }
+
+    fn reopen(
+        &self,
+        key: &Ed25519KeyPair,
+        from: &Start,
+    ) -> Result<(Box<dyn Sink>, ChainState), AuditError> {
+        let (sink, state) = open_file(&self.path, self.open_mode, key, Some(*from))?;
+        Ok((Box::new(sink), state))
     }
 }
 

@@ -12,11 +12,21 @@
 //! its sequence and chain, so a failed entry leaves no trace and later entries
 //! chain on cleanly; if even that fails (and always for stdout, which cannot
 //! take bytes back) the device refuses every later entry until it is disabled
-//! and enabled again, because the file's chain state is no longer known. A
-//! file that is deleted or renamed while open keeps receiving entries through
-//! the open descriptor (there is no reopen).
+//! and enabled again, because the file's chain state is no longer known.
+//!
+//! No entry stays unsigned for long: a batch written a second or more after
+//! the oldest entry not yet covered by a checkpoint carries a checkpoint, and
+//! a writer left idle with such entries signs one when that second is up
+//! (one signature and one small write a second at most, so the cost under
+//! load is nil; see `benches/audit.rs`).
+//!
+//! Before each batch the writer checks (`stat` of the path against `fstat`
+//! of the open file) that its file is still the one at its path; a file
+//! renamed, deleted, replaced or cut short is followed by a new file that
+//! continues the chain (see `rotate`), as `SIGHUP` asks for.
 
-use std::sync::mpsc;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
 
 use ring::signature::Ed25519KeyPair;
 use time::OffsetDateTime;
@@ -30,6 +40,9 @@ use crate::audit::error::AuditError;
 const MAX_BATCH_ENTRIES: usize = 4096;
 const MAX_BATCH_BYTES: usize = 8 << 20;
 
+/// How long an acknowledged entry may stay without a signed checkpoint.
+pub(super) const SIGN_WITHIN: Duration = Duration::from_secs(1);
+
 /// Entries waiting for the writer: one, or a request entry and its
 /// response entry, written in the same batch one after the other, or not
 /// at all; one answer for all of them.
@@ -40,13 +53,19 @@ pub(super) struct Queued {
 
 pub(super) enum Msg {
     Entry(Queued),
-    Checkpoint { ack: Ack },
+    Checkpoint {
+        ack: Ack,
+    },
+    /// `SIGHUP`: follow the file to whatever is at its path now.
+    Reopen {
+        ack: Ack,
+    },
     Shutdown,
 }
 
 /// Where the chain stands.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct ChainState {
+pub(crate) struct ChainState {
     pub(super) seq: u64,
     pub(super) chain: Chain,
     pub(super) last_checkpoint: u64,
@@ -64,14 +83,25 @@ pub(super) struct Writer {
     pub(super) sidecar: Option<SidecarWorker>,
     /// The batch being built, kept between batches for its capacity.
     pub(super) buf: Vec<u8>,
+    /// When the oldest entry not covered by a checkpoint was written.
+    pub(super) unsigned_since: Option<Instant>,
 }
 
 impl Writer {
     pub(super) fn run(mut self, rx: mpsc::Receiver<Msg>) -> Result<(), AuditError> {
         let mut stopping = false;
         while !stopping {
-            let Ok(first) = rx.recv() else {
-                break;
+            let received = match self.unsigned_since {
+                Some(since) => rx.recv_timeout(SIGN_WITHIN.saturating_sub(since.elapsed())),
+                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            let first = match received {
+                Ok(msg) => msg,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.commit(Vec::new(), Vec::new(), true);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
             };
             let mut batch = vec![first];
             let mut bytes = 0usize;
@@ -88,32 +118,43 @@ impl Writer {
             }
             let mut entries = Vec::with_capacity(batch.len());
             let mut forced = Vec::new();
+            let mut reopen = Vec::new();
             for msg in batch {
                 match msg {
                     Msg::Entry(q) if stopping => {
                         let _ = q.ack.send(Err(AuditError::Stopped(self.target.clone())));
                     }
-                    Msg::Checkpoint { ack } if stopping => {
+                    Msg::Checkpoint { ack } | Msg::Reopen { ack } if stopping => {
                         let _ = ack.send(Err(AuditError::Stopped(self.target.clone())));
                     }
                     Msg::Entry(q) => entries.push(q),
                     Msg::Checkpoint { ack } => forced.push(ack),
+                    Msg::Reopen { ack } => reopen.push(ack),
                     Msg::Shutdown => stopping = true,
                 }
             }
-            self.commit(entries, forced);
+            if !reopen.is_empty() {
+                let outcome = self.follow_file("SIGHUP");
+                for ack in reopen {
+                    let _ = ack.send(outcome.clone());
+                }
+            }
+            let due = self
+                .unsigned_since
+                .is_some_and(|since| since.elapsed() >= SIGN_WITHIN);
+            self.commit(entries, forced, due);
         }
         self.final_checkpoint()
     }
 
-    fn io_error(&self, message: String) -> AuditError {
+    pub(super) fn io_error(&self, message: String) -> AuditError {
         AuditError::Io {
             target: self.target.clone(),
             message,
         }
     }
 
-    fn checkpoint_line(&self) -> Vec<u8> {
+    pub(super) fn checkpoint_line(&self) -> Vec<u8> {
         chain::checkpoint_line(
             &self.key,
             self.state.seq,
@@ -124,7 +165,7 @@ impl Writer {
 
     /// Hands `line` (durable in the file by now) and `forced` callers to the
     /// sidecar thread; without a sidecar the callers are answered at once.
-    fn to_sidecar(&self, line: Option<Vec<u8>>, forced: Vec<Ack>) {
+    pub(super) fn to_sidecar(&self, line: Option<Vec<u8>>, forced: Vec<Ack>) {
         match &self.sidecar {
             Some(sidecar) => sidecar.post(line, forced),
             None => {
@@ -135,13 +176,26 @@ impl Writer {
         }
     }
 
-    /// Writes one batch and answers its callers.
-    fn commit(&mut self, entries: Vec<Queued>, forced: Vec<Ack>) {
-        if entries.is_empty() && forced.is_empty() {
+    /// After a failed batch: the idle checkpoint is tried again a second
+    /// later (not at once, which would spin), or never on a failed device.
+    fn retry_signing_later(&mut self) {
+        if self.unsigned_since.is_some() {
+            self.unsigned_since = self.failed.is_none().then(Instant::now);
+        }
+    }
+
+    /// Writes one batch and answers its callers; `sign` (or a forced
+    /// checkpoint) ends the batch with a checkpoint if any entry is unsigned.
+    fn commit(&mut self, entries: Vec<Queued>, forced: Vec<Ack>, sign: bool) {
+        if entries.is_empty() && forced.is_empty() && !sign {
             return;
         }
-        if let Some(message) = &self.failed {
-            let err = self.io_error(message.clone());
+        let refused = match &self.failed {
+            Some(message) => Err(self.io_error(message.clone())),
+            None => self.follow_file("the file at its path changed"),
+        };
+        if let Err(err) = refused {
+            self.retry_signing_later();
             for ack in entries.into_iter().map(|q| q.ack).chain(forced) {
                 let _ = ack.send(Err(err.clone()));
             }
@@ -173,7 +227,7 @@ impl Writer {
             }
             acks.push(q.ack);
         }
-        if !forced.is_empty() && self.state.seq > self.state.last_checkpoint {
+        if (sign || !forced.is_empty()) && self.state.seq > self.state.last_checkpoint {
             let line = self.checkpoint_line();
             buf.extend_from_slice(&line);
             last_checkpoint_line = Some(line);
@@ -188,6 +242,11 @@ impl Writer {
         }
         match self.sink.append(&buf) {
             Ok(()) => {
+                if self.state.seq == self.state.last_checkpoint {
+                    self.unsigned_since = None;
+                } else if self.unsigned_since.is_none() {
+                    self.unsigned_since = Some(Instant::now());
+                }
                 for ack in acks {
                     let _ = ack.send(Ok(()));
                 }
@@ -205,6 +264,7 @@ impl Writer {
                         ));
                     }
                 }
+                self.retry_signing_later();
                 tracing::debug!(device = %self.target, error = %e, "audit write failed");
                 let err = self.io_error(message);
                 for ack in acks.into_iter().chain(forced) {
@@ -309,7 +369,7 @@ mod tests {
 
     impl Sink for SlowSink {
         fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-            std::thread::sleep(std::time::Duration::from_millis(3));
+            std::thread::sleep(Duration::from_millis(3));
             self.appends.fetch_add(1, Ordering::SeqCst);
             self.out.lock().unwrap().extend_from_slice(bytes);
             Ok(())
@@ -442,7 +502,7 @@ mod tests {
         let path = dir.path().join("audit.log");
         let pkcs8 = generate_signing_key().unwrap();
         let key = Ed25519KeyPair::from_pkcs8(&pkcs8).unwrap();
-        let (inner, state) = open_file(&path, Some(0o600), &key).unwrap();
+        let (inner, state) = open_file(&path, Some(0o600), &key, None).unwrap();
         let fail = Arc::new(AtomicUsize::new(0));
         struct Flaky {
             inner: FileSink,

@@ -1,9 +1,14 @@
-//! Checking an audit log: `transitd audit verify [-public-key=B64] FILE`.
+//! Checking an audit log: `transitd audit verify [-public-key=B64]
+//! [-checkpoint=SEQ:HEX] FILE...`.
 //!
-//! One pass over the file recomputes the chain from the header, checks every
-//! checkpoint line's signature and position, then compares the end of the
-//! file with the signed checkpoint in `<FILE>.checkpoint`. The first problem
-//! found is reported with its line number and what it looks like:
+//! A log is one file, or several files in order (rotated: `audit.log.1
+//! audit.log`), each file's header naming the `seq` and chain where the one
+//! before it ended. One pass over each file recomputes the chain from its
+//! header, checks every checkpoint line's signature and position, then
+//! compares the file with the signed checkpoint in its `<FILE>.checkpoint`
+//! (if there is one) and with the checkpoint the server keeps in sealed
+//! storage (`-checkpoint`, if given). The first problem found is reported
+//! with its file, line number and what it looks like:
 //!
 //! * same `seq` as expected but the chain does not match: the line was edited
 //!   (or the line before it was edited and its chain recomputed);
@@ -13,400 +18,224 @@
 //! * a `seq` already seen: an inserted line (an exact copy, or not);
 //! * a checkpoint line whose signature fails, or that does not repeat the
 //!   `seq`/chain of the line before it;
-//! * the sidecar's signed checkpoint beyond the end of the file (truncated),
-//!   or disagreeing with the chain at its `seq`;
-//! * a header key other than the pinned one.
+//! * the sidecar's or the server's checkpoint beyond the end of the log
+//!   (truncated, or rolled back to an earlier state), or disagreeing with the
+//!   chain at its `seq`;
+//! * a file that does not continue the one given before it, or a gap between
+//!   them (a missing file);
+//! * a header key other than the pinned one (or, after the first file, than
+//!   the first file's).
+//!
+//! Entries after the last signed point (a checkpoint line, the sidecar, or
+//! the server's checkpoint) are reported as unsigned: anyone who can write
+//! the file can drop or rewrite those without a trace. The writer signs a
+//! checkpoint within about a second of every entry, so only a crash (or a
+//! copy taken while the server runs) leaves any.
 //!
 //! Without a pinned key the header's own key is trusted, so a log rewritten
 //! end to end with another key, sidecar included, passes; pin the key (kept
-//! elsewhere) to catch that. Without a sidecar (stdout captures) the chain is
-//! checked but truncation at the end is not. An incomplete last line (a write
-//! in progress, or cut short by a crash) is ignored and noted.
+//! elsewhere) to catch that. An incomplete last line (a write in progress, or
+//! cut short by a crash) is ignored and noted.
 //!
 //! The command line around it (flags, output, exit status) is `cli`'s, which
 //! depends on this module and never the other way round.
 
-use std::fs::{self, File};
-use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
+use super::chain::{Chain, Checkpoint};
 
-use super::chain::{self, Chain, Checkpoint, Fields};
-use super::device::sidecar_path;
-
+mod file;
 mod lines;
 mod report;
+mod source;
 #[cfg(test)]
 pub(crate) mod tests;
 
 pub use report::{TamperKind, Tampering, Verified, VerifyReport};
+pub use source::{FileSource, LogSource, MemorySource};
 
-use lines::Lines;
+use file::{Expected, check_file};
 use report::tampered;
+
+/// A checkpoint known from elsewhere (the server's sealed copy): the log
+/// must reach `seq` and have `chain` there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KnownCheckpoint {
+    pub seq: u64,
+    pub chain: Chain,
+}
+
+impl KnownCheckpoint {
+    /// `SEQ:HEX` (what `sys/audit-checkpoint/:path` answers as `seq` and
+    /// `chain`).
+    pub fn parse(text: &str) -> Option<Self> {
+        let (seq, chain_hex) = text.trim().split_once(':')?;
+        let mut chain = [0u8; 32];
+        hex::decode_to_slice(chain_hex, &mut chain).ok()?;
+        Some(Self {
+            seq: seq.parse().ok()?,
+            chain,
+        })
+    }
+}
+
+/// What the log must agree with beyond itself.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Expect<'a> {
+    /// The raw 32-byte Ed25519 key every header must name.
+    pub public_key: Option<&'a [u8]>,
+    /// The server's latest checkpoint for this device on this node.
+    pub checkpoint: Option<KnownCheckpoint>,
+}
 
 /// Checks the log at `path` (and its sidecar `<path>.checkpoint`, if any).
 /// With `pinned_public_key` (raw 32 bytes) the header must name that key.
 pub fn verify_file(path: &Path, pinned_public_key: Option<&[u8]>) -> VerifyReport {
-    // The sidecar first: the device replaces it only after the file holds
-    // its checkpoint, so reading it first never races ahead of the file.
-    let sidecar = match fs::read(sidecar_path(path)) {
-        Ok(bytes) => match Checkpoint::parse(&bytes) {
-            Some(cp) => Some(cp),
-            None => {
-                return tampered(
-                    None,
-                    TamperKind::Edited,
-                    format!(
-                        "{} is not a valid checkpoint line",
-                        sidecar_path(path).display()
-                    ),
-                );
-            }
+    verify_files(
+        &[path.to_path_buf()],
+        &Expect {
+            public_key: pinned_public_key,
+            checkpoint: None,
         },
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => {
-            return VerifyReport::Error(format!(
-                "cannot read {}: {e}",
-                sidecar_path(path).display()
-            ));
-        }
-    };
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) => return VerifyReport::Error(format!("cannot read {}: {e}", path.display())),
-    };
-    match check(path, Lines::new(file), sidecar, pinned_public_key) {
-        Ok(report) => report,
-        Err(e) => VerifyReport::Error(format!("cannot read {}: {e}", path.display())),
-    }
+    )
 }
 
-fn check(
-    path: &Path,
-    mut lines: Lines<File>,
-    sidecar: Option<Checkpoint>,
-    pinned: Option<&[u8]>,
-) -> io::Result<VerifyReport> {
-    use TamperKind as K;
+/// Checks the files of one log, oldest first, as one chain.
+pub fn verify_files(paths: &[PathBuf], expect: &Expect<'_>) -> VerifyReport {
+    let sources: Vec<FileSource<'_>> = paths.iter().map(|p| FileSource(p)).collect();
+    let refs: Vec<&dyn LogSource> = sources.iter().map(|s| s as &dyn LogSource).collect();
+    verify_sources(&refs, expect)
+}
 
-    // Header.
-    let Some(first) = lines.next_line()? else {
-        return Ok(tampered(
-            Some(1),
-            K::NotAuditLog,
-            "empty file: no header".to_owned(),
-        ));
-    };
-    let header = Fields::parse(&first.bytes).filter(|f| first.complete && f.is_header());
-    let Some(header) = header else {
-        return Ok(tampered(
-            Some(1),
-            K::NotAuditLog,
-            "not an audit log header (the header was removed, or this is not a tamper-evident log)"
-                .to_owned(),
-        ));
-    };
-    if header.version != Some(chain::FORMAT_VERSION) {
-        return Ok(tampered(
-            Some(1),
-            K::NotAuditLog,
-            format!("unsupported header version {:?}", header.version),
-        ));
-    }
-    let key = match header.public_key_bytes() {
-        Some(k) if k.len() == 32 => k,
-        _ => {
-            return Ok(tampered(
-                Some(1),
-                K::Edited,
-                "the header's public key is malformed".to_owned(),
-            ));
+/// Checks the files of one log, oldest first, as one chain, wherever their
+/// bytes come from.
+pub fn verify_sources(sources: &[&dyn LogSource], expect: &Expect<'_>) -> VerifyReport {
+    let many = sources.len() > 1;
+    let name_it = |report: VerifyReport, source: &dyn LogSource| match report {
+        VerifyReport::Tampered(mut t) if many => {
+            t.file = Some(source.name());
+            VerifyReport::Tampered(t)
         }
+        other => other,
     };
-    if let Some(pinned) = pinned
-        && pinned != key.as_slice()
-    {
-        return Ok(tampered(
-            Some(1),
-            K::WrongPublicKey,
-            format!(
-                "the header's public key {} is not the pinned key {} (log rewritten under another key?)",
-                B64.encode(&key),
-                B64.encode(pinned)
-            ),
-        ));
-    }
-    let Some((body, header_chain)) = chain::split(&first.bytes) else {
-        return Ok(tampered(
-            Some(1),
-            K::Edited,
-            "the header's chain member is malformed".to_owned(),
-        ));
-    };
-    if header.seq != Some(0) || chain::link(&chain::GENESIS, &body) != header_chain {
-        return Ok(tampered(
-            Some(1),
-            K::Edited,
-            "the header does not match its chain value".to_owned(),
-        ));
-    }
-    let key_name = if pinned.is_some() {
-        "pinned"
-    } else {
-        "header's"
-    };
-    if let Some(cp) = &sidecar
-        && !cp.signature_ok(&key)
-    {
-        return Ok(tampered(
-            None,
-            K::BadSignature,
-            format!(
-                "the signature of {} (seq {}) does not verify with the {key_name} key: the log was \
-                 rewritten under another key, or the sidecar was forged",
-                sidecar_path(path).display(),
-                cp.seq
-            ),
-        ));
-    }
-
-    let mut prev: Chain = header_chain;
-    let mut last_seq = 0u64;
-    let mut last_line = 1u64;
+    let mut previous: Option<file::FileSummary> = None;
+    let mut first_start = None;
+    let mut lines = 0u64;
     let mut checkpoints = 0u64;
+    let mut server_checked = false;
     let mut notes = Vec::new();
-    let check_sidecar = |seq: u64, chain_value: &Chain, line: u64| -> Option<VerifyReport> {
-        let cp = sidecar.as_ref().filter(|cp| cp.seq == seq)?;
-        (cp.chain != *chain_value).then(|| {
-            tampered(
-                Some(line),
-                K::CheckpointMismatch,
-                format!(
-                    "the chain at seq {seq} is not the one the signed checkpoint sidecar records: \
-                     the log up to here was rewritten"
-                ),
-            )
-        })
-    };
-    if let Some(report) = check_sidecar(0, &header_chain, 1) {
-        return Ok(report);
-    }
-
-    while let Some(line) = lines.next_line()? {
-        let n = line.number;
-        if !line.complete {
-            notes.push(format!(
-                "ignored an incomplete last line {n} (a write in progress, or cut short by a crash)"
-            ));
-            break;
-        }
-        let Some(fields) = Fields::parse(&line.bytes) else {
-            return Ok(tampered(
-                Some(n),
-                K::Edited,
-                "not valid JSON (the line was edited)".to_owned(),
-            ));
-        };
-        if fields.is_header() {
-            return Ok(tampered(
-                Some(n),
-                K::Inserted,
-                "a second header (logs concatenated, or a header inserted)".to_owned(),
-            ));
-        }
-        if fields.is_checkpoint() {
-            let Some(cp) = Checkpoint::parse(&line.bytes) else {
-                return Ok(tampered(
-                    Some(n),
-                    K::Edited,
-                    "malformed checkpoint line".to_owned(),
-                ));
-            };
-            if !cp.signature_ok(&key) {
-                return Ok(tampered(
-                    Some(n),
-                    K::BadSignature,
-                    format!(
-                        "the checkpoint signature (seq {}) does not verify with the {key_name} key",
-                        cp.seq
-                    ),
-                ));
-            }
-            let message = if cp.seq > last_seq {
-                Some((
-                    K::Removed,
-                    format!(
-                        "the checkpoint for seq {} follows seq {last_seq}: entries {}..{} were removed",
-                        cp.seq,
-                        last_seq + 1,
-                        cp.seq
-                    ),
-                ))
-            } else if cp.seq < last_seq {
-                Some((
-                    K::Reordered,
-                    format!(
-                        "the checkpoint for seq {} comes after seq {last_seq} (moved or copied here)",
-                        cp.seq
-                    ),
-                ))
-            } else if cp.chain != prev {
-                Some((
-                    K::Edited,
-                    format!(
-                        "the signed checkpoint for seq {} disagrees with the chain: lines before it were \
-                         edited and their chain recomputed",
-                        cp.seq
-                    ),
-                ))
+    let mut previous_name = String::new();
+    for source in sources {
+        let key = expect
+            .public_key
+            .map(<[u8]>::to_vec)
+            .or_else(|| previous.as_ref().map(|p| p.key.clone()));
+        let expected = Expected {
+            key: key.as_deref(),
+            key_name: if expect.public_key.is_some() {
+                "pinned"
+            } else if previous.is_some() {
+                "first file's"
             } else {
-                None
-            };
-            if let Some((kind, message)) = message {
-                return Ok(tampered(Some(n), kind, message));
-            }
-            checkpoints += 1;
-            last_line = n;
-            continue;
-        }
-        let split = chain::split(&line.bytes);
-        let (Some((body, chain_value)), Some(seq)) = (split, fields.seq) else {
-            return Ok(tampered(
-                Some(n),
-                K::Edited,
-                "the seq or chain member is missing or malformed (the line was edited)".to_owned(),
-            ));
+                "header's"
+            },
+            previous: previous.as_ref().map(|p| {
+                (
+                    super::chain::Start {
+                        seq: p.last_seq,
+                        chain: p.last_chain,
+                    },
+                    previous_name.clone(),
+                )
+            }),
+            server: expect.checkpoint,
         };
-        if fields.chain_value() != Some(chain_value) {
-            return Ok(tampered(
-                Some(n),
-                K::Edited,
-                "two different chain members".to_owned(),
-            ));
-        }
-        let expected = last_seq + 1;
-        if seq == expected {
-            if chain::link(&prev, &body) != chain_value {
-                let next = lines.entry_seqs().next();
-                if next.as_ref().is_some_and(|(_, s, _)| *s == seq) {
-                    return Ok(tampered(
-                        Some(n),
-                        K::Inserted,
-                        format!(
-                            "a line claiming seq {seq} that does not chain, followed by the real seq {seq}: inserted"
-                        ),
-                    ));
-                }
-                return Ok(tampered(
-                    Some(n),
-                    K::Edited,
-                    format!(
-                        "chain broken at seq {seq}: the line does not match its chain value (this line was \
-                         edited, or the one before it was edited and its chain recomputed)"
-                    ),
-                ));
-            }
-        } else if seq > expected {
-            return Ok(gap(&mut lines, n, seq, expected));
+        let summary = match check_file(*source, &expected) {
+            Ok(s) => s,
+            Err(report) => return name_it(report, *source),
+        };
+        first_start.get_or_insert(summary.start);
+        lines += summary.lines;
+        checkpoints += summary.checkpoints;
+        server_checked |= summary.server_checked;
+        let prefix = if many {
+            format!("{}: ", source.name())
         } else {
-            return Ok(seen_before(path, n, seq, &line.bytes));
-        }
-        if let Some(report) = check_sidecar(seq, &chain_value, n) {
-            return Ok(report);
-        }
-        prev = chain_value;
-        last_seq = seq;
-        last_line = n;
+            String::new()
+        };
+        notes.extend(summary.notes.iter().map(|n| format!("{prefix}{n}")));
+        previous_name = source.name();
+        previous = Some(summary);
     }
-
-    match &sidecar {
-        Some(cp) if cp.seq > last_seq => {
-            return Ok(tampered(
-                Some(last_line),
-                K::Truncated,
+    let (Some(last), Some(first_start)) = (previous, first_start) else {
+        return VerifyReport::Error("no file to check".to_owned());
+    };
+    if last.sidecar_seq.is_none() && !server_checked {
+        notes.push(format!(
+            "no checkpoint sidecar{}: truncation at the end cannot be detected",
+            if many { " for the last file" } else { "" }
+        ));
+    }
+    let mut last_signed = last.last_signed;
+    if let Some(server) = expect.checkpoint {
+        if server.seq > last.last_seq {
+            return tampered(
+                None,
+                TamperKind::Truncated,
                 format!(
-                    "truncated after seq {last_seq}: the signed checkpoint sidecar covers seq {} \
-                     ({} entries missing at the end)",
-                    cp.seq,
-                    cp.seq - last_seq
+                    "the log ends at seq {} but the server's checkpoint is at seq {}: {} entries missing at \
+                     the end (cut off, or the files rolled back to an earlier state)",
+                    last.last_seq,
+                    server.seq,
+                    server.seq - last.last_seq
                 ),
-            ));
+            );
         }
-        Some(_) => {}
-        None => {
-            notes.push("no checkpoint sidecar: truncation at the end cannot be detected".to_owned())
+        if server.seq < first_start.seq {
+            notes.push(format!(
+                "the server's checkpoint (seq {}) is in an earlier file than those given: not compared",
+                server.seq
+            ));
+        } else if server_checked {
+            last_signed = last_signed.max(server.seq);
         }
     }
-    Ok(VerifyReport::Ok(Verified {
-        lines: lines.number,
-        last_seq,
+    if !first_start.is_genesis() {
+        notes.push(format!(
+            "the first file continues an earlier one: entries up to seq {} are not in the files given",
+            first_start.seq
+        ));
+    }
+    VerifyReport::Ok(Box::new(Verified {
+        lines,
+        first_seq: first_start.seq,
+        last_seq: last.last_seq,
         checkpoints,
-        sidecar_seq: sidecar.map(|cp| cp.seq),
-        public_key: key,
+        files: sources.len() as u64,
+        last_signed_seq: last_signed,
+        sidecar_seq: last.sidecar_seq,
+        server_checkpoint: expect.checkpoint.filter(|_| server_checked).map(|c| c.seq),
+        public_key: last.key,
         notes,
     }))
 }
 
-/// Line `n` carries `seq` where `expected` was due: removed, reordered, or a
-/// `seq` edited?
-fn gap(lines: &mut Lines<File>, n: u64, seq: u64, expected: u64) -> VerifyReport {
-    let mut next_seq = None;
-    for (m, s, _) in lines.entry_seqs() {
-        if next_seq.is_none() {
-            next_seq = Some(s);
-        }
-        if s == expected {
-            return tampered(
-                Some(n),
-                TamperKind::Reordered,
-                format!(
-                    "seq {seq} where seq {expected} was due; seq {expected} comes later, at line {m}: lines reordered"
-                ),
-            );
-        }
+/// A source's sidecar, parsed: `Err` is the report when it is not a
+/// checkpoint line or cannot be read.
+fn read_sidecar(source: &dyn LogSource) -> Result<Option<Checkpoint>, VerifyReport> {
+    match source.sidecar() {
+        Ok(None) => Ok(None),
+        Ok(Some(bytes)) => match Checkpoint::parse(&bytes) {
+            Some(cp) => Ok(Some(cp)),
+            None => Err(tampered(
+                None,
+                TamperKind::Edited,
+                format!("{} is not a valid checkpoint line", source.sidecar_name()),
+            )),
+        },
+        Err(e) => Err(VerifyReport::Error(format!(
+            "cannot read {}: {e}",
+            source.sidecar_name()
+        ))),
     }
-    if next_seq == Some(expected + 1) {
-        return tampered(
-            Some(n),
-            TamperKind::Edited,
-            format!(
-                "seq {seq} where seq {expected} was due, and the next entry is seq {}: this line's seq was edited",
-                expected + 1
-            ),
-        );
-    }
-    let missing = seq - expected;
-    let range = if missing == 1 {
-        format!("seq {expected}")
-    } else {
-        format!("seq {expected}..{}", seq - 1)
-    };
-    tampered(
-        Some(n),
-        TamperKind::Removed,
-        format!(
-            "seq {seq} follows seq {}: {missing} line(s) removed ({range})",
-            expected - 1
-        ),
-    )
-}
-
-/// Line `n` repeats a `seq` already seen: find where, to say whether it is a
-/// verbatim copy.
-fn seen_before(path: &Path, n: u64, seq: u64, bytes: &[u8]) -> VerifyReport {
-    let first = File::open(path)
-        .ok()
-        .and_then(|f| Lines::new(f).entry_seqs().find(|(_, s, _)| *s == seq));
-    let message = match first {
-        Some((m, _, original)) if original == bytes => {
-            format!("seq {seq} again, an exact copy of line {m}: inserted line")
-        }
-        Some((m, _, _)) => {
-            format!("seq {seq} again (first at line {m}, with different content): inserted line")
-        }
-        None => format!("seq {seq} again: inserted line"),
-    };
-    tampered(Some(n), TamperKind::Inserted, message)
 }

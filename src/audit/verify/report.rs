@@ -9,7 +9,7 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VerifyReport {
     /// Every line chains and every signature verifies.
-    Ok(Verified),
+    Ok(Box<Verified>),
     /// The first sign of tampering.
     Tampered(Tampering),
     /// The file could not be read at all.
@@ -19,14 +19,23 @@ pub enum VerifyReport {
 /// A log that checked out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
-    /// Complete lines read, header and checkpoints included.
+    /// Complete lines read, headers and checkpoints included.
     pub lines: u64,
+    /// The `seq` the first file continues from (0: it starts the log).
+    pub first_seq: u64,
     /// `seq` of the last entry (0: header only).
     pub last_seq: u64,
-    /// Checkpoint lines in the file.
+    /// Checkpoint lines in the files.
     pub checkpoints: u64,
-    /// `seq` of the sidecar's checkpoint, when there is a sidecar.
+    /// Files checked as one chain.
+    pub files: u64,
+    /// `seq` of the last signed point the log agrees with: entries after it
+    /// are unsigned.
+    pub last_signed_seq: u64,
+    /// `seq` of the last file's sidecar checkpoint, when there is a sidecar.
     pub sidecar_seq: Option<u64>,
+    /// `seq` of the server's checkpoint, when given and found in the files.
+    pub server_checkpoint: Option<u64>,
     /// The header's (raw 32-byte) public key.
     pub public_key: Vec<u8>,
     /// Things worth knowing that are not tampering.
@@ -52,14 +61,22 @@ pub enum TamperKind {
     WrongPublicKey,
     /// The file ends before the sidecar's checkpoint.
     Truncated,
-    /// The chain at the sidecar checkpoint's `seq` is not the signed one.
+    /// The chain at the sidecar's (or the server's) checkpoint `seq` is not
+    /// the one it records.
     CheckpointMismatch,
+    /// A file continues from a `seq` past the end of the file given before
+    /// it: a file between them is missing.
+    MissingFile,
+    /// A file does not continue the one given before it.
+    NotContinuation,
 }
 
 /// Where and what.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tampering {
-    /// 1-based line number, `None` for the sidecar file.
+    /// The file, when several were checked.
+    pub file: Option<String>,
+    /// 1-based line number, `None` for the sidecar file or the log as a whole.
     pub line: Option<u64>,
     pub kind: TamperKind,
     pub message: String,
@@ -68,6 +85,14 @@ pub struct Tampering {
 impl VerifyReport {
     pub fn is_ok(&self) -> bool {
         matches!(self, Self::Ok(_))
+    }
+
+    /// Entries after the last signed point, when the log checked out.
+    pub fn unsigned_entries(&self) -> Option<u64> {
+        match self {
+            Self::Ok(v) => Some(v.last_seq - v.last_signed_seq),
+            _ => None,
+        }
     }
 
     /// 0 verified, 2 tampered, 1 unreadable.
@@ -89,18 +114,42 @@ impl fmt::Display for VerifyReport {
                     "OK: {} lines, last seq {}, {} checkpoints",
                     v.lines, v.last_seq, v.checkpoints
                 )?;
+                if v.files > 1 {
+                    write!(f, ", {} files in one chain", v.files)?;
+                }
                 if let Some(s) = v.sidecar_seq {
                     write!(f, ", signed checkpoint at seq {s} matches")?;
+                }
+                if let Some(s) = v.server_checkpoint {
+                    write!(f, ", the server's checkpoint at seq {s} matches")?;
+                }
+                if v.last_seq > v.last_signed_seq {
+                    write!(
+                        f,
+                        "; UNSIGNED: the last {} entries (seq {}..{}) come after the last signed checkpoint \
+                         (seq {}), so they could have been dropped or rewritten unseen (the writer was \
+                         still running, or stopped within a second of them)",
+                        v.last_seq - v.last_signed_seq,
+                        v.last_signed_seq + 1,
+                        v.last_seq,
+                        v.last_signed_seq
+                    )?;
                 }
                 for note in &v.notes {
                     write!(f, "; {note}")?;
                 }
                 Ok(())
             }
-            Self::Tampered(t) => match t.line {
-                Some(n) => write!(f, "TAMPERED: line {n}: {}", t.message),
-                None => write!(f, "TAMPERED: {}", t.message),
-            },
+            Self::Tampered(t) => {
+                write!(f, "TAMPERED: ")?;
+                if let Some(file) = &t.file {
+                    write!(f, "{file}: ")?;
+                }
+                if let Some(n) = t.line {
+                    write!(f, "line {n}: ")?;
+                }
+                write!(f, "{}", t.message)
+            }
             Self::Error(e) => write!(f, "ERROR: {e}"),
         }
     }
@@ -108,6 +157,7 @@ impl fmt::Display for VerifyReport {
 
 pub(super) fn tampered(line: Option<u64>, kind: TamperKind, message: String) -> VerifyReport {
     VerifyReport::Tampered(Tampering {
+        file: None,
         line,
         kind,
         message,

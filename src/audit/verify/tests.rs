@@ -3,11 +3,16 @@
 //! attacker could, each caught (or, where the scheme cannot catch it, shown
 //! to pass) with the line and kind expected.
 
+use std::fs::{self, File};
 use std::path::PathBuf;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use ring::signature::{Ed25519KeyPair, KeyPair as _};
 
 use super::*;
+use crate::audit::chain::{self, Fields};
+use crate::audit::device::sidecar_path;
 use crate::audit::device::tests::{file_config, record};
 use crate::audit::{FileDevice, generate_signing_key};
 
@@ -368,4 +373,215 @@ async fn deeply_nested_data_still_verifies() {
     dev.log(&rec).await.unwrap();
     dev.close().unwrap();
     assert!(verify_file(&path, None).is_ok());
+}
+
+/// Drops the entries `from..=to` of a log, renumbers and rechains the rest
+/// and drops every checkpoint line after `from - 1`: what anyone who can
+/// write the file can do to unsigned entries.
+fn drop_and_rechain(lines: &[String], from: u64, to: u64) -> Vec<String> {
+    let removed = to - from + 1;
+    let mut out = Vec::new();
+    let mut prev = None;
+    for line in lines {
+        let f = Fields::parse(line.as_bytes()).unwrap();
+        let seq = f.seq.unwrap();
+        if f.is_checkpoint() {
+            if seq < from {
+                out.push(line.clone());
+            }
+            continue;
+        }
+        if f.is_header() || seq < from {
+            prev = Some(chain::split(line.as_bytes()).unwrap().1);
+            out.push(line.clone());
+            continue;
+        }
+        if seq <= to {
+            continue;
+        }
+        let (body, _) = chain::split(line.as_bytes()).unwrap();
+        let body = String::from_utf8(body).unwrap().replace(
+            &format!("\"seq\":{seq}}}"),
+            &format!("\"seq\":{}}}", seq - removed),
+        );
+        let next = chain::link(&prev.unwrap(), body.as_bytes());
+        prev = Some(next);
+        out.push(
+            String::from_utf8(chain::seal(body.as_bytes(), &next))
+                .unwrap()
+                .trim_end()
+                .to_owned(),
+        );
+    }
+    out
+}
+
+/// Polls (a bounded wait for an event) until the sidecar names `seq`.
+fn wait_for_sidecar(path: &Path, seq: u64) -> Option<Checkpoint> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let cp = fs::read(sidecar_path(path))
+            .ok()
+            .and_then(|b| Checkpoint::parse(&b));
+        if cp.as_ref().is_some_and(|cp| cp.seq == seq) {
+            return cp;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    None
+}
+
+/// The crash case of the review: entries written, the server dies without a
+/// clean stop, and someone drops entries from the end, renumbers and
+/// rechains. The writer signed a checkpoint within a second of the last
+/// entry, so the sidecar (and, rolled back too, the server's copy) catches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_tail_with_recomputed_chain_is_caught_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let key = generate_signing_key().unwrap();
+    let dev = FileDevice::open(file_config(&path, &key, 1000)).unwrap();
+    for i in 0..10 {
+        dev.log(&record(i)).await.unwrap();
+    }
+    let signed = wait_for_sidecar(&path, 10).expect("the idle entries were never signed");
+    // The crash: what is on disk now, before any clean stop.
+    let crash = dir.path().join("crash.log");
+    fs::copy(&path, &crash).unwrap();
+    fs::copy(sidecar_path(&path), sidecar_path(&crash)).unwrap();
+    dev.close().unwrap();
+
+    let lines = read_lines(&crash);
+    let forged = drop_and_rechain(&lines, 4, 6);
+    write_lines(&crash, &forged);
+    let t = tamper(verify_file(&crash, None));
+    assert_eq!(t.kind, TamperKind::Truncated, "{}", t.message);
+
+    // The sidecar rolled back too (to the genuine seq 0 checkpoint line):
+    // the file alone looks whole; the server's checkpoint does not agree.
+    fs::write(sidecar_path(&crash), format!("{}\n", forged[1])).unwrap();
+    assert!(verify_file(&crash, None).is_ok());
+    let server = KnownCheckpoint {
+        seq: signed.seq,
+        chain: signed.chain,
+    };
+    let t = tamper(verify_files(
+        std::slice::from_ref(&crash),
+        &Expect {
+            public_key: None,
+            checkpoint: Some(server),
+        },
+    ));
+    assert_eq!(t.kind, TamperKind::Truncated, "{}", t.message);
+    assert!(
+        t.message.contains("server's checkpoint is at seq 10"),
+        "{}",
+        t.message
+    );
+}
+
+/// Entries after the last signed point are reported as unsigned (a copy
+/// taken mid-second, or a crash), not silently counted as intact.
+#[tokio::test]
+async fn unsigned_trailing_entries_are_reported() {
+    let (_dir, path, _key, pk) = make_log(10, 4).await;
+    let mut lines = read_lines(&path);
+    // Drop the final checkpoint (seq 10); the sidecar goes back to seq 8.
+    lines.pop();
+    let at_8 = lines[index_of(&lines, 8) + 1].clone();
+    write_lines(&path, &lines);
+    fs::write(sidecar_path(&path), format!("{at_8}\n")).unwrap();
+    let report = verify_file(&path, Some(&pk));
+    assert_eq!(report.unsigned_entries(), Some(2), "{report}");
+    assert!(
+        report
+            .to_string()
+            .contains("UNSIGNED: the last 2 entries (seq 9..10)"),
+        "{report}"
+    );
+    assert_eq!(report.exit_code(), 0);
+    // A server checkpoint that covers them signs them.
+    let (_, chain_10) = chain::split(lines.last().unwrap().as_bytes()).unwrap();
+    let covered = verify_files(
+        std::slice::from_ref(&path),
+        &Expect {
+            public_key: Some(&pk),
+            checkpoint: Some(KnownCheckpoint {
+                seq: 10,
+                chain: chain_10,
+            }),
+        },
+    );
+    assert_eq!(covered.unsigned_entries(), Some(0), "{covered}");
+}
+
+/// The server's checkpoint: reached and equal passes; beyond the end
+/// (rolled back) or with another chain fails.
+#[tokio::test]
+async fn server_checkpoint_must_be_reached_and_equal() {
+    let (_dir, path, _key, _pk) = make_log(12, 5).await;
+    let lines = read_lines(&path);
+    let (_, chain_7) = chain::split(lines[index_of(&lines, 7)].as_bytes()).unwrap();
+    let check = |seq, chain| {
+        verify_files(
+            std::slice::from_ref(&path),
+            &Expect {
+                public_key: None,
+                checkpoint: Some(KnownCheckpoint { seq, chain }),
+            },
+        )
+    };
+    assert!(matches!(check(7, chain_7), VerifyReport::Ok(v) if v.server_checkpoint == Some(7)));
+    assert_eq!(
+        tamper(check(7, [1; 32])).kind,
+        TamperKind::CheckpointMismatch
+    );
+    assert_eq!(tamper(check(13, chain_7)).kind, TamperKind::Truncated);
+    assert_eq!(
+        KnownCheckpoint::parse(&format!("7:{}", hex::encode(chain_7))),
+        Some(KnownCheckpoint {
+            seq: 7,
+            chain: chain_7
+        })
+    );
+    assert_eq!(KnownCheckpoint::parse("7"), None);
+}
+
+/// Three rotated files verify as one chain; with the middle one left out
+/// the gap is named.
+#[tokio::test]
+async fn missing_middle_file_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let key = generate_signing_key().unwrap();
+    let dev = FileDevice::open(file_config(&path, &key, 1000)).unwrap();
+    let mut files = Vec::new();
+    for round in 0..3 {
+        for i in 0..3 {
+            dev.log(&record(round * 3 + i)).await.unwrap();
+        }
+        if round < 2 {
+            let rotated = dir.path().join(format!("audit.log.{round}"));
+            fs::rename(&path, &rotated).unwrap();
+            dev.reopen().await.unwrap();
+            files.push(rotated);
+        }
+    }
+    dev.close().unwrap();
+    files.push(path);
+    let all = verify_files(&files, &Expect::default());
+    assert!(
+        matches!(&all, VerifyReport::Ok(v) if v.files == 3 && v.last_seq == 9),
+        "{all}"
+    );
+    let t = tamper(verify_files(
+        &[files[0].clone(), files[2].clone()],
+        &Expect::default(),
+    ));
+    assert_eq!(t.kind, TamperKind::MissingFile, "{}", t.message);
+    assert!(t.message.contains("seq 4..6 is missing"), "{}", t.message);
+    assert_eq!(
+        t.file.as_deref(),
+        Some(files[2].display().to_string().as_str())
+    );
 }

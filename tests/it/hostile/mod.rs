@@ -7,4 +7,6 @@ mod full_disk;
 mod headers;
 mod ignored_settings;
 mod names;
+mod rotation;
+mod tamper;
 mod tokens;
