@@ -12,5 +12,6 @@ mod audit_logins;
 mod cluster;
 mod crash;
 mod differential;
+mod hostile;
 mod names;
 mod server;
