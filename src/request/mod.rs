@@ -357,6 +357,18 @@ mod tests {
         assert!(Params::from_body(br#"{"a":"[[[[[[[[[[[[[[[[[[[[[["}"#, None).is_ok());
     }
 
+    /// serde_json's own `Value` (with the `raw_value` feature axum turns
+    /// on) takes this key as a marker and parses its string again as the
+    /// body, unbudgeted (found by the `request_parse` fuzz target). Here it
+    /// is a field like any other.
+    #[test]
+    fn serde_json_marker_keys_are_plain_fields() {
+        let body = br#"{"$serde_json::private::RawValue":"{\"a\":1}"}"#;
+        let p = Params::from_body(body, None).unwrap();
+        assert_eq!(p.unrecognized(), ["$serde_json::private::RawValue"]);
+        assert!(!p.has("a"));
+    }
+
     #[test]
     fn forms_and_empty_bodies() {
         let p = Params::from_body(

@@ -37,8 +37,9 @@ pub const RESERVED_FDS: u64 = 256;
 impl ConnectionLimits {
     pub const DEFAULT: Self = Self {
         max_connections: 4096,
-        // Vault's default for `http_read_header_timeout`.
-        header_read_timeout: Duration::from_secs(10),
+        // Longer than Vault's 10 s: here it is also how long an idle
+        // keep-alive connection stays open (Vault has a separate 5 min).
+        header_read_timeout: Duration::from_secs(30),
     };
 }
 

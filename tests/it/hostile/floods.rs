@@ -82,7 +82,11 @@ fn idle_connection_flood_neither_exhausts_fds_nor_locks_out_health() {
     // idle ones first), bounded wait.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let closed = flood.iter_mut().map(closed_by_server).filter(|&c| c).count();
+        let closed = flood
+            .iter_mut()
+            .map(closed_by_server)
+            .filter(|&c| c)
+            .count();
         if closed >= flood.len() - MAX_CONNECTIONS {
             break;
         }
