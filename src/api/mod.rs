@@ -18,7 +18,7 @@ use crate::auth::Caller;
 use crate::auth::policy::Capability;
 use crate::auth::token::TokenEntry;
 use crate::error::{ApiError, ApiResult};
-use crate::request::Params;
+use crate::request::{Budget, Params};
 use crate::response::Reply;
 use crate::state::{AppState, Mount, Unsealed};
 use route::{Route, Routed};
@@ -92,7 +92,8 @@ async fn route(
     body: Body,
     peer: Option<std::net::SocketAddr>,
 ) -> ApiResult<(Reply, Vec<String>)> {
-    let query_params = Params::from_query(query.as_bytes())?;
+    // Parsed before anything is known of the caller: the smallest budget.
+    let query_params = Params::from_query_within(query.as_bytes(), state.limits.budget(true))?;
     let list_query = query_params.bool("list")?.unwrap_or(false);
     let op = match method.as_str() {
         "GET" if list_query => Op::List,
@@ -102,16 +103,16 @@ async fn route(
         "LIST" => Op::List,
         _ => return Err(ApiError::UnsupportedOperation),
     };
-    let limit = state.limits.max_body_bytes;
     let request = Routed::parse(op, path, &state)?;
     let presented = match headers::check(&headers) {
         Ok(token) => token,
         Err(refused) => return headers::refuse(&state, &request, refused, peer).await,
     };
+    let budget = state.limits.budget(request.route.is_public());
     if let Route::Sys(sys_path) = &request.route
         && request.route.is_public()
     {
-        let (params, _) = read_params(op, body, &headers, query_params, limit).await?;
+        let (params, _) = read_params(op, body, &headers, query_params, budget).await?;
         if let Some(refused) = request.refusal() {
             return Err(refused);
         }
@@ -121,7 +122,7 @@ async fn route(
     // Logins need no token.
     if request.route.is_public() {
         let unsealed = state.unsealed()?;
-        let (params, _) = read_params(op, body, &headers, query_params, limit).await?;
+        let (params, _) = read_params(op, body, &headers, query_params, budget).await?;
         // A bounded number of password hashes at a time (argon2id takes
         // 19 MiB each): a login flood queues instead of exhausting memory.
         let _permit = login_slot().await?;
@@ -153,7 +154,7 @@ async fn route(
         let audit = audit::Audit::begin(&unsealed, None, &request, &Params::default(), peer);
         return audit.refused(ApiError::PermissionDenied).await;
     };
-    let (params, body) = read_params(op, body, &headers, query_params, limit).await?;
+    let (params, body) = read_params(op, body, &headers, query_params, budget).await?;
     let mut audit = audit::Audit::begin(
         &unsealed,
         Some((presented, &entry)),
@@ -207,7 +208,7 @@ async fn authorized(
     // Key generation (RSA-4096 takes a while), password hashing and storage
     // writes (an fsync each) must not stall the async workers. (AEAD keys
     // created by encrypt's upsert are just random bytes, but stored.)
-    let blocks = request.route.may_block() || body.len() > 64 << 10;
+    let blocks = request.route.may_block() || body.len() > OFF_WORKERS_ABOVE;
     let op = request.op;
     let reply = match request.route {
         Route::Sys(path) => sys::serve(&state, op, &path, &params, Some(caller))?,
@@ -259,33 +260,67 @@ fn serve_login(unsealed: &Unsealed, request: &Routed, p: &Params, now: i64) -> A
     }
 }
 
-/// Read and parse the parameters: the query string for reads, the body (under
-/// the size limit, within a time limit) for writes.
+/// Read and parse the parameters: the query string for reads, the body
+/// (within `budget`, and [`BODY_TIMEOUT`]) for writes.
 async fn read_params(
     op: Op,
     body: Body,
     headers: &HeaderMap,
     query: Params<'static>,
-    limit: usize,
+    budget: Budget,
 ) -> ApiResult<(Params<'static>, Bytes)> {
-    let read = tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, limit));
-    let bytes = match read.await {
-        Ok(Ok(bytes)) => bytes,
-        // Over the limit: a Vault-shaped 413.
-        Ok(Err(_)) => return Err(ApiError::TooLarge),
+    let bytes = match tokio::time::timeout(BODY_TIMEOUT, read_body(body, budget.max_bytes)).await {
+        Ok(read) => read?,
         Err(_) => return Err(ApiError::bad("timed out reading the request body")),
     };
-    let params = match op {
-        Op::Update => {
-            let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
-            Params::from_body(&bytes, content_type)?
-        }
-        _ => query,
+    if op != Op::Update {
+        return Ok((query, bytes));
+    }
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = bytes.clone();
+    let parse = move || Params::from_body_within(&body, content_type.as_deref(), budget);
+    // A large parse takes a while: not on the async workers (`sys/health`
+    // and every other request share them).
+    let params = if bytes.len() > OFF_WORKERS_ABOVE {
+        off_workers(parse).await?
+    } else {
+        parse()?
     };
     Ok((params, bytes))
 }
 
+/// The body, at most `limit` bytes: one declared larger (`Content-Length`)
+/// is refused before a byte of it is read, so no `100 Continue` is sent.
+/// The buffer is sized once from the declared length.
+async fn read_body(mut body: Body, limit: usize) -> ApiResult<Bytes> {
+    use axum::body::HttpBody as _;
+    let declared = usize::try_from(body.size_hint().lower()).unwrap_or(usize::MAX);
+    if declared > limit {
+        return Err(ApiError::TooLarge);
+    }
+    let mut bytes = Vec::with_capacity(declared);
+    while let Some(frame) =
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+    {
+        let frame = frame.map_err(|_| ApiError::bad("failed to read the request body"))?;
+        if let Ok(data) = frame.into_data() {
+            if data.len() > limit - bytes.len() {
+                return Err(ApiError::TooLarge);
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
+    Ok(Bytes::from(bytes))
+}
+
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Bodies larger than this are parsed, and their requests served, on the
+/// blocking pool.
+const OFF_WORKERS_ABOVE: usize = 64 << 10;
 
 /// Vault's paths, cleaned the one way we accept: percent-decoded, printable
 /// ([`names::printable`]), trailing slashes dropped, and no empty, `.` or `..`

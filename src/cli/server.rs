@@ -7,7 +7,7 @@ use super::{Flags, print_line};
 use crate::config::{self, Config, SealConfig, StorageConfig};
 use crate::seal::SealKind;
 use crate::seal::static_key::StaticSeal;
-use crate::serve::{Listener, TlsFiles, serve};
+use crate::serve::{ConnectionLimits, Listener, RESERVED_FDS, TlsFiles, raise_fd_limit, serve};
 use crate::state::{AppState, Limits};
 use crate::storage::{MemoryStorage, PostgresConfig, PostgresStorage, SqliteStorage, Storage};
 
@@ -83,12 +83,15 @@ fn dev(flags: &Flags) -> Result<(), String> {
         .parse()
         .map_err(|e| format!("invalid -dev-listen-address: {e}"))?;
     let state = Arc::new(AppState::dev(&token, Limits::default()));
+    let connections = connection_limits(&[None], raise_fd_limit()?)?;
     runtime()?.block_on(async move {
         tokio::spawn(Arc::clone(&state).maintain());
         tokio::spawn(super::audit::reopen_audit_files_on_hangup(Arc::clone(
             &state,
         )));
-        let listener = Listener::bind(address, None).await?;
+        let listener = Listener::bind(address, None)
+            .await?
+            .with_limits(connections[0]);
         print_line(&format!(
             "transitd dev server listening on http://{address}\n\
              WARNING: dev mode keeps keys in memory only; they are gone when it stops.\n\n\
@@ -119,15 +122,26 @@ fn from_config(flags: &Flags, path: &str) -> Result<(), String> {
     {
         tracing::info!("unsealed with the static seal key");
     }
+    let asked: Vec<_> = config
+        .listeners
+        .iter()
+        .map(|l| l.limits.max_connections)
+        .collect();
+    let mut connections = connection_limits(&asked, raise_fd_limit()?)?;
+    for (limits, l) in connections.iter_mut().zip(&config.listeners) {
+        if let Some(timeout) = l.limits.http_read_header_timeout {
+            limits.header_read_timeout = timeout;
+        }
+    }
     runtime()?.block_on(async move {
         let mut listeners = Vec::new();
-        for l in &config.listeners {
+        for (l, limits) in config.listeners.iter().zip(connections) {
             let tls = l.tls.as_ref().map(|t| TlsFiles {
                 cert_file: t.cert_file.clone(),
                 key_file: t.key_file.clone(),
                 min_tls13: t.min_version == config::TlsVersion::Tls13,
             });
-            let listener = Listener::bind(l.address, tls).await?;
+            let listener = Listener::bind(l.address, tls).await?.with_limits(limits);
             let scheme = if listener.is_tls() { "https" } else { "http" };
             let bound = listener.local_addr().map_err(|e| e.to_string())?;
             print_line(&format!("transitd listening on {scheme}://{bound}"));
@@ -183,21 +197,93 @@ fn build_state(config: &Config) -> Result<AppState, String> {
             previous_key.as_deref(),
         )?),
     };
+    Ok(AppState::new(
+        storage,
+        seal,
+        request_limits(config),
+        cluster_name(config),
+    ))
+}
+
+type ListenerSetting = fn(&config::ListenerConfig) -> Option<usize>;
+
+/// One budget for the server: for each setting, the smallest any listener
+/// asks for.
+fn request_limits(config: &Config) -> Limits {
     let mut limits = Limits::default();
-    // One limit for the server: the smallest any listener asks for.
-    if let Some(max) = config
-        .listeners
-        .iter()
-        .filter_map(|l| l.max_request_size)
-        .min()
-    {
-        limits.max_body_bytes = max;
+    let smallest = |setting: ListenerSetting| config.listeners.iter().filter_map(setting).min();
+    let settings: [(&mut usize, ListenerSetting); 5] = [
+        (&mut limits.max_body_bytes, |l| l.max_request_size),
+        (&mut limits.max_json_memory, |l| {
+            l.limits.max_request_json_memory
+        }),
+        (&mut limits.max_json_strings, |l| {
+            l.limits.max_request_json_strings
+        }),
+        (&mut limits.max_json_elements, |l| {
+            l.limits.max_request_json_elements
+        }),
+        (&mut limits.max_json_depth, |l| l.limits.max_json_depth),
+    ];
+    for (limit, setting) in settings {
+        if let Some(min) = smallest(setting) {
+            *limit = min;
+        }
     }
-    let cluster_name = config.cluster_name.clone().unwrap_or_else(|| {
+    limits
+}
+
+/// Each listener's connection limit: as configured, or by default
+/// [`ConnectionLimits::DEFAULT`]'s, shrunk so that all of them fit in the
+/// open-file limit with [`RESERVED_FDS`] to spare. Configured limits that do
+/// not fit stop the start.
+fn connection_limits(
+    asked: &[Option<usize>],
+    fd_limit: u64,
+) -> Result<Vec<ConnectionLimits>, String> {
+    let available = usize::try_from(fd_limit.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX);
+    let configured: usize = asked.iter().flatten().sum();
+    if configured > available {
+        return Err(format!(
+            "max_connections of the listeners add up to {configured}, but the open file limit \
+             ({fd_limit}, ulimit -n) leaves room for {available}"
+        ));
+    }
+    let defaulted = asked.iter().filter(|a| a.is_none()).count().max(1);
+    let default = ConnectionLimits::DEFAULT
+        .max_connections
+        .min((available - configured) / defaulted)
+        .max(1);
+    Ok(asked
+        .iter()
+        .map(|a| ConnectionLimits {
+            max_connections: a.unwrap_or(default),
+            ..ConnectionLimits::DEFAULT
+        })
+        .collect())
+}
+
+fn cluster_name(config: &Config) -> String {
+    config.cluster_name.clone().unwrap_or_else(|| {
         format!(
             "transitd-cluster-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         )
-    });
-    Ok(AppState::new(storage, seal, limits, cluster_name))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_limits_fit_in_the_open_file_limit() {
+        let limits = connection_limits(&[None, Some(100)], 1024 + RESERVED_FDS).unwrap();
+        let max: Vec<_> = limits.iter().map(|l| l.max_connections).collect();
+        assert_eq!(max, [924, 100], "the default takes what is left");
+        let limits = connection_limits(&[None], 1 << 20).unwrap();
+        assert_eq!(limits[0], ConnectionLimits::DEFAULT);
+        let e = connection_limits(&[Some(2000)], 1024).unwrap_err();
+        assert!(e.contains("add up to 2000"), "{e}");
+    }
 }

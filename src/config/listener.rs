@@ -2,11 +2,13 @@
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use hcl_edit::Span;
 use hcl_edit::structure::{Attribute, Block};
 
 use super::source::{Scope, Source, value_span};
+use crate::request::MAX_CONFIGURABLE_DEPTH;
 
 /// Listener address used when a `listener "tcp"` block has no `address`.
 pub const DEFAULT_ADDRESS: SocketAddr =
@@ -19,6 +21,12 @@ const LISTENER_SETTINGS: &[&str] = &[
     "tls_key_file",
     "tls_min_version",
     "max_request_size",
+    "max_request_json_memory",
+    "max_request_json_strings",
+    "max_request_json_elements",
+    "max_json_depth",
+    "max_connections",
+    "http_read_header_timeout",
 ];
 
 /// One `listener "tcp"` block.
@@ -30,6 +38,29 @@ pub struct ListenerConfig {
     pub tls: Option<TlsConfig>,
     /// Largest request body in bytes; `None`: the server's default.
     pub max_request_size: Option<usize>,
+    /// What a request may cost to parse, and the connection limits.
+    pub limits: ListenerLimits,
+}
+
+/// The budget settings of a listener; `None`: the server's default. The JSON
+/// ones apply to forms and query strings too.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListenerLimits {
+    /// `max_request_json_memory` (OpenBao's name): estimated bytes of a
+    /// parsed body.
+    pub max_request_json_memory: Option<usize>,
+    /// `max_request_json_strings` (OpenBao's name): strings, keys included.
+    pub max_request_json_strings: Option<usize>,
+    /// `max_request_json_elements` (transitd's): array elements plus object
+    /// entries in the whole body.
+    pub max_request_json_elements: Option<usize>,
+    /// `max_json_depth` (Vault's name): nesting of arrays and objects.
+    pub max_json_depth: Option<usize>,
+    /// `max_connections` (transitd's): open connections on this listener.
+    pub max_connections: Option<usize>,
+    /// `http_read_header_timeout` (Vault's name): time to send a request's
+    /// headers, counted from the connection's start or its previous reply.
+    pub http_read_header_timeout: Option<Duration>,
 }
 
 /// TLS settings of a listener.
@@ -72,6 +103,7 @@ impl Source<'_> {
         let mut key_file = None;
         let mut min_version = TlsVersion::default();
         let mut max_request_size = None;
+        let mut limits = ListenerLimits::default();
         for attr in self.settings(block, &scope, LISTENER_SETTINGS)? {
             match attr.key.as_str() {
                 "address" => address = self.address(attr, &scope)?,
@@ -80,6 +112,26 @@ impl Source<'_> {
                 "tls_key_file" => key_file = Some(self.required_text(attr, &scope)?),
                 "tls_min_version" => min_version = self.tls_version(attr, &scope)?,
                 "max_request_size" => max_request_size = Some(self.positive_size(attr, &scope)?),
+                "max_request_json_memory" => {
+                    limits.max_request_json_memory = Some(self.positive_size(attr, &scope)?);
+                }
+                "max_request_json_strings" => {
+                    limits.max_request_json_strings = Some(self.count(attr, &scope, usize::MAX)?);
+                }
+                "max_request_json_elements" => {
+                    limits.max_request_json_elements =
+                        Some(self.count(attr, &scope, usize::MAX)?);
+                }
+                "max_json_depth" => {
+                    limits.max_json_depth =
+                        Some(self.count(attr, &scope, MAX_CONFIGURABLE_DEPTH)?);
+                }
+                "max_connections" => {
+                    limits.max_connections = Some(self.count(attr, &scope, usize::MAX)?);
+                }
+                "http_read_header_timeout" => {
+                    limits.http_read_header_timeout = Some(self.timeout(attr, &scope)?);
+                }
                 // `settings` let through only the names above.
                 _ => {}
             }
@@ -113,7 +165,59 @@ impl Source<'_> {
             address,
             tls,
             max_request_size,
+            limits,
         })
+    }
+
+    /// A whole number from 1 to `max`, written as a number or a string.
+    fn count(&self, attr: &Attribute, scope: &Scope, max: usize) -> Result<usize, String> {
+        let parsed = match &attr.value {
+            hcl_edit::expr::Expression::Number(n) => n.value().as_u64(),
+            hcl_edit::expr::Expression::String(s) => s.value().trim().parse::<u64>().ok(),
+            _ => None,
+        };
+        parsed
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                let range = if max == usize::MAX {
+                    "greater than 0".to_owned()
+                } else {
+                    format!("from 1 to {max}")
+                };
+                self.at(
+                    value_span(attr, scope),
+                    format!(
+                        "{}{} must be a whole number {range}, got {}",
+                        attr.key.as_str(),
+                        scope.suffix(),
+                        self.snippet(&attr.value)
+                    ),
+                )
+            })
+    }
+
+    /// A duration of at least a second: `"10s"`, `"1m"`, or whole seconds.
+    fn timeout(&self, attr: &Attribute, scope: &Scope) -> Result<Duration, String> {
+        let text = match &attr.value {
+            hcl_edit::expr::Expression::Number(n) => n.value().to_string(),
+            hcl_edit::expr::Expression::String(s) => s.value().trim().to_owned(),
+            _ => String::new(),
+        };
+        crate::go_syntax::parse_duration_secs(&text)
+            .filter(|&secs| secs > 0)
+            .map(Duration::from_secs)
+            .ok_or_else(|| {
+                self.at(
+                    value_span(attr, scope),
+                    format!(
+                        "{}{} must be a duration of at least 1s (such as \"10s\"), got {}",
+                        attr.key.as_str(),
+                        scope.suffix(),
+                        self.snippet(&attr.value)
+                    ),
+                )
+            })
     }
 
     fn address(&self, attr: &Attribute, scope: &Scope) -> Result<SocketAddr, String> {
@@ -276,6 +380,42 @@ listener "tcp" {
                 "storage \"inmem\" {{}}\nlistener \"tcp\" {{\n  tls_disable = true\n  max_request_size = {bad}\n}}\n"
             ));
             assert!(e.starts_with("config.hcl:4: max_request_size in listener \"tcp\" must be a whole number of bytes greater than 0"), "{e}");
+        }
+    }
+
+    #[test]
+    fn request_budget_settings() {
+        let config = parse(
+            "storage \"inmem\" {}\nlistener \"tcp\" {\n  tls_disable = true\n  max_request_json_memory = 1048576\n  max_request_json_strings = \"500\"\n  max_request_json_elements = 700\n  max_json_depth = 8\n  max_connections = 64\n  http_read_header_timeout = \"5s\"\n}\n",
+            "config.hcl",
+        )
+        .unwrap();
+        assert_eq!(
+            config.listeners[0].limits,
+            ListenerLimits {
+                max_request_json_memory: Some(1 << 20),
+                max_request_json_strings: Some(500),
+                max_request_json_elements: Some(700),
+                max_json_depth: Some(8),
+                max_connections: Some(64),
+                http_read_header_timeout: Some(Duration::from_secs(5)),
+            }
+        );
+        let bad = |setting: &str| {
+            err(&format!(
+                "storage \"inmem\" {{}}\nlistener \"tcp\" {{\n  tls_disable = true\n  {setting}\n}}\n"
+            ))
+        };
+        let e = bad("max_json_depth = 101");
+        assert!(e.starts_with("config.hcl:4: max_json_depth in listener \"tcp\" must be a whole number from 1 to 100"), "{e}");
+        let e = bad("max_connections = 0");
+        assert!(
+            e.contains("max_connections in listener \"tcp\" must be a whole number greater than 0"),
+            "{e}"
+        );
+        for timeout in ["\"0s\"", "\"fast\"", "\"500ms\"", "true"] {
+            let e = bad(&format!("http_read_header_timeout = {timeout}"));
+            assert!(e.contains("must be a duration of at least 1s"), "{e}");
         }
     }
 

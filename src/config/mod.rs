@@ -63,7 +63,7 @@ use std::path::Path;
 use hcl_edit::Span;
 use hcl_edit::structure::{Attribute, Structure};
 
-pub use listener::{DEFAULT_ADDRESS, ListenerConfig, TlsConfig, TlsVersion};
+pub use listener::{DEFAULT_ADDRESS, ListenerConfig, ListenerLimits, TlsConfig, TlsVersion};
 pub use seal::SealConfig;
 pub use storage::{
     DEFAULT_PG_MAX_PARALLEL, MAX_PG_MAX_PARALLEL, PG_CONNECTION_URL_ENV, StorageConfig,
@@ -411,11 +411,13 @@ disable_mlock = true
                             min_version: TlsVersion::Tls13,
                         }),
                         max_request_size: Some(1_048_576),
+                        limits: ListenerLimits::default(),
                     },
                     ListenerConfig {
                         address: "[::1]:8300".parse().unwrap(),
                         tls: None,
                         max_request_size: Some(2048),
+                        limits: ListenerLimits::default(),
                     },
                 ],
                 seal: Some(SealConfig::Static {
@@ -442,6 +444,7 @@ disable_mlock = true
                 address: DEFAULT_ADDRESS,
                 tls: None,
                 max_request_size: None,
+                limits: ListenerLimits::default(),
             }]
         );
         assert_eq!(DEFAULT_ADDRESS.to_string(), "127.0.0.1:8200");

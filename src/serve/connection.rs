@@ -1,15 +1,20 @@
 //! Serving one listener: its accept loop, and a task per connection that does
 //! the TLS handshake, then HTTP/1.1 over the router, until shutdown.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::ConnectInfo;
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::{TowerToHyperService, TowerToHyperServiceFuture};
+use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -17,13 +22,11 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, error, warn};
 
+use super::admission::{Admission, Admitted, BusyGuard, ConnectionLimits, Slot};
 use super::listener::{Listener, TlsReloader};
 
 /// How long a client has to complete the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long a client has to send the request headers.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long in-flight connections may run on after shutdown was requested.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -46,8 +49,9 @@ fn is_connection_error(e: &std::io::Error) -> bool {
 }
 
 pub(super) async fn accept_loop(listener: Listener, app: Router, mut stop: watch::Receiver<bool>) {
-    let Listener { tcp, tls } = listener;
+    let Listener { tcp, tls, limits } = listener;
     let local = tcp.local_addr().ok();
+    let admission = Admission::new(limits.max_connections);
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -59,15 +63,18 @@ pub(super) async fn accept_loop(listener: Listener, app: Router, mut stop: watch
                 }
             }
             accepted = tcp.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    connections.spawn(handle_connection(
-                        stream,
-                        peer,
-                        tls.clone(),
-                        app.clone(),
-                        stop.clone(),
-                    ));
-                }
+                Ok((stream, peer)) => match admission.admit() {
+                    Some(admitted) => {
+                        connections.spawn(handle_connection(
+                            Accepted { stream, peer, admitted, limits },
+                            tls.clone(),
+                            app.clone(),
+                            stop.clone(),
+                        ));
+                    }
+                    // Every place is taken by a request in flight.
+                    None => debug!(peer = %peer, "connection limit reached; closing"),
+                },
                 Err(e) if is_connection_error(&e) => {
                     debug!(error = %e, "connection failed before accept");
                 }
@@ -103,17 +110,30 @@ pub(super) async fn accept_loop(listener: Listener, app: Router, mut stop: watch
     }
 }
 
-async fn handle_connection(
+/// A connection let in, with its place in the listener's table.
+struct Accepted {
     stream: TcpStream,
     peer: SocketAddr,
+    admitted: Admitted,
+    limits: ConnectionLimits,
+}
+
+async fn handle_connection(
+    accepted: Accepted,
     tls: Option<TlsReloader>,
     app: Router,
     mut stop: watch::Receiver<bool>,
 ) {
+    let Accepted {
+        stream,
+        peer,
+        admitted,
+        limits,
+    } = accepted;
     // Small request/response exchanges: do not wait for Nagle.
     let _ = stream.set_nodelay(true);
     let Some(tls) = tls else {
-        serve_http(stream, peer, app, stop).await;
+        serve_http(stream, peer, app, stop, admitted, limits).await;
         return;
     };
     // The configuration current now serves this connection to its end.
@@ -121,6 +141,7 @@ async fn handle_connection(
     let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
     let stream = tokio::select! {
         () = stopped(&mut stop) => return,
+        () = admitted.slot.evicted() => return,
         done = handshake => match done {
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => {
@@ -133,26 +154,43 @@ async fn handle_connection(
             }
         },
     };
-    serve_http(stream, peer, app, stop).await;
+    serve_http(stream, peer, app, stop, admitted, limits).await;
 }
 
-async fn serve_http<IO>(io: IO, peer: SocketAddr, app: Router, mut stop: watch::Receiver<bool>)
-where
+async fn serve_http<IO>(
+    io: IO,
+    peer: SocketAddr,
+    app: Router,
+    mut stop: watch::Receiver<bool>,
+    admitted: Admitted,
+    limits: ConnectionLimits,
+) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = ConnectionService {
         inner: TowerToHyperService::new(app),
         peer,
+        slot: Arc::clone(&admitted.slot),
     };
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .keep_alive(true)
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(limits.header_read_timeout);
     let connection = builder.serve_connection(TokioIo::new(io), service);
     let mut connection = std::pin::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => result,
+        () = admitted.slot.evicted() => {
+            if admitted.slot.is_idle() {
+                // Nothing in flight: closing loses nothing.
+                debug!(peer = %peer, "closing an idle connection to make room for a new one");
+                return;
+            }
+            // A request started meanwhile: finish it, then close.
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
         () = stopped(&mut stop) => {
             // Finish the request in progress (if any), then close.
             connection.as_mut().graceful_shutdown();
@@ -166,22 +204,56 @@ where
 
 /// The router, with the client's socket address added to every request as
 /// axum's [`ConnectInfo<SocketAddr>`], as `axum::serve` does with
-/// `into_make_service_with_connect_info`.
+/// `into_make_service_with_connect_info`; each request marks its connection
+/// busy until its reply has been sent.
 #[derive(Clone, Debug)]
 struct ConnectionService {
     inner: TowerToHyperService<Router>,
     peer: SocketAddr,
+    slot: Arc<Slot>,
 }
 
+type Reply = hyper::Response<Body>;
+
 impl hyper::service::Service<hyper::Request<Incoming>> for ConnectionService {
-    type Response = <TowerToHyperService<Router> as hyper::service::Service<
-        hyper::Request<Incoming>,
-    >>::Response;
+    type Response = Reply;
     type Error = std::convert::Infallible;
-    type Future = TowerToHyperServiceFuture<Router, hyper::Request<Incoming>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Reply, Self::Error>> + Send>>;
 
     fn call(&self, mut request: hyper::Request<Incoming>) -> Self::Future {
         request.extensions_mut().insert(ConnectInfo(self.peer));
-        self.inner.call(request)
+        let busy = self.slot.busy();
+        let reply = self.inner.call(request);
+        Box::pin(async move {
+            let reply = reply.await?;
+            Ok(reply.map(|body| Body::new(UntilSent { body, _busy: busy })))
+        })
+    }
+}
+
+/// A reply body that keeps its connection busy until hyper has taken all of
+/// it (hyper drops the body when it is done with it).
+struct UntilSent {
+    body: Body,
+    _busy: BusyGuard,
+}
+
+impl HttpBody for UntilSent {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }

@@ -19,6 +19,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 
+use super::admission::ConnectionLimits;
+
 /// Where a TLS listener finds its certificate chain and private key (PEM).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
@@ -83,10 +85,12 @@ impl TlsReloader {
     }
 }
 
-/// A bound TCP listener, plus the TLS configuration if it serves HTTPS.
+/// A bound TCP listener, plus the TLS configuration if it serves HTTPS, and
+/// its connection limits.
 pub struct Listener {
     pub(super) tcp: TcpListener,
     pub(super) tls: Option<TlsReloader>,
+    pub(super) limits: ConnectionLimits,
 }
 
 impl std::fmt::Debug for Listener {
@@ -94,6 +98,7 @@ impl std::fmt::Debug for Listener {
         f.debug_struct("Listener")
             .field("local_addr", &self.tcp.local_addr().ok())
             .field("tls", &self.tls)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -107,7 +112,19 @@ impl Listener {
         let tcp = TcpListener::bind(address)
             .await
             .map_err(|e| format!("cannot listen on {address}: {e}"))?;
-        Ok(Self { tcp, tls })
+        Ok(Self {
+            tcp,
+            tls,
+            limits: ConnectionLimits::DEFAULT,
+        })
+    }
+
+    /// The same listener with other connection limits (default
+    /// [`ConnectionLimits::DEFAULT`]).
+    #[must_use]
+    pub fn with_limits(mut self, limits: ConnectionLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The address actually bound (useful with port 0).

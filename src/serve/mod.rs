@@ -15,10 +15,18 @@
 //! debug level only (with the peer address), since any port scanner causes
 //! them.
 //!
+//! Each listener keeps at most [`ConnectionLimits::max_connections`] open;
+//! at the limit a new connection takes the place of the one idle the longest
+//! (`admission`), so idle connections can neither exhaust file descriptors
+//! nor keep a health check out. A client has
+//! [`ConnectionLimits::header_read_timeout`] to send a request's headers,
+//! counted again after each reply, so idle keep-alive connections close too.
+//!
 //! [`serve`] starts one accept loop per listener, reloads certificates on
 //! `SIGHUP` and stops everything on shutdown; `listener` binds listeners and
 //! loads their TLS certificates (reloadable, see [`TlsReloader`]);
-//! `connection` runs an accept loop and each connection.
+//! `connection` runs an accept loop and each connection; `admission` keeps
+//! the table of open connections.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -29,13 +37,15 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
+mod admission;
 mod connection;
 mod listener;
 #[cfg(test)]
 mod tests;
 
+pub use self::admission::{ConnectionLimits, RESERVED_FDS, raise_fd_limit};
 use self::connection::accept_loop;
-pub use self::connection::{HANDSHAKE_TIMEOUT, HEADER_READ_TIMEOUT, SHUTDOWN_GRACE};
+pub use self::connection::{HANDSHAKE_TIMEOUT, SHUTDOWN_GRACE};
 pub use self::listener::{Listener, TlsFiles, TlsReloader};
 
 /// Serves `app` on all `listeners` until `shutdown` completes, then shuts

@@ -3,6 +3,8 @@
 
 mod amplification;
 mod batches;
+mod budget;
+mod floods;
 mod full_disk;
 mod headers;
 mod ignored_settings;
