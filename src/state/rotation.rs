@@ -81,7 +81,7 @@ mod tests {
     use super::*;
     use crate::seal::SealKind;
     use crate::state::{AppState, Limits};
-    use crate::storage::{MemoryStorage, StoreError};
+    use crate::storage::{MemoryStorage, Storage, StoreError, TestSchema};
 
     const HOUR: i64 = 3600;
 
@@ -92,14 +92,20 @@ mod tests {
 
     /// Nodes over one shared storage, unsealed with its one share.
     struct Site {
-        storage: Arc<MemoryStorage>,
+        storage: Box<dyn Fn() -> Arc<dyn Storage>>,
         share: String,
     }
 
     impl Site {
+        /// Over the memory backend (shared, as several nodes would see it).
         fn new() -> (Self, AppState) {
-            let storage = Arc::new(MemoryStorage::shared());
-            let first = Self::state(&storage);
+            let memory = Arc::new(MemoryStorage::shared());
+            Self::over(Box::new(move || Arc::clone(&memory) as Arc<dyn Storage>))
+        }
+
+        /// `storage` opens the one storage every node shares.
+        fn over(storage: Box<dyn Fn() -> Arc<dyn Storage>>) -> (Self, AppState) {
+            let first = Self::state(storage());
             let init = first.initialize(1, 1, Some("root")).unwrap();
             let site = Self {
                 storage,
@@ -109,18 +115,13 @@ mod tests {
             (site, first)
         }
 
-        fn state(storage: &Arc<MemoryStorage>) -> AppState {
-            AppState::new(
-                Arc::clone(storage) as _,
-                SealKind::Shamir,
-                Limits::default(),
-                "c".to_owned(),
-            )
+        fn state(storage: Arc<dyn Storage>) -> AppState {
+            AppState::new(storage, SealKind::Shamir, Limits::default(), "c".to_owned())
         }
 
         /// Another node (or the same one restarted), unsealed.
         fn node(&self) -> AppState {
-            let state = Self::state(&self.storage);
+            let state = Self::state((self.storage)());
             assert!(state.unseal(&self.share).unwrap());
             state
         }
@@ -190,9 +191,10 @@ mod tests {
         assert_eq!(stored_latest(&restarted, "transit", "k"), 4);
     }
 
-    #[test]
-    fn three_nodes_add_exactly_one_version_per_period() {
-        let (site, first) = Site::new();
+    /// Three nodes race for each period's rotation; exactly one version is
+    /// added per period. `notified`: the nodes learn of the key by their
+    /// change feed (PostgreSQL), not by being told here.
+    fn three_nodes_race((site, first): (Site, AppState), notified: bool) {
         let nodes = [first, site.node(), site.node()];
         create(
             &nodes[0].unsealed().unwrap(),
@@ -201,18 +203,25 @@ mod tests {
             HOUR,
             t(0),
         );
-        // Every node has the key cached (as its notification would bring
-        // it), so each finds it due and races the others for it.
+        // Every node has the key cached, so each finds it due and races the
+        // others for it.
         let path = mount_of(&nodes[0].unsealed().unwrap(), "transit").key_path("shared");
         for node in &nodes[1..] {
             let unsealed = node.unsealed().unwrap();
-            unsealed.apply_change(&path).unwrap();
-            assert!(
-                mount_of(&unsealed, "transit")
-                    .key("shared")
-                    .unwrap()
-                    .is_some()
-            );
+            let mount = mount_of(&unsealed, "transit");
+            if notified {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                while mount.key("shared").unwrap().is_none() {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "no notification of the key"
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+            } else {
+                unsealed.apply_change(&path).unwrap();
+            }
+            assert!(mount.key("shared").unwrap().is_some());
         }
         for period in 1..=5 {
             let now = t(period * HOUR + 7);
@@ -235,6 +244,24 @@ mod tests {
             let latest = stored_latest(&nodes[0].unsealed().unwrap(), "transit", "shared");
             assert_eq!(latest, period as u32 + 1, "period {period}");
         }
+    }
+
+    #[test]
+    fn three_nodes_add_exactly_one_version_per_period() {
+        three_nodes_race(Site::new(), false);
+    }
+
+    /// The same over a real PostgreSQL database (a fresh schema), the nodes
+    /// following each other's writes by notification.
+    #[test]
+    fn three_nodes_on_postgresql_add_exactly_one_version_per_period() {
+        let schema = Arc::new(TestSchema::new());
+        let opened = Arc::clone(&schema);
+        let site = Site::over(Box::new(move || {
+            Arc::new(opened.open()) as Arc<dyn Storage>
+        }));
+        three_nodes_race(site, true);
+        drop(schema);
     }
 
     #[test]

@@ -16,6 +16,8 @@ mod memory;
 mod postgres;
 mod sqlite;
 
+#[cfg(test)]
+pub(crate) use self::postgres::tests::support::TestSchema;
 pub use self::postgres::{PostgresConfig, PostgresStorage, redact_connection_url};
 pub use cached::Cached;
 pub use error::{Contended, Missing, StoreError, StoreResult};

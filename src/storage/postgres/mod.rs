@@ -52,7 +52,7 @@ mod migrate;
 mod pool;
 mod session;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod tls;
 
 pub use self::conn_string::redact_connection_url;

@@ -7,5 +7,5 @@ mod feed;
 mod operations;
 mod outage;
 mod schema;
-mod support;
+pub(crate) mod support;
 mod tls;

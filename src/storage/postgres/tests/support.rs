@@ -17,13 +17,14 @@ use super::super::{Change, PostgresConfig, PostgresStorage, Storage, StorageErro
 /// The test database: a real PostgreSQL. Tests fail (not skip) without it.
 pub(super) const TEST_URL: &str = "host=127.0.0.1 user=postgres dbname=test";
 
-/// A fresh schema, dropped at the end of the test even if it fails.
-pub(super) struct TestSchema {
+/// A fresh schema, dropped at the end of the test even if it fails. Tests
+/// elsewhere in the crate use it for state over a real shared database.
+pub(crate) struct TestSchema {
     pub(super) name: String,
 }
 
 impl TestSchema {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let id = uuid::Uuid::new_v4().simple().to_string();
         Self {
             name: format!("transitd_test_{}", &id[..16]),
@@ -41,7 +42,7 @@ impl TestSchema {
         }
     }
 
-    pub(super) fn open(&self) -> PostgresStorage {
+    pub(crate) fn open(&self) -> PostgresStorage {
         PostgresStorage::connect(&self.config()).unwrap()
     }
 
