@@ -285,11 +285,7 @@ impl FileDevice {
     /// Writes a checkpoint now (if any entry came since the last one) and
     /// updates the sidecar.
     pub async fn checkpoint(&self) -> Result<(), AuditError> {
-        let (ack, rx) = oneshot::channel();
-        self.tx
-            .send(Msg::Checkpoint { ack })
-            .map_err(|_| AuditError::Stopped(self.target.clone()))?;
-        self.wait(rx).await
+        self.ask(|ack| Msg::Checkpoint { ack }).await
     }
 
     /// Follows the file to whatever is at its path now (`SIGHUP`, after log
@@ -297,9 +293,14 @@ impl FileDevice {
     /// continues the chain. The writer checks this before every batch anyway;
     /// this makes it happen now.
     pub async fn reopen(&self) -> Result<(), AuditError> {
+        self.ask(|ack| Msg::Reopen { ack }).await
+    }
+
+    /// Send the writer a request and wait for its answer.
+    async fn ask(&self, request: impl FnOnce(Ack) -> Msg) -> Result<(), AuditError> {
         let (ack, rx) = oneshot::channel();
         self.tx
-            .send(Msg::Reopen { ack })
+            .send(request(ack))
             .map_err(|_| AuditError::Stopped(self.target.clone()))?;
         self.wait(rx).await
     }
