@@ -339,3 +339,35 @@ fn refused_items_are_reported_and_a_refused_request_stops() {
     );
     assert_eq!(std::fs::read_to_string(&other).unwrap(), "");
 }
+
+/// A stop with many batches still to send ends the run (no thread left
+/// waiting for a batch nobody takes), within a bounded wait.
+#[test]
+fn a_stop_with_batches_left_ends_the_run() {
+    let server = transitd();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    let lines: String = (0..2000).map(|i| format!("vault:v1:line{i}\n")).collect();
+    std::fs::write(&input, lines).unwrap();
+    let output = dir.path().join("out.txt");
+    let mut child = Command::new(BIN)
+        .args(["rewrap", "-key=missing", "-batch=5", "-concurrency=2"])
+        .args([&input, &output])
+        .env("VAULT_ADDR", server.client().addr())
+        .env("VAULT_TOKEN", ROOT_TOKEN)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("transitd rewrap did not stop");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(2));
+}

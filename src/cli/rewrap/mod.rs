@@ -282,6 +282,11 @@ fn rewrap_all(
     for _ in 0..done {
         reader.next_record();
     }
+    let errors = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(errors_path)
+        .map_err(|e| format!("cannot open {}: {e}", errors_path.display()))?;
     let bar = indicatif::ProgressBar::new((total - done) as u64).with_style(
         indicatif::ProgressStyle::with_template(
             "{bar:40} {pos}/{len} records  {per_sec}  ETA {eta}",
@@ -289,18 +294,90 @@ fn rewrap_all(
         .map_err(|e| e.to_string())?,
     );
 
+    // reader -> feeder thread -> workers (HTTP) -> this thread, in order.
     let (work_tx, work_rx) = mpsc::sync_channel::<Batch>(settings.concurrency * 2);
-    let work_rx = Arc::new(Mutex::new(work_rx));
     let (done_tx, done_rx) = mpsc::channel::<(usize, Done)>();
+    let feeder = spawn_feeder(reader, settings.batch, done + 1, work_tx);
+    let workers = spawn_workers(settings, client, header.as_ref(), work_rx, done_tx);
+    let mut outcome = write_in_order(&done_rx, &mut writer, errors, errors_path, &bar);
+    // A stop leaves batches unread: dropping the results makes each worker
+    // stop at its next one, and the last worker gone makes the feeder stop.
+    drop(done_rx);
+    let synced = writer.sync();
+    bar.finish_and_clear();
+    for w in workers {
+        let _ = w.join();
+    }
+    if let Ok(Err(e)) = feeder.join()
+        && outcome.as_ref().is_ok_and(|o| o.stopped.is_none())
+    {
+        outcome = outcome.map(|o| Outcome {
+            stopped: Some(e),
+            ..o
+        });
+    }
+    let mut outcome = outcome?;
+    synced?;
+    outcome.elapsed = started.elapsed();
+    Ok(outcome)
+}
+
+/// Read records into numbered batches until the input ends or nobody takes
+/// them any more.
+fn spawn_feeder(
+    mut reader: Reader,
+    batch_size: usize,
+    first: usize,
+    work_tx: mpsc::SyncSender<Batch>,
+) -> std::thread::JoinHandle<Result<(), String>> {
+    std::thread::spawn(move || {
+        let (mut index, mut number) = (0, first);
+        loop {
+            let mut records = Vec::with_capacity(batch_size);
+            while records.len() < batch_size {
+                match reader.next_record() {
+                    Some(r) => records.push(r?),
+                    None => break,
+                }
+            }
+            if records.is_empty() {
+                return Ok(());
+            }
+            let n = records.len();
+            let batch = Batch {
+                index,
+                first: number,
+                records,
+            };
+            if work_tx.send(batch).is_err() {
+                return Ok(()); // every worker stopped
+            }
+            index += 1;
+            number += n;
+        }
+    })
+}
+
+/// `settings.concurrency` threads, each sending one batch at a time. They
+/// own the only receiver of the batches, so once they have all stopped the
+/// feeder's next send fails and it stops too.
+fn spawn_workers(
+    settings: &Settings,
+    client: &Arc<Client>,
+    header: Option<&csv::StringRecord>,
+    work_rx: mpsc::Receiver<Batch>,
+    done_tx: mpsc::Sender<(usize, Done)>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    let work_rx = Arc::new(Mutex::new(work_rx));
     let path = format!("{}/rewrap/{}", settings.mount, settings.key);
-    let workers: Vec<_> = (0..settings.concurrency)
+    (0..settings.concurrency)
         .map(|_| {
             let (work_rx, done_tx) = (Arc::clone(&work_rx), done_tx.clone());
             let (client, path, fields, header) = (
                 Arc::clone(client),
                 path.clone(),
                 settings.fields.clone(),
-                header.clone(),
+                header.cloned(),
             );
             std::thread::spawn(move || {
                 loop {
@@ -314,46 +391,19 @@ fn rewrap_all(
                 }
             })
         })
-        .collect();
-    drop(done_tx);
+        .collect()
+}
 
-    // The reader feeds batches on its own thread; this one writes them in order.
-    let batch_size = settings.batch;
-    let feeder = std::thread::spawn(move || -> Result<(), String> {
-        let mut index = 0;
-        let mut number = done + 1;
-        loop {
-            let mut records = Vec::with_capacity(batch_size);
-            while records.len() < batch_size {
-                match reader.next_record() {
-                    Some(r) => records.push(r?),
-                    None => break,
-                }
-            }
-            if records.is_empty() {
-                return Ok(());
-            }
-            let n = records.len();
-            if work_tx
-                .send(Batch {
-                    index,
-                    first: number,
-                    records,
-                })
-                .is_err()
-            {
-                return Ok(()); // the writer stopped
-            }
-            index += 1;
-            number += n;
-        }
-    });
-
-    let mut errors = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(errors_path)
-        .map_err(|e| format!("cannot open {}: {e}", errors_path.display()))?;
+/// Write the batches' records in input order as they complete (synced at
+/// least every [`SYNC_EVERY`]), and their failures to the error report;
+/// stop at the first batch that stopped.
+fn write_in_order(
+    done_rx: &mpsc::Receiver<(usize, Done)>,
+    writer: &mut Writer,
+    mut errors: File,
+    errors_path: &Path,
+    bar: &indicatif::ProgressBar,
+) -> Result<Outcome, String> {
     let mut outcome = Outcome {
         written: 0,
         rewrapped: 0,
@@ -362,58 +412,42 @@ fn rewrap_all(
         elapsed: Duration::ZERO,
     };
     let mut pending: BTreeMap<usize, Done> = BTreeMap::new();
-    let mut next = 0;
-    let mut synced = Instant::now();
+    let (mut next, mut synced) = (0, Instant::now());
     for (index, result) in done_rx.iter() {
         pending.insert(index, result);
         while let Some(result) = pending.remove(&next) {
-            match result {
+            let (records, failures, rewrapped) = match result {
                 Done::Stopped(why) => {
                     outcome.stopped = Some(why);
-                    break;
+                    errors.sync_data().ok();
+                    return Ok(outcome);
                 }
                 Done::Ok {
                     records,
                     failures,
                     rewrapped,
-                } => {
-                    for record in &records {
-                        writer.write(record)?;
-                    }
-                    for (number, message) in &failures {
-                        writeln!(errors, "record {number}: {message}")
-                            .map_err(|e| format!("cannot write {}: {e}", errors_path.display()))?;
-                        bar.suspend(|| eprintln!("record {number}: {message}"));
-                    }
-                    outcome.written += records.len();
-                    outcome.rewrapped += rewrapped;
-                    outcome.failed += failures.len();
-                    bar.inc(records.len() as u64);
-                }
+                } => (records, failures, rewrapped),
+            };
+            for record in &records {
+                writer.write(record)?;
             }
+            for (number, message) in &failures {
+                writeln!(errors, "record {number}: {message}")
+                    .map_err(|e| format!("cannot write {}: {e}", errors_path.display()))?;
+                bar.suspend(|| eprintln!("record {number}: {message}"));
+            }
+            outcome.written += records.len();
+            outcome.rewrapped += rewrapped;
+            outcome.failed += failures.len();
+            bar.inc(records.len() as u64);
             next += 1;
-        }
-        if outcome.stopped.is_some() {
-            break;
         }
         if synced.elapsed() >= SYNC_EVERY {
             writer.sync()?;
             synced = Instant::now();
         }
     }
-    // Stop the feeder and the workers (a stop leaves batches unread).
-    drop(done_rx);
-    writer.sync()?;
     errors.sync_data().ok();
-    bar.finish_and_clear();
-    for w in workers {
-        let _ = w.join();
-    }
-    match feeder.join() {
-        Ok(Err(e)) if outcome.stopped.is_none() => outcome.stopped = Some(e),
-        _ => {}
-    }
-    outcome.elapsed = started.elapsed();
     Ok(outcome)
 }
 
