@@ -361,7 +361,7 @@ mod tests {
     use crate::storage::Storage;
 
     #[test]
-    fn approle_endpoints_and_login() {
+    fn approle_roles_secret_ids_and_login() {
         let w = world();
         assert!(matches!(
             w.ar(Op::List, "role", json!({}), 0),
@@ -498,7 +498,29 @@ mod tests {
             err(w.ar(Op::Update, "login", json!({"role_id": role_id}), 0)),
             "missing secret_id"
         );
+    }
 
+    /// A world with role `ci` as the first test makes it (two uses, ten
+    /// minutes per secret ID), and its role ID.
+    fn with_role_ci() -> (World, String) {
+        let w = world();
+        w.ar(
+            Op::Update,
+            "role/CI",
+            json!({"token_policies": "deploy,Build", "secret_id_num_uses": 2, "secret_id_ttl": "10m", "token_ttl": 300}),
+            0,
+        )
+        .unwrap();
+        let role_id = data(w.ar(Op::Read, "role/ci/role-id", json!({}), 0))["role_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        (w, role_id)
+    }
+
+    #[test]
+    fn approle_secret_ids_are_destroyed_by_id_and_by_accessor() {
+        let (w, role_id) = with_role_ci();
         // Destroy by secret ID and by accessor.
         let a1 = data(w.ar(Op::Update, "role/ci/secret-id", json!({}), 0));
         let a2 = data(w.ar(
@@ -566,7 +588,11 @@ mod tests {
                 INVALID_LOGIN
             );
         }
+    }
 
+    #[test]
+    fn approle_custom_secret_ids_metadata_and_refusals() {
+        let (w, _) = with_role_ci();
         // A secret ID for a missing role: Vault's 404 with a message.
         let r = w
             .ar(Op::Update, "role/nope/secret-id", json!({}), 0)
@@ -636,7 +662,11 @@ mod tests {
             )),
             "cidr_list is not supported by transitd"
         );
+    }
 
+    #[test]
+    fn approle_role_id_only_deletion_and_refused_paths() {
+        let (w, _) = with_role_ci();
         // role_id only.
         let r = w
             .ar(
@@ -665,6 +695,8 @@ mod tests {
         );
 
         // Delete a role: its secret IDs go too.
+        data(w.ar(Op::Update, "role/ci/secret-id", json!({}), 0));
+        assert!(!w.storage.list("auth/a1/secret_id/").unwrap().is_empty());
         w.ar(Op::Delete, "role/ci", json!({}), 0).unwrap();
         assert!(matches!(
             w.ar(Op::Read, "role/ci", json!({}), 0),
