@@ -90,8 +90,16 @@ pub fn restore(ctx: &Ctx<'_>, url_name: Option<&str>, p: &Params) -> ApiResult<R
     ring.mark_restored(ctx.now);
     let name = ring.name().to_owned();
     ctx.mount.update(&name, |current| {
-        if current.is_some() && !force {
-            return Err(ApiError::bad(format!("key {name:?} already exists")));
+        match current {
+            Some(_) if !force => {
+                return Err(ApiError::bad(format!("key {name:?} already exists")));
+            }
+            // Overwriting would put it back in service without
+            // `soft-delete-restore`, a right `restore` alone does not carry.
+            Some(existing) if existing.soft_deleted() => {
+                return Err(transit_keys::Error::SoftDeleted.into());
+            }
+            _ => {}
         }
         Ok((Some(ring.clone()), ()))
     })?;

@@ -44,9 +44,18 @@ fn refusal(name: &str) -> Option<ApiError> {
     }
 }
 
-/// `x-vault-wrap-ttl` -> `X-Vault-Wrap-Ttl`, as a client would recognise it.
+/// The longest header name a refusal repeats: the message reaches the
+/// reply and the audit log before any authorization, whose size it must not
+/// set (a header name may be tens of KiB).
+const SHOWN_NAME_CHARS: usize = 64;
+
+/// `x-vault-wrap-ttl` -> `X-Vault-Wrap-Ttl`, as a client would recognise it;
+/// a long name is cut to [`SHOWN_NAME_CHARS`] with `...`.
 fn display_name(name: &str) -> String {
-    name.split('-')
+    let shown: String = name.chars().take(SHOWN_NAME_CHARS).collect();
+    let cut = if shown.len() < name.len() { "..." } else { "" };
+    let shown = shown
+        .split('-')
         .map(|part| {
             let mut chars = part.chars();
             chars.next().map_or(String::new(), |first| {
@@ -54,7 +63,8 @@ fn display_name(name: &str) -> String {
             })
         })
         .collect::<Vec<_>>()
-        .join("-")
+        .join("-");
+    shown + cut
 }
 
 /// Checks every request header this module owns and returns the token the

@@ -117,6 +117,29 @@ async fn a_soft_deleted_key_serves_nothing_until_restored() {
         true
     );
 
+    // A forced restore over it would put it back in service: refused.
+    let backup = {
+        app.write("transit/keys/k/soft-delete-restore", json!({}))
+            .await
+            .ok();
+        let b = app.read("transit/backup/k").await.ok().data()["backup"].clone();
+        app.call("DELETE", "transit/keys/k/soft-delete", json!(null))
+            .await
+            .ok();
+        b
+    };
+    let res = app
+        .write(
+            "transit/restore/k",
+            json!({ "backup": backup, "force": true }),
+        )
+        .await;
+    assert_eq!((res.status, res.error()), (400, REFUSED.to_owned()));
+    assert_eq!(
+        app.read("transit/keys/k").await.ok().data()["soft_deleted"],
+        true
+    );
+
     // Restored: everything works again, with the same material.
     assert_eq!(
         app.call("DELETE", "transit/keys/k/soft-delete-restore", json!(null))

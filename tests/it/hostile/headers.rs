@@ -150,6 +150,30 @@ async fn only_the_root_namespace_exists() {
     }
 }
 
+/// A refusal names the header, but never more than a short prefix of it:
+/// its message reaches the reply and the audit log before any
+/// authorization, and a header name can be tens of KiB.
+#[tokio::test]
+async fn a_long_header_name_is_not_repeated_in_full() {
+    let (router, app) = server();
+    app.write("transit/keys/k", json!({})).await.ok();
+    let name = format!("X-Vault-{}", "a".repeat(20_000));
+    let reply = send(
+        &router,
+        "transit/encrypt/k",
+        json!({ "plaintext": b64(b"x") }),
+        &[ROOT, (name.as_str(), b"1")],
+    )
+    .await
+    .expect(400);
+    let error = reply.error();
+    assert!(
+        error.contains("X-Vault-Aaaa") && error.contains("..."),
+        "{error}"
+    );
+    assert!(error.len() < 200, "{} bytes of error", error.len());
+}
+
 #[tokio::test]
 async fn every_other_vault_header_is_refused_by_name() {
     let (router, app) = server();
