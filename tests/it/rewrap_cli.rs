@@ -245,10 +245,16 @@ fn an_interrupted_run_resumes_without_writing_a_record_twice() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let done = std::fs::read_to_string(&first).unwrap();
-    // As a crash would leave it: 120 records and part of the next.
+    // As a crash would leave it: the run's record, 120 records and part of
+    // the next.
     let cut = done.match_indices('\n').nth(119).unwrap().0 + 1;
     let output = dir.path().join("out.txt");
     std::fs::write(&output, &done[..cut + 20]).unwrap();
+    std::fs::copy(
+        dir.path().join("first.txt.rewrap"),
+        dir.path().join("out.txt.rewrap"),
+    )
+    .unwrap();
     let out = rewrap(
         &server,
         &["-key=k", input.to_str().unwrap(), output.to_str().unwrap()],
@@ -280,6 +286,62 @@ fn an_interrupted_run_resumes_without_writing_a_record_twice() {
         stderr(&out)
     );
     assert_eq!(std::fs::read_to_string(&output).unwrap(), resumed);
+}
+
+/// An output the command did not write for this input (another file's
+/// data, or the input itself) is never taken for a run to resume.
+#[test]
+fn an_output_it_did_not_write_is_refused() {
+    let server = transitd();
+    let c = server.client();
+    let dir = tempfile::tempdir().unwrap();
+    setup(&server, "k", json!({}));
+    let cts = encrypt(c, "k", &plaintexts(3), None);
+    rotate(&server, "k");
+    let input = dir.path().join("in.txt");
+    std::fs::write(
+        &input,
+        cts.iter().map(|ct| format!("{ct}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let out = rewrap(
+        &server,
+        &["-key=k", input.to_str().unwrap(), input.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("another file than the input"),
+        "{}",
+        stderr(&out)
+    );
+    let other = dir.path().join("other.txt");
+    std::fs::write(&other, "garbage-from-another-run\n").unwrap();
+    let out = rewrap(
+        &server,
+        &["-key=k", input.to_str().unwrap(), other.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("already holds data"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&other).unwrap(),
+        "garbage-from-another-run\n"
+    );
+    // Another key into an output this command began: refused too.
+    let output = dir.path().join("out.txt");
+    let out = rewrap(
+        &server,
+        &["-key=k", input.to_str().unwrap(), output.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = rewrap(
+        &server,
+        &["-key=j", input.to_str().unwrap(), output.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 }
 
 /// Items the server refuses keep their ciphertext and are reported by

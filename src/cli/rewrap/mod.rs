@@ -124,6 +124,7 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
     let (settings, flags) = Settings::parse(args)?;
     let client = Arc::new(Client::from_env(&flags)?);
     let total = count_records(&settings.input, settings.format)?;
+    claim_output(&settings)?;
     let (out, done) = open_output(&settings.output, settings.format)?;
     if done > total {
         return Err(format!(
@@ -168,6 +169,50 @@ fn count_records(path: &Path, format: Format) -> Result<usize, String> {
         n += 1;
     }
     Ok(n)
+}
+
+/// Make sure the output is this run's to write, or a resumable output of an
+/// earlier run with the same arguments: records already there are trusted
+/// (skipped), so an unrelated file, or the input itself, must never pass
+/// for one. The run is recorded in `OUT.rewrap` (the input's path and size,
+/// mount, key and format) before the first record is written.
+fn claim_output(settings: &Settings) -> Result<(), String> {
+    let input = std::fs::canonicalize(&settings.input)
+        .map_err(|e| format!("cannot read {}: {e}", settings.input.display()))?;
+    let input_bytes = std::fs::metadata(&input).map_err(|e| e.to_string())?.len();
+    if let Ok(output) = std::fs::canonicalize(&settings.output)
+        && output == input
+    {
+        return Err("the output must be another file than the input".to_owned());
+    }
+    let run = json!({
+        "input": input.display().to_string(),
+        "input_bytes": input_bytes,
+        "mount": settings.mount,
+        "key": settings.key,
+        "format": format!("{:?}", settings.format),
+    });
+    let marker = PathBuf::from(format!("{}.rewrap", settings.output.display()));
+    let holds_data = std::fs::metadata(&settings.output).is_ok_and(|m| m.len() > 0);
+    if holds_data {
+        let recorded: Option<Value> = std::fs::read(&marker)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        if recorded.as_ref() != Some(&run) {
+            return Err(format!(
+                "{} already holds data that no run of this command with these arguments wrote \
+                 (see {}); remove it or write elsewhere",
+                settings.output.display(),
+                marker.display()
+            ));
+        }
+        return Ok(());
+    }
+    let mut file =
+        File::create(&marker).map_err(|e| format!("cannot write {}: {e}", marker.display()))?;
+    file.write_all(run.to_string().as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", marker.display()))
 }
 
 /// The output, opened for appending after its last complete record (a torn
