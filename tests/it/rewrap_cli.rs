@@ -31,6 +31,12 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// The run was refused before it began (exit 1), saying `why`.
+fn refused(out: &Output, why: &str) {
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(out));
+    assert!(stderr(out).contains(why), "{}", stderr(out));
+}
+
 /// `batch_input` items through `path`, 200 a request (OpenBao refuses more
 /// than 1,000 strings): each result's `field`, in order.
 fn batch(c: &Client, path: &str, items: Vec<Value>, field: &str) -> Vec<String> {
@@ -308,24 +314,14 @@ fn an_output_it_did_not_write_is_refused() {
         &server,
         &["-key=k", input.to_str().unwrap(), input.to_str().unwrap()],
     );
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("another file than the input"),
-        "{}",
-        stderr(&out)
-    );
+    refused(&out, "another file than the input");
     let other = dir.path().join("other.txt");
     std::fs::write(&other, "garbage-from-another-run\n").unwrap();
     let out = rewrap(
         &server,
         &["-key=k", input.to_str().unwrap(), other.to_str().unwrap()],
     );
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("already holds data"),
-        "{}",
-        stderr(&out)
-    );
+    refused(&out, "already holds data");
     assert_eq!(
         std::fs::read_to_string(&other).unwrap(),
         "garbage-from-another-run\n"
