@@ -284,11 +284,14 @@ async fn read_params(
     let parse = move || Params::from_body_within(&body, content_type.as_deref(), budget);
     // A large parse takes a while: not on the async workers (`sys/health`
     // and every other request share them).
-    let params = if bytes.len() > OFF_WORKERS_ABOVE {
+    let mut params = if bytes.len() > OFF_WORKERS_ABOVE {
         off_workers(parse).await?
     } else {
         parse()?
     };
+    // A write reads its body only, as Vault does; say so rather than drop
+    // the query's parameters without a word.
+    params.not_read_from(&query, "query string");
     Ok((params, bytes))
 }
 

@@ -34,6 +34,9 @@ pub struct Params<'a> {
     read_bits: Cell<u64>,
     /// The names read, once there are more fields than bits.
     read_names: RefCell<BTreeSet<String>>,
+    /// Parameters given where this operation reads none (a write's query
+    /// string): reported with the unrecognized fields, never silently lost.
+    not_read_here: Vec<String>,
 }
 
 impl<'a> Params<'a> {
@@ -225,7 +228,15 @@ impl<'a> Params<'a> {
             .enumerate()
             .filter(|(i, k)| !self.was_read(*i, k))
             .map(|(_, k)| k.clone())
+            .chain(self.not_read_here.iter().cloned())
             .collect()
+    }
+
+    /// `other`'s fields were given but this request reads none of them (the
+    /// query string of a write, which Vault reads from the body only).
+    pub fn not_read_from(&mut self, other: &Params, place: &str) {
+        self.not_read_here
+            .extend(other.fields.keys().map(|k| format!("{k} (in the {place})")));
     }
 }
 

@@ -80,3 +80,24 @@ async fn unseal_migration_and_init_recovery_settings_are_refused() {
     assert_eq!(res.status, 400, "{:?}", res.body);
     assert!(res.error().contains("stored_shares"), "{}", res.error());
 }
+
+/// A write reads its body only (as Vault does); parameters in its query
+/// string are named in the reply's warnings instead of being dropped
+/// without a word.
+#[tokio::test]
+async fn query_parameters_of_a_write_are_reported_not_dropped() {
+    let app = TestApp::new();
+    let res = app
+        .write("transit/keys/q1?exportable=true&type=rsa-2048", json!({}))
+        .await
+        .ok();
+    let warnings = res.body["warnings"].to_string();
+    assert!(
+        warnings.contains("exportable (in the query string)")
+            && warnings.contains("type (in the query string)"),
+        "{warnings}"
+    );
+    let key = app.read("transit/keys/q1").await.ok();
+    assert_eq!(key.data()["exportable"], false);
+    assert_eq!(key.data()["type"], "aes256-gcm96");
+}
