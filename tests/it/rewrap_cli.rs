@@ -102,6 +102,27 @@ fn rotate(server: &DevServer, key: &str) {
     assert_eq!(r.status, 200, "{:?}", r.body);
 }
 
+/// Write `text` to `dir/in.<ext>`, rewrap it into `dir/out.<ext>` with
+/// `flags`, and expect success: the output's path and the summary.
+fn rewrap_ok(
+    server: &DevServer,
+    dir: &Path,
+    ext: &str,
+    text: &str,
+    flags: &[&str],
+) -> (std::path::PathBuf, String) {
+    let (input, output) = (
+        dir.join(format!("in.{ext}")),
+        dir.join(format!("out.{ext}")),
+    );
+    std::fs::write(&input, text).unwrap();
+    let mut args = flags.to_vec();
+    args.extend([input.to_str().unwrap(), output.to_str().unwrap()]);
+    let out = rewrap(server, &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    (output, stderr(&out))
+}
+
 /// Lines (with a blank line kept), CSV (a derived key's context column, a
 /// quoted field with a comma and a newline) and JSON Lines (field order and
 /// other values kept), against `server`.
@@ -120,24 +141,14 @@ fn every_shape(server: &DevServer) {
     // Lines.
     let mut text: String = cts.iter().map(|ct| format!("{ct}\n")).collect();
     text.insert(0, '\n');
-    let (input, output) = (dir.path().join("in.txt"), dir.path().join("out.txt"));
-    std::fs::write(&input, &text).unwrap();
-    let out = rewrap(
+    let (output, summary) = rewrap_ok(
         server,
-        &[
-            "-key=k",
-            "-batch=100",
-            "-concurrency=3",
-            input.to_str().unwrap(),
-            output.to_str().unwrap(),
-        ],
+        dir.path(),
+        "txt",
+        &text,
+        &["-key=k", "-batch=100", "-concurrency=3"],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("530 rewrapped, 0 kept"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(summary.contains("530 rewrapped, 0 kept"), "{summary}");
     let written = std::fs::read_to_string(&output).unwrap();
     let lines: Vec<&str> = written.split('\n').collect();
     assert_eq!(
@@ -154,19 +165,13 @@ fn every_shape(server: &DevServer) {
     for (i, ct) in derived.iter().enumerate() {
         csv_text.push_str(&format!("{i},{ct},{ctx},\"a, b\nc {i}\"\n"));
     }
-    let (input, output) = (dir.path().join("in.csv"), dir.path().join("out.csv"));
-    std::fs::write(&input, &csv_text).unwrap();
-    let out = rewrap(
+    let (output, _) = rewrap_ok(
         server,
-        &[
-            "-key=d",
-            "-context-field=context",
-            "-batch=7",
-            input.to_str().unwrap(),
-            output.to_str().unwrap(),
-        ],
+        dir.path(),
+        "csv",
+        &csv_text,
+        &["-key=d", "-context-field=context", "-batch=7"],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
     let mut rows = csv::Reader::from_path(&output).unwrap();
     assert_eq!(
         rows.headers().unwrap(),
@@ -185,18 +190,13 @@ fn every_shape(server: &DevServer) {
         .enumerate()
         .map(|(i, ct)| format!("{{\"zeta\":{i},\"ct\":\"{ct}\",\"alpha\":[1, 2]}}\n"))
         .collect();
-    let (input, output) = (dir.path().join("in.jsonl"), dir.path().join("out.jsonl"));
-    std::fs::write(&input, &jsonl).unwrap();
-    let out = rewrap(
+    let (output, _) = rewrap_ok(
         server,
-        &[
-            "-key=k",
-            "-field=ct",
-            input.to_str().unwrap(),
-            output.to_str().unwrap(),
-        ],
+        dir.path(),
+        "jsonl",
+        &jsonl,
+        &["-key=k", "-field=ct"],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
     let written = std::fs::read_to_string(&output).unwrap();
     let first = written.lines().next().unwrap();
     assert!(
