@@ -25,7 +25,7 @@ struct Envelope<'a> {
     renewable: bool,
     request_id: String,
     warnings: Option<&'a [String]>,
-    wrap_info: Option<()>,
+    wrap_info: &'a Option<Value>,
 }
 
 /// What a handler answers on success.
@@ -44,6 +44,9 @@ pub struct Reply {
     /// Also put `data`'s fields at the top level, as Vault's older `sys/`
     /// endpoints do (clients read either).
     pub mirror: bool,
+    /// Set when the reply was wrapped (`X-Vault-Wrap-TTL`): then only this is
+    /// sent; `data` and `auth` stay for the audit log, which hashes them.
+    pub wrap_info: Option<Value>,
 }
 
 impl Reply {
@@ -98,6 +101,20 @@ impl Reply {
             let status = self.status.unwrap_or(StatusCode::OK);
             return (status, axum::Json(self.data.unwrap_or(Value::Null))).into_response();
         }
+        if self.wrap_info.is_some() {
+            // Never the wrapped secrets: they are behind the wrapping token.
+            let envelope = Envelope {
+                auth: &None,
+                data: &None,
+                lease_duration: 0,
+                lease_id: "",
+                renewable: false,
+                request_id: String::new(),
+                warnings: None,
+                wrap_info: &self.wrap_info,
+            };
+            return (StatusCode::OK, axum::Json(envelope)).into_response();
+        }
         let mut warnings = self.warnings;
         if !unrecognized.is_empty() {
             warnings.push(format!(
@@ -115,7 +132,7 @@ impl Reply {
                 renewable: false,
                 request_id: new_request_id(),
                 warnings: (!warnings.is_empty()).then_some(warnings.as_slice()),
-                wrap_info: None,
+                wrap_info: &None,
             };
             return (status, axum::Json(envelope)).into_response();
         }

@@ -437,6 +437,7 @@ impl Audit {
                 data,
                 warnings,
                 redirect: "",
+                wrap_info: result.as_ref().ok().and_then(|(r, _)| r.wrap_info.as_ref()),
             }),
             error,
             elided: self.elided.as_ref(),

@@ -1,9 +1,9 @@
 //! Request headers: the one place that reads them (besides `Content-Type`,
 //! which belongs to the body). Every `X-Vault-*` header Vault or OpenBao
 //! defines is honoured or refused here, and so is any other `X-Vault-*`
-//! header: a client that asks for something by header (response wrapping,
-//! a namespace, MFA, consistency) must not get a reply that silently did
-//! something else.
+//! header: a client that asks for something by header (a wrapping format
+//! we do not make, a namespace, MFA, consistency) must not get a reply that
+//! silently did something else.
 //!
 //! Checked before the token is looked up and before the body is read.
 
@@ -20,23 +20,21 @@ use crate::state::AppState;
 
 const TOKEN: &str = "x-vault-token";
 const NAMESPACE: &str = "x-vault-namespace";
+const WRAP_TTL: &str = "x-vault-wrap-ttl";
+const WRAP_FORMAT: &str = "x-vault-wrap-format";
 
 /// What each `X-Vault-*` request header gets. Names are lower case, as
 /// `HeaderMap` keeps them.
 fn refusal(name: &str) -> Option<ApiError> {
     match name {
-        // Read by `token` and `check_namespace`.
-        TOKEN | NAMESPACE => None,
+        // Read by `token`, `check_namespace` and `wrap_ttl`.
+        TOKEN | NAMESPACE | WRAP_TTL | WRAP_FORMAT => None,
         // A marker clients send so that a browser cannot forge the request;
         // OpenBao's server acts on nothing in it, and neither do we.
         "x-vault-request" => None,
         // "Serve this here, do not forward it to the active node": every
         // transitd node serves every request itself, so it always holds.
         "x-vault-no-request-forwarding" => None,
-        "x-vault-wrap-ttl" | "x-vault-wrap-format" => Some(ApiError::bad(
-            "response wrapping (X-Vault-Wrap-TTL) is not supported by transitd; \
-             the reply would carry its secrets in the clear",
-        )),
         _ => Some(ApiError::bad(format!(
             "the {} header is not supported by transitd",
             display_name(name)
@@ -67,9 +65,17 @@ fn display_name(name: &str) -> String {
     shown + cut
 }
 
-/// Checks every request header this module owns and returns the token the
-/// request presents, if any.
-pub(crate) fn check(headers: &HeaderMap) -> ApiResult<Option<&str>> {
+/// What a request's headers ask for.
+#[derive(Debug)]
+pub(crate) struct Asked<'h> {
+    /// The one token presented.
+    pub token: Option<&'h str>,
+    /// Seconds the reply is to stay wrapped (`X-Vault-Wrap-TTL`, not zero).
+    pub wrap_ttl: Option<u64>,
+}
+
+/// Checks every request header this module owns and returns what they ask.
+pub(crate) fn check(headers: &HeaderMap) -> ApiResult<Asked<'_>> {
     for name in headers.keys() {
         if name.as_str().starts_with("x-vault-")
             && let Some(refused) = refusal(name.as_str())
@@ -78,7 +84,54 @@ pub(crate) fn check(headers: &HeaderMap) -> ApiResult<Option<&str>> {
         }
     }
     check_namespace(headers)?;
-    token(headers)
+    Ok(Asked {
+        wrap_ttl: wrap_ttl(headers)?,
+        token: token(headers)?,
+    })
+}
+
+/// `X-Vault-Wrap-TTL` as OpenBao reads it (a Go duration or whole seconds;
+/// zero or empty: no wrapping), and `X-Vault-Wrap-Format`: only the token
+/// format is made. OpenBao also makes JWTs (`jwt`) and reads any other
+/// value as `token`; a format we would not make is refused instead.
+fn wrap_ttl(headers: &HeaderMap) -> ApiResult<Option<u64>> {
+    for format in headers.get_all(WRAP_FORMAT) {
+        if !matches!(format.to_str().map(str::trim), Ok("" | "token")) {
+            return Err(ApiError::bad(
+                "X-Vault-Wrap-Format: transitd makes wrapping tokens only (\"token\"), not JWTs",
+            ));
+        }
+    }
+    let mut ttl = None;
+    for value in headers.get_all(WRAP_TTL) {
+        let text = value.to_str().map_err(|_| {
+            ApiError::bad("error parsing X-Vault-Wrap-TTL header: not visible ASCII")
+        })?;
+        let text = text.trim();
+        let secs = if text.starts_with('-') {
+            return Err(ApiError::bad(
+                "error parsing X-Vault-Wrap-TTL header: requested wrap ttl cannot be negative",
+            ));
+        } else {
+            crate::go_syntax::parse_duration_secs(text).ok_or_else(|| {
+                ApiError::bad(format!(
+                    "error parsing X-Vault-Wrap-TTL header: time: invalid duration {:?}",
+                    text.chars().take(SHOWN_NAME_CHARS).collect::<String>()
+                ))
+            })?
+        };
+        if ttl.is_some_and(|seen| seen != secs) {
+            return Err(ApiError::bad(
+                "the request carries two different X-Vault-Wrap-TTL headers",
+            ));
+        }
+        ttl = Some(secs);
+    }
+    let ttl = ttl.filter(|secs| *secs > 0);
+    if let Some(secs) = ttl {
+        crate::auth::wrapping::check_ttl(secs)?;
+    }
+    Ok(ttl)
 }
 
 /// Only the root namespace exists; OpenBao spells it `""`, `/`, `root`,

@@ -40,6 +40,7 @@ mod sign;
 pub(crate) mod sys;
 mod token;
 mod unsupported;
+mod wrapping;
 
 /// The operation a request asks for, as Vault names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,13 +105,13 @@ async fn route(
         _ => return Err(ApiError::UnsupportedOperation),
     };
     let request = Routed::parse(op, path, &state)?;
-    let presented = match headers::check(&headers) {
-        Ok(token) => token,
+    let (presented, wrap_ttl) = match headers::check(&headers) {
+        Ok(asked) => (asked.token, asked.wrap_ttl),
         Err(refused) => return headers::refuse(&state, &request, refused, peer).await,
     };
     let budget = state.limits.budget(request.route.is_public());
     if let Route::Sys(sys_path) = &request.route
-        && request.route.is_public()
+        && sys_path.served_sealed()
     {
         let (params, _) = read_params(op, body, &headers, query_params, budget).await?;
         if let Some(refused) = request.refusal() {
@@ -119,7 +120,7 @@ async fn route(
         let reply = sys::serve(&state, op, sys_path, &params, None)?;
         return Ok((reply, Vec::new()));
     }
-    // Logins need no token.
+    // Logins and the wrapping lookup need no token.
     if request.route.is_public() {
         let unsealed = state.unsealed()?;
         let (params, _) = read_params(op, body, &headers, query_params, budget).await?;
@@ -128,12 +129,22 @@ async fn route(
         let _permit = login_slot().await?;
         let mut audit = audit::Audit::begin(&unsealed, None, &request, &params, peer);
         audit.request().await?;
+        let creation_path = request.path.clone();
+        let presented = presented.map(|t| zeroize::Zeroizing::new(t.to_owned()));
+        let serving = Arc::clone(&unsealed);
         let result = off_workers(move || {
             let now = OffsetDateTime::now_utc().unix_timestamp();
-            let reply = serve_login(&unsealed, &request, &params, now)?;
+            let reply = serve_public(
+                &serving,
+                &request,
+                presented.as_ref().map(|t| t.as_str()),
+                &params,
+                now,
+            )?;
             Ok((reply, params.unrecognized()))
         })
         .await;
+        let result = wrapping::wrap_result(&unsealed, creation_path, wrap_ttl, result).await;
         return audit.response(result).await;
     }
     // Sealing a sealed server is a no-op that needs no token (as in OpenBao).
@@ -179,25 +190,42 @@ async fn route(
         return Err(ApiError::PermissionDenied);
     }
     let caller = Caller { id, entry };
-    let result = authorized(
-        &state, &unsealed, &caller, presented, request, params, &body, now,
-    )
-    .await;
+    let creation_path = request.path.clone();
+    let served = Served {
+        caller: &caller,
+        presented,
+        wrapping: wrap_ttl.is_some(),
+        now,
+    };
+    let result = authorized(&state, &unsealed, served, request, params, &body).await;
+    let result = wrapping::wrap_result(&unsealed, creation_path, wrap_ttl, result).await;
     audit.response(result).await
 }
 
+/// Who an authorized request is served for, and what it asked by header.
+struct Served<'a> {
+    caller: &'a Caller,
+    presented: &'a str,
+    /// Whether its reply is to be wrapped.
+    wrapping: bool,
+    now: i64,
+}
+
 /// An authenticated, authorized (and audited) request.
-#[allow(clippy::too_many_arguments)]
 async fn authorized(
     state: &Arc<AppState>,
     unsealed: &Arc<Unsealed>,
-    caller: &Caller,
-    presented: &str,
+    served: Served<'_>,
     request: Routed,
     params: Params<'static>,
     body: &Bytes,
-    now: i64,
 ) -> ApiResult<(Reply, Vec<String>)> {
+    let Served {
+        caller,
+        presented,
+        wrapping,
+        now,
+    } = served;
     let (state, unsealed) = (Arc::clone(state), Arc::clone(unsealed));
     if !request.route.still_current(&unsealed)? {
         return Err(ApiError::NoRoute(request.path));
@@ -211,6 +239,9 @@ async fn authorized(
     let blocks = request.route.may_block() || body.len() > OFF_WORKERS_ABOVE;
     let op = request.op;
     let reply = match request.route {
+        Route::Sys(SysPath::Wrapping(path)) => {
+            wrapping::serve(&unsealed, presented, path, &params, wrapping, now)?
+        }
         Route::Sys(path) => sys::serve(&state, op, &path, &params, Some(caller))?,
         Route::Token(path) => token::serve(&unsealed, caller, presented, path, &params, now)?,
         Route::Login { .. } => {
@@ -257,6 +288,26 @@ fn serve_login(unsealed: &Unsealed, request: &Routed, p: &Params, now: i64) -> A
             login::serve(&unsealed.tokens, method, request.op, path, p, now)
         }
         _ => Err(ApiError::NoRoute(request.path.clone())),
+    }
+}
+
+/// A public path that needs the keys: a login, or the wrapping lookup
+/// (which reads the token the request presents, if any).
+fn serve_public(
+    unsealed: &Unsealed,
+    request: &Routed,
+    presented: Option<&str>,
+    p: &Params,
+    now: i64,
+) -> ApiResult<Reply> {
+    match &request.route {
+        Route::Sys(SysPath::Wrapping(_)) => {
+            if let Some(refused) = request.refusal() {
+                return Err(refused);
+            }
+            wrapping::lookup(unsealed, presented, p, now)
+        }
+        _ => serve_login(unsealed, request, p, now),
     }
 }
 

@@ -259,6 +259,7 @@ mod tests {
 
     use super::*;
     use crate::api::login::{AppRolePath, UserpassPath};
+    use crate::api::wrapping::WrappingPath;
     use crate::auth::methods::MethodKind;
     use crate::state::Limits;
 
@@ -324,6 +325,12 @@ mod tests {
                 S::AuditDevice(_) => "sys audit device",
                 S::AuditHash(_) => "sys audit hash",
                 S::AuditCheckpoint(_) => "sys audit checkpoint",
+                S::Wrapping(WrappingPath::Wrap) => "sys wrapping wrap",
+                S::Wrapping(WrappingPath::Lookup) => "sys wrapping lookup",
+                S::Wrapping(WrappingPath::Unwrap) => "sys wrapping unwrap",
+                S::Wrapping(WrappingPath::Rewrap) => "sys wrapping rewrap",
+                S::RevokePrefix { force: false, .. } => "sys leases revoke-prefix",
+                S::RevokePrefix { force: true, .. } => "sys leases revoke-force",
                 S::Unknown => "sys unknown",
             },
             Route::Token(path) => match path {
@@ -337,6 +344,8 @@ mod tests {
                 T::RevokeSelf => "token revoke-self",
                 T::Revoke => "token revoke",
                 T::RevokeAccessor => "token revoke-accessor",
+                T::RevokeOrphan => "token revoke-orphan",
+                T::Accessors => "token accessors",
                 T::Unknown => "token unknown",
             },
             Route::Login { path, .. } => match path {
@@ -424,6 +433,13 @@ mod tests {
         ("sys/audit/d",                              false, true,  false, false, "UD"),
         ("sys/audit-hash/d",                         false, true,  false, false, "U"),
         ("sys/audit-checkpoint/d",                   false, true,  false, false, "R"),
+        ("sys/wrapping/wrap",                        false, false, false, false, "U"),
+        ("sys/wrapping/lookup",                      true,  false, false, false, "RU"),
+        ("sys/wrapping/unwrap",                      false, false, false, false, "U"),
+        ("sys/wrapping/rewrap",                      false, false, false, false, "U"),
+        ("sys/wrapping/nope",                        false, false, false, false, "-"),
+        ("sys/leases/revoke-prefix/auth/userpass",   false, true,  false, false, "U"),
+        ("sys/leases/revoke-force/auth/userpass/login/u", false, true, false, false, "U"),
         ("sys/nope",                                 false, false, false, false, "-"),
         ("auth/token/create",                        false, false, false, false, "U"),
         ("auth/token/create-orphan",                 false, true,  false, false, "U"),
@@ -435,6 +451,8 @@ mod tests {
         ("auth/token/revoke-self",                   false, false, false, false, "U"),
         ("auth/token/revoke",                        false, false, false, false, "U"),
         ("auth/token/revoke-accessor",               false, false, false, false, "U"),
+        ("auth/token/revoke-orphan",                 false, true,  false, false, "U"),
+        ("auth/token/accessors",                     false, true,  false, false, "L"),
         ("auth/token/nope",                          false, false, false, false, "-"),
         ("auth/userpass/users",                      false, false, false, false, "L"),
         ("auth/userpass/users/u",                    false, false, true,  false, "RUD"),
@@ -570,6 +588,12 @@ mod tests {
             "sys audit device",
             "sys audit hash",
             "sys audit checkpoint",
+            "sys wrapping wrap",
+            "sys wrapping lookup",
+            "sys wrapping unwrap",
+            "sys wrapping rewrap",
+            "sys leases revoke-prefix",
+            "sys leases revoke-force",
             "sys unknown",
             "token create",
             "token create-orphan",
@@ -581,6 +605,8 @@ mod tests {
             "token revoke-self",
             "token revoke",
             "token revoke-accessor",
+            "token revoke-orphan",
+            "token accessors",
             "token unknown",
             "userpass users",
             "userpass user",

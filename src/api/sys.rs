@@ -6,6 +6,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
 use super::unsupported::refuse_unless_default;
+use super::wrapping::WrappingPath;
 use super::{Op, names};
 use crate::auth::Caller;
 use crate::auth::methods::MethodKind;
@@ -53,6 +54,14 @@ pub(crate) enum SysPath {
     AuditHash(String),
     /// `sys/audit-checkpoint/:path` (ours): this node's sealed checkpoint of a file device
     AuditCheckpoint(String),
+    /// `sys/wrapping/{wrap,lookup,unwrap,rewrap}` (`api/wrapping.rs`)
+    Wrapping(WrappingPath),
+    /// `sys/leases/revoke-prefix/:prefix` and `sys/leases/revoke-force/:prefix`:
+    /// every token created under a path
+    RevokePrefix {
+        prefix: String,
+        force: bool,
+    },
     /// No `sys/` endpoint here (404 once authorized).
     Unknown,
 }
@@ -85,6 +94,23 @@ impl SysPath {
         if let Some(path) = named("audit-hash/") {
             return Ok(S::AuditHash(names::audit_device(path)?.to_owned()));
         }
+        if let Some(prefix) = named("leases/revoke-prefix/") {
+            let prefix = prefix.to_owned();
+            return Ok(S::RevokePrefix {
+                prefix,
+                force: false,
+            });
+        }
+        if let Some(prefix) = named("leases/revoke-force/") {
+            let prefix = prefix.to_owned();
+            return Ok(S::RevokePrefix {
+                prefix,
+                force: true,
+            });
+        }
+        if let Some(path) = rest.strip_prefix("wrapping/").and_then(WrappingPath::parse) {
+            return Ok(S::Wrapping(path));
+        }
         if let Some(path) = named("audit-checkpoint/") {
             return Ok(S::AuditCheckpoint(names::audit_device(path)?.to_owned()));
         }
@@ -114,6 +140,8 @@ impl SysPath {
             S::AuthMethods | S::AuditDevices | S::AuditCheckpoint(_) => op == Read,
             S::Init => matches!(op, Read | Update),
             S::Unseal | S::Seal | S::CapabilitiesSelf | S::AuditHash(_) => op == Update,
+            S::RevokePrefix { .. } => op == Update,
+            S::Wrapping(path) => path.allows(op),
             S::AclPolicyNames => op == List,
             S::Policy { .. } => matches!(op, Read | Update | Delete),
             S::Mount(_) | S::AuthMethod(_) | S::AuditDevice(_) => matches!(op, Update | Delete),
@@ -123,6 +151,31 @@ impl SysPath {
 
     /// Whether it is served without a token (and without the keys).
     pub(crate) fn is_public(&self) -> bool {
+        use SysPath as S;
+        match self {
+            S::Health | S::SealStatus | S::Init | S::Unseal | S::Leader => true,
+            S::Wrapping(path) => path.is_public(),
+            S::Seal
+            | S::Mounts
+            | S::Mount(_)
+            | S::PolicyNames
+            | S::AclPolicyNames
+            | S::Policy { .. }
+            | S::CapabilitiesSelf
+            | S::AuthMethods
+            | S::AuthMethod(_)
+            | S::AuditDevices
+            | S::AuditDevice(_)
+            | S::AuditHash(_)
+            | S::AuditCheckpoint(_)
+            | S::RevokePrefix { .. }
+            | S::Unknown => false,
+        }
+    }
+
+    /// Whether it is served while sealed, without the keys (and unaudited:
+    /// no audit device is open then).
+    pub(crate) fn served_sealed(&self) -> bool {
         use SysPath as S;
         match self {
             S::Health | S::SealStatus | S::Init | S::Unseal | S::Leader => true,
@@ -139,6 +192,8 @@ impl SysPath {
             | S::AuditDevice(_)
             | S::AuditHash(_)
             | S::AuditCheckpoint(_)
+            | S::Wrapping(_)
+            | S::RevokePrefix { .. }
             | S::Unknown => false,
         }
     }
@@ -153,7 +208,8 @@ impl SysPath {
             | S::AuditDevices
             | S::AuditDevice(_)
             | S::AuditHash(_)
-            | S::AuditCheckpoint(_) => true,
+            | S::AuditCheckpoint(_)
+            | S::RevokePrefix { .. } => true,
             S::Health
             | S::SealStatus
             | S::Init
@@ -166,6 +222,7 @@ impl SysPath {
             | S::Policy { .. }
             | S::CapabilitiesSelf
             | S::AuthMethods
+            | S::Wrapping(_)
             | S::Unknown => false,
         }
     }
@@ -227,6 +284,20 @@ pub(crate) fn serve(
                 .enable(method, kind, &description)?;
             Ok(Reply::no_content())
         }
+        (S::RevokePrefix { prefix, force: _ }, _) => {
+            // Revocation here is always synchronous: there is nothing to
+            // wait for but the tokens' own entries.
+            if p.bool("sync")? == Some(false) {
+                return Err(ApiError::bad(
+                    "sync=false is not supported by transitd: revocation is always synchronous",
+                ));
+            }
+            state.unsealed()?.tokens.revoke_created_under(prefix)?;
+            Ok(Reply::no_content())
+        }
+        // Needs the presented token: served by `api::authorized` (and the
+        // public lookup by `api::serve_public`), never from here.
+        (S::Wrapping(_), _) => Err(ApiError::UnsupportedPath),
         (S::Health, _) => health(state, p),
         (S::SealStatus, _) => Ok(Reply::bare(seal_status(state)?, StatusCode::OK)),
         (S::Init, Op::Read) => Ok(Reply::bare(

@@ -30,6 +30,10 @@ pub(crate) enum TokenPath {
     RevokeSelf,
     Revoke,
     RevokeAccessor,
+    /// Revoke a token, its children made orphans (sudo).
+    RevokeOrphan,
+    /// `LIST auth/token/accessors` (sudo).
+    Accessors,
     /// No token endpoint here (404 once authorized).
     Unknown,
 }
@@ -48,6 +52,8 @@ impl TokenPath {
             "revoke-self" => T::RevokeSelf,
             "revoke" => T::Revoke,
             "revoke-accessor" => T::RevokeAccessor,
+            "revoke-orphan" => T::RevokeOrphan,
+            "accessors" => T::Accessors,
             _ => T::Unknown,
         }
     }
@@ -64,14 +70,19 @@ impl TokenPath {
             | T::Renew
             | T::RevokeSelf
             | T::Revoke
-            | T::RevokeAccessor => op == Op::Update,
+            | T::RevokeAccessor
+            | T::RevokeOrphan => op == Op::Update,
+            T::Accessors => op == Op::List,
             T::Unknown => true,
         }
     }
 
     /// Whether it needs `sudo` besides the operation's capability.
     pub(crate) fn needs_sudo(self) -> bool {
-        self == Self::CreateOrphan
+        matches!(
+            self,
+            Self::CreateOrphan | Self::RevokeOrphan | Self::Accessors
+        )
     }
 }
 
@@ -125,6 +136,19 @@ pub(crate) fn serve(
             tokens.revoke(&id)?;
             Ok(Reply::no_content())
         }
+        T::RevokeOrphan => {
+            let token = p
+                .string("token")?
+                .filter(|s| !s.is_empty())
+                .map(zeroize::Zeroizing::new)
+                .ok_or_else(|| ApiError::bad("missing token ID"))?;
+            let (id, _) = tokens
+                .lookup(&token, now)?
+                .ok_or_else(|| ApiError::bad("token to revoke not found"))?;
+            tokens.revoke_orphaning_children(&id)?;
+            Ok(Reply::no_content())
+        }
+        T::Accessors => Ok(Reply::data(json!({ "keys": tokens.accessors(now)? }))),
         T::Unknown => Err(ApiError::UnsupportedPath),
     }
 }

@@ -6,6 +6,7 @@ pub mod policy;
 pub mod policy_store;
 pub mod token;
 pub mod userpass;
+pub mod wrapping;
 
 use std::sync::Arc;
 

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use super::policy::{Acl, DEFAULT, Policy, ROOT, default_policy};
+use super::policy::{
+    Acl, DEFAULT, Policy, RESPONSE_WRAPPING, ROOT, default_policy, response_wrapping_policy,
+};
 use crate::seal::barrier::Barrier;
 use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
@@ -38,6 +40,11 @@ fn read_all(barrier: &Barrier) -> StoreResult<BTreeMap<String, Arc<Policy>>> {
             policies.insert(name, Arc::new(policy));
         }
     }
+    // Built in and never stored (`put` refuses it).
+    policies.insert(
+        RESPONSE_WRAPPING.to_owned(),
+        Arc::new(response_wrapping_policy()),
+    );
     Ok(policies)
 }
 
@@ -109,7 +116,14 @@ impl PolicyStore {
     }
 
     pub fn names(&self) -> StoreResult<Vec<String>> {
-        let mut names: Vec<String> = self.policies.read()?.keys().cloned().collect();
+        // Like `root`, `response-wrapping` is internal and not listed (as in OpenBao).
+        let mut names: Vec<String> = self
+            .policies
+            .read()?
+            .keys()
+            .filter(|n| *n != RESPONSE_WRAPPING)
+            .cloned()
+            .collect();
         names.push(ROOT.to_owned());
         names.sort();
         Ok(names)
@@ -124,6 +138,11 @@ impl PolicyStore {
     pub fn put(&self, name: &str, hcl: &str) -> StoreResult<()> {
         if name == ROOT {
             return Err(StoreError::invalid("cannot update root policy"));
+        }
+        if name == RESPONSE_WRAPPING {
+            return Err(StoreError::invalid(
+                "cannot update response-wrapping policy",
+            ));
         }
         let policy = Policy::parse(name, hcl)
             .map_err(|e| StoreError::invalid(format!("failed to parse policy: {e}")))?;
@@ -145,6 +164,11 @@ impl PolicyStore {
         match name {
             ROOT => return Err(StoreError::invalid("cannot delete root policy")),
             DEFAULT => return Err(StoreError::invalid("cannot delete default policy")),
+            RESPONSE_WRAPPING => {
+                return Err(StoreError::invalid(
+                    "cannot delete response-wrapping policy",
+                ));
+            }
             _ => {}
         }
         let _w = self.policies.writer()?;

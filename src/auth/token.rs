@@ -454,10 +454,8 @@ impl TokenStore {
             if entry.expired(now) {
                 return Err(StoreError::invalid("token not found"));
             }
-            if entry.expire_time.is_none() {
-                return Ok(Some(entry.clone()));
-            }
-            if !entry.renewable {
+            // A token that never expires (root) has no lease to renew.
+            if entry.expire_time.is_none() || !entry.renewable {
                 return Err(StoreError::invalid("lease is not renewable"));
             }
             let increment = increment_secs.filter(|i| *i > 0).unwrap_or(entry.ttl_secs);
@@ -561,20 +559,81 @@ impl TokenStore {
         Ok(doomed.into_iter().map(|(id, _)| id).collect())
     }
 
-    /// Revoke every token created under a path prefix (a disabled login method's).
+    /// Revoke every token created under `prefix` (a disabled login method's,
+    /// or `sys/leases/revoke-prefix`), and their children. `auth/userpass/`
+    /// and `auth/userpass` both name the method's tokens; `auth/userpass/login/web`
+    /// one user's (not `web2`'s). With shared storage, storage is read too:
+    /// a token another node issued a moment ago, not yet heard of here, goes
+    /// as well. Returns how many tokens matched.
     pub fn revoke_created_under(&self, prefix: &str) -> StoreResult<usize> {
-        let doomed: Vec<TokenId> = self
+        let dir = prefix.trim_end_matches('/');
+        let under = |path: &str| {
+            path.strip_prefix(dir)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        };
+        let mut doomed: std::collections::HashSet<TokenId> = self
             .index
             .read()?
             .by_id
             .iter()
-            .filter(|(_, e)| e.path.starts_with(prefix))
+            .filter(|(_, e)| under(&e.path))
             .map(|(id, _)| *id)
             .collect();
+        if self.barrier.storage().is_shared() {
+            for path in blocking(|| self.barrier.list(ID_PREFIX))? {
+                let stored: Option<TokenEntry> =
+                    crate::seal::edit::read_json(&self.barrier, &path)?;
+                if stored.is_some_and(|e| under(&e.path)) {
+                    doomed.insert(id_from_path(&path)?);
+                }
+            }
+        }
         for id in &doomed {
             self.revoke(id)?;
         }
         Ok(doomed.len())
+    }
+
+    /// Revoke a token but not its children, which become orphans (Vault's
+    /// `revoke-orphan`). Each child's entry loses its parent first, then the
+    /// link goes, then the token: a crash midway leaves either a live parent
+    /// or orphans, never a child revoked with it.
+    pub fn revoke_orphaning_children(&self, id: &TokenId) -> StoreResult<()> {
+        let _w = self.index.writer()?;
+        let parent_hex = hex::encode(id);
+        let mut children: std::collections::HashSet<TokenId> = self
+            .index
+            .read()?
+            .by_id
+            .iter()
+            .filter(|(_, e)| e.parent.as_deref() == Some(parent_hex.as_str()))
+            .map(|(child, _)| *child)
+            .collect();
+        children.extend(self.children_in_storage(id)?);
+        for child in &children {
+            self.modify_stored(child, |entry| {
+                let mut next = entry.clone();
+                next.parent = None;
+                Ok(Some(next))
+            })?;
+            blocking(|| self.barrier.delete(&link_path(id, child)))?;
+        }
+        blocking(|| self.barrier.delete(&id_path(id)))?;
+        self.unpublish(id)
+    }
+
+    /// The accessors of every live token (`LIST auth/token/accessors`).
+    pub fn accessors(&self, now: i64) -> StoreResult<Vec<String>> {
+        let mut accessors: Vec<String> = self
+            .index
+            .read()?
+            .by_id
+            .values()
+            .filter(|e| !e.expired(now))
+            .map(|e| e.accessor.clone())
+            .collect();
+        accessors.sort();
+        Ok(accessors)
     }
 
     /// Remove expired tokens (and their children); returns how many were expired.

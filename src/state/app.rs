@@ -215,6 +215,7 @@ impl AppState {
                     unsealed.audit.reload()?;
                 }
                 let mut removed = unsealed.tokens.sweep(now)?;
+                removed += unsealed.wraps.sweep(now)?;
                 for method in unsealed.methods.all()? {
                     if let crate::auth::methods::Backend::AppRole(store) = &method.backend {
                         removed += store.tidy(now)?;
@@ -224,7 +225,10 @@ impl AppState {
             };
             match tokio::task::spawn_blocking(sweep).await {
                 Ok(Ok(0)) => {}
-                Ok(Ok(n)) => tracing::info!(expired = n, "expired tokens and secret IDs removed"),
+                Ok(Ok(n)) => tracing::info!(
+                    expired = n,
+                    "expired tokens, secret IDs and wrapped replies removed"
+                ),
                 Ok(Err(e)) => tracing::warn!(error = %e, "token sweep failed"),
                 Err(e) => tracing::warn!(error = %e, "token sweep task failed"),
             }

@@ -10,6 +10,7 @@ use crate::audit::store::AuditStore;
 use crate::auth::methods::Methods;
 use crate::auth::policy_store::PolicyStore;
 use crate::auth::token::{TokenRequest, TokenStore};
+use crate::auth::wrapping::WrapStore;
 use crate::changes::ApplyChanges;
 use crate::seal::barrier::{Barrier, SecretKey};
 use crate::seal::edit::{Edit, edit_json, read_json};
@@ -34,6 +35,7 @@ pub struct Unsealed {
     pub policies: PolicyStore,
     pub methods: Methods,
     pub audit: AuditStore,
+    pub wraps: WrapStore,
     /// Versions added by automatic rotation on this node since unseal.
     pub auto_rotations: std::sync::atomic::AtomicU64,
 }
@@ -77,6 +79,7 @@ impl Unsealed {
         let policies = PolicyStore::load(Arc::clone(&barrier), Arc::clone(&lookup))?;
         let methods = Methods::load(Arc::clone(&barrier), Arc::clone(&lookup))?;
         let audit = AuditStore::load(Arc::clone(&barrier))?;
+        let wraps = WrapStore::new(Arc::clone(&barrier));
         let unsealed = Self {
             barrier,
             lookup,
@@ -86,6 +89,7 @@ impl Unsealed {
             policies,
             methods,
             audit,
+            wraps,
             auto_rotations: Default::default(),
         };
         // With shared storage the sweep runs in the background instead, not

@@ -9,7 +9,8 @@
 //! * `core/auth`, `auth/<method uuid>/...` (userpass `users/`, AppRole
 //!   `role/` and `secret_id/`);
 //! * `auth/token/id/<HMAC of token>`, `auth/token/parent/<parent>/<child>`;
-//! * `sys/policy/<HMAC of name>`; `core/audit`.
+//! * `sys/policy/<HMAC of name>`; `core/audit`;
+//! * `sys/wrapping/<HMAC of wrapping token>`: wrapped replies.
 //!
 //! Names are HMACed so the database shows neither key names nor tokens.
 //! Mount and method UUIDs are random v4 UUIDs, so `auth/<uuid>/` never
@@ -48,6 +49,9 @@ pub const TOKEN_IDS: &str = "auth/token/id/";
 pub const TOKEN_PARENTS: &str = "auth/token/parent/";
 
 pub const POLICIES: &str = "sys/policy/";
+
+/// `<WRAPPED_REPLIES><HMAC of the wrapping token>`: a wrapped reply (`auth/wrapping.rs`); read from storage every time, so no owner.
+pub const WRAPPED_REPLIES: &str = "sys/wrapping/";
 
 pub const AUDIT_TABLE: &str = "core/audit";
 /// `<AUDIT_CHECKPOINTS><hex>`: a file audit device's latest checkpoint on one node (`audit/store.rs`); no cache, so no owner.

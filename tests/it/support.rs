@@ -75,7 +75,23 @@ impl TestApp {
         body: Option<Vec<u8>>,
         content_type: Option<&str>,
     ) -> Reply {
+        self.raw_with_headers(method, path, body, content_type, &[])
+            .await
+    }
+
+    /// [`TestApp::raw`] with more request headers.
+    pub async fn raw_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+        content_type: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let mut req = Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         if let Some(t) = &self.token {
             req = req.header("X-Vault-Token", t);
         }
@@ -108,6 +124,19 @@ impl TestApp {
 
     pub async fn write(&self, path: &str, body: Value) -> Reply {
         self.call("POST", path, body).await
+    }
+
+    /// A write whose reply is to be wrapped for `ttl` (`X-Vault-Wrap-TTL`).
+    pub async fn write_wrapped(&self, path: &str, body: Value, ttl: &str) -> Reply {
+        let body = serde_json::to_vec(&body).unwrap();
+        self.raw_with_headers(
+            "POST",
+            &format!("/v1/{path}"),
+            Some(body),
+            Some("application/json"),
+            &[("X-Vault-Wrap-TTL", ttl)],
+        )
+        .await
     }
 
     pub async fn read(&self, path: &str) -> Reply {

@@ -116,6 +116,20 @@ impl Formatter {
         }
     }
 
+    fn wrap_info<'a>(&self, info: &'a Value) -> WrapInfoOut<'a> {
+        // Not the request's token or accessor: no memo to share.
+        let mut memo = TokenMemo::default();
+        let text = |k: &str| info[k].as_str().unwrap_or_default();
+        WrapInfoOut {
+            token: self.token(&mut memo, text("token")),
+            accessor: self.accessor(&mut memo, text("accessor")),
+            ttl: info["ttl"].as_u64().unwrap_or(0),
+            creation_time: text("creation_time"),
+            creation_path: text("creation_path"),
+            wrapped_accessor: self.accessor(&mut memo, text("wrapped_accessor")),
+        }
+    }
+
     fn accessor<'a>(&self, memo: &mut TokenMemo, s: &'a str) -> Text<'a> {
         if self.options.hmac_accessor {
             self.token(memo, s)
@@ -226,6 +240,7 @@ impl Formatter {
                     data: Data::Value(&NULL),
                     warnings: &[],
                     redirect: "",
+                    wrap_info: None,
                 });
                 Some(ResponseOut {
                     mount_point: &req.mount_point,
@@ -234,6 +249,7 @@ impl Formatter {
                     data: self.data(resp.data),
                     warnings: resp.warnings,
                     redirect: resp.redirect,
+                    wrap_info: resp.wrap_info.map(|info| self.wrap_info(info)),
                 })
             }
         };
@@ -445,4 +461,19 @@ struct ResponseOut<'a> {
     warnings: &'a [String],
     #[serde(skip_serializing_if = "str::is_empty")]
     redirect: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wrap_info: Option<WrapInfoOut<'a>>,
+}
+
+/// A wrapped reply's `wrap_info`, its token and accessors hashed as the
+/// request's are.
+#[derive(Serialize)]
+struct WrapInfoOut<'a> {
+    token: Text<'a>,
+    accessor: Text<'a>,
+    ttl: u64,
+    creation_time: &'a str,
+    creation_path: &'a str,
+    #[serde(skip_serializing_if = "Text::is_empty")]
+    wrapped_accessor: Text<'a>,
 }

@@ -119,6 +119,10 @@ pub(crate) struct ResponseView<'a> {
     pub data: Data<'a>,
     pub warnings: &'a [String],
     pub redirect: &'a str,
+    /// A wrapped reply's `wrap_info` (`token`, `accessor`, `ttl`,
+    /// `creation_time`, `creation_path`, `wrapped_accessor`): its token and
+    /// accessors are written hashed.
+    pub wrap_info: Option<&'a Value>,
 }
 
 /// One audit event as the formatter reads it: an [`AuditRecord`] whose parts
@@ -163,6 +167,7 @@ impl AuditRecord {
                 data: Data::Value(&r.data),
                 warnings: &r.warnings,
                 redirect: &r.redirect,
+                wrap_info: None,
             }),
             error: self.error.as_deref(),
             elided: None,

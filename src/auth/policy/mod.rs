@@ -76,6 +76,8 @@ use parse::Parser;
 pub const ROOT: &str = "root";
 /// The name of the policy every token gets unless told otherwise.
 pub const DEFAULT: &str = "default";
+/// The built-in policy of wrapping tokens: they may unwrap, nothing else.
+pub const RESPONSE_WRAPPING: &str = "response-wrapping";
 
 #[derive(Clone, Debug)]
 enum Pattern {
@@ -170,7 +172,38 @@ path "sys/leases/renew" {
 path "sys/leases/lookup" {
     capabilities = ["update"]
 }
+
+# Response wrapping: wrap a value, look up and unwrap a wrapping token.
+path "sys/wrapping/wrap" {
+    capabilities = ["update"]
+}
+path "sys/wrapping/lookup" {
+    capabilities = ["update"]
+}
+path "sys/wrapping/unwrap" {
+    capabilities = ["update"]
+}
 "#;
+
+/// The text of the `response-wrapping` policy (OpenBao's, without the
+/// cubbyhole transitd does not have).
+const RESPONSE_WRAPPING_POLICY_HCL: &str = r#"path "sys/wrapping/unwrap" {
+    capabilities = ["update"]
+}
+
+path "auth/token/revoke-self" {
+    capabilities = ["update"]
+}
+"#;
+
+/// The `response-wrapping` policy, built in and unchangeable.
+pub fn response_wrapping_policy() -> Policy {
+    Policy::parse(RESPONSE_WRAPPING, RESPONSE_WRAPPING_POLICY_HCL).unwrap_or_else(|_| Policy {
+        name: RESPONSE_WRAPPING.to_owned(),
+        raw: RESPONSE_WRAPPING_POLICY_HCL.to_owned(),
+        rules: Vec::new(),
+    })
+}
 
 /// The `default` policy: a token may look itself up, renew and revoke
 /// itself, and ask about its own capabilities (OpenBao's default policy
@@ -227,5 +260,17 @@ mod tests {
         assert!(!acl.allows("auth/token/create", Update));
         assert_eq!(acl.capabilities("auth/token/lookup-self"), ["read"]);
         assert_eq!(acl.capabilities("transit/encrypt/x"), ["deny"]);
+        assert!(acl.allows("sys/wrapping/unwrap", Update));
+    }
+
+    #[test]
+    fn policy_response_wrapping_unwraps_only() {
+        assert!(Policy::parse(RESPONSE_WRAPPING, RESPONSE_WRAPPING_POLICY_HCL).is_ok());
+        let acl = Acl::new(&[response_wrapping_policy()]);
+        assert!(acl.allows("sys/wrapping/unwrap", Update));
+        assert!(acl.allows("auth/token/revoke-self", Update));
+        assert!(!acl.allows("sys/wrapping/lookup", Update));
+        assert!(!acl.allows("sys/wrapping/wrap", Update));
+        assert!(!acl.allows("auth/token/lookup-self", Read));
     }
 }

@@ -272,6 +272,7 @@ fn wrapped_data_matches_a_value_map() {
             data: Data::Wrapped(&inner),
             warnings: &[],
             redirect: "",
+            wrap_info: None,
         });
         let got = formatter.format(&entry, &mut TokenMemo::default()).unwrap();
         assert_eq!(got, expected);

@@ -1,0 +1,517 @@
+//! Response wrapping (`X-Vault-Wrap-TTL`, `sys/wrapping/*`) and break-glass
+//! revocation (`sys/leases/revoke-prefix`, `revoke-force`,
+//! `auth/token/revoke-orphan`, `auth/token/accessors`), in process.
+//! The shapes and error texts are OpenBao 2.7.2's.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use transitd::{AppState, Limits};
+
+use crate::support::{ROOT, Reply, TestApp};
+
+const NOT_VALID: &str = "wrapping token is not valid or does not exist";
+
+fn server() -> (Arc<AppState>, TestApp) {
+    let state = Arc::new(AppState::dev(ROOT, Limits::default()));
+    let app = TestApp::from_state(Arc::clone(&state), ROOT);
+    (state, app)
+}
+
+/// The wrapping token of a wrapped reply, after checking the reply shows
+/// nothing but `wrap_info`.
+fn wrapping_token(reply: &Reply, creation_path: &str, ttl: u64) -> String {
+    let info = &reply.body["wrap_info"];
+    assert_eq!(info["creation_path"], creation_path, "{}", reply.body);
+    assert_eq!(info["ttl"], ttl, "{}", reply.body);
+    assert!(info["accessor"].as_str().is_some_and(|a| a.len() == 24));
+    assert!(
+        info["creation_time"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
+    assert!(
+        reply.body["data"].is_null(),
+        "secrets in the clear: {}",
+        reply.body
+    );
+    assert!(
+        reply.body["auth"].is_null(),
+        "secrets in the clear: {}",
+        reply.body
+    );
+    info["token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn wrapped_data_unwraps_once_with_the_token_presented_or_in_the_body() {
+    let (_, app) = server();
+    let secret = json!({ "a": "b", "n": { "x": 1 } });
+    // Without a TTL, `wrap` has nothing to do.
+    let refused = app
+        .write("sys/wrapping/wrap", secret.clone())
+        .await
+        .expect(400);
+    assert_eq!(
+        refused.error(),
+        "endpoint requires response wrapping to be used"
+    );
+    // Presented as the request token.
+    let wrapped = app
+        .write_wrapped("sys/wrapping/wrap", secret.clone(), "60")
+        .await
+        .ok();
+    let token = wrapping_token(&wrapped, "sys/wrapping/wrap", 60);
+    let holder = app.as_token(Some(&token));
+    let unwrapped = holder.write("sys/wrapping/unwrap", json!({})).await.ok();
+    assert_eq!(unwrapped.data(), &secret);
+    // Its one use is spent: the token is gone.
+    holder
+        .write("sys/wrapping/unwrap", json!({}))
+        .await
+        .expect(403);
+    // Given in the body by another token.
+    let wrapped = app
+        .write_wrapped("sys/wrapping/wrap", secret.clone(), "1m")
+        .await
+        .ok();
+    let token = wrapping_token(&wrapped, "sys/wrapping/wrap", 60);
+    let unwrapped = app
+        .write("sys/wrapping/unwrap", json!({ "token": token }))
+        .await
+        .ok();
+    assert_eq!(unwrapped.data(), &secret);
+    let again = app
+        .write("sys/wrapping/unwrap", json!({ "token": token }))
+        .await
+        .expect(400);
+    assert_eq!(again.error(), NOT_VALID);
+    // And the token itself was revoked with it.
+    app.as_token(Some(&token))
+        .read("auth/token/lookup-self")
+        .await
+        .expect(403);
+    // A token that wraps nothing.
+    let plain = app
+        .write("sys/wrapping/unwrap", json!({}))
+        .await
+        .expect(400);
+    assert_eq!(plain.error(), NOT_VALID);
+}
+
+#[tokio::test]
+async fn lookup_needs_no_token_and_spends_no_use() {
+    let (_, app) = server();
+    let wrapped = app
+        .write_wrapped("sys/wrapping/wrap", json!({ "k": "v" }), "90s")
+        .await
+        .ok();
+    let token = wrapping_token(&wrapped, "sys/wrapping/wrap", 90);
+    let anyone = app.as_token(None);
+    let looked = anyone
+        .write("sys/wrapping/lookup", json!({ "token": token }))
+        .await
+        .ok();
+    assert_eq!(looked.data()["creation_path"], "sys/wrapping/wrap");
+    assert_eq!(looked.data()["creation_ttl"], 90);
+    assert_eq!(
+        looked.data()["creation_time"],
+        wrapped.body["wrap_info"]["creation_time"]
+    );
+    // As the request token, too; then it still unwraps.
+    let holder = app.as_token(Some(&token));
+    holder.write("sys/wrapping/lookup", json!({})).await.ok();
+    holder.write("sys/wrapping/unwrap", json!({})).await.ok();
+    let gone = anyone
+        .write("sys/wrapping/lookup", json!({ "token": token }))
+        .await
+        .expect(400);
+    assert_eq!(gone.error(), NOT_VALID);
+    let nothing = anyone
+        .write("sys/wrapping/lookup", json!({}))
+        .await
+        .expect(400);
+    assert_eq!(nothing.error(), NOT_VALID);
+    // A wrapping token may unwrap and nothing else.
+    let wrapped = app
+        .write_wrapped("sys/wrapping/wrap", json!({}), "60")
+        .await
+        .ok();
+    let token = wrapping_token(&wrapped, "sys/wrapping/wrap", 60);
+    app.as_token(Some(&token))
+        .read("auth/token/lookup-self")
+        .await
+        .expect(403);
+}
+
+#[tokio::test]
+async fn rewrap_moves_the_reply_to_a_new_token_and_spends_the_old() {
+    let (_, app) = server();
+    let wrapped = app
+        .write_wrapped("sys/wrapping/wrap", json!({ "k": "v" }), "120")
+        .await
+        .ok();
+    let old = wrapping_token(&wrapped, "sys/wrapping/wrap", 120);
+    let rewrapped = app
+        .write("sys/wrapping/rewrap", json!({ "token": old }))
+        .await
+        .ok();
+    let new = wrapping_token(&rewrapped, "sys/wrapping/wrap", 120);
+    assert_ne!(new, old);
+    let refused = app
+        .write("sys/wrapping/unwrap", json!({ "token": old }))
+        .await
+        .expect(400);
+    assert_eq!(refused.error(), NOT_VALID);
+    let unwrapped = app
+        .as_token(Some(&new))
+        .write("sys/wrapping/unwrap", json!({}))
+        .await
+        .ok();
+    assert_eq!(unwrapped.data(), &json!({ "k": "v" }));
+    let missing = app
+        .write("sys/wrapping/rewrap", json!({}))
+        .await
+        .expect(400);
+    assert_eq!(missing.error(), NOT_VALID);
+}
+
+#[tokio::test]
+async fn a_wrapped_token_unwraps_to_its_auth_and_only_replies_with_content_are_wrapped() {
+    let (_, app) = server();
+    let wrapped = app
+        .write_wrapped(
+            "auth/token/create",
+            json!({ "policies": ["default"] }),
+            "60",
+        )
+        .await
+        .ok();
+    let token = wrapping_token(&wrapped, "auth/token/create", 60);
+    let wrapped_accessor = wrapped.body["wrap_info"]["wrapped_accessor"].clone();
+    let unwrapped = app
+        .write("sys/wrapping/unwrap", json!({ "token": token }))
+        .await
+        .ok();
+    let auth = &unwrapped.body["auth"];
+    assert_eq!(auth["accessor"], wrapped_accessor);
+    let child = auth["client_token"].as_str().unwrap();
+    let me = app
+        .as_token(Some(child))
+        .read("auth/token/lookup-self")
+        .await
+        .ok();
+    assert_eq!(me.data()["policies"], json!(["default"]));
+    // A reply without a body (204) has nothing to wrap.
+    let child_app = app.as_token(Some(child));
+    let revoked = child_app
+        .write_wrapped("auth/token/revoke-self", json!({}), "60")
+        .await;
+    assert_eq!(revoked.status, 204);
+    // An error is answered as it is.
+    let missing = app
+        .write_wrapped("transit/keys/none", json!({"type": "nope"}), "60")
+        .await;
+    assert_eq!(missing.status, 400, "{}", missing.body);
+    assert!(missing.body["wrap_info"].is_null());
+}
+
+#[tokio::test]
+async fn expired_wrappings_are_refused_and_swept() {
+    let (state, app) = server();
+    let wrapped = app
+        .write_wrapped("sys/wrapping/wrap", json!({ "k": "v" }), "1")
+        .await
+        .ok();
+    let token = wrapping_token(&wrapped, "sys/wrapping/wrap", 1);
+    let unsealed = state.unsealed().unwrap();
+    let id = unsealed.tokens.id_of(&token);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!(unsealed.wraps.peek(&id, now).unwrap().is_some());
+    // The upkeep's sweep, a moment after the TTL.
+    assert_eq!(unsealed.wraps.sweep(now + 2).unwrap(), 1);
+    assert_eq!(unsealed.tokens.sweep(now + 2).unwrap(), 1);
+    let refused = app
+        .write("sys/wrapping/unwrap", json!({ "token": token }))
+        .await
+        .expect(400);
+    assert_eq!(refused.error(), NOT_VALID);
+}
+
+/// The trusted orchestrator: it gets a wrapped secret ID, the job unwraps
+/// it and logs in, a second unwrap is refused, and the audit log shows the
+/// wrapped reply (hashed, with its `wrap_info`) and both unwraps.
+#[tokio::test]
+async fn the_trusted_orchestrator_flow() {
+    let (_, app) = server();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    app.write(
+        "sys/audit/file",
+        json!({ "type": "file", "options": { "file_path": log.display().to_string() } }),
+    )
+    .await
+    .expect(204);
+    app.write("sys/auth/approle", json!({ "type": "approle" }))
+        .await
+        .expect(204);
+    app.write(
+        "auth/approle/role/job",
+        json!({ "token_policies": ["default"] }),
+    )
+    .await
+    .expect(204);
+    let role_id = app.read("auth/approle/role/job/role-id").await.ok().data()["role_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // 1. The orchestrator: a wrapped secret ID.
+    let wrapped = app
+        .write_wrapped("auth/approle/role/job/secret-id", json!({}), "120")
+        .await
+        .ok();
+    let token = wrapping_token(&wrapped, "auth/approle/role/job/secret-id", 120);
+    // 2. The job unwraps it and logs in.
+    let job = app.as_token(Some(&token));
+    let unwrapped = job.write("sys/wrapping/unwrap", json!({})).await.ok();
+    let secret_id = unwrapped.data()["secret_id"].as_str().unwrap().to_owned();
+    let login = app
+        .as_token(None)
+        .write(
+            "auth/approle/login",
+            json!({ "role_id": role_id, "secret_id": secret_id }),
+        )
+        .await
+        .ok();
+    assert!(login.body["auth"]["client_token"].is_string());
+    // 3. Whoever tries next is refused.
+    job.write("sys/wrapping/unwrap", json!({}))
+        .await
+        .expect(403);
+    let by_body = app
+        .write("sys/wrapping/unwrap", json!({ "token": token }))
+        .await
+        .expect(400);
+    assert_eq!(by_body.error(), NOT_VALID);
+    // The audit log.
+    // The unwrap, its response; the spent token's refusal (one entry, as an
+    // unknown token's); the second unwrap, its response.
+    let wanted = |text: &str| text.matches("\"path\":\"sys/wrapping/unwrap\"").count() >= 5;
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        if wanted(&text) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(wanted(&text), "three unwraps on record: {text}");
+    for secret in [&token, &secret_id] {
+        assert!(
+            !text.contains(secret.as_str()),
+            "a secret in clear in the audit log"
+        );
+    }
+    let wrapped_response = text
+        .lines()
+        .find(|l| l.contains("\"type\":\"response\"") && l.contains("role/job/secret-id"))
+        .expect("the wrapped reply is on record");
+    assert!(
+        wrapped_response.contains("\"wrap_info\""),
+        "{wrapped_response}"
+    );
+    assert!(
+        wrapped_response.contains("hmac-sha256:"),
+        "{wrapped_response}"
+    );
+    let unwraps: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("\"path\":\"sys/wrapping/unwrap\""))
+        .collect();
+    assert_eq!(unwraps.len(), 5, "{text}");
+    assert!(
+        !unwraps[1].contains("\"error\""),
+        "the first unwrap succeeded: {}",
+        unwraps[1]
+    );
+    assert!(
+        unwraps[2].contains("\"error\":\"permission denied\""),
+        "{}",
+        unwraps[2]
+    );
+    assert!(unwraps[4].contains(NOT_VALID), "{}", unwraps[4]);
+}
+
+#[tokio::test]
+async fn revoke_prefix_revokes_every_token_of_a_login_path_and_its_children() {
+    let (_, app) = server();
+    app.write("sys/auth/userpass", json!({ "type": "userpass" }))
+        .await
+        .expect(204);
+    app.write(
+        "sys/policies/acl/parent",
+        json!({ "policy": "path \"auth/token/create\" { capabilities = [\"update\"] }" }),
+    )
+    .await
+    .expect(204);
+    for user in ["web", "web2", "ops"] {
+        app.write(
+            &format!("auth/userpass/users/{user}"),
+            json!({ "password": "pw", "token_policies": ["parent"] }),
+        )
+        .await
+        .expect(204);
+    }
+    let anyone = app.as_token(None);
+    let login = |user: &'static str| {
+        let anyone = anyone.as_token(None);
+        async move {
+            anyone
+                .write(
+                    &format!("auth/userpass/login/{user}"),
+                    json!({ "password": "pw" }),
+                )
+                .await
+                .ok()
+                .body["auth"]["client_token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let alive = |token: String| {
+        let me = app.as_token(Some(&token));
+        async move { me.read("auth/token/lookup-self").await.status == 200 }
+    };
+    let (web, web2, ops) = (login("web").await, login("web2").await, login("ops").await);
+    let child = app
+        .as_token(Some(&web))
+        .write("auth/token/create", json!({}))
+        .await
+        .ok()
+        .body["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let other = app.write("auth/token/create", json!({})).await.ok().body["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Not sudo: refused, nothing revoked.
+    let limited = app
+        .token_with_policy(
+            "leases",
+            "path \"sys/leases/*\" { capabilities = [\"update\"] }",
+        )
+        .await;
+    app.as_token(Some(&limited))
+        .write("sys/leases/revoke-prefix/auth/userpass", json!({}))
+        .await
+        .expect(403);
+    assert!(alive(web.clone()).await);
+    // One user's tokens (not web2's, whose name starts the same way).
+    app.write(
+        "sys/leases/revoke-prefix/auth/userpass/login/web",
+        json!({}),
+    )
+    .await
+    .expect(204);
+    assert!(!alive(web.clone()).await);
+    assert!(
+        !alive(child.clone()).await,
+        "the child of a revoked token lives"
+    );
+    assert!(alive(web2.clone()).await);
+    assert!(alive(ops.clone()).await);
+    // The whole method, by revoke-force (the same for tokens).
+    app.write("sys/leases/revoke-force/auth/userpass/", json!({}))
+        .await
+        .expect(204);
+    assert!(!alive(web2).await);
+    assert!(!alive(ops).await);
+    assert!(
+        alive(other).await,
+        "a token of auth/token/create was revoked"
+    );
+    let refused = app
+        .write(
+            "sys/leases/revoke-prefix/auth/userpass",
+            json!({ "sync": false }),
+        )
+        .await
+        .expect(400);
+    assert!(refused.error().contains("sync"), "{}", refused.body);
+}
+
+#[tokio::test]
+async fn revoke_orphan_keeps_the_children_and_accessors_lists_the_live_tokens() {
+    let (_, app) = server();
+    let parent = app
+        .token_with_policy(
+            "creator",
+            "path \"auth/token/create\" { capabilities = [\"update\"] }",
+        )
+        .await;
+    let child = app
+        .as_token(Some(&parent))
+        .write("auth/token/create", json!({}))
+        .await
+        .ok()
+        .body["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Sudo only.
+    app.as_token(Some(&parent))
+        .write("auth/token/revoke-orphan", json!({ "token": child }))
+        .await
+        .expect(403);
+    app.as_token(Some(&parent))
+        .call("LIST", "auth/token/accessors", Value::Null)
+        .await
+        .expect(403);
+    let missing = app
+        .write("auth/token/revoke-orphan", json!({}))
+        .await
+        .expect(400);
+    assert_eq!(missing.error(), "missing token ID");
+    let unknown = app
+        .write("auth/token/revoke-orphan", json!({ "token": "s.nope" }))
+        .await
+        .expect(400);
+    assert_eq!(unknown.error(), "token to revoke not found");
+    let accessors = app
+        .call("LIST", "auth/token/accessors", Value::Null)
+        .await
+        .ok();
+    let listed = accessors.data()["keys"].as_array().unwrap().len();
+    assert_eq!(listed, 3, "root, parent and child: {}", accessors.body);
+    app.write("auth/token/revoke-orphan", json!({ "token": parent }))
+        .await
+        .expect(204);
+    app.as_token(Some(&parent))
+        .read("auth/token/lookup-self")
+        .await
+        .expect(403);
+    let orphan = app
+        .as_token(Some(&child))
+        .read("auth/token/lookup-self")
+        .await
+        .ok();
+    assert_eq!(orphan.data()["orphan"], true);
+    let accessors = app
+        .call("LIST", "auth/token/accessors", Value::Null)
+        .await
+        .ok();
+    assert_eq!(accessors.data()["keys"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_root_token_has_no_lease_to_renew() {
+    let (_, app) = server();
+    let refused = app
+        .write("auth/token/renew-self", json!({}))
+        .await
+        .expect(400);
+    assert_eq!(refused.error(), "lease is not renewable");
+}
