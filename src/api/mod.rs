@@ -173,7 +173,7 @@ async fn route(
         &params,
         peer,
     );
-    if let Err(denied) = authorize(&unsealed, &entry, &request) {
+    if let Err(denied) = authorize(&unsealed, &entry, &request, wrap_ttl) {
         return audit.refused(denied).await;
     }
     // Nothing happens unless the request is on record first (fail closed).
@@ -440,9 +440,15 @@ async fn off_workers<T: Send + 'static>(
 
 /// Check the caller's policies for this request, as Vault does: the
 /// capability its route and operation need ([`Routed::capability`]), on the
-/// canonical path (with a trailing slash for `list`), and `sudo` on
-/// root-protected paths.
-fn authorize(unsealed: &Unsealed, entry: &TokenEntry, request: &Routed) -> ApiResult<()> {
+/// canonical path (with a trailing slash for `list`), `sudo` on
+/// root-protected paths, and the deciding rule's wrapping bounds against
+/// the wrapping asked for (`wrap_ttl`).
+fn authorize(
+    unsealed: &Unsealed,
+    entry: &TokenEntry,
+    request: &Routed,
+    wrap_ttl: Option<u64>,
+) -> ApiResult<()> {
     if entry.is_root() {
         return Ok(());
     }
@@ -454,6 +460,7 @@ fn authorize(unsealed: &Unsealed, entry: &TokenEntry, request: &Routed) -> ApiRe
     };
     if acl.allows(&checked, request.capability())
         && (!request.route.needs_sudo() || acl.allows(&checked, Capability::Sudo))
+        && acl.admits_wrapping(&checked, request.op == Op::List, wrap_ttl)
     {
         Ok(())
     } else {

@@ -515,3 +515,39 @@ async fn a_root_token_has_no_lease_to_renew() {
         .expect(400);
     assert_eq!(refused.error(), "lease is not renewable");
 }
+
+/// An operator requires secret IDs to leave wrapped, for 1 to 5 minutes.
+#[tokio::test]
+async fn a_policy_can_require_wrapping_within_bounds() {
+    let (_, app) = server();
+    app.write("sys/auth/approle", json!({ "type": "approle" }))
+        .await
+        .expect(204);
+    app.write("auth/approle/role/ci", json!({}))
+        .await
+        .expect(204);
+    let orchestrator = app
+        .token_with_policy(
+            "orchestrator",
+            r#"path "auth/approle/role/+/secret-id" {
+    capabilities = ["update"]
+    min_wrapping_ttl = "1m"
+    max_wrapping_ttl = "5m"
+}"#,
+        )
+        .await;
+    let orchestrator = app.as_token(Some(&orchestrator));
+    let path = "auth/approle/role/ci/secret-id";
+    orchestrator.write(path, json!({})).await.expect(403);
+    for ttl in ["30s", "301"] {
+        orchestrator
+            .write_wrapped(path, json!({}), ttl)
+            .await
+            .expect(403);
+    }
+    let wrapped = orchestrator.write_wrapped(path, json!({}), "2m").await.ok();
+    wrapping_token(&wrapped, path, 120);
+    // Refused requests made no secret ID: only the wrapped one exists.
+    let listed = app.call("LIST", path, Value::Null).await.ok();
+    assert_eq!(listed.data()["keys"].as_array().unwrap().len(), 1);
+}

@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use super::capability::{Bits, NAMES};
-use super::{Capability, Pattern, Policy, ROOT};
+use super::{Capability, Grant, Pattern, Policy, ROOT, WrapBounds};
 
 /// A pattern with at least one `+` segment.
 #[derive(Clone, Debug)]
@@ -49,12 +49,12 @@ impl Segments {
 #[derive(Clone, Debug, Default)]
 pub struct Acl {
     root: bool,
-    exact: HashMap<String, Bits>,
+    exact: HashMap<String, Grant>,
     /// Keyed by the pattern without its `*`.
-    prefix: HashMap<String, Bits>,
+    prefix: HashMap<String, Grant>,
     /// The distinct key lengths of `prefix`, longest first.
     prefix_lengths: Vec<usize>,
-    segments: Vec<(Segments, Bits)>,
+    segments: Vec<(Segments, Grant)>,
 }
 
 /// A matching wildcard rule, with what ranks it.
@@ -63,7 +63,7 @@ struct Candidate<'a> {
     glob: bool,
     wildcards: usize,
     stem: &'a str,
-    bits: Bits,
+    grant: Grant,
 }
 
 impl Candidate<'_> {
@@ -85,17 +85,17 @@ impl Acl {
         let mut segment_index: HashMap<String, usize> = HashMap::new();
         for rule in policies.iter().flat_map(|p| &p.rules) {
             match &rule.pattern {
-                Pattern::Exact(path) => merge_into(&mut acl.exact, path, rule.bits),
-                Pattern::Prefix(stem) => merge_into(&mut acl.prefix, stem, rule.bits),
+                Pattern::Exact(path) => merge_into(&mut acl.exact, path, rule.grant),
+                Pattern::Prefix(stem) => merge_into(&mut acl.prefix, stem, rule.grant),
                 Pattern::Segments(segments) => match segment_index.get(&segments.written) {
                     Some(&i) => {
                         if let Some(entry) = acl.segments.get_mut(i) {
-                            entry.1 = entry.1.merge(rule.bits);
+                            entry.1 = entry.1.merge(rule.grant);
                         }
                     }
                     None => {
                         segment_index.insert(segments.written.clone(), acl.segments.len());
-                        acl.segments.push((segments.clone(), rule.bits));
+                        acl.segments.push((segments.clone(), rule.grant));
                     }
                 },
             }
@@ -131,9 +131,20 @@ impl Acl {
             return true;
         }
         match self.lookup(path, cap == Capability::List) {
-            Some(bits) => !bits.has(Bits::DENY) && bits.has(cap.bits()),
+            Some(Grant { bits, .. }) => !bits.has(Bits::DENY) && bits.has(cap.bits()),
             None => false,
         }
+    }
+
+    /// Whether the rule deciding `path` admits a reply wrapped for `ttl`
+    /// seconds (`None`: not wrapped); asked besides [`Acl::allows`].
+    pub fn admits_wrapping(&self, path: &str, listing: bool, ttl: Option<u64>) -> bool {
+        if self.root {
+            return true;
+        }
+        self.lookup(path, listing)
+            .map_or(WrapBounds::default(), |g| g.wrap)
+            .admit(ttl)
     }
 
     /// The capabilities on `path`, for `sys/capabilities-self`: sorted names,
@@ -143,7 +154,7 @@ impl Acl {
         if self.root {
             return vec![ROOT];
         }
-        let bits = self.lookup(path, true).unwrap_or(Bits::NONE);
+        let bits = self.lookup(path, true).map_or(Bits::NONE, |g| g.bits);
         if bits.has(Bits::DENY) {
             return vec!["deny"];
         }
@@ -159,32 +170,32 @@ impl Acl {
         }
     }
 
-    /// The capabilities of the rule that decides `path`, if one does.
-    fn lookup(&self, path: &str, listing: bool) -> Option<Bits> {
+    /// What the rule that decides `path` grants, if one does.
+    fn lookup(&self, path: &str, listing: bool) -> Option<Grant> {
         let path = path.trim_start_matches('/');
         let without_slash = path.strip_suffix('/').filter(|_| listing);
-        if let Some(bits) = self.exact.get(path) {
-            return Some(*bits);
+        if let Some(grant) = self.exact.get(path) {
+            return Some(*grant);
         }
-        if let Some(bits) = without_slash.and_then(|p| self.exact.get(p)) {
-            return Some(*bits);
+        if let Some(grant) = without_slash.and_then(|p| self.exact.get(p)) {
+            return Some(*grant);
         }
         self.most_specific(path)
             .or_else(|| without_slash.and_then(|p| self.most_specific(p)))
     }
 
-    /// The capabilities of the highest-ranked matching wildcard rule.
-    fn most_specific(&self, path: &str) -> Option<Bits> {
-        let mut best = self.longest_prefix(path).map(|(stem, bits)| Candidate {
+    /// What the highest-ranked matching wildcard rule grants.
+    fn most_specific(&self, path: &str) -> Option<Grant> {
+        let mut best = self.longest_prefix(path).map(|(stem, grant)| Candidate {
             first_wildcard: stem.len(),
             glob: true,
             wildcards: 0,
             stem,
-            bits,
+            grant,
         });
         if !self.segments.is_empty() {
             let parts: Vec<&str> = path.split('/').collect();
-            for (segments, bits) in &self.segments {
+            for (segments, grant) in &self.segments {
                 if !segments.matches(&parts) {
                     continue;
                 }
@@ -193,7 +204,7 @@ impl Acl {
                     glob: segments.glob,
                     wildcards: segments.wildcards,
                     stem: &segments.stem,
-                    bits: *bits,
+                    grant: *grant,
                 };
                 if best
                     .as_ref()
@@ -203,23 +214,23 @@ impl Acl {
                 }
             }
         }
-        best.map(|c| c.bits)
+        best.map(|c| c.grant)
     }
 
     /// The longest prefix rule `path` starts with.
-    fn longest_prefix<'p>(&self, path: &'p str) -> Option<(&'p str, Bits)> {
+    fn longest_prefix<'p>(&self, path: &'p str) -> Option<(&'p str, Grant)> {
         self.prefix_lengths
             .iter()
             .filter_map(|&len| path.get(..len))
-            .find_map(|stem| self.prefix.get(stem).map(|bits| (stem, *bits)))
+            .find_map(|stem| self.prefix.get(stem).map(|grant| (stem, *grant)))
     }
 }
 
-fn merge_into(map: &mut HashMap<String, Bits>, key: &str, bits: Bits) {
+fn merge_into(map: &mut HashMap<String, Grant>, key: &str, grant: Grant) {
     match map.get_mut(key) {
-        Some(existing) => *existing = existing.merge(bits),
+        Some(existing) => *existing = existing.merge(grant),
         None => {
-            map.insert(key.to_owned(), bits);
+            map.insert(key.to_owned(), grant);
         }
     }
 }

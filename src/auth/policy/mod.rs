@@ -19,9 +19,14 @@
 //! that is exactly `+` matches any one whole segment (`transit/keys/+/rotate`);
 //! a `+` inside a segment is an ordinary character, and `+*` is refused.
 //!
+//! A block may also bound response wrapping: `min_wrapping_ttl` and
+//! `max_wrapping_ttl` (seconds or a Go duration) make the rule grant
+//! nothing to a request whose reply is not wrapped for at least / at most
+//! that long (so an operator can require wrapping of secret IDs).
+//!
 //! Restrictions Vault supports but transitd does not enforce yet
 //! (`allowed_parameters`, `denied_parameters`, `required_parameters`,
-//! wrapping TTLs, MFA, control groups, pagination limits, expirations,
+//! MFA, control groups, pagination limits, expirations,
 //! identity templates) are refused when parsing: ignoring them would grant
 //! more than the author wrote.
 //!
@@ -53,7 +58,9 @@
 //!
 //! Before any matching, rules with the same pattern (from several policies,
 //! or repeated in one) become one rule: their capabilities are unioned,
-//! except that a `deny` in any of them makes the merged rule `deny` only.
+//! except that a `deny` in any of them makes the merged rule `deny` only;
+//! of their wrapping bounds, the smallest minimum and the smallest maximum
+//! hold (as in OpenBao; a minimum above the maximum then grants nothing).
 //! `a/b`, `a/b*` and `a/+` are different patterns and never merge.
 //!
 //! These rules follow OpenBao's `internal/vault/policy/policy.go`
@@ -90,7 +97,53 @@ enum Pattern {
 #[derive(Clone, Debug)]
 struct Rule {
     pattern: Pattern,
+    grant: Grant,
+}
+
+/// What a rule grants: capabilities, within wrapping bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Grant {
     bits: Bits,
+    wrap: WrapBounds,
+}
+
+impl Grant {
+    fn merge(self, other: Grant) -> Grant {
+        Grant {
+            bits: self.bits.merge(other.bits),
+            wrap: self.wrap.merge(other.wrap),
+        }
+    }
+}
+
+/// `min_wrapping_ttl` and `max_wrapping_ttl` in seconds; 0: no bound.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WrapBounds {
+    pub min_secs: u64,
+    pub max_secs: u64,
+}
+
+impl WrapBounds {
+    /// OpenBao's merge: the smallest of the bounds set, for each.
+    fn merge(self, other: WrapBounds) -> WrapBounds {
+        let smallest = |a: u64, b: u64| match (a, b) {
+            (0, x) | (x, 0) => x,
+            (a, b) => a.min(b),
+        };
+        WrapBounds {
+            min_secs: smallest(self.min_secs, other.min_secs),
+            max_secs: smallest(self.max_secs, other.max_secs),
+        }
+    }
+
+    /// Whether a request whose reply is wrapped for `ttl` seconds (`None`:
+    /// not wrapped) is within the bounds.
+    pub fn admit(self, ttl: Option<u64>) -> bool {
+        let within_max = self.max_secs == 0 || ttl.is_some_and(|t| t <= self.max_secs);
+        let within_min = self.min_secs == 0 || ttl.is_some_and(|t| t >= self.min_secs);
+        let coherent = self.min_secs == 0 || self.max_secs == 0 || self.min_secs <= self.max_secs;
+        within_max && within_min && coherent
+    }
 }
 
 /// A parsed ACL policy.
@@ -272,5 +325,55 @@ mod tests {
         assert!(!acl.allows("sys/wrapping/lookup", Update));
         assert!(!acl.allows("sys/wrapping/wrap", Update));
         assert!(!acl.allows("auth/token/lookup-self", Read));
+    }
+
+    #[test]
+    fn wrapping_bounds_admit_only_wrapped_replies_within_them() {
+        let bounds = |min_secs, max_secs| WrapBounds { min_secs, max_secs };
+        assert!(bounds(0, 0).admit(None));
+        assert!(!bounds(60, 0).admit(None));
+        assert!(!bounds(60, 0).admit(Some(59)));
+        assert!(bounds(60, 0).admit(Some(60)));
+        assert!(!bounds(0, 300).admit(None));
+        assert!(!bounds(0, 300).admit(Some(301)));
+        assert!(bounds(60, 300).admit(Some(300)));
+        // Merged from two policies, a minimum above the maximum admits nothing.
+        let merged = bounds(600, 0).merge(bounds(0, 300));
+        assert_eq!(merged, bounds(600, 300));
+        assert!(!merged.admit(Some(400)));
+        assert_eq!(bounds(60, 600).merge(bounds(120, 300)), bounds(60, 300));
+    }
+
+    #[test]
+    fn policy_wrapping_ttls_bound_the_deciding_rule() {
+        let acl = acl(&[r#"
+path "auth/approle/role/+/secret-id" {
+    capabilities = ["update"]
+    min_wrapping_ttl = "1m"
+    max_wrapping_ttl = 300
+}
+path "auth/approle/role/+/role-id" { capabilities = ["read"] }
+"#]);
+        let secret_id = "auth/approle/role/ci/secret-id";
+        assert!(acl.allows(secret_id, Update));
+        assert!(!acl.admits_wrapping(secret_id, false, None));
+        assert!(!acl.admits_wrapping(secret_id, false, Some(30)));
+        assert!(acl.admits_wrapping(secret_id, false, Some(60)));
+        assert!(!acl.admits_wrapping(secret_id, false, Some(301)));
+        assert!(acl.admits_wrapping("auth/approle/role/ci/role-id", false, None));
+        assert!(Acl::root().admits_wrapping(secret_id, false, None));
+        for (text, says) in [
+            (
+                "path \"a\" {\n min_wrapping_ttl = 600\n max_wrapping_ttl = 60\n}",
+                "max_wrapping_ttl cannot be less than min_wrapping_ttl",
+            ),
+            (
+                r#"path "a" { min_wrapping_ttl = "soon" }"#,
+                "error parsing min_wrapping_ttl",
+            ),
+        ] {
+            let err = Policy::parse("p", text).unwrap_err();
+            assert!(err.contains(says), "{err}");
+        }
     }
 }

@@ -10,17 +10,15 @@ use hcl_edit::structure::{Block, Body, Structure};
 
 use super::acl::Segments;
 use super::capability::{Bits, NAMES};
-use super::{Pattern, Rule};
+use super::{Grant, Pattern, Rule, WrapBounds};
 use crate::hcl_diagnostics::{SourceText, Wording, attr_span};
 
 /// Settings Vault allows in a path block that restrict what the capabilities
 /// grant; transitd refuses them rather than ignore them.
-const UNSUPPORTED: [&str; 10] = [
+const UNSUPPORTED: [&str; 8] = [
     "allowed_parameters",
     "denied_parameters",
     "required_parameters",
-    "min_wrapping_ttl",
-    "max_wrapping_ttl",
     "mfa_methods",
     "control_group",
     "pagination_limit",
@@ -205,12 +203,15 @@ impl<'a> Parser<'a> {
         span: Option<Range<usize>>,
         settings: &[Setting<'_>],
     ) -> Result<Rule, String> {
-        let pattern = self.pattern(written, span)?;
+        let pattern = self.pattern(written, span.clone())?;
         let mut bits = Bits::NONE;
+        let mut wrap = WrapBounds::default();
         for setting in settings {
             match setting.key.as_str() {
                 "capabilities" => bits = bits.union(self.capability_list(written, setting)?),
                 "policy" => bits = bits.union(self.legacy(written, setting)?),
+                "min_wrapping_ttl" => wrap.min_secs = self.duration(setting)?,
+                "max_wrapping_ttl" => wrap.max_secs = self.duration(setting)?,
                 "comment" => {}
                 key => return Err(self.at(setting.span.clone(), setting_error(written, key))),
             }
@@ -218,7 +219,37 @@ impl<'a> Parser<'a> {
         if bits.has(Bits::DENY) {
             bits = Bits::DENY;
         }
-        Ok(Rule { pattern, bits })
+        if wrap.min_secs != 0 && wrap.max_secs != 0 && wrap.max_secs < wrap.min_secs {
+            return Err(self.at(
+                span,
+                format!(
+                    "path \"{written}\": max_wrapping_ttl cannot be less than min_wrapping_ttl"
+                ),
+            ));
+        }
+        Ok(Rule {
+            pattern,
+            grant: Grant { bits, wrap },
+        })
+    }
+
+    /// A wrapping TTL: whole seconds, or a Go duration in a string.
+    fn duration(&self, setting: &Setting<'_>) -> Result<u64, String> {
+        let span = setting.value.span().or_else(|| setting.span.clone());
+        let text = match setting.value {
+            Expression::String(s) => s.value().as_str().to_owned(),
+            Expression::Number(n) => n.value().to_string(),
+            _ => String::new(),
+        };
+        crate::go_syntax::parse_duration_secs(text.trim()).ok_or_else(|| {
+            self.at(
+                span,
+                format!(
+                    "error parsing {}: a duration is seconds or a string like \"5m\", not {text:?}",
+                    setting.key
+                ),
+            )
+        })
     }
 
     fn capability_list(&self, written: &str, setting: &Setting<'_>) -> Result<Bits, String> {
