@@ -379,30 +379,41 @@ impl TokenStore {
     }
 
     /// Count one use of a limited token; the last use revokes it. Returns
-    /// false when the token has no use left.
+    /// false when the token has no use left. Of callers racing for the last
+    /// use on any nodes, exactly one gets it: each attempt decides afresh
+    /// from what storage holds, and only the delete that wins spends it.
     pub fn use_once(&self, id: &TokenId) -> StoreResult<bool> {
         let _w = self.index.writer()?;
-        let mut last_use = false;
-        let outcome = self.modify_stored(id, |entry| match entry.num_uses {
-            1 => {
-                last_use = true;
-                Ok(None)
-            }
-            n => {
-                let mut next = entry.clone();
-                next.num_uses = n.saturating_sub(1);
-                Ok(Some(next))
-            }
+        let mut spent_last = false;
+        let stored = edit_json(&self.barrier, &id_path(id), "the token", |current| {
+            spent_last = false;
+            Ok(match current {
+                None => Edit::Keep,
+                Some(TokenEntry { num_uses: 1, .. }) => {
+                    spent_last = true;
+                    Edit::Delete
+                }
+                Some(mut next) => {
+                    next.num_uses = next.num_uses.saturating_sub(1);
+                    Edit::Put(next)
+                }
+            })
         })?;
-        if outcome.is_none() {
-            if last_use {
+        match stored {
+            Some(entry) => {
+                self.publish(*id, entry)?;
+                Ok(true)
+            }
+            None if spent_last => {
                 // Its children go with it.
                 self.revoke_locked(id)?;
-                return Ok(true);
+                Ok(true)
             }
-            return Ok(false);
+            None => {
+                self.unpublish(id)?;
+                Ok(false)
+            }
         }
-        Ok(true)
     }
 
     /// Change a token's entry starting from what storage holds (not from this
@@ -705,6 +716,22 @@ mod tests {
 
     fn stored(barrier: &Barrier, id: &TokenId) -> bool {
         barrier.get(&id_path(id)).unwrap().is_some()
+    }
+
+    #[test]
+    fn the_last_use_goes_to_one_caller_even_when_another_node_spent_it_meanwhile() {
+        let (_, a, b) = two_nodes();
+        let limited = TokenRequest {
+            num_uses: 1,
+            ..request(None)
+        };
+        let token = a.create(limited, None, NOW).unwrap();
+        b.apply_change(&id_path(&token.id)).unwrap();
+        // B spends it; A's cache still shows one use left.
+        assert!(b.use_once(&token.id).unwrap());
+        assert!(a.get(&token.id).unwrap().is_some());
+        assert!(!a.use_once(&token.id).unwrap(), "a use counted twice");
+        assert!(a.get(&token.id).unwrap().is_none());
     }
 
     #[test]

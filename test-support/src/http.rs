@@ -71,6 +71,8 @@ pub struct Client {
     addr: String,
     agent: ureq::Agent,
     token: Option<String>,
+    /// Sent with every request besides the token (`with_header`).
+    headers: Vec<(String, String)>,
 }
 
 impl Client {
@@ -86,7 +88,16 @@ impl Client {
             addr: addr.into(),
             agent,
             token: token.map(str::to_owned),
+            headers: Vec::new(),
         }
+    }
+
+    /// The same client, sending `name: value` with every request too
+    /// (`X-Vault-Wrap-TTL`, ...).
+    pub fn with_header(&self, name: &str, value: &str) -> Self {
+        let mut client = self.clone();
+        client.headers.push((name.to_owned(), value.to_owned()));
+        client
     }
 
     /// `http://127.0.0.1:<port>`
@@ -124,6 +135,9 @@ impl Client {
         }
         if let Some(ct) = content_type {
             req = req.header("Content-Type", ct);
+        }
+        for (name, value) in &self.headers {
+            req = req.header(name, value);
         }
         let result = match body {
             Some(bytes) => self.agent.run(

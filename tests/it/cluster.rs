@@ -15,7 +15,7 @@ pub const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 /// Tests that stop the database must not overlap with the others.
 pub static DATABASE: Mutex<()> = Mutex::new(());
 
-fn database_lock() -> std::sync::MutexGuard<'static, ()> {
+pub(crate) fn database_lock() -> std::sync::MutexGuard<'static, ()> {
     DATABASE
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -98,7 +98,7 @@ impl Cluster {
 /// nodes never reload on a timer, so a change seen at all came by its
 /// notification. How long it took is returned (and printed), not asserted:
 /// latency is a measurement, not a pass/fail condition on a shared machine.
-fn within(limit: Duration, what: &str, mut check: impl FnMut() -> bool) -> Duration {
+pub(crate) fn within(limit: Duration, what: &str, mut check: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
     loop {
         if check() {
@@ -114,7 +114,7 @@ fn within(limit: Duration, what: &str, mut check: impl FnMut() -> bool) -> Durat
 }
 
 /// Longest wait for a change to reach another node.
-const PROPAGATION_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const PROPAGATION_WAIT: Duration = Duration::from_secs(5);
 
 fn latest(c: &Cluster, node: usize, key: &str) -> Option<u64> {
     let (status, body) = c.call(node, "GET", &format!("transit/keys/{key}"), None);

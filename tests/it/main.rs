@@ -10,6 +10,7 @@ mod api_hmac_sign;
 mod api_misc;
 mod audit_logins;
 mod cluster;
+mod cluster_wrapping;
 mod crash;
 mod differential;
 mod hostile;

@@ -132,6 +132,11 @@ impl Node {
         node
     }
 
+    /// The node's HTTP client (no token).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -1,0 +1,130 @@
+//! Response wrapping and break-glass revocation on several transitd nodes
+//! over one PostgreSQL database: a wrapped reply unwraps on any node, and
+//! exactly once when nodes race; `revoke-prefix` on one node reaches the
+//! others by notification.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::cluster::{Cluster, PROPAGATION_WAIT, database_lock, within};
+
+/// A reply wrapped on node 0 for five minutes: its wrapping token.
+fn wrap_on_first_node(c: &Cluster, data: Value) -> String {
+    let reply = c.nodes[0]
+        .client()
+        .as_token(Some(&c.root))
+        .with_header("X-Vault-Wrap-TTL", "300")
+        .write("sys/wrapping/wrap", data)
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.body["wrap_info"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn two_nodes_racing_to_unwrap_one_token_give_it_to_exactly_one() {
+    let _db = database_lock();
+    let c = Cluster::start(2);
+    for round in 0..12 {
+        let secret = json!({ "round": round });
+        let token = wrap_on_first_node(&c, secret.clone());
+        // Node 1 must know the token before it can serve it as a caller's.
+        within(PROPAGATION_WAIT, "wrapping token", || {
+            c.nodes[1]
+                .call(
+                    "POST",
+                    "sys/wrapping/lookup",
+                    None,
+                    Some(json!({ "token": token })),
+                )
+                .0
+                == 200
+        });
+        // Half the rounds present the token; half name it in the body.
+        let presented = round % 2 == 0;
+        let barrier = std::sync::Barrier::new(2);
+        let outcomes: Vec<(u16, Value)> = std::thread::scope(|s| {
+            let racers: Vec<_> = c
+                .nodes
+                .iter()
+                .map(|node| {
+                    let (token, barrier) = (&token, &barrier);
+                    let root = &c.root;
+                    s.spawn(move || {
+                        barrier.wait();
+                        if presented {
+                            node.call("POST", "sys/wrapping/unwrap", Some(token), None)
+                        } else {
+                            node.call(
+                                "POST",
+                                "sys/wrapping/unwrap",
+                                Some(root),
+                                Some(json!({ "token": token })),
+                            )
+                        }
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        let winners: Vec<&(u16, Value)> = outcomes.iter().filter(|(s, _)| *s == 200).collect();
+        assert_eq!(winners.len(), 1, "round {round}: {outcomes:?}");
+        assert_eq!(winners[0].1["data"], secret);
+        for (status, body) in outcomes.iter().filter(|(s, _)| *s != 200) {
+            assert!(
+                [400, 403].contains(status),
+                "round {round}: the loser got {status} {body}"
+            );
+        }
+    }
+}
+
+#[test]
+fn revoke_prefix_on_one_node_is_refused_on_another_within_100ms() {
+    let _db = database_lock();
+    let c = Cluster::start(2);
+    let ok = |(status, body): (u16, Value)| assert!(status < 300, "{status} {body}");
+    ok(c.call(
+        0,
+        "POST",
+        "sys/auth/userpass",
+        Some(json!({ "type": "userpass" })),
+    ));
+    ok(c.call(
+        0,
+        "POST",
+        "auth/userpass/users/web",
+        Some(json!({ "password": "pw" })),
+    ));
+    let mut worst = Duration::ZERO;
+    for _ in 0..5 {
+        let (status, login) = c.nodes[0].call(
+            "POST",
+            "auth/userpass/login/web",
+            None,
+            Some(json!({ "password": "pw" })),
+        );
+        assert_eq!(status, 200, "{login}");
+        let token = login["auth"]["client_token"].as_str().unwrap().to_owned();
+        let alive_on_b = || {
+            c.nodes[1]
+                .call("GET", "auth/token/lookup-self", Some(&token), None)
+                .0
+                == 200
+        };
+        within(PROPAGATION_WAIT, "the login's token on node B", alive_on_b);
+        ok(c.call(0, "POST", "sys/leases/revoke-prefix/auth/userpass", None));
+        let took = within(PROPAGATION_WAIT, "the revocation on node B", || {
+            !alive_on_b()
+        });
+        worst = worst.max(took);
+    }
+    println!("revoke-prefix reached node B in at most {worst:?}");
+    assert!(
+        worst < Duration::from_millis(100),
+        "a revoked token was still served on node B after {worst:?}"
+    );
+}
