@@ -412,6 +412,48 @@ pub(super) const DELIBERATE: &[Deviation] = &[
         Side(200, "/data/key_version=1"),
         "RSA signing runs on aws-lc-rs (no Marvin-style timing leak); PSS signs with salt `auto` (maximum) or the digest length only, see README",
     ),
+    dev(
+        "wrapping/lookup nothing named",
+        Side(400, "wrapping token is not valid or does not exist"),
+        Side(403, "error validating wrapping token: token is empty"),
+        "a lookup naming no token gets the answer of an empty or unknown one (400); OpenBao answers 403 for this case only",
+    ),
+    dev(
+        "wrapping/unwrap presented again",
+        Side(403, "permission denied"),
+        Side(400, "wrapping token is not valid or does not exist"),
+        "a spent wrapping token is an unknown token, refused (403) before its body is read like every unknown token; OpenBao lets it through to the unwrap handler",
+    ),
+    dev(
+        "wrapping/format jwt",
+        Side(400, "not JWTs"),
+        Side(200, "/wrap_info/ttl=60"),
+        "README: transitd makes wrapping tokens, not JWTs; a format it does not make is refused rather than answered with a token the client did not ask for",
+    ),
+    dev(
+        "wrapping/ttl above 32 days",
+        Side(400, "the wrapping TTL must be between 1s and 2764800s"),
+        Side(200, "/wrap_info/ttl=3600000"),
+        "a wrapping token is a token, and no token outlives the 32-day maximum TTL: refused rather than cut",
+    ),
+    dev(
+        "wrapping policy/max below min",
+        Side(
+            400,
+            "policy wrap-bad line 1: path \"a\": max_wrapping_ttl cannot be less than min_wrapping_ttl",
+        ),
+        Side(
+            400,
+            "failed to parse policy: path \"a\": max_wrapping_ttl cannot be less than min_wrapping_ttl",
+        ),
+        "wording: the same 400; transitd's policy errors name the policy and the line",
+    ),
+    dev(
+        "break-glass/revoke-prefix not synchronous",
+        Side(400, "sync=false is not supported by transitd"),
+        Side(202, ""),
+        "revocation is always synchronous (a token's entries are all there is to delete); asking for it in the background is refused, not ignored",
+    ),
 ];
 
 /// Known incompatibilities: transitd bugs to fix (in src/), tolerated here so

@@ -82,8 +82,10 @@ pub(super) struct Step<'s, 'a> {
     path: String,
     body: Option<Value>,
     raw: Option<(Vec<u8>, &'static str)>,
+    /// `${var}` in it is the variable's value on each server.
     token: Option<&'static str>,
     bearer: bool,
+    headers: Vec<(&'static str, &'static str)>,
     saves: Vec<(String, String)>,
     shares: Vec<(String, String, usize)>,
     norms: Vec<(String, Norm)>,
@@ -113,6 +115,12 @@ impl Step<'_, '_> {
         self
     }
 
+    /// Send `name: value` too (`X-Vault-Wrap-TTL`, ...).
+    pub(super) fn header(mut self, name: &'static str, value: &'static str) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
     /// Send the token as `Authorization: Bearer` instead of `X-Vault-Token`.
     pub(super) fn bearer(mut self) -> Self {
         self.bearer = true;
@@ -134,6 +142,7 @@ impl Step<'_, '_> {
             raw,
             token,
             bearer,
+            headers,
             saves,
             shares,
             norms,
@@ -150,15 +159,20 @@ impl Step<'_, '_> {
                 ),
                 (None, None) => (None, None),
             };
-            let auth = token.map(|t| {
+            let token = token.map(|t| substitute_str(t, vars, &label));
+            let auth = token.as_deref().map(|t| {
                 if bearer {
                     Auth::Bearer(t)
                 } else {
                     Auth::Vault(t)
                 }
             });
-            let reply = server
-                .client()
+            let client = headers
+                .iter()
+                .fold(server.client().clone(), |c, (name, value)| {
+                    c.with_header(name, value)
+                });
+            let reply = client
                 .send(method, &format!("/v1/{path}"), bytes, auth, ct)
                 .unwrap_or_else(|e| panic!("[{label}] {}: {e}", server.name()));
             replies.push(reply);
@@ -272,6 +286,7 @@ impl<'a> Script<'a> {
             raw: None,
             token: Some(ROOT_TOKEN),
             bearer: false,
+            headers: Vec::new(),
             saves: Vec::new(),
             shares: Vec::new(),
             norms: Vec::new(),

@@ -30,7 +30,7 @@
 //! Layout: `harness` runs each step against both servers, compares and
 //! reports; `normalise` makes two servers' bodies comparable; `deviations`
 //! holds the two tables; the script itself is one module per area (`keys`,
-//! `crypt`, `batch`, `hmac_sign`, `export_backup`, `sys`), run in the order of
+//! `crypt`, `batch`, `hmac_sign`, `export_backup`, `sys`, `wrapping`), run in the order of
 //! `script` below (later areas use keys the earlier ones made).
 //!
 //! Both servers are `transitd_test_support::DevServer`s. The bao binary is
@@ -47,6 +47,7 @@ mod export_backup;
 mod hmac_sign;
 mod keys;
 mod sys;
+mod wrapping;
 
 use batch::{batch, datakey};
 use crypt::crypt;
@@ -55,6 +56,7 @@ use harness::{Script, openbao, transitd};
 use hmac_sign::{hmac, sign};
 use keys::{config, keys, soft_delete};
 use sys::{http, random_and_hash, sys};
+use wrapping::wrapping;
 
 /// Index of each server in `Script::servers` and `Script::vars`.
 const TRANSITD: usize = 0;
@@ -126,4 +128,5 @@ fn script(s: &mut Script<'_>) {
     config(s);
     http(s);
     sys(s);
+    wrapping(s);
 }

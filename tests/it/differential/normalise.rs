@@ -18,7 +18,8 @@ pub(super) enum Norm {
     /// payload that happens to have no `-` or `_` would otherwise read as
     /// standard base64).
     Jws,
-    /// Only the JSON type (server-specific values such as cluster names).
+    /// Only the JSON type (server-specific values such as cluster names, or
+    /// a list of every token's accessor).
     Type,
     /// Compared verbatim, overriding the field-name rules (both servers hold
     /// the same key material, e.g. after restoring the same backup).
@@ -255,6 +256,7 @@ pub(super) fn normalise(v: &Value, path: &mut Vec<String>, norms: &[(String, Nor
             (Norm::Jws, Value::String(s)) => json!(describe_jws(s)),
             (Norm::Type, Value::String(_)) => json!("<string>"),
             (Norm::Type, Value::Number(_)) => json!("<number>"),
+            (Norm::Type, Value::Array(_)) => json!("<array>"),
             _ => v.clone(),
         };
     }
