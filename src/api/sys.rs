@@ -149,28 +149,10 @@ impl SysPath {
         }
     }
 
-    /// Whether it is served without a token (and without the keys).
+    /// Whether it is served without a token: everything served while
+    /// sealed, and the wrapping lookup (which needs the keys).
     pub(crate) fn is_public(&self) -> bool {
-        use SysPath as S;
-        match self {
-            S::Health | S::SealStatus | S::Init | S::Unseal | S::Leader => true,
-            S::Wrapping(path) => path.is_public(),
-            S::Seal
-            | S::Mounts
-            | S::Mount(_)
-            | S::PolicyNames
-            | S::AclPolicyNames
-            | S::Policy { .. }
-            | S::CapabilitiesSelf
-            | S::AuthMethods
-            | S::AuthMethod(_)
-            | S::AuditDevices
-            | S::AuditDevice(_)
-            | S::AuditHash(_)
-            | S::AuditCheckpoint(_)
-            | S::RevokePrefix { .. }
-            | S::Unknown => false,
-        }
+        self.served_sealed() || matches!(self, Self::Wrapping(path) if path.is_public())
     }
 
     /// Whether it is served while sealed, without the keys (and unaudited:

@@ -520,6 +520,22 @@ impl TokenStore {
         Err(Contended::ChildTokens.into())
     }
 
+    /// The children of `parent` this node knows of, and those linked to it
+    /// in storage (another node's, not heard of yet); may repeat one.
+    fn children_of(&self, parent: &TokenId) -> StoreResult<Vec<TokenId>> {
+        let parent_hex = hex::encode(parent);
+        let mut children: Vec<TokenId> = self
+            .index
+            .read()?
+            .by_id
+            .iter()
+            .filter(|(_, e)| e.parent.as_deref() == Some(parent_hex.as_str()))
+            .map(|(child, _)| *child)
+            .collect();
+        children.extend(self.children_in_storage(parent)?);
+        Ok(children)
+    }
+
     /// The children linked to `parent` in storage.
     fn children_in_storage(&self, parent: &TokenId) -> StoreResult<Vec<TokenId>> {
         let dir = format!("{PARENT_PREFIX}{}/", hex::encode(parent));
@@ -543,17 +559,7 @@ impl TokenStore {
         let mut i = 0;
         while i < doomed.len() {
             let parent = doomed[i].0;
-            let parent_hex = hex::encode(parent);
-            let mut children: Vec<TokenId> = self
-                .index
-                .read()?
-                .by_id
-                .iter()
-                .filter(|(_, e)| e.parent.as_deref() == Some(parent_hex.as_str()))
-                .map(|(child, _)| *child)
-                .collect();
-            children.extend(self.children_in_storage(&parent)?);
-            for child in children {
+            for child in self.children_of(&parent)? {
                 if seen.insert(child) {
                     doomed.push((child, Some(parent)));
                 }
@@ -611,16 +617,8 @@ impl TokenStore {
     /// or orphans, never a child revoked with it.
     pub fn revoke_orphaning_children(&self, id: &TokenId) -> StoreResult<()> {
         let _w = self.index.writer()?;
-        let parent_hex = hex::encode(id);
-        let mut children: std::collections::HashSet<TokenId> = self
-            .index
-            .read()?
-            .by_id
-            .iter()
-            .filter(|(_, e)| e.parent.as_deref() == Some(parent_hex.as_str()))
-            .map(|(child, _)| *child)
-            .collect();
-        children.extend(self.children_in_storage(id)?);
+        let children: std::collections::HashSet<TokenId> =
+            self.children_of(id)?.into_iter().collect();
         for child in &children {
             self.modify_stored(child, |entry| {
                 let mut next = entry.clone();

@@ -143,3 +143,29 @@ impl TestApp {
         self.call("GET", path, Value::Null).await
     }
 }
+
+/// A file audit device at `<dir>/audit.log` on `app`; the log's path.
+pub async fn audit_to_file(app: &TestApp, dir: &std::path::Path) -> std::path::PathBuf {
+    let log = dir.join("audit.log");
+    app.write(
+        "sys/audit/file",
+        serde_json::json!({ "type": "file", "options": { "file_path": log.display().to_string() } }),
+    )
+    .await
+    .expect(204);
+    log
+}
+
+/// The audit log's text once `done` holds for it (the device's writer
+/// thread writes a moment later), or as it is after five seconds.
+pub async fn audit_text_when(log: &std::path::Path, done: impl Fn(&str) -> bool) -> String {
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = std::fs::read_to_string(log).unwrap_or_default();
+        if done(&text) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    text
+}

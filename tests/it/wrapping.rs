@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use transitd::{AppState, Limits};
 
-use crate::support::{ROOT, Reply, TestApp};
+use crate::support::{ROOT, Reply, TestApp, audit_text_when, audit_to_file};
 
 const NOT_VALID: &str = "wrapping token is not valid or does not exist";
 
@@ -16,6 +16,27 @@ fn server() -> (Arc<AppState>, TestApp) {
     let state = Arc::new(AppState::dev(ROOT, Limits::default()));
     let app = TestApp::from_state(Arc::clone(&state), ROOT);
     (state, app)
+}
+
+/// A child of the app's token, as `auth/token/create` makes it.
+trait ChildToken {
+    async fn child_token(&self) -> String;
+}
+
+impl ChildToken for TestApp {
+    async fn child_token(&self) -> String {
+        let created = self.write("auth/token/create", json!({})).await.ok();
+        created.body["auth"]["client_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+/// A write to a `sys/wrapping/` endpoint that names no valid wrapping token.
+async fn not_valid(app: &TestApp, path: &str, body: Value) {
+    let refused = app.write(path, body).await.expect(400);
+    assert_eq!(refused.error(), NOT_VALID);
 }
 
 /// The wrapping token of a wrapped reply, after checking the reply shows
@@ -81,22 +102,14 @@ async fn wrapped_data_unwraps_once_with_the_token_presented_or_in_the_body() {
         .await
         .ok();
     assert_eq!(unwrapped.data(), &secret);
-    let again = app
-        .write("sys/wrapping/unwrap", json!({ "token": token }))
-        .await
-        .expect(400);
-    assert_eq!(again.error(), NOT_VALID);
+    not_valid(&app, "sys/wrapping/unwrap", json!({ "token": token })).await;
     // And the token itself was revoked with it.
     app.as_token(Some(&token))
         .read("auth/token/lookup-self")
         .await
         .expect(403);
     // A token that wraps nothing.
-    let plain = app
-        .write("sys/wrapping/unwrap", json!({}))
-        .await
-        .expect(400);
-    assert_eq!(plain.error(), NOT_VALID);
+    not_valid(&app, "sys/wrapping/unwrap", json!({})).await;
 }
 
 #[tokio::test]
@@ -122,16 +135,8 @@ async fn lookup_needs_no_token_and_spends_no_use() {
     let holder = app.as_token(Some(&token));
     holder.write("sys/wrapping/lookup", json!({})).await.ok();
     holder.write("sys/wrapping/unwrap", json!({})).await.ok();
-    let gone = anyone
-        .write("sys/wrapping/lookup", json!({ "token": token }))
-        .await
-        .expect(400);
-    assert_eq!(gone.error(), NOT_VALID);
-    let nothing = anyone
-        .write("sys/wrapping/lookup", json!({}))
-        .await
-        .expect(400);
-    assert_eq!(nothing.error(), NOT_VALID);
+    not_valid(&anyone, "sys/wrapping/lookup", json!({ "token": token })).await;
+    not_valid(&anyone, "sys/wrapping/lookup", json!({})).await;
     // A wrapping token may unwrap and nothing else.
     let wrapped = app
         .write_wrapped("sys/wrapping/wrap", json!({}), "60")
@@ -158,22 +163,14 @@ async fn rewrap_moves_the_reply_to_a_new_token_and_spends_the_old() {
         .ok();
     let new = wrapping_token(&rewrapped, "sys/wrapping/wrap", 120);
     assert_ne!(new, old);
-    let refused = app
-        .write("sys/wrapping/unwrap", json!({ "token": old }))
-        .await
-        .expect(400);
-    assert_eq!(refused.error(), NOT_VALID);
+    not_valid(&app, "sys/wrapping/unwrap", json!({ "token": old })).await;
     let unwrapped = app
         .as_token(Some(&new))
         .write("sys/wrapping/unwrap", json!({}))
         .await
         .ok();
     assert_eq!(unwrapped.data(), &json!({ "k": "v" }));
-    let missing = app
-        .write("sys/wrapping/rewrap", json!({}))
-        .await
-        .expect(400);
-    assert_eq!(missing.error(), NOT_VALID);
+    not_valid(&app, "sys/wrapping/rewrap", json!({})).await;
 }
 
 #[tokio::test]
@@ -231,11 +228,7 @@ async fn expired_wrappings_are_refused_and_swept() {
     // The upkeep's sweep, a moment after the TTL.
     assert_eq!(unsealed.wraps.sweep(now + 2).unwrap(), 1);
     assert_eq!(unsealed.tokens.sweep(now + 2).unwrap(), 1);
-    let refused = app
-        .write("sys/wrapping/unwrap", json!({ "token": token }))
-        .await
-        .expect(400);
-    assert_eq!(refused.error(), NOT_VALID);
+    not_valid(&app, "sys/wrapping/unwrap", json!({ "token": token })).await;
 }
 
 /// The trusted orchestrator: it gets a wrapped secret ID, the job unwraps
@@ -245,13 +238,7 @@ async fn expired_wrappings_are_refused_and_swept() {
 async fn the_trusted_orchestrator_flow() {
     let (_, app) = server();
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("audit.log");
-    app.write(
-        "sys/audit/file",
-        json!({ "type": "file", "options": { "file_path": log.display().to_string() } }),
-    )
-    .await
-    .expect(204);
+    let log = audit_to_file(&app, dir.path()).await;
     app.write("sys/auth/approle", json!({ "type": "approle" }))
         .await
         .expect(204);
@@ -288,23 +275,12 @@ async fn the_trusted_orchestrator_flow() {
     job.write("sys/wrapping/unwrap", json!({}))
         .await
         .expect(403);
-    let by_body = app
-        .write("sys/wrapping/unwrap", json!({ "token": token }))
-        .await
-        .expect(400);
-    assert_eq!(by_body.error(), NOT_VALID);
+    not_valid(&app, "sys/wrapping/unwrap", json!({ "token": token })).await;
     // The audit log.
     // The unwrap, its response; the spent token's refusal (one entry, as an
     // unknown token's); the second unwrap, its response.
     let wanted = |text: &str| text.matches("\"path\":\"sys/wrapping/unwrap\"").count() >= 5;
-    let mut text = String::new();
-    for _ in 0..100 {
-        text = std::fs::read_to_string(&log).unwrap_or_default();
-        if wanted(&text) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let text = audit_text_when(&log, wanted).await;
     assert!(wanted(&text), "three unwraps on record: {text}");
     for secret in [&token, &secret_id] {
         assert!(
@@ -384,19 +360,8 @@ async fn revoke_prefix_revokes_every_token_of_a_login_path_and_its_children() {
         async move { me.read("auth/token/lookup-self").await.status == 200 }
     };
     let (web, web2, ops) = (login("web").await, login("web2").await, login("ops").await);
-    let child = app
-        .as_token(Some(&web))
-        .write("auth/token/create", json!({}))
-        .await
-        .ok()
-        .body["auth"]["client_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let other = app.write("auth/token/create", json!({})).await.ok().body["auth"]["client_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let child = app.as_token(Some(&web)).child_token().await;
+    let other = app.child_token().await;
     // Not sudo: refused, nothing revoked.
     let limited = app
         .token_with_policy(
@@ -452,15 +417,7 @@ async fn revoke_orphan_keeps_the_children_and_accessors_lists_the_live_tokens() 
             "path \"auth/token/create\" { capabilities = [\"update\"] }",
         )
         .await;
-    let child = app
-        .as_token(Some(&parent))
-        .write("auth/token/create", json!({}))
-        .await
-        .ok()
-        .body["auth"]["client_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let child = app.as_token(Some(&parent)).child_token().await;
     // Sudo only.
     app.as_token(Some(&parent))
         .write("auth/token/revoke-orphan", json!({ "token": child }))

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 use transitd::{AppState, Limits};
 
-use crate::support::{Reply, TestApp, b64};
+use crate::support::{Reply, TestApp, audit_text_when, audit_to_file, b64};
 
 /// One request with exactly `headers` (no token unless one is among them).
 async fn send(router: &axum::Router, path: &str, body: Value, headers: &[(&str, &[u8])]) -> Reply {
@@ -254,13 +254,7 @@ async fn a_request_names_one_token_or_is_refused() {
 async fn a_refused_header_is_on_record_like_an_unknown_token() {
     let (router, app) = server();
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("audit.log");
-    app.write(
-        "sys/audit/file",
-        json!({ "type": "file", "options": { "file_path": log.display().to_string() } }),
-    )
-    .await
-    .expect(204);
+    let log = audit_to_file(&app, dir.path()).await;
     send(
         &router,
         "transit/encrypt/k",
@@ -269,15 +263,7 @@ async fn a_refused_header_is_on_record_like_an_unknown_token() {
     )
     .await
     .expect(400);
-    // Bounded wait for the device's writer thread.
-    let mut text = String::new();
-    for _ in 0..100 {
-        text = std::fs::read_to_string(&log).unwrap_or_default();
-        if text.contains("X-Vault-Wrap-Format") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let text = audit_text_when(&log, |t| t.contains("X-Vault-Wrap-Format")).await;
     let line = text
         .lines()
         .find(|l| l.contains("\"path\":\"transit/encrypt/k\""))
