@@ -199,11 +199,11 @@ pub(crate) async fn wrap_result(
         return result;
     };
     let (reply, unrecognized) = result?;
+    // A batch with failed items (400 or the caller's status) is wrapped too,
+    // as OpenBao does: its other items carry secrets. Bare replies are
+    // errors here (the sealed-time ones never get this far).
     let carries = reply.data.is_some() || reply.auth.is_some();
-    if !carries || reply.no_content || reply.bare || reply.status.is_some() {
-        return Ok((reply, unrecognized));
-    }
-    if reply.wrap_info.is_some() {
+    if !carries || reply.no_content || reply.bare || reply.wrap_info.is_some() {
         return Ok((reply, unrecognized));
     }
     let unsealed = Arc::clone(unsealed);
@@ -226,6 +226,7 @@ pub(crate) async fn wrap_result(
             Reply {
                 wrap_info: Some(info),
                 warnings: Vec::new(),
+                status: None,
                 ..reply
             },
             unrecognized,

@@ -205,6 +205,24 @@ async fn a_wrapped_token_unwraps_to_its_auth_and_only_replies_with_content_are_w
         .write_wrapped("auth/token/revoke-self", json!({}), "60")
         .await;
     assert_eq!(revoked.status, 204);
+    // A batch with a failed item is wrapped whole: its other items are secrets.
+    app.write("transit/keys/k", json!({})).await.ok();
+    let batch = json!({ "batch_input": [
+        { "plaintext": "aGVsbG8=" },
+        { "plaintext": "not base64!" },
+    ] });
+    let wrapped = app
+        .write_wrapped("transit/encrypt/k", batch, "60")
+        .await
+        .ok();
+    let token = wrapping_token(&wrapped, "transit/encrypt/k", 60);
+    let unwrapped = app
+        .write("sys/wrapping/unwrap", json!({ "token": token }))
+        .await
+        .ok();
+    let results = &unwrapped.data()["batch_results"];
+    assert!(results[0]["ciphertext"].is_string(), "{}", unwrapped.body);
+    assert!(results[1]["error"].is_string(), "{}", unwrapped.body);
     // An error is answered as it is.
     let missing = app
         .write_wrapped("transit/keys/none", json!({"type": "nope"}), "60")
