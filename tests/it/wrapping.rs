@@ -526,3 +526,43 @@ async fn a_policy_can_require_wrapping_within_bounds() {
     let listed = app.call("LIST", path, Value::Null).await.ok();
     assert_eq!(listed.data()["keys"].as_array().unwrap().len(), 1);
 }
+
+/// A wrapped login: its token comes back whole from the unwrap, and works.
+#[tokio::test]
+async fn a_wrapped_login_unwraps_to_a_working_token() {
+    let (_, app) = server();
+    app.write("sys/auth/userpass", json!({ "type": "userpass" }))
+        .await
+        .expect(204);
+    app.write("auth/userpass/users/web", json!({ "password": "pw" }))
+        .await
+        .expect(204);
+    let wrapped = app
+        .as_token(None)
+        .write_wrapped("auth/userpass/login/web", json!({ "password": "pw" }), "60")
+        .await
+        .ok();
+    let token = wrapping_token(&wrapped, "auth/userpass/login/web", 60);
+    let unwrapped = app
+        .write("sys/wrapping/unwrap", json!({ "token": token }))
+        .await
+        .ok();
+    let auth = &unwrapped.body["auth"];
+    assert_eq!(
+        auth["accessor"],
+        wrapped.body["wrap_info"]["wrapped_accessor"]
+    );
+    let me = app
+        .as_token(auth["client_token"].as_str())
+        .read("auth/token/lookup-self")
+        .await
+        .ok();
+    assert_eq!(me.data()["path"], "auth/userpass/login/web");
+    // A wrong password is an error, answered as it is.
+    let refused = app
+        .as_token(None)
+        .write_wrapped("auth/userpass/login/web", json!({ "password": "no" }), "60")
+        .await;
+    assert!(refused.status >= 400, "{}", refused.body);
+    assert!(refused.body["wrap_info"].is_null());
+}

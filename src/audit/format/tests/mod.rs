@@ -299,3 +299,50 @@ fn elided_data_is_its_size_count_and_hmac_in_both_entries() {
         );
     }
 }
+
+/// A wrapped reply's `wrap_info`: its token always hashed, its accessors as
+/// the options say, the rest in clear.
+#[test]
+fn wrap_info_hashes_the_wrapping_token_and_accessors() {
+    let rec = sample(Kind::Response);
+    let info = json!({
+        "token": "s.wrapping",
+        "accessor": "wacc",
+        "ttl": 60,
+        "creation_time": "2026-01-01T00:00:00Z",
+        "creation_path": "auth/approle/role/ci/secret-id",
+        "wrapped_accessor": "inner",
+    });
+    let format = |options: FormatOptions| -> Value {
+        let mut entry = rec.entry();
+        if let Some(response) = entry.response.as_mut() {
+            response.wrap_info = Some(&info);
+        }
+        let formatter = Formatter::new(SaltKey::new(SALT), options);
+        let out = formatter.format(&entry, &mut TokenMemo::default()).unwrap();
+        serde_json::from_slice::<Value>(&out).unwrap()["response"]["wrap_info"].clone()
+    };
+    assert_eq!(
+        format(FormatOptions::default()),
+        json!({
+            "token": h("s.wrapping"),
+            "accessor": h("wacc"),
+            "ttl": 60,
+            "creation_time": "2026-01-01T00:00:00Z",
+            "creation_path": "auth/approle/role/ci/secret-id",
+            "wrapped_accessor": h("inner"),
+        })
+    );
+    let clear_accessors = format(FormatOptions {
+        hmac_accessor: false,
+        ..FormatOptions::default()
+    });
+    assert_eq!(clear_accessors["token"], json!(h("s.wrapping")));
+    assert_eq!(clear_accessors["accessor"], "wacc");
+    assert_eq!(clear_accessors["wrapped_accessor"], "inner");
+    // A reply that was not wrapped has no member.
+    let plain: Value =
+        serde_json::from_slice(&format_record(&rec, SALT, FormatOptions::default()).unwrap())
+            .unwrap();
+    assert!(plain["response"].get("wrap_info").is_none());
+}
