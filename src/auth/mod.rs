@@ -1,6 +1,8 @@
 //! Who may do what: tokens, policies, login methods.
 
 pub mod approle;
+pub mod glob;
+pub mod jwt_verify;
 pub mod methods;
 pub mod policy;
 pub mod policy_store;
