@@ -258,7 +258,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::api::login::{AppRolePath, UserpassPath};
+    use crate::api::login::{AppRolePath, JwtPath, UserpassPath};
     use crate::auth::methods::MethodKind;
     use crate::state::Limits;
 
@@ -282,6 +282,7 @@ mod tests {
             .methods
             .enable("approle", MethodKind::AppRole, "")
             .unwrap();
+        unsealed.methods.enable("jwt", MethodKind::Jwt, "").unwrap();
         let (mount, _) = unsealed.resolve("transit").unwrap().unwrap();
         let ring = transit_keys::Keyring::create(
             "k",
@@ -361,6 +362,14 @@ mod tests {
                     AppRolePath::AccessorLookup(_) => "approle accessor lookup",
                     AppRolePath::AccessorDestroy(_) => "approle accessor destroy",
                     AppRolePath::Unknown => "approle unknown",
+                },
+                MethodPath::Jwt(path) => match path {
+                    JwtPath::Config => "jwt config",
+                    JwtPath::Roles => "jwt roles",
+                    JwtPath::Role(_) => "jwt role",
+                    JwtPath::Login => "jwt login",
+                    JwtPath::OidcFlow => "jwt oidc flow",
+                    JwtPath::Unknown => "jwt unknown",
                 },
             },
             Route::Transit { endpoint, .. } => match endpoint {
@@ -454,6 +463,13 @@ mod tests {
         ("auth/approle/role/r/secret-id-accessor/lookup", false, false, false, false, "U"),
         ("auth/approle/role/r/secret-id-accessor/destroy", false, false, false, false, "UD"),
         ("auth/approle/role/r/nope",                 false, false, false, false, "-"),
+        ("auth/jwt/config",                          false, false, false, false, "RU"),
+        ("auth/jwt/role",                            false, false, false, false, "L"),
+        ("auth/jwt/role/r",                          false, false, true,  false, "RUD"),
+        ("auth/jwt/login",                           true,  false, false, false, "U"),
+        ("auth/jwt/oidc/auth_url",                   true,  false, false, false, "RU"),
+        ("auth/jwt/oidc/callback",                   true,  false, false, false, "RU"),
+        ("auth/jwt/role/r/x",                        false, false, false, false, "-"),
         ("transit/keys",                             false, false, false, true,  "L"),
         ("transit/keys/k",                           false, false, false, true,  "RUD"),
         ("transit/keys/new",                         false, false, true,  true,  "RUD"),
@@ -600,6 +616,12 @@ mod tests {
             "approle accessor lookup",
             "approle accessor destroy",
             "approle unknown",
+            "jwt config",
+            "jwt roles",
+            "jwt role",
+            "jwt login",
+            "jwt oidc flow",
+            "jwt unknown",
             "transit list keys",
             "transit read key",
             "transit write key",

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::approle::AppRoleStore;
+use super::jwt::JwtStore;
 use super::userpass::UserpassStore;
 use crate::seal::barrier::Barrier;
 use crate::seal::edit::{Edit, edit_json, read_json};
@@ -26,6 +27,7 @@ use crate::storage::{Cached, StoreError, StoreResult};
 pub enum MethodKind {
     Userpass,
     AppRole,
+    Jwt,
 }
 
 impl MethodKind {
@@ -34,6 +36,7 @@ impl MethodKind {
         match self {
             Self::Userpass => "userpass",
             Self::AppRole => "approle",
+            Self::Jwt => "jwt",
         }
     }
 
@@ -41,8 +44,9 @@ impl MethodKind {
         match name {
             "userpass" => Ok(Self::Userpass),
             "approle" => Ok(Self::AppRole),
+            "jwt" => Ok(Self::Jwt),
             other => Err(StoreError::invalid(format!(
-                "transitd supports the userpass and approle auth methods, not {other:?}"
+                "transitd supports the userpass, approle and jwt auth methods, not {other:?}"
             ))),
         }
     }
@@ -63,6 +67,7 @@ pub struct MethodEntry {
 pub enum Backend {
     Userpass(UserpassStore),
     AppRole(AppRoleStore),
+    Jwt(JwtStore),
 }
 
 #[derive(Debug)]
@@ -93,6 +98,11 @@ fn open(
             prefix,
         )?),
         MethodKind::AppRole => Backend::AppRole(AppRoleStore::load(
+            Arc::clone(barrier),
+            Arc::clone(lookup),
+            prefix,
+        )?),
+        MethodKind::Jwt => Backend::Jwt(JwtStore::load(
             Arc::clone(barrier),
             Arc::clone(lookup),
             prefix,
@@ -170,6 +180,7 @@ impl Methods {
         match method.as_deref().map(|m| &m.backend) {
             Some(Backend::Userpass(store)) => store.apply_change(path),
             Some(Backend::AppRole(store)) => store.apply_change(path),
+            Some(Backend::Jwt(store)) => store.apply_change(path),
             None => Ok(()),
         }
     }
@@ -186,6 +197,7 @@ impl Methods {
             match &method.backend {
                 Backend::Userpass(store) => store.reload()?,
                 Backend::AppRole(store) => store.reload()?,
+                Backend::Jwt(store) => store.reload()?,
             }
         }
         Ok(())
@@ -331,7 +343,7 @@ mod tests {
     fn store(method: &Method) -> &AppRoleStore {
         match &method.backend {
             Backend::AppRole(s) => s,
-            Backend::Userpass(_) => panic!("not approle"),
+            Backend::Userpass(_) | Backend::Jwt(_) => panic!("not approle"),
         }
     }
 

@@ -2,6 +2,7 @@
 
 pub mod approle;
 pub mod glob;
+pub mod jwt;
 pub mod jwt_verify;
 pub mod methods;
 pub mod policy;

@@ -41,6 +41,10 @@ pub const USERPASS_USERS: &str = "users/";
 pub const APPROLE_ROLES: &str = "role/";
 /// Inside an AppRole method's prefix.
 pub const APPROLE_SECRET_IDS: &str = "secret_id/";
+/// Inside a JWT method's prefix: its one configuration entry.
+pub const JWT_CONFIG: &str = "config";
+/// Inside a JWT method's prefix.
+pub const JWT_ROLES: &str = "role/";
 
 pub const TOKENS: &str = "auth/token/";
 pub const TOKEN_IDS: &str = "auth/token/id/";
@@ -153,9 +157,10 @@ mod tests {
             }
         }
         // Inside one mount or method, each kind of entry has its own prefix.
-        let groups: [&[&str]; 2] = [
+        let groups: [&[&str]; 3] = [
             &[MOUNT_CONFIG, MOUNT_KEYS],
             &[USERPASS_USERS, APPROLE_ROLES, APPROLE_SECRET_IDS],
+            &[JWT_CONFIG, JWT_ROLES],
         ];
         for group in groups {
             for a in group {

@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 
 use super::keys::rfc3339;
 use super::token::{auth_block, string_list};
-use super::unsupported::unsupported;
+use super::unsupported::{refuse_unless_default, unsupported};
 use super::{Op, names};
 use crate::auth::approle::{AppRoleStore, Role, SecretIdInfo, SecretIdRequest};
 use crate::auth::methods::{Backend, Method as AuthMethod};
@@ -26,9 +26,11 @@ use crate::request::{Params, decode_b64};
 use crate::response::Reply;
 
 mod approle;
+mod jwt;
 mod userpass;
 
 pub(crate) use approle::{AppRolePath, approle};
+pub(crate) use jwt::{JwtPath, jwt};
 pub(crate) use userpass::{UserpassPath, userpass};
 
 /// Userpass's answer to every failed login (OpenBao `path_login.go`).
@@ -39,6 +41,7 @@ pub const USERPASS_INVALID: &str = "invalid username or password";
 pub(crate) enum MethodPath {
     Userpass(UserpassPath),
     AppRole(AppRolePath),
+    Jwt(JwtPath),
 }
 
 impl MethodPath {
@@ -46,6 +49,7 @@ impl MethodPath {
         match backend {
             Backend::Userpass(_) => Self::Userpass(UserpassPath::parse(rest)),
             Backend::AppRole(_) => Self::AppRole(AppRolePath::parse(rest)),
+            Backend::Jwt(_) => Self::Jwt(JwtPath::parse(rest)),
         }
     }
 
@@ -55,6 +59,7 @@ impl MethodPath {
             self,
             Self::Userpass(UserpassPath::NoLogin | UserpassPath::Unknown)
                 | Self::AppRole(AppRolePath::Unknown)
+                | Self::Jwt(JwtPath::Unknown)
         )
     }
 
@@ -62,6 +67,7 @@ impl MethodPath {
         match self {
             Self::Userpass(path) => path.allows(op),
             Self::AppRole(path) => path.allows(op),
+            Self::Jwt(path) => path.allows(op),
         }
     }
 
@@ -70,6 +76,7 @@ impl MethodPath {
         match self {
             Self::Userpass(path) => path.name(),
             Self::AppRole(path) => path.name(),
+            Self::Jwt(path) => path.name(),
         }
     }
 
@@ -78,6 +85,7 @@ impl MethodPath {
         match self {
             Self::Userpass(path) => path.is_public(),
             Self::AppRole(path) => path.is_public(),
+            Self::Jwt(path) => path.is_public(),
         }
     }
 
@@ -90,6 +98,9 @@ impl MethodPath {
                 .may_create(op)
                 .is_some_and(|name| !matches!(store.get(name), Ok(Some(_)))),
             (Self::AppRole(path), Backend::AppRole(store)) => path
+                .may_create(op)
+                .is_some_and(|name| !matches!(store.cached_role(name), Ok(Some(_)))),
+            (Self::Jwt(path), Backend::Jwt(store)) => path
                 .may_create(op)
                 .is_some_and(|name| !matches!(store.cached_role(name), Ok(Some(_)))),
             _ => false,
@@ -114,6 +125,7 @@ pub(crate) fn serve(
         (Backend::AppRole(store), MethodPath::AppRole(path)) => {
             approle(store, tokens, mount, op, path, p, now)
         }
+        (Backend::Jwt(store), MethodPath::Jwt(path)) => jwt(store, tokens, mount, op, path, p, now),
         // Parsed for this method's backend: cannot differ.
         _ => Err(ApiError::UnsupportedPath),
     }

@@ -49,7 +49,8 @@ impl JwtError {
     }
 }
 
-const NO_KEY: &str = "error verifying token signature: no known key successfully validated the token signature";
+const NO_KEY: &str =
+    "error verifying token signature: no known key successfully validated the token signature";
 
 /// The signing algorithms Vault allows for JWT logins (`cap/jwt`'s list):
 /// asymmetric only.
@@ -178,12 +179,10 @@ fn check_times(claims: &Claims, leeways: Leeways, now: i64) -> Result<(), JwtErr
     let skew = Leeways::effective(leeways.clock_skew, 60);
     let exp_leeway = Leeways::effective(leeways.expiration, 150);
     let nbf_leeway = Leeways::effective(leeways.not_before, 150);
-    let exp = exp.unwrap_or_else(|| {
-        iat.max(nbf)
-            .unwrap_or_default()
-            .saturating_add(exp_leeway)
-    });
-    let nbf = nbf.or(iat).unwrap_or_else(|| exp.saturating_sub(nbf_leeway));
+    let exp = exp.unwrap_or_else(|| iat.max(nbf).unwrap_or_default().saturating_add(exp_leeway));
+    let nbf = nbf
+        .or(iat)
+        .unwrap_or_else(|| exp.saturating_sub(nbf_leeway));
     if now > exp.saturating_add(skew) {
         return Err(JwtError::refused(
             "invalid expiration time (exp) claim: token is expired",

@@ -102,7 +102,11 @@ fn forged_tokens_are_refused() {
     assert_eq!(check(&es, &only_rs).unwrap_err(), NO_KEY);
     // Oversized: refused before decoding.
     let big = "a".repeat(MAX_JWT_BYTES + 1);
-    assert!(check(&big, &expected()).unwrap_err().contains("larger than"));
+    assert!(
+        check(&big, &expected())
+            .unwrap_err()
+            .contains("larger than")
+    );
     // Garbage.
     assert!(
         check("x.y.z", &expected())
