@@ -462,3 +462,63 @@ async fn discovery_ca_and_configuration_errors() {
     // Role management needs a token.
     anon.write("auth/jwt/role/x", json!({})).await.expect(403);
 }
+
+/// A real server with a file audit device: a JWT, accepted or refused,
+/// reaches neither the audit log nor the server log in clear.
+#[test]
+fn the_jwt_is_never_logged_in_clear() {
+    use crate::node::Site;
+    let site = Site::new("disable_mlock = true\nlog_level = \"trace\"");
+    let node = site.start();
+    let (keys, root) = node.init(1, 1);
+    node.unseal(&keys);
+    let r = Some(root.as_str());
+    let audit_path = site.dir.path().join("audit.log");
+    let audit = json!({"type": "file", "options": {"file_path": audit_path.display().to_string()}});
+    for (path, body) in [
+        ("sys/audit/file", audit),
+        ("sys/auth/jwt", json!({"type": "jwt"})),
+        (
+            "auth/jwt/config",
+            json!({"jwt_validation_pubkeys": [RSA_A_PUB], "bound_issuer": "https://issuer"}),
+        ),
+        (
+            "auth/jwt/role/ci",
+            json!({"role_type": "jwt", "user_claim": "sub", "bound_audiences": "vault"}),
+        ),
+    ] {
+        let (status, reply) = node.call("POST", path, r, Some(body));
+        assert_eq!(status, 204, "{path}: {reply}");
+    }
+    let good = KEY_A.sign(&claims("https://issuer", json!({})));
+    let forged = KEY_B.sign(&claims("https://issuer", json!({})));
+    let (status, reply) = node.call(
+        "POST",
+        "auth/jwt/login",
+        None,
+        Some(json!({"role": "ci", "jwt": good})),
+    );
+    assert_eq!(status, 200, "{reply}");
+    let (status, _) = node.call(
+        "POST",
+        "auth/jwt/login",
+        None,
+        Some(json!({"role": "ci", "jwt": forged})),
+    );
+    assert_eq!(status, 400);
+    node.stop();
+    let log = std::fs::read_to_string(&audit_path).unwrap();
+    assert!(log.contains("\"path\":\"auth/jwt/login\""));
+    let server_log: String = std::fs::read_dir(site.dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("server-"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect();
+    for jwt in [&good, &forged] {
+        // The signature alone is enough to recognise a leak.
+        let signature = jwt.rsplit('.').next().unwrap();
+        assert!(!log.contains(signature), "a JWT in the audit log in clear");
+        assert!(!server_log.contains(signature), "a JWT in the server log");
+    }
+}
