@@ -129,7 +129,12 @@ fn write_config(store: &JwtStore, p: &Params) -> ApiResult<Reply> {
         oidc_discovery_ca_pem: string_or_empty(p, "oidc_discovery_ca_pem")?,
         jwks_url: string_or_empty(p, "jwks_url")?,
         jwks_ca_pem: string_or_empty(p, "jwks_ca_pem")?,
-        jwt_validation_pubkeys: string_list(p, "jwt_validation_pubkeys")?.unwrap_or_default(),
+        // Stored trimmed, as Vault shows them.
+        jwt_validation_pubkeys: string_list(p, "jwt_validation_pubkeys")?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|k| k.trim().to_owned())
+            .collect(),
         bound_issuer: string_or_empty(p, "bound_issuer")?,
         jwt_supported_algs: string_list(p, "jwt_supported_algs")?.unwrap_or_default(),
         default_role: string_or_empty(p, "default_role")?.to_lowercase(),

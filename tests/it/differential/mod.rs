@@ -46,6 +46,7 @@ mod crypt;
 mod export_backup;
 mod hmac_sign;
 mod keys;
+mod login_jwt;
 mod sys;
 
 use batch::{batch, datakey};
@@ -54,6 +55,7 @@ use export_backup::{backup, export};
 use harness::{Script, openbao, transitd};
 use hmac_sign::{hmac, sign};
 use keys::{config, keys, soft_delete};
+use login_jwt::login_jwt;
 use sys::{http, random_and_hash, sys};
 
 /// Index of each server in `Script::servers` and `Script::vars`.
@@ -126,4 +128,5 @@ fn script(s: &mut Script<'_>) {
     config(s);
     http(s);
     sys(s);
+    login_jwt(s);
 }
