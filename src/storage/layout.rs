@@ -41,10 +41,11 @@ pub const USERPASS_USERS: &str = "users/";
 pub const APPROLE_ROLES: &str = "role/";
 /// Inside an AppRole method's prefix.
 pub const APPROLE_SECRET_IDS: &str = "secret_id/";
-/// Inside a JWT method's prefix: its one configuration entry.
-pub const JWT_CONFIG: &str = "config";
-/// Inside a JWT method's prefix.
-pub const JWT_ROLES: &str = "role/";
+/// Inside the prefix of a method with one configuration and roles (`jwt`,
+/// `kubernetes`: `auth/method_store.rs`): the configuration.
+pub const METHOD_CONFIG: &str = "config";
+/// Inside the prefix of a method with one configuration and roles.
+pub const METHOD_ROLES: &str = "role/";
 
 pub const TOKENS: &str = "auth/token/";
 pub const TOKEN_IDS: &str = "auth/token/id/";
@@ -160,7 +161,7 @@ mod tests {
         let groups: [&[&str]; 3] = [
             &[MOUNT_CONFIG, MOUNT_KEYS],
             &[USERPASS_USERS, APPROLE_ROLES, APPROLE_SECRET_IDS],
-            &[JWT_CONFIG, JWT_ROLES],
+            &[METHOD_CONFIG, METHOD_ROLES],
         ];
         for group in groups {
             for a in group {

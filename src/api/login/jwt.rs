@@ -139,9 +139,9 @@ fn write_config(store: &JwtStore, p: &Params) -> ApiResult<Reply> {
         jwt_supported_algs: string_list(p, "jwt_supported_algs")?.unwrap_or_default(),
         default_role: string_or_empty(p, "default_role")?.to_lowercase(),
     };
-    let configured = Configured::new(config)?;
+    let configured = Configured::new(config.clone())?;
     configured.check_reachable()?;
-    store.write_config(configured)?;
+    store.write_config(&config, configured)?;
     Ok(Reply::no_content())
 }
 

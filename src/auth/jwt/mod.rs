@@ -3,12 +3,9 @@
 //! expect, the allowed algorithms), roles that bind claims, and `login`
 //! with a signed JWT. The browser OIDC flow is not served.
 //!
-//! Storage, through the barrier, under the mount's prefix: `config`, and
-//! `role/<HMAC of the role name>` for each role. The whole mount is loaded
-//! at unseal; changes are computed from storage by compare-and-swap and other
-//! nodes' changes arrive through [`JwtStore::apply_change`]. The key source
-//! (static keys, or a cached JWKS) is rebuilt from the configuration on every
-//! node, never stored: a node fetches the JWKS itself when a login needs it.
+//! Stored by `auth/method_store.rs`. The key source (static keys, or a
+//! cached JWKS) is rebuilt from the configuration on every node, never
+//! stored: a node fetches the JWKS itself when a login needs it.
 //!
 //! Verification itself is `auth::jwt_verify`'s; this module decides which
 //! keys and which expectations apply, and what the role's bindings require.
@@ -25,13 +22,9 @@ use serde_json::{Map, Value};
 
 use super::jwt_verify::keys::Published;
 use super::jwt_verify::{self, Expected, JwtError, KeySource, Leeways, RemoteKeys, StaticKeys};
-use super::userpass::{Replay, TokenParams};
-use crate::seal::barrier::Barrier;
-use crate::seal::edit::{Edit, edit_json, read_json};
-use crate::seal::lookup::LookupKey;
-use crate::storage::blocking;
-use crate::storage::layout::{JWT_CONFIG, JWT_ROLES};
-use crate::storage::{Cached, StoreError, StoreResult};
+use super::method_store::{MethodStore, Spec};
+use super::userpass::TokenParams;
+use crate::storage::{StoreError, StoreResult};
 
 pub use claims::BoundClaimsType;
 
@@ -245,180 +238,43 @@ pub struct JwtLogin {
     pub metadata: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Default)]
-struct State {
-    config: Option<Arc<Configured>>,
-    roles: BTreeMap<String, JwtRole>,
+/// The JWT method's configuration and roles (`auth/method_store.rs`).
+#[derive(Debug)]
+pub struct JwtSpec;
+
+impl Spec for JwtSpec {
+    type Config = JwtConfig;
+    type Ready = Configured;
+    type Role = JwtRole;
+
+    fn ready(config: JwtConfig) -> StoreResult<Configured> {
+        Configured::new(config)
+    }
+
+    fn role_name(role: &JwtRole) -> &str {
+        &role.name
+    }
+
+    fn blank_role(name: &str) -> JwtRole {
+        JwtRole::blank(name)
+    }
+
+    fn rename_role(role: &mut JwtRole, name: &str) {
+        name.clone_into(&mut role.name);
+    }
+
+    fn validate_role(role: &JwtRole) -> StoreResult<()> {
+        role.validate()
+    }
 }
 
-/// The configuration and roles of one JWT mount.
-#[derive(Debug)]
-pub struct JwtStore {
-    barrier: Arc<Barrier>,
-    lookup: Arc<LookupKey>,
-    prefix: String,
-    /// Its writer lock is held while the configuration or a role changes or
-    /// is refreshed from storage (never while keys are fetched).
-    state: Cached<State>,
-}
+pub type JwtStore = MethodStore<JwtSpec>;
 
 fn login_error(message: impl Into<String>) -> StoreError {
     StoreError::invalid(message)
 }
 
-impl JwtStore {
-    pub(crate) fn load(
-        barrier: Arc<Barrier>,
-        lookup: Arc<LookupKey>,
-        prefix: String,
-    ) -> StoreResult<Self> {
-        let store = Self {
-            barrier,
-            lookup,
-            prefix,
-            state: Cached::new("jwt store", State::default()),
-        };
-        let state = store.read_state()?;
-        *store.state.write()? = state;
-        Ok(store)
-    }
-
-    pub fn reload(&self) -> StoreResult<()> {
-        self.state.reload(|| self.read_state())
-    }
-
-    fn config_path(&self) -> String {
-        format!("{}{JWT_CONFIG}", self.prefix)
-    }
-
-    fn role_path(&self, name: &str) -> String {
-        format!("{}{JWT_ROLES}{}", self.prefix, self.lookup.name(name))
-    }
-
-    /// A stored configuration that no longer passes the checks (a bad PEM
-    /// written by a newer version) leaves the method unconfigured rather
-    /// than failing the unseal.
-    fn configured(config: Option<JwtConfig>) -> Option<Arc<Configured>> {
-        config.and_then(|c| Configured::new(c).ok()).map(Arc::new)
-    }
-
-    fn read_state(&self) -> StoreResult<State> {
-        let config = Self::configured(read_json(&self.barrier, &self.config_path())?);
-        let mut roles = BTreeMap::new();
-        for path in blocking(|| self.barrier.list(&format!("{}{JWT_ROLES}", self.prefix)))? {
-            if let Some(role) = read_json::<JwtRole>(&self.barrier, &path)? {
-                roles.insert(role.name.clone(), role);
-            }
-        }
-        Ok(State { config, roles })
-    }
-
-    /// Another node changed `path`: re-read it. Other paths are ignored.
-    pub fn apply_change(&self, path: &str) -> StoreResult<()> {
-        let Some(rest) = path.strip_prefix(self.prefix.as_str()) else {
-            return Ok(());
-        };
-        let _w = self.state.writer()?;
-        if rest == JWT_CONFIG {
-            let config = Self::configured(read_json(&self.barrier, path)?);
-            self.state.write()?.config = config;
-        } else if let Some(dir) = rest.strip_prefix(JWT_ROLES) {
-            match read_json::<JwtRole>(&self.barrier, path)? {
-                Some(role) => {
-                    self.state.write()?.roles.insert(role.name.clone(), role);
-                }
-                None => {
-                    let mut state = self.state.write()?;
-                    state.roles.retain(|name, _| self.lookup.name(name) != dir);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    pub fn config(&self) -> StoreResult<Option<Arc<Configured>>> {
-        Ok(self.state.read()?.config.clone())
-    }
-
-    /// Store a new configuration (already checked by the caller, reachable
-    /// keys included) and use it.
-    pub fn write_config(&self, configured: Configured) -> StoreResult<()> {
-        let _w = self.state.writer()?;
-        let config = configured.config.clone();
-        edit_json(
-            &self.barrier,
-            &self.config_path(),
-            "the jwt configuration",
-            |_: Option<JwtConfig>| Ok(Edit::Put(config.clone())),
-        )?;
-        self.state.write()?.config = Some(Arc::new(configured));
-        Ok(())
-    }
-
-    pub fn list_roles(&self) -> StoreResult<Vec<String>> {
-        Ok(self.state.read()?.roles.keys().cloned().collect())
-    }
-
-    /// Role `name` as this node's cache holds it (cheap: for authorization).
-    pub fn cached_role(&self, name: &str) -> StoreResult<Option<JwtRole>> {
-        Ok(self.state.read()?.roles.get(name).cloned())
-    }
-
-    /// Role `name`: cached, or read from storage when another node created
-    /// it a moment ago. May block.
-    pub fn get_role(&self, name: &str) -> StoreResult<Option<JwtRole>> {
-        if let Some(role) = self.cached_role(name)? {
-            return Ok(Some(role));
-        }
-        let _w = self.state.writer()?;
-        let role = read_json::<JwtRole>(&self.barrier, &self.role_path(name))?;
-        if let Some(role) = &role {
-            self.state
-                .write()?
-                .roles
-                .insert(name.to_owned(), role.clone());
-        }
-        Ok(role)
-    }
-
-    /// Create or update role `name`: `edit` gets the stored role (or a blank
-    /// one); the result must pass [`JwtRole::validate`].
-    pub fn write_role(
-        &self,
-        name: &str,
-        edit: impl FnOnce(&mut JwtRole) -> StoreResult<()>,
-    ) -> StoreResult<()> {
-        let mut edit = Replay::new(edit);
-        let _w = self.state.writer()?;
-        let stored = edit_json(
-            &self.barrier,
-            &self.role_path(name),
-            "the role",
-            |current: Option<JwtRole>| {
-                let mut role = edit.apply(current.unwrap_or_else(|| JwtRole::blank(name)))?;
-                role.name = name.to_owned();
-                role.validate()?;
-                Ok(Edit::Put(role))
-            },
-        )?;
-        if let Some(role) = stored {
-            self.state.write()?.roles.insert(name.to_owned(), role);
-        }
-        Ok(())
-    }
-
-    pub fn delete_role(&self, name: &str) -> StoreResult<()> {
-        let _w = self.state.writer()?;
-        edit_json(
-            &self.barrier,
-            &self.role_path(name),
-            "the role",
-            |_: Option<JwtRole>| Ok(Edit::Delete),
-        )?;
-        self.state.write()?.roles.remove(name);
-        Ok(())
-    }
-
+impl MethodStore<JwtSpec> {
     /// Vault's login: the role (or the default role), the token verified
     /// with the configured keys and the role's expectations, then the role's
     /// bindings. May block (a JWKS fetch): off the async workers. No lock is

@@ -32,6 +32,10 @@ fn pem_config() -> Configured {
     .unwrap()
 }
 
+fn write_config(store: &JwtStore, ready: Configured) {
+    store.write_config(&ready.config.clone(), ready).unwrap();
+}
+
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
@@ -157,7 +161,7 @@ fn role_checks() {
 #[test]
 fn config_and_roles_reach_the_other_node() {
     let (a, b) = two_nodes();
-    a.write_config(pem_config()).unwrap();
+    write_config(&a, pem_config());
     a.write_role("ci", |r| {
         r.user_claim = "sub".into();
         r.bound_audiences = vec!["vault".into()];
@@ -188,7 +192,7 @@ fn login_applies_the_roles_bindings() {
     );
     let mut config = pem_config();
     config.config.default_role = "ci".into();
-    a.write_config(config).unwrap();
+    write_config(&a, config);
     a.write_role("ci", |r| {
         r.user_claim = "sub".into();
         r.bound_audiences = vec!["vault".into()];
