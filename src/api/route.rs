@@ -258,7 +258,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::api::login::{AppRolePath, JwtPath, UserpassPath};
+    use crate::api::login::{AppRolePath, JwtPath, KubePath, UserpassPath};
     use crate::auth::methods::MethodKind;
     use crate::state::Limits;
 
@@ -283,6 +283,10 @@ mod tests {
             .enable("approle", MethodKind::AppRole, "")
             .unwrap();
         unsealed.methods.enable("jwt", MethodKind::Jwt, "").unwrap();
+        unsealed
+            .methods
+            .enable("kubernetes", MethodKind::Kubernetes, "")
+            .unwrap();
         let (mount, _) = unsealed.resolve("transit").unwrap().unwrap();
         let ring = transit_keys::Keyring::create(
             "k",
@@ -370,6 +374,13 @@ mod tests {
                     JwtPath::Login => "jwt login",
                     JwtPath::OidcFlow => "jwt oidc flow",
                     JwtPath::Unknown => "jwt unknown",
+                },
+                MethodPath::Kubernetes(path) => match path {
+                    KubePath::Config => "kubernetes config",
+                    KubePath::Roles => "kubernetes roles",
+                    KubePath::Role(_) => "kubernetes role",
+                    KubePath::Login => "kubernetes login",
+                    KubePath::Unknown => "kubernetes unknown",
                 },
             },
             Route::Transit { endpoint, .. } => match endpoint {
@@ -470,6 +481,11 @@ mod tests {
         ("auth/jwt/oidc/auth_url",                   true,  false, false, false, "RU"),
         ("auth/jwt/oidc/callback",                   true,  false, false, false, "RU"),
         ("auth/jwt/role/r/x",                        false, false, false, false, "-"),
+        ("auth/kubernetes/config",                   false, false, false, false, "RU"),
+        ("auth/kubernetes/role",                     false, false, false, false, "L"),
+        ("auth/kubernetes/role/r",                   false, false, true,  false, "RUD"),
+        ("auth/kubernetes/login",                    true,  false, false, false, "U"),
+        ("auth/kubernetes/nope",                     false, false, false, false, "-"),
         ("transit/keys",                             false, false, false, true,  "L"),
         ("transit/keys/k",                           false, false, false, true,  "RUD"),
         ("transit/keys/new",                         false, false, true,  true,  "RUD"),
@@ -622,6 +638,11 @@ mod tests {
             "jwt login",
             "jwt oidc flow",
             "jwt unknown",
+            "kubernetes config",
+            "kubernetes roles",
+            "kubernetes role",
+            "kubernetes login",
+            "kubernetes unknown",
             "transit list keys",
             "transit read key",
             "transit write key",

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::approle::AppRoleStore;
 use super::jwt::JwtStore;
+use super::kubernetes::KubeStore;
 use super::userpass::UserpassStore;
 use crate::seal::barrier::Barrier;
 use crate::seal::edit::{Edit, edit_json, read_json};
@@ -28,6 +29,7 @@ pub enum MethodKind {
     Userpass,
     AppRole,
     Jwt,
+    Kubernetes,
 }
 
 impl MethodKind {
@@ -37,6 +39,7 @@ impl MethodKind {
             Self::Userpass => "userpass",
             Self::AppRole => "approle",
             Self::Jwt => "jwt",
+            Self::Kubernetes => "kubernetes",
         }
     }
 
@@ -45,8 +48,9 @@ impl MethodKind {
             "userpass" => Ok(Self::Userpass),
             "approle" => Ok(Self::AppRole),
             "jwt" => Ok(Self::Jwt),
+            "kubernetes" => Ok(Self::Kubernetes),
             other => Err(StoreError::invalid(format!(
-                "transitd supports the userpass, approle and jwt auth methods, not {other:?}"
+                "transitd supports the userpass, approle, jwt and kubernetes auth methods, not {other:?}"
             ))),
         }
     }
@@ -68,6 +72,7 @@ pub enum Backend {
     Userpass(UserpassStore),
     AppRole(AppRoleStore),
     Jwt(JwtStore),
+    Kubernetes(KubeStore),
 }
 
 #[derive(Debug)]
@@ -103,6 +108,11 @@ fn open(
             prefix,
         )?),
         MethodKind::Jwt => Backend::Jwt(JwtStore::load(
+            Arc::clone(barrier),
+            Arc::clone(lookup),
+            prefix,
+        )?),
+        MethodKind::Kubernetes => Backend::Kubernetes(KubeStore::load(
             Arc::clone(barrier),
             Arc::clone(lookup),
             prefix,
@@ -181,6 +191,7 @@ impl Methods {
             Some(Backend::Userpass(store)) => store.apply_change(path),
             Some(Backend::AppRole(store)) => store.apply_change(path),
             Some(Backend::Jwt(store)) => store.apply_change(path),
+            Some(Backend::Kubernetes(store)) => store.apply_change(path),
             None => Ok(()),
         }
     }
@@ -198,6 +209,7 @@ impl Methods {
                 Backend::Userpass(store) => store.reload()?,
                 Backend::AppRole(store) => store.reload()?,
                 Backend::Jwt(store) => store.reload()?,
+                Backend::Kubernetes(store) => store.reload()?,
             }
         }
         Ok(())
@@ -343,7 +355,7 @@ mod tests {
     fn store(method: &Method) -> &AppRoleStore {
         match &method.backend {
             Backend::AppRole(s) => s,
-            Backend::Userpass(_) | Backend::Jwt(_) => panic!("not approle"),
+            _ => panic!("not approle"),
         }
     }
 

@@ -4,6 +4,7 @@ pub mod approle;
 pub mod glob;
 pub mod jwt;
 pub mod jwt_verify;
+pub mod kubernetes;
 pub mod method_store;
 pub mod methods;
 pub mod policy;

@@ -1,17 +1,16 @@
-//! A JWT issuer for the login tests: an HTTPS server (its own CA, made with
-//! rcgen) serving an OIDC discovery document and a JWKS, whose keys the test
+//! A JWT issuer for the login tests: an HTTPS server (`https_fixture`) serving an OIDC discovery document and a JWKS, whose keys the test
 //! rotates, which counts the JWKS fetches, and which can be taken down or
 //! made to answer garbage. Tokens are signed with the fixture keys in
 //! `tests/fixtures/jwt/` (RS256 and ES256).
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
+
+use crate::https_fixture;
 
 pub const RSA_A: &str = include_str!("../fixtures/jwt/rsa-a.key");
 pub const RSA_A_PUB: &str = include_str!("../fixtures/jwt/rsa-a.pub");
@@ -102,7 +101,7 @@ pub enum Mode {
 struct State {
     keys: Vec<SigningKey>,
     mode: Mode,
-    /// The issuer named in the discovery document (its own URL unless changed).
+    /// The issuer named in the discovery document (empty: its own URL).
     issuer: String,
 }
 
@@ -116,53 +115,42 @@ pub struct Issuer {
 impl Issuer {
     /// An issuer on a free local port, publishing `keys`.
     pub fn start(keys: &[SigningKey]) -> Self {
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca =
-            rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
-                .unwrap();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
-            .unwrap()
-            .signed_by(&key, &ca)
-            .unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![cert.der().clone()],
-                rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-            )
-            .unwrap();
-        let config = Arc::new(config);
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!(
-            "https://127.0.0.1:{}",
-            listener.local_addr().unwrap().port()
-        );
         let state = Arc::new(Mutex::new(State {
             keys: keys.to_vec(),
             mode: Mode::Serving,
-            issuer: url.clone(),
+            issuer: String::new(),
         }));
         let jwks_fetches = Arc::new(AtomicUsize::new(0));
-        let (s, f, base) = (Arc::clone(&state), Arc::clone(&jwks_fetches), url.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let (config, s, f, base) = (
-                    Arc::clone(&config),
-                    Arc::clone(&s),
-                    Arc::clone(&f),
-                    base.clone(),
-                );
-                std::thread::spawn(move || serve(stream, config, &s, &f, &base));
+        let (s, f) = (Arc::clone(&state), Arc::clone(&jwks_fetches));
+        let server = https_fixture::start(move |request, base| {
+            let state = s.lock().unwrap();
+            match (state.mode, request.path.as_str()) {
+                (Mode::Down, _) => (503, "down".to_owned()),
+                (Mode::Garbage, _) => (200, "<html>not json".to_owned()),
+                (Mode::Serving, "/.well-known/openid-configuration") => {
+                    let issuer = if state.issuer.is_empty() {
+                        base
+                    } else {
+                        &state.issuer
+                    };
+                    (
+                        200,
+                        json!({"issuer": issuer, "jwks_uri": format!("{base}/keys")}).to_string(),
+                    )
+                }
+                (Mode::Serving, "/keys") => {
+                    f.fetch_add(1, Ordering::SeqCst);
+                    let set = JwkSet {
+                        keys: state.keys.iter().map(SigningKey::jwk).collect(),
+                    };
+                    (200, serde_json::to_string(&set).unwrap())
+                }
+                _ => (404, "{}".to_owned()),
             }
         });
         Self {
-            url,
-            ca_pem: ca.pem(),
+            url: server.url,
+            ca_pem: server.ca_pem,
             state,
             jwks_fetches,
         }
@@ -188,54 +176,4 @@ impl Issuer {
     pub fn jwks_fetches(&self) -> usize {
         self.jwks_fetches.load(Ordering::SeqCst)
     }
-}
-
-fn serve(
-    tcp: TcpStream,
-    config: Arc<rustls::ServerConfig>,
-    state: &Mutex<State>,
-    fetches: &AtomicUsize,
-    base: &str,
-) {
-    let Ok(conn) = rustls::ServerConnection::new(config) else {
-        return;
-    };
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
-    let mut request = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-        match tls.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => request.extend_from_slice(&buf[..n]),
-        }
-    }
-    let text = String::from_utf8_lossy(&request);
-    let path = text.split_whitespace().nth(1).unwrap_or("/").to_owned();
-    let (status, body) = {
-        let state = state.lock().unwrap();
-        match (state.mode, path.as_str()) {
-            (Mode::Down, _) => ("503 Service Unavailable", "down".to_owned()),
-            (Mode::Garbage, _) => ("200 OK", "<html>not json".to_owned()),
-            (Mode::Serving, "/.well-known/openid-configuration") => (
-                "200 OK",
-                json!({"issuer": state.issuer, "jwks_uri": format!("{base}/keys")}).to_string(),
-            ),
-            (Mode::Serving, "/keys") => {
-                fetches.fetch_add(1, Ordering::SeqCst);
-                let set = JwkSet {
-                    keys: state.keys.iter().map(SigningKey::jwk).collect(),
-                };
-                ("200 OK", serde_json::to_string(&set).unwrap())
-            }
-            _ => ("404 Not Found", "{}".to_owned()),
-        }
-    };
-    let reply = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = tls.write_all(reply.as_bytes());
-    let _ = tls.flush();
-    tls.conn.send_close_notify();
-    let _ = tls.flush();
 }

@@ -27,10 +27,12 @@ use crate::response::Reply;
 
 mod approle;
 mod jwt;
+mod kubernetes;
 mod userpass;
 
 pub(crate) use approle::{AppRolePath, approle};
 pub(crate) use jwt::{JwtPath, jwt};
+pub(crate) use kubernetes::{KubePath, kubernetes};
 pub(crate) use userpass::{UserpassPath, userpass};
 
 /// Userpass's answer to every failed login (OpenBao `path_login.go`).
@@ -42,6 +44,7 @@ pub(crate) enum MethodPath {
     Userpass(UserpassPath),
     AppRole(AppRolePath),
     Jwt(JwtPath),
+    Kubernetes(KubePath),
 }
 
 impl MethodPath {
@@ -50,6 +53,7 @@ impl MethodPath {
             Backend::Userpass(_) => Self::Userpass(UserpassPath::parse(rest)),
             Backend::AppRole(_) => Self::AppRole(AppRolePath::parse(rest)),
             Backend::Jwt(_) => Self::Jwt(JwtPath::parse(rest)),
+            Backend::Kubernetes(_) => Self::Kubernetes(KubePath::parse(rest)),
         }
     }
 
@@ -60,6 +64,7 @@ impl MethodPath {
             Self::Userpass(UserpassPath::NoLogin | UserpassPath::Unknown)
                 | Self::AppRole(AppRolePath::Unknown)
                 | Self::Jwt(JwtPath::Unknown)
+                | Self::Kubernetes(KubePath::Unknown)
         )
     }
 
@@ -68,6 +73,7 @@ impl MethodPath {
             Self::Userpass(path) => path.allows(op),
             Self::AppRole(path) => path.allows(op),
             Self::Jwt(path) => path.allows(op),
+            Self::Kubernetes(path) => path.allows(op),
         }
     }
 
@@ -77,6 +83,7 @@ impl MethodPath {
             Self::Userpass(path) => path.name(),
             Self::AppRole(path) => path.name(),
             Self::Jwt(path) => path.name(),
+            Self::Kubernetes(path) => path.name(),
         }
     }
 
@@ -86,6 +93,7 @@ impl MethodPath {
             Self::Userpass(path) => path.is_public(),
             Self::AppRole(path) => path.is_public(),
             Self::Jwt(path) => path.is_public(),
+            Self::Kubernetes(path) => path.is_public(),
         }
     }
 
@@ -101,6 +109,9 @@ impl MethodPath {
                 .may_create(op)
                 .is_some_and(|name| !matches!(store.cached_role(name), Ok(Some(_)))),
             (Self::Jwt(path), Backend::Jwt(store)) => path
+                .may_create(op)
+                .is_some_and(|name| !matches!(store.cached_role(name), Ok(Some(_)))),
+            (Self::Kubernetes(path), Backend::Kubernetes(store)) => path
                 .may_create(op)
                 .is_some_and(|name| !matches!(store.cached_role(name), Ok(Some(_)))),
             _ => false,
@@ -126,6 +137,9 @@ pub(crate) fn serve(
             approle(store, tokens, mount, op, path, p, now)
         }
         (Backend::Jwt(store), MethodPath::Jwt(path)) => jwt(store, tokens, mount, op, path, p, now),
+        (Backend::Kubernetes(store), MethodPath::Kubernetes(path)) => {
+            kubernetes(store, tokens, mount, op, path, p, now)
+        }
         // Parsed for this method's backend: cannot differ.
         _ => Err(ApiError::UnsupportedPath),
     }

@@ -303,6 +303,7 @@ impl MethodStore<JwtSpec> {
             subject: &role.bound_subject,
             audiences: &role.bound_audiences,
             leeways: role.leeways,
+            allow_missing_times: false,
         };
         let claims = jwt_verify::verify(jwt, configured.keys.as_ref(), &expected, now).map_err(
             |e| match e {

@@ -1,4 +1,5 @@
-//! Outbound HTTPS for login methods (JWKS, OIDC discovery): blocking (callers
+//! Outbound HTTPS for login methods (JWKS, OIDC discovery, Kubernetes'
+//! TokenReview): blocking (callers
 //! run off the async workers), with a deadline on every request, a bound on
 //! every reply, no redirects, and only the configured CA trusted when one is
 //! given.
@@ -77,6 +78,31 @@ impl Https {
             .read_to_vec()
             .map_err(|e| format!("Get {url:?}: {e}"))?;
         serde_json::from_slice(&body).map_err(|e| format!("Get {url:?}: invalid JSON: {e}"))
+    }
+}
+
+impl Https {
+    /// POST `body` as JSON to `url` with `Authorization: Bearer <bearer>`;
+    /// the status and the JSON reply (`Null` when it is not JSON).
+    pub fn post_json(&self, url: &str, bearer: &str, body: &Value) -> Result<(u16, Value), String> {
+        let mut response = self
+            .agent
+            .post(url)
+            .header("Accept", "application/json")
+            .header("Authorization", &format!("Bearer {bearer}"))
+            .send_json(body)
+            .map_err(|e| format!("Post {url:?}: {e}"))?;
+        let status = response.status().as_u16();
+        let reply = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_REPLY_BYTES)
+            .read_to_vec()
+            .map_err(|e| format!("Post {url:?}: {e}"))?;
+        Ok((
+            status,
+            serde_json::from_slice(&reply).unwrap_or(Value::Null),
+        ))
     }
 }
 
