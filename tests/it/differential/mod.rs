@@ -47,6 +47,7 @@ mod export_backup;
 mod hmac_sign;
 mod keys;
 mod login_jwt;
+mod login_kubernetes;
 mod sys;
 
 use batch::{batch, datakey};
@@ -56,6 +57,7 @@ use harness::{Script, openbao, transitd};
 use hmac_sign::{hmac, sign};
 use keys::{config, keys, soft_delete};
 use login_jwt::login_jwt;
+use login_kubernetes::login_kubernetes;
 use sys::{http, random_and_hash, sys};
 
 /// Index of each server in `Script::servers` and `Script::vars`.
@@ -129,4 +131,5 @@ fn script(s: &mut Script<'_>) {
     http(s);
     sys(s);
     login_jwt(s);
+    login_kubernetes(s);
 }
