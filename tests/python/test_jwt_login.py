@@ -4,106 +4,29 @@ method, creates a role and logs in with a signed RS256 JWT."""
 
 from __future__ import annotations
 
-import base64
-import datetime
-import http.server
-import json
-import ssl
-import tempfile
-import threading
 import time
 import uuid
-from pathlib import Path
 
 import hvac
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.x509.oid import NameOID
 
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _int_b64(n: int) -> str:
-    return _b64(n.to_bytes((n.bit_length() + 7) // 8, "big"))
-
-
-def _cert(subject: str, key, issuer_name=None, issuer_key=None, ca=False, ip=None):
-    now = datetime.datetime.now(datetime.timezone.utc)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer_name or name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if ip:
-        import ipaddress
-
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]),
-            critical=False,
-        )
-    return builder.sign(issuer_key or key, hashes.SHA256())
+from login_fixtures import Signer, TlsServer
 
 
 class Issuer:
-    """An HTTPS server publishing one RS256 key as a JWKS at /keys."""
+    """An HTTPS issuer publishing one RS256 key as a JWKS at /keys."""
 
     def __init__(self):
-        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.kid = "py-" + uuid.uuid4().hex[:8]
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca = _cert("test issuer CA", ca_key, ca=True)
-        tls_key = ec.generate_private_key(ec.SECP256R1())
-        tls_cert = _cert("127.0.0.1", tls_key, ca.subject, ca_key, ip="127.0.0.1")
-        self.ca_pem = ca.public_bytes(serialization.Encoding.PEM).decode()
-        self.dir = Path(tempfile.mkdtemp(prefix="jwt-issuer-"))
-        (self.dir / "cert.pem").write_bytes(tls_cert.public_bytes(serialization.Encoding.PEM))
-        (self.dir / "key.pem").write_bytes(
-            tls_key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
+        self.signer = Signer()
+        jwks = {"keys": [self.signer.jwk()]}
+        self.server = TlsServer(
+            lambda method, path, headers, body: (200, jwks) if path == "/keys" else (404, {})
         )
-        numbers = self.key.public_key().public_numbers()
-        jwks = json.dumps(
-            {"keys": [{"kty": "RSA", "alg": "RS256", "use": "sig", "kid": self.kid,
-                       "n": _int_b64(numbers.n), "e": _int_b64(numbers.e)}]}
-        ).encode()
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                status, body = (200, jwks) if self.path == "/keys" else (404, b"{}")
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(self.dir / "cert.pem", self.dir / "key.pem")
-        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
-        self.url = f"https://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = self.server.url
+        self.ca_pem = self.server.ca_pem
 
     def sign(self, claims: dict) -> str:
-        header = {"alg": "RS256", "typ": "JWT", "kid": self.kid}
-        signing_input = _b64(json.dumps(header).encode()) + "." + _b64(json.dumps(claims).encode())
-        signature = self.key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
-        return signing_input + "." + _b64(signature)
+        return self.signer.sign(claims)
 
     def claims(self, **extra) -> dict:
         now = int(time.time())
@@ -113,7 +36,7 @@ class Issuer:
         return claims
 
     def stop(self):
-        self.httpd.shutdown()
+        self.server.stop()
 
 
 @pytest.fixture
