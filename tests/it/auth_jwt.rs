@@ -463,10 +463,14 @@ async fn discovery_ca_and_configuration_errors() {
     anon.write("auth/jwt/role/x", json!({})).await.expect(403);
 }
 
-/// A real server with a file audit device: a JWT, accepted or refused,
-/// reaches neither the audit log nor the server log in clear.
+/// A real server with a file audit device: a JWT (`jwt` or `kubernetes`
+/// login, accepted or refused) or the Kubernetes reviewer JWT reaches
+/// neither the audit log nor the server log in clear.
 #[test]
 fn the_jwt_is_never_logged_in_clear() {
+    use crate::kube_api::{KubeApi, projected};
+    const REVIEWER: &str = "reviewer-jwt-that-must-not-leak";
+    let api = KubeApi::start(&[KEY_A], &[REVIEWER]);
     use crate::node::Site;
     let site = Site::new("disable_mlock = true\nlog_level = \"trace\"");
     let node = site.start();
@@ -485,6 +489,15 @@ fn the_jwt_is_never_logged_in_clear() {
         (
             "auth/jwt/role/ci",
             json!({"role_type": "jwt", "user_claim": "sub", "bound_audiences": "vault"}),
+        ),
+        ("sys/auth/kubernetes", json!({"type": "kubernetes"})),
+        (
+            "auth/kubernetes/config",
+            json!({"kubernetes_host": api.url, "kubernetes_ca_cert": api.ca_pem, "token_reviewer_jwt": REVIEWER}),
+        ),
+        (
+            "auth/kubernetes/role/app",
+            json!({"bound_service_account_names": "app", "bound_service_account_namespaces": "ns"}),
         ),
     ] {
         let (status, reply) = node.call("POST", path, r, Some(body));
@@ -506,6 +519,18 @@ fn the_jwt_is_never_logged_in_clear() {
         Some(json!({"role": "ci", "jwt": forged})),
     );
     assert_eq!(status, 400);
+    let pod = KEY_A.sign(&projected("ns", "app", json!({})));
+    let stranger = KEY_A.sign(&projected("ns", "intruder", json!({})));
+    let forged_pod = KEY_B.sign(&projected("ns", "app", json!({})));
+    for (jwt, want) in [(&pod, 200), (&stranger, 403), (&forged_pod, 403)] {
+        let (status, reply) = node.call(
+            "POST",
+            "auth/kubernetes/login",
+            None,
+            Some(json!({"role": "app", "jwt": jwt})),
+        );
+        assert_eq!(status, want, "{reply}");
+    }
     node.stop();
     let log = std::fs::read_to_string(&audit_path).unwrap();
     assert!(log.contains("\"path\":\"auth/jwt/login\""));
@@ -515,7 +540,11 @@ fn the_jwt_is_never_logged_in_clear() {
         .filter(|e| e.file_name().to_string_lossy().starts_with("server-"))
         .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
         .collect();
-    for jwt in [&good, &forged] {
+    assert!(
+        !log.contains(REVIEWER) && !server_log.contains(REVIEWER),
+        "the reviewer JWT leaked"
+    );
+    for jwt in [&good, &forged, &pod, &stranger, &forged_pod] {
         // The signature alone is enough to recognise a leak.
         let signature = jwt.rsplit('.').next().unwrap();
         assert!(!log.contains(signature), "a JWT in the audit log in clear");
