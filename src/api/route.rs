@@ -258,7 +258,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::api::login::{AppRolePath, JwtPath, KubePath, UserpassPath};
+    use crate::api::login::{AppRolePath, JwtPath, StorePath, UserpassPath};
     use crate::auth::methods::MethodKind;
     use crate::state::Limits;
 
@@ -368,19 +368,19 @@ mod tests {
                     AppRolePath::Unknown => "approle unknown",
                 },
                 MethodPath::Jwt(path) => match path {
-                    JwtPath::Config => "jwt config",
-                    JwtPath::Roles => "jwt roles",
-                    JwtPath::Role(_) => "jwt role",
-                    JwtPath::Login => "jwt login",
+                    JwtPath::Store(StorePath::Config) => "jwt config",
+                    JwtPath::Store(StorePath::Roles) => "jwt roles",
+                    JwtPath::Store(StorePath::Role(_)) => "jwt role",
+                    JwtPath::Store(StorePath::Login) => "jwt login",
+                    JwtPath::Store(StorePath::Unknown) => "jwt unknown",
                     JwtPath::OidcFlow => "jwt oidc flow",
-                    JwtPath::Unknown => "jwt unknown",
                 },
                 MethodPath::Kubernetes(path) => match path {
-                    KubePath::Config => "kubernetes config",
-                    KubePath::Roles => "kubernetes roles",
-                    KubePath::Role(_) => "kubernetes role",
-                    KubePath::Login => "kubernetes login",
-                    KubePath::Unknown => "kubernetes unknown",
+                    StorePath::Config => "kubernetes config",
+                    StorePath::Roles => "kubernetes roles",
+                    StorePath::Role(_) => "kubernetes role",
+                    StorePath::Login => "kubernetes login",
+                    StorePath::Unknown => "kubernetes unknown",
                 },
             },
             Route::Transit { endpoint, .. } => match endpoint {

@@ -1,67 +1,54 @@
 //! JWT: `config`, roles and `login` (OpenBao's `credential/jwt`, non-browser
 //! part). The OIDC browser flow's paths answer that it is not served.
 
+use super::store_paths::{StoreApi, StorePath, serve_store};
 use super::*;
-use crate::auth::jwt::{BoundClaimsType, Configured, JwtConfig, JwtRole, JwtStore};
+use crate::auth::jwt::{BoundClaimsType, Configured, JwtConfig, JwtRole, JwtSpec, JwtStore};
 use crate::auth::jwt_verify::Leeways;
 use crate::go_syntax::parse_duration_secs;
 
-/// One path inside a JWT mount, its role name canonical ([`names::role`]).
+/// One path inside a JWT mount.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum JwtPath {
-    Config,
-    /// `role` (list)
-    Roles,
-    /// `role/:name`
-    Role(String),
-    Login,
+    Store(StorePath),
     /// `oidc/auth_url`, `oidc/callback`, `oidc/poll`: Vault's browser flow,
     /// public there; refused here with a clear 400, not a 403.
     OidcFlow,
-    Unknown,
 }
 
 impl JwtPath {
     pub(crate) fn parse(rest: &str) -> Self {
         match rest {
-            "config" => return Self::Config,
-            "role" => return Self::Roles,
-            "login" => return Self::Login,
-            "oidc/auth_url" | "oidc/callback" | "oidc/poll" => return Self::OidcFlow,
-            _ => {}
-        }
-        match rest.strip_prefix("role/").filter(|n| !n.contains('/')) {
-            Some(name) => names::role(name).map_or(Self::Unknown, Self::Role),
-            None => Self::Unknown,
+            "oidc/auth_url" | "oidc/callback" | "oidc/poll" => Self::OidcFlow,
+            rest => Self::Store(StorePath::parse(rest)),
         }
     }
 
     pub(crate) fn allows(&self, op: Op) -> bool {
         match self {
-            Self::Config => matches!(op, Op::Read | Op::Update),
-            Self::Roles => op == Op::List,
-            Self::Role(_) => matches!(op, Op::Read | Op::Update | Op::Delete),
-            Self::Login => op == Op::Update,
+            Self::Store(path) => path.allows(op),
             Self::OidcFlow => matches!(op, Op::Read | Op::Update),
-            Self::Unknown => true,
         }
     }
 
     pub(crate) fn is_public(&self) -> bool {
-        matches!(self, Self::Login | Self::OidcFlow)
+        match self {
+            Self::Store(path) => path.is_public(),
+            Self::OidcFlow => true,
+        }
     }
 
     pub(crate) fn name(&self) -> Option<&str> {
         match self {
-            Self::Role(name) => Some(name),
-            _ => None,
+            Self::Store(path) => path.name(),
+            Self::OidcFlow => None,
         }
     }
 
     pub(crate) fn may_create(&self, op: Op) -> Option<&str> {
         match self {
-            Self::Role(name) if op == Op::Update => Some(name),
-            _ => None,
+            Self::Store(path) => path.may_create(op),
+            Self::OidcFlow => None,
         }
     }
 }
@@ -76,28 +63,30 @@ pub(crate) fn jwt(
     p: &Params,
     now: i64,
 ) -> ApiResult<Reply> {
-    use JwtPath as J;
-    match (path, op) {
-        (J::Config, Op::Read) => {
-            let configured = store.config()?.ok_or(ApiError::NotFound)?;
-            Ok(Reply::data(config_data(&configured.config)))
-        }
-        (J::Config, _) => write_config(store, p),
-        (J::Roles, _) => list_reply(store.list_roles()?, p),
-        (J::Role(name), Op::Read) => {
-            let role = store.get_role(name)?.ok_or(ApiError::NotFound)?;
-            Ok(Reply::data(role_data(&role)))
-        }
-        (J::Role(name), Op::Delete) => {
-            store.delete_role(name)?;
-            Ok(Reply::no_content())
-        }
-        (J::Role(name), _) => write_role(store, name, p),
-        (J::Login, _) => jwt_login(store, tokens, mount_path, p, now),
-        (J::OidcFlow, _) => Err(ApiError::bad(
+    match path {
+        JwtPath::Store(StorePath::Login) => jwt_login(store, tokens, mount_path, p, now),
+        JwtPath::Store(path) => serve_store(store, op, path, p),
+        JwtPath::OidcFlow => Err(ApiError::bad(
             "the OIDC browser flow is not supported by transitd: log in with a signed JWT at login",
         )),
-        (J::Unknown, _) => Err(ApiError::UnsupportedPath),
+    }
+}
+
+impl StoreApi for JwtSpec {
+    fn config_data(ready: &Configured) -> Value {
+        config_data(&ready.config)
+    }
+
+    fn write_config(store: &JwtStore, p: &Params) -> ApiResult<Reply> {
+        write_config(store, p)
+    }
+
+    fn role_data(role: &JwtRole) -> Value {
+        role_data(role)
+    }
+
+    fn write_role(store: &JwtStore, name: &str, p: &Params) -> ApiResult<Reply> {
+        write_role(store, name, p)
     }
 }
 

@@ -1,64 +1,10 @@
 //! Kubernetes: `config`, roles and `login` (OpenBao's `credential/kubernetes`).
 
+use super::store_paths::{StoreApi, StorePath, serve_store};
 use super::*;
 use crate::auth::kubernetes::{
-    AliasNameSource, KubeConfig, KubeLoginError, KubeReady, KubeRole, KubeStore,
+    AliasNameSource, KubeConfig, KubeLoginError, KubeReady, KubeRole, KubeSpec, KubeStore,
 };
-
-/// One path inside a Kubernetes mount, its role name canonical ([`names::role`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum KubePath {
-    Config,
-    /// `role` (list)
-    Roles,
-    /// `role/:name`
-    Role(String),
-    Login,
-    Unknown,
-}
-
-impl KubePath {
-    pub(crate) fn parse(rest: &str) -> Self {
-        match rest {
-            "config" => return Self::Config,
-            "role" => return Self::Roles,
-            "login" => return Self::Login,
-            _ => {}
-        }
-        match rest.strip_prefix("role/").filter(|n| !n.contains('/')) {
-            Some(name) => names::role(name).map_or(Self::Unknown, Self::Role),
-            None => Self::Unknown,
-        }
-    }
-
-    pub(crate) fn allows(&self, op: Op) -> bool {
-        match self {
-            Self::Config => matches!(op, Op::Read | Op::Update),
-            Self::Roles => op == Op::List,
-            Self::Role(_) => matches!(op, Op::Read | Op::Update | Op::Delete),
-            Self::Login => op == Op::Update,
-            Self::Unknown => true,
-        }
-    }
-
-    pub(crate) fn is_public(&self) -> bool {
-        *self == Self::Login
-    }
-
-    pub(crate) fn name(&self) -> Option<&str> {
-        match self {
-            Self::Role(name) => Some(name),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn may_create(&self, op: Op) -> Option<&str> {
-        match self {
-            Self::Role(name) if op == Op::Update => Some(name),
-            _ => None,
-        }
-    }
-}
 
 /// Serves `path` of a Kubernetes mount (`auth/<mount_path>/...`), which takes `op`.
 pub(crate) fn kubernetes(
@@ -66,29 +12,31 @@ pub(crate) fn kubernetes(
     tokens: &TokenStore,
     mount_path: &str,
     op: Op,
-    path: &KubePath,
+    path: &StorePath,
     p: &Params,
     now: i64,
 ) -> ApiResult<Reply> {
-    use KubePath as K;
-    match (path, op) {
-        (K::Config, Op::Read) => {
-            let ready = store.config()?.ok_or(ApiError::NotFound)?;
-            Ok(Reply::data(config_data(&ready.config)))
-        }
-        (K::Config, _) => write_config(store, p),
-        (K::Roles, _) => list_reply(store.list_roles()?, p),
-        (K::Role(name), Op::Read) => {
-            let role = store.get_role(name)?.ok_or(ApiError::NotFound)?;
-            Ok(Reply::data(role_data(&role)))
-        }
-        (K::Role(name), Op::Delete) => {
-            store.delete_role(name)?;
-            Ok(Reply::no_content())
-        }
-        (K::Role(name), _) => write_role(store, name, p),
-        (K::Login, _) => kube_login(store, tokens, mount_path, p, now),
-        (K::Unknown, _) => Err(ApiError::UnsupportedPath),
+    match path {
+        StorePath::Login => kube_login(store, tokens, mount_path, p, now),
+        path => serve_store(store, op, path, p),
+    }
+}
+
+impl StoreApi for KubeSpec {
+    fn config_data(ready: &KubeReady) -> Value {
+        config_data(&ready.config)
+    }
+
+    fn write_config(store: &KubeStore, p: &Params) -> ApiResult<Reply> {
+        write_config(store, p)
+    }
+
+    fn role_data(role: &KubeRole) -> Value {
+        role_data(role)
+    }
+
+    fn write_role(store: &KubeStore, name: &str, p: &Params) -> ApiResult<Reply> {
+        write_role(store, name, p)
     }
 }
 

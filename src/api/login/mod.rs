@@ -28,11 +28,13 @@ use crate::response::Reply;
 mod approle;
 mod jwt;
 mod kubernetes;
+mod store_paths;
 mod userpass;
 
 pub(crate) use approle::{AppRolePath, approle};
 pub(crate) use jwt::{JwtPath, jwt};
-pub(crate) use kubernetes::{KubePath, kubernetes};
+pub(crate) use kubernetes::kubernetes;
+pub(crate) use store_paths::StorePath;
 pub(crate) use userpass::{UserpassPath, userpass};
 
 /// Userpass's answer to every failed login (OpenBao `path_login.go`).
@@ -44,7 +46,7 @@ pub(crate) enum MethodPath {
     Userpass(UserpassPath),
     AppRole(AppRolePath),
     Jwt(JwtPath),
-    Kubernetes(KubePath),
+    Kubernetes(StorePath),
 }
 
 impl MethodPath {
@@ -53,7 +55,7 @@ impl MethodPath {
             Backend::Userpass(_) => Self::Userpass(UserpassPath::parse(rest)),
             Backend::AppRole(_) => Self::AppRole(AppRolePath::parse(rest)),
             Backend::Jwt(_) => Self::Jwt(JwtPath::parse(rest)),
-            Backend::Kubernetes(_) => Self::Kubernetes(KubePath::parse(rest)),
+            Backend::Kubernetes(_) => Self::Kubernetes(StorePath::parse(rest)),
         }
     }
 
@@ -63,8 +65,8 @@ impl MethodPath {
             self,
             Self::Userpass(UserpassPath::NoLogin | UserpassPath::Unknown)
                 | Self::AppRole(AppRolePath::Unknown)
-                | Self::Jwt(JwtPath::Unknown)
-                | Self::Kubernetes(KubePath::Unknown)
+                | Self::Jwt(JwtPath::Store(StorePath::Unknown))
+                | Self::Kubernetes(StorePath::Unknown)
         )
     }
 
