@@ -157,6 +157,24 @@ async fn bindings_expiry_and_audience_are_enforced() {
         assert_eq!(r.error(), want);
     }
     assert_eq!(forbidden(&app, "x.y.z").await, "permission denied");
+    // Issuer validation, when turned on.
+    let strict = server_for(
+        &api,
+        json!({"disable_iss_validation": false, "issuer": "https://another-cluster"}),
+    )
+    .await;
+    assert_eq!(
+        forbidden(&strict, &sign("team-a", "app", json!({}))).await,
+        "invalid issuer (iss) claim"
+    );
+    let strict = server_for(
+        &api,
+        json!({"disable_iss_validation": false, "issuer": crate::kube_api::ISSUER}),
+    )
+    .await;
+    login(&strict, "app", &sign("team-a", "app", json!({})))
+        .await
+        .expect(200);
 }
 
 #[tokio::test(flavor = "multi_thread")]
