@@ -304,6 +304,15 @@ async fn an_issuer_down_or_answering_garbage_gives_no_token() {
     login(&app, &KEY_A.sign(&claims(&issuer.url, json!({}))))
         .await
         .expect(200);
+    // Down again once the keys are cached: known keys keep working, an
+    // unknown kid is refused with the reason.
+    issuer.set_mode(Mode::Down);
+    std::thread::sleep(transitd::auth::jwt_verify::keys::MIN_REFRESH);
+    login(&app, &KEY_A.sign(&claims(&issuer.url, json!({}))))
+        .await
+        .expect(200);
+    let e = refused(&app, &KEY_B.sign(&claims(&issuer.url, json!({})))).await;
+    assert!(e.contains("503"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,15 +1,19 @@
-"""hvac's JWT login against transitd: an HTTPS issuer (its own CA, keys and
+"""hvac's and the bao CLI's JWT login against transitd: an HTTPS issuer (its own CA, keys and
 JWKS made with `cryptography`) publishes the keys; hvac configures the
 method, creates a role and logs in with a signed RS256 JWT."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import time
 import uuid
 
 import hvac
 import pytest
 
+from conftest import bao_bin
 from login_fixtures import Signer, TlsServer
 
 
@@ -46,7 +50,7 @@ def issuer():
     i.stop()
 
 
-def test_hvac_jwt_login(transitd, client, issuer):
+def test_hvac_and_bao_jwt_login(transitd, client, issuer, tmp_path):
     mount = "jwt-" + uuid.uuid4().hex[:8]
     client.sys.enable_auth_method("jwt", path=mount)
     client.auth.jwt.configure(
@@ -77,6 +81,17 @@ def test_hvac_jwt_login(transitd, client, issuer):
     assert auth["lease_duration"] == 900
     assert app.is_authenticated()
     assert app.auth.token.lookup_self()["data"]["path"] == f"auth/{mount}/login"
+
+    # The bao CLI, unchanged.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BAO_", "VAULT_"))}
+    env.update(HOME=str(tmp_path), BAO_ADDR=transitd.url)
+    out = subprocess.run(
+        [str(bao_bin()), "write", "-format=json", f"auth/{mount}/login", "role=ci",
+         f"jwt={issuer.sign(issuer.claims())}"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["auth"]["metadata"]["repository"] == "org/app"
 
     refused = hvac.Client(url=transitd.url)
     for claims, text in [
