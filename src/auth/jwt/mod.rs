@@ -307,7 +307,7 @@ impl MethodStore<JwtSpec> {
         };
         let claims = jwt_verify::verify(jwt, configured.keys.as_ref(), &expected, now).map_err(
             |e| match e {
-                JwtError::Refused(m) | JwtError::Unavailable(m) => {
+                JwtError::Unverified(m) | JwtError::Claims(m) | JwtError::Unavailable(m) => {
                     login_error(format!("error validating token: {m}"))
                 }
             },

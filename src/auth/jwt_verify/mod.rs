@@ -32,20 +32,27 @@ pub const MAX_JWT_BYTES: usize = 16 * 1024;
 /// A token's claims, as JSON.
 pub type Claims = Map<String, Value>;
 
-/// Why a token was refused. `Refused` is the token's fault (or an attacker's);
-/// `Unavailable`: its keys could not be fetched (the issuer is down or
-/// answered garbage): never a token either way.
+/// Why a token was refused: it could not be verified (malformed, too
+/// large, a disallowed algorithm, no key that verifies its signature), its
+/// verified claims were refused, or its keys could not be fetched (the
+/// issuer is down or answered garbage). Never a token in any case.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JwtError {
     #[error("{0}")]
-    Refused(String),
+    Unverified(String),
+    #[error("{0}")]
+    Claims(String),
     #[error("{0}")]
     Unavailable(String),
 }
 
 impl JwtError {
-    fn refused(message: impl Into<String>) -> Self {
-        Self::Refused(message.into())
+    fn unverified(message: impl Into<String>) -> Self {
+        Self::Unverified(message.into())
+    }
+
+    fn claims(message: impl Into<String>) -> Self {
+        Self::Claims(message.into())
     }
 }
 
@@ -120,14 +127,14 @@ pub fn verify(
 ) -> Result<Claims, JwtError> {
     bound_size(token)?;
     let header = jsonwebtoken::decode_header(token)
-        .map_err(|e| JwtError::refused(format!("error verifying token signature: {e}")))?;
+        .map_err(|e| JwtError::unverified(format!("error verifying token signature: {e}")))?;
     let allowed = if expected.algorithms.is_empty() {
         &SUPPORTED_ALGS[..]
     } else {
         expected.algorithms
     };
     if !allowed.contains(&header.alg) {
-        return Err(JwtError::refused(NO_KEY));
+        return Err(JwtError::unverified(NO_KEY));
     }
     let mut validation = Validation::new(header.alg);
     // Claims are checked below, with Vault's rules.
@@ -140,7 +147,7 @@ pub fn verify(
         .iter()
         .filter(|key| key.family() == header.alg.family())
         .find_map(|key| jsonwebtoken::decode::<Claims>(token, key, &validation).ok())
-        .ok_or_else(|| JwtError::refused(NO_KEY))?
+        .ok_or_else(|| JwtError::unverified(NO_KEY))?
         .claims;
     check_claims(claims, expected, now)
 }
@@ -151,14 +158,14 @@ pub fn verify(
 pub fn unverified(token: &str, expected: &Expected<'_>, now: i64) -> Result<Claims, JwtError> {
     bound_size(token)?;
     let claims = jsonwebtoken::dangerous::insecure_decode::<Claims>(token)
-        .map_err(|e| JwtError::refused(format!("error parsing token: {e}")))?
+        .map_err(|e| JwtError::unverified(format!("error parsing token: {e}")))?
         .claims;
     check_claims(claims, expected, now)
 }
 
 fn bound_size(token: &str) -> Result<(), JwtError> {
     if token.len() > MAX_JWT_BYTES {
-        return Err(JwtError::refused(format!(
+        return Err(JwtError::unverified(format!(
             "token is larger than {MAX_JWT_BYTES} bytes"
         )));
     }
@@ -179,8 +186,8 @@ fn numeric_date(claims: &Claims, name: &str) -> Result<Option<i64>, JwtError> {
             .as_i64()
             .or_else(|| n.as_f64().map(|f| f as i64))
             .map(Some)
-            .ok_or_else(|| JwtError::refused(format!("invalid {name} claim"))),
-        Some(_) => Err(JwtError::refused(format!(
+            .ok_or_else(|| JwtError::claims(format!("invalid {name} claim"))),
+        Some(_) => Err(JwtError::claims(format!(
             "expected number value to unmarshal NumericDate ({name})"
         ))),
     }
@@ -203,7 +210,7 @@ fn check_times(
         if allow_missing {
             return Ok(());
         }
-        return Err(JwtError::refused(
+        return Err(JwtError::claims(
             "no issued at (iat), not before (nbf), or expiration time (exp) claims in token",
         ));
     }
@@ -215,12 +222,12 @@ fn check_times(
         .or(iat)
         .unwrap_or_else(|| exp.saturating_sub(nbf_leeway));
     if now > exp.saturating_add(skew) {
-        return Err(JwtError::refused(
+        return Err(JwtError::claims(
             "invalid expiration time (exp) claim: token is expired",
         ));
     }
     if now < nbf.saturating_sub(skew) {
-        return Err(JwtError::refused(
+        return Err(JwtError::claims(
             "invalid not before (nbf) claim: token not yet valid",
         ));
     }
@@ -231,7 +238,7 @@ fn string_claim<'c>(claims: &'c Claims, name: &str) -> Result<Option<&'c str>, J
     match claims.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(JwtError::refused(format!(
+        Some(_) => Err(JwtError::claims(format!(
             "invalid {name} claim: not a string"
         ))),
     }
@@ -246,10 +253,10 @@ pub fn audiences(claims: &Claims) -> Result<Vec<&str>, JwtError> {
             .iter()
             .map(|v| {
                 v.as_str()
-                    .ok_or_else(|| JwtError::refused("invalid aud claim: not a string"))
+                    .ok_or_else(|| JwtError::claims("invalid aud claim: not a string"))
             })
             .collect(),
-        Some(_) => Err(JwtError::refused("invalid aud claim: not a string")),
+        Some(_) => Err(JwtError::claims("invalid aud claim: not a string")),
     }
 }
 
@@ -258,10 +265,10 @@ fn check_strings(claims: &Claims, expected: &Expected<'_>) -> Result<(), JwtErro
     let sub = string_claim(claims, "sub")?;
     let aud = audiences(claims)?;
     if !expected.issuer.is_empty() && iss != Some(expected.issuer) {
-        return Err(JwtError::refused("invalid issuer (iss) claim"));
+        return Err(JwtError::claims("invalid issuer (iss) claim"));
     }
     if !expected.subject.is_empty() && sub != Some(expected.subject) {
-        return Err(JwtError::refused("invalid subject (sub) claim"));
+        return Err(JwtError::claims("invalid subject (sub) claim"));
     }
     if !expected.audiences.is_empty()
         && !expected
@@ -269,7 +276,7 @@ fn check_strings(claims: &Claims, expected: &Expected<'_>) -> Result<(), JwtErro
             .iter()
             .any(|want| aud.contains(&want.as_str()))
     {
-        return Err(JwtError::refused(
+        return Err(JwtError::claims(
             "invalid audience (aud) claim: audience claim does not match any expected audience",
         ));
     }

@@ -297,16 +297,12 @@ impl MethodStore<KubeSpec> {
         };
         let claims = match checked {
             Ok(claims) => Value::Object(claims),
-            Err(JwtError::Refused(why))
-                if why.starts_with("error verifying token signature")
-                    || why.starts_with("error parsing token") =>
-            {
-                tracing::debug!(reason = %why, "kubernetes login: token refused");
+            // Vault hides why a token could not be verified.
+            Err(JwtError::Unverified(why) | JwtError::Unavailable(why)) => {
+                tracing::debug!(reason = %why, "kubernetes login: token not verified");
                 return Err(Forbidden(None));
             }
-            Err(JwtError::Refused(why) | JwtError::Unavailable(why)) => {
-                return Err(Forbidden(Some(why)));
-            }
+            Err(JwtError::Claims(why)) => return Err(Forbidden(Some(why))),
         };
         let account = ServiceAccount::from_claims(&claims);
         if !KubeRole::binds(&role.bound_service_account_names, &account.name) {
