@@ -1,5 +1,6 @@
 //! The one home for verifying JWTs, used by every login method that takes one
-//! (`auth/jwt`; later `auth/kubernetes` with `pem_keys`).
+//! (`auth/jwt`; `auth/kubernetes`, which without `pem_keys` checks the claims
+//! of a token only the API server can verify: [`unverified`]).
 //!
 //! Signatures are checked by the `jsonwebtoken` crate (aws-lc-rs backend),
 //! never by hand. What is ours is the policy around it, as Vault's
