@@ -258,7 +258,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::api::login::{AppRolePath, UserpassPath};
+    use crate::api::login::{AppRolePath, JwtPath, StorePath, UserpassPath};
     use crate::api::wrapping::WrappingPath;
     use crate::auth::methods::MethodKind;
     use crate::state::Limits;
@@ -282,6 +282,11 @@ mod tests {
         unsealed
             .methods
             .enable("approle", MethodKind::AppRole, "")
+            .unwrap();
+        unsealed.methods.enable("jwt", MethodKind::Jwt, "").unwrap();
+        unsealed
+            .methods
+            .enable("kubernetes", MethodKind::Kubernetes, "")
             .unwrap();
         let (mount, _) = unsealed.resolve("transit").unwrap().unwrap();
         let ring = transit_keys::Keyring::create(
@@ -370,6 +375,21 @@ mod tests {
                     AppRolePath::AccessorLookup(_) => "approle accessor lookup",
                     AppRolePath::AccessorDestroy(_) => "approle accessor destroy",
                     AppRolePath::Unknown => "approle unknown",
+                },
+                MethodPath::Jwt(path) => match path {
+                    JwtPath::Store(StorePath::Config) => "jwt config",
+                    JwtPath::Store(StorePath::Roles) => "jwt roles",
+                    JwtPath::Store(StorePath::Role(_)) => "jwt role",
+                    JwtPath::Store(StorePath::Login) => "jwt login",
+                    JwtPath::Store(StorePath::Unknown) => "jwt unknown",
+                    JwtPath::OidcFlow => "jwt oidc flow",
+                },
+                MethodPath::Kubernetes(path) => match path {
+                    StorePath::Config => "kubernetes config",
+                    StorePath::Roles => "kubernetes roles",
+                    StorePath::Role(_) => "kubernetes role",
+                    StorePath::Login => "kubernetes login",
+                    StorePath::Unknown => "kubernetes unknown",
                 },
             },
             Route::Transit { endpoint, .. } => match endpoint {
@@ -472,6 +492,18 @@ mod tests {
         ("auth/approle/role/r/secret-id-accessor/lookup", false, false, false, false, "U"),
         ("auth/approle/role/r/secret-id-accessor/destroy", false, false, false, false, "UD"),
         ("auth/approle/role/r/nope",                 false, false, false, false, "-"),
+        ("auth/jwt/config",                          false, false, false, false, "RU"),
+        ("auth/jwt/role",                            false, false, false, false, "L"),
+        ("auth/jwt/role/r",                          false, false, true,  false, "RUD"),
+        ("auth/jwt/login",                           true,  false, false, false, "U"),
+        ("auth/jwt/oidc/auth_url",                   true,  false, false, false, "RU"),
+        ("auth/jwt/oidc/callback",                   true,  false, false, false, "RU"),
+        ("auth/jwt/role/r/x",                        false, false, false, false, "-"),
+        ("auth/kubernetes/config",                   false, false, false, false, "RU"),
+        ("auth/kubernetes/role",                     false, false, false, false, "L"),
+        ("auth/kubernetes/role/r",                   false, false, true,  false, "RUD"),
+        ("auth/kubernetes/login",                    true,  false, false, false, "U"),
+        ("auth/kubernetes/nope",                     false, false, false, false, "-"),
         ("transit/keys",                             false, false, false, true,  "L"),
         ("transit/keys/k",                           false, false, false, true,  "RUD"),
         ("transit/keys/new",                         false, false, true,  true,  "RUD"),
@@ -626,6 +658,17 @@ mod tests {
             "approle accessor lookup",
             "approle accessor destroy",
             "approle unknown",
+            "jwt config",
+            "jwt roles",
+            "jwt role",
+            "jwt login",
+            "jwt oidc flow",
+            "jwt unknown",
+            "kubernetes config",
+            "kubernetes roles",
+            "kubernetes role",
+            "kubernetes login",
+            "kubernetes unknown",
             "transit list keys",
             "transit read key",
             "transit write key",

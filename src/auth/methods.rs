@@ -11,6 +11,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::approle::AppRoleStore;
+use super::jwt::JwtStore;
+use super::kubernetes::KubeStore;
 use super::userpass::UserpassStore;
 use crate::seal::barrier::Barrier;
 use crate::seal::edit::{Edit, edit_json, read_json};
@@ -26,6 +28,8 @@ use crate::storage::{Cached, StoreError, StoreResult};
 pub enum MethodKind {
     Userpass,
     AppRole,
+    Jwt,
+    Kubernetes,
 }
 
 impl MethodKind {
@@ -34,6 +38,8 @@ impl MethodKind {
         match self {
             Self::Userpass => "userpass",
             Self::AppRole => "approle",
+            Self::Jwt => "jwt",
+            Self::Kubernetes => "kubernetes",
         }
     }
 
@@ -41,8 +47,10 @@ impl MethodKind {
         match name {
             "userpass" => Ok(Self::Userpass),
             "approle" => Ok(Self::AppRole),
+            "jwt" => Ok(Self::Jwt),
+            "kubernetes" => Ok(Self::Kubernetes),
             other => Err(StoreError::invalid(format!(
-                "transitd supports the userpass and approle auth methods, not {other:?}"
+                "transitd supports the userpass, approle, jwt and kubernetes auth methods, not {other:?}"
             ))),
         }
     }
@@ -63,6 +71,8 @@ pub struct MethodEntry {
 pub enum Backend {
     Userpass(UserpassStore),
     AppRole(AppRoleStore),
+    Jwt(JwtStore),
+    Kubernetes(KubeStore),
 }
 
 #[derive(Debug)]
@@ -93,6 +103,16 @@ fn open(
             prefix,
         )?),
         MethodKind::AppRole => Backend::AppRole(AppRoleStore::load(
+            Arc::clone(barrier),
+            Arc::clone(lookup),
+            prefix,
+        )?),
+        MethodKind::Jwt => Backend::Jwt(JwtStore::load(
+            Arc::clone(barrier),
+            Arc::clone(lookup),
+            prefix,
+        )?),
+        MethodKind::Kubernetes => Backend::Kubernetes(KubeStore::load(
             Arc::clone(barrier),
             Arc::clone(lookup),
             prefix,
@@ -170,6 +190,8 @@ impl Methods {
         match method.as_deref().map(|m| &m.backend) {
             Some(Backend::Userpass(store)) => store.apply_change(path),
             Some(Backend::AppRole(store)) => store.apply_change(path),
+            Some(Backend::Jwt(store)) => store.apply_change(path),
+            Some(Backend::Kubernetes(store)) => store.apply_change(path),
             None => Ok(()),
         }
     }
@@ -186,6 +208,8 @@ impl Methods {
             match &method.backend {
                 Backend::Userpass(store) => store.reload()?,
                 Backend::AppRole(store) => store.reload()?,
+                Backend::Jwt(store) => store.reload()?,
+                Backend::Kubernetes(store) => store.reload()?,
             }
         }
         Ok(())
@@ -331,7 +355,7 @@ mod tests {
     fn store(method: &Method) -> &AppRoleStore {
         match &method.backend {
             Backend::AppRole(s) => s,
-            Backend::Userpass(_) => panic!("not approle"),
+            _ => panic!("not approle"),
         }
     }
 

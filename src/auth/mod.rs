@@ -1,6 +1,11 @@
 //! Who may do what: tokens, policies, login methods.
 
 pub mod approle;
+pub mod glob;
+pub mod jwt;
+pub mod jwt_verify;
+pub mod kubernetes;
+pub mod method_store;
 pub mod methods;
 pub mod policy;
 pub mod policy_store;

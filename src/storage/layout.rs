@@ -42,6 +42,11 @@ pub const USERPASS_USERS: &str = "users/";
 pub const APPROLE_ROLES: &str = "role/";
 /// Inside an AppRole method's prefix.
 pub const APPROLE_SECRET_IDS: &str = "secret_id/";
+/// Inside the prefix of a method with one configuration and roles (`jwt`,
+/// `kubernetes`: `auth/method_store.rs`): the configuration.
+pub const METHOD_CONFIG: &str = "config";
+/// Inside the prefix of a method with one configuration and roles.
+pub const METHOD_ROLES: &str = "role/";
 
 pub const TOKENS: &str = "auth/token/";
 pub const TOKEN_IDS: &str = "auth/token/id/";
@@ -157,9 +162,10 @@ mod tests {
             }
         }
         // Inside one mount or method, each kind of entry has its own prefix.
-        let groups: [&[&str]; 2] = [
+        let groups: [&[&str]; 3] = [
             &[MOUNT_CONFIG, MOUNT_KEYS],
             &[USERPASS_USERS, APPROLE_ROLES, APPROLE_SECRET_IDS],
+            &[METHOD_CONFIG, METHOD_ROLES],
         ];
         for group in groups {
             for a in group {

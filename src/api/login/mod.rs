@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 
 use super::keys::rfc3339;
 use super::token::{auth_block, string_list};
-use super::unsupported::unsupported;
+use super::unsupported::{refuse_unless_default, unsupported};
 use super::{Op, names};
 use crate::auth::approle::{AppRoleStore, Role, SecretIdInfo, SecretIdRequest};
 use crate::auth::methods::{Backend, Method as AuthMethod};
@@ -26,9 +26,15 @@ use crate::request::{Params, decode_b64};
 use crate::response::Reply;
 
 mod approle;
+mod jwt;
+mod kubernetes;
+mod store_paths;
 mod userpass;
 
 pub(crate) use approle::{AppRolePath, approle};
+pub(crate) use jwt::{JwtPath, jwt};
+pub(crate) use kubernetes::kubernetes;
+pub(crate) use store_paths::StorePath;
 pub(crate) use userpass::{UserpassPath, userpass};
 
 /// Userpass's answer to every failed login (OpenBao `path_login.go`).
@@ -39,6 +45,8 @@ pub const USERPASS_INVALID: &str = "invalid username or password";
 pub(crate) enum MethodPath {
     Userpass(UserpassPath),
     AppRole(AppRolePath),
+    Jwt(JwtPath),
+    Kubernetes(StorePath),
 }
 
 impl MethodPath {
@@ -46,6 +54,8 @@ impl MethodPath {
         match backend {
             Backend::Userpass(_) => Self::Userpass(UserpassPath::parse(rest)),
             Backend::AppRole(_) => Self::AppRole(AppRolePath::parse(rest)),
+            Backend::Jwt(_) => Self::Jwt(JwtPath::parse(rest)),
+            Backend::Kubernetes(_) => Self::Kubernetes(StorePath::parse(rest)),
         }
     }
 
@@ -55,6 +65,8 @@ impl MethodPath {
             self,
             Self::Userpass(UserpassPath::NoLogin | UserpassPath::Unknown)
                 | Self::AppRole(AppRolePath::Unknown)
+                | Self::Jwt(JwtPath::Store(StorePath::Unknown))
+                | Self::Kubernetes(StorePath::Unknown)
         )
     }
 
@@ -62,6 +74,8 @@ impl MethodPath {
         match self {
             Self::Userpass(path) => path.allows(op),
             Self::AppRole(path) => path.allows(op),
+            Self::Jwt(path) => path.allows(op),
+            Self::Kubernetes(path) => path.allows(op),
         }
     }
 
@@ -70,6 +84,8 @@ impl MethodPath {
         match self {
             Self::Userpass(path) => path.name(),
             Self::AppRole(path) => path.name(),
+            Self::Jwt(path) => path.name(),
+            Self::Kubernetes(path) => path.name(),
         }
     }
 
@@ -78,6 +94,8 @@ impl MethodPath {
         match self {
             Self::Userpass(path) => path.is_public(),
             Self::AppRole(path) => path.is_public(),
+            Self::Jwt(path) => path.is_public(),
+            Self::Kubernetes(path) => path.is_public(),
         }
     }
 
@@ -90,6 +108,12 @@ impl MethodPath {
                 .may_create(op)
                 .is_some_and(|name| !matches!(store.get(name), Ok(Some(_)))),
             (Self::AppRole(path), Backend::AppRole(store)) => path
+                .may_create(op)
+                .is_some_and(|name| !matches!(store.cached_role(name), Ok(Some(_)))),
+            (Self::Jwt(path), Backend::Jwt(store)) => path
+                .may_create(op)
+                .is_some_and(|name| !matches!(store.cached_role(name), Ok(Some(_)))),
+            (Self::Kubernetes(path), Backend::Kubernetes(store)) => path
                 .may_create(op)
                 .is_some_and(|name| !matches!(store.cached_role(name), Ok(Some(_)))),
             _ => false,
@@ -113,6 +137,10 @@ pub(crate) fn serve(
         }
         (Backend::AppRole(store), MethodPath::AppRole(path)) => {
             approle(store, tokens, mount, op, path, p, now)
+        }
+        (Backend::Jwt(store), MethodPath::Jwt(path)) => jwt(store, tokens, mount, op, path, p, now),
+        (Backend::Kubernetes(store), MethodPath::Kubernetes(path)) => {
+            kubernetes(store, tokens, mount, op, path, p, now)
         }
         // Parsed for this method's backend: cannot differ.
         _ => Err(ApiError::UnsupportedPath),

@@ -30,6 +30,7 @@ const fn dev(label: &'static str, transitd: Side, openbao: Side, why: &'static s
 /// OpenBao's multierror wrapper marks a bare Go error, answered with 500.
 const R500: &str = "OpenBao answers this user error with 500 (a bare Go error); transitd answers 400 (README: 4xx for bad input, never a 5xx)";
 const RSA_HASHES: &str = "README: RSA signs with SHA-256/384/512 only (aws-lc-rs); SHA-1, SHA-224, SHA-3 and hash_algorithm=none are refused with a clear error";
+const JWT_SOURCES: &str = "README: auth/jwt takes keys from jwt_validation_pubkeys, jwks_url or oidc_discovery_url; jwks_pairs and provider_config are not served, so the message names only the three";
 const R500_BATCH: &str = "OpenBao fails the whole batch with 500 (hand-written batch decoder); transitd reports it per item with 400, like any other item error";
 
 /// Differences transitd makes on purpose (README.md, "Deliberate differences
@@ -453,6 +454,39 @@ pub(super) const DELIBERATE: &[Deviation] = &[
         Side(400, "sync=false is not supported by transitd"),
         Side(202, ""),
         "revocation is always synchronous (a token's entries are all there is to delete); asking for it in the background is refused, not ignored",
+    ),
+    dev(
+        "jwt config/no key source",
+        Side(
+            400,
+            "exactly one of 'jwt_validation_pubkeys', 'jwks_url', or 'oidc_discovery_url' must be set",
+        ),
+        Side(
+            400,
+            "exactly one of 'jwt_validation_pubkeys', 'jwks_url', 'jwks_pairs', 'oidc_discovery_url', or 'provider_config' must be set",
+        ),
+        JWT_SOURCES,
+    ),
+    dev(
+        "jwt config/two key sources",
+        Side(
+            400,
+            "exactly one of 'jwt_validation_pubkeys', 'jwks_url', or 'oidc_discovery_url' must be set",
+        ),
+        Side(
+            400,
+            "exactly one of 'jwt_validation_pubkeys', 'jwks_url', 'jwks_pairs', 'oidc_discovery_url', or 'provider_config' must be set",
+        ),
+        JWT_SOURCES,
+    ),
+    dev(
+        "jwt role/no role_type",
+        Side(400, "role_type \"oidc\" is not supported by transitd"),
+        Side(
+            400,
+            "'allowed_redirect_uris' must be set if 'role_type' is 'oidc' or unspecified.",
+        ),
+        "README: a role without role_type is an OIDC (browser) role in OpenBao; transitd serves no browser flow and says so",
     ),
 ];
 

@@ -46,6 +46,8 @@ mod crypt;
 mod export_backup;
 mod hmac_sign;
 mod keys;
+mod login_jwt;
+mod login_kubernetes;
 mod sys;
 mod wrapping;
 
@@ -55,6 +57,8 @@ use export_backup::{backup, export};
 use harness::{Script, openbao, transitd};
 use hmac_sign::{hmac, sign};
 use keys::{config, keys, soft_delete};
+use login_jwt::login_jwt;
+use login_kubernetes::login_kubernetes;
 use sys::{http, random_and_hash, sys};
 use wrapping::wrapping;
 
@@ -129,4 +133,6 @@ fn script(s: &mut Script<'_>) {
     http(s);
     sys(s);
     wrapping(s);
+    login_jwt(s);
+    login_kubernetes(s);
 }
