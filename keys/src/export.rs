@@ -225,6 +225,28 @@ fn export_private(
             }
         }
         SigningKey::Ed25519(_) | SigningKey::MlDsa(_) => {
+            let pkcs8 = private_pkcs8(key, material)?;
+            match format {
+                ExportFormat::Default | ExportFormat::Raw => {
+                    let go_form = material.openbao_key_bytes().ok_or(Error::Crypto)?;
+                    Ok(b64(go_form.expose()))
+                }
+                ExportFormat::Der => Ok(b64(&pkcs8)),
+                ExportFormat::Pem => pem("PRIVATE KEY", &pkcs8).map(trimmed),
+            }
+        }
+    }
+}
+
+type DerBytes = zeroize::Zeroizing<Vec<u8>>;
+
+/// PKCS#8 DER of a signing key's private half: the `der`/`pem` export
+/// formats and what BYOK wraps.
+pub(crate) fn private_pkcs8(key: &SigningKey, material: &Material) -> Result<DerBytes> {
+    match key {
+        SigningKey::Rsa(k) => Ok(zeroize::Zeroizing::new(k.pkcs8().expose().to_vec())),
+        SigningKey::Ecdsa(k) => Ok(ecdsa_private_der(k.curve(), material)?.1),
+        SigningKey::Ed25519(_) | SigningKey::MlDsa(_) => {
             let seed = material.private_bytes();
             let oid = match key {
                 SigningKey::MlDsa(k) => mldsa_oid(k.level()),
@@ -251,20 +273,12 @@ fn export_private(
                 },
                 der::asn1::OctetStringRef::new(&inner).map_err(|_| Error::Crypto)?,
             );
-            let pkcs8 = zeroize::Zeroizing::new(info.to_der().map_err(|_| Error::Crypto)?);
-            match format {
-                ExportFormat::Default | ExportFormat::Raw => {
-                    let go_form = material.openbao_key_bytes().ok_or(Error::Crypto)?;
-                    Ok(b64(go_form.expose()))
-                }
-                ExportFormat::Der => Ok(b64(&pkcs8)),
-                ExportFormat::Pem => pem("PRIVATE KEY", &pkcs8).map(trimmed),
-            }
+            Ok(zeroize::Zeroizing::new(
+                info.to_der().map_err(|_| Error::Crypto)?,
+            ))
         }
     }
 }
-
-type DerBytes = zeroize::Zeroizing<Vec<u8>>;
 
 /// SEC1 and PKCS#8 DER of an ECDSA private key.
 fn ecdsa_private_der(curve: Curve, material: &Material) -> Result<(DerBytes, DerBytes)> {

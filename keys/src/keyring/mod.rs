@@ -170,6 +170,17 @@ impl Keyring {
         opts: &CreateOptions,
         now: OffsetDateTime,
     ) -> Result<Self> {
+        let mut ring = Self::create_empty(name, key_type, opts)?;
+        ring.rotate(now)?;
+        Ok(ring)
+    }
+
+    /// A keyring without versions yet, its options checked (creation and import).
+    pub(crate) fn create_empty(
+        name: &str,
+        key_type: KeyType,
+        opts: &CreateOptions,
+    ) -> Result<Self> {
         validate_name(name)?;
         if opts.convergent_encryption && !opts.derived {
             return Err(Error::ConvergentRequiresDerivation);
@@ -188,7 +199,7 @@ impl Keyring {
             (t, _) => return Err(Error::KeySizeNotValid(t)),
         };
         check_auto_rotate(opts.auto_rotate_period_secs)?;
-        let mut ring = Self {
+        Ok(Self {
             name: name.to_owned(),
             key_type,
             derived: opts.derived,
@@ -209,9 +220,7 @@ impl Keyring {
             backup_info: None,
             restore_info: None,
             versions: BTreeMap::new(),
-        };
-        ring.rotate(now)?;
-        Ok(ring)
+        })
     }
 
     /// Add a version and make it the latest.
