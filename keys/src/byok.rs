@@ -124,15 +124,14 @@ impl WrappingKey {
         &self.public_pem
     }
 
-    /// The key material inside `ciphertext` (base64), read as a key of
+    /// The key inside `ciphertext` (base64), checked to be a key of
     /// `key_type`. Every failure is [`Error::ImportUnwrapFailed`].
-    pub fn unwrap_material(
+    pub fn unwrap_key(
         &self,
         ciphertext: &str,
         hash: OaepHash,
         key_type: KeyType,
-        derived: bool,
-    ) -> Result<Material> {
+    ) -> Result<UnwrappedKey> {
         let wrapped = Zeroizing::new(STANDARD.decode(ciphertext).map_err(unwrap_failed)?);
         if wrapped.len() <= WRAPPED_EPHEMERAL_LEN {
             return Err(Error::ImportUnwrapFailed);
@@ -151,7 +150,31 @@ impl WrappingKey {
         let plain = kek
             .unwrap_with_padding(wrapped_key, &mut plain)
             .map_err(unwrap_failed)?;
-        imported_material(key_type, plain, derived).map_err(|_| Error::ImportUnwrapFailed)
+        let key = UnwrappedKey {
+            key_type,
+            bytes: SecretBytes::from_slice(plain),
+        };
+        key.material(false).map_err(unwrap_failed)?;
+        Ok(key)
+    }
+}
+
+/// Key material unwrapped from an import and checked to be a key of its type.
+pub struct UnwrappedKey {
+    key_type: KeyType,
+    bytes: SecretBytes,
+}
+
+crate::secret::redacted_debug!(UnwrappedKey);
+
+impl UnwrappedKey {
+    pub fn key_type(&self) -> KeyType {
+        self.key_type
+    }
+
+    /// Ready to use (built again for each attempt of a compare-and-swap).
+    fn material(&self, derived: bool) -> Result<Material> {
+        imported_material(self.key_type, self.bytes.expose(), derived)
     }
 }
 
@@ -246,14 +269,14 @@ pub struct ImportOptions {
 }
 
 impl Keyring {
-    /// A new keyring whose version 1 is `material` (from [`WrappingKey::unwrap_material`]).
+    /// A new keyring whose version 1 is `key`.
     pub fn import(
         name: &str,
-        key_type: KeyType,
+        key: &UnwrappedKey,
         opts: &ImportOptions,
-        material: Material,
         now: OffsetDateTime,
     ) -> Result<Self> {
+        let key_type = key.key_type;
         if !importable(key_type) {
             return Err(Error::ImportTypeNotSupported(key_type));
         }
@@ -273,13 +296,13 @@ impl Keyring {
         )?;
         ring.imported = true;
         ring.allow_imported_key_rotation = opts.allow_rotation;
-        ring.add_imported(material, now)?;
+        ring.add_imported(key, now)?;
         Ok(ring)
     }
 
     /// `import_version`: `material` becomes a new latest version of a key
     /// that was imported (and not rotated by transitd since).
-    pub fn import_version(&mut self, material: Material, now: OffsetDateTime) -> Result<u32> {
+    pub fn import_version(&mut self, key: &UnwrappedKey, now: OffsetDateTime) -> Result<u32> {
         self.in_service()?;
         if !self.imported {
             return Err(Error::ImportVersionNotImported);
@@ -287,10 +310,14 @@ impl Keyring {
         if self.convergent {
             return Err(Error::ImportConvergent);
         }
-        self.add_imported(material, now)
+        if key.key_type != self.key_type {
+            return Err(Error::ImportTypeChanged);
+        }
+        self.add_imported(key, now)
     }
 
-    fn add_imported(&mut self, material: Material, now: OffsetDateTime) -> Result<u32> {
+    fn add_imported(&mut self, key: &UnwrappedKey, now: OffsetDateTime) -> Result<u32> {
+        let material = key.material(self.derived)?;
         let number = self
             .latest_version
             .checked_add(1)
@@ -382,16 +409,11 @@ mod tests {
 
     /// A wrapping key of the destination's own: an RSA-4096 keyring.
     fn destination() -> Keyring {
-        let mut ring = Keyring::import(
-            "dst",
-            KeyType::Rsa4096,
-            &ImportOptions::default(),
-            Material::Signing(SigningKey::Rsa(
-                RsaKey::from_pkcs8(KeyType::Rsa4096, wrapping().pkcs8().duplicate()).unwrap(),
-            )),
-            now(),
-        )
-        .unwrap();
+        let key = UnwrappedKey {
+            key_type: KeyType::Rsa4096,
+            bytes: wrapping().pkcs8().duplicate(),
+        };
+        let mut ring = Keyring::import("dst", &key, &ImportOptions::default(), now()).unwrap();
         ring.imported = false;
         ring
     }
@@ -403,11 +425,10 @@ mod tests {
             let src = exportable(t);
             let wrapped = src.byok_export(&dst, OaepHash::Sha256, None).unwrap();
             assert_eq!(wrapped.len(), 1, "{t}");
-            let material = wrapping()
-                .unwrap_material(&wrapped[&1], OaepHash::Sha256, t, false)
+            let key = wrapping()
+                .unwrap_key(&wrapped[&1], OaepHash::Sha256, t)
                 .unwrap_or_else(|e| panic!("{t}: {e}"));
-            let imported =
-                Keyring::import("imp", t, &ImportOptions::default(), material, now()).unwrap();
+            let imported = Keyring::import("imp", &key, &ImportOptions::default(), now()).unwrap();
             assert!(imported.imported());
             let p = CryptoParams::default();
             if t.supports_encryption() && !t.is_rsa() {
@@ -440,7 +461,7 @@ mod tests {
         ] {
             let wrapped = wrap(&wrapping_spki(), hash, &key).unwrap();
             wrapping()
-                .unwrap_material(&wrapped, hash, KeyType::Aes256Gcm96, false)
+                .unwrap_key(&wrapped, hash, KeyType::Aes256Gcm96)
                 .unwrap();
             let other = if hash == OaepHash::Sha1 {
                 OaepHash::Sha512
@@ -449,7 +470,7 @@ mod tests {
             };
             assert_eq!(
                 wrapping()
-                    .unwrap_material(&wrapped, other, KeyType::Aes256Gcm96, false)
+                    .unwrap_key(&wrapped, other, KeyType::Aes256Gcm96)
                     .unwrap_err(),
                 Error::ImportUnwrapFailed
             );
@@ -491,7 +512,7 @@ mod tests {
         for (text, t) in cases {
             assert_eq!(
                 wrapping()
-                    .unwrap_material(&text, OaepHash::Sha256, t, false)
+                    .unwrap_key(&text, OaepHash::Sha256, t)
                     .unwrap_err(),
                 Error::ImportUnwrapFailed,
                 "{t} {text:.40}"
@@ -501,54 +522,55 @@ mod tests {
 
     #[test]
     fn import_rules() {
-        let material = || {
-            Material::aead(
-                KeyType::Aes256Gcm96,
-                SecretBytes::from_slice(&[3; 32]),
-                false,
-            )
-            .unwrap()
+        let aes = |t: KeyType| UnwrappedKey {
+            key_type: t,
+            bytes: SecretBytes::from_slice(&[3; 32]),
         };
+        let material = || aes(KeyType::Aes256Gcm96);
         let t = KeyType::Aes256Gcm96;
         let auto = ImportOptions {
             auto_rotate_period_secs: 7200,
             ..Default::default()
         };
         assert_eq!(
-            Keyring::import("k", t, &auto, material(), now()).unwrap_err(),
+            Keyring::import("k", &material(), &auto, now()).unwrap_err(),
             Error::ImportAutoRotateNeedsRotation
         );
-        let mut ring =
-            Keyring::import("k", t, &ImportOptions::default(), material(), now()).unwrap();
+        let mut ring = Keyring::import("k", &material(), &ImportOptions::default(), now()).unwrap();
         assert_eq!(
             ring.rotate(now()).unwrap_err(),
             Error::ImportedKeyNoRotation("k".into())
         );
-        assert_eq!(ring.import_version(material(), now()).unwrap(), 2);
+        assert_eq!(ring.import_version(&material(), now()).unwrap(), 2);
         assert!(ring.imported());
         let mut generated = exportable(t);
         assert_eq!(
-            generated.import_version(material(), now()).unwrap_err(),
+            generated.import_version(&material(), now()).unwrap_err(),
             Error::ImportVersionNotImported
         );
         let rotatable = ImportOptions {
             allow_rotation: true,
             ..auto
         };
-        let mut ring = Keyring::import("k", t, &rotatable, material(), now()).unwrap();
+        let mut ring = Keyring::import("k", &material(), &rotatable, now()).unwrap();
         ring.rotate(now()).unwrap();
         // As OpenBao: once transitd made a version, the key is its own.
         assert!(!ring.imported());
         assert_eq!(
             Keyring::import(
                 "k",
-                KeyType::MlDsa44,
+                &aes(KeyType::MlDsa44),
                 &ImportOptions::default(),
-                material(),
                 now()
             )
             .unwrap_err(),
             Error::ImportTypeNotSupported(KeyType::MlDsa44)
+        );
+        let mut ring = Keyring::import("k", &material(), &ImportOptions::default(), now()).unwrap();
+        assert_eq!(
+            ring.import_version(&aes(KeyType::ChaCha20Poly1305), now())
+                .unwrap_err(),
+            Error::ImportTypeChanged
         );
     }
 

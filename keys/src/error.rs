@@ -242,6 +242,8 @@ pub enum Error {
     ImportVersionNotImported,
     #[error("import_version cannot be used on keys with convergent encryption enabled")]
     ImportConvergent,
+    #[error("the key was replaced by one of another type during the import; try again")]
+    ImportTypeChanged,
     #[error("unsupported key type in use; must be a rsa key (destination is {0})")]
     ByokDestinationNotRsa(KeyType),
     #[error("unable to export to unknown key type: {0}")]
