@@ -178,6 +178,12 @@ impl UnwrappedKey {
     }
 }
 
+/// Whether OpenBao imports the public half alone of keys of this type
+/// (`public_key`; transitd does not).
+pub fn public_half_importable(key_type: KeyType) -> bool {
+    key_type.is_rsa() || key_type.curve().is_some() || key_type == KeyType::Ed25519
+}
+
 fn unwrap_failed<E>(_: E) -> Error {
     Error::ImportUnwrapFailed
 }
