@@ -131,7 +131,7 @@ impl WrappingKey {
         ciphertext: &str,
         hash: OaepHash,
         key_type: KeyType,
-    ) -> Result<UnwrappedKey> {
+    ) -> Result<ImportedKey> {
         let wrapped = Zeroizing::new(STANDARD.decode(ciphertext).map_err(unwrap_failed)?);
         if wrapped.len() <= WRAPPED_EPHEMERAL_LEN {
             return Err(Error::ImportUnwrapFailed);
@@ -150,36 +150,66 @@ impl WrappingKey {
         let plain = kek
             .unwrap_with_padding(wrapped_key, &mut plain)
             .map_err(unwrap_failed)?;
-        let key = UnwrappedKey {
+        let key = ImportedKey {
             key_type,
-            bytes: SecretBytes::from_slice(plain),
+            half: Half::Private(SecretBytes::from_slice(plain)),
         };
         key.material(false).map_err(unwrap_failed)?;
         Ok(key)
     }
 }
 
-/// Key material unwrapped from an import and checked to be a key of its type.
-pub struct UnwrappedKey {
+/// A key to import: material unwrapped from `ciphertext`, or the public
+/// half given as `public_key`, checked to be a key of its type.
+pub struct ImportedKey {
     key_type: KeyType,
-    bytes: SecretBytes,
+    half: Half,
 }
 
-crate::secret::redacted_debug!(UnwrappedKey);
+enum Half {
+    Private(SecretBytes),
+    Public(PublicKey),
+}
 
-impl UnwrappedKey {
+crate::secret::redacted_debug!(ImportedKey);
+
+impl ImportedKey {
+    /// `public_key`: a PEM SubjectPublicKeyInfo of a `key_type` key.
+    pub fn public(key_type: KeyType, derived: bool, pem: &str) -> Result<Self> {
+        if !public_half_importable(key_type) {
+            return Err(Error::PublicImportNotSupported);
+        }
+        if derived && key_type == KeyType::Ed25519 {
+            // A derived Ed25519 key is an HKDF key, not a key pair.
+            return Err(Error::PublicImportDerived);
+        }
+        let (_, der) = pem_rfc7468::decode_vec(pem.trim().as_bytes())
+            .map_err(|_| Error::InvalidPublicKey("not in PEM format"))?;
+        Ok(Self {
+            key_type,
+            half: Half::Public(PublicKey::from_spki_der(key_type, &der)?),
+        })
+    }
+
     pub fn key_type(&self) -> KeyType {
         self.key_type
     }
 
+    pub fn is_private(&self) -> bool {
+        matches!(self.half, Half::Private(_))
+    }
+
     /// Ready to use (built again for each attempt of a compare-and-swap).
     fn material(&self, derived: bool) -> Result<Material> {
-        imported_material(self.key_type, self.bytes.expose(), derived)
+        match &self.half {
+            Half::Private(bytes) => imported_material(self.key_type, bytes.expose(), derived),
+            Half::Public(public) => Ok(Material::Public(public.clone())),
+        }
     }
 }
 
-/// Whether OpenBao imports the public half alone of keys of this type
-/// (`public_key`; transitd does not).
+/// Whether keys of this type can be imported by their public half alone
+/// (`public_key`), as in OpenBao.
 pub fn public_half_importable(key_type: KeyType) -> bool {
     key_type.is_rsa() || key_type.curve().is_some() || key_type == KeyType::Ed25519
 }
@@ -278,7 +308,7 @@ impl Keyring {
     /// A new keyring whose version 1 is `key`.
     pub fn import(
         name: &str,
-        key: &UnwrappedKey,
+        key: &ImportedKey,
         opts: &ImportOptions,
         now: OffsetDateTime,
     ) -> Result<Self> {
@@ -308,7 +338,42 @@ impl Keyring {
 
     /// `import_version`: `material` becomes a new latest version of a key
     /// that was imported (and not rotated by transitd since).
-    pub fn import_version(&mut self, key: &UnwrappedKey, now: OffsetDateTime) -> Result<u32> {
+    /// A private key completes the latest version when that one is
+    /// public-only and its public half matches (as OpenBao).
+    pub fn import_version(&mut self, key: &ImportedKey, now: OffsetDateTime) -> Result<u32> {
+        self.check_import_version(key)?;
+        let latest = self.latest_version;
+        let latest_public_only = self
+            .version(latest)
+            .is_some_and(|v| matches!(v.material, Material::Public(_)));
+        if latest_public_only && key.is_private() && self.complete_version(latest, key).is_ok() {
+            return Ok(latest);
+        }
+        self.add_imported(key, now)
+    }
+
+    /// `import_version` with `version`: the private half of that
+    /// public-only version.
+    pub fn import_private_for_version(&mut self, version: i64, key: &ImportedKey) -> Result<()> {
+        self.check_import_version(key)?;
+        let existing = u32::try_from(version)
+            .ok()
+            .and_then(|n| self.version(n))
+            .ok_or(Error::NoSuchKeyVersion)?;
+        if !public_half_importable(self.key_type) {
+            return Err(Error::VersionImportNotSupported);
+        }
+        let public_only = matches!(existing.material, Material::Public(_));
+        if public_only && !key.is_private() {
+            return Err(Error::PublicKeyAlreadySet);
+        }
+        if !public_only {
+            return Err(Error::VersionHasPrivateKey);
+        }
+        self.complete_version(existing.number, key)
+    }
+
+    fn check_import_version(&self, key: &ImportedKey) -> Result<()> {
         self.in_service()?;
         if !self.imported {
             return Err(Error::ImportVersionNotImported);
@@ -319,10 +384,28 @@ impl Keyring {
         if key.key_type != self.key_type {
             return Err(Error::ImportTypeChanged);
         }
-        self.add_imported(key, now)
+        Ok(())
     }
 
-    fn add_imported(&mut self, key: &UnwrappedKey, now: OffsetDateTime) -> Result<u32> {
+    /// Put the private half `key` into public-only version `number`.
+    fn complete_version(&mut self, number: u32, key: &ImportedKey) -> Result<()> {
+        let existing = self.version(number).ok_or(Error::NoSuchKeyVersion)?;
+        let material = key.material(self.derived)?;
+        if material.public_key() != existing.material.public_key() {
+            return Err(Error::KeyPairMismatch);
+        }
+        let version = KeyVersion::assemble(
+            number,
+            existing.created,
+            material,
+            Some(existing.hmac_key.duplicate()),
+            self.convergent,
+        )?;
+        self.versions.insert(number, std::sync::Arc::new(version));
+        Ok(())
+    }
+
+    fn add_imported(&mut self, key: &ImportedKey, now: OffsetDateTime) -> Result<u32> {
         let material = key.material(self.derived)?;
         let number = self
             .latest_version
@@ -352,11 +435,12 @@ impl Keyring {
             return Err(Error::NotExportable);
         }
         self.in_service()?;
+        // Usually another server's wrapping key, imported by its public half.
         let spki_der = match destination
             .version(destination.latest_version)
-            .map(KeyVersion::material)
+            .and_then(|v| v.material.public_key())
         {
-            Some(Material::Signing(key @ SigningKey::Rsa(_))) => key.public_key().to_spki_der()?,
+            Some(PublicKey::Rsa { spki_der }) => spki_der,
             _ => return Err(Error::ByokDestinationNotRsa(destination.key_type)),
         };
         if !importable(self.key_type) {
@@ -376,7 +460,8 @@ impl Keyring {
                     Material::Aead { key, .. } | Material::Hmac(key) => {
                         Zeroizing::new(key.expose().to_vec())
                     }
-                    Material::Signing(key) => private_pkcs8(key, v.material())?,
+                    Material::Signing(key) => private_pkcs8(key)?,
+                    Material::Public(_) => return Err(Error::PrivateKeyMissing),
                 };
                 Ok((v.number(), wrap(&spki_der, hash, &material)?))
             })
@@ -415,9 +500,9 @@ mod tests {
 
     /// A wrapping key of the destination's own: an RSA-4096 keyring.
     fn destination() -> Keyring {
-        let key = UnwrappedKey {
+        let key = ImportedKey {
             key_type: KeyType::Rsa4096,
-            bytes: wrapping().pkcs8().duplicate(),
+            half: Half::Private(wrapping().pkcs8().duplicate()),
         };
         let mut ring = Keyring::import("dst", &key, &ImportOptions::default(), now()).unwrap();
         ring.imported = false;
@@ -528,9 +613,9 @@ mod tests {
 
     #[test]
     fn import_rules() {
-        let aes = |t: KeyType| UnwrappedKey {
+        let aes = |t: KeyType| ImportedKey {
             key_type: t,
-            bytes: SecretBytes::from_slice(&[3; 32]),
+            half: Half::Private(SecretBytes::from_slice(&[3; 32])),
         };
         let material = || aes(KeyType::Aes256Gcm96);
         let t = KeyType::Aes256Gcm96;
@@ -607,5 +692,106 @@ mod tests {
                 .unwrap_err(),
             Error::ByokExportTypeNotSupported(KeyType::MlDsa65)
         );
+    }
+
+    #[test]
+    fn a_public_half_verifies_serves_as_destination_and_is_completed_by_its_private_half() {
+        let opts = SignOptions::default();
+        for t in [KeyType::Rsa2048, KeyType::EcdsaP256, KeyType::Ed25519] {
+            let src = exportable(t);
+            let pem = src.version_infos(None).unwrap()[0]
+                .public_key
+                .clone()
+                .unwrap();
+            let pem = if t == KeyType::Ed25519 {
+                // Key reads show Ed25519 keys raw; `public_key` takes PEM.
+                let raw: [u8; 32] = STANDARD.decode(&pem).unwrap().try_into().unwrap();
+                PublicKey::Ed25519(raw).to_pem().unwrap()
+            } else {
+                pem
+            };
+            let public = ImportedKey::public(t, false, &pem).unwrap();
+            let mut ring =
+                Keyring::import("pub", &public, &ImportOptions::default(), now()).unwrap();
+            let sig = src.sign(b"m", None, 0, &opts).unwrap();
+            assert!(ring.verify(b"m", &sig.text, None, &opts).unwrap(), "{t}");
+            assert_eq!(
+                ring.sign(b"m", None, 0, &opts).unwrap_err(),
+                Error::SignPrivateMissing
+            );
+            // Stored and read back as public-only.
+            let back = Keyring::from_stored_bytes(&ring.to_stored_bytes().unwrap()).unwrap();
+            assert_eq!(
+                back.sign(b"m", None, 0, &opts).unwrap_err(),
+                Error::SignPrivateMissing
+            );
+            assert!(back.verify(b"m", &sig.text, None, &opts).unwrap());
+            assert_eq!(
+                ring.import_private_for_version(1, &public).unwrap_err(),
+                Error::PublicKeyAlreadySet
+            );
+            // Another key's private half does not complete it: a new version.
+            let other = private_of(&exportable(t));
+            assert_eq!(
+                ring.import_private_for_version(1, &other).unwrap_err(),
+                Error::KeyPairMismatch
+            );
+            // Its own does, in place.
+            let own = private_of(&src);
+            assert_eq!(ring.import_version(&own, now()).unwrap(), 1);
+            ring.sign(b"m", None, 1, &opts).unwrap();
+            assert_eq!(
+                ring.import_private_for_version(1, &own).unwrap_err(),
+                Error::VersionHasPrivateKey
+            );
+            assert_eq!(
+                ring.import_private_for_version(7, &own).unwrap_err(),
+                Error::NoSuchKeyVersion
+            );
+        }
+        assert_eq!(
+            ImportedKey::public(KeyType::Aes256Gcm96, false, "x").unwrap_err(),
+            Error::PublicImportNotSupported
+        );
+        assert_eq!(
+            ImportedKey::public(KeyType::Ed25519, true, "x").unwrap_err(),
+            Error::PublicImportDerived
+        );
+        assert_eq!(
+            ImportedKey::public(KeyType::Rsa2048, false, "not pem").unwrap_err(),
+            Error::InvalidPublicKey("not in PEM format")
+        );
+        // The wrapping key's PEM is RSA-4096: not a 2048-bit key, not ECDSA.
+        assert!(ImportedKey::public(KeyType::Rsa2048, false, wrapping().public_pem()).is_err());
+        assert!(ImportedKey::public(KeyType::EcdsaP256, false, wrapping().public_pem()).is_err());
+        // As a BYOK destination: what is wrapped for it unwraps with the private key.
+        let dst_public =
+            ImportedKey::public(KeyType::Rsa4096, false, wrapping().public_pem()).unwrap();
+        let dst = Keyring::import("dst", &dst_public, &ImportOptions::default(), now()).unwrap();
+        let src = exportable(KeyType::Aes256Gcm96);
+        let wrapped = src.byok_export(&dst, OaepHash::Sha512, Some(1)).unwrap();
+        wrapping()
+            .unwrap_key(&wrapped[&1], OaepHash::Sha512, KeyType::Aes256Gcm96)
+            .unwrap();
+        // A public-only source has nothing to export.
+        let mut public_src = dst.clone();
+        public_src.exportable = true;
+        assert_eq!(
+            public_src
+                .byok_export(&dst, OaepHash::Sha256, None)
+                .unwrap_err(),
+            Error::PrivateKeyMissing
+        );
+    }
+
+    /// The private half of `ring`'s version 1, as an import would carry it.
+    fn private_of(ring: &Keyring) -> ImportedKey {
+        let Material::Signing(key) = ring.version(1).unwrap().material() else {
+            panic!("not a signing key")
+        };
+        ImportedKey {
+            key_type: ring.key_type(),
+            half: Half::Private(SecretBytes::from_slice(&private_pkcs8(key).unwrap())),
+        }
     }
 }

@@ -220,8 +220,28 @@ pub enum Error {
     PlaintextBackupDisallowed,
     #[error("invalid backup: {0}")]
     InvalidBackup(String),
+    #[error("backup of a key with public-only versions is not supported by transitd")]
+    BackupPublicOnly,
 
     // ---- BYOK ----
+    #[error("requested version for signing does not contain a private part")]
+    SignPrivateMissing,
+    #[error("private key not imported for key version selected")]
+    PrivateKeyMissing,
+    #[error("error parsing public key: {0}")]
+    InvalidPublicKey(&'static str),
+    #[error("provided type does not support public_key import")]
+    PublicImportNotSupported,
+    #[error("unable to import only public key for derived Ed25519 key")]
+    PublicImportDerived,
+    #[error("cannot add a public key to a key version that already has a public key set")]
+    PublicKeyAlreadySet,
+    #[error("private key imported, key version cannot be updated")]
+    VersionHasPrivateKey,
+    #[error("provided type does not support importing key versions")]
+    VersionImportNotSupported,
+    #[error("cannot import key, key pair does not match")]
+    KeyPairMismatch,
     /// Every failure to unwrap an imported key or to read its material: one
     /// text, so that it tells nothing of which step failed.
     #[error(

@@ -22,8 +22,8 @@ use time::OffsetDateTime;
 use crate::derive::Kdf;
 use crate::error::{Error, Result};
 use crate::key_type::KeyType;
-use crate::sign::{PublicKey, SigningKey};
-use crate::version::{KeyVersion, Material};
+use crate::sign::PublicKey;
+use crate::version::KeyVersion;
 
 mod crypt;
 mod hmac;
@@ -460,9 +460,9 @@ impl Keyring {
         self.versions
             .range(self.min_decryption_version..)
             .map(|(&number, v)| {
-                let public_key = match &v.material {
-                    Material::Signing(k) => Some(self.display_public_key(k, v, context)?),
-                    _ => None,
+                let public_key = match v.material.public_key() {
+                    Some(public) => Some(self.display_public_key(public, v, context)?),
+                    None => None,
                 };
                 Ok(VersionInfo {
                     number,
@@ -475,13 +475,13 @@ impl Keyring {
 
     fn display_public_key(
         &self,
-        key: &SigningKey,
+        public: PublicKey,
         v: &KeyVersion,
         context: Option<&[u8]>,
     ) -> Result<String> {
         use base64::Engine as _;
         use base64::engine::general_purpose::STANDARD;
-        Ok(match key.public_key() {
+        Ok(match public {
             PublicKey::Ed25519(_) if self.derived => match context {
                 Some(ctx) if !ctx.is_empty() => {
                     STANDARD.encode(self.derived_ed25519(v, ctx)?.public_key())
