@@ -373,7 +373,9 @@ impl Keyring {
         self.complete_version(existing.number, key)
     }
 
-    fn check_import_version(&self, key: &ImportedKey) -> Result<()> {
+    /// Whether `import_version` may add to this key at all (checked before
+    /// anything is unwrapped, and again on the stored key).
+    pub fn accepts_imported_versions(&self) -> Result<()> {
         self.in_service()?;
         if !self.imported {
             return Err(Error::ImportVersionNotImported);
@@ -381,6 +383,11 @@ impl Keyring {
         if self.convergent {
             return Err(Error::ImportConvergent);
         }
+        Ok(())
+    }
+
+    fn check_import_version(&self, key: &ImportedKey) -> Result<()> {
+        self.accepts_imported_versions()?;
         if key.key_type != self.key_type {
             return Err(Error::ImportTypeChanged);
         }

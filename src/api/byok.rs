@@ -3,14 +3,13 @@
 //! key rules are in `transit_keys::byok`; this is the HTTP side.
 
 use serde_json::{Map, Value, json};
-use transit_keys::byok::{
-    ImportOptions, OaepHash, UnwrappedKey, WrappingKey, importable, public_half_importable,
-};
+use std::sync::Arc;
+
+use transit_keys::byok::{ImportOptions, ImportedKey, OaepHash, WrappingKey, importable};
 use transit_keys::{KeyType, Keyring};
 
 use super::Ctx;
 use super::export::version_selector;
-use super::unsupported::unsupported;
 use crate::error::{ApiError, ApiResult};
 use crate::request::Params;
 use crate::response::Reply;
@@ -21,18 +20,35 @@ pub fn wrapping_key(ctx: &Ctx<'_>) -> ApiResult<Reply> {
     Ok(Reply::data(json!({ "public_key": key.public_pem() })))
 }
 
-/// `ciphertext` unwrapped as a key of `key_type`. The `public_key` form
-/// (only the public half of an asymmetric key) is not implemented.
-fn unwrap(ctx: &Ctx<'_>, p: &Params, key_type: KeyType) -> ApiResult<UnwrappedKey> {
-    if p.string("public_key")?.is_some_and(|k| !k.is_empty()) {
-        return Err(unsupported("public_key"));
-    }
+/// The key a request imports: `ciphertext` (the private key, wrapped for
+/// this mount's wrapping key) or else `public_key` (its public half, PEM).
+/// Both given: refused (OpenBao means to refuse it, but its check reads a
+/// misspelt field and ignores `public_key`).
+fn imported_key(
+    ctx: &Ctx<'_>,
+    p: &Params,
+    key_type: KeyType,
+    derived: bool,
+) -> ApiResult<ImportedKey> {
+    let ciphertext = p.string("ciphertext")?.filter(|c| !c.is_empty());
+    let public = p.string("public_key")?.filter(|k| !k.is_empty());
+    let ciphertext = match (ciphertext, public) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad(
+                "only one of the following fields, ciphertext and public_key, can be set",
+            ));
+        }
+        (None, public) => {
+            return Ok(ImportedKey::public(
+                key_type,
+                derived,
+                &public.unwrap_or_default(),
+            )?);
+        }
+        (Some(ciphertext), None) => ciphertext,
+    };
     let hash: OaepHash = p.str_or("hash_function", "SHA256")?.parse()?;
-    let ciphertext = p
-        .string("ciphertext")?
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| ApiError::bad("missing ciphertext"))?;
-    let wrapping: std::sync::Arc<WrappingKey> = ctx.mount.wrapping_key()?;
+    let wrapping: Arc<WrappingKey> = ctx.mount.wrapping_key()?;
     Ok(wrapping.unwrap_key(&ciphertext, hash, key_type)?)
 }
 
@@ -69,7 +85,7 @@ pub fn import(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
     if ctx.mount.key(name)?.is_some() {
         return Err(exists());
     }
-    let key = unwrap(ctx, p, key_type)?;
+    let key = imported_key(ctx, p, key_type, opts.derived)?;
     let ring = Keyring::import(name, &key, &opts, ctx.now)?;
     ctx.mount.update(name, |current| match current {
         Some(_) => Err(exists()),
@@ -86,35 +102,17 @@ pub fn import_version(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply>
         ))
     };
     let ring = ctx.mount.key(name)?.ok_or_else(missing)?;
-    let in_use = |ring: &Keyring| -> ApiResult<()> {
-        if !ring.imported() {
-            return Err(transit_keys::Error::ImportVersionNotImported.into());
-        }
-        if ring.convergent_encryption() {
-            return Err(transit_keys::Error::ImportConvergent.into());
-        }
-        Ok(())
-    };
-    in_use(&ring)?;
-    let key = unwrap(ctx, p, ring.key_type())?;
-    if let Some(version) = p.int("version")? {
-        // Filling in the private half of a public-only version: transitd
-        // holds no public-only versions, so every version is complete.
-        let complete = version > 0
-            && version <= i64::from(ring.latest_version())
-            && ring.version(version as u32).is_some();
-        return Err(ApiError::bad(if !complete {
-            "no such key version".to_owned()
-        } else if !public_half_importable(ring.key_type()) {
-            "provided type does not support importing key versions".to_owned()
-        } else {
-            "private key imported, key version cannot be updated".to_owned()
-        }));
-    }
+    ring.accepts_imported_versions()?;
+    let key = imported_key(ctx, p, ring.key_type(), ring.derived())?;
+    let version = p.int("version")?;
     ctx.mount.update(name, |current| {
         let mut next = current.ok_or_else(missing)?.clone();
-        in_use(&next)?;
-        next.import_version(&key, ctx.now)?;
+        match version {
+            Some(version) => next.import_private_for_version(version, &key)?,
+            None => {
+                next.import_version(&key, ctx.now)?;
+            }
+        }
         Ok::<_, ApiError>((Some(next), ()))
     })?;
     Ok(Reply::no_content())
