@@ -650,7 +650,20 @@ mod tests {
             allow_rotation: true,
             ..auto
         };
+        // Automatic rotation too: never without allow_rotation, even when a
+        // period is configured afterwards.
+        let later = now() + time::Duration::days(2);
+        let mut fixed =
+            Keyring::import("k", &material(), &ImportOptions::default(), now()).unwrap();
+        fixed
+            .configure(&crate::ConfigChange {
+                auto_rotate_period_secs: Some(3600),
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(!fixed.rotation_due(later));
         let mut ring = Keyring::import("k", &material(), &rotatable, now()).unwrap();
+        assert!(ring.rotation_due(later));
         ring.rotate(now()).unwrap();
         // As OpenBao: once transitd made a version, the key is its own.
         assert!(!ring.imported());

@@ -430,10 +430,12 @@ impl Keyring {
         self.version(self.latest_version).map(KeyVersion::created)
     }
     /// True when `auto_rotate_period` has passed since the latest version
-    /// (never for a soft-deleted key).
+    /// (never for a soft-deleted key, nor for an imported key without
+    /// `allow_rotation`, as OpenBao).
     pub fn rotation_due(&self, now: OffsetDateTime) -> bool {
         match (self.auto_rotate_period_secs, self.latest_created()) {
             _ if self.soft_deleted => false,
+            _ if self.imported && !self.allow_imported_key_rotation => false,
             (0, _) | (_, None) => false,
             (period, Some(created)) => (now - created).whole_seconds() >= period as i64,
         }
