@@ -183,11 +183,9 @@ impl ImportedKey {
             // A derived Ed25519 key is an HKDF key, not a key pair.
             return Err(Error::PublicImportDerived);
         }
-        let (_, der) = pem_rfc7468::decode_vec(pem.trim().as_bytes())
-            .map_err(|_| Error::InvalidPublicKey("not in PEM format"))?;
         Ok(Self {
             key_type,
-            half: Half::Public(PublicKey::from_spki_der(key_type, &der)?),
+            half: Half::Public(PublicKey::from_spki_der(key_type, &pem_der(pem)?)?),
         })
     }
 
@@ -271,6 +269,19 @@ fn imported_material(key_type: KeyType, bytes: &[u8], derived: bool) -> Result<M
         }
         _ => Err(bad()),
     }
+}
+
+/// The DER inside a PEM text (any label, as OpenBao reads `public_key`).
+fn pem_der(pem: &str) -> Result<Vec<u8>> {
+    pem_rfc7468::decode_vec(pem.trim().as_bytes())
+        .map(|(_, der)| der)
+        .map_err(|_| Error::InvalidPublicKey("not in PEM format"))
+}
+
+/// [`wrap`] for an RSA public key in PEM (what `wrapping_key` answers):
+/// what a client such as `bao transit import` does on its side.
+pub fn wrap_for_pem(public_pem: &str, hash: OaepHash, material: &[u8]) -> Result<String> {
+    wrap(&pem_der(public_pem)?, hash, material)
 }
 
 /// Wrap `material` for the RSA public key `spki_der` with a fresh ephemeral key.
@@ -439,7 +450,7 @@ impl Keyring {
     ) -> Result<BTreeMap<u32, String>> {
         destination.in_service()?;
         if !self.exportable {
-            return Err(Error::NotExportable);
+            return Err(Error::ByokNotExportable);
         }
         self.in_service()?;
         // Usually another server's wrapping key, imported by its public half.
@@ -493,8 +504,7 @@ mod tests {
     }
 
     fn wrapping_spki() -> Vec<u8> {
-        let (_, der) = pem_rfc7468::decode_vec(wrapping().public_pem().as_bytes()).unwrap();
-        der
+        pem_der(wrapping().public_pem()).unwrap()
     }
 
     fn exportable(t: KeyType) -> Keyring {
@@ -692,7 +702,7 @@ mod tests {
             Keyring::create("s", KeyType::Aes256Gcm96, &CreateOptions::default(), now()).unwrap();
         assert_eq!(
             src.byok_export(&dst, OaepHash::Sha256, None).unwrap_err(),
-            Error::NotExportable
+            Error::ByokNotExportable
         );
         let src = exportable(KeyType::Aes256Gcm96);
         let not_rsa = exportable(KeyType::EcdsaP256);

@@ -266,6 +266,8 @@ pub enum Error {
     ImportTypeChanged,
     #[error("unsupported key type in use; must be a rsa key (destination is {0})")]
     ByokDestinationNotRsa(KeyType),
+    #[error("key is not exportable")]
+    ByokNotExportable,
     #[error("unable to export to unknown key type: {0}")]
     ByokExportTypeNotSupported(KeyType),
 

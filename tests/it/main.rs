@@ -9,6 +9,7 @@ mod api_crypt;
 mod api_hmac_sign;
 mod api_misc;
 mod audit_logins;
+mod byok;
 mod cluster;
 mod crash;
 mod differential;
