@@ -546,7 +546,7 @@ async fn concurrent_first_requests_get_one_wrapping_key_per_mount() {
 }
 
 #[test]
-fn the_wrapping_key_survives_a_restart_and_is_stored_sealed() {
+fn the_wrapping_key_survives_a_restart_is_stored_sealed_and_imports_are_audited_hmaced() {
     let site = Site::new("disable_mlock = true");
     let node = site.start();
     let (keys, root) = node.init(1, 1);
@@ -558,7 +558,33 @@ fn the_wrapping_key_survives_a_restart_and_is_stored_sealed() {
         body["data"]["public_key"].as_str().unwrap().to_owned()
     };
     let first = pem(&node);
+    // The audit log holds an import's ciphertext (key material) HMACed only.
+    let audit_path = site.dir.path().join("audit.log");
+    let (status, body) = node.call(
+        "POST",
+        "sys/audit/file",
+        Some(&root),
+        Some(
+            json!({ "type": "file", "options": { "file_path": audit_path.display().to_string() } }),
+        ),
+    );
+    assert_eq!(status, 204, "{body}");
+    let wrapped = wrap_for_pem(&first, OaepHash::Sha256, &[7; 32]).unwrap();
+    let (status, body) = node.call(
+        "POST",
+        "transit/keys/audited/import",
+        Some(&root),
+        Some(json!({ "ciphertext": wrapped })),
+    );
+    assert_eq!(status, 204, "{body}");
     node.stop();
+    let audit = std::fs::read_to_string(&audit_path).unwrap();
+    assert!(audit.contains("transit/keys/audited/import"), "{audit}");
+    assert!(
+        !audit.contains(&wrapped[..40]),
+        "ciphertext in clear in the audit log"
+    );
+    assert!(audit.contains(r#""ciphertext":"hmac-sha256:"#), "{audit}");
     let node = site.start();
     node.unseal(&keys);
     assert_eq!(pem(&node), first);
