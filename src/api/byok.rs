@@ -69,7 +69,10 @@ pub fn import(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
     if opts.auto_rotate_period_secs > 0 && !opts.allow_rotation {
         return Err(transit_keys::Error::ImportAutoRotateNeedsRotation.into());
     }
-    let key_type: KeyType = p.str_or("type", "aes256-gcm96")?.to_lowercase().parse()?;
+    let type_name = p.str_or("type", "aes256-gcm96")?.to_lowercase();
+    let key_type: KeyType = type_name
+        .parse()
+        .map_err(|_| ApiError::bad(format!("unknown key type: {type_name}")))?;
     if !importable(key_type) {
         return Err(transit_keys::Error::ImportTypeNotSupported(key_type).into());
     }
