@@ -76,8 +76,7 @@ impl FromStr for OaepHash {
 
 /// A mount's RSA-4096 wrapping key.
 pub struct WrappingKey {
-    pkcs8: SecretBytes,
-    decrypting: lc_rsa::OaepPrivateDecryptingKey,
+    key: RsaKey,
     public_pem: String,
 }
 
@@ -86,37 +85,27 @@ crate::secret::redacted_debug!(WrappingKey);
 impl WrappingKey {
     /// A fresh RSA-4096 key (about a second of CPU).
     pub fn generate() -> Result<Self> {
-        use aws_lc_rs::encoding::AsDer;
-        let pair = lc_rsa::PrivateDecryptingKey::generate(lc_rsa::KeySize::Rsa4096)
-            .map_err(|_| Error::Crypto)?;
-        let der = pair.as_der().map_err(|_| Error::Crypto)?;
-        Self::from_pkcs8(SecretBytes::from_slice(der.as_ref()))
+        Self::from_key(RsaKey::generate(KeyType::Rsa4096)?)
     }
 
     /// The key as stored (PKCS#8 DER).
     pub fn from_pkcs8(pkcs8: SecretBytes) -> Result<Self> {
-        use aws_lc_rs::encoding::AsDer;
-        let private = lc_rsa::PrivateDecryptingKey::from_pkcs8(pkcs8.expose())
-            .map_err(|_| Error::CorruptKeyring("wrapping key"))?;
-        if private.key_size_bytes() != WRAPPED_EPHEMERAL_LEN {
-            return Err(Error::CorruptKeyring("wrapping key is not RSA-4096"));
-        }
-        let spki = private.public_key().as_der().map_err(|_| Error::Crypto)?;
+        Self::from_key(
+            RsaKey::from_pkcs8(KeyType::Rsa4096, pkcs8)
+                .map_err(|_| Error::CorruptKeyring("wrapping key is not an RSA-4096 key"))?,
+        )
+    }
+
+    fn from_key(key: RsaKey) -> Result<Self> {
         let public_pem = PublicKey::Rsa {
-            spki_der: spki.as_ref().to_vec(),
+            spki_der: key.public_spki_der().to_vec(),
         }
         .to_pem()?;
-        let decrypting =
-            lc_rsa::OaepPrivateDecryptingKey::new(private).map_err(|_| Error::Crypto)?;
-        Ok(Self {
-            pkcs8,
-            decrypting,
-            public_pem,
-        })
+        Ok(Self { key, public_pem })
     }
 
     pub fn pkcs8(&self) -> &SecretBytes {
-        &self.pkcs8
+        self.key.pkcs8()
     }
 
     /// "PUBLIC KEY" PEM (SubjectPublicKeyInfo), as `wrapping_key` returns it.
@@ -137,15 +126,14 @@ impl WrappingKey {
             return Err(Error::ImportUnwrapFailed);
         }
         let (wrapped_ephemeral, wrapped_key) = wrapped.split_at(WRAPPED_EPHEMERAL_LEN);
-        let mut ephemeral = Zeroizing::new(vec![0u8; self.decrypting.min_output_size()]);
         let ephemeral = self
-            .decrypting
-            .decrypt(hash.algorithm(), wrapped_ephemeral, &mut ephemeral, None)
+            .key
+            .decrypt_oaep(hash.algorithm(), wrapped_ephemeral)
             .map_err(unwrap_failed)?;
         if ephemeral.len() != EPHEMERAL_KEY_LEN {
             return Err(Error::ImportUnwrapFailed);
         }
-        let kek = AesKek::new(&AES_256, ephemeral).map_err(unwrap_failed)?;
+        let kek = AesKek::new(&AES_256, &ephemeral).map_err(unwrap_failed)?;
         let mut plain = Zeroizing::new(vec![0u8; wrapped_key.len()]);
         let plain = kek
             .unwrap_with_padding(wrapped_key, &mut plain)
