@@ -33,6 +33,10 @@ use crate::version::{KeyVersion, Material};
 /// The OAEP block of an import: the wrapping key is RSA-4096.
 pub const WRAPPED_EPHEMERAL_LEN: usize = 512;
 const EPHEMERAL_KEY_LEN: usize = 32;
+/// Longest `ciphertext` (base64) or `public_key` (PEM) an import reads,
+/// checked before anything is decoded: the largest real one, an RSA-4096
+/// PKCS#8 key behind the OAEP block, is under 4 KiB.
+pub const MAX_IMPORT_TEXT_LEN: usize = 16 * 1024;
 /// Bytes KWP adds at most (the integrity block and up to 7 bytes of padding).
 const KWP_OVERHEAD: usize = 15;
 
@@ -121,6 +125,9 @@ impl WrappingKey {
         hash: OaepHash,
         key_type: KeyType,
     ) -> Result<ImportedKey> {
+        if ciphertext.len() > MAX_IMPORT_TEXT_LEN {
+            return Err(Error::ImportUnwrapFailed);
+        }
         let wrapped = Zeroizing::new(STANDARD.decode(ciphertext).map_err(unwrap_failed)?);
         if wrapped.len() <= WRAPPED_EPHEMERAL_LEN {
             return Err(Error::ImportUnwrapFailed);
@@ -170,6 +177,9 @@ impl ImportedKey {
         if derived && key_type == KeyType::Ed25519 {
             // A derived Ed25519 key is an HKDF key, not a key pair.
             return Err(Error::PublicImportDerived);
+        }
+        if pem.len() > MAX_IMPORT_TEXT_LEN {
+            return Err(Error::InvalidPublicKey("longer than any public key"));
         }
         Ok(Self {
             key_type,
@@ -594,6 +604,7 @@ mod tests {
         let not_pkcs8 = wrap(&wrapping_spki(), OaepHash::Sha256, &[1u8; 64]).unwrap();
         let cases: Vec<(String, KeyType)> = vec![
             ("not base64!".into(), KeyType::Aes256Gcm96),
+            ("A".repeat(MAX_IMPORT_TEXT_LEN + 4), KeyType::Aes256Gcm96),
             (String::new(), KeyType::Aes256Gcm96),
             (STANDARD.encode(&raw[..512]), KeyType::Aes256Gcm96),
             (STANDARD.encode(&raw[..520]), KeyType::Aes256Gcm96),
