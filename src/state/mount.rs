@@ -460,6 +460,31 @@ mod tests {
     }
 
     #[test]
+    fn two_nodes_making_the_wrapping_key_at_once_agree_on_one() {
+        let (a, b) = two_mounts();
+        let (ka, kb) = std::thread::scope(|s| {
+            let ta = s.spawn(|| a.wrapping_key().unwrap());
+            let tb = s.spawn(|| b.wrapping_key().unwrap());
+            (ta.join().unwrap(), tb.join().unwrap())
+        });
+        assert_eq!(ka.public_pem(), kb.public_pem());
+        // What is stored is that key, and a third reader finds it.
+        let c = Mount::new(
+            MountEntry {
+                path: a.path.clone(),
+                uuid: a.uuid.clone(),
+                accessor: a.accessor.clone(),
+                description: String::new(),
+            },
+            Arc::clone(&a.barrier),
+            Arc::clone(&a.lookup),
+        );
+        assert_eq!(c.wrapping_key().unwrap().public_pem(), ka.public_pem());
+        // Another node's write of it is no keyring: the change is taken in stride.
+        b.apply_change(&a.wrapping_key_path()).unwrap();
+    }
+
+    #[test]
     fn a_failed_write_changes_nothing() {
         #[derive(Debug)]
         struct Broken;
