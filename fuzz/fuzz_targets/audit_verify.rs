@@ -41,7 +41,10 @@ fn last_checkpoint_verifies(bytes: &[u8]) -> Option<bool> {
 fuzz_target!(|data: &[u8]| {
     // The first line may name a server checkpoint (`SEQ:HEX`).
     let (checkpoint, data) = match data.iter().position(|&b| b == b'\n') {
-        Some(i) => match std::str::from_utf8(&data[..i]).ok().and_then(KnownCheckpoint::parse) {
+        Some(i) => match std::str::from_utf8(&data[..i])
+            .ok()
+            .and_then(KnownCheckpoint::parse)
+        {
             Some(cp) => (Some(cp), &data[i + 1..]),
             None => (None, data),
         },

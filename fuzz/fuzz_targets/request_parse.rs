@@ -163,7 +163,9 @@ fn check_json(body: &[u8], budget: Budget) {
             within(s, budget);
         }
         (Err(_), Ok(_)) => {
-            let excess = meter.excess().expect("refused valid JSON without an excess");
+            let excess = meter
+                .excess()
+                .expect("refused valid JSON without an excess");
             match excess {
                 Excess::Strings => assert!(s.strings > budget.max_strings),
                 Excess::Elements => assert!(s.elements > budget.max_elements),

@@ -104,3 +104,13 @@ pub static MLDSA44: LazyLock<Keyring> = LazyLock::new(|| {
         &format!(r#""key":"{}""#, b64(&material(0x44, 32))),
     )
 });
+
+/// A BYOK wrapping key (RSA-4096, `openssl genpkey`, PKCS#8), fixed so that
+/// a crashing input of `byok_unwrap` reproduces.
+pub static WRAPPING_KEY: LazyLock<transit_keys::byok::WrappingKey> = LazyLock::new(|| {
+    let der = STANDARD
+        .decode(include_str!("../fixtures/wrapping-rsa4096.pk8.b64").trim())
+        .expect("fixture is base64");
+    transit_keys::byok::WrappingKey::from_pkcs8(transit_keys::secret::SecretBytes::new(der))
+        .expect("fixture is an RSA-4096 key")
+});

@@ -303,7 +303,7 @@ fn entry_doc(ring: &Keyring, v: &KeyVersion) -> Result<EntryDoc> {
             e.public_key = b64(&k.public_key());
         }
         Material::Signing(SigningKey::MlDsa(_)) => {
-            e.key = Some(b64(v.material.private_bytes().expose()));
+            e.key = Some(b64(private(v)?.expose()));
             if let PublicKey::MlDsa { raw, .. } = signing_public(v)? {
                 e.public_key = b64(&raw);
             }
@@ -313,13 +313,18 @@ fn entry_doc(ring: &Keyring, v: &KeyVersion) -> Result<EntryDoc> {
             let half = (sec1.len() - 1) / 2;
             e.ec_x = Some(big_to_json(&sec1[1..1 + half])?);
             e.ec_y = Some(big_to_json(&sec1[1 + half..])?);
-            e.ec_d = Some(big_to_json(v.material.private_bytes().expose())?);
+            e.ec_d = Some(big_to_json(private(v)?.expose())?);
             e.public_key = signing_public(v)?.to_pem()?;
         }
         Material::Signing(SigningKey::Rsa(k)) => e.rsa_key = Some(rsa_doc(k)?),
+        Material::Public(_) => return Err(Error::BackupPublicOnly),
     }
     let _ = ring;
     Ok(e)
+}
+
+fn private(v: &KeyVersion) -> Result<&SecretBytes> {
+    v.material.private_bytes().ok_or(Error::Crypto)
 }
 
 fn signing_public(v: &KeyVersion) -> Result<PublicKey> {
@@ -444,7 +449,8 @@ pub fn restore(blob: &str, name: Option<&str>) -> Result<Keyring> {
         KeyType::Hmac => versions
             .values()
             .next()
-            .map_or(0, |v| v.material.private_bytes().len() as u32),
+            .and_then(|v| v.material.private_bytes())
+            .map_or(0, |key| key.len() as u32),
         _ => 0,
     };
     Ok(Keyring {

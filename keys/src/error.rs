@@ -66,7 +66,7 @@ pub enum Error {
     TrimNotPositive,
     #[error("refusing to use soft-deleted key")]
     SoftDeleted,
-    #[error("imported key {0} does not allow rotation")]
+    #[error("imported key {0} does not allow rotation within Vault")]
     ImportedKeyNoRotation(String),
     #[error("key has reached the maximum number of versions")]
     TooManyVersions,
@@ -220,6 +220,56 @@ pub enum Error {
     PlaintextBackupDisallowed,
     #[error("invalid backup: {0}")]
     InvalidBackup(String),
+    #[error("backup of a key with public-only versions is not supported by transitd")]
+    BackupPublicOnly,
+
+    // ---- BYOK ----
+    #[error("requested version for signing does not contain a private part")]
+    SignPrivateMissing,
+    #[error("private key not imported for key version selected")]
+    PrivateKeyMissing,
+    #[error("error parsing public key: {0}")]
+    InvalidPublicKey(&'static str),
+    #[error("provided type does not support public_key import")]
+    PublicImportNotSupported,
+    #[error("unable to import only public key for derived Ed25519 key")]
+    PublicImportDerived,
+    #[error("cannot add a public key to a key version that already has a public key set")]
+    PublicKeyAlreadySet,
+    #[error("private key imported, key version cannot be updated")]
+    VersionHasPrivateKey,
+    #[error("provided type does not support importing key versions")]
+    VersionImportNotSupported,
+    #[error("cannot import key, key pair does not match")]
+    KeyPairMismatch,
+    /// Every failure to unwrap an imported key or to read its material: one
+    /// text, so that it tells nothing of which step failed.
+    #[error(
+        "failed to import the key: ciphertext is not a key of this type wrapped for this mount's wrapping key with this hash_function"
+    )]
+    ImportUnwrapFailed,
+    #[error(
+        "hash_function SHA224 is not supported by transitd; use SHA1, SHA256, SHA384 or SHA512"
+    )]
+    OaepHashNotSupported,
+    #[error("unknown hash function: {0}")]
+    UnknownOaepHash(String),
+    #[error("import is not supported for keys of type {0}")]
+    ImportTypeNotSupported(KeyType),
+    #[error("allow_rotation must be set to true if auto-rotation is enabled")]
+    ImportAutoRotateNeedsRotation,
+    #[error("the import_version endpoint can only be used with an imported key")]
+    ImportVersionNotImported,
+    #[error("import_version cannot be used on keys with convergent encryption enabled")]
+    ImportConvergent,
+    #[error("the key was replaced by one of another type during the import; try again")]
+    ImportTypeChanged,
+    #[error("unsupported key type in use; must be a rsa key (destination is {0})")]
+    ByokDestinationNotRsa(KeyType),
+    #[error("key is not exportable")]
+    ByokNotExportable,
+    #[error("unable to export to unknown key type: {0}")]
+    ByokExportTypeNotSupported(KeyType),
 
     // ---- our own stored form ----
     #[error("stored keyring is corrupt: {0}")]

@@ -15,7 +15,7 @@ use pkcs8::der::{Decode, Encode};
 use crate::error::{Error, Result};
 use crate::key_type::Curve;
 use crate::keyring::Keyring;
-use crate::secret::SecretString;
+use crate::secret::{SecretBytes, SecretString};
 use crate::sign::{PublicKey, SigningKey, mldsa_oid, pem_rfc7468_encode};
 use crate::version::{KeyVersion, Material};
 
@@ -165,6 +165,12 @@ impl Keyring {
             (ExportType::PublicKey, Material::Signing(k)) => {
                 export_public(&k.public_key(), format, unsupported)
             }
+            (ExportType::PublicKey, Material::Public(public)) => {
+                export_public(public, format, unsupported)
+            }
+            (ExportType::EncryptionKey | ExportType::SigningKey, Material::Public(_)) => {
+                Err(Error::PrivateKeyMissing)
+            }
             (ExportType::EncryptionKey | ExportType::SigningKey, Material::Signing(k)) => {
                 export_private(k, &v.material, format, unsupported)
             }
@@ -216,7 +222,7 @@ fn export_private(
             ExportFormat::Pem => pem("PRIVATE KEY", k.pkcs8().expose()),
         },
         SigningKey::Ecdsa(k) => {
-            let (sec1, pkcs8) = ecdsa_private_der(k.curve(), material)?;
+            let (sec1, pkcs8) = ecdsa_private_der(k.curve(), key.private_bytes())?;
             match format {
                 ExportFormat::Default => pem("EC PRIVATE KEY", &sec1).map(trimmed),
                 ExportFormat::Raw => Err(unsupported()),
@@ -225,7 +231,29 @@ fn export_private(
             }
         }
         SigningKey::Ed25519(_) | SigningKey::MlDsa(_) => {
-            let seed = material.private_bytes();
+            let pkcs8 = private_pkcs8(key)?;
+            match format {
+                ExportFormat::Default | ExportFormat::Raw => {
+                    let go_form = material.openbao_key_bytes().ok_or(Error::Crypto)?;
+                    Ok(b64(go_form.expose()))
+                }
+                ExportFormat::Der => Ok(b64(&pkcs8)),
+                ExportFormat::Pem => pem("PRIVATE KEY", &pkcs8).map(trimmed),
+            }
+        }
+    }
+}
+
+type DerBytes = zeroize::Zeroizing<Vec<u8>>;
+
+/// PKCS#8 DER of a signing key's private half: the `der`/`pem` export
+/// formats and what BYOK wraps.
+pub(crate) fn private_pkcs8(key: &SigningKey) -> Result<DerBytes> {
+    match key {
+        SigningKey::Rsa(k) => Ok(zeroize::Zeroizing::new(k.pkcs8().expose().to_vec())),
+        SigningKey::Ecdsa(k) => Ok(ecdsa_private_der(k.curve(), key.private_bytes())?.1),
+        SigningKey::Ed25519(_) | SigningKey::MlDsa(_) => {
+            let seed = key.private_bytes();
             let oid = match key {
                 SigningKey::MlDsa(k) => mldsa_oid(k.level()),
                 _ => crate::sign::ED25519_OID,
@@ -251,25 +279,17 @@ fn export_private(
                 },
                 der::asn1::OctetStringRef::new(&inner).map_err(|_| Error::Crypto)?,
             );
-            let pkcs8 = zeroize::Zeroizing::new(info.to_der().map_err(|_| Error::Crypto)?);
-            match format {
-                ExportFormat::Default | ExportFormat::Raw => {
-                    let go_form = material.openbao_key_bytes().ok_or(Error::Crypto)?;
-                    Ok(b64(go_form.expose()))
-                }
-                ExportFormat::Der => Ok(b64(&pkcs8)),
-                ExportFormat::Pem => pem("PRIVATE KEY", &pkcs8).map(trimmed),
-            }
+            Ok(zeroize::Zeroizing::new(
+                info.to_der().map_err(|_| Error::Crypto)?,
+            ))
         }
     }
 }
 
-type DerBytes = zeroize::Zeroizing<Vec<u8>>;
-
 /// SEC1 and PKCS#8 DER of an ECDSA private key.
-fn ecdsa_private_der(curve: Curve, material: &Material) -> Result<(DerBytes, DerBytes)> {
+fn ecdsa_private_der(curve: Curve, scalar: &SecretBytes) -> Result<(DerBytes, DerBytes)> {
     use pkcs8::EncodePrivateKey;
-    let scalar = material.private_bytes().expose();
+    let scalar = scalar.expose();
     macro_rules! encode {
         ($c:ident) => {{
             let sk = $c::SecretKey::from_slice(scalar).map_err(|_| Error::Crypto)?;

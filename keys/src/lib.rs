@@ -6,6 +6,7 @@
 
 pub mod aead;
 pub mod backup;
+pub mod byok;
 pub mod derive;
 pub mod envelope;
 pub mod error;

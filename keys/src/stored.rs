@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::key_type::KeyType;
 use crate::keyring::{Keyring, VersionStamp, validate_name};
 use crate::secret::SecretBytes;
+use crate::sign::PublicKey;
 use crate::version::{KeyVersion, Material};
 
 pub const SCHEMA: u32 = 1;
@@ -67,6 +68,11 @@ struct StoredVersion {
     number: u32,
     created_unix_nanos: i128,
     material: Zeroizing<String>,
+    /// A public-only version (BYOK `public_key`): its SubjectPublicKeyInfo
+    /// DER in base64, `material` empty. Written only when set, as
+    /// `soft_deleted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    public_key: Option<String>,
     hmac_key: Zeroizing<String>,
     convergent_version: u32,
 }
@@ -109,14 +115,26 @@ impl Keyring {
             versions: self
                 .versions
                 .values()
-                .map(|v| StoredVersion {
-                    number: v.number,
-                    created_unix_nanos: v.created.unix_timestamp_nanos(),
-                    material: Zeroizing::new(STANDARD.encode(v.material.private_bytes().expose())),
-                    hmac_key: Zeroizing::new(STANDARD.encode(v.hmac_key.expose())),
-                    convergent_version: v.convergent_version,
+                .map(|v| {
+                    let (material, public_key) = match &v.material {
+                        Material::Public(public) => {
+                            (String::new(), Some(STANDARD.encode(public.to_spki_der()?)))
+                        }
+                        m => (
+                            STANDARD.encode(m.private_bytes().ok_or(Error::Crypto)?.expose()),
+                            None,
+                        ),
+                    };
+                    Ok(StoredVersion {
+                        number: v.number,
+                        created_unix_nanos: v.created.unix_timestamp_nanos(),
+                        material: Zeroizing::new(material),
+                        public_key,
+                        hmac_key: Zeroizing::new(STANDARD.encode(v.hmac_key.expose())),
+                        convergent_version: v.convergent_version,
+                    })
                 })
-                .collect(),
+                .collect::<Result<_>>()?,
         };
         serde_json::to_vec(&doc)
             .map(Zeroizing::new)
@@ -177,7 +195,18 @@ impl Keyring {
             );
             let created = OffsetDateTime::from_unix_timestamp_nanos(v.created_unix_nanos)
                 .map_err(|_| corrupt("time"))?;
-            let material = Material::from_private_bytes(key_type, material, doc.derived)?;
+            let material = match &v.public_key {
+                Some(public) => {
+                    let der = STANDARD
+                        .decode(public.as_bytes())
+                        .map_err(|_| corrupt("public key"))?;
+                    Material::Public(
+                        PublicKey::from_spki_der(key_type, &der)
+                            .map_err(|_| corrupt("public key"))?,
+                    )
+                }
+                None => Material::from_private_bytes(key_type, material, doc.derived)?,
+            };
             let mut version =
                 KeyVersion::assemble(v.number, created, material, Some(hmac_key), doc.convergent)?;
             version.convergent_version = v.convergent_version;

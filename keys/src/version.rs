@@ -10,7 +10,7 @@ use crate::key_type::KeyType;
 use crate::secret::{SecretBytes, redacted_debug};
 
 redacted_debug!(Material);
-use crate::sign::SigningKey;
+use crate::sign::{PublicKey, SigningKey};
 
 /// The secret of a version, by family of key type.
 pub enum Material {
@@ -23,6 +23,9 @@ pub enum Material {
     /// The key of an `hmac` keyring (also its HMAC key).
     Hmac(SecretBytes),
     Signing(SigningKey),
+    /// Only the public half of a signing key (imported with `public_key`):
+    /// verifies, never signs or decrypts, until its private half is imported.
+    Public(PublicKey),
 }
 
 pub struct KeyVersion {
@@ -141,16 +144,27 @@ impl Material {
                 bytes.extend_from_slice(&k.public_key());
                 Some(SecretBytes::new(bytes))
             }
-            Self::Signing(SigningKey::MlDsa(_)) => Some(self.private_bytes().duplicate()),
-            Self::Signing(_) => None,
+            Self::Signing(k @ SigningKey::MlDsa(_)) => Some(k.private_bytes().duplicate()),
+            Self::Signing(_) | Self::Public(_) => None,
         }
     }
 
-    /// The bytes our own storage format keeps.
-    pub(crate) fn private_bytes(&self) -> &SecretBytes {
+    /// The private bytes our own storage format keeps; `None` for a
+    /// public-only version.
+    pub(crate) fn private_bytes(&self) -> Option<&SecretBytes> {
         match self {
-            Self::Aead { key, .. } | Self::Hmac(key) => key,
-            Self::Signing(k) => k.private_bytes(),
+            Self::Aead { key, .. } | Self::Hmac(key) => Some(key),
+            Self::Signing(k) => Some(k.private_bytes()),
+            Self::Public(_) => None,
+        }
+    }
+
+    /// The public key of a signing version (complete or public-only).
+    pub(crate) fn public_key(&self) -> Option<PublicKey> {
+        match self {
+            Self::Signing(k) => Some(k.public_key()),
+            Self::Public(public) => Some(public.clone()),
+            Self::Aead { .. } | Self::Hmac(_) => None,
         }
     }
 

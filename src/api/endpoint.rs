@@ -9,7 +9,7 @@
 //! is routed, so it cannot be served early by mistake: an endpoint changes
 //! state unless [`Endpoint::changes_nothing`] says otherwise.
 
-use super::{Ctx, Op, crypt, export, hmac, keys, misc, names, sign};
+use super::{Ctx, Op, byok, crypt, export, hmac, keys, misc, names, sign};
 use crate::error::{ApiError, ApiResult};
 use crate::request::Params;
 use crate::response::Reply;
@@ -67,6 +67,18 @@ pub(crate) enum Endpoint {
     WriteCacheConfig,
     ReadKeysConfig,
     WriteKeysConfig,
+    /// `wrapping_key`: makes the mount's BYOK wrapping key on first use.
+    WrappingKey,
+    /// `keys/:name/import`.
+    ImportKey(String),
+    /// `keys/:name/import_version`.
+    ImportKeyVersion(String),
+    /// `byok-export/:destination/:source[/:version]`.
+    ByokExport {
+        destination: String,
+        source: String,
+        version: Option<String>,
+    },
 }
 
 impl Endpoint {
@@ -108,6 +120,17 @@ impl Endpoint {
             ["keys", name, "config"] => only(&[Update], E::ConfigureKey(key(name)?)),
             ["keys", name, "rotate"] => only(&[Update], E::RotateKey(key(name)?)),
             ["keys", name, "trim"] => only(&[Update], E::TrimKey(key(name)?)),
+            ["keys", name, "import"] => only(&[Update], E::ImportKey(key(name)?)),
+            ["keys", name, "import_version"] => only(&[Update], E::ImportKeyVersion(key(name)?)),
+            ["wrapping_key"] => only(&[Read], E::WrappingKey),
+            ["byok-export", destination, source, ref version @ ..] if version.len() <= 1 => only(
+                &[Read],
+                E::ByokExport {
+                    destination: key(destination)?,
+                    source: key(source)?,
+                    version: last(version),
+                },
+            ),
             ["keys", name, "soft-delete"] => only(&[Delete], E::SoftDeleteKey(key(name)?)),
             ["keys", name, "soft-delete-restore"] => {
                 only(&[Update], E::RestoreSoftDeletedKey(key(name)?))
@@ -182,7 +205,12 @@ impl Endpoint {
             | E::Backup(_)
             | E::Restore(_)
             | E::WriteCacheConfig
-            | E::WriteKeysConfig => true,
+            | E::WriteKeysConfig
+            | E::ImportKey(_)
+            | E::ImportKeyVersion(_) => true,
+            // Writes once per mount (the first read makes the key), and that
+            // write takes a second of RSA-4096 generation: counted as a write.
+            E::WrappingKey => true,
             // Write only when the key does not exist yet: see below.
             E::WriteKey(_) | E::Encrypt(_) => false,
             E::ListKeys
@@ -197,7 +225,8 @@ impl Endpoint {
             | E::Random(_)
             | E::Hash(_)
             | E::ReadCacheConfig
-            | E::ReadKeysConfig => false,
+            | E::ReadKeysConfig
+            | E::ByokExport { .. } => false,
         }
     }
 
@@ -268,6 +297,14 @@ impl Endpoint {
             E::Hash(alg) => misc::hash(alg.as_deref(), p),
             E::ReadCacheConfig | E::WriteCacheConfig => misc::cache_config(ctx, op, p),
             E::ReadKeysConfig | E::WriteKeysConfig => misc::config_keys(ctx, op, p),
+            E::WrappingKey => byok::wrapping_key(ctx),
+            E::ImportKey(name) => byok::import(ctx, name, p),
+            E::ImportKeyVersion(name) => byok::import_version(ctx, name, p),
+            E::ByokExport {
+                destination,
+                source,
+                version,
+            } => byok::byok_export(ctx, destination, source, version.as_deref(), p),
         }
     }
 }
@@ -305,6 +342,8 @@ mod tests {
             (Read, "export/encryption-key/k/1", false, true),
             (Read, "cache-config", false, true),
             (Read, "config/keys", false, true),
+            (Read, "byok-export/d/s", false, true),
+            (Read, "byok-export/d/s/1", false, true),
             (List, "keys", false, true),
             // State changes.
             (Update, "keys/k/rotate", true, false),
@@ -316,6 +355,9 @@ mod tests {
             (Update, "restore/k", true, false),
             (Update, "cache-config", true, false),
             (Update, "config/keys", true, false),
+            (Update, "keys/k/import", true, false),
+            (Update, "keys/k/import_version", true, false),
+            (Read, "wrapping_key", true, false), // made on first use
         ];
         for &(op, rest, stable, free) in table {
             let endpoint =

@@ -14,7 +14,7 @@ const CERTIFICATE_CHAIN: &str = "certificate-chain";
 
 /// `latest`, `N` or `vN`. Negative numbers are below every minimum decryption
 /// version, which is how OpenBao reports them.
-fn version_selector(text: &str, latest: u32) -> ApiResult<Option<u32>> {
+pub(super) fn version_selector(text: &str, latest: u32) -> ApiResult<Option<u32>> {
     let digits = text.strip_prefix('v').unwrap_or(text);
     if digits.parse::<i64>().is_ok_and(|n| n < 0) {
         return Err(KeyError::ExportVersionBelowMinimum.into());

@@ -26,6 +26,7 @@ use sys::SysPath;
 
 mod audit;
 mod batch;
+mod byok;
 mod crypt;
 mod endpoint;
 mod export;

@@ -5,14 +5,16 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
 use transit_keys::Keyring;
+use transit_keys::byok::WrappingKey;
+use zeroize::Zeroizing;
 
 use super::poisoned;
 use crate::name_syntax::is_generic;
 use crate::seal::barrier::Barrier;
-use crate::seal::edit::{Edit, edit_json, edit_raw_with};
+use crate::seal::edit::{Edit, edit_json, edit_raw, edit_raw_with};
 use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
-use crate::storage::layout::{self, MOUNT_CONFIG, MOUNT_KEYS};
+use crate::storage::layout::{self, MOUNT_CONFIG, MOUNT_KEYS, MOUNT_WRAPPING_KEY};
 use crate::storage::{Cached, StoreError, StoreResult};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -52,6 +54,9 @@ pub struct Mount {
     reread_at: Mutex<HashMap<String, std::time::Instant>>,
     /// Changed under the keys' writer lock.
     config: RwLock<MountConfig>,
+    /// The BYOK wrapping key once read or made; held while it is being made,
+    /// so concurrent first requests wait for one key instead of making several.
+    wrapping_key: Mutex<Option<Arc<WrappingKey>>>,
     barrier: Arc<Barrier>,
     lookup: Arc<LookupKey>,
 }
@@ -66,6 +71,7 @@ impl Mount {
             keys: Cached::new("mount", HashMap::new()),
             reread_at: Mutex::default(),
             config: RwLock::default(),
+            wrapping_key: Mutex::default(),
             barrier,
             lookup,
         }
@@ -81,6 +87,45 @@ impl Mount {
 
     fn config_path(&self) -> String {
         format!("{}{MOUNT_CONFIG}", self.prefix())
+    }
+
+    fn wrapping_key_path(&self) -> String {
+        format!("{}{MOUNT_WRAPPING_KEY}", self.prefix())
+    }
+
+    /// This mount's RSA-4096 BYOK wrapping key, made on first use (about a
+    /// second: callers run off the async workers) and stored sealed. Made by
+    /// compare-and-swap on an absent entry, so nodes racing to make it all
+    /// end up with the one that was stored first; it never changes after.
+    pub fn wrapping_key(&self) -> StoreResult<Arc<WrappingKey>> {
+        let mut slot = self.wrapping_key.lock().map_err(|_| poisoned())?;
+        if let Some(key) = slot.as_ref() {
+            return Ok(Arc::clone(key));
+        }
+        let corrupt = |e: transit_keys::Error| StoreError::Internal(format!("wrapping key: {e}"));
+        let path = self.wrapping_key_path();
+        let mut made: Option<Arc<WrappingKey>> = None;
+        let stored = edit_raw(&self.barrier, &path, "the wrapping key", |current| {
+            if current.is_some() {
+                return Ok(Edit::Keep);
+            }
+            let key = match &made {
+                Some(key) => Arc::clone(key),
+                None => Arc::new(WrappingKey::generate().map_err(corrupt)?),
+            };
+            made = Some(Arc::clone(&key));
+            Ok(Edit::Put(Zeroizing::new(key.pkcs8().expose().to_vec())))
+        })?
+        .ok_or_else(|| StoreError::Internal("wrapping key: nothing stored".to_owned()))?;
+        let key = match made {
+            Some(key) if key.pkcs8().expose() == stored.as_slice() => key,
+            _ => Arc::new(
+                WrappingKey::from_pkcs8(transit_keys::secret::SecretBytes::from_slice(&stored))
+                    .map_err(corrupt)?,
+            ),
+        };
+        *slot = Some(Arc::clone(&key));
+        Ok(key)
     }
 
     /// Read this mount's keys and config from storage.
@@ -276,6 +321,10 @@ impl Mount {
         // Under the writer lock: a local write in flight either lands before
         // this read (and is read back) or after it (and is published last).
         let _writer = self.keys.writer()?;
+        if path == self.wrapping_key_path() {
+            // Written once, never changed: read on first use.
+            return Ok(());
+        }
         if path == self.config_path() {
             let config = match self.barrier.get(path)? {
                 Some(raw) => serde_json::from_slice(&raw)
@@ -408,6 +457,31 @@ mod tests {
             2
         );
         assert!(b.key_for_version("nope", 1).unwrap().is_none());
+    }
+
+    #[test]
+    fn two_nodes_making_the_wrapping_key_at_once_agree_on_one() {
+        let (a, b) = two_mounts();
+        let (ka, kb) = std::thread::scope(|s| {
+            let ta = s.spawn(|| a.wrapping_key().unwrap());
+            let tb = s.spawn(|| b.wrapping_key().unwrap());
+            (ta.join().unwrap(), tb.join().unwrap())
+        });
+        assert_eq!(ka.public_pem(), kb.public_pem());
+        // What is stored is that key, and a third reader finds it.
+        let c = Mount::new(
+            MountEntry {
+                path: a.path.clone(),
+                uuid: a.uuid.clone(),
+                accessor: a.accessor.clone(),
+                description: String::new(),
+            },
+            Arc::clone(&a.barrier),
+            Arc::clone(&a.lookup),
+        );
+        assert_eq!(c.wrapping_key().unwrap().public_pem(), ka.public_pem());
+        // Another node's write of it is no keyring: the change is taken in stride.
+        b.apply_change(&a.wrapping_key_path()).unwrap();
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! `core/keyring` (sealed by the root key), `core/root-key` (static seal),
 //! `core/init-in-progress`. Everything else goes through the barrier:
 //! * `core/lookup-key`, `core/cluster`: written at init, never changed;
-//! * `core/mounts`, `logical/<mount uuid>/{config,keys/<HMAC of key name>}`;
+//! * `core/mounts`, `logical/<mount uuid>/{config,wrapping-key,keys/<HMAC of key name>}`;
 //! * `core/auth`, `auth/<method uuid>/...` (userpass `users/`, AppRole
 //!   `role/` and `secret_id/`);
 //! * `auth/token/id/<HMAC of token>`, `auth/token/parent/<parent>/<child>`;
@@ -32,6 +32,8 @@ pub const MOUNTS: &str = "logical/";
 pub const MOUNT_CONFIG: &str = "config";
 /// Inside a mount's prefix.
 pub const MOUNT_KEYS: &str = "keys/";
+/// Inside a mount's prefix: the BYOK wrapping key (PKCS#8), made on first use.
+pub const MOUNT_WRAPPING_KEY: &str = "wrapping-key";
 
 pub const METHOD_TABLE: &str = "core/auth";
 /// Followed by `<method uuid>/`; `auth/token/` is the token store's.

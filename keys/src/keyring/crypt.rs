@@ -77,6 +77,7 @@ impl Keyring {
                 }
             }
             Material::Signing(SigningKey::Rsa(rsa)) => rsa.encrypt(plaintext),
+            Material::Public(_) if self.key_type.is_rsa() => Err(Error::PrivateKeyMissing),
             _ => Err(Error::EncryptionNotSupported(self.key_type)),
         }
     }
@@ -114,6 +115,7 @@ impl Keyring {
                 AeadKey::new(self.key_type, derived.expose())?.open(&payload, aad)
             }
             Material::Signing(SigningKey::Rsa(rsa)) => rsa.decrypt(&payload),
+            Material::Public(_) if self.key_type.is_rsa() => Err(Error::PrivateKeyMissing),
             _ => Err(Error::DecryptionNotSupported(self.key_type)),
         }
     }

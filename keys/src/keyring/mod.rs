@@ -22,8 +22,8 @@ use time::OffsetDateTime;
 use crate::derive::Kdf;
 use crate::error::{Error, Result};
 use crate::key_type::KeyType;
-use crate::sign::{PublicKey, SigningKey};
-use crate::version::{KeyVersion, Material};
+use crate::sign::PublicKey;
+use crate::version::KeyVersion;
 
 mod crypt;
 mod hmac;
@@ -170,6 +170,17 @@ impl Keyring {
         opts: &CreateOptions,
         now: OffsetDateTime,
     ) -> Result<Self> {
+        let mut ring = Self::create_empty(name, key_type, opts)?;
+        ring.rotate(now)?;
+        Ok(ring)
+    }
+
+    /// A keyring without versions yet, its options checked (creation and import).
+    pub(crate) fn create_empty(
+        name: &str,
+        key_type: KeyType,
+        opts: &CreateOptions,
+    ) -> Result<Self> {
         validate_name(name)?;
         if opts.convergent_encryption && !opts.derived {
             return Err(Error::ConvergentRequiresDerivation);
@@ -188,7 +199,7 @@ impl Keyring {
             (t, _) => return Err(Error::KeySizeNotValid(t)),
         };
         check_auto_rotate(opts.auto_rotate_period_secs)?;
-        let mut ring = Self {
+        Ok(Self {
             name: name.to_owned(),
             key_type,
             derived: opts.derived,
@@ -209,9 +220,7 @@ impl Keyring {
             backup_info: None,
             restore_info: None,
             versions: BTreeMap::new(),
-        };
-        ring.rotate(now)?;
-        Ok(ring)
+        })
     }
 
     /// Add a version and make it the latest.
@@ -421,10 +430,12 @@ impl Keyring {
         self.version(self.latest_version).map(KeyVersion::created)
     }
     /// True when `auto_rotate_period` has passed since the latest version
-    /// (never for a soft-deleted key).
+    /// (never for a soft-deleted key, nor for an imported key without
+    /// `allow_rotation`, as OpenBao).
     pub fn rotation_due(&self, now: OffsetDateTime) -> bool {
         match (self.auto_rotate_period_secs, self.latest_created()) {
             _ if self.soft_deleted => false,
+            _ if self.imported && !self.allow_imported_key_rotation => false,
             (0, _) | (_, None) => false,
             (period, Some(created)) => (now - created).whole_seconds() >= period as i64,
         }
@@ -451,9 +462,9 @@ impl Keyring {
         self.versions
             .range(self.min_decryption_version..)
             .map(|(&number, v)| {
-                let public_key = match &v.material {
-                    Material::Signing(k) => Some(self.display_public_key(k, v, context)?),
-                    _ => None,
+                let public_key = match v.material.public_key() {
+                    Some(public) => Some(self.display_public_key(public, v, context)?),
+                    None => None,
                 };
                 Ok(VersionInfo {
                     number,
@@ -466,13 +477,13 @@ impl Keyring {
 
     fn display_public_key(
         &self,
-        key: &SigningKey,
+        public: PublicKey,
         v: &KeyVersion,
         context: Option<&[u8]>,
     ) -> Result<String> {
         use base64::Engine as _;
         use base64::engine::general_purpose::STANDARD;
-        Ok(match key.public_key() {
+        Ok(match public {
             PublicKey::Ed25519(_) if self.derived => match context {
                 Some(ctx) if !ctx.is_empty() => {
                     STANDARD.encode(self.derived_ed25519(v, ctx)?.public_key())

@@ -22,6 +22,7 @@ impl Keyring {
     fn signing_key<'v>(&self, version: &'v KeyVersion) -> Result<&'v SigningKey> {
         match &version.material {
             Material::Signing(k) => Ok(k),
+            Material::Public(_) => Err(Error::SignPrivateMissing),
             _ => Err(Error::SigningNotSupported(self.key_type)),
         }
     }
@@ -101,14 +102,19 @@ impl Keyring {
             Marshaling::Jws => envelope::decode_url_safe(parsed.body),
         }
         .ok_or(Error::SignatureBadBase64)?;
-        let key = self.signing_key(version)?;
         if self.derived {
+            self.signing_key(version)?;
             let ctx = context
                 .filter(|c| !c.is_empty())
                 .ok_or(Error::MissingContext)?;
             return SigningKey::Ed25519(self.derived_ed25519(version, ctx)?)
                 .verify(input, &raw, opts);
         }
-        key.verify(input, &raw, opts)
+        // A public-only version verifies too.
+        let public = version
+            .material
+            .public_key()
+            .ok_or(Error::SigningNotSupported(self.key_type))?;
+        public.verify(input, &raw, opts)
     }
 }

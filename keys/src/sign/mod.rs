@@ -225,6 +225,50 @@ impl PublicKey {
             .map_err(|_| Error::Crypto)
     }
 
+    /// The public key of a `key_type` key in X.509 SubjectPublicKeyInfo DER
+    /// (BYOK `public_key`), checked to be a key of that type and size.
+    pub fn from_spki_der(key_type: KeyType, der: &[u8]) -> Result<Self> {
+        use pkcs8::DecodePublicKey;
+        let bad = Error::InvalidPublicKey;
+        let type_mismatch = || bad("not a public key of this key type");
+        if let Some(bits) = key_type.rsa_bits() {
+            use aws_lc_rs::encoding::AsDer;
+            let key =
+                aws_lc_rs::rsa::PublicEncryptingKey::from_der(der).map_err(|_| type_mismatch())?;
+            if key.key_size_bits() != bits {
+                return Err(bad("RSA key size does not match the key type"));
+            }
+            let spki_der = key.as_der().map_err(|_| Error::Crypto)?.as_ref().to_vec();
+            return Ok(Self::Rsa { spki_der });
+        }
+        if let Some(curve) = key_type.curve() {
+            let sec1 = match curve {
+                Curve::P256 => p256::ecdsa::VerifyingKey::from_public_key_der(der)
+                    .map(|k| k.to_sec1_point(false).as_bytes().to_vec()),
+                Curve::P384 => p384::ecdsa::VerifyingKey::from_public_key_der(der)
+                    .map(|k| k.to_sec1_point(false).as_bytes().to_vec()),
+                Curve::P521 => p521::ecdsa::VerifyingKey::from_public_key_der(der)
+                    .map(|k| k.to_sec1_point(false).as_bytes().to_vec()),
+            }
+            .map_err(|_| type_mismatch())?;
+            return Ok(Self::Ecdsa { curve, sec1 });
+        }
+        if key_type == KeyType::Ed25519 {
+            use der::Decode;
+            let info = spki::SubjectPublicKeyInfoRef::from_der(der).map_err(|_| type_mismatch())?;
+            if info.algorithm.oid != ED25519_OID {
+                return Err(type_mismatch());
+            }
+            let raw: [u8; 32] = info
+                .subject_public_key
+                .as_bytes()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(type_mismatch)?;
+            return Ok(Self::Ed25519(raw));
+        }
+        Err(Error::PublicImportNotSupported)
+    }
+
     /// PEM "PUBLIC KEY" with a trailing newline, as OpenBao shows ECDSA/RSA keys.
     pub fn to_pem(&self) -> Result<String> {
         let der = self.to_spki_der()?;

@@ -20,7 +20,7 @@ pub struct RsaKey {
 }
 
 impl RsaKey {
-    pub(super) fn generate(key_type: KeyType) -> Result<Self> {
+    pub(crate) fn generate(key_type: KeyType) -> Result<Self> {
         use aws_lc_rs::encoding::AsDer;
         let size = match key_type {
             KeyType::Rsa2048 => lc_rsa::KeySize::Rsa2048,
@@ -87,10 +87,19 @@ impl RsaKey {
     }
 
     pub fn decrypt(&self, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        self.decrypt_oaep(&lc_rsa::OAEP_SHA256_MGF1SHA256, ciphertext)
+    }
+
+    /// RSA-OAEP decryption with `alg` (BYOK's `hash_function`), empty label.
+    pub(crate) fn decrypt_oaep(
+        &self,
+        alg: &'static lc_rsa::OaepAlgorithm,
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
         let mut out = Zeroizing::new(vec![0u8; self.decrypting.min_output_size()]);
         let len = self
             .decrypting
-            .decrypt(&lc_rsa::OAEP_SHA256_MGF1SHA256, ciphertext, &mut out, None)
+            .decrypt(alg, ciphertext, &mut out, None)
             .map_err(|_| Error::DecryptionFailed)?
             .len();
         out.truncate(len);

@@ -30,7 +30,8 @@
 //! Layout: `harness` runs each step against both servers, compares and
 //! reports; `normalise` makes two servers' bodies comparable; `deviations`
 //! holds the two tables; the script itself is one module per area (`keys`,
-//! `crypt`, `batch`, `hmac_sign`, `export_backup`, `sys`, `wrapping`), run in the order of
+//! `crypt`, `batch`, `hmac_sign`, `export_backup`, `byok`, `sys`, `wrapping`, `login_jwt`,
+//! `login_kubernetes`), run in the order of
 //! `script` below (later areas use keys the earlier ones made).
 //!
 //! Both servers are `transitd_test_support::DevServer`s. The bao binary is
@@ -42,6 +43,7 @@ mod harness;
 mod normalise;
 
 mod batch;
+mod byok;
 mod crypt;
 mod export_backup;
 mod hmac_sign;
@@ -52,6 +54,7 @@ mod sys;
 mod wrapping;
 
 use batch::{batch, datakey};
+use byok::byok;
 use crypt::crypt;
 use export_backup::{backup, export};
 use harness::{Script, openbao, transitd};
@@ -128,6 +131,7 @@ fn script(s: &mut Script<'_>) {
     sign(s);
     export(s);
     backup(s);
+    byok(s);
     random_and_hash(s);
     config(s);
     http(s);
