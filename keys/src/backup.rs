@@ -21,7 +21,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::derive::Kdf;
 use crate::error::{Error, Result};
 use crate::key_type::{Curve, KeyType};
-use crate::keyring::{Keyring, VersionStamp, validate_name};
+use crate::keyring::{Keyring, VersionStamp, check_encryption_limit, validate_name};
 use crate::secret::{SecretBytes, SecretString};
 use crate::sign::{EcdsaKey, Ed25519Key, MlDsaKey, PublicKey, RsaKey, SigningKey};
 use crate::version::{KeyVersion, Material};
@@ -91,6 +91,9 @@ struct PolicyDoc {
     #[serde(rename = "AllowImportedKeyRotation")]
     allow_imported_key_rotation: bool,
     soft_deleted: bool,
+    /// transitd's own (OpenBao ignores unknown fields on restore).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_encryptions_per_version: Option<u64>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -275,6 +278,7 @@ pub fn backup(ring: &Keyring) -> Result<SecretString> {
         imported: ring.imported,
         allow_imported_key_rotation: ring.allow_imported_key_rotation,
         soft_deleted: ring.soft_deleted,
+        max_encryptions_per_version: ring.max_encryptions,
     };
     let doc = BackupDoc {
         policy: Some(policy),
@@ -457,6 +461,10 @@ pub fn restore(blob: &str, name: Option<&str>) -> Result<Keyring> {
         allow_plaintext_backup: policy.allow_plaintext_backup,
         deletion_allowed: policy.deletion_allowed,
         auto_rotate_period_secs: (policy.auto_rotate_period.max(0) / 1_000_000_000) as u64,
+        max_encryptions: policy
+            .max_encryptions_per_version
+            .map(|limit| check_encryption_limit(key_type, i64::try_from(limit).unwrap_or(-1)))
+            .transpose()?,
         min_decryption_version: min_dec,
         min_encryption_version: min_enc,
         min_available_version: min_available,
