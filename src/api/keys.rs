@@ -36,7 +36,11 @@ pub fn read(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
     let context = p
         .base64("context")
         .map_err(|_| ApiError::bad("failed to base64-decode context"))?;
-    Ok(Reply::data(key_body(&ring, context.as_deref())?))
+    let mut body = key_body(&ring, context.as_deref())?;
+    if ring.key_type().supports_encryption() {
+        body["encryption_counts"] = json!(ctx.mount.encryption_counts(name)?.versions);
+    }
+    Ok(Reply::data(body))
 }
 
 /// Create (or, when it exists, return unchanged: Vault's upsert semantics).
@@ -53,6 +57,10 @@ pub fn create(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
             n => n as u64,
         },
     };
+    let limit = ConfigChange {
+        max_encryptions_per_version: p.int("max_encryptions_per_version")?,
+        ..ConfigChange::default()
+    };
     let context = p
         .base64("context")
         .map_err(|_| ApiError::bad("failed to base64-decode context"))?;
@@ -63,7 +71,8 @@ pub fn create(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
     let ring = ctx.mount.update(name, |current| match current {
         Some(existing) => Ok::<_, ApiError>((Some(existing.clone()), existing.clone())),
         None => {
-            let ring = Keyring::create(name, key_type, &opts, ctx.now)?;
+            let mut ring = Keyring::create(name, key_type, &opts, ctx.now)?;
+            ring.configure(&limit)?;
             Ok((Some(ring.clone()), ring))
         }
     })?;
@@ -108,6 +117,7 @@ pub fn configure(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
         exportable: p.bool("exportable")?,
         allow_plaintext_backup: p.bool("allow_plaintext_backup")?,
         auto_rotate_period_secs: p.duration_secs("auto_rotate_period")?,
+        max_encryptions_per_version: p.int("max_encryptions_per_version")?,
     };
     modify(
         ctx,
@@ -233,6 +243,9 @@ pub fn key_body(ring: &Keyring, context: Option<&[u8]>) -> ApiResult<Value> {
         d.insert("key_size".into(), json!(ring.key_size()));
     }
     d.insert("latest_version".into(), json!(ring.latest_version()));
+    if let Some(limit) = ring.max_encryptions_per_version() {
+        d.insert("max_encryptions_per_version".into(), json!(limit));
+    }
     d.insert(
         "min_available_version".into(),
         json!(ring.min_available_version()),

@@ -7,12 +7,13 @@ use serde::{Deserialize, Serialize};
 use transit_keys::Keyring;
 
 use super::poisoned;
+use super::usage::{Counts, Taken, Usage, rotation_threshold};
 use crate::name_syntax::is_generic;
 use crate::seal::barrier::Barrier;
 use crate::seal::edit::{Edit, edit_json, edit_raw_with};
 use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
-use crate::storage::layout::{self, MOUNT_CONFIG, MOUNT_KEYS};
+use crate::storage::layout::{self, MOUNT_CONFIG, MOUNT_KEYS, MOUNT_USAGE};
 use crate::storage::{Cached, StoreError, StoreResult};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -54,6 +55,8 @@ pub struct Mount {
     config: RwLock<MountConfig>,
     barrier: Arc<Barrier>,
     lookup: Arc<LookupKey>,
+    /// This node's share of the keys' encryption counts.
+    usage: Usage,
 }
 
 impl Mount {
@@ -68,6 +71,7 @@ impl Mount {
             config: RwLock::default(),
             barrier,
             lookup,
+            usage: Usage::default(),
         }
     }
 
@@ -77,6 +81,10 @@ impl Mount {
 
     pub(super) fn key_path(&self, name: &str) -> String {
         format!("{}{MOUNT_KEYS}{}", self.prefix(), self.lookup.name(name))
+    }
+
+    fn usage_path(&self, name: &str) -> String {
+        format!("{}{MOUNT_USAGE}{}", self.prefix(), self.lookup.name(name))
     }
 
     fn config_path(&self) -> String {
@@ -200,15 +208,38 @@ impl Mount {
                 KeyEdit::Delete => Edit::Delete,
                 KeyEdit::Keep => Edit::Keep,
             };
-            outcome = Some((next, out));
+            let trimmed_from = match (&current, &next) {
+                (Some(before), KeyEdit::Put(after))
+                    if after.min_available_version() > before.min_available_version() =>
+                {
+                    Some(after.min_available_version())
+                }
+                _ => None,
+            };
+            outcome = Some((next, out, trimmed_from));
             Ok(edit)
         })?;
-        let (next, out) =
+        let (next, out, trimmed_from) =
             outcome.ok_or_else(|| StoreError::Internal("a key change ran no change".to_owned()))?;
         match next {
             KeyEdit::Put(ring) => self.publish(name, Some(Arc::new(ring)))?,
-            KeyEdit::Delete => self.publish(name, None)?,
+            KeyEdit::Delete => {
+                self.publish(name, None)?;
+                // After the key: a crash in between leaves counts too high for
+                // a key made again under the name, never too low.
+                self.usage.forget(name)?;
+                edit_json(
+                    &self.barrier,
+                    &self.usage_path(name),
+                    "the encryption counts",
+                    |_: Option<Counts>| Ok(Edit::Delete),
+                )?;
+            }
             KeyEdit::Keep => {}
+        }
+        if let Some(min_available) = trimmed_from {
+            self.usage
+                .forget_below(&self.barrier, &self.usage_path(name), name, min_available)?;
         }
         Ok(out)
     }
@@ -275,6 +306,10 @@ impl Mount {
     pub(super) fn apply_change(&self, path: &str) -> StoreResult<()> {
         // Under the writer lock: a local write in flight either lands before
         // this read (and is read back) or after it (and is published last).
+        if path.starts_with(&format!("{}{MOUNT_USAGE}", self.prefix())) {
+            // Counts are read from storage when shown; nothing cached.
+            return Ok(());
+        }
         let _writer = self.keys.writer()?;
         if path == self.config_path() {
             let config = match self.barrier.get(path)? {
@@ -308,10 +343,144 @@ impl Mount {
                     .collect();
                 for name in gone {
                     self.publish(&name, None)?;
+                    self.usage.forget(&name)?;
                 }
                 Ok(())
             }
         }
+    }
+
+    /// Count one ciphertext that `ring` made with `version`, before it is
+    /// released; the one check of the encryption limit. Spends from this
+    /// node's reservation (one atomic operation) and only waits on storage
+    /// when that is empty. `None`: counted, release it. A version at its
+    /// limit counts nothing and its ciphertext must be dropped (never seen,
+    /// its nonce never used): when the caller asked for the latest version
+    /// (`latest_asked`) and the key can rotate, the key rotates and the newer
+    /// keyring is returned to encrypt (and count) again; otherwise the
+    /// encryption is refused (400).
+    pub fn count_encryption(
+        self: &Arc<Self>,
+        ring: &Keyring,
+        version: u32,
+        latest_asked: bool,
+    ) -> StoreResult<Option<Arc<Keyring>>> {
+        let name = ring.name();
+        let limit = ring.max_encryptions_per_version();
+        match self.usage.take(name, version, 1)? {
+            Taken::Spent { refill } => {
+                if refill {
+                    self.refill_in_background(name, version, limit);
+                }
+                return Ok(None);
+            }
+            Taken::Short => {}
+        }
+        let reserved = self.usage.reserve(
+            &self.barrier,
+            &self.usage_path(name),
+            name,
+            version,
+            limit.unwrap_or(u64::MAX),
+            1,
+        )?;
+        if let (Some(total), Some(limit)) = (reserved.total, limit) {
+            self.rotate_near_limit(name, version, total, limit);
+        }
+        if reserved.granted {
+            return Ok(None);
+        }
+        let limit = limit.unwrap_or(u64::MAX);
+        let refused = |why: &str| {
+            StoreError::invalid(format!(
+                "version {version} of key {name} has reached its limit of {limit} encryptions; {why}"
+            ))
+        };
+        if !latest_asked {
+            return Err(refused("encrypt with a newer version"));
+        }
+        if !ring.can_rotate() {
+            return Err(refused(
+                "the key cannot rotate (an imported key without allow_rotation)",
+            ));
+        }
+        match self.rotate_if_latest(name, version)? {
+            Some(fresh) if fresh.latest_version() > version => Ok(Some(fresh)),
+            _ => Err(refused("the key could not rotate")),
+        }
+    }
+
+    /// The stored encryption counts of `name` (an upper bound of what every
+    /// node has made: reservations not yet spent are included).
+    pub fn encryption_counts(&self, name: &str) -> StoreResult<Counts> {
+        Usage::stored(&self.barrier, &self.usage_path(name))
+    }
+
+    /// Reserve ahead of need, off the request path.
+    fn refill_in_background(self: &Arc<Self>, name: &str, version: u32, limit: Option<u64>) {
+        let mount = Arc::clone(self);
+        let name = name.to_owned();
+        let refill = move || {
+            let reserved = mount.usage.reserve(
+                &mount.barrier,
+                &mount.usage_path(&name),
+                &name,
+                version,
+                limit.unwrap_or(u64::MAX),
+                0,
+            );
+            match (reserved, limit) {
+                (Ok(r), Some(limit)) => {
+                    if let Some(total) = r.total {
+                        mount.rotate_near_limit(&name, version, total, limit);
+                    }
+                }
+                (Ok(_), None) => {}
+                (Err(e), _) => {
+                    tracing::warn!(mount = %mount.path, key = %name, error = %e, "reserving encryptions failed")
+                }
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(refill)),
+            Err(_) => refill(),
+        }
+    }
+
+    /// Once `total` of `version` reaches the rotation threshold, add a new
+    /// version if `version` is still the latest. Failures are logged: the
+    /// encryption that got here is already counted and may proceed.
+    fn rotate_near_limit(&self, name: &str, version: u32, total: u64, limit: u64) {
+        if total < rotation_threshold(limit) {
+            return;
+        }
+        match self.rotate_if_latest(name, version) {
+            Ok(Some(ring)) if ring.latest_version() > version => {
+                tracing::info!(mount = %self.path, key = %name, version = ring.latest_version(), "key rotated near its encryption limit");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(mount = %self.path, key = %name, error = %e, "rotation near the encryption limit failed")
+            }
+        }
+    }
+
+    /// Rotate `name` if `version` is still its latest, decided on the stored
+    /// keyring inside the compare-and-swap of every rotation: nodes that all
+    /// find a version near its limit add one version between them. Returns
+    /// the key as stored afterwards (`None`: deleted).
+    fn rotate_if_latest(&self, name: &str, version: u32) -> StoreResult<Option<Arc<Keyring>>> {
+        let now = time::OffsetDateTime::now_utc();
+        self.edit(name, |current| match current {
+            Some(ring) if ring.latest_version() == version && ring.can_rotate() => {
+                let mut next = ring.clone();
+                next.rotate(now).map_err(StoreError::from)?;
+                Ok((KeyEdit::Put(next), ()))
+            }
+            _ => Ok::<_, StoreError>((KeyEdit::Keep, ())),
+        })?;
+        // Another node's rotation, if it won, reaches this cache here.
+        self.key_for_version(name, i64::from(version) + 1)
     }
 
     pub fn config(&self) -> StoreResult<MountConfig> {

@@ -5,7 +5,8 @@
 //! `core/keyring` (sealed by the root key), `core/root-key` (static seal),
 //! `core/init-in-progress`. Everything else goes through the barrier:
 //! * `core/lookup-key`, `core/cluster`: written at init, never changed;
-//! * `core/mounts`, `logical/<mount uuid>/{config,keys/<HMAC of key name>}`;
+//! * `core/mounts`, `logical/<mount uuid>/{config,keys/<HMAC of key name>}`,
+//!   and `logical/<mount uuid>/usage/<HMAC of key name>` (encryption counts);
 //! * `core/auth`, `auth/<method uuid>/...` (userpass `users/`, AppRole
 //!   `role/` and `secret_id/`);
 //! * `auth/token/id/<HMAC of token>`, `auth/token/parent/<parent>/<child>`;
@@ -31,6 +32,8 @@ pub const MOUNTS: &str = "logical/";
 pub const MOUNT_CONFIG: &str = "config";
 /// Inside a mount's prefix.
 pub const MOUNT_KEYS: &str = "keys/";
+/// Inside a mount's prefix: encryption counts per key (`state/usage.rs`), not cached.
+pub const MOUNT_USAGE: &str = "usage/";
 
 pub const METHOD_TABLE: &str = "core/auth";
 /// Followed by `<method uuid>/`; `auth/token/` is the token store's.
@@ -154,7 +157,7 @@ mod tests {
         }
         // Inside one mount or method, each kind of entry has its own prefix.
         let groups: [&[&str]; 2] = [
-            &[MOUNT_CONFIG, MOUNT_KEYS],
+            &[MOUNT_CONFIG, MOUNT_KEYS, MOUNT_USAGE],
             &[USERPASS_USERS, APPROLE_ROLES, APPROLE_SECRET_IDS],
         ];
         for group in groups {

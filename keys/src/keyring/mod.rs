@@ -661,7 +661,11 @@ mod tests {
             max_encryptions_per_version: Some(n),
             ..Default::default()
         };
-        for t in [KeyType::Aes128Gcm96, KeyType::Aes256Gcm96, KeyType::ChaCha20Poly1305] {
+        for t in [
+            KeyType::Aes128Gcm96,
+            KeyType::Aes256Gcm96,
+            KeyType::ChaCha20Poly1305,
+        ] {
             let mut k = ring(t);
             assert_eq!(k.max_encryptions_per_version(), Some(1 << 32));
             for bad in [0, -1, (1 << 32) + 1] {
