@@ -627,4 +627,142 @@ mod tests {
         assert!(mount.update_config(|c| c.disable_upsert = true).is_err());
         assert!(!mount.config().unwrap().disable_upsert);
     }
+
+    /// A key with `limit` encryptions per version, as `mount` stores it.
+    fn limited(mount: &Mount, name: &str, limit: i64, imported: bool) -> Arc<Keyring> {
+        let now = time::OffsetDateTime::now_utc();
+        let mut ring =
+            Keyring::create(name, KeyType::Aes256Gcm96, &CreateOptions::default(), now).unwrap();
+        ring.configure(&transit_keys::ConfigChange {
+            max_encryptions_per_version: Some(limit),
+            allow_plaintext_backup: Some(true),
+            exportable: Some(true),
+            ..Default::default()
+        })
+        .unwrap();
+        if imported {
+            // An imported key without allow_rotation, as a restore of its backup makes it.
+            use base64::Engine as _;
+            use base64::engine::general_purpose::STANDARD;
+            let blob = transit_keys::backup::backup(&ring).unwrap();
+            let mut doc: serde_json::Value =
+                serde_json::from_slice(&STANDARD.decode(blob.as_str()).unwrap()).unwrap();
+            doc["policy"]["Imported"] = serde_json::json!(true);
+            let blob = STANDARD.encode(serde_json::to_vec(&doc).unwrap());
+            ring = transit_keys::backup::restore(&blob, None).unwrap();
+            assert!(!ring.can_rotate());
+        }
+        mount
+            .update(name, |_| Ok::<_, StoreError>((Some(ring.clone()), ())))
+            .unwrap();
+        mount.key(name).unwrap().unwrap()
+    }
+
+    /// Encrypt once with the latest version as the handlers do; the version used.
+    fn encrypt_latest(mount: &Arc<Mount>, name: &str) -> StoreResult<u32> {
+        let ring = mount.key(name)?.unwrap();
+        let mut version = ring.latest_version();
+        if let Some(fresh) = mount.count_encryption(&ring, version, true)? {
+            version = fresh.latest_version();
+            assert!(mount.count_encryption(&fresh, version, true)?.is_none());
+        }
+        Ok(version)
+    }
+
+    #[test]
+    fn nodes_near_the_limit_rotate_the_key_once_between_them() {
+        let (a, b) = two_mounts();
+        let (a, b) = (Arc::new(a), Arc::new(b));
+        limited(&a, "k", 64, false);
+        b.load().unwrap();
+        // Both nodes spend version 1 until one of them sees version 2.
+        let mut made = 0u64;
+        let nodes = [&a, &b];
+        while nodes
+            .iter()
+            .all(|n| n.key("k").unwrap().unwrap().latest_version() == 1)
+        {
+            for node in nodes {
+                encrypt_latest(node, "k").unwrap();
+                made += 1;
+            }
+            assert!(made < 200, "no rotation after {made} encryptions");
+        }
+        // One node rotated. The other, hearing nothing here, spends version 1
+        // up to its limit, then finds version 2 in storage instead of adding one.
+        let mut on_two = 0;
+        while nodes
+            .iter()
+            .any(|n| n.key("k").unwrap().unwrap().latest_version() == 1)
+        {
+            for node in nodes {
+                on_two += u32::from(encrypt_latest(node, "k").unwrap() == 2);
+            }
+            assert!(on_two < 64, "the stale node never moved to version 2");
+        }
+        assert_eq!(a.key("k").unwrap().unwrap().latest_version(), 2);
+        assert_eq!(
+            b.key("k").unwrap().unwrap().latest_version(),
+            2,
+            "one new version, not two"
+        );
+        let counts = a.encryption_counts("k").unwrap().versions;
+        assert!(counts[&1] <= 64, "version 1 never reserved past its limit");
+        assert!(counts[&1] >= 56, "version 1 reached the threshold");
+        assert!(counts[&2] > 0);
+    }
+
+    #[test]
+    fn a_key_that_cannot_rotate_is_refused_at_its_limit_and_counts_nothing_more() {
+        let (a, _) = two_mounts();
+        let a = Arc::new(a);
+        let ring = limited(&a, "k", 3, true);
+        for _ in 0..3 {
+            assert_eq!(encrypt_latest(&a, "k").unwrap(), 1);
+        }
+        let err = a.count_encryption(&ring, 1, true).unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "version 1 of key k has reached its limit of 3 encryptions; the key cannot rotate"
+            ),
+            "{err}"
+        );
+        assert!(matches!(err, StoreError::Invalid(_)));
+        assert_eq!(a.encryption_counts("k").unwrap().versions[&1], 3);
+        assert_eq!(a.key("k").unwrap().unwrap().latest_version(), 1);
+    }
+
+    #[test]
+    fn an_older_version_at_its_limit_is_refused_while_the_latest_serves() {
+        let (a, _) = two_mounts();
+        let a = Arc::new(a);
+        let ring = limited(&a, "k", 2, false);
+        for _ in 0..2 {
+            assert!(a.count_encryption(&ring, 1, false).unwrap().is_none());
+        }
+        let err = a.count_encryption(&ring, 1, false).unwrap_err();
+        assert!(
+            err.to_string().contains("encrypt with a newer version"),
+            "{err}"
+        );
+        // Asking for the latest rotates past it.
+        let fresh = a.count_encryption(&ring, 1, true).unwrap().unwrap();
+        assert_eq!(fresh.latest_version(), 2);
+        assert_eq!(a.encryption_counts("k").unwrap().versions[&1], 2);
+    }
+
+    #[test]
+    fn deleting_a_key_removes_its_counts() {
+        let (a, _) = two_mounts();
+        let a = Arc::new(a);
+        limited(&a, "k", 1000, false);
+        encrypt_latest(&a, "k").unwrap();
+        assert!(!a.encryption_counts("k").unwrap().versions.is_empty());
+        a.update("k", |_| Ok::<_, StoreError>((None, ()))).unwrap();
+        assert!(a.encryption_counts("k").unwrap().versions.is_empty());
+        // A new key under the name starts from storage, not from the old allowance.
+        limited(&a, "k", 1000, false);
+        encrypt_latest(&a, "k").unwrap();
+        assert!(a.encryption_counts("k").unwrap().versions[&1] > 0);
+    }
 }
