@@ -11,8 +11,9 @@
 //! high, never too low. A clean shutdown does not give reservations back
 //! (a give-back racing a crash could not be told apart from a lost write).
 //!
-//! A refill is started in the background when half of the last block is
-//! spent, so only a burst that empties the allowance before the refill
+//! A refill is started in the background when less than half a block is
+//! left, topping it up to a block, so a node never holds more than one block
+//! unspent (what a crash can add to the count), and only a burst that empties the allowance before the refill
 //! lands waits on storage. The block adapts to the rate: it doubles when the
 //! previous block lasted under a second and halves when it lasted over half
 //! a minute, between [`MIN_BLOCK`] and [`MAX_BLOCK`], and never exceeds a
@@ -179,7 +180,13 @@ impl Usage {
         edit_json(barrier, path, "the encryption counts", |stored| {
             let mut counts: Counts = stored.unwrap_or_default();
             let total = counts.versions.get(&version).copied().unwrap_or(0);
-            let grant = block.max(need).min(limit.saturating_sub(total));
+            // A refill tops the allowance up to one block: a node never holds
+            // more than a block (or what one request needed) unspent.
+            let wanted = match need {
+                0 => block.saturating_sub(a.left.load(Ordering::Acquire)),
+                need => block.max(need),
+            };
+            let grant = wanted.min(limit.saturating_sub(total));
             outcome = (grant, total);
             if grant < need.max(1) {
                 return Ok(Edit::Keep);

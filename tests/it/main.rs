@@ -16,3 +16,4 @@ mod hostile;
 mod key_lifecycle;
 mod rewrap_cli;
 mod server;
+mod usage;
