@@ -94,6 +94,9 @@ struct PolicyDoc {
     /// transitd's own (OpenBao ignores unknown fields on restore).
     #[serde(skip_serializing_if = "Option::is_none")]
     max_encryptions_per_version: Option<u64>,
+    /// transitd's own: encryptions counted per version when the backup was taken.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    encryption_counts: BTreeMap<u32, u64>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -221,6 +224,12 @@ fn parse_time(text: &str) -> Option<OffsetDateTime> {
 /// and allows plaintext backups. Callers record `mark_backed_up` first, as
 /// OpenBao does, so the blob carries its own `backup_info`.
 pub fn backup(ring: &Keyring) -> Result<SecretString> {
+    backup_counted(ring, &BTreeMap::new())
+}
+
+/// [`backup`], carrying the encryption counts per version (`counts`), so a
+/// restore does not count from zero what was already used.
+pub fn backup_counted(ring: &Keyring, counts: &BTreeMap<u32, u64>) -> Result<SecretString> {
     ring.in_service()?;
     if !ring.exportable {
         return Err(Error::ExportingDisallowed);
@@ -279,6 +288,10 @@ pub fn backup(ring: &Keyring) -> Result<SecretString> {
         allow_imported_key_rotation: ring.allow_imported_key_rotation,
         soft_deleted: ring.soft_deleted,
         max_encryptions_per_version: ring.max_encryptions,
+        encryption_counts: counts
+            .range(ring.min_available_version..)
+            .map(|(v, n)| (*v, *n))
+            .collect(),
     };
     let doc = BackupDoc {
         policy: Some(policy),
@@ -365,6 +378,12 @@ fn rsa_doc(k: &RsaKey) -> Result<RsaDoc> {
 /// A keyring from an OpenBao (or transitd) backup blob. `name` overrides the
 /// name inside the backup. The caller stamps `restore_info`.
 pub fn restore(blob: &str, name: Option<&str>) -> Result<Keyring> {
+    restore_counted(blob, name).map(|(ring, _)| ring)
+}
+
+/// [`restore`], with the encryption counts the backup carries (none from
+/// OpenBao's backups).
+pub fn restore_counted(blob: &str, name: Option<&str>) -> Result<(Keyring, BTreeMap<u32, u64>)> {
     if blob.len() > MAX_BACKUP_LEN {
         return Err(invalid("backup is too large"));
     }
@@ -451,7 +470,7 @@ pub fn restore(blob: &str, name: Option<&str>) -> Result<Keyring> {
             .map_or(0, |v| v.material.private_bytes().len() as u32),
         _ => 0,
     };
-    Ok(Keyring {
+    let ring = Keyring {
         name: name.to_owned(),
         key_type,
         derived: policy.derived,
@@ -476,7 +495,8 @@ pub fn restore(blob: &str, name: Option<&str>) -> Result<Keyring> {
         backup_info: stamp(&policy.backup_info),
         restore_info: stamp(&policy.restore_info),
         versions,
-    })
+    };
+    Ok((ring, policy.encryption_counts))
 }
 
 fn version_from_entry(
@@ -681,6 +701,28 @@ mod tests {
                 "{t}"
             );
         }
+    }
+
+    #[test]
+    fn counts_and_the_limit_travel_in_transitd_backups_only() {
+        let opts = CreateOptions {
+            exportable: true,
+            allow_plaintext_backup: true,
+            ..Default::default()
+        };
+        let mut k = Keyring::create("c", KeyType::Aes256Gcm96, &opts, now()).unwrap();
+        k.configure(&crate::keyring::ConfigChange {
+            max_encryptions_per_version: Some(1000),
+            ..Default::default()
+        })
+        .unwrap();
+        let counts = BTreeMap::from([(1, 700)]);
+        let (r, restored) = restore_counted(&backup_counted(&k, &counts).unwrap(), None).unwrap();
+        assert_eq!(restored, counts);
+        assert_eq!(r.max_encryptions_per_version(), Some(1000));
+        // Without counts the blob has no field of ours but the limit.
+        let (_, none) = restore_counted(&backup(&k).unwrap(), None).unwrap();
+        assert!(none.is_empty());
     }
 
     #[test]

@@ -416,6 +416,15 @@ impl Mount {
         Usage::stored(&self.barrier, &self.usage_path(name))
     }
 
+    /// Raise the stored counts of `name` to at least `counts` (from a backup).
+    pub fn raise_encryption_counts(
+        &self,
+        name: &str,
+        counts: &std::collections::BTreeMap<u32, u64>,
+    ) -> StoreResult<()> {
+        Usage::raise(&self.barrier, &self.usage_path(name), counts)
+    }
+
     /// Reserve ahead of need, off the request path.
     fn refill_in_background(self: &Arc<Self>, name: &str, version: u32, limit: Option<u64>) {
         let mount = Arc::clone(self);

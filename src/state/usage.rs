@@ -215,6 +215,27 @@ impl Usage {
         Ok(read_json(barrier, path)?.unwrap_or_default())
     }
 
+    /// Raise the stored counts at `path` to at least `counts` (a restored
+    /// backup's): counts only ever go up. Idempotent.
+    pub fn raise(barrier: &Barrier, path: &str, counts: &BTreeMap<u32, u64>) -> StoreResult<()> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        edit_json(barrier, path, "the encryption counts", |stored| {
+            let mut next: Counts = stored.unwrap_or_default();
+            let mut raised = false;
+            for (version, n) in counts {
+                let current = next.versions.entry(*version).or_insert(0);
+                if *n > *current {
+                    *current = *n;
+                    raised = true;
+                }
+            }
+            Ok(if raised { Edit::Put(next) } else { Edit::Keep })
+        })?;
+        Ok(())
+    }
+
     /// Drop this node's allowances of `name` (its key was deleted or replaced:
     /// they belonged to entries that no longer exist).
     pub fn forget(&self, name: &str) -> StoreResult<()> {
@@ -428,6 +449,19 @@ mod tests {
         assert_eq!(u.take("k", 1, 1).unwrap(), Taken::Short);
         u.forget("k").unwrap();
         assert_eq!(u.take("k", 2, 1).unwrap(), Taken::Short);
+    }
+
+    #[test]
+    fn raising_never_lowers() {
+        let b = barrier();
+        let u = Usage::default();
+        assert!(spend(&u, &b, 1, u64::MAX));
+        let before = stored(&b, 1);
+        Usage::raise(&b, PATH, &BTreeMap::from([(1, 1), (2, 7)])).unwrap();
+        assert_eq!(stored(&b, 1), before);
+        assert_eq!(stored(&b, 2), 7);
+        Usage::raise(&b, PATH, &BTreeMap::from([(1, before + 5)])).unwrap();
+        assert_eq!(stored(&b, 1), before + 5);
     }
 
     #[test]
