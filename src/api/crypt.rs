@@ -250,8 +250,15 @@ fn counted<T>(
     }
 }
 
-fn sealed_version(sealed: &transit_keys::Sealed) -> u32 {
-    sealed.key_version
+/// [`counted`] for a ciphertext, as a reply's fields.
+fn counted_fields(
+    ctx: &Ctx<'_>,
+    ring: &Keyring,
+    item: &Item,
+    make: impl Fn(&Keyring) -> transit_keys::Result<transit_keys::Sealed>,
+) -> ApiResult<Fields> {
+    let sealed = counted(ctx, ring, item, make, |s| s.key_version)?;
+    Ok(sealed_fields(sealed))
 }
 
 fn encrypt_one(ctx: &Ctx<'_>, ring: &Keyring, ip: &Params) -> ApiResult<Fields> {
@@ -259,14 +266,7 @@ fn encrypt_one(ctx: &Ctx<'_>, ring: &Keyring, ip: &Params) -> ApiResult<Fields> 
     let plaintext = ip
         .base64("plaintext")?
         .ok_or_else(|| ApiError::bad("missing plaintext to encrypt"))?;
-    let sealed = counted(
-        ctx,
-        ring,
-        &item,
-        |r| r.encrypt(&plaintext, &item.params()),
-        sealed_version,
-    )?;
-    Ok(sealed_fields(sealed))
+    counted_fields(ctx, ring, &item, |r| r.encrypt(&plaintext, &item.params()))
 }
 
 fn decrypt_one(ring: &Keyring, ip: &Params) -> ApiResult<Fields> {
@@ -282,14 +282,7 @@ fn decrypt_one(ring: &Keyring, ip: &Params) -> ApiResult<Fields> {
 fn rewrap_one(ctx: &Ctx<'_>, ring: &Keyring, ip: &Params) -> ApiResult<Fields> {
     let item = Item::from(ip)?;
     let ciphertext = ciphertext_of(ip)?;
-    let sealed = counted(
-        ctx,
-        ring,
-        &item,
-        |r| r.rewrap(&ciphertext, &item.params()),
-        sealed_version,
-    )?;
-    Ok(sealed_fields(sealed))
+    counted_fields(ctx, ring, &item, |r| r.rewrap(&ciphertext, &item.params()))
 }
 
 pub fn encrypt(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {

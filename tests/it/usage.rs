@@ -39,6 +39,20 @@ fn count(node: &Node, root: &str, key: &str, version: u32) -> u64 {
         .unwrap_or(0)
 }
 
+fn post(node: &Node, root: &str, path: &str, body: Value) -> (u16, Value) {
+    node.call("POST", path, Some(root), Some(body))
+}
+
+/// POST `max_encryptions_per_version` = `limit` to `path` (a create or a config).
+fn with_limit(node: &Node, root: &str, path: &str, limit: Value) -> (u16, Value) {
+    post(
+        node,
+        root,
+        path,
+        json!({ "max_encryptions_per_version": limit }),
+    )
+}
+
 fn encrypt(node: &Node, root: &str, key: &str) -> (u16, Value) {
     node.call(
         "POST",
@@ -170,11 +184,11 @@ fn the_limit_is_validated_and_a_bad_value_changes_nothing() {
         json!("many"),
         json!(1.5),
     ] {
-        let (status, body) = node.call(
-            "POST",
+        let (status, body) = post(
+            &node,
+            &root,
             "transit/keys/v/config",
-            Some(&root),
-            Some(json!({ "max_encryptions_per_version": bad, "deletion_allowed": true })),
+            json!({ "max_encryptions_per_version": bad, "deletion_allowed": true }),
         );
         assert_eq!(status, 400, "{bad}: {body}");
         let (_, key) = node.call("GET", "transit/keys/v", Some(&root), None);
@@ -189,62 +203,32 @@ fn the_limit_is_validated_and_a_bad_value_changes_nothing() {
             "{bad}: half applied"
         );
     }
-    let (status, body) = node.call(
-        "POST",
-        "transit/keys/v/config",
-        Some(&root),
-        Some(json!({ "max_encryptions_per_version": 1000 })),
-    );
+    let (status, body) = with_limit(&node, &root, "transit/keys/v/config", json!(1000));
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["max_encryptions_per_version"], json!(1000));
     // Back up to the bound, never past it.
-    let (status, _) = node.call(
-        "POST",
-        "transit/keys/v/config",
-        Some(&root),
-        Some(json!({ "max_encryptions_per_version": BOUND })),
-    );
+    let (status, _) = with_limit(&node, &root, "transit/keys/v/config", json!(BOUND));
     assert_eq!(status, 200);
     // At create, too; a refused create creates nothing.
-    let (status, body) = node.call(
-        "POST",
-        "transit/keys/w",
-        Some(&root),
-        Some(json!({ "max_encryptions_per_version": 0 })),
-    );
+    let (status, body) = with_limit(&node, &root, "transit/keys/w", json!(0));
     assert_eq!(status, 400, "{body}");
     assert_eq!(node.call("GET", "transit/keys/w", Some(&root), None).0, 404);
-    let (status, body) = node.call(
-        "POST",
-        "transit/keys/w",
-        Some(&root),
-        Some(json!({ "max_encryptions_per_version": 50 })),
-    );
+    let (status, body) = with_limit(&node, &root, "transit/keys/w", json!(50));
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["max_encryptions_per_version"], json!(50));
     // Types without a nonce bound show no limit; types that do not encrypt take none.
-    let (_, body) = node.call(
-        "POST",
+    let (_, body) = post(
+        &node,
+        &root,
         "transit/keys/r",
-        Some(&root),
-        Some(json!({ "type": "rsa-2048" })),
+        json!({ "type": "rsa-2048" }),
     );
     assert!(
         body["data"].get("max_encryptions_per_version").is_none(),
         "{body}"
     );
-    node.call(
-        "POST",
-        "transit/keys/s",
-        Some(&root),
-        Some(json!({ "type": "ed25519" })),
-    );
-    let (status, body) = node.call(
-        "POST",
-        "transit/keys/s/config",
-        Some(&root),
-        Some(json!({ "max_encryptions_per_version": 10 })),
-    );
+    post(&node, &root, "transit/keys/s", json!({ "type": "ed25519" }));
+    let (status, body) = with_limit(&node, &root, "transit/keys/s/config", json!(10));
     assert_eq!(status, 400, "{body}");
     assert!(body.to_string().contains("does not encrypt"), "{body}");
 }
@@ -252,11 +236,11 @@ fn the_limit_is_validated_and_a_bad_value_changes_nothing() {
 #[test]
 fn an_imported_key_at_its_limit_refuses_encryption_and_counts_nothing() {
     let (_site, node, _, root) = started();
-    node.call(
-        "POST",
+    post(
+        &node,
+        &root,
         "transit/keys/src",
-        Some(&root),
-        Some(json!({ "exportable": true, "allow_plaintext_backup": true })),
+        json!({ "exportable": true, "allow_plaintext_backup": true }),
     );
     // An imported key without allow_rotation, by restoring an edited backup.
     let (_, backup) = node.call("GET", "transit/backup/src", Some(&root), None);
@@ -264,19 +248,14 @@ fn an_imported_key_at_its_limit_refuses_encryption_and_counts_nothing() {
     let mut doc: Value = serde_json::from_slice(&STANDARD.decode(blob).unwrap()).unwrap();
     doc["policy"]["Imported"] = json!(true);
     let blob = STANDARD.encode(serde_json::to_vec(&doc).unwrap());
-    let (status, body) = node.call(
-        "POST",
+    let (status, body) = post(
+        &node,
+        &root,
         "transit/restore/imp",
-        Some(&root),
-        Some(json!({ "backup": blob })),
+        json!({ "backup": blob }),
     );
     assert_eq!(status, 204, "{body}");
-    let (status, body) = node.call(
-        "POST",
-        "transit/keys/imp/config",
-        Some(&root),
-        Some(json!({ "max_encryptions_per_version": 3 })),
-    );
+    let (status, body) = with_limit(&node, &root, "transit/keys/imp/config", json!(3));
     assert_eq!(status, 200, "{body}");
     for _ in 0..3 {
         assert_eq!(encrypt(&node, &root, "imp").0, 200);
@@ -295,18 +274,18 @@ fn an_imported_key_at_its_limit_refuses_encryption_and_counts_nothing() {
     let (_, key) = node.call("GET", "transit/keys/imp", Some(&root), None);
     assert_eq!(key["data"]["latest_version"], json!(1));
     // Decryption still works.
-    let (_, made) = node.call(
-        "POST",
+    let (_, made) = post(
+        &node,
+        &root,
         "transit/encrypt/src",
-        Some(&root),
-        Some(json!({ "plaintext": plaintext() })),
+        json!({ "plaintext": plaintext() }),
     );
     let ct = made["data"]["ciphertext"].as_str().unwrap();
-    let (status, _) = node.call(
-        "POST",
+    let (status, _) = post(
+        &node,
+        &root,
         "transit/decrypt/imp",
-        Some(&root),
-        Some(json!({ "ciphertext": ct })),
+        json!({ "ciphertext": ct }),
     );
     assert_eq!(status, 200);
 }
@@ -314,18 +293,13 @@ fn an_imported_key_at_its_limit_refuses_encryption_and_counts_nothing() {
 #[test]
 fn an_older_version_at_its_limit_is_refused_and_the_latest_rotates_past_it() {
     let (_site, node, _, root) = started();
-    node.call(
-        "POST",
-        "transit/keys/o",
-        Some(&root),
-        Some(json!({ "max_encryptions_per_version": 4 })),
-    );
+    with_limit(&node, &root, "transit/keys/o", json!(4));
     let pinned = |v: u32| {
-        node.call(
-            "POST",
+        post(
+            &node,
+            &root,
             "transit/encrypt/o",
-            Some(&root),
-            Some(json!({ "plaintext": plaintext(), "key_version": v })),
+            json!({ "plaintext": plaintext(), "key_version": v }),
         )
     };
     for _ in 0..4 {
@@ -343,14 +317,14 @@ fn an_older_version_at_its_limit_is_refused_and_the_latest_rotates_past_it() {
     assert_eq!(body["data"]["key_version"], json!(2));
     assert_eq!(count(&node, &root, "o", 1), 4);
     // A batch item pinned to the exhausted version fails alone.
-    let (status, body) = node.call(
-        "POST",
+    let (status, body) = post(
+        &node,
+        &root,
         "transit/encrypt/o",
-        Some(&root),
-        Some(json!({ "batch_input": [
+        json!({ "batch_input": [
             { "plaintext": plaintext(), "key_version": 1 },
             { "plaintext": plaintext() },
-        ] })),
+        ] }),
     );
     assert_eq!(status, 400, "{body}");
     let results = &body["data"]["batch_results"];
@@ -459,33 +433,28 @@ fn wait_until(mut check: impl FnMut() -> bool) {
 #[test]
 fn a_restored_key_counts_at_least_what_its_backup_knew() {
     let (_site, node, _, root) = started();
-    node.call(
-        "POST",
+    post(
+        &node,
+        &root,
         "transit/keys/b",
-        Some(&root),
-        Some(json!({ "exportable": true, "allow_plaintext_backup": true })),
+        json!({ "exportable": true, "allow_plaintext_backup": true }),
     );
     every_kind(&node, &root, "b");
     let known = count(&node, &root, "b", 1);
     let (_, backup) = node.call("GET", "transit/backup/b", Some(&root), None);
     let blob = backup["data"]["backup"].as_str().unwrap().to_owned();
-    node.call(
-        "POST",
+    post(
+        &node,
+        &root,
         "transit/keys/b/config",
-        Some(&root),
-        Some(json!({ "deletion_allowed": true })),
+        json!({ "deletion_allowed": true }),
     );
     assert_eq!(
         node.call("DELETE", "transit/keys/b", Some(&root), None).0,
         204
     );
     // Deleting the key removed its counts; a restore brings them back.
-    let (status, body) = node.call(
-        "POST",
-        "transit/restore",
-        Some(&root),
-        Some(json!({ "backup": blob })),
-    );
+    let (status, body) = post(&node, &root, "transit/restore", json!({ "backup": blob }));
     assert_eq!(status, 204, "{body}");
     assert_eq!(count(&node, &root, "b", 1), known);
     // Over a key that counted more since, a forced restore lowers nothing.
@@ -494,11 +463,11 @@ fn a_restored_key_counts_at_least_what_its_backup_knew() {
     }
     let more = count(&node, &root, "b", 1);
     assert!(more > known);
-    let (status, body) = node.call(
-        "POST",
+    let (status, body) = post(
+        &node,
+        &root,
         "transit/restore",
-        Some(&root),
-        Some(json!({ "backup": blob, "force": true })),
+        json!({ "backup": blob, "force": true }),
     );
     assert_eq!(status, 204, "{body}");
     assert_eq!(count(&node, &root, "b", 1), more);
