@@ -121,6 +121,9 @@ impl Mount {
         };
         *self.keys.write()? = keys;
         *self.config.write().map_err(|_| poisoned())? = config;
+        // A full reload may follow missed changes (a key deleted and made
+        // again): allowances are reserved anew rather than trusted.
+        self.usage.forget_all()?;
         Ok(())
     }
 
@@ -228,18 +231,27 @@ impl Mount {
                 // After the key: a crash in between leaves counts too high for
                 // a key made again under the name, never too low.
                 self.usage.forget(name)?;
-                edit_json(
+                let removed = edit_json(
                     &self.barrier,
                     &self.usage_path(name),
                     "the encryption counts",
                     |_: Option<Counts>| Ok(Edit::Delete),
-                )?;
+                );
+                // The key is gone: a count left behind is only too high.
+                if let Err(e) = removed {
+                    tracing::warn!(mount = %self.path, key = %name, error = %e, "removing a deleted key's encryption counts failed");
+                }
             }
             KeyEdit::Keep => {}
         }
         if let Some(min_available) = trimmed_from {
-            self.usage
-                .forget_below(&self.barrier, &self.usage_path(name), name, min_available)?;
+            let path = self.usage_path(name);
+            if let Err(e) = self
+                .usage
+                .forget_below(&self.barrier, &path, name, min_available)
+            {
+                tracing::warn!(mount = %self.path, key = %name, error = %e, "removing trimmed versions' encryption counts failed");
+            }
         }
         Ok(out)
     }
@@ -376,6 +388,19 @@ impl Mount {
             }
             Taken::Short => {}
         }
+        // Off the async workers: waiting for another reservation or storage.
+        blocking(|| self.count_from_storage(ring, version, latest_asked))
+    }
+
+    /// [`Self::count_encryption`] when this node's allowance is spent.
+    fn count_from_storage(
+        &self,
+        ring: &Keyring,
+        version: u32,
+        latest_asked: bool,
+    ) -> StoreResult<Option<Arc<Keyring>>> {
+        let name = ring.name();
+        let limit = ring.max_encryptions_per_version();
         let reserved = self.usage.reserve(
             &self.barrier,
             &self.usage_path(name),
@@ -405,7 +430,7 @@ impl Mount {
             ));
         }
         match self.rotate_if_latest(name, version)? {
-            Some(fresh) if fresh.latest_version() > version => Ok(Some(fresh)),
+            (_, Some(fresh)) if fresh.latest_version() > version => Ok(Some(fresh)),
             _ => Err(refused("the key could not rotate")),
         }
     }
@@ -464,7 +489,7 @@ impl Mount {
             return;
         }
         match self.rotate_if_latest(name, version) {
-            Ok(Some(ring)) if ring.latest_version() > version => {
+            Ok((true, Some(ring))) => {
                 tracing::info!(mount = %self.path, key = %name, version = ring.latest_version(), "key rotated near its encryption limit");
             }
             Ok(_) => {}
@@ -477,19 +502,23 @@ impl Mount {
     /// Rotate `name` if `version` is still its latest, decided on the stored
     /// keyring inside the compare-and-swap of every rotation: nodes that all
     /// find a version near its limit add one version between them. Returns
-    /// the key as stored afterwards (`None`: deleted).
-    fn rotate_if_latest(&self, name: &str, version: u32) -> StoreResult<Option<Arc<Keyring>>> {
+    /// whether this call rotated, and the key as stored afterwards (`None`: deleted).
+    fn rotate_if_latest(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> StoreResult<(bool, Option<Arc<Keyring>>)> {
         let now = time::OffsetDateTime::now_utc();
-        self.edit(name, |current| match current {
+        let rotated = self.edit(name, |current| match current {
             Some(ring) if ring.latest_version() == version && ring.can_rotate() => {
                 let mut next = ring.clone();
                 next.rotate(now).map_err(StoreError::from)?;
-                Ok((KeyEdit::Put(next), ()))
+                Ok((KeyEdit::Put(next), true))
             }
-            _ => Ok::<_, StoreError>((KeyEdit::Keep, ())),
+            _ => Ok::<_, StoreError>((KeyEdit::Keep, false)),
         })?;
         // Another node's rotation, if it won, reaches this cache here.
-        self.key_for_version(name, i64::from(version) + 1)
+        Ok((rotated, self.key_for_version(name, i64::from(version) + 1)?))
     }
 
     pub fn config(&self) -> StoreResult<MountConfig> {

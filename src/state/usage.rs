@@ -246,6 +246,12 @@ impl Usage {
         Ok(())
     }
 
+    /// Drop every allowance of this mount (after a full reload).
+    pub fn forget_all(&self) -> StoreResult<()> {
+        self.allowances.write().map_err(|_| poisoned())?.clear();
+        Ok(())
+    }
+
     /// Drop the stored and local counts of versions below `min_available`
     /// (trimmed: they can never encrypt again).
     pub fn forget_below(
