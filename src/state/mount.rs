@@ -803,4 +803,35 @@ mod tests {
         encrypt_latest(&a, "k").unwrap();
         assert!(a.encryption_counts("k").unwrap().versions[&1] > 0);
     }
+
+    #[test]
+    fn with_background_refills_encryptions_rarely_wait_on_storage() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let (a, _) = two_mounts();
+        let a = Arc::new(a);
+        let ring = limited(&a, "k", 1 << 32, false);
+        const N: u64 = 200_000;
+        let waits = runtime.block_on(async {
+            let a = Arc::clone(&a);
+            tokio::spawn(async move {
+                for i in 0..N {
+                    assert!(a.count_encryption(&ring, 1, true).unwrap().is_none());
+                    if i % 1000 == 0 {
+                        // Let the refill task run, as other requests would.
+                        tokio::task::yield_now().await;
+                    }
+                }
+                a.usage.waits()
+            })
+            .await
+            .unwrap()
+        });
+        let stored = a.encryption_counts("k").unwrap().versions[&1];
+        println!("usage: {waits} of {N} encryptions waited on storage; stored count {stored}");
+        assert!(stored >= N);
+        assert!(waits * 100 < N, "{waits} waits of {N}");
+    }
 }

@@ -114,6 +114,8 @@ pub struct Reserved {
 #[derive(Debug, Default)]
 pub struct Usage {
     allowances: RwLock<HashMap<String, HashMap<u32, Arc<Allowance>>>>,
+    /// Encryptions that found their allowance empty and waited on storage.
+    waits: AtomicU64,
 }
 
 impl Usage {
@@ -141,6 +143,7 @@ impl Usage {
     pub fn take(&self, name: &str, version: u32, n: u64) -> StoreResult<Taken> {
         let all = self.allowances.read().map_err(|_| poisoned())?;
         let Some(a) = all.get(name).and_then(|v| v.get(&version)) else {
+            self.waits.fetch_add(1, Ordering::Relaxed);
             return Ok(Taken::Short);
         };
         Ok(match a.take(n) {
@@ -148,8 +151,16 @@ impl Usage {
                 refill: left < a.block.load(Ordering::Relaxed) / 2
                     && !a.refilling.swap(true, Ordering::AcqRel),
             },
-            None => Taken::Short,
+            None => {
+                self.waits.fetch_add(1, Ordering::Relaxed);
+                Taken::Short
+            }
         })
+    }
+
+    /// How many encryptions found this node's allowance empty and went to storage.
+    pub fn waits(&self) -> u64 {
+        self.waits.load(Ordering::Relaxed)
     }
 
     /// Reserve a block of `version` in the stored entry at `path`, never past
