@@ -10,6 +10,7 @@ use super::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::request::Params;
 use crate::response::Reply;
+use crate::storage::StoreError;
 
 pub fn list(ctx: &Ctx<'_>, p: &Params) -> ApiResult<Reply> {
     let after = p.string("after")?.unwrap_or_default();
@@ -37,10 +38,20 @@ pub fn read(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
         .base64("context")
         .map_err(|_| ApiError::bad("failed to base64-decode context"))?;
     let mut body = key_body(&ring, context.as_deref())?;
+    let mut warnings = Vec::new();
     if ring.key_type().supports_encryption() {
-        body["encryption_counts"] = json!(ctx.mount.encryption_counts(name)?.versions);
+        // Read from storage; in an outage the rest of the read still answers.
+        match ctx.mount.encryption_counts(name) {
+            Ok(counts) => body["encryption_counts"] = json!(counts.versions),
+            Err(StoreError::Unavailable(_)) => {
+                warnings.push("encryption_counts left out: storage is unavailable".to_owned());
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
-    Ok(Reply::data(body))
+    let mut reply = Reply::data(body);
+    reply.warnings = warnings;
+    Ok(reply)
 }
 
 /// Create (or, when it exists, return unchanged: Vault's upsert semantics).

@@ -159,6 +159,7 @@ impl Usage {
     }
 
     /// How many encryptions found this node's allowance empty and went to storage.
+    #[cfg(test)]
     pub fn waits(&self) -> u64 {
         self.waits.load(Ordering::Relaxed)
     }

@@ -450,6 +450,14 @@ fn a_database_outage_keeps_crypto_up_refuses_writes_and_recovers() {
                 Some(json!({ "input": "aGk=" })),
             );
             assert_eq!(status, 200);
+            // A key read answers from the cache, without the counts.
+            let (status, key) = c.call(node, "GET", "transit/keys/up", None);
+            assert_eq!(status, 200, "{key}");
+            assert!(key["data"].get("encryption_counts").is_none(), "{key}");
+            assert!(
+                key["warnings"][0].as_str().unwrap().contains("unavailable"),
+                "{key}"
+            );
             let (status, body) = c.call(node, "POST", "transit/keys/up/rotate", None);
             assert_eq!(status, 503, "{body}");
             assert!(
