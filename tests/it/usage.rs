@@ -472,3 +472,31 @@ fn a_restored_key_counts_at_least_what_its_backup_knew() {
     assert_eq!(status, 204, "{body}");
     assert_eq!(count(&node, &root, "b", 1), more);
 }
+
+#[test]
+fn trimming_removes_the_trimmed_versions_counts() {
+    let (_site, node, _, root) = started();
+    post(&node, &root, "transit/keys/t", json!({}));
+    encrypt(&node, &root, "t");
+    post(&node, &root, "transit/keys/t/rotate", json!({}));
+    encrypt(&node, &root, "t");
+    assert!(count(&node, &root, "t", 1) > 0 && count(&node, &root, "t", 2) > 0);
+    let (status, body) = post(
+        &node,
+        &root,
+        "transit/keys/t/config",
+        json!({ "min_decryption_version": 2, "min_encryption_version": 2 }),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = post(
+        &node,
+        &root,
+        "transit/keys/t/trim",
+        json!({ "min_available_version": 2 }),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (_, key) = node.call("GET", "transit/keys/t", Some(&root), None);
+    let counts = key["data"]["encryption_counts"].as_object().unwrap();
+    assert!(counts.get("1").is_none(), "{key}");
+    assert!(counts["2"].as_u64().unwrap() > 0, "{key}");
+}
