@@ -389,7 +389,7 @@ impl Mount {
             Taken::Short => {}
         }
         // Off the async workers: waiting for another reservation or storage.
-        blocking(|| self.count_from_storage(ring, version, latest_asked))
+        blocking(|| self.count_from_storage(ring, version, limit, latest_asked))
     }
 
     /// [`Self::count_encryption`] when this node's allowance is spent.
@@ -397,22 +397,11 @@ impl Mount {
         &self,
         ring: &Keyring,
         version: u32,
+        limit: Option<u64>,
         latest_asked: bool,
     ) -> StoreResult<Option<Arc<Keyring>>> {
         let name = ring.name();
-        let limit = ring.max_encryptions_per_version();
-        let reserved = self.usage.reserve(
-            &self.barrier,
-            &self.usage_path(name),
-            name,
-            version,
-            limit.unwrap_or(u64::MAX),
-            1,
-        )?;
-        if let (Some(total), Some(limit)) = (reserved.total, limit) {
-            self.rotate_near_limit(name, version, total, limit);
-        }
-        if reserved.granted {
+        if self.reserve(name, version, limit, 1)? {
             return Ok(None);
         }
         let limit = limit.unwrap_or(u64::MAX);
@@ -455,30 +444,38 @@ impl Mount {
         let mount = Arc::clone(self);
         let name = name.to_owned();
         let refill = move || {
-            let reserved = mount.usage.reserve(
-                &mount.barrier,
-                &mount.usage_path(&name),
-                &name,
-                version,
-                limit.unwrap_or(u64::MAX),
-                0,
-            );
-            match (reserved, limit) {
-                (Ok(r), Some(limit)) => {
-                    if let Some(total) = r.total {
-                        mount.rotate_near_limit(&name, version, total, limit);
-                    }
-                }
-                (Ok(_), None) => {}
-                (Err(e), _) => {
-                    tracing::warn!(mount = %mount.path, key = %name, error = %e, "reserving encryptions failed")
-                }
+            if let Err(e) = mount.reserve(&name, version, limit, 0) {
+                tracing::warn!(mount = %mount.path, key = %name, error = %e, "reserving encryptions failed");
             }
         };
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => drop(runtime.spawn_blocking(refill)),
             Err(_) => refill(),
         }
+    }
+
+    /// Reserve encryptions of `version` (`need` of them spent at once; 0: a
+    /// refill ahead of need), then rotate if the stored count reached the
+    /// threshold. Whether `need` was granted.
+    fn reserve(
+        &self,
+        name: &str,
+        version: u32,
+        limit: Option<u64>,
+        need: u64,
+    ) -> StoreResult<bool> {
+        let reserved = self.usage.reserve(
+            &self.barrier,
+            &self.usage_path(name),
+            name,
+            version,
+            limit.unwrap_or(u64::MAX),
+            need,
+        )?;
+        if let (Some(total), Some(limit)) = (reserved.total, limit) {
+            self.rotate_near_limit(name, version, total, limit);
+        }
+        Ok(reserved.granted)
     }
 
     /// Once `total` of `version` reaches the rotation threshold, add a new

@@ -71,27 +71,17 @@ fn every_kind(node: &Node, root: &str, key: &str) -> u64 {
     let batch: Vec<Value> = (0..20)
         .map(|_| json!({ "plaintext": plaintext() }))
         .collect();
-    let (status, body) = node.call(
-        "POST",
-        &format!("transit/encrypt/{key}"),
-        Some(root),
-        Some(json!({ "batch_input": batch })),
-    );
-    assert_eq!(status, 200, "{body}");
-    let (status, body) = node.call(
-        "POST",
-        &format!("transit/rewrap/{key}"),
-        Some(root),
-        Some(json!({ "ciphertext": ct })),
-    );
-    assert_eq!(status, 200, "{body}");
-    let (status, body) = node.call(
-        "POST",
-        &format!("transit/datakey/plaintext/{key}"),
-        Some(root),
-        Some(json!({})),
-    );
-    assert_eq!(status, 200, "{body}");
+    for (path, body) in [
+        (
+            format!("transit/encrypt/{key}"),
+            json!({ "batch_input": batch }),
+        ),
+        (format!("transit/rewrap/{key}"), json!({ "ciphertext": ct })),
+        (format!("transit/datakey/plaintext/{key}"), json!({})),
+    ] {
+        let (status, reply) = post(node, root, &path, body);
+        assert_eq!(status, 200, "{path}: {reply}");
+    }
     23
 }
 
