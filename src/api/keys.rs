@@ -77,7 +77,15 @@ pub fn create(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
         .map_err(|_| ApiError::bad("failed to base64-decode context"))?;
     // An existing key is answered as it is, without a storage write.
     if let Some(existing) = ctx.mount.key(name)? {
-        return Ok(Reply::data(key_body(&existing, context.as_deref())?));
+        let mut reply = Reply::data(key_body(&existing, context.as_deref())?);
+        if limit.max_encryptions_per_version.is_some() {
+            // Ours, so not ignored without a word as Vault's create options are.
+            reply.warnings.push(
+                "the key exists: max_encryptions_per_version was not applied; set it through keys/:name/config"
+                    .to_owned(),
+            );
+        }
+        return Ok(reply);
     }
     let ring = ctx.mount.update(name, |current| match current {
         Some(existing) => Ok::<_, ApiError>((Some(existing.clone()), existing.clone())),

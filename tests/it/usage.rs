@@ -206,6 +206,17 @@ fn the_limit_is_validated_and_a_bad_value_changes_nothing() {
     let (status, body) = with_limit(&node, &root, "transit/keys/w", json!(50));
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["max_encryptions_per_version"], json!(50));
+    // Creating it again does not change the limit, and says so.
+    let (status, body) = with_limit(&node, &root, "transit/keys/w", json!(40));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["max_encryptions_per_version"], json!(50));
+    assert!(
+        body["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("not applied"),
+        "{body}"
+    );
     // Types without a nonce bound show no limit; types that do not encrypt take none.
     let (_, body) = post(
         &node,
