@@ -21,7 +21,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::derive::Kdf;
 use crate::error::{Error, Result};
 use crate::key_type::{Curve, KeyType};
-use crate::keyring::{Keyring, VersionStamp, validate_name};
+use crate::keyring::{Keyring, VersionStamp, check_encryption_limit, validate_name};
 use crate::secret::{SecretBytes, SecretString};
 use crate::sign::{EcdsaKey, Ed25519Key, MlDsaKey, PublicKey, RsaKey, SigningKey};
 use crate::version::{KeyVersion, Material};
@@ -91,6 +91,12 @@ struct PolicyDoc {
     #[serde(rename = "AllowImportedKeyRotation")]
     allow_imported_key_rotation: bool,
     soft_deleted: bool,
+    /// transitd's own (OpenBao ignores unknown fields on restore).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_encryptions_per_version: Option<u64>,
+    /// transitd's own: encryptions counted per version when the backup was taken.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    encryption_counts: BTreeMap<u32, u64>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -218,6 +224,12 @@ fn parse_time(text: &str) -> Option<OffsetDateTime> {
 /// and allows plaintext backups. Callers record `mark_backed_up` first, as
 /// OpenBao does, so the blob carries its own `backup_info`.
 pub fn backup(ring: &Keyring) -> Result<SecretString> {
+    backup_counted(ring, &BTreeMap::new())
+}
+
+/// [`backup`], carrying the encryption counts per version (`counts`), so a
+/// restore does not count from zero what was already used.
+pub fn backup_counted(ring: &Keyring, counts: &BTreeMap<u32, u64>) -> Result<SecretString> {
     ring.in_service()?;
     if !ring.exportable {
         return Err(Error::ExportingDisallowed);
@@ -275,6 +287,11 @@ pub fn backup(ring: &Keyring) -> Result<SecretString> {
         imported: ring.imported,
         allow_imported_key_rotation: ring.allow_imported_key_rotation,
         soft_deleted: ring.soft_deleted,
+        max_encryptions_per_version: ring.max_encryptions,
+        encryption_counts: counts
+            .range(ring.min_available_version..)
+            .map(|(v, n)| (*v, *n))
+            .collect(),
     };
     let doc = BackupDoc {
         policy: Some(policy),
@@ -366,6 +383,12 @@ fn rsa_doc(k: &RsaKey) -> Result<RsaDoc> {
 /// A keyring from an OpenBao (or transitd) backup blob. `name` overrides the
 /// name inside the backup. The caller stamps `restore_info`.
 pub fn restore(blob: &str, name: Option<&str>) -> Result<Keyring> {
+    restore_counted(blob, name).map(|(ring, _)| ring)
+}
+
+/// [`restore`], with the encryption counts the backup carries (none from
+/// OpenBao's backups).
+pub fn restore_counted(blob: &str, name: Option<&str>) -> Result<(Keyring, BTreeMap<u32, u64>)> {
     if blob.len() > MAX_BACKUP_LEN {
         return Err(invalid("backup is too large"));
     }
@@ -453,7 +476,7 @@ pub fn restore(blob: &str, name: Option<&str>) -> Result<Keyring> {
             .map_or(0, |key| key.len() as u32),
         _ => 0,
     };
-    Ok(Keyring {
+    let ring = Keyring {
         name: name.to_owned(),
         key_type,
         derived: policy.derived,
@@ -463,6 +486,10 @@ pub fn restore(blob: &str, name: Option<&str>) -> Result<Keyring> {
         allow_plaintext_backup: policy.allow_plaintext_backup,
         deletion_allowed: policy.deletion_allowed,
         auto_rotate_period_secs: (policy.auto_rotate_period.max(0) / 1_000_000_000) as u64,
+        max_encryptions: policy
+            .max_encryptions_per_version
+            .map(|limit| check_encryption_limit(key_type, i64::try_from(limit).unwrap_or(-1)))
+            .transpose()?,
         min_decryption_version: min_dec,
         min_encryption_version: min_enc,
         min_available_version: min_available,
@@ -474,7 +501,8 @@ pub fn restore(blob: &str, name: Option<&str>) -> Result<Keyring> {
         backup_info: stamp(&policy.backup_info),
         restore_info: stamp(&policy.restore_info),
         versions,
-    })
+    };
+    Ok((ring, policy.encryption_counts))
 }
 
 fn version_from_entry(
@@ -679,6 +707,28 @@ mod tests {
                 "{t}"
             );
         }
+    }
+
+    #[test]
+    fn counts_and_the_limit_travel_in_transitd_backups_only() {
+        let opts = CreateOptions {
+            exportable: true,
+            allow_plaintext_backup: true,
+            ..Default::default()
+        };
+        let mut k = Keyring::create("c", KeyType::Aes256Gcm96, &opts, now()).unwrap();
+        k.configure(&crate::keyring::ConfigChange {
+            max_encryptions_per_version: Some(1000),
+            ..Default::default()
+        })
+        .unwrap();
+        let counts = BTreeMap::from([(1, 700)]);
+        let (r, restored) = restore_counted(&backup_counted(&k, &counts).unwrap(), None).unwrap();
+        assert_eq!(restored, counts);
+        assert_eq!(r.max_encryptions_per_version(), Some(1000));
+        // Without counts the blob has no field of ours but the limit.
+        let (_, none) = restore_counted(&backup(&k).unwrap(), None).unwrap();
+        assert!(none.is_empty());
     }
 
     #[test]

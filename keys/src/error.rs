@@ -70,6 +70,14 @@ pub enum Error {
     ImportedKeyNoRotation(String),
     #[error("key has reached the maximum number of versions")]
     TooManyVersions,
+    #[error("max_encryptions_per_version must be a positive number")]
+    EncryptionLimitNotPositive,
+    #[error(
+        "max_encryptions_per_version cannot exceed {bound}, the safe bound for key type {key_type}"
+    )]
+    EncryptionLimitAboveBound { bound: u64, key_type: KeyType },
+    #[error("max_encryptions_per_version is not valid for key type {0}, which does not encrypt")]
+    EncryptionLimitNotValid(KeyType),
 
     // ---- choosing a version ----
     #[error("requested version for encryption is higher than the latest key version")]

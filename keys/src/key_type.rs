@@ -126,6 +126,19 @@ impl KeyType {
         self.is_aead() || self.is_rsa()
     }
 
+    /// How many encryptions one version may make before random nonces risk
+    /// repeating: 2^32 for the 96-bit random nonces of AES-GCM and
+    /// ChaCha20-Poly1305 (NIST SP 800-38D, 8.3). `None` where no such bound
+    /// applies: XChaCha20-Poly1305's 192-bit nonces (a collision needs far
+    /// more messages than any server makes), RSA-OAEP (no key-wide nonce
+    /// state), and types that do not encrypt.
+    pub fn encryption_bound(self) -> Option<u64> {
+        match self {
+            Self::Aes128Gcm96 | Self::Aes256Gcm96 | Self::ChaCha20Poly1305 => Some(1 << 32),
+            _ => None,
+        }
+    }
+
     pub fn supports_decryption(self) -> bool {
         self.supports_encryption()
     }

@@ -39,6 +39,9 @@ struct StoredKeyring {
     allow_plaintext_backup: bool,
     deletion_allowed: bool,
     auto_rotate_period_secs: u64,
+    /// Written only when set, as `soft_deleted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_encryptions_per_version: Option<u64>,
     min_decryption_version: u32,
     min_encryption_version: u32,
     min_available_version: u32,
@@ -102,6 +105,7 @@ impl Keyring {
             allow_plaintext_backup: self.allow_plaintext_backup,
             deletion_allowed: self.deletion_allowed,
             auto_rotate_period_secs: self.auto_rotate_period_secs,
+            max_encryptions_per_version: self.max_encryptions,
             min_decryption_version: self.min_decryption_version,
             min_encryption_version: self.min_encryption_version,
             min_available_version: self.min_available_version,
@@ -238,6 +242,7 @@ impl Keyring {
             allow_plaintext_backup: doc.allow_plaintext_backup,
             deletion_allowed: doc.deletion_allowed,
             auto_rotate_period_secs: doc.auto_rotate_period_secs,
+            max_encryptions: doc.max_encryptions_per_version,
             min_decryption_version: min_dec,
             min_encryption_version: min_enc,
             min_available_version: min_avail,

@@ -219,12 +219,54 @@ fn ciphertext_of(ip: &Params) -> ApiResult<String> {
         .ok_or_else(|| ApiError::bad("missing ciphertext to decrypt"))
 }
 
-fn encrypt_one(ring: &Keyring, ip: &Params) -> ApiResult<Fields> {
+/// Make a ciphertext with `make` and count it (`Mount::count_encryption`)
+/// before it is released. When the latest version was at its limit and the
+/// key rotated for it, the first ciphertext is dropped unseen and made again
+/// with the new version.
+fn counted<T>(
+    ctx: &Ctx<'_>,
+    ring: &Keyring,
+    item: &Item,
+    make: impl Fn(&Keyring) -> transit_keys::Result<T>,
+    version_of: impl Fn(&T) -> u32,
+) -> ApiResult<T> {
+    let latest_asked = item.key_version == 0;
+    let made = make(ring)?;
+    let Some(fresh) = ctx
+        .mount
+        .count_encryption(ring, version_of(&made), latest_asked)?
+    else {
+        return Ok(made);
+    };
+    let made = make(&fresh)?;
+    match ctx
+        .mount
+        .count_encryption(&fresh, version_of(&made), latest_asked)?
+    {
+        None => Ok(made),
+        Some(_) => Err(ApiError::bad(
+            "the key's new version reached its encryption limit at once; try again",
+        )),
+    }
+}
+
+/// [`counted`] for a ciphertext, as a reply's fields.
+fn counted_fields(
+    ctx: &Ctx<'_>,
+    ring: &Keyring,
+    item: &Item,
+    make: impl Fn(&Keyring) -> transit_keys::Result<transit_keys::Sealed>,
+) -> ApiResult<Fields> {
+    let sealed = counted(ctx, ring, item, make, |s| s.key_version)?;
+    Ok(sealed_fields(sealed))
+}
+
+fn encrypt_one(ctx: &Ctx<'_>, ring: &Keyring, ip: &Params) -> ApiResult<Fields> {
     let item = Item::from(ip)?;
     let plaintext = ip
         .base64("plaintext")?
         .ok_or_else(|| ApiError::bad("missing plaintext to encrypt"))?;
-    Ok(sealed_fields(ring.encrypt(&plaintext, &item.params())?))
+    counted_fields(ctx, ring, &item, |r| r.encrypt(&plaintext, &item.params()))
 }
 
 fn decrypt_one(ring: &Keyring, ip: &Params) -> ApiResult<Fields> {
@@ -237,11 +279,10 @@ fn decrypt_one(ring: &Keyring, ip: &Params) -> ApiResult<Fields> {
     Ok(m)
 }
 
-fn rewrap_one(ring: &Keyring, ip: &Params) -> ApiResult<Fields> {
+fn rewrap_one(ctx: &Ctx<'_>, ring: &Keyring, ip: &Params) -> ApiResult<Fields> {
     let item = Item::from(ip)?;
-    Ok(sealed_fields(
-        ring.rewrap(&ciphertext_of(ip)?, &item.params())?,
-    ))
+    let ciphertext = ciphertext_of(ip)?;
+    counted_fields(ctx, ring, &item, |r| r.rewrap(&ciphertext, &item.params()))
 }
 
 pub fn encrypt(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
@@ -250,7 +291,7 @@ pub fn encrypt(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
     let Some(items) = batch else {
         let derived = p.has("context");
         let ring = key_for_encrypt(ctx, name, p, derived, None)?;
-        return Ok(Reply::data(Value::Object(encrypt_one(&ring, p)?)));
+        return Ok(Reply::data(Value::Object(encrypt_one(ctx, &ring, p)?)));
     };
     check_contexts(&items)?;
     // Single-item fields next to `batch_input` are known, just unused (no warning).
@@ -263,7 +304,7 @@ pub fn encrypt(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
     );
     let derived = items.first().is_some_and(|i| i.has("context"));
     let ring = key_for_encrypt(ctx, name, p, derived, Some(items.len()))?;
-    let (results, failed) = run_items(&items, &[], |ip| encrypt_one(&ring, ip));
+    let (results, failed) = run_items(&items, &[], |ip| encrypt_one(ctx, &ring, ip));
     batch_reply(results, failed, p, true)
 }
 
@@ -297,13 +338,13 @@ pub fn rewrap(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
     let Some(items) = batch else {
         let ciphertext = p.raw("ciphertext").and_then(Value::as_str);
         let ring = key_for_reading(ctx, name, ciphertext.into_iter(), KEY_NOT_FOUND)?;
-        return Ok(Reply::data(Value::Object(rewrap_one(&ring, p)?)));
+        return Ok(Reply::data(Value::Object(rewrap_one(ctx, &ring, p)?)));
     };
     check_contexts(&items)?;
     let cts = item_ciphertexts(&items);
     let ring = key_for_reading(ctx, name, cts.iter().map(String::as_str), KEY_NOT_FOUND)?;
     check_cost(ctx, ring.key_type(), Work::Rewrap, items.len())?;
-    let (results, _) = run_items(&items, &[], |ip| rewrap_one(&ring, ip));
+    let (results, _) = run_items(&items, &[], |ip| rewrap_one(ctx, &ring, ip));
     batch_reply(results, 0, p, false)
 }
 
@@ -321,7 +362,13 @@ pub fn datakey(ctx: &Ctx<'_>, kind: &str, name: &str, p: &Params) -> ApiResult<R
     let bits = p.int("bits")?.unwrap_or(256);
     let bits = u32::try_from(bits).map_err(|_| ApiError::bad("invalid bit length"))?;
     let ring = existing_key(ctx, name)?;
-    let (plaintext, sealed) = ring.datakey(bits, &item.params())?;
+    let (plaintext, sealed) = counted(
+        ctx,
+        &ring,
+        &item,
+        |r| r.datakey(bits, &item.params()),
+        |(_, sealed)| sealed.key_version,
+    )?;
     let mut data = json!({ "ciphertext": sealed.text, "key_version": sealed.key_version });
     if with_plaintext {
         data["plaintext"] = json!(encode_b64(&plaintext));

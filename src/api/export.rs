@@ -62,12 +62,14 @@ pub fn export(
 /// A plaintext backup in OpenBao's format. Taking it stamps `backup_info` on the
 /// key (and in the blob), so the stamp is persisted with the backup.
 pub fn backup(ctx: &Ctx<'_>, name: &str, _p: &Params) -> ApiResult<Reply> {
+    // Read first: what is counted after this read is not in the backup.
+    let counts = ctx.mount.encryption_counts(name)?.versions;
     let blob = ctx.mount.update(name, |current| {
         let mut ring = current
             .ok_or_else(|| ApiError::bad(format!("key {name:?} not found")))?
             .clone();
         ring.mark_backed_up(ctx.now);
-        let blob = backup::backup(&ring)?;
+        let blob = backup::backup_counted(&ring, &counts)?;
         Ok::<_, ApiError>((Some(ring), blob))
     })?;
     Ok(Reply::data(json!({ "backup": blob.as_str() })))
@@ -86,7 +88,7 @@ pub fn restore(ctx: &Ctx<'_>, url_name: Option<&str>, p: &Params) -> ApiResult<R
     if name.as_deref().is_some_and(|n| n.contains('/')) {
         return Err(ApiError::bad("key names cannot be paths"));
     }
-    let mut ring = backup::restore(&blob, name.as_deref())?;
+    let (mut ring, counts) = backup::restore_counted(&blob, name.as_deref())?;
     ring.mark_restored(ctx.now);
     let name = ring.name().to_owned();
     ctx.mount.update(&name, |current| {
@@ -101,6 +103,9 @@ pub fn restore(ctx: &Ctx<'_>, url_name: Option<&str>, p: &Params) -> ApiResult<R
             }
             _ => {}
         }
+        // Before the key, and idempotent when this runs again: a restored
+        // key never counts less than its backup knew.
+        ctx.mount.raise_encryption_counts(&name, &counts)?;
         Ok((Some(ring.clone()), ()))
     })?;
     Ok(Reply::no_content())

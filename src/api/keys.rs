@@ -10,6 +10,7 @@ use super::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::request::Params;
 use crate::response::Reply;
+use crate::storage::StoreError;
 
 pub fn list(ctx: &Ctx<'_>, p: &Params) -> ApiResult<Reply> {
     let after = p.string("after")?.unwrap_or_default();
@@ -36,7 +37,21 @@ pub fn read(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
     let context = p
         .base64("context")
         .map_err(|_| ApiError::bad("failed to base64-decode context"))?;
-    Ok(Reply::data(key_body(&ring, context.as_deref())?))
+    let mut body = key_body(&ring, context.as_deref())?;
+    let mut warnings = Vec::new();
+    if ring.key_type().supports_encryption() {
+        // Read from storage; in an outage the rest of the read still answers.
+        match ctx.mount.encryption_counts(name) {
+            Ok(counts) => body["encryption_counts"] = json!(counts.versions),
+            Err(StoreError::Unavailable(_)) => {
+                warnings.push("encryption_counts left out: storage is unavailable".to_owned());
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut reply = Reply::data(body);
+    reply.warnings = warnings;
+    Ok(reply)
 }
 
 /// Create (or, when it exists, return unchanged: Vault's upsert semantics).
@@ -53,17 +68,30 @@ pub fn create(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
             n => n as u64,
         },
     };
+    let limit = ConfigChange {
+        max_encryptions_per_version: p.int("max_encryptions_per_version")?,
+        ..ConfigChange::default()
+    };
     let context = p
         .base64("context")
         .map_err(|_| ApiError::bad("failed to base64-decode context"))?;
     // An existing key is answered as it is, without a storage write.
     if let Some(existing) = ctx.mount.key(name)? {
-        return Ok(Reply::data(key_body(&existing, context.as_deref())?));
+        let mut reply = Reply::data(key_body(&existing, context.as_deref())?);
+        if limit.max_encryptions_per_version.is_some() {
+            // Ours, so not ignored without a word as Vault's create options are.
+            reply.warnings.push(
+                "the key exists: max_encryptions_per_version was not applied; set it through keys/:name/config"
+                    .to_owned(),
+            );
+        }
+        return Ok(reply);
     }
     let ring = ctx.mount.update(name, |current| match current {
         Some(existing) => Ok::<_, ApiError>((Some(existing.clone()), existing.clone())),
         None => {
-            let ring = Keyring::create(name, key_type, &opts, ctx.now)?;
+            let mut ring = Keyring::create(name, key_type, &opts, ctx.now)?;
+            ring.configure(&limit)?;
             Ok((Some(ring.clone()), ring))
         }
     })?;
@@ -108,6 +136,7 @@ pub fn configure(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
         exportable: p.bool("exportable")?,
         allow_plaintext_backup: p.bool("allow_plaintext_backup")?,
         auto_rotate_period_secs: p.duration_secs("auto_rotate_period")?,
+        max_encryptions_per_version: p.int("max_encryptions_per_version")?,
     };
     modify(
         ctx,
@@ -233,6 +262,9 @@ pub fn key_body(ring: &Keyring, context: Option<&[u8]>) -> ApiResult<Value> {
         d.insert("key_size".into(), json!(ring.key_size()));
     }
     d.insert("latest_version".into(), json!(ring.latest_version()));
+    if let Some(limit) = ring.max_encryptions_per_version() {
+        d.insert("max_encryptions_per_version".into(), json!(limit));
+    }
     d.insert(
         "min_available_version".into(),
         json!(ring.min_available_version()),

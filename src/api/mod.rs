@@ -56,7 +56,7 @@ pub enum Op {
 #[derive(Debug)]
 pub struct Ctx<'a> {
     pub state: &'a AppState,
-    pub mount: &'a Mount,
+    pub mount: &'a Arc<Mount>,
     pub now: OffsetDateTime,
 }
 

@@ -15,11 +15,13 @@ mod app;
 mod mount;
 mod rotation;
 mod unsealed;
+mod usage;
 
 pub use app::{AppState, InitOutput};
 pub use mount::{Mount, MountConfig};
 pub use rotation::Rotated;
 pub use unsealed::Unsealed;
+pub use usage::Counts;
 
 use crate::request::Budget;
 use crate::storage::StoreError;

@@ -9,12 +9,15 @@ use transit_keys::byok::WrappingKey;
 use zeroize::Zeroizing;
 
 use super::poisoned;
+use super::usage::{Counts, Taken, Usage, rotation_threshold};
 use crate::name_syntax::is_generic;
 use crate::seal::barrier::Barrier;
 use crate::seal::edit::{Edit, edit_json, edit_raw, edit_raw_with};
 use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
-use crate::storage::layout::{self, MOUNT_CONFIG, MOUNT_KEYS, MOUNT_WRAPPING_KEY};
+use crate::storage::layout::{
+    self, MOUNT_CONFIG, MOUNT_KEYS, MOUNT_USAGE, MOUNT_WRAPPING_KEY,
+};
 use crate::storage::{Cached, StoreError, StoreResult};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -59,6 +62,8 @@ pub struct Mount {
     wrapping_key: Mutex<Option<Arc<WrappingKey>>>,
     barrier: Arc<Barrier>,
     lookup: Arc<LookupKey>,
+    /// This node's share of the keys' encryption counts.
+    usage: Usage,
 }
 
 impl Mount {
@@ -74,6 +79,7 @@ impl Mount {
             wrapping_key: Mutex::default(),
             barrier,
             lookup,
+            usage: Usage::default(),
         }
     }
 
@@ -83,6 +89,10 @@ impl Mount {
 
     pub(super) fn key_path(&self, name: &str) -> String {
         format!("{}{MOUNT_KEYS}{}", self.prefix(), self.lookup.name(name))
+    }
+
+    fn usage_path(&self, name: &str) -> String {
+        format!("{}{MOUNT_USAGE}{}", self.prefix(), self.lookup.name(name))
     }
 
     fn config_path(&self) -> String {
@@ -158,6 +168,9 @@ impl Mount {
         };
         *self.keys.write()? = keys;
         *self.config.write().map_err(|_| poisoned())? = config;
+        // A full reload may follow missed changes (a key deleted and made
+        // again): allowances are reserved anew rather than trusted.
+        self.usage.forget_all()?;
         Ok(())
     }
 
@@ -245,15 +258,47 @@ impl Mount {
                 KeyEdit::Delete => Edit::Delete,
                 KeyEdit::Keep => Edit::Keep,
             };
-            outcome = Some((next, out));
+            let trimmed_from = match (&current, &next) {
+                (Some(before), KeyEdit::Put(after))
+                    if after.min_available_version() > before.min_available_version() =>
+                {
+                    Some(after.min_available_version())
+                }
+                _ => None,
+            };
+            outcome = Some((next, out, trimmed_from));
             Ok(edit)
         })?;
-        let (next, out) =
+        let (next, out, trimmed_from) =
             outcome.ok_or_else(|| StoreError::Internal("a key change ran no change".to_owned()))?;
         match next {
             KeyEdit::Put(ring) => self.publish(name, Some(Arc::new(ring)))?,
-            KeyEdit::Delete => self.publish(name, None)?,
+            KeyEdit::Delete => {
+                self.publish(name, None)?;
+                // After the key: a crash in between leaves counts too high for
+                // a key made again under the name, never too low.
+                self.usage.forget(name)?;
+                let removed = edit_json(
+                    &self.barrier,
+                    &self.usage_path(name),
+                    "the encryption counts",
+                    |_: Option<Counts>| Ok(Edit::Delete),
+                );
+                // The key is gone: a count left behind is only too high.
+                if let Err(e) = removed {
+                    tracing::warn!(mount = %self.path, key = %name, error = %e, "removing a deleted key's encryption counts failed");
+                }
+            }
             KeyEdit::Keep => {}
+        }
+        if let Some(min_available) = trimmed_from {
+            let path = self.usage_path(name);
+            if let Err(e) = self
+                .usage
+                .forget_below(&self.barrier, &path, name, min_available)
+            {
+                tracing::warn!(mount = %self.path, key = %name, error = %e, "removing trimmed versions' encryption counts failed");
+            }
         }
         Ok(out)
     }
@@ -320,6 +365,10 @@ impl Mount {
     pub(super) fn apply_change(&self, path: &str) -> StoreResult<()> {
         // Under the writer lock: a local write in flight either lands before
         // this read (and is read back) or after it (and is published last).
+        if path.starts_with(&format!("{}{MOUNT_USAGE}", self.prefix())) {
+            // Counts are read from storage when shown; nothing cached.
+            return Ok(());
+        }
         let _writer = self.keys.writer()?;
         if path == self.wrapping_key_path() {
             // Written once, never changed: read on first use.
@@ -357,10 +406,167 @@ impl Mount {
                     .collect();
                 for name in gone {
                     self.publish(&name, None)?;
+                    self.usage.forget(&name)?;
                 }
                 Ok(())
             }
         }
+    }
+
+    /// Count one ciphertext that `ring` made with `version`, before it is
+    /// released; the one check of the encryption limit. Spends from this
+    /// node's reservation (one atomic operation) and only waits on storage
+    /// when that is empty. `None`: counted, release it. A version at its
+    /// limit counts nothing and its ciphertext must be dropped (never seen,
+    /// its nonce never used): when the caller asked for the latest version
+    /// (`latest_asked`) and the key can rotate, the key rotates and the newer
+    /// keyring is returned to encrypt (and count) again; otherwise the
+    /// encryption is refused (400).
+    pub fn count_encryption(
+        self: &Arc<Self>,
+        ring: &Keyring,
+        version: u32,
+        latest_asked: bool,
+    ) -> StoreResult<Option<Arc<Keyring>>> {
+        let name = ring.name();
+        let limit = ring.max_encryptions_per_version();
+        match self.usage.take(name, version, 1)? {
+            Taken::Spent { refill } => {
+                if refill {
+                    self.refill_in_background(name, version, limit);
+                }
+                return Ok(None);
+            }
+            Taken::Short => {}
+        }
+        // Off the async workers: waiting for another reservation or storage.
+        blocking(|| self.count_from_storage(ring, version, limit, latest_asked))
+    }
+
+    /// [`Self::count_encryption`] when this node's allowance is spent.
+    fn count_from_storage(
+        &self,
+        ring: &Keyring,
+        version: u32,
+        limit: Option<u64>,
+        latest_asked: bool,
+    ) -> StoreResult<Option<Arc<Keyring>>> {
+        let name = ring.name();
+        if self.reserve(name, version, limit, 1)? {
+            return Ok(None);
+        }
+        let limit = limit.unwrap_or(u64::MAX);
+        let refused = |why: &str| {
+            StoreError::invalid(format!(
+                "version {version} of key {name} has reached its limit of {limit} encryptions; {why}"
+            ))
+        };
+        if !latest_asked {
+            return Err(refused("encrypt with a newer version"));
+        }
+        if !ring.can_rotate() {
+            return Err(refused(
+                "the key cannot rotate (an imported key without allow_rotation)",
+            ));
+        }
+        match self.rotate_if_latest(name, version)? {
+            (_, Some(fresh)) if fresh.latest_version() > version => Ok(Some(fresh)),
+            _ => Err(refused("the key could not rotate")),
+        }
+    }
+
+    /// The stored encryption counts of `name` (an upper bound of what every
+    /// node has made: reservations not yet spent are included).
+    pub fn encryption_counts(&self, name: &str) -> StoreResult<Counts> {
+        Usage::stored(&self.barrier, &self.usage_path(name))
+    }
+
+    /// Raise the stored counts of `name` to at least `counts` (from a backup).
+    pub fn raise_encryption_counts(
+        &self,
+        name: &str,
+        counts: &std::collections::BTreeMap<u32, u64>,
+    ) -> StoreResult<()> {
+        Usage::raise(&self.barrier, &self.usage_path(name), counts)
+    }
+
+    /// Reserve ahead of need, off the request path.
+    fn refill_in_background(self: &Arc<Self>, name: &str, version: u32, limit: Option<u64>) {
+        let mount = Arc::clone(self);
+        let name = name.to_owned();
+        let refill = move || {
+            if let Err(e) = mount.reserve(&name, version, limit, 0) {
+                tracing::warn!(mount = %mount.path, key = %name, error = %e, "reserving encryptions failed");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(refill)),
+            Err(_) => refill(),
+        }
+    }
+
+    /// Reserve encryptions of `version` (`need` of them spent at once; 0: a
+    /// refill ahead of need), then rotate if the stored count reached the
+    /// threshold. Whether `need` was granted.
+    fn reserve(
+        &self,
+        name: &str,
+        version: u32,
+        limit: Option<u64>,
+        need: u64,
+    ) -> StoreResult<bool> {
+        let reserved = self.usage.reserve(
+            &self.barrier,
+            &self.usage_path(name),
+            name,
+            version,
+            limit.unwrap_or(u64::MAX),
+            need,
+        )?;
+        if let (Some(total), Some(limit)) = (reserved.total, limit) {
+            self.rotate_near_limit(name, version, total, limit);
+        }
+        Ok(reserved.granted)
+    }
+
+    /// Once `total` of `version` reaches the rotation threshold, add a new
+    /// version if `version` is still the latest. Failures are logged: the
+    /// encryption that got here is already counted and may proceed.
+    fn rotate_near_limit(&self, name: &str, version: u32, total: u64, limit: u64) {
+        if total < rotation_threshold(limit) {
+            return;
+        }
+        match self.rotate_if_latest(name, version) {
+            Ok((true, Some(ring))) => {
+                tracing::info!(mount = %self.path, key = %name, version = ring.latest_version(), "key rotated near its encryption limit");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(mount = %self.path, key = %name, error = %e, "rotation near the encryption limit failed")
+            }
+        }
+    }
+
+    /// Rotate `name` if `version` is still its latest, decided on the stored
+    /// keyring inside the compare-and-swap of every rotation: nodes that all
+    /// find a version near its limit add one version between them. Returns
+    /// whether this call rotated, and the key as stored afterwards (`None`: deleted).
+    fn rotate_if_latest(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> StoreResult<(bool, Option<Arc<Keyring>>)> {
+        let now = time::OffsetDateTime::now_utc();
+        let rotated = self.edit(name, |current| match current {
+            Some(ring) if ring.latest_version() == version && ring.can_rotate() => {
+                let mut next = ring.clone();
+                next.rotate(now).map_err(StoreError::from)?;
+                Ok((KeyEdit::Put(next), true))
+            }
+            _ => Ok::<_, StoreError>((KeyEdit::Keep, false)),
+        })?;
+        // Another node's rotation, if it won, reaches this cache here.
+        Ok((rotated, self.key_for_version(name, i64::from(version) + 1)?))
     }
 
     pub fn config(&self) -> StoreResult<MountConfig> {
@@ -531,5 +737,174 @@ mod tests {
         assert!(mount.key("k").unwrap().is_none());
         assert!(mount.update_config(|c| c.disable_upsert = true).is_err());
         assert!(!mount.config().unwrap().disable_upsert);
+    }
+
+    /// A key with `limit` encryptions per version, as `mount` stores it.
+    fn limited(mount: &Mount, name: &str, limit: i64, imported: bool) -> Arc<Keyring> {
+        let now = time::OffsetDateTime::now_utc();
+        let mut ring =
+            Keyring::create(name, KeyType::Aes256Gcm96, &CreateOptions::default(), now).unwrap();
+        ring.configure(&transit_keys::ConfigChange {
+            max_encryptions_per_version: Some(limit),
+            allow_plaintext_backup: Some(true),
+            exportable: Some(true),
+            ..Default::default()
+        })
+        .unwrap();
+        if imported {
+            // An imported key without allow_rotation, as a restore of its backup makes it.
+            use base64::Engine as _;
+            use base64::engine::general_purpose::STANDARD;
+            let blob = transit_keys::backup::backup(&ring).unwrap();
+            let mut doc: serde_json::Value =
+                serde_json::from_slice(&STANDARD.decode(blob.as_str()).unwrap()).unwrap();
+            doc["policy"]["Imported"] = serde_json::json!(true);
+            let blob = STANDARD.encode(serde_json::to_vec(&doc).unwrap());
+            ring = transit_keys::backup::restore(&blob, None).unwrap();
+            assert!(!ring.can_rotate());
+        }
+        mount
+            .update(name, |_| Ok::<_, StoreError>((Some(ring.clone()), ())))
+            .unwrap();
+        mount.key(name).unwrap().unwrap()
+    }
+
+    /// Encrypt once with the latest version as the handlers do; the version used.
+    fn encrypt_latest(mount: &Arc<Mount>, name: &str) -> StoreResult<u32> {
+        let ring = mount.key(name)?.unwrap();
+        let mut version = ring.latest_version();
+        if let Some(fresh) = mount.count_encryption(&ring, version, true)? {
+            version = fresh.latest_version();
+            assert!(mount.count_encryption(&fresh, version, true)?.is_none());
+        }
+        Ok(version)
+    }
+
+    #[test]
+    fn nodes_near_the_limit_rotate_the_key_once_between_them() {
+        let (a, b) = two_mounts();
+        let (a, b) = (Arc::new(a), Arc::new(b));
+        limited(&a, "k", 64, false);
+        b.load().unwrap();
+        // Both nodes spend version 1 until one of them sees version 2.
+        let mut made = 0u64;
+        let nodes = [&a, &b];
+        while nodes
+            .iter()
+            .all(|n| n.key("k").unwrap().unwrap().latest_version() == 1)
+        {
+            for node in nodes {
+                encrypt_latest(node, "k").unwrap();
+                made += 1;
+            }
+            assert!(made < 200, "no rotation after {made} encryptions");
+        }
+        // One node rotated. The other, hearing nothing here, spends version 1
+        // up to its limit, then finds version 2 in storage instead of adding one.
+        let mut on_two = 0;
+        while nodes
+            .iter()
+            .any(|n| n.key("k").unwrap().unwrap().latest_version() == 1)
+        {
+            for node in nodes {
+                on_two += u32::from(encrypt_latest(node, "k").unwrap() == 2);
+            }
+            assert!(on_two < 64, "the stale node never moved to version 2");
+        }
+        assert_eq!(a.key("k").unwrap().unwrap().latest_version(), 2);
+        assert_eq!(
+            b.key("k").unwrap().unwrap().latest_version(),
+            2,
+            "one new version, not two"
+        );
+        let counts = a.encryption_counts("k").unwrap().versions;
+        assert!(counts[&1] <= 64, "version 1 never reserved past its limit");
+        assert!(counts[&1] >= 56, "version 1 reached the threshold");
+        assert!(counts[&2] > 0);
+    }
+
+    #[test]
+    fn a_key_that_cannot_rotate_is_refused_at_its_limit_and_counts_nothing_more() {
+        let (a, _) = two_mounts();
+        let a = Arc::new(a);
+        let ring = limited(&a, "k", 3, true);
+        for _ in 0..3 {
+            assert_eq!(encrypt_latest(&a, "k").unwrap(), 1);
+        }
+        let err = a.count_encryption(&ring, 1, true).unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "version 1 of key k has reached its limit of 3 encryptions; the key cannot rotate"
+            ),
+            "{err}"
+        );
+        assert!(matches!(err, StoreError::Invalid(_)));
+        assert_eq!(a.encryption_counts("k").unwrap().versions[&1], 3);
+        assert_eq!(a.key("k").unwrap().unwrap().latest_version(), 1);
+    }
+
+    #[test]
+    fn an_older_version_at_its_limit_is_refused_while_the_latest_serves() {
+        let (a, _) = two_mounts();
+        let a = Arc::new(a);
+        let ring = limited(&a, "k", 2, false);
+        for _ in 0..2 {
+            assert!(a.count_encryption(&ring, 1, false).unwrap().is_none());
+        }
+        let err = a.count_encryption(&ring, 1, false).unwrap_err();
+        assert!(
+            err.to_string().contains("encrypt with a newer version"),
+            "{err}"
+        );
+        // Asking for the latest rotates past it.
+        let fresh = a.count_encryption(&ring, 1, true).unwrap().unwrap();
+        assert_eq!(fresh.latest_version(), 2);
+        assert_eq!(a.encryption_counts("k").unwrap().versions[&1], 2);
+    }
+
+    #[test]
+    fn deleting_a_key_removes_its_counts() {
+        let (a, _) = two_mounts();
+        let a = Arc::new(a);
+        limited(&a, "k", 1000, false);
+        encrypt_latest(&a, "k").unwrap();
+        assert!(!a.encryption_counts("k").unwrap().versions.is_empty());
+        a.update("k", |_| Ok::<_, StoreError>((None, ()))).unwrap();
+        assert!(a.encryption_counts("k").unwrap().versions.is_empty());
+        // A new key under the name starts from storage, not from the old allowance.
+        limited(&a, "k", 1000, false);
+        encrypt_latest(&a, "k").unwrap();
+        assert!(a.encryption_counts("k").unwrap().versions[&1] > 0);
+    }
+
+    #[test]
+    fn with_background_refills_encryptions_rarely_wait_on_storage() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let (a, _) = two_mounts();
+        let a = Arc::new(a);
+        let ring = limited(&a, "k", 1 << 32, false);
+        const N: u64 = 200_000;
+        let waits = runtime.block_on(async {
+            let a = Arc::clone(&a);
+            tokio::spawn(async move {
+                for i in 0..N {
+                    assert!(a.count_encryption(&ring, 1, true).unwrap().is_none());
+                    if i % 1000 == 0 {
+                        // Let the refill task run, as other requests would.
+                        tokio::task::yield_now().await;
+                    }
+                }
+                a.usage.waits()
+            })
+            .await
+            .unwrap()
+        });
+        let stored = a.encryption_counts("k").unwrap().versions[&1];
+        println!("usage: {waits} of {N} encryptions waited on storage; stored count {stored}");
+        assert!(stored >= N);
+        assert!(waits * 100 < N, "{waits} waits of {N}");
     }
 }

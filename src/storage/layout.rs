@@ -5,7 +5,8 @@
 //! `core/keyring` (sealed by the root key), `core/root-key` (static seal),
 //! `core/init-in-progress`. Everything else goes through the barrier:
 //! * `core/lookup-key`, `core/cluster`: written at init, never changed;
-//! * `core/mounts`, `logical/<mount uuid>/{config,wrapping-key,keys/<HMAC of key name>}`;
+//! * `core/mounts`, `logical/<mount uuid>/{config,wrapping-key,keys/<HMAC of key name>}`,
+//!   and `logical/<mount uuid>/usage/<HMAC of key name>` (encryption counts);
 //! * `core/auth`, `auth/<method uuid>/...` (userpass `users/`, AppRole
 //!   `role/` and `secret_id/`);
 //! * `auth/token/id/<HMAC of token>`, `auth/token/parent/<parent>/<child>`;
@@ -34,6 +35,8 @@ pub const MOUNT_CONFIG: &str = "config";
 pub const MOUNT_KEYS: &str = "keys/";
 /// Inside a mount's prefix: the BYOK wrapping key (PKCS#8), made on first use.
 pub const MOUNT_WRAPPING_KEY: &str = "wrapping-key";
+/// Inside a mount's prefix: encryption counts per key (`state/usage.rs`), not cached.
+pub const MOUNT_USAGE: &str = "usage/";
 
 pub const METHOD_TABLE: &str = "core/auth";
 /// Followed by `<method uuid>/`; `auth/token/` is the token store's.
@@ -165,7 +168,7 @@ mod tests {
         }
         // Inside one mount or method, each kind of entry has its own prefix.
         let groups: [&[&str]; 3] = [
-            &[MOUNT_CONFIG, MOUNT_KEYS],
+            &[MOUNT_CONFIG, MOUNT_KEYS, MOUNT_USAGE, MOUNT_WRAPPING_KEY],
             &[USERPASS_USERS, APPROLE_ROLES, APPROLE_SECRET_IDS],
             &[METHOD_CONFIG, METHOD_ROLES],
         ];

@@ -399,6 +399,18 @@ fn a_database_outage_keeps_crypto_up_refuses_writes_and_recovers() {
         Some(json!({ "plaintext": "aGk=" })),
     );
     let ct = enc["data"]["ciphertext"].as_str().unwrap().to_owned();
+    // Encryption is counted against blocks reserved in the database: a node
+    // encrypts through an outage on the block it holds (README, "Usage limits").
+    assert_eq!(
+        c.call(
+            1,
+            "POST",
+            "transit/encrypt/up",
+            Some(json!({ "plaintext": "aGk=" }))
+        )
+        .0,
+        200
+    );
 
     let pg = |action: &str| {
         let out = std::process::Command::new("pg_ctlcluster")
@@ -438,6 +450,14 @@ fn a_database_outage_keeps_crypto_up_refuses_writes_and_recovers() {
                 Some(json!({ "input": "aGk=" })),
             );
             assert_eq!(status, 200);
+            // A key read answers from the cache, without the counts.
+            let (status, key) = c.call(node, "GET", "transit/keys/up", None);
+            assert_eq!(status, 200, "{key}");
+            assert!(key["data"].get("encryption_counts").is_none(), "{key}");
+            assert!(
+                key["warnings"][0].as_str().unwrap().contains("unavailable"),
+                "{key}"
+            );
             let (status, body) = c.call(node, "POST", "transit/keys/up/rotate", None);
             assert_eq!(status, 503, "{body}");
             assert!(

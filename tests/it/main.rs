@@ -24,4 +24,5 @@ mod key_lifecycle;
 mod kube_api;
 mod rewrap_cli;
 mod server;
+mod usage;
 mod wrapping;

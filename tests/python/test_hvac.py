@@ -573,3 +573,21 @@ def test_hash_data(client, algorithm, fn):
     assert hexsum == fn(b"hello").hexdigest()
     b64sum = transit.hash_data(b64(b"hello"), algorithm=algorithm, output_format="base64")["data"]["sum"]
     assert unb64(b64sum) == fn(b"hello").digest()
+
+
+# --- encryption counts (ours; README, "Usage limits") ------------------------
+
+
+def test_read_key_shows_encryption_counts_and_still_parses(client, name):
+    client.secrets.transit.create_key(name)
+    for _ in range(3):
+        client.secrets.transit.encrypt_data(name, plaintext=b64(HELLO))
+    key = client.secrets.transit.read_key(name)["data"]
+    assert key["max_encryptions_per_version"] == 2**32
+    assert key["encryption_counts"]["1"] >= 3
+    assert key["latest_version"] == 1 and list(key["keys"]) == ["1"]
+    client.write_data(f"transit/keys/{name}/config", data={"max_encryptions_per_version": 5})
+    assert client.secrets.transit.read_key(name)["data"]["max_encryptions_per_version"] == 5
+    with pytest.raises(exceptions.InvalidRequest, match="cannot exceed 4294967296"):
+        client.write_data(f"transit/keys/{name}/config", data={"max_encryptions_per_version": 2**32 + 1})
+    assert client.secrets.transit.read_key(name)["data"]["max_encryptions_per_version"] == 5

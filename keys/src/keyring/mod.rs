@@ -62,6 +62,8 @@ pub struct ConfigChange {
     pub exportable: Option<bool>,
     pub allow_plaintext_backup: Option<bool>,
     pub auto_rotate_period_secs: Option<u64>,
+    /// A version's encryption limit, at most the type's safe bound.
+    pub max_encryptions_per_version: Option<i64>,
 }
 
 /// Per-request inputs of encrypt, decrypt, rewrap and datakey.
@@ -109,6 +111,8 @@ pub struct Keyring {
     pub(crate) allow_plaintext_backup: bool,
     pub(crate) deletion_allowed: bool,
     pub(crate) auto_rotate_period_secs: u64,
+    /// Set lower than the type's bound by configuration; `None`: the bound.
+    pub(crate) max_encryptions: Option<u64>,
     pub(crate) min_decryption_version: u32,
     pub(crate) min_encryption_version: u32,
     pub(crate) min_available_version: u32,
@@ -157,6 +161,21 @@ fn check_auto_rotate(secs: u64) -> Result<()> {
         return Err(Error::AutoRotatePeriodTooShort);
     }
     Ok(())
+}
+
+/// A configured encryption limit: positive, and never above the type's bound.
+pub(crate) fn check_encryption_limit(key_type: KeyType, limit: i64) -> Result<u64> {
+    if !key_type.supports_encryption() {
+        return Err(Error::EncryptionLimitNotValid(key_type));
+    }
+    let limit = u64::try_from(limit)
+        .ok()
+        .filter(|l| *l > 0)
+        .ok_or(Error::EncryptionLimitNotPositive)?;
+    match key_type.encryption_bound() {
+        Some(bound) if limit > bound => Err(Error::EncryptionLimitAboveBound { bound, key_type }),
+        _ => Ok(limit),
+    }
 }
 
 impl Keyring {
@@ -209,6 +228,7 @@ impl Keyring {
             allow_plaintext_backup: opts.allow_plaintext_backup,
             deletion_allowed: false,
             auto_rotate_period_secs: opts.auto_rotate_period_secs,
+            max_encryptions: None,
             min_decryption_version: 1,
             min_encryption_version: 0,
             min_available_version: 0,
@@ -315,6 +335,9 @@ impl Keyring {
             check_auto_rotate(secs)?;
             next.auto_rotate_period_secs = secs;
         }
+        if let Some(limit) = change.max_encryptions_per_version {
+            next.max_encryptions = Some(check_encryption_limit(self.key_type, limit)?);
+        }
         *self = next;
         Ok(warnings)
     }
@@ -374,6 +397,19 @@ impl Keyring {
     }
     pub fn auto_rotate_period_secs(&self) -> u64 {
         self.auto_rotate_period_secs
+    }
+    /// How many encryptions each version may make: the configured limit,
+    /// else the type's safe bound; `None`: unlimited.
+    pub fn max_encryptions_per_version(&self) -> Option<u64> {
+        self.max_encryptions.or(self.key_type.encryption_bound())
+    }
+    /// Whether a new version can be added (not an imported key that forbids it).
+    pub fn can_rotate(&self) -> bool {
+        !self.soft_deleted && (!self.imported || self.allow_imported_key_rotation)
+    }
+    /// The version an encryption with `requested` (0 = latest) would use.
+    pub fn encryption_version_number(&self, requested: i64) -> Result<u32> {
+        Ok(self.encryption_version(requested)?.number)
     }
     pub fn latest_version(&self) -> u32 {
         self.latest_version
@@ -627,6 +663,42 @@ mod tests {
             })
             .unwrap_err(),
             Error::MinDecryptionBelowMinAvailable
+        );
+    }
+
+    #[test]
+    fn encryption_limits_default_to_the_type_bound_and_only_go_lower() {
+        let limit = |n| ConfigChange {
+            max_encryptions_per_version: Some(n),
+            ..Default::default()
+        };
+        for t in [
+            KeyType::Aes128Gcm96,
+            KeyType::Aes256Gcm96,
+            KeyType::ChaCha20Poly1305,
+        ] {
+            let mut k = ring(t);
+            assert_eq!(k.max_encryptions_per_version(), Some(1 << 32));
+            for bad in [0, -1, (1 << 32) + 1] {
+                assert!(k.configure(&limit(bad)).is_err(), "{t} {bad}");
+                assert_eq!(k.max_encryptions_per_version(), Some(1 << 32));
+            }
+            k.configure(&limit(1 << 32)).unwrap();
+            k.configure(&limit(10)).unwrap();
+            assert_eq!(k.max_encryptions_per_version(), Some(10));
+            let back = Keyring::from_stored_bytes(&k.to_stored_bytes().unwrap()).unwrap();
+            assert_eq!(back.max_encryptions_per_version(), Some(10));
+        }
+        // No nonce bound: unlimited unless configured.
+        let mut k = ring(KeyType::XChaCha20Poly1305);
+        assert_eq!(k.max_encryptions_per_version(), None);
+        k.configure(&limit(1 << 40)).unwrap();
+        assert_eq!(k.max_encryptions_per_version(), Some(1 << 40));
+        assert_eq!(ring(KeyType::Rsa2048).max_encryptions_per_version(), None);
+        // Types that do not encrypt have nothing to limit.
+        assert_eq!(
+            ring(KeyType::Ed25519).configure(&limit(5)).unwrap_err(),
+            Error::EncryptionLimitNotValid(KeyType::Ed25519)
         );
     }
 }

@@ -132,7 +132,18 @@ pub(super) fn run_variant(bao: &Client, v: &Variant) -> Tally {
 
     // ---- backup → OpenBao restore -----------------------------------------
     ring.mark_backed_up(now);
-    let blob = match transit_keys::backup::backup(&ring) {
+    // transitd's own fields (a limit, counts) ride along: OpenBao ignores them.
+    if t.supports_encryption() {
+        let limit = transit_keys::ConfigChange {
+            max_encryptions_per_version: Some(1000),
+            ..Default::default()
+        };
+        if let Err(e) = ring.configure(&limit) {
+            tally.failures.push(format!("[{label}] limit: {e}"));
+        }
+    }
+    let counts = std::collections::BTreeMap::from([(1, 17), (2, 5)]);
+    let blob = match transit_keys::backup::backup_counted(&ring, &counts) {
         Ok(b) => b,
         Err(e) => {
             tally
