@@ -8,7 +8,7 @@ use super::unsealed::Unsealed;
 use super::{Limits, poisoned};
 use crate::seal::barrier::Barrier;
 use crate::seal::{Seal, SealKind};
-use crate::storage::{MemoryStorage, Storage, blocking};
+use crate::storage::{MemoryStorage, Storage, blocking, in_background};
 use crate::storage::{StoreError, StoreResult};
 
 /// What `sys/init` hands back, once.
@@ -178,6 +178,11 @@ impl AppState {
         if self.missed_changes.swap(false, Ordering::SeqCst) {
             blocking(|| unsealed.reload_all())?;
         }
+        // Keys that fell due while the server was down or sealed rotate now,
+        // not at the next minute's upkeep; off the unseal reply's path.
+        in_background(move || {
+            unsealed.rotate_due_keys(time::OffsetDateTime::now_utc());
+        });
         Ok(())
     }
 

@@ -14,11 +14,9 @@ use crate::name_syntax::is_generic;
 use crate::seal::barrier::Barrier;
 use crate::seal::edit::{Edit, edit_json, edit_raw, edit_raw_with};
 use crate::seal::lookup::LookupKey;
-use crate::storage::blocking;
-use crate::storage::layout::{
-    self, MOUNT_CONFIG, MOUNT_KEYS, MOUNT_USAGE, MOUNT_WRAPPING_KEY,
-};
+use crate::storage::layout::{self, MOUNT_CONFIG, MOUNT_KEYS, MOUNT_USAGE, MOUNT_WRAPPING_KEY};
 use crate::storage::{Cached, StoreError, StoreResult};
+use crate::storage::{blocking, in_background};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct MountConfig {
@@ -499,10 +497,7 @@ impl Mount {
                 tracing::warn!(mount = %mount.path, key = %name, error = %e, "reserving encryptions failed");
             }
         };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn_blocking(refill)),
-            Err(_) => refill(),
-        }
+        in_background(refill);
     }
 
     /// Reserve encryptions of `version` (`need` of them spent at once; 0: a

@@ -85,9 +85,11 @@ mod tests {
 
     const HOUR: i64 = 3600;
 
-    /// A fixed start; the tests move time by passing later instants.
+    /// A fixed start; the tests move time by passing later instants. Far in
+    /// the future (2096), so the real clock, which unsealing uses to catch
+    /// up, never finds these keys due.
     fn t(seconds: i64) -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp(1_800_000_000 + seconds).unwrap()
+        OffsetDateTime::from_unix_timestamp(4_000_000_000 + seconds).unwrap()
     }
 
     /// Nodes over one shared storage, unsealed with its one share.
@@ -189,6 +191,26 @@ mod tests {
         assert!(rotated(&restarted, t(12 * HOUR - 1)).is_empty());
         assert_eq!(rotated(&restarted, t(12 * HOUR)), one("transit/k", 4));
         assert_eq!(stored_latest(&restarted, "transit", "k"), 4);
+    }
+
+    #[test]
+    fn unsealing_rotates_what_fell_due_while_sealed() {
+        let (site, node) = Site::new();
+        let two_hours_ago = OffsetDateTime::now_utc() - time::Duration::hours(2);
+        create(
+            &node.unsealed().unwrap(),
+            "transit",
+            "k",
+            HOUR,
+            two_hours_ago,
+        );
+        create(&node.unsealed().unwrap(), "transit", "later", HOUR, t(0));
+        drop(node);
+        // No upkeep runs here: the rotation is the unseal's own.
+        let restarted = site.node().unsealed().unwrap();
+        assert_eq!(stored_latest(&restarted, "transit", "k"), 2);
+        assert_eq!(stored_latest(&restarted, "transit", "later"), 1);
+        assert_eq!(restarted.auto_rotations.load(Ordering::Relaxed), 1);
     }
 
     /// Three nodes race for each period's rotation; exactly one version is

@@ -111,3 +111,12 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
         _ => f(),
     }
 }
+
+/// Run `f` off the caller's path: on the runtime's blocking pool when there
+/// is a runtime, else (tests, start-up) right here.
+pub fn in_background(f: impl FnOnce() + Send + 'static) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => drop(runtime.spawn_blocking(f)),
+        Err(_) => f(),
+    }
+}

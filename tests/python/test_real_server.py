@@ -4,7 +4,9 @@ CLI's operator commands."""
 
 from __future__ import annotations
 
+import base64
 import datetime
+import json
 import ipaddress
 import os
 import subprocess
@@ -236,3 +238,36 @@ def test_hvac_logins_and_least_privilege(server):
     admin.auth.token.revoke(child["client_token"])
     with pytest.raises(hvac.exceptions.Forbidden):
         hvac.Client(url=server.addr, token=child["client_token"], verify=str(server.ca)).auth.token.lookup_self()
+
+
+def test_hvac_read_key_shows_a_rotation_that_fell_due_while_the_server_was_down(server):
+    """Auto-rotation through hvac: a key whose period passed while the server was
+    down (here: restored from a backup made two hours ago) has a new version as
+    soon as the server is unsealed again, without waiting for the upkeep."""
+    client = hvac.Client(url=server.addr, verify=str(server.ca))
+    init = client.sys.initialize(secret_shares=1, secret_threshold=1)
+    client.sys.submit_unseal_keys(init["keys"])
+    client.token = init["root_token"]
+    transit = client.secrets.transit
+
+    transit.create_key("made", exportable=True, allow_plaintext_backup=True)
+    doc = json.loads(base64.b64decode(transit.backup_key("made")["data"]["backup"]))
+    two_hours_ago = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=2)
+    for entry in doc["policy"]["keys"].values():
+        entry["time"] = two_hours_ago.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        entry["creation_time"] = int(two_hours_ago.timestamp())
+    doc["policy"]["auto_rotate_period"] = 3600 * 10**9  # Go nanoseconds
+    backup = base64.b64encode(json.dumps(doc).encode()).decode()
+    transit.restore_key(backup, name="due")
+    key = transit.read_key("due")["data"]
+    assert (key["latest_version"], key["auto_rotate_period"]) == (1, 3600)
+
+    client.sys.seal()
+    client.sys.submit_unseal_keys(init["keys"])
+    deadline = time.time() + 10
+    while transit.read_key("due")["data"]["latest_version"] == 1 and time.time() < deadline:
+        time.sleep(0.05)
+    key = transit.read_key("due")["data"]
+    assert key["latest_version"] == 2 and set(key["keys"]) == {"1", "2"}
+    # The new version starts a new period: nothing else is due.
+    assert transit.read_key("made")["data"]["latest_version"] == 1
