@@ -15,8 +15,8 @@
 //! left, topping it up to a block, so a node never holds more than one block
 //! unspent (what a crash can add to the count), and only a burst that empties the allowance before the refill
 //! lands waits on storage. The block adapts to the rate: it doubles when the
-//! previous block lasted under a second and halves when it lasted over half
-//! a minute, between [`MIN_BLOCK`] and [`MAX_BLOCK`], and never exceeds a
+//! previous block lasted under ten seconds and halves when it lasted over two
+//! minutes, between [`MIN_BLOCK`] and [`MAX_BLOCK`], and never exceeds a
 //! sixteenth of the version's limit, so one node cannot hold the whole
 //! budget of a small limit. A reservation never goes past the limit.
 
@@ -37,10 +37,13 @@ pub const MIN_BLOCK: u64 = 256;
 /// The largest reservation: at most this many counted encryptions per node are
 /// lost to a crash.
 pub const MAX_BLOCK: u64 = 1 << 20;
-/// A block spent faster than this doubles the next one.
-const FAST: Duration = Duration::from_secs(1);
+/// A block spent faster than this doubles the next one: a busy node holds
+/// about this long of its own rate, which is how long it keeps encrypting
+/// through a database outage (a crash costs at most one block of over-count,
+/// 2^20 of 2^32 at worst).
+const FAST: Duration = Duration::from_secs(10);
 /// A block that lasted longer than this halves the next one.
-const SLOW: Duration = Duration::from_secs(30);
+const SLOW: Duration = Duration::from_secs(120);
 
 /// A key's stored entry: encryptions reserved per version, by every node.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
