@@ -20,6 +20,7 @@ use crate::auth::token::TokenEntry;
 use crate::error::{ApiError, ApiResult};
 use crate::request::{Budget, Params};
 use crate::response::Reply;
+use crate::serve::ClientTls;
 use crate::state::{AppState, Mount, Unsealed};
 use route::{Route, Routed};
 use sys::SysPath;
@@ -69,6 +70,12 @@ pub async fn handle(
         .extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0);
+    // Only a cert login reads it.
+    let client = parts
+        .extensions
+        .get::<ClientTls>()
+        .cloned()
+        .unwrap_or(ClientTls::Plain);
     let Some(path) = uri.path().strip_prefix("/v1/") else {
         return ApiError::UnsupportedPath.into_response();
     };
@@ -77,7 +84,7 @@ pub async fn handle(
         Err(e) => return e.into_response(),
     };
     let query = uri.query().unwrap_or("").to_owned();
-    let result = route(state, method, path, query, headers, body, peer).await;
+    let result = route(state, method, path, query, headers, body, peer, client).await;
     match result {
         Ok((reply, unrecognized)) => reply.into_response_with(unrecognized),
         Err(e) => e.into_response(),
@@ -92,6 +99,7 @@ async fn route(
     headers: HeaderMap,
     body: Body,
     peer: Option<std::net::SocketAddr>,
+    client: ClientTls,
 ) -> ApiResult<(Reply, Vec<String>)> {
     // Parsed before anything is known of the caller: the smallest budget.
     let query_params = Params::from_query_within(query.as_bytes(), state.limits.budget(true))?;
@@ -143,6 +151,7 @@ async fn route(
                 &request,
                 presented.as_ref().map(|t| t.as_str()),
                 &params,
+                &client,
                 now,
             )?;
             Ok((reply, params.unrecognized()))
@@ -250,7 +259,8 @@ async fn authorized(
         Route::Token(path) => token::serve(&unsealed, caller, presented, path, &params, now)?,
         Route::Login { .. } => {
             return off_workers(move || {
-                let reply = serve_login(&unsealed, &request, &params, now)?;
+                // A token's request: its connection's certificate counts for nothing.
+                let reply = serve_login(&unsealed, &request, &params, &ClientTls::Plain, now)?;
                 Ok((reply, params.unrecognized()))
             })
             .await;
@@ -283,13 +293,19 @@ async fn authorized(
 }
 
 /// A login method's path (users, roles, secret IDs, logins).
-fn serve_login(unsealed: &Unsealed, request: &Routed, p: &Params, now: i64) -> ApiResult<Reply> {
+fn serve_login(
+    unsealed: &Unsealed,
+    request: &Routed,
+    p: &Params,
+    client: &ClientTls,
+    now: i64,
+) -> ApiResult<Reply> {
     if let Some(refused) = request.refusal() {
         return Err(refused);
     }
     match &request.route {
         Route::Login { method, path } => {
-            login::serve(&unsealed.tokens, method, request.op, path, p, now)
+            login::serve(&unsealed.tokens, method, request.op, path, p, client, now)
         }
         _ => Err(ApiError::NoRoute(request.path.clone())),
     }
@@ -302,6 +318,7 @@ fn serve_public(
     request: &Routed,
     presented: Option<&str>,
     p: &Params,
+    client: &ClientTls,
     now: i64,
 ) -> ApiResult<Reply> {
     match &request.route {
@@ -311,7 +328,7 @@ fn serve_public(
             }
             wrapping::lookup(unsealed, presented, p, now)
         }
-        _ => serve_login(unsealed, request, p, now),
+        _ => serve_login(unsealed, request, p, client, now),
     }
 }
 

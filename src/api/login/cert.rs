@@ -1,0 +1,182 @@
+//! TLS certificates: `config`, `certs/:name` and `login` (OpenBao's
+//! `credential/cert`). The login takes the client certificate of the
+//! request's connection; every failure answers 400 with Vault's text.
+
+use super::store_paths::{StoreApi, StorePath, serve_store};
+use super::*;
+use crate::auth::cert::{CertEntry, CertSpec, CertStore};
+use crate::serve::ClientTls;
+
+/// The OCSP and CRL settings of an entry: revocation checking is not built,
+/// so only their defaults are taken.
+const REVOCATION_FIELDS: &[&str] = &[
+    "ocsp_enabled",
+    "ocsp_ca_certificates",
+    "ocsp_servers_override",
+    "ocsp_fail_open",
+    "ocsp_query_all_servers",
+];
+
+/// Vault's default `ocsp_cache_size`, the only one taken.
+const OCSP_CACHE_SIZE: i64 = 100;
+
+/// Serves `path` of a cert mount (`auth/<mount_path>/...`), which takes `op`;
+/// `client` is the TLS side of the request's connection.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn cert(
+    store: &CertStore,
+    tokens: &TokenStore,
+    mount_path: &str,
+    op: Op,
+    path: &StorePath,
+    p: &Params,
+    client: &ClientTls,
+    now: i64,
+) -> ApiResult<Reply> {
+    match (path, op) {
+        (StorePath::Login, _) => cert_login(store, tokens, mount_path, p, client, now),
+        // Nothing is stored: Vault's defaults, always.
+        (StorePath::Config, Op::Read) => Ok(Reply::data(config_data())),
+        (path, op) => serve_store(store, op, path, p),
+    }
+}
+
+fn config_data() -> Value {
+    json!({
+        "disable_binding": false,
+        "enable_identity_alias_metadata": false,
+        "ocsp_cache_size": OCSP_CACHE_SIZE,
+    })
+}
+
+impl StoreApi for CertSpec {
+    fn config_data((): &()) -> Value {
+        config_data()
+    }
+
+    /// Only Vault's defaults: transitd has no identity aliases, no OCSP, and
+    /// renewals do not re-present the certificate (`disable_binding` would
+    /// change nothing it does).
+    fn write_config(_store: &CertStore, p: &Params) -> ApiResult<Reply> {
+        refuse_unless_default(p, &["disable_binding", "enable_identity_alias_metadata"])?;
+        if p.int("ocsp_cache_size")?
+            .is_some_and(|n| n != OCSP_CACHE_SIZE)
+        {
+            return Err(unsupported("ocsp_cache_size"));
+        }
+        Ok(Reply::no_content())
+    }
+
+    fn role_data(entry: &CertEntry) -> Value {
+        let mut data = token_data(&entry.token, entry.legacy_policies);
+        for (k, v) in [
+            ("certificate", json!(entry.certificate)),
+            ("display_name", json!(entry.display_name)),
+            ("allowed_names", json!(entry.allowed_names)),
+            ("allowed_common_names", json!(entry.allowed_common_names)),
+            ("allowed_dns_sans", json!(entry.allowed_dns_sans)),
+            ("allowed_email_sans", json!(entry.allowed_email_sans)),
+            ("allowed_uri_sans", json!(entry.allowed_uri_sans)),
+            (
+                "allowed_organizational_units",
+                json!(entry.allowed_organizational_units),
+            ),
+            ("required_extensions", json!(entry.required_extensions)),
+            (
+                "allowed_metadata_extensions",
+                json!(entry.allowed_metadata_extensions),
+            ),
+            ("ocsp_ca_certificates", json!("")),
+            ("ocsp_enabled", json!(false)),
+            ("ocsp_servers_override", json!([])),
+            ("ocsp_fail_open", json!(false)),
+            ("ocsp_query_all_servers", json!(false)),
+        ] {
+            data.insert(k.into(), v);
+        }
+        Value::Object(data)
+    }
+
+    fn write_role(store: &CertStore, name: &str, p: &Params) -> ApiResult<Reply> {
+        refuse_unless_default(p, REVOCATION_FIELDS)?;
+        refuse_list(p, "bound_cidrs")?;
+        let mut patch = TokenPatch::parse(p, true)?;
+        // Vault's oldest TTL field, when neither newer one is given.
+        if patch.ttl.is_none() {
+            patch.ttl = p
+                .int("lease")?
+                .map(|n| u64::try_from(n).map_err(|_| ApiError::bad("'lease' cannot be negative")))
+                .transpose()?;
+        }
+        let certificate = p.string("certificate")?;
+        let display_name = p.string("display_name")?;
+        let mut lists = Vec::new();
+        for field in [
+            "allowed_names",
+            "allowed_common_names",
+            "allowed_dns_sans",
+            "allowed_email_sans",
+            "allowed_uri_sans",
+            "allowed_organizational_units",
+            "required_extensions",
+            "allowed_metadata_extensions",
+        ] {
+            lists.push((field, string_list(p, field)?));
+        }
+        store.write_role(name, |entry| {
+            patch.apply(&mut entry.token, &mut entry.legacy_policies);
+            if let Some(v) = &certificate {
+                v.clone_into(&mut entry.certificate);
+            }
+            if let Some(v) = &display_name {
+                v.clone_into(&mut entry.display_name);
+            }
+            for (field, value) in &lists {
+                let Some(value) = value else { continue };
+                let target = match *field {
+                    "allowed_names" => &mut entry.allowed_names,
+                    "allowed_common_names" => &mut entry.allowed_common_names,
+                    "allowed_dns_sans" => &mut entry.allowed_dns_sans,
+                    "allowed_email_sans" => &mut entry.allowed_email_sans,
+                    "allowed_uri_sans" => &mut entry.allowed_uri_sans,
+                    "allowed_organizational_units" => &mut entry.allowed_organizational_units,
+                    "required_extensions" => &mut entry.required_extensions,
+                    _ => &mut entry.allowed_metadata_extensions,
+                };
+                target.clone_from(value);
+            }
+            Ok(())
+        })?;
+        Ok(Reply::no_content())
+    }
+}
+
+fn cert_login(
+    store: &CertStore,
+    tokens: &TokenStore,
+    mount_path: &str,
+    p: &Params,
+    client: &ClientTls,
+    now: i64,
+) -> ApiResult<Reply> {
+    let ClientTls::Tls(chain) = client else {
+        return Err(ApiError::bad("tls connection not found"));
+    };
+    // An invalid name names no entry: nothing trusts the certificate.
+    let name = match p.string("name")?.filter(|n| !n.is_empty()) {
+        Some(name) => Some(names::role(&name).unwrap_or_default()),
+        None => None,
+    };
+    let login = store
+        .login(name.as_deref(), chain, now)
+        .map_err(ApiError::bad)?;
+    let mount = mount(mount_path);
+    issue(
+        tokens,
+        &login.entry.token,
+        login.metadata,
+        display_name(mount, &login.entry.display_name),
+        format!("auth/{mount}/login"),
+        now,
+    )
+}
