@@ -84,11 +84,19 @@ pub async fn handle(
         Err(e) => return e.into_response(),
     };
     let query = uri.query().unwrap_or("").to_owned();
-    let result = route(state, method, path, query, headers, body, peer, client).await;
+    let origin = Origin { peer, client };
+    let result = route(state, method, path, query, headers, body, origin).await;
     match result {
         Ok((reply, unrecognized)) => reply.into_response_with(unrecognized),
         Err(e) => e.into_response(),
     }
+}
+
+/// Where a request came from: the client's address, and the TLS side of
+/// its connection.
+struct Origin {
+    peer: Option<std::net::SocketAddr>,
+    client: ClientTls,
 }
 
 async fn route(
@@ -98,9 +106,9 @@ async fn route(
     query: String,
     headers: HeaderMap,
     body: Body,
-    peer: Option<std::net::SocketAddr>,
-    client: ClientTls,
+    origin: Origin,
 ) -> ApiResult<(Reply, Vec<String>)> {
+    let Origin { peer, client } = origin;
     // Parsed before anything is known of the caller: the smallest budget.
     let query_params = Params::from_query_within(query.as_bytes(), state.limits.budget(true))?;
     let list_query = query_params.bool("list")?.unwrap_or(false);

@@ -122,13 +122,11 @@ impl Source<'_> {
                 // Requiring a client certificate of a fixed CA at the TLS
                 // layer is not built: client certificates are checked by
                 // `auth/cert` only.
-                "tls_require_and_verify_client_cert" => {
-                    if self.boolean(attr, &scope)? {
-                        return Err(self.at(
-                            attr.span(),
-                            "tls_require_and_verify_client_cert = true is not supported by transitd (client certificates are verified by auth/cert logins only)",
-                        ));
-                    }
+                "tls_require_and_verify_client_cert" if self.boolean(attr, &scope)? => {
+                    return Err(self.at(
+                        attr.span(),
+                        "tls_require_and_verify_client_cert = true is not supported by transitd (client certificates are verified by auth/cert logins only)",
+                    ));
                 }
                 "tls_client_ca_file" => {
                     return Err(self.at(
@@ -453,17 +451,29 @@ listener "tcp" {
             )
         };
         let asks = |setting: &str| {
-            let config = crate::config::parse(&tls(setting), "config.hcl").unwrap();
-            !config.listeners[0].tls.as_ref().unwrap().disable_client_certs
+            let config = parse(&tls(setting), "config.hcl").unwrap();
+            !config.listeners[0]
+                .tls
+                .as_ref()
+                .unwrap()
+                .disable_client_certs
         };
         assert!(asks(""));
         assert!(asks("tls_disable_client_certs = false"));
         assert!(!asks("tls_disable_client_certs = true"));
         assert!(asks("tls_require_and_verify_client_cert = false"));
         let e = err(&tls("tls_require_and_verify_client_cert = true"));
-        assert!(e.starts_with("config.hcl:5: tls_require_and_verify_client_cert = true is not supported"), "{e}");
+        assert!(
+            e.starts_with(
+                "config.hcl:5: tls_require_and_verify_client_cert = true is not supported"
+            ),
+            "{e}"
+        );
         let e = err(&tls("tls_client_ca_file = \"ca.pem\""));
-        assert!(e.starts_with("config.hcl:5: tls_client_ca_file is not supported"), "{e}");
+        assert!(
+            e.starts_with("config.hcl:5: tls_client_ca_file is not supported"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -214,21 +214,21 @@ fn load_server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, String> {
         builder.with_no_client_auth()
     };
     let mut config = builder
-            // Also checks that the key belongs to the leaf certificate.
-            .with_single_cert(certs, key)
-            .map_err(|e| {
-                let why = match e {
-                    rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
-                        "the private key does not belong to the (first) certificate".to_owned()
-                    }
-                    other => other.to_string(),
-                };
-                format!(
-                    "TLS certificate file {} with key file {}: {why}",
-                    files.cert_file.display(),
-                    files.key_file.display()
-                )
-            })?;
+        // Also checks that the key belongs to the leaf certificate.
+        .with_single_cert(certs, key)
+        .map_err(|e| {
+            let why = match e {
+                rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+                    "the private key does not belong to the (first) certificate".to_owned()
+                }
+                other => other.to_string(),
+            };
+            format!(
+                "TLS certificate file {} with key file {}: {why}",
+                files.cert_file.display(),
+                files.key_file.display()
+            )
+        })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

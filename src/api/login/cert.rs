@@ -103,10 +103,7 @@ impl StoreApi for CertSpec {
         let mut patch = TokenPatch::parse(p, true)?;
         // Vault's oldest TTL field, when neither newer one is given.
         if patch.ttl.is_none() {
-            patch.ttl = p
-                .int("lease")?
-                .map(|n| u64::try_from(n).map_err(|_| ApiError::bad("'lease' cannot be negative")))
-                .transpose()?;
+            patch.ttl = non_negative(p, "lease")?;
         }
         let certificate = p.string("certificate")?;
         let display_name = p.string("display_name")?;
@@ -163,10 +160,10 @@ fn cert_login(
         return Err(ApiError::bad("tls connection not found"));
     };
     // An invalid name names no entry: nothing trusts the certificate.
-    let name = match p.string("name")?.filter(|n| !n.is_empty()) {
-        Some(name) => Some(names::role(&name).unwrap_or_default()),
-        None => None,
-    };
+    let name = p
+        .string("name")?
+        .filter(|n| !n.is_empty())
+        .map(|name| names::role(&name).unwrap_or_default());
     let login = store
         .login(name.as_deref(), chain, now)
         .map_err(ApiError::bad)?;

@@ -206,6 +206,15 @@ fn refuse_list(p: &Params, field: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// A whole-number field that must not be negative (`None` when absent).
+fn non_negative(p: &Params, field: &str) -> ApiResult<Option<u64>> {
+    p.int(field)?
+        .map(|n| {
+            u64::try_from(n).map_err(|_| ApiError::bad(format!("'{field}' cannot be negative")))
+        })
+        .transpose()
+}
+
 /// The `token_*` fields of a user or role write (each `None` when absent).
 #[derive(Debug, Default)]
 struct TokenPatch {
@@ -256,12 +265,7 @@ impl TokenPatch {
             patch.max_ttl = patch.max_ttl.or(max_ttl);
         }
         patch.explicit_max_ttl = p.duration_secs("token_explicit_max_ttl")?;
-        patch.num_uses = p
-            .int("token_num_uses")?
-            .map(|n| {
-                u64::try_from(n).map_err(|_| ApiError::bad("'token_num_uses' cannot be negative"))
-            })
-            .transpose()?;
+        patch.num_uses = non_negative(p, "token_num_uses")?;
         patch.no_default_policy = p.bool("token_no_default_policy")?;
         Ok(patch)
     }

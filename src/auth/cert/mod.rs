@@ -212,7 +212,11 @@ impl Leaf {
                 .last()
                 .map(text)
                 .unwrap_or_default(),
-            ous: cert.subject().iter_organizational_unit().map(text).collect(),
+            ous: cert
+                .subject()
+                .iter_organizational_unit()
+                .map(text)
+                .collect(),
             serial: cert.serial.to_string(),
             not_before: cert.validity().not_before.timestamp(),
             not_after: cert.validity().not_after.timestamp(),
@@ -342,7 +346,10 @@ fn judge(entry: &CertEntry, chain: &[CertificateDer<'_>], leaf: &Leaf, now: i64)
         None,
     ) {
         Ok(_) => Trust::Trusted,
-        Err(webpki::Error::UnknownIssuer) => Trust::Unrelated,
+        // A CA of the same name but another key is as unknown (as in Go).
+        Err(webpki::Error::UnknownIssuer | webpki::Error::InvalidSignatureForPublicKey) => {
+            Trust::Unrelated
+        }
         Err(webpki::Error::CertExpired { .. }) => {
             Trust::Invalid("certificate has expired".to_owned())
         }
