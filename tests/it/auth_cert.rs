@@ -310,7 +310,7 @@ async fn cert_login_trusts_the_entry_ca_and_its_names_only() {
         .unwrap();
     assert_eq!(
         (status, &reply["errors"][0]),
-        (400, &json!("tls connection not found"))
+        (400, &json!("no client certificate found"))
     );
 
     // A certificate grants nothing outside the login.
@@ -513,7 +513,10 @@ async fn cert_entries_config_and_refusals() {
         )
         .await
         .expect(400);
-    assert_eq!(err(bad), "ttl should be shorter than max_ttl");
+    assert_eq!(
+        err(bad),
+        "'token_ttl' cannot be greater than 'token_max_ttl'"
+    );
     app.call("LIST", "auth/cert/certs", json!({}))
         .await
         .expect(404);
@@ -529,6 +532,11 @@ async fn cert_entries_config_and_refusals() {
     assert_eq!(data["display_name"], "web");
     assert_eq!(data["certificate"], ca.pem());
     assert_eq!(data["allowed_common_names"], json!(["x", "y"]));
+    assert_eq!(
+        data["allowed_dns_sans"],
+        Value::Null,
+        "never set: null, as OpenBao"
+    );
     assert_eq!(data["token_policies"], json!(["a", "b"]));
     assert_eq!(data["policies"], json!(["a", "b"]));
     assert_eq!(data["ocsp_enabled"], false);
@@ -541,18 +549,18 @@ async fn cert_entries_config_and_refusals() {
     let config = app.read("auth/cert/config").await.expect(200);
     assert_eq!(
         config.body["data"],
-        json!({"disable_binding": false, "enable_identity_alias_metadata": false, "ocsp_cache_size": 100})
+        json!({"disable_binding": false, "enable_identity_alias_metadata": false, "ocsp_cache_size": 0})
     );
     app.write(
         "auth/cert/config",
-        json!({"disable_binding": false, "ocsp_cache_size": 100}),
+        json!({"disable_binding": false, "enable_identity_alias_metadata": false}),
     )
     .await
     .expect(204);
     for (field, value) in [
         ("disable_binding", json!(true)),
         ("enable_identity_alias_metadata", json!(true)),
-        ("ocsp_cache_size", json!(50)),
+        ("ocsp_cache_size", json!(100)),
     ] {
         let bad = app
             .write("auth/cert/config", json!({ field: value }))

@@ -4,7 +4,7 @@
 
 use super::store_paths::{StoreApi, StorePath, serve_store};
 use super::*;
-use crate::auth::cert::{CertEntry, CertSpec, CertStore};
+use crate::auth::cert::{CertEntry, CertSpec, CertStore, NO_CLIENT_CERT};
 use crate::serve::ClientTls;
 
 /// The OCSP and CRL settings of an entry: revocation checking is not built,
@@ -16,9 +16,6 @@ const REVOCATION_FIELDS: &[&str] = &[
     "ocsp_fail_open",
     "ocsp_query_all_servers",
 ];
-
-/// Vault's default `ocsp_cache_size`, the only one taken.
-const OCSP_CACHE_SIZE: i64 = 100;
 
 /// Serves `path` of a cert mount (`auth/<mount_path>/...`), which takes `op`;
 /// `client` is the TLS side of the request's connection.
@@ -41,11 +38,21 @@ pub(crate) fn cert(
     }
 }
 
+/// A list field as OpenBao shows it: `null` when empty (never set).
+fn list(values: &[String]) -> Value {
+    if values.is_empty() {
+        Value::Null
+    } else {
+        json!(values)
+    }
+}
+
 fn config_data() -> Value {
     json!({
         "disable_binding": false,
         "enable_identity_alias_metadata": false,
-        "ocsp_cache_size": OCSP_CACHE_SIZE,
+        // What OpenBao shows until a size is written.
+        "ocsp_cache_size": 0,
     })
 }
 
@@ -58,12 +65,14 @@ impl StoreApi for CertSpec {
     /// renewals do not re-present the certificate (`disable_binding` would
     /// change nothing it does).
     fn write_config(_store: &CertStore, p: &Params) -> ApiResult<Reply> {
-        refuse_unless_default(p, &["disable_binding", "enable_identity_alias_metadata"])?;
-        if p.int("ocsp_cache_size")?
-            .is_some_and(|n| n != OCSP_CACHE_SIZE)
-        {
-            return Err(unsupported("ocsp_cache_size"));
-        }
+        refuse_unless_default(
+            p,
+            &[
+                "disable_binding",
+                "enable_identity_alias_metadata",
+                "ocsp_cache_size",
+            ],
+        )?;
         Ok(Reply::no_content())
     }
 
@@ -72,27 +81,33 @@ impl StoreApi for CertSpec {
         for (k, v) in [
             ("certificate", json!(entry.certificate)),
             ("display_name", json!(entry.display_name)),
-            ("allowed_names", json!(entry.allowed_names)),
-            ("allowed_common_names", json!(entry.allowed_common_names)),
-            ("allowed_dns_sans", json!(entry.allowed_dns_sans)),
-            ("allowed_email_sans", json!(entry.allowed_email_sans)),
-            ("allowed_uri_sans", json!(entry.allowed_uri_sans)),
+            ("allowed_names", list(&entry.allowed_names)),
+            ("allowed_common_names", list(&entry.allowed_common_names)),
+            ("allowed_dns_sans", list(&entry.allowed_dns_sans)),
+            ("allowed_email_sans", list(&entry.allowed_email_sans)),
+            ("allowed_uri_sans", list(&entry.allowed_uri_sans)),
             (
                 "allowed_organizational_units",
-                json!(entry.allowed_organizational_units),
+                list(&entry.allowed_organizational_units),
             ),
-            ("required_extensions", json!(entry.required_extensions)),
+            ("required_extensions", list(&entry.required_extensions)),
             (
                 "allowed_metadata_extensions",
-                json!(entry.allowed_metadata_extensions),
+                list(&entry.allowed_metadata_extensions),
             ),
             ("ocsp_ca_certificates", json!("")),
             ("ocsp_enabled", json!(false)),
-            ("ocsp_servers_override", json!([])),
+            ("ocsp_servers_override", Value::Null),
             ("ocsp_fail_open", json!(false)),
             ("ocsp_query_all_servers", json!(false)),
         ] {
             data.insert(k.into(), v);
+        }
+        // Echoed only when given under their old names, as OpenBao does.
+        for (k, v) in [("ttl", entry.legacy_ttl), ("max_ttl", entry.legacy_max_ttl)] {
+            if v > 0 {
+                data.insert(k.into(), json!(v));
+            }
         }
         Value::Object(data)
     }
@@ -105,6 +120,15 @@ impl StoreApi for CertSpec {
         if patch.ttl.is_none() {
             patch.ttl = non_negative(p, "lease")?;
         }
+        // The old names, remembered to be shown back (the newer win).
+        let legacy_ttl = match p.has("token_ttl") {
+            true => Some(0),
+            false => p.duration_secs("ttl")?.or(non_negative(p, "lease")?),
+        };
+        let legacy_max_ttl = match p.has("token_max_ttl") {
+            true => Some(0),
+            false => p.duration_secs("max_ttl")?,
+        };
         let certificate = p.string("certificate")?;
         let display_name = p.string("display_name")?;
         let mut lists = Vec::new();
@@ -122,6 +146,12 @@ impl StoreApi for CertSpec {
         }
         store.write_role(name, |entry| {
             patch.apply(&mut entry.token, &mut entry.legacy_policies);
+            if let Some(v) = legacy_ttl {
+                entry.legacy_ttl = v;
+            }
+            if let Some(v) = legacy_max_ttl {
+                entry.legacy_max_ttl = v;
+            }
             if let Some(v) = &certificate {
                 v.clone_into(&mut entry.certificate);
             }
@@ -156,8 +186,9 @@ fn cert_login(
     client: &ClientTls,
     now: i64,
 ) -> ApiResult<Reply> {
+    // Plain HTTP has no certificate either (OpenBao's answer for both).
     let ClientTls::Tls(chain) = client else {
-        return Err(ApiError::bad("tls connection not found"));
+        return Err(ApiError::bad(NO_CLIENT_CERT));
     };
     // An invalid name names no entry: nothing trusts the certificate.
     let name = p

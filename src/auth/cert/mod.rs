@@ -31,6 +31,9 @@ use super::method_store::{MethodStore, Spec};
 use super::userpass::TokenParams;
 use crate::storage::{StoreError, StoreResult};
 
+/// The refusal of a login without a client certificate.
+pub const NO_CLIENT_CERT: &str = "no client certificate found";
+
 /// The most certificates one entry's PEM may hold.
 pub const MAX_ENTRY_CERTS: usize = 64;
 
@@ -55,6 +58,12 @@ pub struct CertEntry {
     pub token: TokenParams,
     #[serde(default)]
     pub legacy_policies: bool,
+    /// Seconds given as the deprecated `ttl` (or `lease`) and `max_ttl`
+    /// (also in `token`), shown back under those names.
+    #[serde(default)]
+    pub legacy_ttl: u64,
+    #[serde(default)]
+    pub legacy_max_ttl: u64,
 }
 
 /// The DER certificates of a PEM text (other sections skipped, as Vault).
@@ -69,7 +78,9 @@ impl CertEntry {
     /// Vault's checks of an entry write.
     fn validate(&self) -> StoreResult<()> {
         if self.token.token_max_ttl != 0 && self.token.token_ttl > self.token.token_max_ttl {
-            return Err(StoreError::invalid("ttl should be shorter than max_ttl"));
+            return Err(StoreError::invalid(
+                "'token_ttl' cannot be greater than 'token_max_ttl'",
+            ));
         }
         let certs = pem_certs(&self.certificate);
         if certs.len() > MAX_ENTRY_CERTS {
@@ -370,7 +381,7 @@ impl CertStore {
         now: i64,
     ) -> Result<CertLogin, CertLoginError> {
         if chain.is_empty() {
-            return Err("no client certificate found".to_owned());
+            return Err(NO_CLIENT_CERT.to_owned());
         }
         let leaf = Leaf::parse(&chain[0])?;
         let entries: Vec<CertEntry> = match name {

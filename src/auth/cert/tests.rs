@@ -73,6 +73,6 @@ fn entry_checks() {
     e.token.token_max_ttl = 5;
     assert_eq!(
         e.validate().unwrap_err().to_string(),
-        "ttl should be shorter than max_ttl"
+        "'token_ttl' cannot be greater than 'token_max_ttl'"
     );
 }
