@@ -568,11 +568,11 @@ async fn cert_entries_config_and_refusals() {
             .expect(400);
         assert_eq!(err(bad), format!("{field} is not supported by transitd"));
     }
-    // In-process (no listener): no TLS connection.
+    // In-process (no listener): no TLS connection, no certificate.
     let bad = app
         .as_token(None)
         .write("auth/cert/login", json!({}))
         .await
         .expect(400);
-    assert_eq!(err(bad), "tls connection not found");
+    assert_eq!(err(bad), "no client certificate found");
 }
