@@ -4,7 +4,7 @@
 
 use super::store_paths::{StoreApi, StorePath, serve_store};
 use super::*;
-use crate::auth::cert::{CertEntry, CertSpec, CertStore, NO_CLIENT_CERT};
+use crate::auth::cert::{CertEntry, CertLoginError, CertSpec, CertStore, NO_CLIENT_CERT};
 use crate::serve::ClientTls;
 
 /// The OCSP and CRL settings of an entry: revocation checking is not built,
@@ -195,9 +195,11 @@ fn cert_login(
         .string("name")?
         .filter(|n| !n.is_empty())
         .map(|name| names::role(&name).unwrap_or_default());
-    let login = store
-        .login(name.as_deref(), chain, now)
-        .map_err(ApiError::bad)?;
+    let login = match store.login(name.as_deref(), chain, now) {
+        Ok(login) => login,
+        Err(CertLoginError::Refused(why)) => return Err(ApiError::bad(why)),
+        Err(CertLoginError::Store(e)) => return Err(e.into()),
+    };
     let mount = mount(mount_path);
     issue(
         tokens,

@@ -152,8 +152,26 @@ impl Spec for CertSpec {
 
 pub type CertStore = MethodStore<CertSpec>;
 
-/// Why a login failed: Vault answers each with 400 and this text.
-pub type CertLoginError = String;
+/// Why a login failed.
+#[derive(Debug)]
+pub enum CertLoginError {
+    /// Refused: Vault answers 400 with this text.
+    Refused(String),
+    /// The entries could not be read.
+    Store(StoreError),
+}
+
+impl From<StoreError> for CertLoginError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+impl From<String> for CertLoginError {
+    fn from(why: String) -> Self {
+        Self::Refused(why)
+    }
+}
 
 /// A successful login: the entry that matched, and the token's metadata.
 #[derive(Debug)]
@@ -209,7 +227,7 @@ fn extension_text(value: &[u8]) -> String {
 }
 
 impl Leaf {
-    fn parse(der: &[u8]) -> Result<Self, CertLoginError> {
+    fn parse(der: &[u8]) -> Result<Self, String> {
         let (_, cert) = parse_x509_certificate(der)
             .map_err(|_| "failed to parse the client certificate".to_owned())?;
         let text = |attr: &x509_parser::x509::AttributeTypeAndValue<'_>| {
@@ -367,6 +385,9 @@ fn judge(entry: &CertEntry, chain: &[CertificateDer<'_>], leaf: &Leaf, now: i64)
         Err(webpki::Error::CertNotValidYet { .. }) => {
             Trust::Invalid("certificate is not yet valid".to_owned())
         }
+        Err(webpki::Error::RequiredEkuNotFoundContext(_)) => {
+            Trust::Invalid("certificate specifies an incompatible key usage".to_owned())
+        }
         Err(other) => Trust::Invalid(format!("{other:?}")),
     }
 }
@@ -381,16 +402,12 @@ impl CertStore {
         now: i64,
     ) -> Result<CertLogin, CertLoginError> {
         if chain.is_empty() {
-            return Err(NO_CLIENT_CERT.to_owned());
+            return Err(NO_CLIENT_CERT.to_owned().into());
         }
         let leaf = Leaf::parse(&chain[0])?;
         let entries: Vec<CertEntry> = match name {
-            Some(name) => self
-                .get_role(name)
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .collect(),
-            None => self.all_roles().map_err(|e| e.to_string())?,
+            Some(name) => self.get_role(name)?.into_iter().collect(),
+            None => self.all_roles()?,
         };
         let mut trusted_by_one = false;
         let mut invalid = None;
@@ -407,13 +424,13 @@ impl CertStore {
                 Trust::Unrelated => {}
             }
         }
-        Err(match (invalid, trusted_by_one) {
+        Err(CertLoginError::Refused(match (invalid, trusted_by_one) {
             (Some(why), false) => format!("failed to verify client's certificate: {why}"),
             (_, true) => {
                 "no chain matching all constraints could be found for this login certificate"
                     .to_owned()
             }
             (None, false) => "invalid certificate or no client certificate supplied".to_owned(),
-        })
+        }))
     }
 }
