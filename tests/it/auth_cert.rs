@@ -574,3 +574,85 @@ async fn cert_entries_config_and_refusals() {
         .expect(400);
     assert_eq!(err(bad), "no client certificate found");
 }
+
+/// Two nodes on PostgreSQL, each also listening with TLS: an entry written
+/// on node 0 serves logins on node 1's TLS listener, and its deletion on
+/// node 0 ends them there.
+#[test]
+fn cert_entries_written_on_one_node_serve_logins_on_another() {
+    use crate::cluster::{PG_URL, Schema, database_lock};
+    use crate::node::Site;
+
+    let _db = database_lock();
+    let schema = Schema::new();
+    let dir = tempfile::tempdir().unwrap();
+    let server_ca = Ca::new("server ca");
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &server_ca.issuer)
+        .unwrap();
+    std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+    std::fs::write(dir.path().join("unseal.key"), [42u8; 32]).unwrap();
+    let tls_ports = [
+        transitd_test_support::free_port(),
+        transitd_test_support::free_port(),
+    ];
+    let sites: Vec<Site> = tls_ports
+        .iter()
+        .map(|port| {
+            Site::with_storage(
+                &format!(
+                    "storage \"postgresql\" {{\n  connection_url = \"{PG_URL}\"\n  schema = \"{}\"\n}}",
+                    schema.0
+                ),
+                &format!(
+                    "disable_mlock = true\nseal \"static\" {{\n  current_key_id = \"k1\"\n  current_key = \"file://{d}/unseal.key\"\n}}\n\
+                     listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_cert_file = \"{d}/cert.pem\"\n  tls_key_file = \"{d}/key.pem\"\n}}",
+                    d = dir.path().display()
+                ),
+            )
+        })
+        .collect();
+    let first = sites[0].start();
+    let (_, root) = first.init(1, 1);
+    let second = sites[1].start();
+
+    let ca = Ca::new("client ca");
+    let leaf = ca.leaf("web-1", |_| {});
+    for (path, body) in [
+        ("sys/auth/cert", json!({"type": "cert"})),
+        (
+            "auth/cert/certs/web",
+            json!({"certificate": ca.pem(), "allowed_common_names": "web-*"}),
+        ),
+    ] {
+        let (status, reply) = first.call("POST", path, Some(&root), Some(body));
+        assert_eq!(status, 204, "{path}: {reply}");
+    }
+    let login_on_second = || {
+        let url = format!("https://127.0.0.1:{}/v1/auth/cert/login", tls_ports[1]);
+        post(
+            &url,
+            Some((&server_ca.der(), Some(&leaf))),
+            &json!({}),
+            None,
+        )
+        .unwrap()
+    };
+    let eventually = |what: &str, check: &dyn Fn((u16, Value)) -> bool| {
+        let start = std::time::Instant::now();
+        while !check(login_on_second()) {
+            assert!(start.elapsed().as_secs() < 5, "{what}: not seen after 5 s");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    };
+    eventually("login on node 1", &|(status, _)| status == 200);
+    let (status, _) = first.call("DELETE", "auth/cert/certs/web", Some(&root), None);
+    assert_eq!(status, 204);
+    eventually("refusal on node 1", &|(status, reply)| {
+        status == 400 && reply["errors"][0] == NO_TRUST
+    });
+    drop(second);
+}
