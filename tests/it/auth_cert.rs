@@ -94,17 +94,24 @@ struct Server {
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
+/// A server certificate for 127.0.0.1 written to `dir` (`cert.pem`,
+/// `key.pem`); the CA that signed it.
+fn server_pki(dir: &std::path::Path) -> Ca {
+    let ca = Ca::new("server ca");
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca.issuer)
+        .unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    ca
+}
+
 impl Server {
     async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let ca = Ca::new("server ca");
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-            .unwrap()
-            .signed_by(&key, &ca.issuer)
-            .unwrap();
-        std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
-        std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+        let ca = server_pki(dir.path());
         let files = TlsFiles {
             cert_file: dir.path().join("cert.pem"),
             key_file: dir.path().join("key.pem"),
@@ -586,14 +593,7 @@ fn cert_entries_written_on_one_node_serve_logins_on_another() {
     let _db = database_lock();
     let schema = Schema::new();
     let dir = tempfile::tempdir().unwrap();
-    let server_ca = Ca::new("server ca");
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&key, &server_ca.issuer)
-        .unwrap();
-    std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
-    std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+    let server_ca = server_pki(dir.path());
     std::fs::write(dir.path().join("unseal.key"), [42u8; 32]).unwrap();
     let tls_ports = [
         transitd_test_support::free_port(),
