@@ -110,13 +110,18 @@ fn server_pki(dir: &std::path::Path) -> Ca {
 
 impl Server {
     async fn start() -> Self {
+        Self::asking(true).await
+    }
+
+    /// `client_certs: false`: the listener's `tls_disable_client_certs`.
+    async fn asking(client_certs: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let ca = server_pki(dir.path());
         let files = TlsFiles {
             cert_file: dir.path().join("cert.pem"),
             key_file: dir.path().join("key.pem"),
             min_tls13: false,
-            client_certs: true,
+            client_certs,
         };
         let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
         let tls = Listener::bind(any, Some(files)).await.unwrap();
@@ -655,4 +660,21 @@ fn cert_entries_written_on_one_node_serve_logins_on_another() {
         status == 400 && reply["errors"][0] == NO_TRUST
     });
     drop(second);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_does_not_ask_gets_no_certificate() {
+    let server = Server::asking(false).await;
+    let ca = Ca::new("client ca");
+    server
+        .app
+        .write("auth/cert/certs/web", json!({"certificate": ca.pem()}))
+        .await
+        .expect(204);
+    // The client has a certificate, but is never asked for it.
+    let leaf = ca.leaf("web-1", |_| {});
+    assert_eq!(
+        server.refused(&leaf, json!({})).await,
+        "no client certificate found"
+    );
 }
