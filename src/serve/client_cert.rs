@@ -16,10 +16,14 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use rustls_pki_types::{CertificateDer, UnixTime};
 
-/// The most certificates a client may present (leaf included). rustls
-/// already bounds the whole message to 64 KiB; this bounds the work of
-/// trying each intermediate against every trusted CA at login.
+/// The most certificates a client may present (leaf included): bounds the
+/// work of trying each intermediate against every trusted CA at login.
 pub const MAX_CLIENT_CHAIN: usize = 8;
+
+/// The most bytes they may take together (real chains take a few KiB).
+/// rustls bounds the message to 64 KiB; the chain is kept for the
+/// connection's life, so every open connection may cost this much.
+pub const MAX_CLIENT_CHAIN_BYTES: usize = 32 * 1024;
 
 /// The TLS side of the connection a request came on.
 #[derive(Clone, Debug)]
@@ -43,7 +47,8 @@ impl ClientTls {
 }
 
 /// Accepts any client certificate (or none) whose handshake signature is
-/// good; refuses chains longer than [`MAX_CLIENT_CHAIN`].
+/// good; refuses chains longer than [`MAX_CLIENT_CHAIN`] or larger than
+/// [`MAX_CLIENT_CHAIN_BYTES`].
 #[derive(Debug)]
 pub(super) struct AnyClientCert {
     algorithms: WebPkiSupportedAlgorithms,
@@ -69,13 +74,19 @@ impl ClientCertVerifier for AnyClientCert {
 
     fn verify_client_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
+        end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
         if intermediates.len() >= MAX_CLIENT_CHAIN {
             return Err(rustls::Error::General(format!(
                 "client certificate chain longer than {MAX_CLIENT_CHAIN}"
+            )));
+        }
+        let bytes: usize = intermediates.iter().map(|c| c.len()).sum();
+        if end_entity.len() + bytes > MAX_CLIENT_CHAIN_BYTES {
+            return Err(rustls::Error::General(format!(
+                "client certificate chain larger than {MAX_CLIENT_CHAIN_BYTES} bytes"
             )));
         }
         // Trust is decided by the login method, against its entries.

@@ -46,7 +46,7 @@ mod listener;
 mod tests;
 
 pub use self::admission::{ConnectionLimits, RESERVED_FDS, raise_fd_limit};
-pub use self::client_cert::{ClientTls, MAX_CLIENT_CHAIN};
+pub use self::client_cert::{ClientTls, MAX_CLIENT_CHAIN, MAX_CLIENT_CHAIN_BYTES};
 use self::connection::accept_loop;
 pub use self::connection::{HANDSHAKE_TIMEOUT, SHUTDOWN_GRACE};
 pub use self::listener::{Listener, TlsFiles, TlsReloader};

@@ -461,19 +461,27 @@ async fn cert_login_checks_sans_ous_extensions_and_pinned_leafs() {
         NO_TRUST
     );
 
-    // An over-long chain is refused in the handshake.
+    // Over-long and oversized chains are refused in the handshake.
     let mut long = good.clone();
     for _ in 0..transitd::serve::MAX_CLIENT_CHAIN {
         long = long.with(&ca);
     }
-    let url = format!("https://{}/v1/auth/cert/login", server.https);
-    let ca_der = server.server_ca.clone();
-    let refused = tokio::task::spawn_blocking(move || {
-        post(&url, Some((&ca_der, Some(&long))), &json!({}), None)
-    })
-    .await
-    .unwrap();
-    assert!(refused.is_err(), "{refused:?}");
+    let big = ca.leaf("svc", |p| {
+        let size = transitd::serve::MAX_CLIENT_CHAIN_BYTES;
+        let mut value = vec![0x04, 0x82, (size >> 8) as u8, size as u8];
+        value.resize(size + 4, b'x');
+        p.custom_extensions = vec![CustomExtension::from_oid_content(EXT_OID, value)];
+    });
+    for chain in [long, big] {
+        let url = format!("https://{}/v1/auth/cert/login", server.https);
+        let ca_der = server.server_ca.clone();
+        let refused = tokio::task::spawn_blocking(move || {
+            post(&url, Some((&ca_der, Some(&chain))), &json!({}), None)
+        })
+        .await
+        .unwrap();
+        assert!(refused.is_err(), "{refused:?}");
+    }
 }
 
 #[tokio::test]
