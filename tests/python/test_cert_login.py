@@ -116,15 +116,24 @@ def test_hvac_and_bao_log_in_with_a_client_certificate(unsealed, tmp_path):
             cert_pem=s_cert, key_pem=s_key
         )
 
-    # The README's example: the bao CLI.
+    # The README's example: the bao CLI writes an entry and logs in with it.
     env = _clean_env(str(tmp_path)) | {"BAO_ADDR": server.addr, "BAO_CACERT": str(server.ca)}
-    out = subprocess.run(
-        [str(bao_bin()), "login", "-method=cert", f"-client-cert={cert}",
-         f"-client-key={key}", "-format=json", "name=web"],
-        env=env, capture_output=True, text=True, timeout=60,
-    )
+    ca_path = tmp_path / "apps-ca.pem"
+    ca_path.write_text(ca.pem)
+
+    def bao(*args: str, token: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(bao_bin()), *args], env=env | ({"BAO_TOKEN": token} if token else {}),
+            capture_output=True, text=True, timeout=60,
+        )
+
+    out = bao("write", "auth/cert/certs/apps", f"certificate=@{ca_path}",
+              "allowed_common_names=app-*", "token_policies=apps", "token_ttl=1h", token=admin.token)
     assert out.returncode == 0, out.stderr
-    assert '"cert_name": "web"' in out.stdout
+    out = bao("login", "-method=cert", f"-client-cert={cert}", f"-client-key={key}",
+              "-format=json", "name=apps")
+    assert out.returncode == 0, out.stderr
+    assert '"cert_name": "apps"' in out.stdout
 
     # Trust revoked: the entry deleted, no more logins.
     admin.auth.cert.delete_certificate_role("web")
