@@ -20,6 +20,7 @@ use crate::auth::token::TokenEntry;
 use crate::error::{ApiError, ApiResult};
 use crate::request::{Budget, Params};
 use crate::response::Reply;
+use crate::serve::ClientTls;
 use crate::state::{AppState, Mount, Unsealed};
 use route::{Route, Routed};
 use sys::SysPath;
@@ -70,6 +71,12 @@ pub async fn handle(
         .extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0);
+    // Only a cert login reads it.
+    let client = parts
+        .extensions
+        .get::<ClientTls>()
+        .cloned()
+        .unwrap_or(ClientTls::Plain);
     let Some(path) = uri.path().strip_prefix("/v1/") else {
         return ApiError::UnsupportedPath.into_response();
     };
@@ -78,11 +85,19 @@ pub async fn handle(
         Err(e) => return e.into_response(),
     };
     let query = uri.query().unwrap_or("").to_owned();
-    let result = route(state, method, path, query, headers, body, peer).await;
+    let origin = Origin { peer, client };
+    let result = route(state, method, path, query, headers, body, origin).await;
     match result {
         Ok((reply, unrecognized)) => reply.into_response_with(unrecognized),
         Err(e) => e.into_response(),
     }
+}
+
+/// Where a request came from: the client's address, and the TLS side of
+/// its connection.
+struct Origin {
+    peer: Option<std::net::SocketAddr>,
+    client: ClientTls,
 }
 
 async fn route(
@@ -92,8 +107,9 @@ async fn route(
     query: String,
     headers: HeaderMap,
     body: Body,
-    peer: Option<std::net::SocketAddr>,
+    origin: Origin,
 ) -> ApiResult<(Reply, Vec<String>)> {
+    let Origin { peer, client } = origin;
     // Parsed before anything is known of the caller: the smallest budget.
     let query_params = Params::from_query_within(query.as_bytes(), state.limits.budget(true))?;
     let list_query = query_params.bool("list")?.unwrap_or(false);
@@ -144,6 +160,7 @@ async fn route(
                 &request,
                 presented.as_ref().map(|t| t.as_str()),
                 &params,
+                &client,
                 now,
             )?;
             Ok((reply, params.unrecognized()))
@@ -251,7 +268,8 @@ async fn authorized(
         Route::Token(path) => token::serve(&unsealed, caller, presented, path, &params, now)?,
         Route::Login { .. } => {
             return off_workers(move || {
-                let reply = serve_login(&unsealed, &request, &params, now)?;
+                // A token's request: its connection's certificate counts for nothing.
+                let reply = serve_login(&unsealed, &request, &params, &ClientTls::Plain, now)?;
                 Ok((reply, params.unrecognized()))
             })
             .await;
@@ -284,13 +302,19 @@ async fn authorized(
 }
 
 /// A login method's path (users, roles, secret IDs, logins).
-fn serve_login(unsealed: &Unsealed, request: &Routed, p: &Params, now: i64) -> ApiResult<Reply> {
+fn serve_login(
+    unsealed: &Unsealed,
+    request: &Routed,
+    p: &Params,
+    client: &ClientTls,
+    now: i64,
+) -> ApiResult<Reply> {
     if let Some(refused) = request.refusal() {
         return Err(refused);
     }
     match &request.route {
         Route::Login { method, path } => {
-            login::serve(&unsealed.tokens, method, request.op, path, p, now)
+            login::serve(&unsealed.tokens, method, request.op, path, p, client, now)
         }
         _ => Err(ApiError::NoRoute(request.path.clone())),
     }
@@ -303,6 +327,7 @@ fn serve_public(
     request: &Routed,
     presented: Option<&str>,
     p: &Params,
+    client: &ClientTls,
     now: i64,
 ) -> ApiResult<Reply> {
     match &request.route {
@@ -312,7 +337,7 @@ fn serve_public(
             }
             wrapping::lookup(unsealed, presented, p, now)
         }
-        _ => serve_login(unsealed, request, p, now),
+        _ => serve_login(unsealed, request, p, client, now),
     }
 }
 

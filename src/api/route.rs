@@ -288,6 +288,10 @@ mod tests {
             .methods
             .enable("kubernetes", MethodKind::Kubernetes, "")
             .unwrap();
+        unsealed
+            .methods
+            .enable("cert", MethodKind::Cert, "")
+            .unwrap();
         let (mount, _) = unsealed.resolve("transit").unwrap().unwrap();
         let ring = transit_keys::Keyring::create(
             "k",
@@ -390,6 +394,13 @@ mod tests {
                     StorePath::Role(_) => "kubernetes role",
                     StorePath::Login => "kubernetes login",
                     StorePath::Unknown => "kubernetes unknown",
+                },
+                MethodPath::Cert(path) => match path {
+                    StorePath::Config => "cert config",
+                    StorePath::Roles => "cert certs",
+                    StorePath::Role(_) => "cert cert",
+                    StorePath::Login => "cert login",
+                    StorePath::Unknown => "cert unknown",
                 },
             },
             Route::Transit { endpoint, .. } => match endpoint {
@@ -508,6 +519,12 @@ mod tests {
         ("auth/kubernetes/role/r",                   false, false, true,  false, "RUD"),
         ("auth/kubernetes/login",                    true,  false, false, false, "U"),
         ("auth/kubernetes/nope",                     false, false, false, false, "-"),
+        ("auth/cert/config",                         false, false, false, false, "RU"),
+        ("auth/cert/certs",                          false, false, false, false, "L"),
+        ("auth/cert/certs/web",                      false, false, true,  false, "RUD"),
+        ("auth/cert/login",                          true,  false, false, false, "U"),
+        ("auth/cert/role/web",                       false, false, false, false, "-"),
+        ("auth/cert/certs/a/b",                      false, false, false, false, "-"),
         ("transit/keys",                             false, false, false, true,  "L"),
         ("transit/keys/k",                           false, false, false, true,  "RUD"),
         ("transit/keys/new",                         false, false, true,  true,  "RUD"),
@@ -678,6 +695,11 @@ mod tests {
             "kubernetes role",
             "kubernetes login",
             "kubernetes unknown",
+            "cert config",
+            "cert certs",
+            "cert cert",
+            "cert login",
+            "cert unknown",
             "transit list keys",
             "transit read key",
             "transit write key",

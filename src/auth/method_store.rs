@@ -1,5 +1,5 @@
 //! The store of a login method made of one configuration and named roles
-//! (`jwt`, `kubernetes`): both kept through the barrier under the mount's
+//! (`jwt`, `kubernetes`, `cert`): both kept through the barrier under the mount's
 //! prefix, `config` and `role/<HMAC of the role name>`, loaded at unseal,
 //! changed by compare-and-swap, and followed across nodes through
 //! [`MethodStore::apply_change`]. What a configuration and a role are, and
@@ -152,6 +152,11 @@ impl<S: Spec> MethodStore<S> {
 
     pub fn list_roles(&self) -> StoreResult<Vec<String>> {
         Ok(self.state.read()?.roles.keys().cloned().collect())
+    }
+
+    /// Every role as this node's cache holds it.
+    pub fn all_roles(&self) -> StoreResult<Vec<S::Role>> {
+        Ok(self.state.read()?.roles.values().cloned().collect())
     }
 
     /// Role `name` as this node's cache holds it (cheap: for authorization).

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::approle::AppRoleStore;
+use super::cert::CertStore;
 use super::jwt::JwtStore;
 use super::kubernetes::KubeStore;
 use super::userpass::UserpassStore;
@@ -30,6 +31,7 @@ pub enum MethodKind {
     AppRole,
     Jwt,
     Kubernetes,
+    Cert,
 }
 
 impl MethodKind {
@@ -40,6 +42,7 @@ impl MethodKind {
             Self::AppRole => "approle",
             Self::Jwt => "jwt",
             Self::Kubernetes => "kubernetes",
+            Self::Cert => "cert",
         }
     }
 
@@ -49,8 +52,9 @@ impl MethodKind {
             "approle" => Ok(Self::AppRole),
             "jwt" => Ok(Self::Jwt),
             "kubernetes" => Ok(Self::Kubernetes),
+            "cert" => Ok(Self::Cert),
             other => Err(StoreError::invalid(format!(
-                "transitd supports the userpass, approle, jwt and kubernetes auth methods, not {other:?}"
+                "transitd supports the userpass, approle, jwt, kubernetes and cert auth methods, not {other:?}"
             ))),
         }
     }
@@ -73,6 +77,7 @@ pub enum Backend {
     AppRole(AppRoleStore),
     Jwt(JwtStore),
     Kubernetes(KubeStore),
+    Cert(CertStore),
 }
 
 #[derive(Debug)]
@@ -113,6 +118,11 @@ fn open(
             prefix,
         )?),
         MethodKind::Kubernetes => Backend::Kubernetes(KubeStore::load(
+            Arc::clone(barrier),
+            Arc::clone(lookup),
+            prefix,
+        )?),
+        MethodKind::Cert => Backend::Cert(CertStore::load(
             Arc::clone(barrier),
             Arc::clone(lookup),
             prefix,
@@ -192,6 +202,7 @@ impl Methods {
             Some(Backend::AppRole(store)) => store.apply_change(path),
             Some(Backend::Jwt(store)) => store.apply_change(path),
             Some(Backend::Kubernetes(store)) => store.apply_change(path),
+            Some(Backend::Cert(store)) => store.apply_change(path),
             None => Ok(()),
         }
     }
@@ -210,6 +221,7 @@ impl Methods {
                 Backend::AppRole(store) => store.reload()?,
                 Backend::Jwt(store) => store.reload()?,
                 Backend::Kubernetes(store) => store.reload()?,
+                Backend::Cert(store) => store.reload()?,
             }
         }
         Ok(())

@@ -1,6 +1,7 @@
 //! Who may do what: tokens, policies, login methods.
 
 pub mod approle;
+pub mod cert;
 pub mod glob;
 pub mod jwt;
 pub mod jwt_verify;

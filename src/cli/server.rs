@@ -140,6 +140,7 @@ fn from_config(flags: &Flags, path: &str) -> Result<(), String> {
                 cert_file: t.cert_file.clone(),
                 key_file: t.key_file.clone(),
                 min_tls13: t.min_version == config::TlsVersion::Tls13,
+                client_certs: !t.disable_client_certs,
             });
             let listener = Listener::bind(l.address, tls).await?.with_limits(limits);
             let scheme = if listener.is_tls() { "https" } else { "http" };

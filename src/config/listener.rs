@@ -20,6 +20,9 @@ const LISTENER_SETTINGS: &[&str] = &[
     "tls_cert_file",
     "tls_key_file",
     "tls_min_version",
+    "tls_disable_client_certs",
+    "tls_require_and_verify_client_cert",
+    "tls_client_ca_file",
     "max_request_size",
     "max_request_json_memory",
     "max_request_json_strings",
@@ -69,6 +72,9 @@ pub struct TlsConfig {
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
     pub min_version: TlsVersion,
+    /// `tls_disable_client_certs`: do not ask clients for a certificate
+    /// (which turns `auth/cert` logins off on this listener).
+    pub disable_client_certs: bool,
 }
 
 /// `tls_min_version`: `"tls12"` (default) or `"tls13"`.
@@ -102,6 +108,7 @@ impl Source<'_> {
         let mut cert_file = None;
         let mut key_file = None;
         let mut min_version = TlsVersion::default();
+        let mut disable_client_certs = false;
         let mut max_request_size = None;
         let mut limits = ListenerLimits::default();
         for attr in self.settings(block, &scope, LISTENER_SETTINGS)? {
@@ -111,6 +118,22 @@ impl Source<'_> {
                 "tls_cert_file" => cert_file = Some(self.required_text(attr, &scope)?),
                 "tls_key_file" => key_file = Some(self.required_text(attr, &scope)?),
                 "tls_min_version" => min_version = self.tls_version(attr, &scope)?,
+                "tls_disable_client_certs" => disable_client_certs = self.boolean(attr, &scope)?,
+                // Requiring a client certificate of a fixed CA at the TLS
+                // layer is not built: client certificates are checked by
+                // `auth/cert` only.
+                "tls_require_and_verify_client_cert" if self.boolean(attr, &scope)? => {
+                    return Err(self.at(
+                        attr.span(),
+                        "tls_require_and_verify_client_cert = true is not supported by transitd (client certificates are verified by auth/cert logins only)",
+                    ));
+                }
+                "tls_client_ca_file" => {
+                    return Err(self.at(
+                        attr.span(),
+                        "tls_client_ca_file is not supported by transitd (trust client certificates with auth/cert entries)",
+                    ));
+                }
                 "max_request_size" => max_request_size = Some(self.positive_size(attr, &scope)?),
                 "max_request_json_memory" => {
                     limits.max_request_json_memory = Some(self.positive_size(attr, &scope)?);
@@ -145,6 +168,7 @@ impl Source<'_> {
                     cert_file: PathBuf::from(cert),
                     key_file: PathBuf::from(key),
                     min_version,
+                    disable_client_certs,
                 }),
                 (cert, key) => {
                     let missing = match (cert.is_none(), key.is_none()) {
@@ -417,6 +441,39 @@ listener "tcp" {
             let e = bad(&format!("http_read_header_timeout = {timeout}"));
             assert!(e.contains("must be a duration of at least 1s"), "{e}");
         }
+    }
+
+    #[test]
+    fn client_certificate_settings() {
+        let tls = |setting: &str| {
+            format!(
+                "storage \"inmem\" {{}}\nlistener \"tcp\" {{\n  tls_cert_file = \"c\"\n  tls_key_file = \"k\"\n  {setting}\n}}\n"
+            )
+        };
+        let asks = |setting: &str| {
+            let config = parse(&tls(setting), "config.hcl").unwrap();
+            !config.listeners[0]
+                .tls
+                .as_ref()
+                .unwrap()
+                .disable_client_certs
+        };
+        assert!(asks(""));
+        assert!(asks("tls_disable_client_certs = false"));
+        assert!(!asks("tls_disable_client_certs = true"));
+        assert!(asks("tls_require_and_verify_client_cert = false"));
+        let e = err(&tls("tls_require_and_verify_client_cert = true"));
+        assert!(
+            e.starts_with(
+                "config.hcl:5: tls_require_and_verify_client_cert = true is not supported"
+            ),
+            "{e}"
+        );
+        let e = err(&tls("tls_client_ca_file = \"ca.pem\""));
+        assert!(
+            e.starts_with("config.hcl:5: tls_client_ca_file is not supported"),
+            "{e}"
+        );
     }
 
     #[test]

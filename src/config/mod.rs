@@ -409,6 +409,7 @@ disable_mlock = true
                             cert_file: PathBuf::from("/etc/transitd/tls.crt"),
                             key_file: PathBuf::from("/etc/transitd/tls.key"),
                             min_version: TlsVersion::Tls13,
+                            disable_client_certs: false,
                         }),
                         max_request_size: Some(1_048_576),
                         limits: ListenerLimits::default(),

@@ -23,6 +23,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, error, warn};
 
 use super::admission::{Admission, Admitted, BusyGuard, ConnectionLimits, Slot};
+use super::client_cert::ClientTls;
 use super::listener::{Listener, TlsReloader};
 
 /// How long a client has to complete the TLS handshake.
@@ -133,7 +134,7 @@ async fn handle_connection(
     // Small request/response exchanges: do not wait for Nagle.
     let _ = stream.set_nodelay(true);
     let Some(tls) = tls else {
-        serve_http(stream, peer, app, stop, admitted, limits).await;
+        serve_http(stream, peer, ClientTls::Plain, app, stop, admitted, limits).await;
         return;
     };
     // The configuration current now serves this connection to its end.
@@ -154,12 +155,14 @@ async fn handle_connection(
             }
         },
     };
-    serve_http(stream, peer, app, stop, admitted, limits).await;
+    let client = ClientTls::of(stream.get_ref().1);
+    serve_http(stream, peer, client, app, stop, admitted, limits).await;
 }
 
 async fn serve_http<IO>(
     io: IO,
     peer: SocketAddr,
+    client: ClientTls,
     app: Router,
     mut stop: watch::Receiver<bool>,
     admitted: Admitted,
@@ -170,6 +173,7 @@ async fn serve_http<IO>(
     let service = ConnectionService {
         inner: TowerToHyperService::new(app),
         peer,
+        client,
         slot: Arc::clone(&admitted.slot),
     };
     let mut builder = http1::Builder::new();
@@ -204,12 +208,14 @@ async fn serve_http<IO>(
 
 /// The router, with the client's socket address added to every request as
 /// axum's [`ConnectInfo<SocketAddr>`], as `axum::serve` does with
-/// `into_make_service_with_connect_info`; each request marks its connection
-/// busy until its reply has been sent.
+/// `into_make_service_with_connect_info`, and its TLS client certificate
+/// ([`ClientTls`]); each request marks its connection busy until its reply
+/// has been sent.
 #[derive(Clone, Debug)]
 struct ConnectionService {
     inner: TowerToHyperService<Router>,
     peer: SocketAddr,
+    client: ClientTls,
     slot: Arc<Slot>,
 }
 
@@ -222,6 +228,7 @@ impl hyper::service::Service<hyper::Request<Incoming>> for ConnectionService {
 
     fn call(&self, mut request: hyper::Request<Incoming>) -> Self::Future {
         request.extensions_mut().insert(ConnectInfo(self.peer));
+        request.extensions_mut().insert(self.client.clone());
         let busy = self.slot.busy();
         let reply = self.inner.call(request);
         Box::pin(async move {

@@ -20,6 +20,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 
 use super::admission::ConnectionLimits;
+use super::client_cert::AnyClientCert;
 
 /// Where a TLS listener finds its certificate chain and private key (PEM).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +31,9 @@ pub struct TlsFiles {
     pub key_file: PathBuf,
     /// Accept TLS 1.3 only (otherwise TLS 1.2 and 1.3).
     pub min_tls13: bool,
+    /// Ask clients for a certificate (for `auth/cert`), never requiring one;
+    /// off with the listener's `tls_disable_client_certs`.
+    pub client_certs: bool,
 }
 
 /// The reloadable TLS configuration of one listener. Cheap to clone; all
@@ -200,26 +204,31 @@ fn load_server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, String> {
     } else {
         &[&rustls::version::TLS12, &rustls::version::TLS13]
     };
-    let mut config =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_protocol_versions(versions)
-            .map_err(|e| format!("TLS configuration: {e}"))?
-            .with_no_client_auth()
-            // Also checks that the key belongs to the leaf certificate.
-            .with_single_cert(certs, key)
-            .map_err(|e| {
-                let why = match e {
-                    rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
-                        "the private key does not belong to the (first) certificate".to_owned()
-                    }
-                    other => other.to_string(),
-                };
-                format!(
-                    "TLS certificate file {} with key file {}: {why}",
-                    files.cert_file.display(),
-                    files.key_file.display()
-                )
-            })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(versions)
+        .map_err(|e| format!("TLS configuration: {e}"))?;
+    let builder = if files.client_certs {
+        builder.with_client_cert_verifier(AnyClientCert::new(&provider))
+    } else {
+        builder.with_no_client_auth()
+    };
+    let mut config = builder
+        // Also checks that the key belongs to the leaf certificate.
+        .with_single_cert(certs, key)
+        .map_err(|e| {
+            let why = match e {
+                rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+                    "the private key does not belong to the (first) certificate".to_owned()
+                }
+                other => other.to_string(),
+            };
+            format!(
+                "TLS certificate file {} with key file {}: {why}",
+                files.cert_file.display(),
+                files.key_file.display()
+            )
+        })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

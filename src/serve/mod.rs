@@ -25,6 +25,7 @@
 //! [`serve`] starts one accept loop per listener, reloads certificates on
 //! `SIGHUP` and stops everything on shutdown; `listener` binds listeners and
 //! loads their TLS certificates (reloadable, see [`TlsReloader`]);
+//! `client_cert` asks TLS clients for a certificate and hands it to requests;
 //! `connection` runs an accept loop and each connection; `admission` keeps
 //! the table of open connections.
 
@@ -38,12 +39,14 @@ use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 mod admission;
+mod client_cert;
 mod connection;
 mod listener;
 #[cfg(test)]
 mod tests;
 
 pub use self::admission::{ConnectionLimits, RESERVED_FDS, raise_fd_limit};
+pub use self::client_cert::{ClientTls, MAX_CLIENT_CHAIN, MAX_CLIENT_CHAIN_BYTES};
 use self::connection::accept_loop;
 pub use self::connection::{HANDSHAKE_TIMEOUT, SHUTDOWN_GRACE};
 pub use self::listener::{Listener, TlsFiles, TlsReloader};

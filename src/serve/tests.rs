@@ -68,6 +68,7 @@ impl Pki {
             cert_file: self.cert_path(),
             key_file: self.key_path(),
             min_tls13,
+            client_certs: true,
         }
     }
 
@@ -486,6 +487,7 @@ async fn serve_bind_errors_name_the_file_without_key_bytes() {
         cert_file: pki.key_path(),
         key_file: pki.cert_path(),
         min_tls13: false,
+        client_certs: true,
     };
     let error = Listener::bind(localhost(), Some(files)).await.unwrap_err();
     assert!(error.contains("key.pem"), "{error}");

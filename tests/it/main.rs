@@ -9,6 +9,7 @@ mod api_crypt;
 mod api_hmac_sign;
 mod api_misc;
 mod audit_logins;
+mod auth_cert;
 mod auth_cluster;
 mod auth_jwt;
 mod auth_kubernetes;

@@ -79,10 +79,7 @@ fn write_role(store: &KubeStore, name: &str, p: &Params) -> ApiResult<Reply> {
     let mut patch = TokenPatch::parse(p, true)?;
     // Vault's deprecated `num_uses`, as its `token_num_uses`.
     if patch.num_uses.is_none() {
-        patch.num_uses = p
-            .int("num_uses")?
-            .map(|n| u64::try_from(n).map_err(|_| ApiError::bad("'num_uses' cannot be negative")))
-            .transpose()?;
+        patch.num_uses = non_negative(p, "num_uses")?;
     }
     let names = string_list(p, "bound_service_account_names")?;
     let namespaces = string_list(p, "bound_service_account_namespaces")?;

@@ -24,14 +24,17 @@ use crate::auth::userpass::{TokenParams, UserpassStore};
 use crate::error::{ApiError, ApiResult};
 use crate::request::{Params, decode_b64};
 use crate::response::Reply;
+use crate::serve::ClientTls;
 
 mod approle;
+mod cert;
 mod jwt;
 mod kubernetes;
 mod store_paths;
 mod userpass;
 
 pub(crate) use approle::{AppRolePath, approle};
+pub(crate) use cert::cert;
 pub(crate) use jwt::{JwtPath, jwt};
 pub(crate) use kubernetes::kubernetes;
 pub(crate) use store_paths::StorePath;
@@ -47,6 +50,7 @@ pub(crate) enum MethodPath {
     AppRole(AppRolePath),
     Jwt(JwtPath),
     Kubernetes(StorePath),
+    Cert(StorePath),
 }
 
 impl MethodPath {
@@ -56,6 +60,7 @@ impl MethodPath {
             Backend::AppRole(_) => Self::AppRole(AppRolePath::parse(rest)),
             Backend::Jwt(_) => Self::Jwt(JwtPath::parse(rest)),
             Backend::Kubernetes(_) => Self::Kubernetes(StorePath::parse(rest)),
+            Backend::Cert(_) => Self::Cert(StorePath::parse_in(rest, "certs")),
         }
     }
 
@@ -67,6 +72,7 @@ impl MethodPath {
                 | Self::AppRole(AppRolePath::Unknown)
                 | Self::Jwt(JwtPath::Store(StorePath::Unknown))
                 | Self::Kubernetes(StorePath::Unknown)
+                | Self::Cert(StorePath::Unknown)
         )
     }
 
@@ -75,7 +81,7 @@ impl MethodPath {
             Self::Userpass(path) => path.allows(op),
             Self::AppRole(path) => path.allows(op),
             Self::Jwt(path) => path.allows(op),
-            Self::Kubernetes(path) => path.allows(op),
+            Self::Kubernetes(path) | Self::Cert(path) => path.allows(op),
         }
     }
 
@@ -85,7 +91,7 @@ impl MethodPath {
             Self::Userpass(path) => path.name(),
             Self::AppRole(path) => path.name(),
             Self::Jwt(path) => path.name(),
-            Self::Kubernetes(path) => path.name(),
+            Self::Kubernetes(path) | Self::Cert(path) => path.name(),
         }
     }
 
@@ -95,7 +101,7 @@ impl MethodPath {
             Self::Userpass(path) => path.is_public(),
             Self::AppRole(path) => path.is_public(),
             Self::Jwt(path) => path.is_public(),
-            Self::Kubernetes(path) => path.is_public(),
+            Self::Kubernetes(path) | Self::Cert(path) => path.is_public(),
         }
     }
 
@@ -116,18 +122,23 @@ impl MethodPath {
             (Self::Kubernetes(path), Backend::Kubernetes(store)) => path
                 .may_create(op)
                 .is_some_and(|name| !matches!(store.cached_role(name), Ok(Some(_)))),
+            (Self::Cert(path), Backend::Cert(store)) => path
+                .may_create(op)
+                .is_some_and(|name| !matches!(store.cached_role(name), Ok(Some(_)))),
             _ => false,
         }
     }
 }
 
-/// Serves `path` of `method`, which takes `op`.
+/// Serves `path` of `method`, which takes `op`; `client` is the TLS side of
+/// the request's connection (read by the cert login only).
 pub(crate) fn serve(
     tokens: &TokenStore,
     method: &AuthMethod,
     op: Op,
     path: &MethodPath,
     p: &Params,
+    client: &ClientTls,
     now: i64,
 ) -> ApiResult<Reply> {
     let mount = &method.entry.path;
@@ -141,6 +152,9 @@ pub(crate) fn serve(
         (Backend::Jwt(store), MethodPath::Jwt(path)) => jwt(store, tokens, mount, op, path, p, now),
         (Backend::Kubernetes(store), MethodPath::Kubernetes(path)) => {
             kubernetes(store, tokens, mount, op, path, p, now)
+        }
+        (Backend::Cert(store), MethodPath::Cert(path)) => {
+            cert(store, tokens, mount, op, path, p, client, now)
         }
         // Parsed for this method's backend: cannot differ.
         _ => Err(ApiError::UnsupportedPath),
@@ -190,6 +204,15 @@ fn refuse_list(p: &Params, field: &str) -> ApiResult<()> {
         return Err(unsupported(field));
     }
     Ok(())
+}
+
+/// A whole-number field that must not be negative (`None` when absent).
+fn non_negative(p: &Params, field: &str) -> ApiResult<Option<u64>> {
+    p.int(field)?
+        .map(|n| {
+            u64::try_from(n).map_err(|_| ApiError::bad(format!("'{field}' cannot be negative")))
+        })
+        .transpose()
 }
 
 /// The `token_*` fields of a user or role write (each `None` when absent).
@@ -242,12 +265,7 @@ impl TokenPatch {
             patch.max_ttl = patch.max_ttl.or(max_ttl);
         }
         patch.explicit_max_ttl = p.duration_secs("token_explicit_max_ttl")?;
-        patch.num_uses = p
-            .int("token_num_uses")?
-            .map(|n| {
-                u64::try_from(n).map_err(|_| ApiError::bad("'token_num_uses' cannot be negative"))
-            })
-            .transpose()?;
+        patch.num_uses = non_negative(p, "token_num_uses")?;
         patch.no_default_policy = p.bool("token_no_default_policy")?;
         Ok(patch)
     }

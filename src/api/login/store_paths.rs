@@ -10,9 +10,9 @@ use crate::auth::method_store::{MethodStore, Spec};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum StorePath {
     Config,
-    /// `role` (list)
+    /// `role` (list; `certs` for `auth/cert`)
     Roles,
-    /// `role/:name`
+    /// `role/:name` (`certs/:name`)
     Role(String),
     Login,
     /// No endpoint here (404 once authorized).
@@ -21,13 +21,19 @@ pub(crate) enum StorePath {
 
 impl StorePath {
     pub(crate) fn parse(rest: &str) -> Self {
+        Self::parse_in(rest, "role")
+    }
+
+    /// As [`Self::parse`], the roles under `roles` (`certs` for `auth/cert`).
+    pub(crate) fn parse_in(rest: &str, roles: &str) -> Self {
         match rest {
             "config" => return Self::Config,
-            "role" => return Self::Roles,
             "login" => return Self::Login,
+            _ if rest == roles => return Self::Roles,
             _ => {}
         }
-        match rest.strip_prefix("role/").filter(|n| !n.contains('/')) {
+        let name = rest.strip_prefix(roles).and_then(|r| r.strip_prefix('/'));
+        match name.filter(|n| !n.contains('/')) {
             Some(name) => names::role(name).map_or(Self::Unknown, Self::Role),
             None => Self::Unknown,
         }

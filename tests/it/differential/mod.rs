@@ -48,6 +48,7 @@ mod crypt;
 mod export_backup;
 mod hmac_sign;
 mod keys;
+mod login_cert;
 mod login_jwt;
 mod login_kubernetes;
 mod sys;
@@ -60,6 +61,7 @@ use export_backup::{backup, export};
 use harness::{Script, openbao, transitd};
 use hmac_sign::{hmac, sign};
 use keys::{config, keys, soft_delete};
+use login_cert::login_cert;
 use login_jwt::login_jwt;
 use login_kubernetes::login_kubernetes;
 use sys::{http, random_and_hash, sys};
@@ -139,4 +141,5 @@ fn script(s: &mut Script<'_>) {
     wrapping(s);
     login_jwt(s);
     login_kubernetes(s);
+    login_cert(s);
 }
