@@ -179,13 +179,22 @@ fn check_claims(claims: Claims, expected: &Expected<'_>, now: i64) -> Result<Cla
     Ok(claims)
 }
 
+/// The largest numeric date taken (2^53 s, the last integer a JSON number
+/// holds exactly): a larger one, such as `1e300`, would saturate to a date
+/// that never comes.
+const MAX_NUMERIC_DATE: f64 = 9_007_199_254_740_992.0;
+
 /// A numeric date claim: absent, or a number (a string is refused, as Vault does).
 fn numeric_date(claims: &Claims, name: &str) -> Result<Option<i64>, JwtError> {
     match claims.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => n
             .as_i64()
-            .or_else(|| n.as_f64().map(|f| f as i64))
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.abs() <= MAX_NUMERIC_DATE)
+                    .map(|f| f as i64)
+            })
             .map(Some)
             .ok_or_else(|| JwtError::claims(format!("invalid {name} claim"))),
         Some(_) => Err(JwtError::claims(format!(
@@ -248,7 +257,8 @@ fn string_claim<'c>(claims: &'c Claims, name: &str) -> Result<Option<&'c str>, J
 /// The `aud` claim as a list (a single string is a list of one).
 pub fn audiences(claims: &Claims) -> Result<Vec<&str>, JwtError> {
     match claims.get("aud") {
-        None | Some(Value::Null) => Ok(Vec::new()),
+        // `"aud": null` is refused, as OpenBao does: absent and null differ.
+        None => Ok(Vec::new()),
         Some(Value::String(s)) => Ok(vec![s.as_str()]),
         Some(Value::Array(list)) => list
             .iter()

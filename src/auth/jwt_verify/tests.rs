@@ -205,3 +205,39 @@ fn supported_algorithms_are_asymmetric() {
     );
     assert!(StaticKeys::from_pems(&["nope".to_owned()]).is_err());
 }
+
+#[test]
+fn dates_beyond_any_clock_and_a_null_audience_are_refused() {
+    // 1e300 would saturate to a date that never comes: refused, not "never expires".
+    for exp in [json!(1e300), json!(-1e300), json!(1.8e19)] {
+        let token = sign(
+            Algorithm::RS256,
+            RSA_A,
+            None,
+            &claims(json!({ "exp": exp })),
+        );
+        assert_eq!(
+            check(&token, &expected()).unwrap_err(),
+            "invalid exp claim",
+            "{exp}"
+        );
+    }
+    // A fraction of a second is still a date.
+    let fraction = json!(NOW as f64 + 30.5);
+    let token = sign(
+        Algorithm::RS256,
+        RSA_A,
+        None,
+        &claims(json!({ "exp": fraction })),
+    );
+    assert!(check(&token, &expected()).is_ok());
+    // Absent and null differ: a null audience is malformed.
+    let mut null_aud = claims(json!({}));
+    null_aud["aud"] = Value::Null;
+    let token = sign(Algorithm::RS256, RSA_A, None, &null_aud);
+    let any_audience = Expected {
+        issuer: "https://issuer",
+        ..Expected::default()
+    };
+    assert!(check(&token, &any_audience).unwrap_err().contains("aud"));
+}
