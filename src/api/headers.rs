@@ -199,8 +199,9 @@ pub(crate) async fn refuse(
     request: &Routed,
     refused: ApiError,
     peer: Option<SocketAddr>,
+    access: crate::metrics::MetricsAccess,
 ) -> ApiResult<(Reply, Vec<String>)> {
-    let audited = !matches!(request.route, Route::Sys(_)) || !request.route.is_public();
+    let audited = !matches!(request.route, Route::Sys(_)) || !request.route.is_public(access);
     match state.unsealed() {
         Ok(unsealed) if audited => {
             Audit::begin(&unsealed, None, request, &Params::default(), peer)

@@ -18,6 +18,7 @@ use crate::auth::Caller;
 use crate::auth::policy::Capability;
 use crate::auth::token::TokenEntry;
 use crate::error::{ApiError, ApiResult};
+use crate::metrics::MetricsAccess;
 use crate::request::{Budget, Params};
 use crate::response::Reply;
 use crate::state::{AppState, Mount, Unsealed};
@@ -69,6 +70,11 @@ pub async fn handle(
         .extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0);
+    let access = parts
+        .extensions
+        .get::<MetricsAccess>()
+        .copied()
+        .unwrap_or_default();
     let Some(path) = uri.path().strip_prefix("/v1/") else {
         return ApiError::UnsupportedPath.into_response();
     };
@@ -77,13 +83,18 @@ pub async fn handle(
         Err(e) => return e.into_response(),
     };
     let query = uri.query().unwrap_or("").to_owned();
-    let result = route(state, method, path, query, headers, body, peer).await;
+    let started = std::time::Instant::now();
+    let result = route(state, method, path, query, headers, body, peer, access).await;
+    crate::metrics::metrics()
+        .handle_request
+        .record(crate::metrics::millis_since(started));
     match result {
         Ok((reply, unrecognized)) => reply.into_response_with(unrecognized),
         Err(e) => e.into_response(),
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn route(
     state: Arc<AppState>,
     method: Method,
@@ -92,6 +103,7 @@ async fn route(
     headers: HeaderMap,
     body: Body,
     peer: Option<std::net::SocketAddr>,
+    access: MetricsAccess,
 ) -> ApiResult<(Reply, Vec<String>)> {
     // Parsed before anything is known of the caller: the smallest budget.
     let query_params = Params::from_query_within(query.as_bytes(), state.limits.budget(true))?;
@@ -107,11 +119,11 @@ async fn route(
     let request = Routed::parse(op, path, &state)?;
     let (presented, wrap_ttl) = match headers::check(&headers) {
         Ok(asked) => (asked.token, asked.wrap_ttl),
-        Err(refused) => return headers::refuse(&state, &request, refused, peer).await,
+        Err(refused) => return headers::refuse(&state, &request, refused, peer, access).await,
     };
-    let budget = state.limits.budget(request.route.is_public());
+    let budget = state.limits.budget(request.route.is_public(access));
     if let Route::Sys(sys_path) = &request.route
-        && sys_path.served_sealed()
+        && sys_path.served_unaudited(access)
     {
         let (params, _) = read_params(op, body, &headers, query_params, budget).await?;
         if let Some(refused) = request.refusal() {
@@ -121,7 +133,7 @@ async fn route(
         return Ok((reply, Vec::new()));
     }
     // Logins and the wrapping lookup need no token.
-    if request.route.is_public() {
+    if request.route.is_public(access) {
         let unsealed = state.unsealed()?;
         let (params, _) = read_params(op, body, &headers, query_params, budget).await?;
         // A bounded number of password hashes at a time (argon2id takes

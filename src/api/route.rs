@@ -26,6 +26,7 @@ use super::token::TokenPath;
 use crate::auth::methods::Method as AuthMethod;
 use crate::auth::policy::Capability;
 use crate::error::{ApiError, ApiResult};
+use crate::metrics::MetricsAccess;
 use crate::state::{AppState, Mount, Unsealed};
 
 /// Where a request goes.
@@ -169,10 +170,10 @@ impl Routed {
 }
 
 impl Route {
-    /// Whether it is served without a token.
-    pub(crate) fn is_public(&self) -> bool {
+    /// Whether it is served without a token on a listener with `access`.
+    pub(crate) fn is_public(&self, access: MetricsAccess) -> bool {
         match self {
-            Self::Sys(path) => path.is_public(),
+            Self::Sys(path) => path.is_public(access),
             Self::Login { path, .. } => path.is_public(),
             Self::Token(_) | Self::Transit { .. } | Self::Nowhere => false,
         }
@@ -331,6 +332,7 @@ mod tests {
                 S::Wrapping(WrappingPath::Rewrap) => "sys wrapping rewrap",
                 S::RevokePrefix { force: false, .. } => "sys leases revoke-prefix",
                 S::RevokePrefix { force: true, .. } => "sys leases revoke-force",
+                S::Metrics => "sys metrics",
                 S::Unknown => "sys unknown",
             },
             Route::Token(path) => match path {
@@ -440,6 +442,7 @@ mod tests {
         ("sys/wrapping/nope",                        false, false, false, false, "-"),
         ("sys/leases/revoke-prefix/auth/userpass",   false, true,  false, false, "U"),
         ("sys/leases/revoke-force/auth/userpass/login/u", false, true, false, false, "U"),
+        ("sys/metrics",                              false, false, false, false, "R"),
         ("sys/nope",                                 false, false, false, false, "-"),
         ("auth/token/create",                        false, false, false, false, "U"),
         ("auth/token/create-orphan",                 false, true,  false, false, "U"),
@@ -551,7 +554,13 @@ mod tests {
                 .unwrap_or(&routed[0]);
             let update = &routed[1].2;
             for (_, _, r) in &routed {
-                assert_eq!(r.route.is_public(), public, "{path}: public");
+                let tokenless = MetricsAccess::default();
+                assert_eq!(r.route.is_public(tokenless), public, "{path}: public");
+                let open = MetricsAccess {
+                    unauthenticated: true,
+                };
+                let metrics = matches!(r.route, Route::Sys(SysPath::Metrics));
+                assert_eq!(r.route.is_public(open), public || metrics, "{path}: public");
                 assert_eq!(r.route.needs_sudo(), sudo, "{path}: sudo");
                 seen.insert(variant(&r.route));
             }
@@ -594,6 +603,7 @@ mod tests {
             "sys wrapping rewrap",
             "sys leases revoke-prefix",
             "sys leases revoke-force",
+            "sys metrics",
             "sys unknown",
             "token create",
             "token create-orphan",

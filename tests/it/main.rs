@@ -15,6 +15,7 @@ mod crash;
 mod differential;
 mod hostile;
 mod key_lifecycle;
+mod metrics;
 mod rewrap_cli;
 mod server;
 mod wrapping;

@@ -107,16 +107,22 @@ pub(crate) fn serve(
     now: i64,
 ) -> ApiResult<Reply> {
     let mount = &method.entry.path;
-    match (&method.backend, path) {
-        (Backend::Userpass(store), MethodPath::Userpass(path)) => {
-            userpass(store, tokens, mount, op, path, p, now)
-        }
-        (Backend::AppRole(store), MethodPath::AppRole(path)) => {
-            approle(store, tokens, mount, op, path, p, now)
+    let (served, kind) = match (&method.backend, path) {
+        (Backend::Userpass(store), MethodPath::Userpass(inner)) => (
+            userpass(store, tokens, mount, op, inner, p, now),
+            "userpass",
+        ),
+        (Backend::AppRole(store), MethodPath::AppRole(inner)) => {
+            (approle(store, tokens, mount, op, inner, p, now), "approle")
         }
         // Parsed for this method's backend: cannot differ.
-        _ => Err(ApiError::UnsupportedPath),
+        _ => return Err(ApiError::UnsupportedPath),
+    };
+    // Logins are the public paths; a failed one is counted by method.
+    if served.is_err() && path.is_public() {
+        crate::metrics::metrics().login_failure(kind);
     }
+    served
 }
 
 fn required(p: &Params, field: &str) -> ApiResult<Zeroizing<String>> {
