@@ -64,7 +64,6 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
@@ -328,7 +327,7 @@ impl Audit {
         let Some(unsealed) = self.unsealed.clone() else {
             return Ok(());
         };
-        let started = Instant::now();
+        let started = std::time::Instant::now();
         let pending = self.submit_request(&unsealed, None);
         let outcome = pending.wait(&mut self.session).await;
         recorded(Kind::Request, started, outcome.is_ok());
@@ -371,7 +370,7 @@ impl Audit {
                 (self.request.data, self.elided) = bounded(std::mem::take(&mut self.request.data));
             }
             let message = error.to_string();
-            let started = Instant::now();
+            let started = std::time::Instant::now();
             let pending = self.submit_request(&unsealed, Some(&message));
             let outcome = pending.wait(&mut self.session).await;
             recorded(Kind::Request, started, outcome.is_ok());
@@ -449,7 +448,7 @@ impl Audit {
             error,
             elided: self.elided.as_ref(),
         };
-        let started = Instant::now();
+        let started = std::time::Instant::now();
         let deferred = self.deferred.is_some();
         let pending = match self.deferred.take() {
             Some(time) => {
@@ -483,7 +482,7 @@ impl Audit {
 /// Vault's audit metrics: the time to record an entry on every device
 /// (`vault_audit_log_request`, `_response`), and the entries no device
 /// recorded (`..._failure`).
-fn recorded(kind: Kind, started: Instant, ok: bool) {
+fn recorded(kind: Kind, started: std::time::Instant, ok: bool) {
     let m = crate::metrics::metrics();
     let millis = crate::metrics::millis_since(started);
     let (timer, failures) = match kind {

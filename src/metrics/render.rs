@@ -88,10 +88,14 @@ pub fn json(telemetry: &Telemetry, gauges: &Gauges, now: time::OffsetDateTime) -
             kind = rest.rsplit(' ').next().unwrap_or("");
             continue;
         }
-        let Some((series, value)) = parse_line(line) else {
+        let Some(Sample {
+            name,
+            labels,
+            value,
+        }) = parse_line(line)
+        else {
             continue;
         };
-        let (name, labels) = series;
         match kind {
             "gauge" => out_gauges.push(json!({
                 "Name": dotted(&name), "Value": value, "Labels": labels,
@@ -163,8 +167,15 @@ pub fn json(telemetry: &Telemetry, gauges: &Gauges, now: time::OffsetDateTime) -
     })
 }
 
+/// One line of the text format.
+struct Sample {
+    name: String,
+    labels: Map<String, Value>,
+    value: f64,
+}
+
 /// `name{a="x",b="y"} value` (our own output: no escapes but `\"` and `\\`).
-fn parse_line(line: &str) -> Option<((String, Map<String, Value>), f64)> {
+fn parse_line(line: &str) -> Option<Sample> {
     let (series, value) = line.rsplit_once(' ')?;
     let value: f64 = value.parse().ok()?;
     let (name, labels) = match series.split_once('{') {
@@ -177,7 +188,11 @@ fn parse_line(line: &str) -> Option<((String, Map<String, Value>), f64)> {
         let v = v.strip_suffix('"').unwrap_or(v);
         map.insert(k.to_owned(), Value::String(v.replace("\\\"", "\"")));
     }
-    Some(((name.to_owned(), map), value))
+    Some(Sample {
+        name: name.to_owned(),
+        labels: map,
+        value,
+    })
 }
 
 fn dotted(name: &str) -> String {
