@@ -351,6 +351,7 @@ fn block_example(ident: &str) -> &'static str {
         "storage" => "storage \"sqlite\" { path = \"...\" }",
         "listener" => "listener \"tcp\" { address = \"127.0.0.1:8200\" }",
         "seal" => "seal \"static\" { current_key_id = \"...\" current_key = \"...\" }",
+        "telemetry" => "telemetry { prometheus_retention_time = \"24h\" }",
         _ => "name \"type\" { ... }",
     }
 }

@@ -169,10 +169,33 @@ fn unauthenticated_metrics_access_opens_that_listener_only() {
     let (keys, root) = node.init(1, 1);
     node.unseal(&keys);
     assert_eq!(metrics_text(node.client(), None).0, 403);
-    assert_eq!(metrics_text(node.client(), Some(&root)).0, 200);
     // Nothing else opens up on that listener.
     let mounts = open.read("sys/mounts").unwrap();
     assert_eq!(mounts.status, 403, "{}", mounts.body);
+
+    // Served unaudited there (as Vault does), audited with a token elsewhere.
+    let log = site.dir.path().join("audit.log");
+    let (status, body) = node.call(
+        "POST",
+        "sys/audit/file",
+        Some(&root),
+        Some(json!({ "type": "file", "options": { "file_path": log.display().to_string() } })),
+    );
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(metrics_text(&open, None).0, 200);
+    assert_eq!(metrics_text(node.client(), Some(&root)).0, 200);
+    let entries = |text: &str| text.matches("\"path\":\"sys/metrics\"").count();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut text = String::new();
+    while Instant::now() < deadline {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        if entries(&text) >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The token's request and response; none for the open listener's.
+    assert_eq!(entries(&text), 2, "{text}");
 }
 
 /// The Prometheus server binary: `$PROMETHEUS_BIN`, `prometheus` on the
