@@ -116,9 +116,17 @@ async fn route(
         "LIST" => Op::List,
         _ => return Err(ApiError::UnsupportedOperation),
     };
-    let request = Routed::parse(op, path, &state)?;
+    let mut request = Routed::parse(op, path, &state)?;
     let (presented, wrap_ttl) = match headers::check(&headers) {
-        Ok(asked) => (asked.token, asked.wrap_ttl),
+        Ok(asked) => {
+            if let Route::Sys(SysPath::Metrics {
+                prometheus_accepted,
+            }) = &mut request.route
+            {
+                *prometheus_accepted = asked.prometheus_accepted;
+            }
+            (asked.token, asked.wrap_ttl)
+        }
         Err(refused) => return headers::refuse(&state, &request, refused, peer, access).await,
     };
     let budget = state.limits.budget(request.route.is_public(access));

@@ -332,7 +332,7 @@ mod tests {
                 S::Wrapping(WrappingPath::Rewrap) => "sys wrapping rewrap",
                 S::RevokePrefix { force: false, .. } => "sys leases revoke-prefix",
                 S::RevokePrefix { force: true, .. } => "sys leases revoke-force",
-                S::Metrics => "sys metrics",
+                S::Metrics { .. } => "sys metrics",
                 S::Unknown => "sys unknown",
             },
             Route::Token(path) => match path {
@@ -559,7 +559,7 @@ mod tests {
                 let open = MetricsAccess {
                     unauthenticated: true,
                 };
-                let metrics = matches!(r.route, Route::Sys(SysPath::Metrics));
+                let metrics = matches!(r.route, Route::Sys(SysPath::Metrics { .. }));
                 assert_eq!(r.route.is_public(open), public || metrics, "{path}: public");
                 assert_eq!(r.route.needs_sudo(), sudo, "{path}: sudo");
                 seen.insert(variant(&r.route));

@@ -63,8 +63,12 @@ pub(crate) enum SysPath {
         prefix: String,
         force: bool,
     },
-    /// `sys/metrics`: Prometheus text or Vault's JSON (`crate::metrics`)
-    Metrics,
+    /// `sys/metrics`: Prometheus text or Vault's JSON (`crate::metrics`);
+    /// `prometheus_accepted`: the `Accept` header asks for Prometheus'
+    /// format (set by `api::route` from `headers::check`)
+    Metrics {
+        prometheus_accepted: bool,
+    },
     /// No `sys/` endpoint here (404 once authorized).
     Unknown,
 }
@@ -130,7 +134,9 @@ impl SysPath {
             "capabilities-self" => S::CapabilitiesSelf,
             "auth" => S::AuthMethods,
             "audit" => S::AuditDevices,
-            "metrics" => S::Metrics,
+            "metrics" => S::Metrics {
+                prometheus_accepted: false,
+            },
             _ => S::Unknown,
         })
     }
@@ -142,7 +148,7 @@ impl SysPath {
         match self {
             S::Health | S::SealStatus | S::Leader | S::Mounts | S::PolicyNames => op == Read,
             S::AuthMethods | S::AuditDevices | S::AuditCheckpoint(_) => op == Read,
-            S::Metrics => op == Read,
+            S::Metrics { .. } => op == Read,
             S::Init => matches!(op, Read | Update),
             S::Unseal | S::Seal | S::CapabilitiesSelf | S::AuditHash(_) => op == Update,
             S::RevokePrefix { .. } => op == Update,
@@ -164,7 +170,7 @@ impl SysPath {
     /// unaudited: what is served while sealed, and `sys/metrics` on a
     /// listener with `unauthenticated_metrics_access` (as Vault serves it).
     pub(crate) fn served_unaudited(&self, access: MetricsAccess) -> bool {
-        self.served_sealed() || (*self == Self::Metrics && access.unauthenticated)
+        self.served_sealed() || (matches!(self, Self::Metrics { .. }) && access.unauthenticated)
     }
 
     /// Whether it is served while sealed, without the keys (and unaudited:
@@ -188,7 +194,7 @@ impl SysPath {
             | S::AuditCheckpoint(_)
             | S::Wrapping(_)
             | S::RevokePrefix { .. }
-            | S::Metrics
+            | S::Metrics { .. }
             | S::Unknown => false,
         }
     }
@@ -218,7 +224,7 @@ impl SysPath {
             | S::CapabilitiesSelf
             | S::AuthMethods
             | S::Wrapping(_)
-            | S::Metrics
+            | S::Metrics { .. }
             | S::Unknown => false,
         }
     }
@@ -313,19 +319,31 @@ pub(crate) fn serve(
             Ok(Reply::no_content())
         }
         (S::Mount(mount), _) => enable(state, mount, p),
-        (S::Metrics, _) => metrics(state, p),
+        (
+            S::Metrics {
+                prometheus_accepted,
+            },
+            _,
+        ) => metrics(state, p, *prometheus_accepted),
         (S::Unknown, _) => Err(ApiError::UnsupportedPath),
     }
 }
 
 /// `sys/metrics`: `format=prometheus` (refused, as Vault refuses it, without
-/// a Prometheus retention) or, without `format`, Vault's JSON. Errors are
-/// Vault's: 400 with a plain-text body.
-fn metrics(state: &AppState, p: &Params) -> ApiResult<Reply> {
+/// a Prometheus retention) or, without `format`, Vault's JSON unless the
+/// `Accept` header asks for Prometheus' format. Errors are Vault's: 400 with
+/// a plain-text body.
+fn metrics(state: &AppState, p: &Params, prometheus_accepted: bool) -> ApiResult<Reply> {
     let refused = |message: String| Ok(Reply::raw(StatusCode::BAD_REQUEST, "text/plain", message));
     let gauges = gauges(state);
     let telemetry = &state.telemetry;
-    match p.string("format")?.as_deref().unwrap_or("") {
+    let asked = p.string("format")?.filter(|f| !f.is_empty());
+    let format = match asked.as_deref() {
+        Some(format) => format,
+        None if prometheus_accepted => "prometheus",
+        None => "",
+    };
+    match format {
         "prometheus" if telemetry.prometheus_retention.is_none() => {
             refused("prometheus is not enabled".to_owned())
         }

@@ -108,6 +108,27 @@ fn metrics_need_read_on_sys_metrics_and_count_each_encrypt() {
             json_form.body
         );
     }
+    // Without `format`, Prometheus' own `Accept` header asks for its form.
+    let scraper_accept =
+        "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
+    for (accept, prometheus) in [
+        (scraper_accept, true),
+        ("text/plain, prometheus/telemetry", true),
+        ("application/json", false),
+    ] {
+        let reply = client
+            .as_token(Some(&reader))
+            .with_header("Accept", accept)
+            .read("sys/metrics")
+            .unwrap();
+        assert_eq!(reply.status, 200);
+        assert_eq!(
+            reply.body.is_string(),
+            prometheus,
+            "{accept}: {}",
+            reply.body
+        );
+    }
     let unknown = client
         .as_token(Some(&reader))
         .read("sys/metrics?format=xx")
