@@ -154,6 +154,8 @@ async fn route(
         let mut audit = audit::Audit::begin(&unsealed, None, &request, &params, peer);
         audit.request().await?;
         let creation_path = request.path.clone();
+        let timed = (request.timed_at(), request.capability());
+        let started = std::time::Instant::now();
         let presented = presented.map(|t| zeroize::Zeroizing::new(t.to_owned()));
         let serving = Arc::clone(&unsealed);
         let result = off_workers(move || {
@@ -168,6 +170,7 @@ async fn route(
             Ok((reply, params.unrecognized()))
         })
         .await;
+        time_route(timed, started);
         let result = wrapping::wrap_result(&unsealed, creation_path, wrap_ttl, result).await;
         return audit.response(result).await;
     }
@@ -221,9 +224,19 @@ async fn route(
         wrapping: wrap_ttl.is_some(),
         now,
     };
+    let timed = (request.timed_at(), request.capability());
+    let started = std::time::Instant::now();
     let result = authorized(&state, &unsealed, served, request, params, &body).await;
+    time_route(timed, started);
     let result = wrapping::wrap_result(&unsealed, creation_path, wrap_ttl, result).await;
     audit.response(result).await
+}
+
+/// Vault's `vault_route_*` timer of a request served at its mount.
+fn time_route(timed: (Option<route::TimedAt>, Capability), started: std::time::Instant) {
+    if let (Some(at), capability) = timed {
+        crate::metrics::metrics().route(at.place(), capability.as_str(), started);
+    }
 }
 
 /// Who an authorized request is served for, and what it asked by header.

@@ -26,7 +26,7 @@ use super::token::TokenPath;
 use crate::auth::methods::Method as AuthMethod;
 use crate::auth::policy::Capability;
 use crate::error::{ApiError, ApiResult};
-use crate::metrics::MetricsAccess;
+use crate::metrics::{MetricsAccess, RoutePlace};
 use crate::state::{AppState, Mount, Unsealed};
 
 /// Where a request goes.
@@ -49,6 +49,26 @@ pub(crate) enum Route {
     },
     /// No mount or login method at this path (404 once authorized).
     Nowhere,
+}
+
+/// A request's mount, kept for its route timer ([`Routed::timed_at`]).
+#[derive(Debug)]
+pub(crate) enum TimedAt {
+    Sys,
+    Token,
+    Secrets(Arc<Mount>),
+    Auth(Arc<AuthMethod>),
+}
+
+impl TimedAt {
+    pub(crate) fn place(&self) -> RoutePlace<'_> {
+        match self {
+            Self::Sys => RoutePlace::Sys,
+            Self::Token => RoutePlace::Token,
+            Self::Secrets(mount) => RoutePlace::Secrets(&mount.path),
+            Self::Auth(method) => RoutePlace::Auth(&method.entry.path),
+        }
+    }
 }
 
 /// Why a path inside a transit mount is no endpoint.
@@ -154,6 +174,19 @@ impl Routed {
             Route::Nowhere => return Some(ApiError::NoRoute(self.path.clone())),
         };
         (!allows).then_some(ApiError::UnsupportedOperation)
+    }
+
+    /// Where Vault's `vault_route_*` timers file this request: the mount it
+    /// was routed to (the table's entry, not the request's spelling); none
+    /// for a path under no mount.
+    pub(crate) fn timed_at(&self) -> Option<TimedAt> {
+        Some(match &self.route {
+            Route::Sys(_) => TimedAt::Sys,
+            Route::Token(_) => TimedAt::Token,
+            Route::Login { method, .. } => TimedAt::Auth(Arc::clone(method)),
+            Route::Transit { mount, .. } => TimedAt::Secrets(Arc::clone(mount)),
+            Route::Nowhere => return None,
+        })
     }
 
     /// The capability the operation needs here, as Vault decides it:

@@ -15,7 +15,8 @@
 //! are `transitd_*`. Values that are a state rather than an event (sealed,
 //! cache sizes, process memory) are read when rendered ([`render::Gauges`]).
 
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{LazyLock, RwLock};
 use std::time::Instant;
 
 use metrics::{Counter, Histogram, Key, Label, Level, Metadata, Recorder as _};
@@ -96,10 +97,34 @@ pub struct MetricsAccess {
     pub unauthenticated: bool,
 }
 
+/// Where a request was routed, for `vault_route_{op}_{mount}` (Vault's
+/// names: `vault_route_update_transit_`, `vault_route_read_auth_token_`).
+/// Mount paths come from the mount table, never from a request's spelling.
+#[derive(Clone, Copy, Debug)]
+pub enum RoutePlace<'a> {
+    Sys,
+    Token,
+    /// A transit mount's path (`transit`).
+    Secrets(&'a str),
+    /// A login method's path (`userpass`).
+    Auth(&'a str),
+}
+
+/// Vault's logical operations, in the order of [`RouteTimers`].
+pub const ROUTE_OPS: [&str; 5] = ["create", "read", "update", "delete", "list"];
+type RouteTimers = [Histogram; 5];
+
 /// Every handle, registered once.
 #[derive(Debug)]
 pub struct Metrics {
+    recorder: PrometheusRecorder,
     handle: PrometheusHandle,
+    /// `vault_route_*`: fixed for `sys/` and `auth/token/`; per mount
+    /// (registered at a mount's first request) for the others.
+    route_sys: RouteTimers,
+    route_token: RouteTimers,
+    route_secrets: RwLock<HashMap<String, RouteTimers>>,
+    route_auth: RwLock<HashMap<String, RouteTimers>>,
     /// `vault_core_handle_request`: milliseconds from routing to reply.
     pub handle_request: Histogram,
     /// `vault_audit_log_request` / `_response`: milliseconds to record.
@@ -197,7 +222,39 @@ impl Metrics {
             audit_fsync: histogram(r, "transitd_audit_fsync_seconds"),
             change_apply: histogram(r, "transitd_change_apply_seconds"),
             change_reloads: counter(r, "transitd_change_reloads", vec![]),
+            route_sys: route_timers(r, "sys/"),
+            route_token: route_timers(r, "auth/token/"),
+            route_secrets: RwLock::default(),
+            route_auth: RwLock::default(),
             handle: recorder.handle(),
+            recorder,
+        }
+    }
+
+    /// A request served at `place` with Vault's operation `op` (one of
+    /// [`ROUTE_OPS`]), from `started` until now. A mount's first request
+    /// registers its timers; later ones take a read lock and a lookup.
+    pub fn route(&self, place: RoutePlace<'_>, op: &str, started: Instant) {
+        let millis = millis_since(started);
+        let Some(index) = ROUTE_OPS.iter().position(|o| *o == op) else {
+            return;
+        };
+        let (table, path, prefix) = match place {
+            RoutePlace::Sys => return self.route_sys[index].record(millis),
+            RoutePlace::Token => return self.route_token[index].record(millis),
+            RoutePlace::Secrets(path) => (&self.route_secrets, path, ""),
+            RoutePlace::Auth(path) => (&self.route_auth, path, "auth/"),
+        };
+        if let Ok(timers) = table.read()
+            && let Some(t) = timers.get(path)
+        {
+            return t[index].record(millis);
+        }
+        if let Ok(mut timers) = table.write() {
+            let t = timers
+                .entry(path.to_owned())
+                .or_insert_with(|| route_timers(&self.recorder, &format!("{prefix}{path}/")));
+            t[index].record(millis);
         }
     }
 
@@ -277,6 +334,16 @@ fn histogram(r: &PrometheusRecorder, name: &'static str) -> Histogram {
     r.register_histogram(&Key::from_name(name), &metadata())
 }
 
+/// Vault's route timers of one mount path (`transit/`): `/` and `-` become
+/// `_` in Prometheus' names, as Vault's exporter makes them.
+fn route_timers(r: &PrometheusRecorder, mount: &str) -> RouteTimers {
+    let dashed = mount.replace('/', "-");
+    ROUTE_OPS.map(|op| {
+        let name = format!("vault_route_{op}_{dashed}");
+        r.register_histogram(&Key::from_name(name), &metadata())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,6 +372,23 @@ mod tests {
         assert!(has(r#"transitd_batch_items{kind="decrypt"} 250"#));
         assert!(has(r#"transitd_login_failures{method="userpass"} 1"#));
         assert!(has(r#"transitd_login_failures{method="approle"} 0"#));
+    }
+
+    #[test]
+    fn route_timers_are_named_as_vaults() {
+        let m = Metrics::register();
+        let now = Instant::now();
+        m.route(RoutePlace::Secrets("transit"), "update", now);
+        m.route(RoutePlace::Secrets("transit"), "update", now);
+        m.route(RoutePlace::Auth("userpass"), "create", now);
+        m.route(RoutePlace::Token, "read", now);
+        m.route(RoutePlace::Sys, "nope", now);
+        let text = m.render_recorded();
+        let has = |line: &str| text.lines().any(|l| l == line);
+        assert!(has("vault_route_update_transit__count 2"), "{text}");
+        assert!(has("vault_route_create_auth_userpass__count 1"), "{text}");
+        assert!(has("vault_route_read_auth_token__count 1"), "{text}");
+        assert!(has("vault_route_read_transit__count 0"), "{text}");
     }
 
     #[test]

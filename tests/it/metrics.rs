@@ -153,6 +153,9 @@ fn metrics_need_read_on_sys_metrics_and_count_each_encrypt() {
     let text = metrics_text(client, Some(&reader)).1;
     let failed = r#"transitd_operations{kind="decrypt",key_type="aes256-gcm96",outcome="failure"}"#;
     assert_eq!(sample(&text, failed), 1.0);
+    // Vault's route timers, per mount and operation (the upsert created).
+    assert_eq!(sample(&text, "vault_route_create_transit__count"), 1.0);
+    assert_eq!(sample(&text, "vault_route_update_transit__count"), 8.0);
     // No key name is ever a label.
     assert!(!text.contains("\"app\""), "{text}");
 }
