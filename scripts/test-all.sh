@@ -17,6 +17,11 @@ fi
 export BAO_BIN="$PWD/.venv/bin/bao"
 "$BAO_BIN" version
 
+# A real Prometheus scrapes transitd in tests/it/metrics.rs (Debian's package).
+if ! command -v prometheus >/dev/null 2>&1 && [ ! -x /usr/bin/prometheus ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus
+fi
+
 cargo test --workspace --all-targets
 
 # The client suites start the debug binary (no release build: it is slow on 2 cores).

@@ -125,7 +125,10 @@ impl Applier {
         let mut failed = false;
         if self.pending.reload {
             match target.reload_all() {
-                Ok(()) => self.pending.reload = false,
+                Ok(()) => {
+                    self.pending.reload = false;
+                    crate::metrics::metrics().change_reloads.increment(1);
+                }
                 Err(e) => {
                     self.retry_log
                         .warn("reloading the state other nodes share failed; retrying", &e);
@@ -171,6 +174,8 @@ pub fn follow<T: ApplyChanges + Send + Sync + 'static>(
         .name("transitd-changes".to_owned())
         .spawn(move || {
             let mut applier = Applier::default();
+            // When the oldest change not yet applied arrived.
+            let mut waiting_since: Option<Instant> = None;
             loop {
                 let received = if applier.pending.is_empty() {
                     changes.recv().map_err(|_| RecvTimeoutError::Disconnected)
@@ -178,7 +183,10 @@ pub fn follow<T: ApplyChanges + Send + Sync + 'static>(
                     changes.recv_timeout(applier.wait())
                 };
                 match received {
-                    Ok(change) => applier.pending.add(change),
+                    Ok(change) => {
+                        waiting_since.get_or_insert_with(Instant::now);
+                        applier.pending.add(change);
+                    }
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => return,
                 }
@@ -189,8 +197,17 @@ pub fn follow<T: ApplyChanges + Send + Sync + 'static>(
                     continue;
                 }
                 match unsealed.load_full() {
-                    Some(current) => applier.apply(&*current),
+                    Some(current) => {
+                        applier.apply(&*current);
+                        if applier.pending.is_empty()
+                            && let Some(since) = waiting_since.take()
+                        {
+                            let m = crate::metrics::metrics();
+                            m.change_apply.record(since.elapsed().as_secs_f64());
+                        }
+                    }
                     None => {
+                        waiting_since = None;
                         missed.store(true, Ordering::SeqCst);
                         applier.pending = Pending::default();
                     }

@@ -17,6 +17,7 @@ pub mod error;
 pub mod go_syntax;
 pub mod hcl_diagnostics;
 pub mod hygiene;
+pub mod metrics;
 pub mod name_syntax;
 pub mod request;
 pub mod response;

@@ -47,6 +47,8 @@ pub struct Reply {
     /// Set when the reply was wrapped (`X-Vault-Wrap-TTL`): then only this is
     /// sent; `data` and `auth` stay for the audit log, which hashes them.
     pub wrap_info: Option<Value>,
+    /// A body sent as is, with its content type (`sys/metrics`).
+    pub raw: Option<(&'static str, String)>,
 }
 
 impl Reply {
@@ -69,6 +71,15 @@ impl Reply {
             data: Some(body),
             status: Some(status),
             bare: true,
+            ..Self::default()
+        }
+    }
+
+    /// `body` as the whole reply, with `content_type` and `status`.
+    pub fn raw(status: StatusCode, content_type: &'static str, body: String) -> Self {
+        Self {
+            status: Some(status),
+            raw: Some((content_type, body)),
             ..Self::default()
         }
     }
@@ -96,6 +107,11 @@ impl Reply {
     pub fn into_response_with(self, unrecognized: Vec<String>) -> Response {
         if self.no_content {
             return StatusCode::NO_CONTENT.into_response();
+        }
+        if let Some((content_type, body)) = self.raw {
+            let status = self.status.unwrap_or(StatusCode::OK);
+            let header = [(axum::http::header::CONTENT_TYPE, content_type)];
+            return (status, header, body).into_response();
         }
         if self.bare {
             let status = self.status.unwrap_or(StatusCode::OK);

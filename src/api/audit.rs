@@ -327,8 +327,11 @@ impl Audit {
         let Some(unsealed) = self.unsealed.clone() else {
             return Ok(());
         };
+        let started = std::time::Instant::now();
         let pending = self.submit_request(&unsealed, None);
-        match pending.wait(&mut self.session).await {
+        let outcome = pending.wait(&mut self.session).await;
+        recorded(Kind::Request, started, outcome.is_ok());
+        match outcome {
             Ok(()) => Ok(()),
             Err(e) if self.may_go_unrecorded => {
                 tracing::error!(error = %e, path = %self.request.path, "no audit device could record this request; served all the same, as sealing only reduces exposure");
@@ -367,9 +370,12 @@ impl Audit {
                 (self.request.data, self.elided) = bounded(std::mem::take(&mut self.request.data));
             }
             let message = error.to_string();
+            let started = std::time::Instant::now();
             let pending = self.submit_request(&unsealed, Some(&message));
+            let outcome = pending.wait(&mut self.session).await;
+            recorded(Kind::Request, started, outcome.is_ok());
             // The refusal stands whether or not it could be recorded.
-            if let Err(e) = pending.wait(&mut self.session).await {
+            if let Err(e) = outcome {
                 let _ = self.refuse(&e);
             }
         }
@@ -442,6 +448,8 @@ impl Audit {
             error,
             elided: self.elided.as_ref(),
         };
+        let started = std::time::Instant::now();
+        let deferred = self.deferred.is_some();
         let pending = match self.deferred.take() {
             Some(time) => {
                 let request = request_entry(&self.auth, &self.request, &self.elided, time, None);
@@ -453,6 +461,10 @@ impl Audit {
             None => unsealed.audit.broker.submit(&[&entry], &mut self.session),
         };
         let outcome = pending.wait(&mut self.session).await;
+        if deferred {
+            recorded(Kind::Request, started, outcome.is_ok());
+        }
+        recorded(Kind::Response, started, outcome.is_ok());
         let why = match (outcome, self.unrecorded.take()) {
             (Ok(()), None) => return result,
             (Err(e), None) if !self.may_go_unrecorded => return Err(self.refuse(&e)),
@@ -464,6 +476,22 @@ impl Audit {
             (_, Some(why)) => why,
         };
         result.map(|(reply, unrecognized)| (unrecorded_reply(reply, &why), unrecognized))
+    }
+}
+
+/// Vault's audit metrics: the time to record an entry on every device
+/// (`vault_audit_log_request`, `_response`), and the entries no device
+/// recorded (`..._failure`).
+fn recorded(kind: Kind, started: std::time::Instant, ok: bool) {
+    let m = crate::metrics::metrics();
+    let millis = crate::metrics::millis_since(started);
+    let (timer, failures) = match kind {
+        Kind::Request => (&m.audit_request, &m.audit_request_failure),
+        Kind::Response => (&m.audit_response, &m.audit_response_failure),
+    };
+    timer.record(millis);
+    if !ok {
+        failures.increment(1);
     }
 }
 

@@ -11,6 +11,7 @@
 
 use super::{Ctx, Op, byok, crypt, export, hmac, keys, misc, names, sign};
 use crate::error::{ApiError, ApiResult};
+use crate::metrics::{OpKind, metrics};
 use crate::request::Params;
 use crate::response::Reply;
 
@@ -264,7 +265,32 @@ impl Endpoint {
     }
 
     /// Serves it.
+    /// Serves it, and counts the cryptographic operations
+    /// (`transitd_operations`, `transitd_batch_items`).
     pub(crate) fn serve(&self, ctx: &Ctx<'_>, op: Op, p: &Params) -> ApiResult<Reply> {
+        let reply = self.serve_uncounted(ctx, op, p);
+        if let Some((kind, name)) = self.counted() {
+            count(ctx, kind, name, &reply);
+        }
+        reply
+    }
+
+    /// The operation kind a metric counts it under, and its key's name.
+    fn counted(&self) -> Option<(OpKind, &str)> {
+        use Endpoint as E;
+        Some(match self {
+            E::Encrypt(name) => (OpKind::Encrypt, name),
+            E::Decrypt(name) => (OpKind::Decrypt, name),
+            E::Rewrap(name) => (OpKind::Rewrap, name),
+            E::Datakey { name, .. } => (OpKind::Datakey, name),
+            E::Hmac { name, .. } => (OpKind::Hmac, name),
+            E::Sign { name, .. } => (OpKind::Sign, name),
+            E::Verify { name, .. } => (OpKind::Verify, name),
+            _ => return None,
+        })
+    }
+
+    fn serve_uncounted(&self, ctx: &Ctx<'_>, op: Op, p: &Params) -> ApiResult<Reply> {
         use Endpoint as E;
         match self {
             E::ListKeys => keys::list(ctx, p),
@@ -306,6 +332,23 @@ impl Endpoint {
                 version,
             } => byok::byok_export(ctx, destination, source, version.as_deref(), p),
         }
+    }
+}
+
+/// One operation's outcome: labelled by the key's type (read from the
+/// cache, never the key's name), success unless an error or a batch with
+/// failed items; and its batch items.
+fn count(ctx: &Ctx<'_>, kind: OpKind, name: &str, reply: &ApiResult<Reply>) {
+    let m = metrics();
+    let key_type = ctx.mount.key(name).ok().flatten().map(|k| k.key_type());
+    let ok = matches!(reply, Ok(r) if r.status.is_none());
+    m.operation(kind, key_type, ok);
+    if let Ok(Reply {
+        data: Some(data), ..
+    }) = reply
+        && let Some(items) = data.get("batch_results").and_then(|b| b.as_array())
+    {
+        m.batch_items(kind, items.len());
     }
 }
 

@@ -72,6 +72,8 @@ pub(crate) struct Asked<'h> {
     pub token: Option<&'h str>,
     /// Seconds the reply is to stay wrapped (`X-Vault-Wrap-TTL`, not zero).
     pub wrap_ttl: Option<u64>,
+    /// `Accept` asks for Prometheus' format (`sys/metrics` without `format`).
+    pub prometheus_accepted: bool,
 }
 
 /// Checks every request header this module owns and returns what they ask.
@@ -87,7 +89,23 @@ pub(crate) fn check(headers: &HeaderMap) -> ApiResult<Asked<'_>> {
     Ok(Asked {
         wrap_ttl: wrap_ttl(headers)?,
         token: token(headers)?,
+        prometheus_accepted: prometheus_accepted(headers),
     })
+}
+
+/// As Vault decides it: the first `Accept` header starts with OpenMetrics'
+/// type (what Prometheus sends), or any names `prometheus/telemetry`.
+fn prometheus_accepted(headers: &HeaderMap) -> bool {
+    let mut accept = headers
+        .get_all(axum::http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    let first = accept.next();
+    first.is_some_and(|a| a.starts_with("application/openmetrics-text"))
+        || first
+            .into_iter()
+            .chain(accept)
+            .any(|a| a.contains("prometheus/telemetry"))
 }
 
 /// `X-Vault-Wrap-TTL` as OpenBao reads it (a Go duration or whole seconds;
@@ -199,8 +217,9 @@ pub(crate) async fn refuse(
     request: &Routed,
     refused: ApiError,
     peer: Option<SocketAddr>,
+    access: crate::metrics::MetricsAccess,
 ) -> ApiResult<(Reply, Vec<String>)> {
-    let audited = !matches!(request.route, Route::Sys(_)) || !request.route.is_public();
+    let audited = !matches!(request.route, Route::Sys(_)) || !request.route.is_public(access);
     match state.unsealed() {
         Ok(unsealed) if audited => {
             Audit::begin(&unsealed, None, request, &Params::default(), peer)

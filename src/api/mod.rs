@@ -18,6 +18,7 @@ use crate::auth::Caller;
 use crate::auth::policy::Capability;
 use crate::auth::token::TokenEntry;
 use crate::error::{ApiError, ApiResult};
+use crate::metrics::MetricsAccess;
 use crate::request::{Budget, Params};
 use crate::response::Reply;
 use crate::serve::ClientTls;
@@ -77,6 +78,11 @@ pub async fn handle(
         .get::<ClientTls>()
         .cloned()
         .unwrap_or(ClientTls::Plain);
+    let access = parts
+        .extensions
+        .get::<MetricsAccess>()
+        .copied()
+        .unwrap_or_default();
     let Some(path) = uri.path().strip_prefix("/v1/") else {
         return ApiError::UnsupportedPath.into_response();
     };
@@ -85,19 +91,28 @@ pub async fn handle(
         Err(e) => return e.into_response(),
     };
     let query = uri.query().unwrap_or("").to_owned();
-    let origin = Origin { peer, client };
+    let started = std::time::Instant::now();
+    let origin = Origin {
+        peer,
+        client,
+        access,
+    };
     let result = route(state, method, path, query, headers, body, origin).await;
+    crate::metrics::metrics()
+        .handle_request
+        .record(crate::metrics::millis_since(started));
     match result {
         Ok((reply, unrecognized)) => reply.into_response_with(unrecognized),
         Err(e) => e.into_response(),
     }
 }
 
-/// Where a request came from: the client's address, and the TLS side of
-/// its connection.
+/// Where a request came from: the client's address, the TLS side of its
+/// connection, and what its listener opens to the public.
 struct Origin {
     peer: Option<std::net::SocketAddr>,
     client: ClientTls,
+    access: MetricsAccess,
 }
 
 async fn route(
@@ -109,7 +124,11 @@ async fn route(
     body: Body,
     origin: Origin,
 ) -> ApiResult<(Reply, Vec<String>)> {
-    let Origin { peer, client } = origin;
+    let Origin {
+        peer,
+        client,
+        access,
+    } = origin;
     // Parsed before anything is known of the caller: the smallest budget.
     let query_params = Params::from_query_within(query.as_bytes(), state.limits.budget(true))?;
     let list_query = query_params.bool("list")?.unwrap_or(false);
@@ -121,14 +140,22 @@ async fn route(
         "LIST" => Op::List,
         _ => return Err(ApiError::UnsupportedOperation),
     };
-    let request = Routed::parse(op, path, &state)?;
+    let mut request = Routed::parse(op, path, &state)?;
     let (presented, wrap_ttl) = match headers::check(&headers) {
-        Ok(asked) => (asked.token, asked.wrap_ttl),
-        Err(refused) => return headers::refuse(&state, &request, refused, peer).await,
+        Ok(asked) => {
+            if let Route::Sys(SysPath::Metrics {
+                prometheus_accepted,
+            }) = &mut request.route
+            {
+                *prometheus_accepted = asked.prometheus_accepted;
+            }
+            (asked.token, asked.wrap_ttl)
+        }
+        Err(refused) => return headers::refuse(&state, &request, refused, peer, access).await,
     };
-    let budget = state.limits.budget(request.route.is_public());
+    let budget = state.limits.budget(request.route.is_public(access));
     if let Route::Sys(sys_path) = &request.route
-        && sys_path.served_sealed()
+        && sys_path.served_unaudited(access)
     {
         let (params, _) = read_params(op, body, &headers, query_params, budget).await?;
         if let Some(refused) = request.refusal() {
@@ -138,7 +165,7 @@ async fn route(
         return Ok((reply, Vec::new()));
     }
     // Logins and the wrapping lookup need no token.
-    if request.route.is_public() {
+    if request.route.is_public(access) {
         let unsealed = state.unsealed()?;
         let (params, _) = read_params(op, body, &headers, query_params, budget).await?;
         // A bounded number of password hashes at a time (argon2id takes
@@ -151,6 +178,8 @@ async fn route(
         let mut audit = audit::Audit::begin(&unsealed, None, &request, &params, peer);
         audit.request().await?;
         let creation_path = request.path.clone();
+        let timed = (request.timed_at(), request.capability());
+        let started = std::time::Instant::now();
         let presented = presented.map(|t| zeroize::Zeroizing::new(t.to_owned()));
         let serving = Arc::clone(&unsealed);
         let result = off_workers(move || {
@@ -166,6 +195,7 @@ async fn route(
             Ok((reply, params.unrecognized()))
         })
         .await;
+        time_route(timed, started);
         let result = wrapping::wrap_result(&unsealed, creation_path, wrap_ttl, result).await;
         return audit.response(result).await;
     }
@@ -219,9 +249,19 @@ async fn route(
         wrapping: wrap_ttl.is_some(),
         now,
     };
+    let timed = (request.timed_at(), request.capability());
+    let started = std::time::Instant::now();
     let result = authorized(&state, &unsealed, served, request, params, &body).await;
+    time_route(timed, started);
     let result = wrapping::wrap_result(&unsealed, creation_path, wrap_ttl, result).await;
     audit.response(result).await
+}
+
+/// Vault's `vault_route_*` timer of a request served at its mount.
+fn time_route(timed: (Option<route::TimedAt>, Capability), started: std::time::Instant) {
+    if let (Some(at), capability) = timed {
+        crate::metrics::metrics().route(at.place(), capability.as_str(), started);
+    }
 }
 
 /// Who an authorized request is served for, and what it asked by header.

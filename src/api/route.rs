@@ -26,6 +26,7 @@ use super::token::TokenPath;
 use crate::auth::methods::Method as AuthMethod;
 use crate::auth::policy::Capability;
 use crate::error::{ApiError, ApiResult};
+use crate::metrics::{MetricsAccess, RoutePlace};
 use crate::state::{AppState, Mount, Unsealed};
 
 /// Where a request goes.
@@ -48,6 +49,26 @@ pub(crate) enum Route {
     },
     /// No mount or login method at this path (404 once authorized).
     Nowhere,
+}
+
+/// A request's mount, kept for its route timer ([`Routed::timed_at`]).
+#[derive(Debug)]
+pub(crate) enum TimedAt {
+    Sys,
+    Token,
+    Secrets(Arc<Mount>),
+    Auth(Arc<AuthMethod>),
+}
+
+impl TimedAt {
+    pub(crate) fn place(&self) -> RoutePlace<'_> {
+        match self {
+            Self::Sys => RoutePlace::Sys,
+            Self::Token => RoutePlace::Token,
+            Self::Secrets(mount) => RoutePlace::Secrets(&mount.path),
+            Self::Auth(method) => RoutePlace::Auth(&method.entry.path),
+        }
+    }
 }
 
 /// Why a path inside a transit mount is no endpoint.
@@ -155,6 +176,19 @@ impl Routed {
         (!allows).then_some(ApiError::UnsupportedOperation)
     }
 
+    /// Where Vault's `vault_route_*` timers file this request: the mount it
+    /// was routed to (the table's entry, not the request's spelling); none
+    /// for a path under no mount.
+    pub(crate) fn timed_at(&self) -> Option<TimedAt> {
+        Some(match &self.route {
+            Route::Sys(_) => TimedAt::Sys,
+            Route::Token(_) => TimedAt::Token,
+            Route::Login { method, .. } => TimedAt::Auth(Arc::clone(method)),
+            Route::Transit { mount, .. } => TimedAt::Secrets(Arc::clone(mount)),
+            Route::Nowhere => return None,
+        })
+    }
+
     /// The capability the operation needs here, as Vault decides it:
     /// `create` instead of `update` where the write would create its target.
     pub(crate) fn capability(&self) -> Capability {
@@ -169,10 +203,10 @@ impl Routed {
 }
 
 impl Route {
-    /// Whether it is served without a token.
-    pub(crate) fn is_public(&self) -> bool {
+    /// Whether it is served without a token on a listener with `access`.
+    pub(crate) fn is_public(&self, access: MetricsAccess) -> bool {
         match self {
-            Self::Sys(path) => path.is_public(),
+            Self::Sys(path) => path.is_public(access),
             Self::Login { path, .. } => path.is_public(),
             Self::Token(_) | Self::Transit { .. } | Self::Nowhere => false,
         }
@@ -340,6 +374,7 @@ mod tests {
                 S::Wrapping(WrappingPath::Rewrap) => "sys wrapping rewrap",
                 S::RevokePrefix { force: false, .. } => "sys leases revoke-prefix",
                 S::RevokePrefix { force: true, .. } => "sys leases revoke-force",
+                S::Metrics { .. } => "sys metrics",
                 S::Unknown => "sys unknown",
             },
             Route::Token(path) => match path {
@@ -475,6 +510,7 @@ mod tests {
         ("sys/wrapping/nope",                        false, false, false, false, "-"),
         ("sys/leases/revoke-prefix/auth/userpass",   false, true,  false, false, "U"),
         ("sys/leases/revoke-force/auth/userpass/login/u", false, true, false, false, "U"),
+        ("sys/metrics",                              false, false, false, false, "R"),
         ("sys/nope",                                 false, false, false, false, "-"),
         ("auth/token/create",                        false, false, false, false, "U"),
         ("auth/token/create-orphan",                 false, true,  false, false, "U"),
@@ -609,7 +645,13 @@ mod tests {
                 .unwrap_or(&routed[0]);
             let update = &routed[1].2;
             for (_, _, r) in &routed {
-                assert_eq!(r.route.is_public(), public, "{path}: public");
+                let tokenless = MetricsAccess::default();
+                assert_eq!(r.route.is_public(tokenless), public, "{path}: public");
+                let open = MetricsAccess {
+                    unauthenticated: true,
+                };
+                let metrics = matches!(r.route, Route::Sys(SysPath::Metrics { .. }));
+                assert_eq!(r.route.is_public(open), public || metrics, "{path}: public");
                 assert_eq!(r.route.needs_sudo(), sudo, "{path}: sudo");
                 seen.insert(variant(&r.route));
             }
@@ -652,6 +694,7 @@ mod tests {
             "sys wrapping rewrap",
             "sys leases revoke-prefix",
             "sys leases revoke-force",
+            "sys metrics",
             "sys unknown",
             "token create",
             "token create-orphan",

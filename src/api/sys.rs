@@ -11,6 +11,7 @@ use super::{Op, names};
 use crate::auth::Caller;
 use crate::auth::methods::MethodKind;
 use crate::error::{ApiError, ApiResult};
+use crate::metrics::MetricsAccess;
 use crate::request::Params;
 use crate::response::Reply;
 use crate::state::AppState;
@@ -61,6 +62,12 @@ pub(crate) enum SysPath {
     RevokePrefix {
         prefix: String,
         force: bool,
+    },
+    /// `sys/metrics`: Prometheus text or Vault's JSON (`crate::metrics`);
+    /// `prometheus_accepted`: the `Accept` header asks for Prometheus'
+    /// format (set by `api::route` from `headers::check`)
+    Metrics {
+        prometheus_accepted: bool,
     },
     /// No `sys/` endpoint here (404 once authorized).
     Unknown,
@@ -127,6 +134,9 @@ impl SysPath {
             "capabilities-self" => S::CapabilitiesSelf,
             "auth" => S::AuthMethods,
             "audit" => S::AuditDevices,
+            "metrics" => S::Metrics {
+                prometheus_accepted: false,
+            },
             _ => S::Unknown,
         })
     }
@@ -138,6 +148,7 @@ impl SysPath {
         match self {
             S::Health | S::SealStatus | S::Leader | S::Mounts | S::PolicyNames => op == Read,
             S::AuthMethods | S::AuditDevices | S::AuditCheckpoint(_) => op == Read,
+            S::Metrics { .. } => op == Read,
             S::Init => matches!(op, Read | Update),
             S::Unseal | S::Seal | S::CapabilitiesSelf | S::AuditHash(_) => op == Update,
             S::RevokePrefix { .. } => op == Update,
@@ -149,10 +160,17 @@ impl SysPath {
         }
     }
 
-    /// Whether it is served without a token: everything served while
-    /// sealed, and the wrapping lookup (which needs the keys).
-    pub(crate) fn is_public(&self) -> bool {
-        self.served_sealed() || matches!(self, Self::Wrapping(path) if path.is_public())
+    /// Whether it is served without a token: everything served unaudited,
+    /// and the wrapping lookup (which needs the keys).
+    pub(crate) fn is_public(&self, access: MetricsAccess) -> bool {
+        self.served_unaudited(access) || matches!(self, Self::Wrapping(path) if path.is_public())
+    }
+
+    /// Whether it is served without a token, without the keys and
+    /// unaudited: what is served while sealed, and `sys/metrics` on a
+    /// listener with `unauthenticated_metrics_access` (as Vault serves it).
+    pub(crate) fn served_unaudited(&self, access: MetricsAccess) -> bool {
+        self.served_sealed() || (matches!(self, Self::Metrics { .. }) && access.unauthenticated)
     }
 
     /// Whether it is served while sealed, without the keys (and unaudited:
@@ -176,6 +194,7 @@ impl SysPath {
             | S::AuditCheckpoint(_)
             | S::Wrapping(_)
             | S::RevokePrefix { .. }
+            | S::Metrics { .. }
             | S::Unknown => false,
         }
     }
@@ -205,6 +224,7 @@ impl SysPath {
             | S::CapabilitiesSelf
             | S::AuthMethods
             | S::Wrapping(_)
+            | S::Metrics { .. }
             | S::Unknown => false,
         }
     }
@@ -299,8 +319,74 @@ pub(crate) fn serve(
             Ok(Reply::no_content())
         }
         (S::Mount(mount), _) => enable(state, mount, p),
+        (
+            S::Metrics {
+                prometheus_accepted,
+            },
+            _,
+        ) => metrics(state, p, *prometheus_accepted),
         (S::Unknown, _) => Err(ApiError::UnsupportedPath),
     }
+}
+
+/// `sys/metrics`: `format=prometheus` (refused, as Vault refuses it, without
+/// a Prometheus retention) or, without `format`, Vault's JSON unless the
+/// `Accept` header asks for Prometheus' format. Errors are Vault's: 400 with
+/// a plain-text body.
+fn metrics(state: &AppState, p: &Params, prometheus_accepted: bool) -> ApiResult<Reply> {
+    let refused = |message: String| Ok(Reply::raw(StatusCode::BAD_REQUEST, "text/plain", message));
+    let gauges = gauges(state);
+    let telemetry = &state.telemetry;
+    let asked = p.string("format")?.filter(|f| !f.is_empty());
+    let format = match asked.as_deref() {
+        Some(format) => format,
+        None if prometheus_accepted => "prometheus",
+        None => "",
+    };
+    match format {
+        "prometheus" if telemetry.prometheus_retention.is_none() => {
+            refused("prometheus is not enabled".to_owned())
+        }
+        "prometheus" => Ok(Reply::raw(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            crate::metrics::render::prometheus(telemetry, &gauges),
+        )),
+        "" => {
+            let now = time::OffsetDateTime::now_utc();
+            let body = crate::metrics::render::json(telemetry, &gauges, now);
+            Ok(Reply::raw(
+                StatusCode::OK,
+                "application/json",
+                body.to_string(),
+            ))
+        }
+        other => refused(format!("metric response format {other:?} unknown")),
+    }
+}
+
+/// The states `sys/metrics` shows, read now (zero while sealed).
+fn gauges(state: &AppState) -> crate::metrics::Gauges {
+    let mut gauges = crate::metrics::Gauges {
+        cluster: state.cluster_name.clone(),
+        ..Default::default()
+    };
+    let Ok(unsealed) = state.unsealed() else {
+        return gauges;
+    };
+    gauges.unsealed = true;
+    gauges.auto_rotations = unsealed
+        .auto_rotations
+        .load(std::sync::atomic::Ordering::Relaxed);
+    gauges.cached_keys = unsealed
+        .mounts()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|m| m.key_count().ok())
+        .sum();
+    gauges.audit_devices = unsealed.audit.broker.list().len();
+    gauges.failing_audit_devices = unsealed.audit.broker.failing_count();
+    gauges
 }
 
 fn init(state: &AppState, p: &Params) -> ApiResult<Reply> {

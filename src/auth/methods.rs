@@ -35,6 +35,14 @@ pub enum MethodKind {
 }
 
 impl MethodKind {
+    pub const ALL: [Self; 5] = [
+        Self::Userpass,
+        Self::AppRole,
+        Self::Jwt,
+        Self::Kubernetes,
+        Self::Cert,
+    ];
+
     /// Vault's name: the `type` of `sys/auth/:path` and of `sys/auth`.
     pub fn name(self) -> &'static str {
         match self {
@@ -47,16 +55,14 @@ impl MethodKind {
     }
 
     pub fn parse(name: &str) -> StoreResult<Self> {
-        match name {
-            "userpass" => Ok(Self::Userpass),
-            "approle" => Ok(Self::AppRole),
-            "jwt" => Ok(Self::Jwt),
-            "kubernetes" => Ok(Self::Kubernetes),
-            "cert" => Ok(Self::Cert),
-            other => Err(StoreError::invalid(format!(
-                "transitd supports the userpass, approle, jwt, kubernetes and cert auth methods, not {other:?}"
-            ))),
-        }
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.name() == name)
+            .ok_or_else(|| {
+                StoreError::invalid(format!(
+                    "transitd supports the userpass, approle, jwt, kubernetes and cert auth methods, not {name:?}"
+                ))
+            })
     }
 }
 
@@ -336,6 +342,16 @@ impl Methods {
 mod tests {
     use super::*;
     use crate::auth::userpass::tests::barrier;
+
+    #[test]
+    fn every_method_parses_by_its_name_and_has_its_login_failure_series() {
+        for kind in MethodKind::ALL {
+            assert_eq!(MethodKind::parse(kind.name()).unwrap(), kind);
+        }
+        let names: Vec<&str> = MethodKind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(names, crate::metrics::LOGIN_METHODS);
+        assert!(MethodKind::parse("ldap").is_err());
+    }
 
     /// Two nodes' method tables over one storage.
     fn two_nodes() -> (Methods, Methods) {

@@ -370,6 +370,7 @@ impl TokenStore {
                 return Err(StoreError::invalid("the parent token is no longer valid"));
             }
         }
+        crate::metrics::metrics().token_creation.increment(1);
         Ok(Issued {
             token,
             id,

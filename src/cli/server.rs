@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::{Flags, print_line};
 use crate::config::{self, Config, SealConfig, StorageConfig};
+use crate::metrics::{DEFAULT_PROMETHEUS_RETENTION, MetricsAccess, Telemetry};
 use crate::seal::SealKind;
 use crate::seal::static_key::StaticSeal;
 use crate::serve::{ConnectionLimits, Listener, RESERVED_FDS, TlsFiles, raise_fd_limit, serve};
@@ -82,16 +83,22 @@ fn dev(flags: &Flags) -> Result<(), String> {
         .unwrap_or("127.0.0.1:8200")
         .parse()
         .map_err(|e| format!("invalid -dev-listen-address: {e}"))?;
-    let state = Arc::new(AppState::dev(&token, Limits::default()));
+    // As OpenBao's dev server: Prometheus on, host name off, no token needed.
+    let telemetry = Telemetry::configured(DEFAULT_PROMETHEUS_RETENTION, true);
+    let state = Arc::new(AppState::dev(&token, Limits::default()).with_telemetry(telemetry));
     let connections = connection_limits(&[None], raise_fd_limit()?)?;
     runtime()?.block_on(async move {
         tokio::spawn(Arc::clone(&state).maintain());
+        tokio::spawn(crate::metrics::metrics().upkeep_forever());
         tokio::spawn(super::audit::reopen_audit_files_on_hangup(Arc::clone(
             &state,
         )));
         let listener = Listener::bind(address, None)
             .await?
-            .with_limits(connections[0]);
+            .with_limits(connections[0])
+            .with_metrics_access(MetricsAccess {
+                unauthenticated: true,
+            });
         print_line(&format!(
             "transitd dev server listening on http://{address}\n\
              WARNING: dev mode keeps keys in memory only; they are gone when it stops.\n\n\
@@ -142,13 +149,20 @@ fn from_config(flags: &Flags, path: &str) -> Result<(), String> {
                 min_tls13: t.min_version == config::TlsVersion::Tls13,
                 client_certs: !t.disable_client_certs,
             });
-            let listener = Listener::bind(l.address, tls).await?.with_limits(limits);
+            let access = MetricsAccess {
+                unauthenticated: l.unauthenticated_metrics_access,
+            };
+            let listener = Listener::bind(l.address, tls)
+                .await?
+                .with_limits(limits)
+                .with_metrics_access(access);
             let scheme = if listener.is_tls() { "https" } else { "http" };
             let bound = listener.local_addr().map_err(|e| e.to_string())?;
             print_line(&format!("transitd listening on {scheme}://{bound}"));
             listeners.push(listener);
         }
         tokio::spawn(Arc::clone(&state).maintain());
+        tokio::spawn(crate::metrics::metrics().upkeep_forever());
         tokio::spawn(super::audit::reopen_audit_files_on_hangup(Arc::clone(
             &state,
         )));
@@ -198,12 +212,10 @@ fn build_state(config: &Config) -> Result<AppState, String> {
             previous_key.as_deref(),
         )?),
     };
-    Ok(AppState::new(
-        storage,
-        seal,
-        request_limits(config),
-        cluster_name(config),
-    ))
+    Ok(
+        AppState::new(storage, seal, request_limits(config), cluster_name(config))
+            .with_telemetry(config.telemetry.clone()),
+    )
 }
 
 type ListenerSetting = fn(&config::ListenerConfig) -> Option<usize>;

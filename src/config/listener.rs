@@ -43,6 +43,9 @@ pub struct ListenerConfig {
     pub max_request_size: Option<usize>,
     /// What a request may cost to parse, and the connection limits.
     pub limits: ListenerLimits,
+    /// `telemetry { unauthenticated_metrics_access = true }`: `sys/metrics`
+    /// needs no token on this listener.
+    pub unauthenticated_metrics_access: bool,
 }
 
 /// The budget settings of a listener; `None`: the server's default. The JSON
@@ -111,7 +114,22 @@ impl Source<'_> {
         let mut disable_client_certs = false;
         let mut max_request_size = None;
         let mut limits = ListenerLimits::default();
-        for attr in self.settings(block, &scope, LISTENER_SETTINGS)? {
+        let (settings, blocks) =
+            self.settings_and_blocks(block, &scope, LISTENER_SETTINGS, &["telemetry"])?;
+        let mut unauthenticated_metrics_access = false;
+        for (i, inner) in blocks.iter().enumerate() {
+            if i > 0 {
+                return Err(self.at(
+                    inner.span(),
+                    format!(
+                        "second telemetry block{}; at most one is allowed",
+                        scope.suffix()
+                    ),
+                ));
+            }
+            unauthenticated_metrics_access = self.listener_telemetry(inner)?;
+        }
+        for attr in settings {
             match attr.key.as_str() {
                 "address" => address = self.address(attr, &scope)?,
                 "tls_disable" => tls_disable = self.boolean(attr, &scope)?,
@@ -190,6 +208,7 @@ impl Source<'_> {
             tls,
             max_request_size,
             limits,
+            unauthenticated_metrics_access,
         })
     }
 

@@ -56,6 +56,7 @@ mod listener;
 mod seal;
 mod source;
 mod storage;
+mod telemetry;
 
 use std::io::Read;
 use std::path::Path;
@@ -91,11 +92,10 @@ pub const IGNORED_SETTINGS: &[&str] = &[
 const TOP_LEVEL_SETTINGS: &[&str] = &["api_addr", "cluster_name", "log_level", "disable_mlock"];
 
 /// Top-level blocks transitd uses.
-const TOP_LEVEL_BLOCKS: &[&str] = &["storage", "listener", "seal"];
+const TOP_LEVEL_BLOCKS: &[&str] = &["storage", "listener", "seal", "telemetry"];
 
 /// Vault/OpenBao blocks that transitd knows of but does not implement.
 const UNSUPPORTED_BLOCKS: &[&str] = &[
-    "telemetry",
     "ha_storage",
     "ha_backend",
     "service_registration",
@@ -122,6 +122,8 @@ pub struct Config {
     pub log_level: Option<String>,
     /// Default `false`.
     pub disable_mlock: bool,
+    /// The `telemetry` block; without one, `sys/metrics` serves JSON only.
+    pub telemetry: crate::metrics::Telemetry,
 }
 
 /// Reads and parses the configuration file at `path`.
@@ -180,6 +182,7 @@ fn parse_with_env(
     let mut storage: Option<(StorageConfig, usize)> = None;
     let mut listeners: Vec<(ListenerConfig, usize)> = Vec::new();
     let mut seal: Option<(SealConfig, usize)> = None;
+    let mut telemetry: Option<(crate::metrics::Telemetry, usize)> = None;
     let mut api_addr = None;
     let mut cluster_name = None;
     let mut log_level = None;
@@ -254,6 +257,17 @@ fn parse_with_env(
                         }
                         seal = Some((src.seal(block)?, line));
                     }
+                    "telemetry" => {
+                        if let Some((_, first)) = telemetry {
+                            return Err(src.at(
+                                block.span(),
+                                format!(
+                                    "second telemetry block (the first is on line {first}); at most one is allowed"
+                                ),
+                            ));
+                        }
+                        telemetry = Some((src.telemetry(block)?, line));
+                    }
                     "backend" => {
                         return Err(src.at(
                             block.span(),
@@ -304,6 +318,7 @@ fn parse_with_env(
         cluster_name,
         log_level,
         disable_mlock,
+        telemetry: telemetry.map(|(t, _)| t).unwrap_or_default(),
     })
 }
 
@@ -336,6 +351,7 @@ fn block_example(ident: &str) -> &'static str {
         "storage" => "storage \"sqlite\" { path = \"...\" }",
         "listener" => "listener \"tcp\" { address = \"127.0.0.1:8200\" }",
         "seal" => "seal \"static\" { current_key_id = \"...\" current_key = \"...\" }",
+        "telemetry" => "telemetry { prometheus_retention_time = \"24h\" }",
         _ => "name \"type\" { ... }",
     }
 }
@@ -413,12 +429,14 @@ disable_mlock = true
                         }),
                         max_request_size: Some(1_048_576),
                         limits: ListenerLimits::default(),
+                        unauthenticated_metrics_access: false,
                     },
                     ListenerConfig {
                         address: "[::1]:8300".parse().unwrap(),
                         tls: None,
                         max_request_size: Some(2048),
                         limits: ListenerLimits::default(),
+                        unauthenticated_metrics_access: false,
                     },
                 ],
                 seal: Some(SealConfig::Static {
@@ -431,6 +449,7 @@ disable_mlock = true
                 cluster_name: Some("prod".to_owned()),
                 log_level: Some("warn".to_owned()),
                 disable_mlock: true,
+                telemetry: crate::metrics::Telemetry::default(),
             }
         );
     }
@@ -446,6 +465,7 @@ disable_mlock = true
                 tls: None,
                 max_request_size: None,
                 limits: ListenerLimits::default(),
+                unauthenticated_metrics_access: false,
             }]
         );
         assert_eq!(DEFAULT_ADDRESS.to_string(), "127.0.0.1:8200");
@@ -503,11 +523,9 @@ disable_mlock = true
 
     #[test]
     fn unsupported_blocks() {
-        let e = err(&format!(
-            "{MINIMAL}telemetry {{\n  statsd_address = \"x\"\n}}\n"
-        ));
+        let e = err(&format!("{MINIMAL}ha_storage \"raft\" {{}}\n"));
         assert!(
-            e.starts_with("config.hcl:7: telemetry is not supported by transitd"),
+            e.starts_with("config.hcl:7: ha_storage is not supported by transitd"),
             "{e}"
         );
         let e = err(&format!("{MINIMAL}backend \"inmem\" {{}}\n"));

@@ -212,6 +212,19 @@ impl<'a> Source<'a> {
         scope: &Scope,
         known: &[&str],
     ) -> Result<Vec<&'b Attribute>, String> {
+        Ok(self.settings_and_blocks(block, scope, known, &[])?.0)
+    }
+
+    /// [`Self::settings`], with the inner blocks named in `blocks` let
+    /// through (any other block is refused).
+    pub(super) fn settings_and_blocks<'b>(
+        &self,
+        block: &'b Block,
+        scope: &Scope,
+        known: &[&str],
+        blocks: &[&str],
+    ) -> Result<(Vec<&'b Attribute>, Vec<&'b Block>), String> {
+        let mut inner_blocks = Vec::new();
         let mut settings = Vec::new();
         for structure in block.body.iter() {
             match structure {
@@ -225,6 +238,9 @@ impl<'a> Source<'a> {
                     }
                     settings.push(attr);
                 }
+                Structure::Block(inner) if blocks.contains(&inner.ident.as_str()) => {
+                    inner_blocks.push(inner);
+                }
                 Structure::Block(inner) => {
                     return Err(self.at(
                         inner.span().or_else(|| scope.span.clone()),
@@ -237,7 +253,7 @@ impl<'a> Source<'a> {
                 }
             }
         }
-        Ok(settings)
+        Ok((settings, inner_blocks))
     }
 
     /// Key material or a reference to it: a non-empty quoted string, never

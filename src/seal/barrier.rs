@@ -9,10 +9,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use zeroize::Zeroizing;
 
+use crate::metrics::{BarrierOp, metrics};
 use crate::storage::{Storage, StorageError, StoreError};
 
 const FORMAT: u8 = 1;
@@ -219,10 +221,13 @@ impl Barrier {
     }
 
     pub fn get(&self, path: &str) -> BarrierResult<Option<Zeroizing<Vec<u8>>>> {
-        match self.storage.get(path)? {
+        let started = Instant::now();
+        let got = match self.storage.get(path)? {
             None => Ok(None),
             Some(entry) => self.open(path, &entry).map(Some),
-        }
+        };
+        metrics().barrier(BarrierOp::Get, started);
+        got
     }
 
     pub fn open(&self, path: &str, entry: &[u8]) -> BarrierResult<Zeroizing<Vec<u8>>> {
@@ -242,10 +247,13 @@ impl Barrier {
 
     /// The decrypted entry and the sealed bytes it came from (to compare-and-swap on).
     pub fn get_with_raw(&self, path: &str) -> BarrierResult<Option<Opened>> {
-        match self.storage.get(path)? {
-            None => Ok(None),
-            Some(entry) => Ok(Some((self.open(path, &entry)?, entry))),
-        }
+        let started = Instant::now();
+        let got = match self.storage.get(path)? {
+            None => None,
+            Some(entry) => Some((self.open(path, &entry)?, entry)),
+        };
+        metrics().barrier(BarrierOp::Get, started);
+        Ok(got)
     }
 
     /// Write (or, with `None`, delete) only if the stored bytes are still
@@ -256,24 +264,41 @@ impl Barrier {
         expected: Option<&[u8]>,
         plaintext: Option<&[u8]>,
     ) -> BarrierResult<bool> {
+        let started = Instant::now();
         let sealed = plaintext.map(|p| self.seal(path, p)).transpose()?;
-        Ok(self
+        let swapped = self
             .storage
-            .compare_and_swap(path, expected, sealed.as_deref())?)
+            .compare_and_swap(path, expected, sealed.as_deref())?;
+        let op = if plaintext.is_some() {
+            BarrierOp::Put
+        } else {
+            BarrierOp::Delete
+        };
+        metrics().barrier(op, started);
+        Ok(swapped)
     }
 
     /// Durable when it returns `Ok` (the backend's promise).
     pub fn put(&self, path: &str, plaintext: &[u8]) -> BarrierResult<()> {
+        let started = Instant::now();
         let entry = self.seal(path, plaintext)?;
-        Ok(self.storage.put(path, &entry)?)
+        self.storage.put(path, &entry)?;
+        metrics().barrier(BarrierOp::Put, started);
+        Ok(())
     }
 
     pub fn delete(&self, path: &str) -> BarrierResult<()> {
-        Ok(self.storage.delete(path)?)
+        let started = Instant::now();
+        self.storage.delete(path)?;
+        metrics().barrier(BarrierOp::Delete, started);
+        Ok(())
     }
 
     pub fn list(&self, prefix: &str) -> BarrierResult<Vec<String>> {
-        Ok(self.storage.list(prefix)?)
+        let started = Instant::now();
+        let names = self.storage.list(prefix)?;
+        metrics().barrier(BarrierOp::List, started);
+        Ok(names)
     }
 
     /// Delete every entry under `prefix` (the data of a disabled mount or

@@ -50,7 +50,14 @@ fn is_connection_error(e: &std::io::Error) -> bool {
 }
 
 pub(super) async fn accept_loop(listener: Listener, app: Router, mut stop: watch::Receiver<bool>) {
-    let Listener { tcp, tls, limits } = listener;
+    let Listener {
+        tcp,
+        tls,
+        limits,
+        access,
+    } = listener;
+    // Each request carries its listener's metrics access to `api::handle`.
+    let app = app.layer(axum::Extension(access));
     let local = tcp.local_addr().ok();
     let admission = Admission::new(limits.max_connections);
     let mut connections = JoinSet::new();

@@ -95,6 +95,8 @@ pub struct Listener {
     pub(super) tcp: TcpListener,
     pub(super) tls: Option<TlsReloader>,
     pub(super) limits: ConnectionLimits,
+    /// Who may read `sys/metrics` here (the listener's `telemetry` block).
+    pub(super) access: crate::metrics::MetricsAccess,
 }
 
 impl std::fmt::Debug for Listener {
@@ -103,6 +105,7 @@ impl std::fmt::Debug for Listener {
             .field("local_addr", &self.tcp.local_addr().ok())
             .field("tls", &self.tls)
             .field("limits", &self.limits)
+            .field("access", &self.access)
             .finish()
     }
 }
@@ -120,6 +123,7 @@ impl Listener {
             tcp,
             tls,
             limits: ConnectionLimits::DEFAULT,
+            access: crate::metrics::MetricsAccess::default(),
         })
     }
 
@@ -128,6 +132,13 @@ impl Listener {
     #[must_use]
     pub fn with_limits(mut self, limits: ConnectionLimits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// The same listener, serving `sys/metrics` as `access` says.
+    #[must_use]
+    pub fn with_metrics_access(mut self, access: crate::metrics::MetricsAccess) -> Self {
+        self.access = access;
         self
     }
 

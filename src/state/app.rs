@@ -29,6 +29,8 @@ pub struct AppState {
     transition: Mutex<()>,
     pub limits: Limits,
     pub cluster_name: String,
+    /// What `sys/metrics` serves (the `telemetry` block).
+    pub telemetry: crate::metrics::Telemetry,
 }
 
 impl AppState {
@@ -51,7 +53,14 @@ impl AppState {
             transition: Mutex::default(),
             limits,
             cluster_name,
+            telemetry: crate::metrics::Telemetry::default(),
         }
+    }
+
+    /// The same server, with the `telemetry` block's settings.
+    pub fn with_telemetry(mut self, telemetry: crate::metrics::Telemetry) -> Self {
+        self.telemetry = telemetry;
+        self
     }
 
     /// Dev mode: in memory, initialized with one share, unsealed, transit

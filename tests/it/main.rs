@@ -23,6 +23,7 @@ mod https_fixture;
 mod jwt_issuer;
 mod key_lifecycle;
 mod kube_api;
+mod metrics;
 mod rewrap_cli;
 mod server;
 mod usage;

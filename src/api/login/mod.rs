@@ -142,12 +142,12 @@ pub(crate) fn serve(
     now: i64,
 ) -> ApiResult<Reply> {
     let mount = &method.entry.path;
-    match (&method.backend, path) {
-        (Backend::Userpass(store), MethodPath::Userpass(path)) => {
-            userpass(store, tokens, mount, op, path, p, now)
+    let served = match (&method.backend, path) {
+        (Backend::Userpass(store), MethodPath::Userpass(inner)) => {
+            userpass(store, tokens, mount, op, inner, p, now)
         }
-        (Backend::AppRole(store), MethodPath::AppRole(path)) => {
-            approle(store, tokens, mount, op, path, p, now)
+        (Backend::AppRole(store), MethodPath::AppRole(inner)) => {
+            approle(store, tokens, mount, op, inner, p, now)
         }
         (Backend::Jwt(store), MethodPath::Jwt(path)) => jwt(store, tokens, mount, op, path, p, now),
         (Backend::Kubernetes(store), MethodPath::Kubernetes(path)) => {
@@ -157,8 +157,13 @@ pub(crate) fn serve(
             cert(store, tokens, mount, op, path, p, client, now)
         }
         // Parsed for this method's backend: cannot differ.
-        _ => Err(ApiError::UnsupportedPath),
+        _ => return Err(ApiError::UnsupportedPath),
+    };
+    // Logins are the public paths; a failed one is counted by method.
+    if served.is_err() && path.is_public() {
+        crate::metrics::metrics().login_failure(method.entry.kind.name());
     }
+    served
 }
 
 fn required(p: &Params, field: &str) -> ApiResult<Zeroizing<String>> {

@@ -69,8 +69,13 @@ pub(super) struct FileSink {
 
 impl Sink for FileSink {
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let m = crate::metrics::metrics();
+        let started = std::time::Instant::now();
         self.file.write_all(bytes)?;
+        m.audit_write.record(started.elapsed().as_secs_f64());
+        let started = std::time::Instant::now();
         self.file.sync_data()?;
+        m.audit_fsync.record(started.elapsed().as_secs_f64());
         self.len += bytes.len() as u64;
         Ok(())
     }
