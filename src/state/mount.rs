@@ -15,9 +15,7 @@ use crate::seal::barrier::Barrier;
 use crate::seal::edit::{Edit, edit_json, edit_raw, edit_raw_with};
 use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
-use crate::storage::layout::{
-    self, MOUNT_CONFIG, MOUNT_KEYS, MOUNT_USAGE, MOUNT_WRAPPING_KEY,
-};
+use crate::storage::layout::{self, MOUNT_CONFIG, MOUNT_KEYS, MOUNT_USAGE, MOUNT_WRAPPING_KEY};
 use crate::storage::{Cached, StoreError, StoreResult};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
