@@ -316,6 +316,12 @@ pub(super) const DELIBERATE: &[Deviation] = &[
         R500,
     ),
     dev(
+        "sys/health",
+        Side(200, "/performance_standby=false"),
+        Side(200, "/initialized=true"),
+        "README: sys/health also carries Vault's performance_standby, enterprise, echo_duration_ms, clock_skew_ms and replication_primary_canary_age_ms, which Vault's clients (vaultrs) read; tests/it/health.rs compares the key sets",
+    ),
+    dev(
         "sys/enable a kv mount",
         Side(400, "transitd serves only the transit secrets engine"),
         Side(204, ""),
