@@ -26,5 +26,6 @@ mod key_lifecycle;
 mod kube_api;
 mod rewrap_cli;
 mod server;
+mod systemd_unit;
 mod usage;
 mod wrapping;
