@@ -116,16 +116,14 @@ impl Source<'_> {
                 "max_parallel" => max_parallel = self.max_parallel(attr, scope)?,
                 // Vault's default (false) only: nodes here share the
                 // database as equals, with no leader to elect.
-                "ha_enabled" => {
-                    if self.boolean(attr, scope)? {
-                        return Err(self.at(
-                            value_span(attr, scope),
-                            format!(
-                                "ha_enabled{} is not supported by transitd (every node serves; there is no leader to elect): remove it",
-                                scope.suffix()
-                            ),
-                        ));
-                    }
+                "ha_enabled" if self.boolean(attr, scope)? => {
+                    return Err(self.at(
+                        value_span(attr, scope),
+                        format!(
+                            "ha_enabled{} is not supported by transitd (every node serves; there is no leader to elect): remove it",
+                            scope.suffix()
+                        ),
+                    ));
                 }
                 "schema" => {
                     let value = self.string(attr, scope)?;

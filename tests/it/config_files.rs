@@ -233,32 +233,25 @@ fn log_format_json_writes_one_json_object_per_line() {
 #[test]
 fn an_unknown_log_format_stops_the_start() {
     let site = Site::new("disable_mlock = true");
-    let out = Command::new(BIN)
-        .args([
-            "server",
-            &format!("-config={}", site.config().display()),
-            "-log-format=logfmt",
-        ])
-        .env_remove("VAULT_LOG_FORMAT")
-        .env_remove("BAO_LOG_FORMAT")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("invalid -log-format \"logfmt\" (known: standard, json)"),
-        "{stderr}"
+    let config = format!("-config={}", site.config().display());
+    let refused = |flag: Option<&str>, env: Option<&str>, expect: &str| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["server", &config])
+            .args(flag)
+            .env_remove("VAULT_LOG_FORMAT")
+            .env_remove("BAO_LOG_FORMAT");
+        if let Some(value) = env {
+            cmd.env("VAULT_LOG_FORMAT", value);
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expect), "{stderr}");
+    };
+    refused(
+        Some("-log-format=logfmt"),
+        None,
+        "invalid -log-format \"logfmt\" (known: standard, json)",
     );
-    let out = Command::new(BIN)
-        .args(["server", &format!("-config={}", site.config().display())])
-        .env("VAULT_LOG_FORMAT", "yaml")
-        .env_remove("BAO_LOG_FORMAT")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("invalid VAULT_LOG_FORMAT \"yaml\""),
-        "{stderr}"
-    );
+    refused(None, Some("yaml"), "invalid VAULT_LOG_FORMAT \"yaml\"");
 }
