@@ -561,13 +561,13 @@ ui            = true
     #[test]
     fn strings_stay_literal() {
         let config = json(
-            r#"{"storage": {"sqlite": {"path": "/tmp/${HOME}/%{x}\"q\\ \u0001.db"}}, "listener": {"tcp": {"tls_disable": 1}}}"#,
+            r#"{"storage": {"sqlite": {"path": "/tmp/${HOME}/%{x}/$${y}/%%{z}/$\"q\\ \u0001.db"}}, "listener": {"tcp": {"tls_disable": 1}}}"#,
         )
         .unwrap();
         assert_eq!(
             config.storage,
             StorageConfig::Sqlite {
-                path: PathBuf::from("/tmp/${HOME}/%{x}\"q\\ \u{1}.db")
+                path: PathBuf::from("/tmp/${HOME}/%{x}/$${y}/%%{z}/$\"q\\ \u{1}.db")
             }
         );
     }

@@ -25,6 +25,9 @@
 //! log_level = "info"
 //! ```
 //!
+//! The same file may be JSON, in the shapes Vault writes (`json.rs`): it is
+//! read as the HCL it means, so each stanza below has one reader.
+//!
 //! Parsing is strict: an unknown or invalid setting stops the start with a
 //! message of the form `FILE:LINE: what is wrong`, so that a typo never
 //! silently falls back to a default (a misspelt `tls_disable` must not leave a

@@ -191,11 +191,11 @@ impl<'a> Source<'a> {
         let parsed = match &attr.value {
             Expression::Bool(b) => Some(*b.value()),
             Expression::String(s) => crate::go_syntax::parse_bool(s.value().trim()),
-            Expression::Number(n) => match n.value().as_u64() {
-                Some(0) => Some(false),
-                Some(1) => Some(true),
-                _ => None,
-            },
+            // A number as its text: `1` and `0` are Go's, any other is not.
+            Expression::Number(n) => n
+                .value()
+                .as_u64()
+                .and_then(|v| crate::go_syntax::parse_bool(&v.to_string())),
             _ => None,
         };
         parsed.ok_or_else(|| {
