@@ -422,6 +422,33 @@ ui            = true
     }
 
     #[test]
+    fn shamir_seal_is_the_default() {
+        let with = json(
+            r#"{"storage": {"inmem": {}}, "listener": {"tcp": {"tls_disable": 1}}, "seal": {"shamir": {}}}"#,
+        )
+        .unwrap();
+        assert_eq!(with, parse(MINIMAL, "config.hcl").unwrap());
+        let e = json(
+            r#"{"storage": {"inmem": {}}, "listener": {"tcp": {"tls_disable": 1}}, "seal": [{"shamir": {}}, {"static": {"current_key_id": "a", "current_key": "env://K"}}]}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with(
+                "config.json: seal[1].static: second seal block (the first is at seal[0].shamir)"
+            ),
+            "{e}"
+        );
+        let e = json(
+            r#"{"storage": {"inmem": {}}, "listener": {"tcp": {"tls_disable": 1}}, "seal": {"shamir": {"disabled": "true"}}}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("config.json: seal.shamir.disabled: unknown setting \"disabled\" in seal \"shamir\" (it takes no settings)"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn the_tutorial_file() {
         let config = json(
             r#"{

@@ -236,7 +236,7 @@ fn parse_with_env(
     // Each with the place of its block, and the storage's block name.
     let mut storage: Option<(StorageConfig, String, &str)> = None;
     let mut listeners: Vec<(ListenerConfig, String)> = Vec::new();
-    let mut seal: Option<(SealConfig, String)> = None;
+    let mut seal: Option<(Option<SealConfig>, String)> = None;
     let mut api_addr = None;
     let mut cluster_name = None;
     let mut log_level = None;
@@ -363,7 +363,7 @@ fn parse_with_env(
     Ok(Config {
         storage,
         listeners: listeners.into_iter().map(|(l, _)| l).collect(),
-        seal: seal.map(|(s, _)| s),
+        seal: seal.and_then(|(s, _)| s),
         api_addr,
         cluster_name,
         log_level,
