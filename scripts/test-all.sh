@@ -14,6 +14,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check "${PY_DEPS[@]}"
 
+# systemd-analyze verifies dist/transitd.service (tests/it/systemd_unit.rs).
+if ! command -v systemd-analyze >/dev/null; then
+    apt-get update -qq
+    apt-get install -y -qq systemd >/dev/null
+fi
+systemd-analyze --version | head -n 1
+
 export BAO_BIN="$PWD/.venv/bin/bao"
 "$BAO_BIN" version
 

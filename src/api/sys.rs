@@ -576,6 +576,15 @@ fn health(state: &AppState, p: &Params) -> ApiResult<Reply> {
         "replication_dr_mode": if unsealed.is_some() { "disabled" } else { "unknown" },
         "server_time_utc": time::OffsetDateTime::now_utc().unix_timestamp(),
         "version": COMPAT_VERSION,
+        // Vault's fields beyond OpenBao's, which Vault's clients (vaultrs)
+        // require, with the values of a node that is neither a performance
+        // standby nor Enterprise and forwards to no active node (every node
+        // here serves).
+        "performance_standby": false,
+        "enterprise": false,
+        "echo_duration_ms": 0,
+        "clock_skew_ms": 0,
+        "replication_primary_canary_age_ms": 0,
     });
     if let Some(u) = &unsealed {
         body["cluster_name"] = json!(state.cluster_name);

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::{Flags, print_line};
-use crate::config::{self, Config, SealConfig, StorageConfig};
+use crate::config::{self, Config, LOG_FORMAT_ENV, LogFormat, SealConfig, StorageConfig};
 use crate::metrics::{DEFAULT_PROMETHEUS_RETENTION, MetricsAccess, Telemetry};
 use crate::seal::SealKind;
 use crate::seal::static_key::StaticSeal;
@@ -12,8 +12,8 @@ use crate::serve::{ConnectionLimits, Listener, RESERVED_FDS, TlsFiles, raise_fd_
 use crate::state::{AppState, Limits};
 use crate::storage::{MemoryStorage, PostgresConfig, PostgresStorage, SqliteStorage, Storage};
 
-pub const USAGE: &str = "usage: transitd server -config=FILE\n       \
-     transitd server -dev [-dev-root-token-id=ID] [-dev-listen-address=ADDR]";
+pub const USAGE: &str = "usage: transitd server -config=FILE [-log-level=LEVEL] [-log-format=standard|json]\n       \
+     transitd server -dev [-dev-root-token-id=ID] [-dev-listen-address=ADDR] [-log-format=standard|json]";
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let flags = Flags::parse(
@@ -23,6 +23,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "dev-listen-address",
             "config",
             "log-level",
+            "log-format",
         ],
     )?;
     let known = [
@@ -31,6 +32,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "dev-listen-address",
         "config",
         "log-level",
+        "log-format",
     ];
     if let Some((name, _)) = flags
         .named
@@ -72,8 +74,38 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// The log format: `-log-format`, else the environment
+/// ([`LOG_FORMAT_ENV`]), else the config file's `log_format`, else
+/// `standard` (Vault's order). A name Vault does not know is refused.
+fn log_format(
+    flags: &Flags,
+    from_file: Option<LogFormat>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<LogFormat, String> {
+    let given = match flags.value("log-format") {
+        Some(value) => Some(("-log-format".to_owned(), value.to_owned())),
+        None => LOG_FORMAT_ENV.iter().find_map(|name| {
+            env(name)
+                .filter(|v| !v.is_empty())
+                .map(|v| ((*name).to_owned(), v))
+        }),
+    };
+    match given {
+        Some((source, value)) => LogFormat::parse(&value)
+            .ok_or_else(|| format!("invalid {source} {value:?} (known: standard, json)")),
+        None => Ok(from_file.unwrap_or_default()),
+    }
+}
+
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 fn dev(flags: &Flags) -> Result<(), String> {
-    super::init_logging(flags.value("log-level").unwrap_or("info"));
+    super::init_logging(
+        flags.value("log-level").unwrap_or("info"),
+        log_format(flags, None, &process_env)?,
+    );
     let token = match flags.value("dev-root-token-id") {
         Some(t) if !t.is_empty() => t.to_owned(),
         _ => format!("s.{}", uuid::Uuid::new_v4().simple()),
@@ -114,7 +146,10 @@ fn from_config(flags: &Flags, path: &str) -> Result<(), String> {
         .value("log-level")
         .or(config.log_level.as_deref())
         .unwrap_or("info");
-    super::init_logging(level);
+    super::init_logging(level, log_format(flags, config.log_format, &process_env)?);
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     // Before any key material exists in this process.
     crate::hygiene::disable_core_dumps()?;
     if config.disable_mlock {
@@ -288,6 +323,42 @@ fn cluster_name(config: &Config) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_format_flag_then_environment_then_file() {
+        let flags = |args: &[&str]| {
+            let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+            Flags::parse(&args, &["log-format"]).unwrap()
+        };
+        let none = |_: &str| None;
+        let vault = |name: &str| (name == "VAULT_LOG_FORMAT").then(|| "json".to_owned());
+        let both = |name: &str| match name {
+            "BAO_LOG_FORMAT" => Some("standard".to_owned()),
+            _ => Some("json".to_owned()),
+        };
+        let bad = |_: &str| Some("xml".to_owned());
+        let json = Some(LogFormat::Json);
+        assert_eq!(
+            log_format(&flags(&[]), None, &none),
+            Ok(LogFormat::Standard)
+        );
+        assert_eq!(log_format(&flags(&[]), json, &none), Ok(LogFormat::Json));
+        assert_eq!(log_format(&flags(&[]), None, &vault), Ok(LogFormat::Json));
+        assert_eq!(
+            log_format(&flags(&[]), json, &both),
+            Ok(LogFormat::Standard)
+        );
+        let flag = flags(&["-log-format=standard"]);
+        assert_eq!(log_format(&flag, json, &vault), Ok(LogFormat::Standard));
+        assert_eq!(
+            log_format(&flags(&["-log-format", "yaml"]), None, &none),
+            Err("invalid -log-format \"yaml\" (known: standard, json)".to_owned())
+        );
+        assert_eq!(
+            log_format(&flags(&[]), json, &bad),
+            Err("invalid BAO_LOG_FORMAT \"xml\" (known: standard, json)".to_owned())
+        );
+    }
 
     #[test]
     fn connection_limits_fit_in_the_open_file_limit() {

@@ -25,6 +25,9 @@
 //! log_level = "info"
 //! ```
 //!
+//! The same file may be JSON, in the shapes Vault writes (`json.rs`): it is
+//! read as the HCL it means, so each stanza below has one reader.
+//!
 //! Parsing is strict: an unknown or invalid setting stops the start with a
 //! message of the form `FILE:LINE: what is wrong`, so that a typo never
 //! silently falls back to a default (a misspelt `tls_disable` must not leave a
@@ -52,6 +55,7 @@
 //! }
 //! ```
 
+mod json;
 mod listener;
 mod seal;
 mod source;
@@ -84,12 +88,17 @@ pub const IGNORED_SETTINGS: &[&str] = &[
     "cluster_addr",
     "plugin_directory",
     "pid_file",
-    "log_format",
     "log_file",
 ];
 
 /// Top-level settings transitd uses.
-const TOP_LEVEL_SETTINGS: &[&str] = &["api_addr", "cluster_name", "log_level", "disable_mlock"];
+const TOP_LEVEL_SETTINGS: &[&str] = &[
+    "api_addr",
+    "cluster_name",
+    "log_level",
+    "log_format",
+    "disable_mlock",
+];
 
 /// Top-level blocks transitd uses.
 const TOP_LEVEL_BLOCKS: &[&str] = &["storage", "listener", "seal", "telemetry"];
@@ -124,7 +133,38 @@ pub struct Config {
     pub disable_mlock: bool,
     /// The `telemetry` block; without one, `sys/metrics` serves JSON only.
     pub telemetry: crate::metrics::Telemetry,
+    /// `log_format`; `None`: not in the file.
+    pub log_format: Option<LogFormat>,
+    /// What the server log should say about the file (deprecated names).
+    pub warnings: Vec<String>,
 }
+
+/// How the server writes its log: Vault's `log_format`, `-log-format` and
+/// `VAULT_LOG_FORMAT` take the same names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Vault's default name: lines for people.
+    #[default]
+    Standard,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// The names Vault accepts (`standard`, `json`; case and padding
+    /// ignored, as Vault's `ParseLogFormat`); anything else is `None`.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "standard" => Some(Self::Standard),
+            "json" => Some(Self::Json),
+            _ => None,
+        }
+    }
+}
+
+/// Where the log format is read from the environment when no
+/// `-log-format` flag is given, in order (OpenBao's name, then Vault's).
+pub const LOG_FORMAT_ENV: &[&str] = &["BAO_LOG_FORMAT", "VAULT_LOG_FORMAT"];
 
 /// Reads and parses the configuration file at `path`.
 ///
@@ -173,20 +213,39 @@ fn parse_with_env(
     // A byte order mark is on line 1 and contains no newline, so stripping it
     // keeps line numbers right.
     let source = source.strip_prefix('\u{feff}').unwrap_or(source);
-    let src = Source::new(file_name, source);
     if source.len() > MAX_CONFIG_BYTES {
-        return Err(src.general("configuration is larger than 1 MiB"));
+        return Err(format!("{file_name}: configuration is larger than 1 MiB"));
     }
-    let body = hcl_edit::parser::parse_body(source).map_err(|e| src.syntax_error(&e))?;
+    // JSON is read as the HCL it means, so both go through one walker.
+    let translated;
+    let (hcl, src) = if json::is_json(source) {
+        let is_block = |key: &str| {
+            TOP_LEVEL_BLOCKS.contains(&key) || UNSUPPORTED_BLOCKS.contains(&key) || key == "backend"
+        };
+        translated = json::translate(source, &is_block).map_err(|e| match e {
+            json::JsonError::Syntax { line, message } => format!("{file_name}:{line}: {message}"),
+            json::JsonError::At { path, message } => format!("{file_name}: {path}: {message}"),
+        })?;
+        (
+            translated.hcl.as_str(),
+            Source::from_json(file_name, &translated.hcl, &translated.paths),
+        )
+    } else {
+        (source, Source::new(file_name, source))
+    };
+    let body = hcl_edit::parser::parse_body(hcl).map_err(|e| src.syntax_error(&e))?;
 
-    let mut storage: Option<(StorageConfig, usize)> = None;
-    let mut listeners: Vec<(ListenerConfig, usize)> = Vec::new();
-    let mut seal: Option<(SealConfig, usize)> = None;
-    let mut telemetry: Option<(crate::metrics::Telemetry, usize)> = None;
+    // Each with the place of its block, and the storage's block name.
+    let mut storage: Option<(StorageConfig, String, &str)> = None;
+    let mut listeners: Vec<(ListenerConfig, String)> = Vec::new();
+    let mut seal: Option<(Option<SealConfig>, String)> = None;
+    let mut telemetry: Option<(crate::metrics::Telemetry, String)> = None;
     let mut api_addr = None;
     let mut cluster_name = None;
     let mut log_level = None;
+    let mut log_format = None;
     let mut disable_mlock = false;
+    let mut warnings = Vec::new();
     let top = Scope {
         what: String::new(),
         span: None,
@@ -198,6 +257,7 @@ fn parse_with_env(
                 "api_addr" => api_addr = non_empty(src.string(attr, &top)?),
                 "cluster_name" => cluster_name = non_empty(src.string(attr, &top)?),
                 "log_level" => log_level = Some(src.log_level(attr, &top)?),
+                "log_format" => log_format = Some(src.log_format(attr, &top)?),
                 "disable_mlock" => disable_mlock = src.boolean(attr, &top)?,
                 key if IGNORED_SETTINGS.contains(&key) => {}
                 key if TOP_LEVEL_BLOCKS.contains(&key) => {
@@ -217,18 +277,28 @@ fn parse_with_env(
                 }
             },
             Structure::Block(block) => {
-                let line = src.line_of_span(block.span());
+                let place = src.place(block.span());
                 match block.ident.as_str() {
-                    "storage" => {
-                        if let Some((_, first)) = storage {
-                            return Err(src.at(
-                                block.span(),
+                    ident @ ("storage" | "backend") => {
+                        if let Some((_, first, first_ident)) = &storage {
+                            let message = if *first_ident == ident {
                                 format!(
-                                    "second storage block (the first is on line {first}); exactly one is allowed"
-                                ),
+                                    "second {ident} block (the first is {first}); exactly one is allowed"
+                                )
+                            } else {
+                                format!(
+                                    "both storage and backend (its old name) are given (the first is {first}); keep one storage block"
+                                )
+                            };
+                            return Err(src.at(block.span(), message));
+                        }
+                        if ident == "backend" {
+                            warnings.push(src.at(
+                                block.span(),
+                                "\"backend\" is the deprecated name of \"storage\"; it works the same, but write storage instead",
                             ));
                         }
-                        storage = Some((src.storage(block, env)?, line));
+                        storage = Some((src.storage(block, env)?, place, ident));
                     }
                     "listener" => {
                         let listener = src.listener(block)?;
@@ -239,40 +309,34 @@ fn parse_with_env(
                             return Err(src.at(
                                 block.span(),
                                 format!(
-                                    "listener address {} is already used by the listener on line {first}",
+                                    "listener address {} is already used by the listener {first}",
                                     listener.address
                                 ),
                             ));
                         }
-                        listeners.push((listener, line));
+                        listeners.push((listener, place));
                     }
                     "seal" => {
                         if let Some((_, first)) = seal {
                             return Err(src.at(
                                 block.span(),
                                 format!(
-                                    "second seal block (the first is on line {first}); at most one is allowed"
+                                    "second seal block (the first is {first}); at most one is allowed"
                                 ),
                             ));
                         }
-                        seal = Some((src.seal(block)?, line));
+                        seal = Some((src.seal(block)?, place));
                     }
                     "telemetry" => {
                         if let Some((_, first)) = telemetry {
                             return Err(src.at(
                                 block.span(),
                                 format!(
-                                    "second telemetry block (the first is on line {first}); at most one is allowed"
+                                    "second telemetry block (the first is {first}); at most one is allowed"
                                 ),
                             ));
                         }
-                        telemetry = Some((src.telemetry(block)?, line));
-                    }
-                    "backend" => {
-                        return Err(src.at(
-                            block.span(),
-                            "\"backend\" is the deprecated name of \"storage\"; write storage \"...\" { ... } instead",
-                        ));
+                        telemetry = Some((src.telemetry(block)?, place));
                     }
                     ident if UNSUPPORTED_BLOCKS.contains(&ident) => {
                         return Err(src.at(block.span(), unsupported_block(ident)));
@@ -300,7 +364,7 @@ fn parse_with_env(
         }
     }
 
-    let Some((storage, _)) = storage else {
+    let Some((storage, _, _)) = storage else {
         return Err(src.general(
             "no storage block: add storage \"sqlite\" { path = \"...\" } (or storage \"inmem\" {} for tests)",
         ));
@@ -313,12 +377,14 @@ fn parse_with_env(
     Ok(Config {
         storage,
         listeners: listeners.into_iter().map(|(l, _)| l).collect(),
-        seal: seal.map(|(s, _)| s),
+        seal: seal.and_then(|(s, _)| s),
         api_addr,
         cluster_name,
         log_level,
         disable_mlock,
         telemetry: telemetry.map(|(t, _)| t).unwrap_or_default(),
+        log_format,
+        warnings,
     })
 }
 
@@ -339,6 +405,16 @@ impl Source<'_> {
             }
         };
         Ok(level.to_owned())
+    }
+
+    fn log_format(&self, attr: &Attribute, scope: &Scope) -> Result<LogFormat, String> {
+        let value = self.string(attr, scope)?;
+        LogFormat::parse(&value).ok_or_else(|| {
+            self.at(
+                value_span(attr, scope),
+                format!("invalid log_format {value:?} (known: standard, json)"),
+            )
+        })
     }
 }
 
@@ -450,6 +526,8 @@ disable_mlock = true
                 log_level: Some("warn".to_owned()),
                 disable_mlock: true,
                 telemetry: crate::metrics::Telemetry::default(),
+                log_format: None,
+                warnings: Vec::new(),
             }
         );
     }
@@ -513,7 +591,7 @@ disable_mlock = true
     fn ignored_vault_settings() {
         let config = parse(
             &format!(
-                "{MINIMAL}ui = true\ndisable_cache = true\ndefault_lease_ttl = \"768h\"\nmax_lease_ttl = \"8760h\"\ncluster_addr = \"https://127.0.0.1:8201\"\nplugin_directory = \"/p\"\npid_file = \"/run/t.pid\"\nlog_format = \"json\"\nlog_file = \"/var/log/t.log\"\n"
+                "{MINIMAL}ui = true\ndisable_cache = true\ndefault_lease_ttl = \"768h\"\nmax_lease_ttl = \"8760h\"\ncluster_addr = \"https://127.0.0.1:8201\"\nplugin_directory = \"/p\"\npid_file = \"/run/t.pid\"\nlog_file = \"/var/log/t.log\"\n"
             ),
             "config.hcl",
         )
@@ -530,7 +608,7 @@ disable_mlock = true
         );
         let e = err(&format!("{MINIMAL}backend \"inmem\" {{}}\n"));
         assert!(
-            e.starts_with("config.hcl:7: \"backend\" is the deprecated name"),
+            e.starts_with("config.hcl:7: both storage and backend (its old name) are given (the first is on line 2)"),
             "{e}"
         );
         let e = err(&format!("{MINIMAL}storage = \"inmem\"\n"));
@@ -550,6 +628,60 @@ disable_mlock = true
             e.starts_with("config.hcl:4: unexpected block \"tls\" in listener \"tcp\""),
             "{e}"
         );
+    }
+
+    #[test]
+    fn backend_is_storage_with_a_warning() {
+        let source =
+            "backend \"sqlite\" {\n  path = \"t.db\"\n}\nlistener \"tcp\" { tls_disable = 1 }\n";
+        let config = parse(source, "config.hcl").unwrap();
+        assert_eq!(
+            config.storage,
+            StorageConfig::Sqlite {
+                path: PathBuf::from("t.db")
+            }
+        );
+        assert_eq!(
+            config.warnings,
+            vec![
+                "config.hcl:1: \"backend\" is the deprecated name of \"storage\"; it works the same, but write storage instead"
+                    .to_owned()
+            ]
+        );
+        // Either order, both names: refused, so no block is silently unused.
+        let e = err(&format!("{source}storage \"inmem\" {{}}\n"));
+        assert!(
+            e.starts_with("config.hcl:5: both storage and backend (its old name) are given (the first is on line 1)"),
+            "{e}"
+        );
+        let e = err(&format!("{source}backend \"inmem\" {{}}\n"));
+        assert!(
+            e.starts_with("config.hcl:5: second backend block (the first is on line 1)"),
+            "{e}"
+        );
+        assert!(parse(MINIMAL, "config.hcl").unwrap().warnings.is_empty());
+    }
+
+    #[test]
+    fn log_formats() {
+        let format = |value: &str| {
+            parse(&format!("{MINIMAL}log_format = {value}\n"), "config.hcl").map(|c| c.log_format)
+        };
+        assert_eq!(format("\"json\""), Ok(Some(LogFormat::Json)));
+        assert_eq!(format("\" JSON \""), Ok(Some(LogFormat::Json)));
+        assert_eq!(format("\"standard\""), Ok(Some(LogFormat::Standard)));
+        assert_eq!(parse(MINIMAL, "config.hcl").unwrap().log_format, None);
+        let e = format("\"logfmt\"").unwrap_err();
+        assert!(
+            e.starts_with("config.hcl:7: invalid log_format \"logfmt\" (known: standard, json)"),
+            "{e}"
+        );
+        let e = format("1").unwrap_err();
+        assert!(
+            e.starts_with("config.hcl:7: log_format must be a quoted string"),
+            "{e}"
+        );
+        assert_eq!(LogFormat::parse("unspecified"), None);
     }
 
     #[test]

@@ -64,25 +64,34 @@ impl fmt::Debug for SealConfig {
 }
 
 impl Source<'_> {
-    pub(super) fn seal(&self, block: &Block) -> Result<SealConfig, String> {
+    /// A `seal` block; `None` for `seal "shamir" {}`, which names the
+    /// default (the root key split into shares) and takes no settings here.
+    pub(super) fn seal(&self, block: &Block) -> Result<Option<SealConfig>, String> {
         let scope = Scope::of(block);
-        let kind = self.block_type(block)?;
-        if kind != "static" {
-            return Err(self.at(
+        match self.block_type(block)? {
+            "static" => self.static_seal(block, &scope).map(Some),
+            "shamir" => {
+                self.settings(block, &scope, &[])?;
+                Ok(None)
+            }
+            kind => Err(self.at(
                 block.span(),
-                format!("unknown seal type {kind:?} (supported: static)"),
-            ));
+                format!("unknown seal type {kind:?} (supported: static, shamir)"),
+            )),
         }
+    }
+
+    fn static_seal(&self, block: &Block, scope: &Scope) -> Result<SealConfig, String> {
         let mut current_key_id = None;
         let mut current_key = None;
         let mut previous_key_id = None;
         let mut previous_key = None;
-        for attr in self.settings(block, &scope, STATIC_SEAL_SETTINGS)? {
+        for attr in self.settings(block, scope, STATIC_SEAL_SETTINGS)? {
             match attr.key.as_str() {
-                "current_key_id" => current_key_id = Some(self.required_text(attr, &scope)?),
-                "current_key" => current_key = Some(self.key(attr, &scope)?),
-                "previous_key_id" => previous_key_id = Some(self.required_text(attr, &scope)?),
-                "previous_key" => previous_key = Some(self.key(attr, &scope)?),
+                "current_key_id" => current_key_id = Some(self.required_text(attr, scope)?),
+                "current_key" => current_key = Some(self.key(attr, scope)?),
+                "previous_key_id" => previous_key_id = Some(self.required_text(attr, scope)?),
+                "previous_key" => previous_key = Some(self.key(attr, scope)?),
                 _ => {}
             }
         }
@@ -124,7 +133,7 @@ mod tests {
             "{MINIMAL}seal \"awskms\" {{\n  region = \"x\"\n}}\n"
         ));
         assert!(
-            e.starts_with("config.hcl:7: unknown seal type \"awskms\" (supported: static)"),
+            e.starts_with("config.hcl:7: unknown seal type \"awskms\" (supported: static, shamir)"),
             "{e}"
         );
 

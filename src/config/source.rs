@@ -47,6 +47,10 @@ impl Scope {
 /// `file:line:` prefixes.
 pub(super) struct Source<'a> {
     text: SourceText<'a>,
+    file: &'a str,
+    /// For a JSON file read as the HCL it means (`json.rs`): the JSON path
+    /// of each line of that HCL, which messages name instead of a line.
+    json_paths: Option<&'a [String]>,
 }
 
 /// hcl-edit's errors in configuration words.
@@ -63,15 +67,44 @@ impl<'a> Source<'a> {
     pub(super) fn new(file: &'a str, text: &'a str) -> Self {
         Self {
             text: SourceText::file(file, text),
+            file,
+            json_paths: None,
         }
     }
 
-    pub(super) fn line_of_span(&self, span: Option<Range<usize>>) -> usize {
-        self.text.line_of_span(span)
+    /// The HCL written from a JSON file, with the JSON path of each line.
+    pub(super) fn from_json(file: &'a str, hcl: &'a str, paths: &'a [String]) -> Self {
+        Self {
+            json_paths: Some(paths),
+            ..Self::new(file, hcl)
+        }
     }
 
-    /// `file:line: message` (just `file: message` without a span).
+    /// Where a span is, for messages that point at another place: `on line
+    /// 3`, or `at listener[0].tcp` in a JSON file.
+    pub(super) fn place(&self, span: Option<Range<usize>>) -> String {
+        let line = self.text.line_of_span(span);
+        match self.json_path(line) {
+            Some(path) => format!("at {path}"),
+            None => format!("on line {line}"),
+        }
+    }
+
+    fn json_path(&self, line: usize) -> Option<&'a str> {
+        self.json_paths
+            .and_then(|paths| paths.get(line.checked_sub(1)?))
+            .map(String::as_str)
+    }
+
+    /// `file:line: message`, or `file: json.path: message` for a JSON file
+    /// (just `file: message` without a span).
     pub(super) fn at(&self, span: Option<Range<usize>>, message: impl fmt::Display) -> String {
+        if let (Some(span), Some(_)) = (&span, self.json_paths) {
+            let line = self.text.line_of(span.start);
+            if let Some(path) = self.json_path(line) {
+                return format!("{}: {path}: {message}", self.file);
+            }
+        }
         self.text.at(span, message)
     }
 
@@ -81,7 +114,19 @@ impl<'a> Source<'a> {
     }
 
     pub(super) fn syntax_error(&self, error: &hcl_edit::parser::Error) -> String {
-        self.text.syntax_error(error, &WORDING)
+        let message = self.text.syntax_error(error, &WORDING);
+        // The HCL written from JSON is well-formed; should hcl-edit still
+        // refuse a line of it, name the JSON path, not a line of text the
+        // user never wrote.
+        match self.json_path(self.text.line_of(error.location().offset())) {
+            Some(path) => {
+                let what = message
+                    .split_once(": ")
+                    .map_or(message.as_str(), |(_, m)| m);
+                format!("{}: {path}: {what}", self.file)
+            }
+            None => message,
+        }
     }
 
     /// The source text of a value, shortened, for messages. Only for values
@@ -146,11 +191,11 @@ impl<'a> Source<'a> {
         let parsed = match &attr.value {
             Expression::Bool(b) => Some(*b.value()),
             Expression::String(s) => crate::go_syntax::parse_bool(s.value().trim()),
-            Expression::Number(n) => match n.value().as_u64() {
-                Some(0) => Some(false),
-                Some(1) => Some(true),
-                _ => None,
-            },
+            // A number as its text: `1` and `0` are Go's, any other is not.
+            Expression::Number(n) => n
+                .value()
+                .as_u64()
+                .and_then(|v| crate::go_syntax::parse_bool(&v.to_string())),
             _ => None,
         };
         parsed.ok_or_else(|| {

@@ -9,7 +9,7 @@ use hcl_edit::structure::{Attribute, Block};
 
 use super::source::{Scope, Source, value_span};
 
-const POSTGRESQL_SETTINGS: &[&str] = &["connection_url", "max_parallel", "schema"];
+const POSTGRESQL_SETTINGS: &[&str] = &["connection_url", "max_parallel", "schema", "ha_enabled"];
 
 /// Where `storage "postgresql"` finds `connection_url` when the block has
 /// none, in order (OpenBao's name, then Vault's).
@@ -114,6 +114,17 @@ impl Source<'_> {
                 // May hold a password: never echoed (`key` does not quote it).
                 "connection_url" => connection_url = Some(self.key(attr, scope)?),
                 "max_parallel" => max_parallel = self.max_parallel(attr, scope)?,
+                // Vault's default (false) only: nodes here share the
+                // database as equals, with no leader to elect.
+                "ha_enabled" if self.boolean(attr, scope)? => {
+                    return Err(self.at(
+                        value_span(attr, scope),
+                        format!(
+                            "ha_enabled{} is not supported by transitd (every node serves; there is no leader to elect): remove it",
+                            scope.suffix()
+                        ),
+                    ));
+                }
                 "schema" => {
                     let value = self.string(attr, scope)?;
                     crate::storage::PostgresConfig::validate_schema(&value).map_err(|e| {
@@ -362,7 +373,28 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            e.starts_with("config.hcl:4: unknown setting \"ha_enabled\" in storage \"postgresql\" (known: connection_url, max_parallel, schema)"),
+            e.starts_with(
+                "config.hcl:4: ha_enabled in storage \"postgresql\" is not supported by transitd"
+            ),
+            "{e}"
+        );
+        for default in ["false", "\"false\"", "0"] {
+            assert!(
+                pg_config(
+                    &format!("storage \"postgresql\" {{\n  connection_url = \"host=db\"\n  ha_enabled = {default}\n}}\n"),
+                    &no_env,
+                )
+                .is_ok(),
+                "{default}"
+            );
+        }
+        let e = pg_config(
+            "storage \"postgresql\" {\n  connection_url = \"host=db\"\n  ha_table = \"t\"\n}\n",
+            &no_env,
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("config.hcl:4: unknown setting \"ha_table\" in storage \"postgresql\" (known: connection_url, max_parallel, schema, ha_enabled)"),
             "{e}"
         );
         let e = pg_config(

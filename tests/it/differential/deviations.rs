@@ -32,6 +32,7 @@ const R500: &str = "OpenBao answers this user error with 500 (a bare Go error); 
 const RSA_HASHES: &str = "README: RSA signs with SHA-256/384/512 only (aws-lc-rs); SHA-1, SHA-224, SHA-3 and hash_algorithm=none are refused with a clear error";
 const JWT_SOURCES: &str = "README: auth/jwt takes keys from jwt_validation_pubkeys, jwks_url or oidc_discovery_url; jwks_pairs and provider_config are not served, so the message names only the three";
 const BYOK_ONE_ERROR: &str = "README (BYOK): every failure to unwrap an imported key (base64, length, RSA-OAEP, AES-KWP, the material's size or parse) is one 400 with one text, so that no answer tells the steps apart (OpenBao names each, with 500: an oracle against the wrapping key)";
+const VAULT_HEALTH: &str = "README: sys/health also carries Vault's performance_standby, enterprise, echo_duration_ms, clock_skew_ms and replication_primary_canary_age_ms, which Vault's clients (vaultrs) read; tests/it/health.rs compares the key sets";
 const R500_BATCH: &str = "OpenBao fails the whole batch with 500 (hand-written batch decoder); transitd reports it per item with 400, like any other item error";
 
 /// Differences transitd makes on purpose (README.md, "Deliberate differences
@@ -314,6 +315,18 @@ pub(super) const DELIBERATE: &[Deviation] = &[
         Side(400, "key \"bk\" already exists"),
         Side(500, "key \"bk\" already exists"),
         R500,
+    ),
+    dev(
+        "sys/health",
+        Side(200, "/performance_standby=false"),
+        Side(200, "/initialized=true"),
+        VAULT_HEALTH,
+    ),
+    dev(
+        "wrapping/health is never wrapped",
+        Side(200, "/performance_standby=false"),
+        Side(200, "/initialized=true"),
+        VAULT_HEALTH,
     ),
     dev(
         "sys/enable a kv mount",
