@@ -28,6 +28,10 @@ pub(crate) enum SysPath {
     Unseal,
     Leader,
     Seal,
+    /// `sys/rotate`: a new barrier key term
+    Rotate,
+    /// `sys/key-status`: the active barrier key term
+    KeyStatus,
     /// `sys/mounts`
     Mounts,
     /// `sys/mounts/:path`
@@ -121,6 +125,8 @@ impl SysPath {
             "unseal" => S::Unseal,
             "leader" => S::Leader,
             "seal" => S::Seal,
+            "rotate" => S::Rotate,
+            "key-status" => S::KeyStatus,
             "mounts" => S::Mounts,
             "policy" => S::PolicyNames,
             "policies/acl" => S::AclPolicyNames,
@@ -137,7 +143,8 @@ impl SysPath {
         use SysPath as S;
         match self {
             S::Health | S::SealStatus | S::Leader | S::Mounts | S::PolicyNames => op == Read,
-            S::AuthMethods | S::AuditDevices | S::AuditCheckpoint(_) => op == Read,
+            S::AuthMethods | S::AuditDevices | S::AuditCheckpoint(_) | S::KeyStatus => op == Read,
+            S::Rotate => op == Update,
             S::Init => matches!(op, Read | Update),
             S::Unseal | S::Seal | S::CapabilitiesSelf | S::AuditHash(_) => op == Update,
             S::RevokePrefix { .. } => op == Update,
@@ -162,6 +169,8 @@ impl SysPath {
         match self {
             S::Health | S::SealStatus | S::Init | S::Unseal | S::Leader => true,
             S::Seal
+            | S::Rotate
+            | S::KeyStatus
             | S::Mounts
             | S::Mount(_)
             | S::PolicyNames
@@ -186,6 +195,7 @@ impl SysPath {
         use SysPath as S;
         match self {
             S::Seal
+            | S::Rotate
             | S::AuthMethod(_)
             | S::AuditDevices
             | S::AuditDevice(_)
@@ -194,6 +204,7 @@ impl SysPath {
             | S::RevokePrefix { .. } => true,
             S::Health
             | S::SealStatus
+            | S::KeyStatus
             | S::Init
             | S::Unseal
             | S::Leader
@@ -293,6 +304,11 @@ pub(crate) fn serve(
             state.seal()?;
             Ok(Reply::no_content())
         }
+        (S::Rotate, _) => {
+            state.unsealed()?.rotate_barrier()?;
+            Ok(Reply::no_content())
+        }
+        (S::KeyStatus, _) => key_status(state),
         (S::Mounts, _) => mounts(state),
         (S::Mount(mount), Op::Delete) => {
             state.unsealed()?.disable_mount(mount)?;
@@ -328,6 +344,24 @@ fn init(state: &AppState, p: &Params) -> ApiResult<Reply> {
         }),
         StatusCode::OK,
     ))
+}
+
+/// `sys/key-status`. `encryptions` counts this node's barrier writes under
+/// the term since it unsealed (OpenBao's count is kept in storage).
+fn key_status(state: &AppState) -> ApiResult<Reply> {
+    let (term, installed, encryptions) = state.unsealed()?.barrier_key_status();
+    let install_time = time::OffsetDateTime::from_unix_timestamp(installed)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default();
+    Ok(Reply::data(json!({
+        "term": term,
+        "install_time": install_time,
+        "encryptions": encryptions,
+    })))
 }
 
 fn unseal(state: &AppState, p: &Params) -> ApiResult<Reply> {

@@ -24,7 +24,7 @@ use crate::storage::layout::{
     SEAL_CONFIG as SEAL_CONFIG_PATH,
 };
 use crate::storage::{Storage, StoreError, blocking};
-use barrier::{Barrier, BarrierKeyring, SecretKey, open_entry, seal_entry};
+use barrier::{Barrier, BarrierKeyring, SecretKey};
 use static_key::StaticSeal;
 
 #[derive(Debug, thiserror::Error)]
@@ -150,8 +150,7 @@ impl Seal {
         self.claim_init()?;
         let root = SecretKey::random().map_err(failed)?;
         let keyring = BarrierKeyring::generate().map_err(failed)?;
-        let sealed_keyring =
-            seal_entry(&root, 0, KEYRING_PATH, &keyring.encode()).map_err(failed)?;
+        let sealed_keyring = keyring.seal(&root).map_err(failed)?;
         let parts = match &self.kind {
             SealKind::Shamir => shamir::split(root.expose(), shares, threshold).map_err(failed)?,
             SealKind::Static(seal) => {
@@ -164,7 +163,7 @@ impl Seal {
         self.reset();
         Ok(Initialized {
             shares: parts,
-            barrier: Barrier::new(Arc::clone(&self.storage), keyring),
+            barrier: Barrier::new(Arc::clone(&self.storage), root, keyring),
         })
     }
 
@@ -352,7 +351,7 @@ impl Seal {
             SealError::Invalid(format!("invalid key: failed to compute combined key: {e}"))
         })?;
         let root = SecretKey::from_slice(&root).ok_or_else(wrong_key)?;
-        self.open_barrier(&root).map(Some)
+        self.open_barrier(root).map(Some)
     }
 
     /// Auto-unseal with the static key.
@@ -366,23 +365,28 @@ impl Seal {
             .map_err(failed)?
             .ok_or_else(|| failed("the stored root key is missing"))?;
         let (root, by_previous) = seal.unwrap(&stored).map_err(SealError::Failed)?;
-        let barrier = self.open_barrier(&root)?;
-        if by_previous {
-            let rewrapped = seal.wrap(&root).map_err(failed)?;
+        let rewrapped = by_previous
+            .then(|| seal.wrap(&root))
+            .transpose()
+            .map_err(failed)?;
+        let barrier = self.open_barrier(root)?;
+        if let Some(rewrapped) = rewrapped {
             blocking(|| self.storage.put(ROOT_KEY_PATH, &rewrapped)).map_err(failed)?;
             tracing::info!("root key rewrapped with the current static seal key");
         }
         Ok(barrier)
     }
 
-    fn open_barrier(&self, root: &SecretKey) -> SealResult<Barrier> {
+    fn open_barrier(&self, root: SecretKey) -> SealResult<Barrier> {
         let sealed = blocking(|| self.storage.get(KEYRING_PATH))
             .map_err(failed)?
             .ok_or_else(|| failed("the barrier keyring is missing from storage"))?;
-        let plain = open_entry(root, KEYRING_PATH, &sealed).map_err(|_| wrong_key())?;
-        let keyring = BarrierKeyring::decode(&plain)
-            .ok_or_else(|| failed("the barrier keyring is malformed"))?;
-        Ok(Barrier::new(Arc::clone(&self.storage), keyring))
+        let keyring = match BarrierKeyring::open(&root, &sealed) {
+            Ok(k) => k,
+            Err(barrier::BarrierError::Open(_)) => return Err(wrong_key()),
+            Err(e) => return Err(failed(e)),
+        };
+        Ok(Barrier::new(Arc::clone(&self.storage), root, keyring))
     }
 
     /// Forget the shares entered so far.

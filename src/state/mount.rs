@@ -15,9 +15,7 @@ use crate::seal::barrier::Barrier;
 use crate::seal::edit::{Edit, edit_json, edit_raw, edit_raw_with};
 use crate::seal::lookup::LookupKey;
 use crate::storage::blocking;
-use crate::storage::layout::{
-    self, MOUNT_CONFIG, MOUNT_KEYS, MOUNT_USAGE, MOUNT_WRAPPING_KEY,
-};
+use crate::storage::layout::{self, MOUNT_CONFIG, MOUNT_KEYS, MOUNT_USAGE, MOUNT_WRAPPING_KEY};
 use crate::storage::{Cached, StoreError, StoreResult};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -621,6 +619,7 @@ mod tests {
         let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::shared());
         let barrier = Arc::new(Barrier::new(
             storage,
+            SecretKey::random().unwrap(),
             crate::seal::barrier::BarrierKeyring::generate().unwrap(),
         ));
         let lookup = Arc::new(LookupKey::new(SecretKey::random().unwrap()));
@@ -721,6 +720,7 @@ mod tests {
         }
         let barrier = Arc::new(Barrier::new(
             Arc::new(Broken),
+            SecretKey::random().unwrap(),
             crate::seal::barrier::BarrierKeyring::generate().unwrap(),
         ));
         let lookup = Arc::new(LookupKey::new(SecretKey::random().unwrap()));

@@ -121,13 +121,29 @@ impl Unsealed {
             Some(Owner::MethodTable | Owner::Method(_)) => self.methods.apply_change(path),
             Some(Owner::AuditTable) => self.audit.reload(),
             // Parent links: read from storage when a token is revoked, never
-            // cached; the seal's and init's entries never change while unsealed.
+            // cached; the other seal and init entries never change while unsealed.
+            // Another node rotated the barrier key: seal with the new term too.
+            Some(Owner::Seal) if path == layout::KEYRING => Ok(self.barrier.refresh()?),
             Some(Owner::TokenLinks | Owner::Seal | Owner::Core) | None => Ok(()),
         }
     }
 
+    /// `sys/rotate`: new barrier writes use a new key term (on every node).
+    pub fn rotate_barrier(&self) -> StoreResult<u32> {
+        let term = blocking(|| self.barrier.rotate())?;
+        tracing::info!(term, "barrier key rotated");
+        Ok(term)
+    }
+
+    /// (active barrier key term, its install time in unix seconds, this
+    /// node's encryptions under it)
+    pub fn barrier_key_status(&self) -> (u32, i64, u64) {
+        self.barrier.key_status()
+    }
+
     /// After missed notifications: re-read everything shared.
     pub fn reload_all(&self) -> StoreResult<()> {
+        self.barrier.refresh()?;
         self.reload_mounts()?;
         for mount in self.mounts()? {
             mount.load()?;

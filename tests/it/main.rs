@@ -12,6 +12,7 @@ mod audit_logins;
 mod auth_cluster;
 mod auth_jwt;
 mod auth_kubernetes;
+mod barrier_ops;
 mod byok;
 mod cluster;
 mod cluster_wrapping;
