@@ -30,6 +30,7 @@ mod byok;
 mod crypt;
 mod endpoint;
 mod export;
+mod generate_root;
 mod headers;
 mod hmac;
 mod keys;
@@ -121,7 +122,7 @@ async fn route(
         let reply = sys::serve(&state, op, sys_path, &params, None)?;
         return Ok((reply, Vec::new()));
     }
-    // Logins and the wrapping lookup need no token.
+    // Logins, the wrapping lookup and root generation need no token.
     if request.route.is_public() {
         let unsealed = state.unsealed()?;
         let (params, _) = read_params(op, body, &headers, query_params, budget).await?;
@@ -311,6 +312,12 @@ fn serve_public(
                 return Err(refused);
             }
             wrapping::lookup(unsealed, presented, p, now)
+        }
+        Route::Sys(path @ (SysPath::GenerateRootAttempt | SysPath::GenerateRootUpdate)) => {
+            if let Some(refused) = request.refusal() {
+                return Err(refused);
+            }
+            generate_root::serve(unsealed, request.op, path, p)
         }
         _ => serve_login(unsealed, request, p, now),
     }

@@ -32,6 +32,10 @@ pub(crate) enum SysPath {
     Rotate,
     /// `sys/key-status`: the active barrier key term
     KeyStatus,
+    /// `sys/generate-root/attempt` (`api/generate_root.rs`)
+    GenerateRootAttempt,
+    /// `sys/generate-root/update` (`api/generate_root.rs`)
+    GenerateRootUpdate,
     /// `sys/mounts`
     Mounts,
     /// `sys/mounts/:path`
@@ -127,6 +131,8 @@ impl SysPath {
             "seal" => S::Seal,
             "rotate" => S::Rotate,
             "key-status" => S::KeyStatus,
+            "generate-root/attempt" => S::GenerateRootAttempt,
+            "generate-root/update" => S::GenerateRootUpdate,
             "mounts" => S::Mounts,
             "policy" => S::PolicyNames,
             "policies/acl" => S::AclPolicyNames,
@@ -144,7 +150,8 @@ impl SysPath {
         match self {
             S::Health | S::SealStatus | S::Leader | S::Mounts | S::PolicyNames => op == Read,
             S::AuthMethods | S::AuditDevices | S::AuditCheckpoint(_) | S::KeyStatus => op == Read,
-            S::Rotate => op == Update,
+            S::Rotate | S::GenerateRootUpdate => op == Update,
+            S::GenerateRootAttempt => matches!(op, Read | Update | Delete),
             S::Init => matches!(op, Read | Update),
             S::Unseal | S::Seal | S::CapabilitiesSelf | S::AuditHash(_) => op == Update,
             S::RevokePrefix { .. } => op == Update,
@@ -159,7 +166,9 @@ impl SysPath {
     /// Whether it is served without a token: everything served while
     /// sealed, and the wrapping lookup (which needs the keys).
     pub(crate) fn is_public(&self) -> bool {
-        self.served_sealed() || matches!(self, Self::Wrapping(path) if path.is_public())
+        self.served_sealed()
+            || matches!(self, Self::Wrapping(path) if path.is_public())
+            || matches!(self, Self::GenerateRootAttempt | Self::GenerateRootUpdate)
     }
 
     /// Whether it is served while sealed, without the keys (and unaudited:
@@ -171,6 +180,8 @@ impl SysPath {
             S::Seal
             | S::Rotate
             | S::KeyStatus
+            | S::GenerateRootAttempt
+            | S::GenerateRootUpdate
             | S::Mounts
             | S::Mount(_)
             | S::PolicyNames
@@ -205,6 +216,8 @@ impl SysPath {
             S::Health
             | S::SealStatus
             | S::KeyStatus
+            | S::GenerateRootAttempt
+            | S::GenerateRootUpdate
             | S::Init
             | S::Unseal
             | S::Leader
@@ -288,9 +301,12 @@ pub(crate) fn serve(
             state.unsealed()?.tokens.revoke_created_under(prefix)?;
             Ok(Reply::no_content())
         }
-        // Needs the presented token: served by `api::authorized` (and the
-        // public lookup by `api::serve_public`), never from here.
-        (S::Wrapping(_), _) => Err(ApiError::UnsupportedPath),
+        // Wrapping needs the presented token: served by `api::authorized` (and
+        // the public lookup by `api::serve_public`); root generation by
+        // `api::serve_public`. Never from here.
+        (S::Wrapping(_) | S::GenerateRootAttempt | S::GenerateRootUpdate, _) => {
+            Err(ApiError::UnsupportedPath)
+        }
         (S::Health, _) => health(state, p),
         (S::SealStatus, _) => Ok(Reply::bare(seal_status(state)?, StatusCode::OK)),
         (S::Init, Op::Read) => Ok(Reply::bare(

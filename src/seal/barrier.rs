@@ -346,6 +346,12 @@ impl Barrier {
         }
     }
 
+    /// Whether `candidate` is the root key (constant time).
+    pub fn is_root_key(&self, candidate: &SecretKey) -> bool {
+        use subtle::ConstantTimeEq as _;
+        bool::from(self.root.expose().ct_eq(candidate.expose()))
+    }
+
     /// (active term, its install time in unix seconds, entries this node sealed)
     pub fn key_status(&self) -> (u32, i64, u64) {
         let (term, installed) = self.keyring().active_term();

@@ -9,6 +9,7 @@
 
 pub mod barrier;
 pub mod edit;
+pub mod generate_root;
 pub mod lookup;
 pub mod shamir;
 pub mod static_key;
@@ -76,6 +77,16 @@ impl SealKind {
     }
 }
 
+/// `core/seal-config`, if the storage is initialized. Blocking.
+pub fn read_config(storage: &dyn Storage) -> SealResult<Option<SealConfig>> {
+    let Some(raw) = blocking(|| storage.get(SEAL_CONFIG_PATH)).map_err(failed)? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&raw)
+        .map(Some)
+        .map_err(|e| failed(format!("{SEAL_CONFIG_PATH} is unreadable: {e}")))
+}
+
 /// Shares entered so far for the unseal in progress.
 #[derive(Debug, Default)]
 struct Progress {
@@ -122,12 +133,7 @@ impl Seal {
     }
 
     pub fn config(&self) -> SealResult<Option<SealConfig>> {
-        let Some(raw) = blocking(|| self.storage.get(SEAL_CONFIG_PATH)).map_err(failed)? else {
-            return Ok(None);
-        };
-        serde_json::from_slice(&raw)
-            .map(Some)
-            .map_err(|e| failed(format!("{SEAL_CONFIG_PATH} is unreadable: {e}")))
+        read_config(self.storage.as_ref())
     }
 
     /// Create the root key and barrier keyring. With Shamir shares the root key
@@ -341,16 +347,7 @@ impl Seal {
         progress.nonce.clear();
         drop(progress);
         // Whatever goes wrong from here, the attempt is over (progress was taken).
-        if shares.iter().any(|s| s.len() != shares[0].len()) {
-            return Err(SealError::Invalid(
-                "invalid key: failed to compute combined key: all parts must be the same length"
-                    .to_owned(),
-            ));
-        }
-        let root = shamir::combine(&shares, config.secret_threshold).map_err(|e| {
-            SealError::Invalid(format!("invalid key: failed to compute combined key: {e}"))
-        })?;
-        let root = SecretKey::from_slice(&root).ok_or_else(wrong_key)?;
+        let root = combine_shares(&shares, config.secret_threshold)?;
         self.open_barrier(root).map(Some)
     }
 
@@ -403,6 +400,19 @@ impl Seal {
             .map(|p| (p.shares.len(), p.nonce.clone()))
             .unwrap_or_default()
     }
+}
+
+/// The root key `shares` rebuild; the error text says why not.
+fn combine_shares(shares: &[Zeroizing<Vec<u8>>], threshold: u64) -> SealResult<SecretKey> {
+    let combined = if shares.iter().any(|s| s.len() != shares[0].len()) {
+        Err("all parts must be the same length".to_owned())
+    } else {
+        shamir::combine(shares, threshold)
+    };
+    let root = combined.map_err(|e| {
+        SealError::Invalid(format!("invalid key: failed to compute combined key: {e}"))
+    })?;
+    SecretKey::from_slice(&root).ok_or_else(wrong_key)
 }
 
 fn wrong_key() -> SealError {

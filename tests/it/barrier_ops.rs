@@ -203,3 +203,174 @@ fn kill_9_during_rotations_leaves_old_or_new_keyring() {
     );
     println!("rotate crash test: {CYCLES} kill -9 cycles, {acked} rotations acknowledged");
 }
+
+/// Undo the OTP encoding (what `bao operator generate-root -decode` does).
+fn decode_token(encoded: &str, otp: &str) -> String {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(encoded)
+        .unwrap();
+    assert_eq!(bytes.len(), otp.len());
+    bytes
+        .iter()
+        .zip(otp.bytes())
+        .map(|(b, o)| char::from(b ^ o))
+        .collect()
+}
+
+#[test]
+fn generate_root_with_an_otp_issues_a_working_root_token() {
+    let site = Site::new("disable_mlock = true");
+    let node = site.start();
+    let (keys, root) = node.init(3, 2);
+    node.unseal(&keys[..2]);
+    let audit_path = site.dir.path().join("audit.log");
+    let (code, body) = node.call(
+        "POST",
+        "sys/audit/file",
+        Some(&root),
+        Some(
+            json!({ "type": "file", "options": { "file_path": audit_path.display().to_string() } }),
+        ),
+    );
+    assert_eq!(code, 204, "{body}");
+    let status = |node: &Node| node.call("GET", "sys/generate-root/attempt", None, None);
+
+    let (code, body) = status(&node);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["started"], json!(false));
+    assert_eq!(body["required"], json!(2));
+    assert_eq!(body["otp_length"], json!(26));
+    // No attempt: a share is refused.
+    let update = |key: &str, nonce: &str| {
+        node.call(
+            "POST",
+            "sys/generate-root/update",
+            None,
+            Some(json!({ "key": key, "nonce": nonce })),
+        )
+    };
+    let (code, body) = update(&keys[0], "none");
+    assert_eq!(code, 400, "{body}");
+
+    // Started without an OTP: the server makes one and shows it once.
+    let (code, body) = node.call("PUT", "sys/generate-root/attempt", None, Some(json!({})));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["started"], json!(true));
+    let otp = body["otp"].as_str().unwrap().to_owned();
+    assert_eq!(otp.len(), 26);
+    let nonce = body["nonce"].as_str().unwrap().to_owned();
+    let (_, body) = status(&node);
+    assert_eq!(body["otp"], json!(""), "the OTP is shown once");
+    assert_eq!(body["nonce"], json!(nonce));
+    // A second start is refused; the first stands until cancelled.
+    let (code, _) = node.call("PUT", "sys/generate-root/attempt", None, Some(json!({})));
+    assert_eq!(code, 400);
+    assert_eq!(status(&node).1["nonce"], json!(nonce));
+    let (code, _) = node.call("DELETE", "sys/generate-root/attempt", None, None);
+    assert_eq!(code, 204);
+    assert_eq!(status(&node).1["started"], json!(false));
+    // A PGP key is not supported: refused, not ignored.
+    let (code, body) = node.call(
+        "PUT",
+        "sys/generate-root/attempt",
+        None,
+        Some(json!({ "pgp_key": "mQENBF..." })),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(status(&node).1["started"], json!(false));
+    let (code, body) = node.call(
+        "PUT",
+        "sys/generate-root/attempt",
+        None,
+        Some(json!({ "otp": "too-short" })),
+    );
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = node.call(
+        "PUT",
+        "sys/generate-root/attempt",
+        None,
+        Some(json!({ "otp": otp })),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["otp"], json!(""), "the caller's OTP is not echoed");
+    let nonce = body["nonce"].as_str().unwrap().to_owned();
+
+    // Wrong nonce, bad share, duplicate share: 400 and no progress.
+    let (code, body) = update(&keys[0], "wrong-nonce");
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = update("not a share", &nonce);
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(status(&node).1["progress"], json!(0));
+    let (code, body) = update(&keys[0], &nonce);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["progress"], json!(1));
+    assert_eq!(body["complete"], json!(false));
+    let (code, body) = update(&keys[0], &nonce);
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(status(&node).1["progress"], json!(1));
+
+    let (code, body) = update(&keys[2], &nonce);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["complete"], json!(true));
+    assert_eq!(body["progress"], json!(2));
+    let encoded = body["encoded_root_token"].as_str().unwrap().to_owned();
+    assert_eq!(body["encoded_token"], json!(encoded));
+    let new_root = decode_token(&encoded, &otp);
+    assert_ne!(new_root, root);
+    assert_eq!(
+        status(&node).1["started"],
+        json!(false),
+        "the attempt ended"
+    );
+
+    let (code, body) = node.call("GET", "auth/token/lookup-self", Some(&new_root), None);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["data"]["policies"], json!(["root"]));
+    // Root: sudo paths work with it.
+    let (code, _) = node.call("POST", "sys/rotate", Some(&new_root), None);
+    assert_eq!(code, 204);
+
+    // Shares of another server rebuild another key: refused, nothing issued.
+    let other = Site::new("disable_mlock = true");
+    let other_node = other.start();
+    let (other_keys, _) = other_node.init(3, 2);
+    let (_, body) = node.call("PUT", "sys/generate-root/attempt", None, Some(json!({})));
+    let nonce = body["nonce"].as_str().unwrap().to_owned();
+    assert_eq!(update(&other_keys[0], &nonce).0, 200);
+    let (code, body) = update(&other_keys[1], &nonce);
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(status(&node).1["progress"], json!(0));
+
+    // The shares, the OTP and the token reach the audit log only HMACed.
+    let audit = std::fs::read_to_string(&audit_path).unwrap();
+    assert!(audit.contains("sys/generate-root/update"), "not audited");
+    for secret in [&keys[0], &keys[2], &otp, &new_root, &encoded] {
+        assert!(
+            !audit.contains(secret.as_str()),
+            "{secret} in the audit log"
+        );
+    }
+
+    let sealed = node.call("POST", "sys/seal", Some(&root), None);
+    assert_eq!(sealed.0, 204);
+    assert_eq!(status(&node).0, 503);
+}
+
+#[test]
+fn generate_root_is_refused_without_recovery_keys() {
+    let key_dir = tempfile::tempdir().unwrap();
+    let key_file = key_dir.path().join("unseal.key");
+    std::fs::write(&key_file, [42u8; 32]).unwrap();
+    let site = Site::new(&format!(
+        "disable_mlock = true\nseal \"static\" {{\n  current_key_id = \"k1\"\n  current_key = \"file://{}\"\n}}",
+        key_file.display()
+    ));
+    let node = site.start();
+    node.init(1, 1);
+    let (code, body) = node.call("PUT", "sys/generate-root/attempt", None, Some(json!({})));
+    assert_eq!(code, 400, "{body}");
+    assert!(body.to_string().contains("recovery keys"), "{body}");
+    let (code, _) = node.call("GET", "sys/generate-root/attempt", None, None);
+    assert_eq!(code, 400);
+}
