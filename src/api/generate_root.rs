@@ -1,8 +1,9 @@
-//! `sys/generate-root/attempt` and `sys/generate-root/update`: Vault's root
-//! token generation with a one-time pad. No token is needed (the shares are
-//! the authority), the keys are (503 while sealed); requests are audited as
-//! every public path is, so the shares, the OTP and the encoded token reach
-//! the audit log only HMACed. The flow itself: `seal/generate_root.rs`.
+//! Root token generation with a one-time pad: Vault's `sys/generate-root/*`
+//! (no token: the shares are the authority; body bare) and OpenBao's
+//! `sys/generate-root-token/*` (a token allowed on the path; body under
+//! `data`; what the `bao` CLI calls). Both need the keys (503 while sealed)
+//! and are audited, so the shares, the OTP and the encoded token reach the
+//! audit log only HMACed. The flow itself: `seal/generate_root.rs`.
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
@@ -33,17 +34,25 @@ fn status_body(status: &RootGenerationStatus, otp: &str) -> Value {
     })
 }
 
+/// Serves a [`SysPath::GenerateRoot`] path.
 pub(crate) fn serve(unsealed: &Unsealed, op: Op, path: &SysPath, p: &Params) -> ApiResult<Reply> {
-    let ok = |body| Ok(Reply::bare(body, StatusCode::OK));
-    match (path, op) {
-        (SysPath::GenerateRootAttempt, Op::Read) => {
-            ok(status_body(&unsealed.root_generation_status()?, ""))
-        }
-        (SysPath::GenerateRootAttempt, Op::Delete) => {
+    let SysPath::GenerateRoot { update, with_token } = *path else {
+        return Err(ApiError::UnsupportedPath);
+    };
+    let ok = |body| {
+        Ok(if with_token {
+            Reply::data(body)
+        } else {
+            Reply::bare(body, StatusCode::OK)
+        })
+    };
+    match (update, op) {
+        (false, Op::Read) => ok(status_body(&unsealed.root_generation_status()?, "")),
+        (false, Op::Delete) => {
             unsealed.cancel_root_generation();
             Ok(Reply::no_content())
         }
-        (SysPath::GenerateRootAttempt, _) => {
+        (false, _) => {
             // A root token encrypted to a PGP key is not offered.
             refuse_unless_default(p, &["pgp_key"])?;
             let otp = p
@@ -57,7 +66,7 @@ pub(crate) fn serve(unsealed: &Unsealed, op: Op, path: &SysPath, p: &Params) -> 
                 made.as_ref().map(|m| m.as_str()).unwrap_or_default(),
             ))
         }
-        (SysPath::GenerateRootUpdate, _) => {
+        (true, _) => {
             let key = p.string("key")?.unwrap_or_default();
             if key.is_empty() {
                 return Err(ApiError::bad(
@@ -70,6 +79,5 @@ pub(crate) fn serve(unsealed: &Unsealed, op: Op, path: &SysPath, p: &Params) -> 
                 "",
             ))
         }
-        _ => Err(ApiError::UnsupportedPath),
     }
 }

@@ -313,7 +313,7 @@ fn serve_public(
             }
             wrapping::lookup(unsealed, presented, p, now)
         }
-        Route::Sys(path @ (SysPath::GenerateRootAttempt | SysPath::GenerateRootUpdate)) => {
+        Route::Sys(path @ SysPath::GenerateRoot { .. }) => {
             if let Some(refused) = request.refusal() {
                 return Err(refused);
             }

@@ -32,10 +32,13 @@ pub(crate) enum SysPath {
     Rotate,
     /// `sys/key-status`: the active barrier key term
     KeyStatus,
-    /// `sys/generate-root/attempt` (`api/generate_root.rs`)
-    GenerateRootAttempt,
-    /// `sys/generate-root/update` (`api/generate_root.rs`)
-    GenerateRootUpdate,
+    /// `sys/generate-root/{attempt,update}` (Vault's, no token, bare body)
+    /// and `sys/generate-root-token/{attempt,update}` (OpenBao's, with a
+    /// token, body under `data`): `api/generate_root.rs`
+    GenerateRoot {
+        update: bool,
+        with_token: bool,
+    },
     /// `sys/mounts`
     Mounts,
     /// `sys/mounts/:path`
@@ -129,10 +132,24 @@ impl SysPath {
             "unseal" => S::Unseal,
             "leader" => S::Leader,
             "seal" => S::Seal,
-            "rotate" => S::Rotate,
+            "rotate" | "rotate/keyring" => S::Rotate,
             "key-status" => S::KeyStatus,
-            "generate-root/attempt" => S::GenerateRootAttempt,
-            "generate-root/update" => S::GenerateRootUpdate,
+            "generate-root/attempt" => S::GenerateRoot {
+                update: false,
+                with_token: false,
+            },
+            "generate-root/update" => S::GenerateRoot {
+                update: true,
+                with_token: false,
+            },
+            "generate-root-token/attempt" => S::GenerateRoot {
+                update: false,
+                with_token: true,
+            },
+            "generate-root-token/update" => S::GenerateRoot {
+                update: true,
+                with_token: true,
+            },
             "mounts" => S::Mounts,
             "policy" => S::PolicyNames,
             "policies/acl" => S::AclPolicyNames,
@@ -150,8 +167,8 @@ impl SysPath {
         match self {
             S::Health | S::SealStatus | S::Leader | S::Mounts | S::PolicyNames => op == Read,
             S::AuthMethods | S::AuditDevices | S::AuditCheckpoint(_) | S::KeyStatus => op == Read,
-            S::Rotate | S::GenerateRootUpdate => op == Update,
-            S::GenerateRootAttempt => matches!(op, Read | Update | Delete),
+            S::Rotate | S::GenerateRoot { update: true, .. } => op == Update,
+            S::GenerateRoot { update: false, .. } => matches!(op, Read | Update | Delete),
             S::Init => matches!(op, Read | Update),
             S::Unseal | S::Seal | S::CapabilitiesSelf | S::AuditHash(_) => op == Update,
             S::RevokePrefix { .. } => op == Update,
@@ -168,7 +185,13 @@ impl SysPath {
     pub(crate) fn is_public(&self) -> bool {
         self.served_sealed()
             || matches!(self, Self::Wrapping(path) if path.is_public())
-            || matches!(self, Self::GenerateRootAttempt | Self::GenerateRootUpdate)
+            || matches!(
+                self,
+                Self::GenerateRoot {
+                    with_token: false,
+                    ..
+                }
+            )
     }
 
     /// Whether it is served while sealed, without the keys (and unaudited:
@@ -180,8 +203,7 @@ impl SysPath {
             S::Seal
             | S::Rotate
             | S::KeyStatus
-            | S::GenerateRootAttempt
-            | S::GenerateRootUpdate
+            | S::GenerateRoot { .. }
             | S::Mounts
             | S::Mount(_)
             | S::PolicyNames
@@ -216,8 +238,7 @@ impl SysPath {
             S::Health
             | S::SealStatus
             | S::KeyStatus
-            | S::GenerateRootAttempt
-            | S::GenerateRootUpdate
+            | S::GenerateRoot { .. }
             | S::Init
             | S::Unseal
             | S::Leader
@@ -304,8 +325,15 @@ pub(crate) fn serve(
         // Wrapping needs the presented token: served by `api::authorized` (and
         // the public lookup by `api::serve_public`); root generation by
         // `api::serve_public`. Never from here.
-        (S::Wrapping(_) | S::GenerateRootAttempt | S::GenerateRootUpdate, _) => {
-            Err(ApiError::UnsupportedPath)
+        (
+            S::Wrapping(_)
+            | S::GenerateRoot {
+                with_token: false, ..
+            },
+            _,
+        ) => Err(ApiError::UnsupportedPath),
+        (S::GenerateRoot { .. }, _) => {
+            super::generate_root::serve(&*state.unsealed()?, op, path, p)
         }
         (S::Health, _) => health(state, p),
         (S::SealStatus, _) => Ok(Reply::bare(seal_status(state)?, StatusCode::OK)),
@@ -373,7 +401,8 @@ fn key_status(state: &AppState) -> ApiResult<Reply> {
                 .ok()
         })
         .unwrap_or_default();
-    Ok(Reply::data(json!({
+    // OpenBao answers these both at the top level and under `data`.
+    Ok(Reply::mirrored(json!({
         "term": term,
         "install_time": install_time,
         "encryptions": encryptions,

@@ -342,6 +342,35 @@ fn generate_root_with_an_otp_issues_a_working_root_token() {
     assert_eq!(code, 400, "{body}");
     assert_eq!(status(&node).1["progress"], json!(0));
 
+    // OpenBao's paths (what the bao CLI calls): a token, the body under `data`.
+    assert_eq!(
+        node.call("DELETE", "sys/generate-root/attempt", None, None)
+            .0,
+        204
+    );
+    let (code, _) = node.call("GET", "sys/generate-root-token/attempt", None, None);
+    assert_eq!(code, 403);
+    let (code, body) = node.call(
+        "PUT",
+        "sys/generate-root-token/attempt",
+        Some(&new_root),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["data"]["started"], json!(true));
+    assert_eq!(body["data"]["otp"].as_str().unwrap().len(), 26);
+    let (_, body) = status(&node);
+    assert_eq!(body["started"], json!(true), "one attempt, either path");
+    let (code, _) = node.call(
+        "DELETE",
+        "sys/generate-root-token/attempt",
+        Some(&new_root),
+        None,
+    );
+    assert_eq!(code, 204);
+    let (code, _) = node.call("POST", "sys/rotate/keyring", Some(&new_root), None);
+    assert_eq!(code, 204);
+
     // The shares, the OTP and the token reach the audit log only HMACed.
     let audit = std::fs::read_to_string(&audit_path).unwrap();
     assert!(audit.contains("sys/generate-root/update"), "not audited");
