@@ -17,21 +17,55 @@ use crate::response::Reply;
 use crate::seal::generate_root::OTP_LEN;
 use crate::state::{RootGenerationStatus, Unsealed};
 
-/// Vault's status body; `otp` only in the reply that made it.
-fn status_body(status: &RootGenerationStatus, otp: &str) -> Value {
+/// Which reply a body is for.
+enum Shown<'a> {
+    /// The attempt's status; `otp` only in the reply that made it.
+    Status { otp: &'a str },
+    /// The reply to a share.
+    Update,
+}
+
+/// The attempt's state as each path family shows it: Vault's bare body has
+/// every field, always; OpenBao's `data` has a status's `otp` fields (and
+/// the nonce once started) or an update's nonce and `encoded_token`.
+fn body(status: &RootGenerationStatus, shown: Shown<'_>, with_token: bool) -> Value {
     let encoded = status.encoded_token.clone().unwrap_or_default();
-    json!({
-        "nonce": status.nonce.clone().unwrap_or_default(),
+    let nonce = status.nonce.clone().unwrap_or_default();
+    let mut body = json!({
         "started": status.nonce.is_some(),
+        "complete": status.encoded_token.is_some(),
         "progress": status.progress,
         "required": status.required,
-        "complete": status.encoded_token.is_some(),
-        "encoded_token": encoded,
-        "encoded_root_token": encoded,
-        "pgp_fingerprint": "",
-        "otp": otp,
-        "otp_length": OTP_LEN,
-    })
+    });
+    let otp = match shown {
+        Shown::Status { otp } => Some(otp),
+        Shown::Update => None,
+    };
+    if !with_token {
+        body["nonce"] = json!(nonce);
+        body["pgp_fingerprint"] = json!("");
+        body["encoded_token"] = json!(encoded);
+        body["encoded_root_token"] = json!(encoded);
+        body["otp"] = json!(otp.unwrap_or_default());
+        body["otp_length"] = json!(OTP_LEN);
+        return body;
+    }
+    match otp {
+        Some(otp) => {
+            body["otp"] = json!(otp);
+            body["otp_length"] = json!(OTP_LEN);
+            if status.nonce.is_some() {
+                body["nonce"] = json!(nonce);
+                body["pgp_fingerprint"] = json!("");
+            }
+        }
+        None => {
+            body["nonce"] = json!(nonce);
+            body["encoded_token"] = json!(encoded);
+            body["pgp_fingerprint"] = json!("");
+        }
+    }
+    body
 }
 
 /// Serves a [`SysPath::GenerateRoot`] path.
@@ -47,7 +81,11 @@ pub(crate) fn serve(unsealed: &Unsealed, op: Op, path: &SysPath, p: &Params) -> 
         })
     };
     match (update, op) {
-        (false, Op::Read) => ok(status_body(&unsealed.root_generation_status()?, "")),
+        (false, Op::Read) => ok(body(
+            &unsealed.root_generation_status()?,
+            Shown::Status { otp: "" },
+            with_token,
+        )),
         (false, Op::Delete) => {
             unsealed.cancel_root_generation();
             Ok(Reply::no_content())
@@ -61,23 +99,25 @@ pub(crate) fn serve(unsealed: &Unsealed, op: Op, path: &SysPath, p: &Params) -> 
                 .map(zeroize::Zeroizing::new);
             let made = unsealed.start_root_generation(otp)?;
             let status = unsealed.root_generation_status()?;
-            ok(status_body(
-                &status,
-                made.as_ref().map(|m| m.as_str()).unwrap_or_default(),
-            ))
+            let otp = made.as_ref().map(|m| m.as_str()).unwrap_or_default();
+            ok(body(&status, Shown::Status { otp }, with_token))
         }
         (true, _) => {
             let key = p.string("key")?.unwrap_or_default();
-            if key.is_empty() {
-                return Err(ApiError::bad(
-                    "'key' must be specified in request body as JSON",
-                ));
-            }
             let nonce = p.string("nonce")?.unwrap_or_default();
-            ok(status_body(
-                &unsealed.root_generation_update(&key, &nonce)?,
-                "",
-            ))
+            // Each family's own words for a missing field.
+            if with_token && nonce.is_empty() {
+                return Err(ApiError::bad("nonce is required"));
+            }
+            if key.is_empty() {
+                return Err(ApiError::bad(if with_token {
+                    "key is required"
+                } else {
+                    "'key' must be specified in request body as JSON"
+                }));
+            }
+            let status = unsealed.root_generation_update(&key, &nonce)?;
+            ok(body(&status, Shown::Update, with_token))
         }
     }
 }

@@ -58,7 +58,8 @@ impl RootGeneration {
         let mut attempt = self.attempt.lock().map_err(failed)?;
         if attempt.is_some() {
             return Err(SealError::Invalid(
-                "root generation already in progress".to_owned(),
+                // OpenBao's words (it has namespaces; we have the root one).
+                "root generation already in progress for this namespace".to_owned(),
             ));
         }
         *attempt = Some(Attempt {
