@@ -75,7 +75,7 @@ def test_generate_root_with_otp_and_decode(operator):
     assert out.returncode == 0, out.stderr
     done = json.loads(out.stdout)
     assert done["complete"] is True
-    encoded = done["encoded_root_token"]
+    encoded = done["encoded_token"]
 
     out = bao("operator", "generate-root", f"-decode={encoded}", f"-otp={otp}", "-format=json")
     assert out.returncode == 0, out.stderr
