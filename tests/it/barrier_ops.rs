@@ -1,6 +1,8 @@
 //! Barrier key rotation (`sys/rotate`, `sys/key-status`): old entries stay
 //! readable, new writes use the new term, across restarts, on every node of a
-//! PostgreSQL cluster, and through kill -9 at any moment of a rotation.
+//! PostgreSQL cluster, and through kill -9 at any moment of a rotation; and
+//! root token generation (`sys/generate-root*`): the OTP flow, its refusals,
+//! its audit, and kill -9 in the middle of it.
 
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
@@ -402,4 +404,53 @@ fn generate_root_is_refused_without_recovery_keys() {
     assert!(body.to_string().contains("recovery keys"), "{body}");
     let (code, _) = node.call("GET", "sys/generate-root/attempt", None, None);
     assert_eq!(code, 400);
+}
+
+/// kill -9 in the middle of root generation, and right after a token was
+/// issued: the attempt (memory only) is gone, the shares still unseal, and a
+/// token that was returned works after the restart.
+#[test]
+fn kill_9_during_root_generation_leaves_a_usable_server() {
+    let site = Site::new("disable_mlock = true");
+    let node = site.start();
+    let (keys, root) = node.init(3, 2);
+    node.unseal(&keys[..2]);
+    let start = |node: &Node| {
+        let (code, body) = node.call("PUT", "sys/generate-root/attempt", None, Some(json!({})));
+        assert_eq!(code, 200, "{body}");
+        (
+            body["nonce"].as_str().unwrap().to_owned(),
+            body["otp"].as_str().unwrap().to_owned(),
+        )
+    };
+    let share = |node: &Node, key: &str, nonce: &str| {
+        let (code, body) = node.call(
+            "PUT",
+            "sys/generate-root/update",
+            None,
+            Some(json!({ "key": key, "nonce": nonce })),
+        );
+        assert_eq!(code, 200, "{body}");
+        body
+    };
+    let (nonce, _) = start(&node);
+    share(&node, &keys[0], &nonce);
+    node.kill9();
+
+    let node = site.start();
+    node.unseal(&keys[1..]);
+    let (_, body) = node.call("GET", "sys/generate-root/attempt", None, None);
+    assert_eq!(body["started"], json!(false), "{body}");
+    let (nonce, otp) = start(&node);
+    share(&node, &keys[1], &nonce);
+    let done = share(&node, &keys[2], &nonce);
+    let new_root = decode_token(done["encoded_token"].as_str().unwrap(), &otp);
+    node.kill9();
+
+    let node = site.start();
+    node.unseal(&keys[..2]);
+    for token in [&root, &new_root] {
+        let (code, body) = node.call("GET", "auth/token/lookup-self", Some(token), None);
+        assert_eq!(code, 200, "{body}");
+    }
 }
