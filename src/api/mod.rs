@@ -32,6 +32,7 @@ mod byok;
 mod crypt;
 mod endpoint;
 mod export;
+mod generate_root;
 mod headers;
 mod hmac;
 mod keys;
@@ -164,7 +165,7 @@ async fn route(
         let reply = sys::serve(&state, op, sys_path, &params, None)?;
         return Ok((reply, Vec::new()));
     }
-    // Logins and the wrapping lookup need no token.
+    // Logins, the wrapping lookup and root generation need no token.
     if request.route.is_public(access) {
         let unsealed = state.unsealed()?;
         let (params, _) = read_params(op, body, &headers, query_params, budget).await?;
@@ -376,6 +377,12 @@ fn serve_public(
                 return Err(refused);
             }
             wrapping::lookup(unsealed, presented, p, now)
+        }
+        Route::Sys(path @ SysPath::GenerateRoot { .. }) => {
+            if let Some(refused) = request.refusal() {
+                return Err(refused);
+            }
+            generate_root::serve(unsealed, request.op, path, p)
         }
         _ => serve_login(unsealed, request, p, client, now),
     }

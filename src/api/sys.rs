@@ -29,6 +29,17 @@ pub(crate) enum SysPath {
     Unseal,
     Leader,
     Seal,
+    /// `sys/rotate`: a new barrier key term
+    Rotate,
+    /// `sys/key-status`: the active barrier key term
+    KeyStatus,
+    /// `sys/generate-root/{attempt,update}` (Vault's, no token, bare body)
+    /// and `sys/generate-root-token/{attempt,update}` (OpenBao's, with a
+    /// token, body under `data`): `api/generate_root.rs`
+    GenerateRoot {
+        update: bool,
+        with_token: bool,
+    },
     /// `sys/mounts`
     Mounts,
     /// `sys/mounts/:path`
@@ -128,6 +139,24 @@ impl SysPath {
             "unseal" => S::Unseal,
             "leader" => S::Leader,
             "seal" => S::Seal,
+            "rotate" | "rotate/keyring" => S::Rotate,
+            "key-status" => S::KeyStatus,
+            "generate-root/attempt" => S::GenerateRoot {
+                update: false,
+                with_token: false,
+            },
+            "generate-root/update" => S::GenerateRoot {
+                update: true,
+                with_token: false,
+            },
+            "generate-root-token/attempt" => S::GenerateRoot {
+                update: false,
+                with_token: true,
+            },
+            "generate-root-token/update" => S::GenerateRoot {
+                update: true,
+                with_token: true,
+            },
             "mounts" => S::Mounts,
             "policy" => S::PolicyNames,
             "policies/acl" => S::AclPolicyNames,
@@ -147,8 +176,10 @@ impl SysPath {
         use SysPath as S;
         match self {
             S::Health | S::SealStatus | S::Leader | S::Mounts | S::PolicyNames => op == Read,
-            S::AuthMethods | S::AuditDevices | S::AuditCheckpoint(_) => op == Read,
+            S::AuthMethods | S::AuditDevices | S::AuditCheckpoint(_) | S::KeyStatus => op == Read,
             S::Metrics { .. } => op == Read,
+            S::Rotate | S::GenerateRoot { update: true, .. } => op == Update,
+            S::GenerateRoot { update: false, .. } => matches!(op, Read | Update | Delete),
             S::Init => matches!(op, Read | Update),
             S::Unseal | S::Seal | S::CapabilitiesSelf | S::AuditHash(_) => op == Update,
             S::RevokePrefix { .. } => op == Update,
@@ -161,9 +192,18 @@ impl SysPath {
     }
 
     /// Whether it is served without a token: everything served unaudited,
-    /// and the wrapping lookup (which needs the keys).
+    /// the wrapping lookup (which needs the keys), and Vault's root
+    /// generation paths (the shares are the authority).
     pub(crate) fn is_public(&self, access: MetricsAccess) -> bool {
-        self.served_unaudited(access) || matches!(self, Self::Wrapping(path) if path.is_public())
+        self.served_unaudited(access)
+            || matches!(self, Self::Wrapping(path) if path.is_public())
+            || matches!(
+                self,
+                Self::GenerateRoot {
+                    with_token: false,
+                    ..
+                }
+            )
     }
 
     /// Whether it is served without a token, without the keys and
@@ -180,6 +220,9 @@ impl SysPath {
         match self {
             S::Health | S::SealStatus | S::Init | S::Unseal | S::Leader => true,
             S::Seal
+            | S::Rotate
+            | S::KeyStatus
+            | S::GenerateRoot { .. }
             | S::Mounts
             | S::Mount(_)
             | S::PolicyNames
@@ -205,6 +248,7 @@ impl SysPath {
         use SysPath as S;
         match self {
             S::Seal
+            | S::Rotate
             | S::AuthMethod(_)
             | S::AuditDevices
             | S::AuditDevice(_)
@@ -213,6 +257,8 @@ impl SysPath {
             | S::RevokePrefix { .. } => true,
             S::Health
             | S::SealStatus
+            | S::KeyStatus
+            | S::GenerateRoot { .. }
             | S::Init
             | S::Unseal
             | S::Leader
@@ -297,9 +343,19 @@ pub(crate) fn serve(
             state.unsealed()?.tokens.revoke_created_under(prefix)?;
             Ok(Reply::no_content())
         }
-        // Needs the presented token: served by `api::authorized` (and the
-        // public lookup by `api::serve_public`), never from here.
-        (S::Wrapping(_), _) => Err(ApiError::UnsupportedPath),
+        // Wrapping needs the presented token: served by `api::authorized` (and
+        // the public lookup by `api::serve_public`); root generation by
+        // `api::serve_public`. Never from here.
+        (
+            S::Wrapping(_)
+            | S::GenerateRoot {
+                with_token: false, ..
+            },
+            _,
+        ) => Err(ApiError::UnsupportedPath),
+        (S::GenerateRoot { .. }, _) => {
+            super::generate_root::serve(&*state.unsealed()?, op, path, p)
+        }
         (S::Health, _) => health(state, p),
         (S::SealStatus, _) => Ok(Reply::bare(seal_status(state)?, StatusCode::OK)),
         (S::Init, Op::Read) => Ok(Reply::bare(
@@ -313,6 +369,11 @@ pub(crate) fn serve(
             state.seal()?;
             Ok(Reply::no_content())
         }
+        (S::Rotate, _) => {
+            state.unsealed()?.rotate_barrier()?;
+            Ok(Reply::no_content())
+        }
+        (S::KeyStatus, _) => key_status(state),
         (S::Mounts, _) => mounts(state),
         (S::Mount(mount), Op::Delete) => {
             state.unsealed()?.disable_mount(mount)?;
@@ -414,6 +475,25 @@ fn init(state: &AppState, p: &Params) -> ApiResult<Reply> {
         }),
         StatusCode::OK,
     ))
+}
+
+/// `sys/key-status`. `encryptions` counts this node's barrier writes under
+/// the term since it unsealed (OpenBao's count is kept in storage).
+fn key_status(state: &AppState) -> ApiResult<Reply> {
+    let (term, installed, encryptions) = state.unsealed()?.barrier_key_status();
+    let install_time = time::OffsetDateTime::from_unix_timestamp(installed)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default();
+    // OpenBao answers these both at the top level and under `data`.
+    Ok(Reply::mirrored(json!({
+        "term": term,
+        "install_time": install_time,
+        "encryptions": encryptions,
+    })))
 }
 
 fn unseal(state: &AppState, p: &Params) -> ApiResult<Reply> {

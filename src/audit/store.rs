@@ -390,7 +390,11 @@ mod tests {
 
     fn two_nodes() -> (AuditStore, AuditStore) {
         let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::shared());
-        let barrier = Arc::new(Barrier::new(storage, BarrierKeyring::generate().unwrap()));
+        let barrier = Arc::new(Barrier::new(
+            storage,
+            crate::seal::barrier::SecretKey::random().unwrap(),
+            BarrierKeyring::generate().unwrap(),
+        ));
         (
             AuditStore::load(Arc::clone(&barrier)).unwrap(),
             AuditStore::load(barrier).unwrap(),

@@ -697,7 +697,11 @@ mod tests {
     /// the other's changes unless told.
     fn two_nodes() -> (Arc<Barrier>, TokenStore, TokenStore) {
         let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::shared());
-        let barrier = Arc::new(Barrier::new(storage, BarrierKeyring::generate().unwrap()));
+        let barrier = Arc::new(Barrier::new(
+            storage,
+            SecretKey::random().unwrap(),
+            BarrierKeyring::generate().unwrap(),
+        ));
         let lookup = Arc::new(LookupKey::new(SecretKey::random().unwrap()));
         let a = TokenStore::load(Arc::clone(&barrier), Arc::clone(&lookup)).unwrap();
         let b = TokenStore::load(Arc::clone(&barrier), lookup).unwrap();

@@ -174,7 +174,11 @@ mod tests {
 
     fn stores() -> (TokenStore, WrapStore) {
         let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::shared());
-        let barrier = Arc::new(Barrier::new(storage, BarrierKeyring::generate().unwrap()));
+        let barrier = Arc::new(Barrier::new(
+            storage,
+            SecretKey::random().unwrap(),
+            BarrierKeyring::generate().unwrap(),
+        ));
         let lookup = Arc::new(LookupKey::new(SecretKey::random().unwrap()));
         let tokens = TokenStore::load(Arc::clone(&barrier), lookup).unwrap();
         (tokens, WrapStore::new(barrier))

@@ -119,7 +119,11 @@ mod tests {
         let dyn_storage: Arc<dyn Storage> = storage.clone();
         (
             storage,
-            Barrier::new(dyn_storage, BarrierKeyring::generate().unwrap()),
+            Barrier::new(
+                dyn_storage,
+                crate::seal::barrier::SecretKey::random().unwrap(),
+                BarrierKeyring::generate().unwrap(),
+            ),
         )
     }
 

@@ -9,6 +9,7 @@
 
 pub mod barrier;
 pub mod edit;
+pub mod generate_root;
 pub mod lookup;
 pub mod shamir;
 pub mod static_key;
@@ -24,7 +25,7 @@ use crate::storage::layout::{
     SEAL_CONFIG as SEAL_CONFIG_PATH,
 };
 use crate::storage::{Storage, StoreError, blocking};
-use barrier::{Barrier, BarrierKeyring, SecretKey, open_entry, seal_entry};
+use barrier::{Barrier, BarrierKeyring, SecretKey};
 use static_key::StaticSeal;
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +77,16 @@ impl SealKind {
     }
 }
 
+/// `core/seal-config`, if the storage is initialized. Blocking.
+pub fn read_config(storage: &dyn Storage) -> SealResult<Option<SealConfig>> {
+    let Some(raw) = blocking(|| storage.get(SEAL_CONFIG_PATH)).map_err(failed)? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&raw)
+        .map(Some)
+        .map_err(|e| failed(format!("{SEAL_CONFIG_PATH} is unreadable: {e}")))
+}
+
 /// Shares entered so far for the unseal in progress.
 #[derive(Debug, Default)]
 struct Progress {
@@ -122,12 +133,7 @@ impl Seal {
     }
 
     pub fn config(&self) -> SealResult<Option<SealConfig>> {
-        let Some(raw) = blocking(|| self.storage.get(SEAL_CONFIG_PATH)).map_err(failed)? else {
-            return Ok(None);
-        };
-        serde_json::from_slice(&raw)
-            .map(Some)
-            .map_err(|e| failed(format!("{SEAL_CONFIG_PATH} is unreadable: {e}")))
+        read_config(self.storage.as_ref())
     }
 
     /// Create the root key and barrier keyring. With Shamir shares the root key
@@ -150,8 +156,7 @@ impl Seal {
         self.claim_init()?;
         let root = SecretKey::random().map_err(failed)?;
         let keyring = BarrierKeyring::generate().map_err(failed)?;
-        let sealed_keyring =
-            seal_entry(&root, 0, KEYRING_PATH, &keyring.encode()).map_err(failed)?;
+        let sealed_keyring = keyring.seal(&root).map_err(failed)?;
         let parts = match &self.kind {
             SealKind::Shamir => shamir::split(root.expose(), shares, threshold).map_err(failed)?,
             SealKind::Static(seal) => {
@@ -164,7 +169,7 @@ impl Seal {
         self.reset();
         Ok(Initialized {
             shares: parts,
-            barrier: Barrier::new(Arc::clone(&self.storage), keyring),
+            barrier: Barrier::new(Arc::clone(&self.storage), root, keyring),
         })
     }
 
@@ -342,17 +347,8 @@ impl Seal {
         progress.nonce.clear();
         drop(progress);
         // Whatever goes wrong from here, the attempt is over (progress was taken).
-        if shares.iter().any(|s| s.len() != shares[0].len()) {
-            return Err(SealError::Invalid(
-                "invalid key: failed to compute combined key: all parts must be the same length"
-                    .to_owned(),
-            ));
-        }
-        let root = shamir::combine(&shares, config.secret_threshold).map_err(|e| {
-            SealError::Invalid(format!("invalid key: failed to compute combined key: {e}"))
-        })?;
-        let root = SecretKey::from_slice(&root).ok_or_else(wrong_key)?;
-        self.open_barrier(&root).map(Some)
+        let root = combine_shares(&shares, config.secret_threshold)?;
+        self.open_barrier(root).map(Some)
     }
 
     /// Auto-unseal with the static key.
@@ -366,23 +362,28 @@ impl Seal {
             .map_err(failed)?
             .ok_or_else(|| failed("the stored root key is missing"))?;
         let (root, by_previous) = seal.unwrap(&stored).map_err(SealError::Failed)?;
-        let barrier = self.open_barrier(&root)?;
-        if by_previous {
-            let rewrapped = seal.wrap(&root).map_err(failed)?;
+        let rewrapped = by_previous
+            .then(|| seal.wrap(&root))
+            .transpose()
+            .map_err(failed)?;
+        let barrier = self.open_barrier(root)?;
+        if let Some(rewrapped) = rewrapped {
             blocking(|| self.storage.put(ROOT_KEY_PATH, &rewrapped)).map_err(failed)?;
             tracing::info!("root key rewrapped with the current static seal key");
         }
         Ok(barrier)
     }
 
-    fn open_barrier(&self, root: &SecretKey) -> SealResult<Barrier> {
+    fn open_barrier(&self, root: SecretKey) -> SealResult<Barrier> {
         let sealed = blocking(|| self.storage.get(KEYRING_PATH))
             .map_err(failed)?
             .ok_or_else(|| failed("the barrier keyring is missing from storage"))?;
-        let plain = open_entry(root, KEYRING_PATH, &sealed).map_err(|_| wrong_key())?;
-        let keyring = BarrierKeyring::decode(&plain)
-            .ok_or_else(|| failed("the barrier keyring is malformed"))?;
-        Ok(Barrier::new(Arc::clone(&self.storage), keyring))
+        let keyring = match BarrierKeyring::open(&root, &sealed) {
+            Ok(k) => k,
+            Err(barrier::BarrierError::Open(_)) => return Err(wrong_key()),
+            Err(e) => return Err(failed(e)),
+        };
+        Ok(Barrier::new(Arc::clone(&self.storage), root, keyring))
     }
 
     /// Forget the shares entered so far.
@@ -399,6 +400,19 @@ impl Seal {
             .map(|p| (p.shares.len(), p.nonce.clone()))
             .unwrap_or_default()
     }
+}
+
+/// The root key `shares` rebuild; the error text says why not.
+fn combine_shares(shares: &[Zeroizing<Vec<u8>>], threshold: u64) -> SealResult<SecretKey> {
+    let combined = if shares.iter().any(|s| s.len() != shares[0].len()) {
+        Err("all parts must be the same length".to_owned())
+    } else {
+        shamir::combine(shares, threshold)
+    };
+    let root = combined.map_err(|e| {
+        SealError::Invalid(format!("invalid key: failed to compute combined key: {e}"))
+    })?;
+    SecretKey::from_slice(&root).ok_or_else(wrong_key)
 }
 
 fn wrong_key() -> SealError {

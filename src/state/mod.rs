@@ -20,7 +20,7 @@ mod usage;
 pub use app::{AppState, InitOutput};
 pub use mount::{Mount, MountConfig};
 pub use rotation::Rotated;
-pub use unsealed::Unsealed;
+pub use unsealed::{RootGenerationStatus, Unsealed};
 pub use usage::Counts;
 
 use crate::request::Budget;

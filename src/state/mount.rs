@@ -616,6 +616,7 @@ mod tests {
         let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::shared());
         let barrier = Arc::new(Barrier::new(
             storage,
+            SecretKey::random().unwrap(),
             crate::seal::barrier::BarrierKeyring::generate().unwrap(),
         ));
         let lookup = Arc::new(LookupKey::new(SecretKey::random().unwrap()));
@@ -716,6 +717,7 @@ mod tests {
         }
         let barrier = Arc::new(Barrier::new(
             Arc::new(Broken),
+            SecretKey::random().unwrap(),
             crate::seal::barrier::BarrierKeyring::generate().unwrap(),
         ));
         let lookup = Arc::new(LookupKey::new(SecretKey::random().unwrap()));

@@ -9,18 +9,32 @@ use super::mount::{Mount, MountEntry, new_mount_entry};
 use crate::audit::store::AuditStore;
 use crate::auth::methods::Methods;
 use crate::auth::policy_store::PolicyStore;
+use crate::auth::token::random_string;
 use crate::auth::token::{TokenRequest, TokenStore};
 use crate::auth::wrapping::WrapStore;
 use crate::changes::ApplyChanges;
 use crate::seal::barrier::{Barrier, SecretKey};
 use crate::seal::edit::{Edit, edit_json, read_json};
+use crate::seal::generate_root::{OTP_LEN, RootGeneration, Step, encode_token};
 use crate::seal::lookup::LookupKey;
+use crate::seal::read_config;
 use crate::storage::blocking;
 use crate::storage::{Cached, StoreError, StoreResult};
+use zeroize::Zeroizing;
 
 use crate::storage::layout::{
     self, CLUSTER as CLUSTER_PATH, LOOKUP_KEY as LOOKUP_KEY_PATH, MOUNT_TABLE as MOUNTS_PATH, Owner,
 };
+
+/// What a root token is: the root policy, issued at `auth/token/root`.
+fn root_token_request() -> TokenRequest {
+    TokenRequest {
+        policies: vec!["root".to_owned()],
+        display_name: "root".to_owned(),
+        path: "auth/token/root".to_owned(),
+        ..TokenRequest::default()
+    }
+}
 
 /// Everything that exists only while unsealed.
 #[derive(Debug)]
@@ -38,6 +52,18 @@ pub struct Unsealed {
     pub wraps: WrapStore,
     /// Versions added by automatic rotation on this node since unseal.
     pub auto_rotations: std::sync::atomic::AtomicU64,
+    /// This node's `sys/generate-root` attempt (ends when it seals).
+    root_generation: RootGeneration,
+}
+
+/// Where a root generation attempt stands (`sys/generate-root/*`).
+#[derive(Debug)]
+pub struct RootGenerationStatus {
+    pub nonce: Option<String>,
+    pub progress: usize,
+    pub required: u64,
+    /// The new root token XORed with the OTP, once the threshold is met.
+    pub encoded_token: Option<String>,
 }
 
 impl ApplyChanges for Unsealed {
@@ -91,6 +117,7 @@ impl Unsealed {
             audit,
             wraps,
             auto_rotations: Default::default(),
+            root_generation: RootGeneration::default(),
         };
         // With shared storage the sweep runs in the background instead, not
         // in every node's start.
@@ -121,13 +148,29 @@ impl Unsealed {
             Some(Owner::MethodTable | Owner::Method(_)) => self.methods.apply_change(path),
             Some(Owner::AuditTable) => self.audit.reload(),
             // Parent links: read from storage when a token is revoked, never
-            // cached; the seal's and init's entries never change while unsealed.
+            // cached; the other seal and init entries never change while unsealed.
+            // Another node rotated the barrier key: seal with the new term too.
+            Some(Owner::Seal) if path == layout::KEYRING => Ok(self.barrier.refresh()?),
             Some(Owner::TokenLinks | Owner::Seal | Owner::Core) | None => Ok(()),
         }
     }
 
+    /// `sys/rotate`: new barrier writes use a new key term (on every node).
+    pub fn rotate_barrier(&self) -> StoreResult<u32> {
+        let term = blocking(|| self.barrier.rotate())?;
+        tracing::info!(term, "barrier key rotated");
+        Ok(term)
+    }
+
+    /// (active barrier key term, its install time in unix seconds, this
+    /// node's encryptions under it)
+    pub fn barrier_key_status(&self) -> (u32, i64, u64) {
+        self.barrier.key_status()
+    }
+
     /// After missed notifications: re-read everything shared.
     pub fn reload_all(&self) -> StoreResult<()> {
+        self.barrier.refresh()?;
         self.reload_mounts()?;
         for mount in self.mounts()? {
             mount.load()?;
@@ -229,18 +272,92 @@ impl Unsealed {
         let transit = new_mount_entry("transit", "");
         write_json(barrier, MOUNTS_PATH, &vec![transit])?;
         let tokens = TokenStore::load(Arc::clone(barrier), lookup)?;
-        let root = TokenRequest {
-            policies: vec!["root".to_owned()],
-            display_name: "root".to_owned(),
-            path: "auth/token/root".to_owned(),
-            ..TokenRequest::default()
-        };
         tokens.create(
-            root,
+            root_token_request(),
             Some(root_token),
             time::OffsetDateTime::now_utc().unix_timestamp(),
         )?;
         Ok(())
+    }
+
+    /// The shares' threshold; root generation needs Shamir shares (we have
+    /// no recovery keys for the static seal).
+    fn share_threshold(&self) -> StoreResult<u64> {
+        let config = read_config(self.barrier.storage().as_ref())?
+            .ok_or_else(|| StoreError::Internal("the seal configuration is missing".to_owned()))?;
+        if config.kind != "shamir" || config.secret_threshold == 0 {
+            return Err(StoreError::Invalid(format!(
+                "root generation takes recovery keys with the {} seal, and transitd keeps none",
+                config.kind
+            )));
+        }
+        Ok(config.secret_threshold)
+    }
+
+    pub fn root_generation_status(&self) -> StoreResult<RootGenerationStatus> {
+        let required = self.share_threshold()?;
+        let (nonce, progress) = self.root_generation.status();
+        Ok(RootGenerationStatus {
+            nonce,
+            progress,
+            required,
+            encoded_token: None,
+        })
+    }
+
+    /// Start root generation with the caller's OTP, or one made here (returned).
+    pub fn start_root_generation(
+        &self,
+        otp: Option<Zeroizing<String>>,
+    ) -> StoreResult<Option<Zeroizing<String>>> {
+        self.share_threshold()?;
+        let made = match otp {
+            Some(_) => None,
+            None => Some(Zeroizing::new(random_string(OTP_LEN)?)),
+        };
+        let otp = otp.or_else(|| made.clone()).unwrap_or_default();
+        self.root_generation.start(otp)?;
+        tracing::info!("root generation started");
+        Ok(made)
+    }
+
+    /// One share for the attempt `nonce`; at the threshold, a new root
+    /// token (durable before it is returned, encoded with the OTP).
+    pub fn root_generation_update(
+        &self,
+        key: &str,
+        nonce: &str,
+    ) -> StoreResult<RootGenerationStatus> {
+        let required = self.share_threshold()?;
+        let (progress, encoded_token) = match self.root_generation.update(key, nonce, required)? {
+            Step::Progress(n) => (n, None),
+            Step::Combined(root, otp) => {
+                if !self.barrier.is_root_key(&root) {
+                    return Err(StoreError::Invalid(
+                        "root generation aborted: the shares do not rebuild the root key"
+                            .to_owned(),
+                    ));
+                }
+                let issued = self.tokens.create(
+                    root_token_request(),
+                    None,
+                    time::OffsetDateTime::now_utc().unix_timestamp(),
+                )?;
+                self.root_generation.cancel();
+                tracing::info!("root generation finished: a new root token was issued");
+                (required as usize, Some(encode_token(&issued.token, &otp)?))
+            }
+        };
+        Ok(RootGenerationStatus {
+            nonce: Some(nonce.to_owned()),
+            progress,
+            required,
+            encoded_token,
+        })
+    }
+
+    pub fn cancel_root_generation(&self) {
+        self.root_generation.cancel();
     }
 
     /// The mount whose path is the longest prefix of `path`, and the rest.

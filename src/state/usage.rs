@@ -325,7 +325,11 @@ mod tests {
 
     fn barrier() -> Arc<Barrier> {
         let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::shared());
-        Arc::new(Barrier::new(storage, BarrierKeyring::generate().unwrap()))
+        Arc::new(Barrier::new(
+            storage,
+            crate::seal::barrier::SecretKey::random().unwrap(),
+            BarrierKeyring::generate().unwrap(),
+        ))
     }
 
     fn stored(b: &Barrier, version: u32) -> u64 {

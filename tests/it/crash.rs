@@ -149,6 +149,24 @@ fn kill_9_under_load_loses_nothing_acknowledged_on_postgresql() {
     crash_cycles(&site, "postgresql");
 }
 
+/// Run `load` (until its flag is set) and SIGKILL `node` after `kill_after`,
+/// mid-flight: the load sees its connections drop.
+pub(crate) fn kill_9_during(
+    node: &Node,
+    kill_after: Duration,
+    load: impl FnOnce(&AtomicBool) + Send,
+) {
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| load(&stop));
+        std::thread::sleep(kill_after);
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &node.pid().to_string()])
+            .status();
+        stop.store(true, Ordering::Relaxed);
+    });
+}
+
 fn crash_cycles(site: &Site, storage: &str) {
     let node = site.start();
     let (keys, root) = node.init(1, 1);
@@ -164,16 +182,9 @@ fn crash_cycles(site: &Site, storage: &str) {
         let node = Arc::new(site.start());
         node.unseal(&keys);
         verify(&node, &root, &acked.lock().unwrap());
-        let stop = AtomicBool::new(false);
         let kill_after = Duration::from_millis(30 + next(&mut seed) % 300);
-        std::thread::scope(|s| {
-            s.spawn(|| load(&node, &root, cycle, &stop, &acked));
-            std::thread::sleep(kill_after);
-            // SIGKILL mid-flight; the load threads see their connections drop.
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", &node.pid().to_string()])
-                .status();
-            stop.store(true, Ordering::Relaxed);
+        kill_9_during(&node, kill_after, |stop| {
+            load(&node, &root, cycle, stop, &acked)
         });
         drop(node);
     }

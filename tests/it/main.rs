@@ -13,6 +13,7 @@ mod auth_cert;
 mod auth_cluster;
 mod auth_jwt;
 mod auth_kubernetes;
+mod barrier_ops;
 mod byok;
 mod cluster;
 mod cluster_wrapping;

@@ -6,6 +6,7 @@ pub(crate) fn barrier() -> (Arc<MemoryStorage>, Arc<Barrier>, Arc<LookupKey>) {
     let storage = Arc::new(MemoryStorage::new());
     let barrier = Arc::new(Barrier::new(
         Arc::clone(&storage) as Arc<dyn Storage>,
+        SecretKey::random().unwrap(),
         BarrierKeyring::generate().unwrap(),
     ));
     let lookup = Arc::new(LookupKey::new(SecretKey::random().unwrap()));

@@ -74,6 +74,24 @@ pub(super) const DELIBERATE: &[Deviation] = &[
         R500,
     ),
     dev(
+        "barrier/generate-root update with a wrong nonce",
+        Side(400, "incorrect nonce supplied"),
+        Side(500, "incorrect nonce supplied"),
+        R500,
+    ),
+    dev(
+        "barrier/generate-root update with none in progress",
+        Side(400, "no root generation in progress"),
+        Side(500, "no root generation in progress"),
+        R500,
+    ),
+    dev(
+        "barrier/vault's unauthenticated generate-root status",
+        Side(200, "/started=false"),
+        Side(405, "unsupported operation"),
+        "README (operator tasks): transitd serves Vault's unauthenticated sys/generate-root/* (hvac and Vault's CLI call it); OpenBao 2.7.2 only when a listener sets disable_unauthed_generate_root_endpoints = false",
+    ),
+    dev(
         "soft-delete/rotate while soft-deleted",
         Side(400, "refusing to use soft-deleted key"),
         Side(500, "refusing to use soft-deleted key"),

@@ -30,7 +30,7 @@
 //! Layout: `harness` runs each step against both servers, compares and
 //! reports; `normalise` makes two servers' bodies comparable; `deviations`
 //! holds the two tables; the script itself is one module per area (`keys`,
-//! `crypt`, `batch`, `hmac_sign`, `export_backup`, `byok`, `sys`, `wrapping`, `login_jwt`,
+//! `crypt`, `batch`, `hmac_sign`, `export_backup`, `byok`, `sys`, `barrier`, `wrapping`, `login_jwt`,
 //! `login_kubernetes`), run in the order of
 //! `script` below (later areas use keys the earlier ones made).
 //!
@@ -42,6 +42,7 @@ mod deviations;
 mod harness;
 mod normalise;
 
+mod barrier;
 mod batch;
 mod byok;
 mod crypt;
@@ -54,6 +55,7 @@ mod login_kubernetes;
 mod sys;
 mod wrapping;
 
+use barrier::barrier;
 use batch::{batch, datakey};
 use byok::byok;
 use crypt::crypt;
@@ -138,6 +140,7 @@ fn script(s: &mut Script<'_>) {
     config(s);
     http(s);
     sys(s);
+    barrier(s);
     wrapping(s);
     login_jwt(s);
     login_kubernetes(s);
