@@ -82,6 +82,49 @@ fn two_nodes_racing_to_unwrap_one_token_give_it_to_exactly_one() {
     }
 }
 
+/// Revoked on one node, a wrapping token gives up nothing on another at
+/// once, before that node has heard of the revocation: the reply is gone
+/// from storage, and spending the token is decided by storage too.
+#[test]
+fn a_wrapping_token_revoked_on_one_node_gives_up_nothing_on_another_at_once() {
+    let _db = database_lock();
+    let c = Cluster::start(2);
+    for (round, path) in ["sys/wrapping/unwrap", "sys/wrapping/rewrap"]
+        .into_iter()
+        .cycle()
+        .take(8)
+        .enumerate()
+    {
+        let token = wrap_on_first_node(&c, json!({ "round": round }));
+        // Node 1 knows the token as live.
+        within(PROPAGATION_WAIT, "wrapping token", || {
+            c.nodes[1]
+                .call(
+                    "POST",
+                    "sys/wrapping/lookup",
+                    None,
+                    Some(json!({ "token": token })),
+                )
+                .0
+                == 200
+        });
+        let (status, body) = c.call(
+            0,
+            "POST",
+            "auth/token/revoke",
+            Some(json!({ "token": token })),
+        );
+        assert_eq!(status, 204, "{body}");
+        let (status, body) =
+            c.nodes[1].call("POST", path, Some(&c.root), Some(json!({ "token": token })));
+        assert_eq!(
+            (status, body["errors"][0].as_str()),
+            (400, Some("wrapping token is not valid or does not exist")),
+            "round {round}: {path} on node 1 after the revocation on node 0: {body}"
+        );
+    }
+}
+
 #[test]
 fn revoke_prefix_on_one_node_is_refused_on_another_within_100ms() {
     let _db = database_lock();
