@@ -575,55 +575,51 @@ async fn a_revoked_wrapping_token_unwraps_rewraps_and_looks_up_nothing() {
     let (_, app) = server();
     let anyone = app.as_token(None);
     // A caller with the default policy only (which may unwrap).
-    let user = app.child_token().await;
-    let user = app.as_token(Some(&user));
-    let revocations: [(&str, fn(&str, &str) -> (String, Value)); 7] = [
-        ("revoke", |t, _| {
-            ("auth/token/revoke".into(), json!({ "token": t }))
-        }),
-        ("revoke-accessor", |_, a| {
-            (
-                "auth/token/revoke-accessor".into(),
-                json!({ "accessor": a }),
-            )
-        }),
-        ("revoke-orphan", |t, _| {
-            ("auth/token/revoke-orphan".into(), json!({ "token": t }))
-        }),
-        ("revoke-prefix", |_, _| {
-            ("sys/leases/revoke-prefix/sys/wrapping".into(), json!({}))
-        }),
-        ("revoke-prefix of the exact path", |_, _| {
-            (
-                "sys/leases/revoke-prefix/sys/wrapping/wrap".into(),
-                json!({}),
-            )
-        }),
-        ("revoke-force", |_, _| {
-            (
-                "sys/leases/revoke-force/sys/wrapping/wrap".into(),
-                json!({}),
-            )
-        }),
-        // Revoke-self is the wrapping token's own (presented below).
-        ("revoke-self", |_, _| {
-            ("auth/token/revoke-self".into(), json!({}))
-        }),
-    ];
-    for (how, revocation) in revocations {
+    let user = app
+        .write("auth/token/create", json!({ "policies": ["default"] }))
+        .await
+        .ok();
+    let user = app.as_token(user.body["auth"]["client_token"].as_str());
+    assert_eq!(
+        user.read("auth/token/lookup-self").await.ok().data()["policies"],
+        json!(["default"])
+    );
+    for how in [
+        "revoke",
+        "revoke-accessor",
+        "revoke-orphan",
+        "revoke-prefix",
+        "revoke-prefix of the exact path",
+        "revoke-force",
+        "revoke-self",
+    ] {
         let wrapped = app
             .write_wrapped("sys/wrapping/wrap", json!({ "secret": how }), "120")
             .await
             .ok();
         let token = wrapping_token(&wrapped, "sys/wrapping/wrap", 120);
-        let accessor = wrapped.body["wrap_info"]["accessor"].as_str().unwrap();
-        let (path, body) = revocation(&token, accessor);
+        let accessor = &wrapped.body["wrap_info"]["accessor"];
+        let (path, body) = match how {
+            "revoke" => ("auth/token/revoke", json!({ "token": token })),
+            "revoke-accessor" => (
+                "auth/token/revoke-accessor",
+                json!({ "accessor": accessor }),
+            ),
+            "revoke-orphan" => ("auth/token/revoke-orphan", json!({ "token": token })),
+            "revoke-prefix" => ("sys/leases/revoke-prefix/sys/wrapping", json!({})),
+            "revoke-prefix of the exact path" => {
+                ("sys/leases/revoke-prefix/sys/wrapping/wrap", json!({}))
+            }
+            "revoke-force" => ("sys/leases/revoke-force/sys/wrapping/wrap", json!({})),
+            // The wrapping token's own (presented below).
+            _ => ("auth/token/revoke-self", json!({})),
+        };
         let revoker = if how == "revoke-self" {
             app.as_token(Some(&token))
         } else {
             app.as_token(Some(ROOT))
         };
-        let revoked = revoker.write(&path, body).await;
+        let revoked = revoker.write(path, body).await;
         assert_eq!(revoked.status, 204, "{how}: {}", revoked.body);
         for (caller, path) in [
             (&anyone, "sys/wrapping/lookup"),
