@@ -25,11 +25,17 @@ pub fn parse_bool(value: &str) -> Option<bool> {
 /// `ms`, `s`, `m`, `h` or `d`, summed and truncated to whole seconds. A sign
 /// is `None`, and so is such a sum of 10^15 seconds or more.
 pub fn parse_duration_secs(s: &str) -> Option<u64> {
+    parse_duration(s).map(|d| d.as_secs())
+}
+
+/// [`parse_duration_secs`] without the truncation: `300.9s` is 300.9
+/// seconds (to the nanosecond), for a bound compared as Go compares it.
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
     if s.is_empty() {
-        return Some(0);
+        return Some(std::time::Duration::ZERO);
     }
     if let Ok(n) = s.parse::<u64>() {
-        return Some(n);
+        return Some(std::time::Duration::from_secs(n));
     }
     let mut total: f64 = 0.0;
     let mut rest = s;
@@ -54,7 +60,9 @@ pub fn parse_duration_secs(s: &str) -> Option<u64> {
         total += value * scale;
         rest = next;
     }
-    (0.0..1e15).contains(&total).then_some(total as u64)
+    (0.0..1e15)
+        .contains(&total)
+        .then(|| std::time::Duration::from_secs_f64(total))
 }
 
 #[cfg(test)]

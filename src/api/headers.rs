@@ -70,8 +70,9 @@ fn display_name(name: &str) -> String {
 pub(crate) struct Asked<'h> {
     /// The one token presented.
     pub token: Option<&'h str>,
-    /// Seconds the reply is to stay wrapped (`X-Vault-Wrap-TTL`, not zero).
-    pub wrap_ttl: Option<u64>,
+    /// How long the reply is to stay wrapped (`X-Vault-Wrap-TTL`, not
+    /// zero), with its fraction: policy bounds compare the whole of it.
+    pub wrap_ttl: Option<std::time::Duration>,
     /// `Accept` asks for Prometheus' format (`sys/metrics` without `format`).
     pub prometheus_accepted: bool,
 }
@@ -112,7 +113,7 @@ fn prometheus_accepted(headers: &HeaderMap) -> bool {
 /// zero or empty: no wrapping), and `X-Vault-Wrap-Format`: only the token
 /// format is made. OpenBao also makes JWTs (`jwt`) and reads any other
 /// value as `token`; a format we would not make is refused instead.
-fn wrap_ttl(headers: &HeaderMap) -> ApiResult<Option<u64>> {
+fn wrap_ttl(headers: &HeaderMap) -> ApiResult<Option<std::time::Duration>> {
     for format in headers.get_all(WRAP_FORMAT) {
         if !matches!(format.to_str().map(str::trim), Ok("" | "token")) {
             return Err(ApiError::bad(
@@ -126,28 +127,28 @@ fn wrap_ttl(headers: &HeaderMap) -> ApiResult<Option<u64>> {
             ApiError::bad("error parsing X-Vault-Wrap-TTL header: not visible ASCII")
         })?;
         let text = text.trim();
-        let secs = if text.starts_with('-') {
+        let asked = if text.starts_with('-') {
             return Err(ApiError::bad(
                 "error parsing X-Vault-Wrap-TTL header: requested wrap ttl cannot be negative",
             ));
         } else {
-            crate::go_syntax::parse_duration_secs(text).ok_or_else(|| {
+            crate::go_syntax::parse_duration(text).ok_or_else(|| {
                 ApiError::bad(format!(
                     "error parsing X-Vault-Wrap-TTL header: time: invalid duration {:?}",
                     text.chars().take(SHOWN_NAME_CHARS).collect::<String>()
                 ))
             })?
         };
-        if ttl.is_some_and(|seen| seen != secs) {
+        if ttl.is_some_and(|seen| seen != asked) {
             return Err(ApiError::bad(
                 "the request carries two different X-Vault-Wrap-TTL headers",
             ));
         }
-        ttl = Some(secs);
+        ttl = Some(asked);
     }
-    let ttl = ttl.filter(|secs| *secs > 0);
-    if let Some(secs) = ttl {
-        crate::auth::wrapping::check_ttl(secs)?;
+    let ttl = ttl.filter(|asked| !asked.is_zero());
+    if let Some(asked) = ttl {
+        crate::auth::wrapping::check_ttl(asked.as_secs())?;
     }
     Ok(ttl)
 }

@@ -167,6 +167,7 @@ async fn route(
     }
     // Logins, the wrapping lookup and root generation need no token.
     if request.route.is_public(access) {
+        wrapping::refuse_public_wrapping(&request.route, wrap_ttl)?;
         let unsealed = state.unsealed()?;
         let (params, _) = read_params(op, body, &headers, query_params, budget).await?;
         // A bounded number of password hashes at a time (argon2id takes
@@ -524,7 +525,7 @@ fn authorize(
     unsealed: &Unsealed,
     entry: &TokenEntry,
     request: &Routed,
-    wrap_ttl: Option<u64>,
+    wrap_ttl: Option<std::time::Duration>,
 ) -> ApiResult<()> {
     if entry.is_root() {
         return Ok(());

@@ -9,8 +9,13 @@ use time::OffsetDateTime;
 
 use super::keys::rfc3339;
 use super::{Op, off_workers};
+use std::time::Duration;
+
+use zeroize::Zeroizing;
+
+use super::route::Route;
 use crate::auth::token::TokenId;
-use crate::auth::wrapping::{WrappedReply, Wrapping};
+use crate::auth::wrapping::{WrappedReply, Wrapping, is_wrapping_token};
 use crate::error::{ApiError, ApiResult};
 use crate::request::Params;
 use crate::response::Reply;
@@ -54,39 +59,90 @@ fn not_valid() -> ApiError {
     ApiError::bad("wrapping token is not valid or does not exist")
 }
 
-/// The wrapping token a request names: `token` in the body, else the token
-/// it presents. True when it came from the body (the pipeline has not spent
-/// its use).
-fn named_token(
-    unsealed: &Unsealed,
-    presented: Option<&str>,
-    p: &Params,
-) -> ApiResult<(TokenId, bool)> {
-    let body = p.string("token")?.filter(|t| !t.is_empty());
-    match (body, presented) {
-        (Some(token), presented) if Some(token.as_str()) != presented => {
-            let token = zeroize::Zeroizing::new(token);
-            Ok((unsealed.tokens.id_of(&token), true))
-        }
-        (_, Some(presented)) => Ok((unsealed.tokens.id_of(presented), false)),
-        (_, None) => Err(not_valid()),
+/// Where the wrapping token a request names came from.
+enum Named {
+    /// `token` in the body: live when checked, its one use not yet spent.
+    Body(TokenId),
+    /// The token the request presents: the pipeline has authenticated it
+    /// and spent its one use already.
+    Presented(TokenId),
+}
+
+/// The id of `token` if it is a live wrapping token: a revoked or expired
+/// one, or any other token, names no reply.
+fn live_wrapping_token(unsealed: &Unsealed, token: &str, now: i64) -> ApiResult<TokenId> {
+    match unsealed.tokens.lookup(token, now)? {
+        Some((id, entry)) if is_wrapping_token(&entry) => Ok(id),
+        _ => Err(not_valid()),
     }
 }
 
-/// `sys/wrapping/lookup`, served without a token.
+/// The body's `token`, unless empty or the one presented.
+fn body_token(p: &Params, presented: Option<&str>) -> ApiResult<Option<Zeroizing<String>>> {
+    Ok(p.string("token")?
+        .filter(|t| !t.is_empty() && Some(t.as_str()) != presented)
+        .map(Zeroizing::new))
+}
+
+/// The wrapping token an authorized request names: `token` in the body,
+/// else the token it presents.
+fn named_token(unsealed: &Unsealed, presented: &str, p: &Params, now: i64) -> ApiResult<Named> {
+    Ok(match body_token(p, Some(presented))? {
+        Some(token) => Named::Body(live_wrapping_token(unsealed, &token, now)?),
+        None => Named::Presented(unsealed.tokens.id_of(presented)),
+    })
+}
+
+/// Spend a body token's one use after its reply was taken: of callers
+/// racing (a revocation, another unwrap on any node) only the one whose
+/// compare-and-swap removes the token may hand the reply out. A loser's
+/// reply is dropped (the token it belonged to is gone). A presented token
+/// was spent by the pipeline.
+fn spent(unsealed: &Unsealed, named: &Named) -> ApiResult<bool> {
+    Ok(match named {
+        Named::Body(id) => unsealed.tokens.use_once(id)?,
+        Named::Presented(_) => true,
+    })
+}
+
+impl Named {
+    fn id(&self) -> &TokenId {
+        match self {
+            Self::Body(id) | Self::Presented(id) => id,
+        }
+    }
+}
+
+/// `sys/wrapping/lookup`, served without a token (and never wrapped:
+/// [`refuse_public_wrapping`]).
 pub(crate) fn lookup(
     unsealed: &Unsealed,
     presented: Option<&str>,
     p: &Params,
     now: i64,
 ) -> ApiResult<Reply> {
-    let (id, _) = named_token(unsealed, presented, p)?;
+    let body = body_token(p, presented)?;
+    let token = body.as_deref().map(String::as_str).or(presented);
+    let id = live_wrapping_token(unsealed, token.ok_or_else(not_valid)?, now)?;
     let wrapped = unsealed.wraps.peek(&id, now)?.ok_or_else(not_valid)?;
     Ok(Reply::data(json!({
         "creation_path": wrapped.creation_path,
         "creation_time": wrapped.creation_time,
         "creation_ttl": wrapped.ttl_secs,
     })))
+}
+
+/// A public route's reply is wrapped only for a login (a token won by
+/// real authentication, as wrapped logins work in OpenBao). Wrapping the
+/// lookup's would let anyone holding one wrapping token mint new ones
+/// without limit (OpenBao does; we refuse). Checked before the body is read.
+pub(crate) fn refuse_public_wrapping(route: &Route, wrap_ttl: Option<Duration>) -> ApiResult<()> {
+    if wrap_ttl.is_some() && !matches!(route, Route::Login { .. }) {
+        return Err(ApiError::bad(
+            "X-Vault-Wrap-TTL: replies of requests that need no token are not wrapped, except logins",
+        ));
+    }
+    Ok(())
 }
 
 /// `wrap`, `unwrap` and `rewrap`, for an authorized caller. `wrapping`:
@@ -117,11 +173,15 @@ pub(crate) fn serve(
             Ok(Reply::data(data))
         }
         WrappingPath::Unwrap => {
-            let (id, from_body) = named_token(unsealed, Some(presented), p)?;
-            let wrapped = unsealed.wraps.take(&id, now)?.ok_or_else(not_valid)?;
-            // A token presented spent its one use (and is gone) already.
-            if from_body {
-                unsealed.tokens.revoke(&id)?;
+            let named = named_token(unsealed, presented, p, now)?;
+            // Taken first, then the token spent: a crash in between loses
+            // the reply, never hands it out twice.
+            let wrapped = unsealed
+                .wraps
+                .take(named.id(), now)?
+                .ok_or_else(not_valid)?;
+            if !spent(unsealed, &named)? {
+                return Err(not_valid());
             }
             Ok(Reply {
                 data: wrapped.data,
@@ -131,8 +191,11 @@ pub(crate) fn serve(
             })
         }
         WrappingPath::Rewrap => {
-            let (id, from_body) = named_token(unsealed, Some(presented), p)?;
-            let old = unsealed.wraps.peek(&id, now)?.ok_or_else(not_valid)?;
+            let named = named_token(unsealed, presented, p, now)?;
+            let old = unsealed
+                .wraps
+                .peek(named.id(), now)?
+                .ok_or_else(not_valid)?;
             let wrapped_accessor = accessor_of(old.auth.as_ref());
             let fresh = WrappedReply {
                 creation_time: rfc3339(OffsetDateTime::now_utc()),
@@ -140,15 +203,13 @@ pub(crate) fn serve(
             };
             let new = unsealed.wraps.wrap(&unsealed.tokens, fresh, now)?;
             // The new wrapping counts only if the old one was still there to
-            // take: of two rewraps, or a rewrap and an unwrap, one wins.
-            if unsealed.wraps.take(&id, now)?.is_none() {
-                let new_id = unsealed.tokens.id_of(&new.token);
-                unsealed.wraps.take(&new_id, now)?;
-                unsealed.tokens.revoke(&new_id)?;
+            // take and its token to spend: of two rewraps, or a rewrap and an
+            // unwrap or a revocation, one wins. Revoking the new token
+            // deletes its reply.
+            let won = unsealed.wraps.take(named.id(), now)?.is_some() && spent(unsealed, &named)?;
+            if !won {
+                unsealed.tokens.revoke(&unsealed.tokens.id_of(&new.token))?;
                 return Err(not_valid());
-            }
-            if from_body {
-                unsealed.tokens.revoke(&id)?;
             }
             Ok(Reply {
                 wrap_info: Some(wrap_info(&new, wrapped_accessor)),
@@ -192,10 +253,12 @@ fn wrap_info(wrapping: &Wrapping, wrapped_accessor: Option<String>) -> Value {
 pub(crate) async fn wrap_result(
     unsealed: &Arc<Unsealed>,
     creation_path: String,
-    ttl: Option<u64>,
+    ttl: Option<Duration>,
     result: ApiResult<(Reply, Vec<String>)>,
 ) -> ApiResult<(Reply, Vec<String>)> {
-    let Some(ttl_secs) = ttl else {
+    // The policy bounds compared the whole duration; the token lives
+    // whole seconds (as in OpenBao: 60.5s gives 60).
+    let Some(ttl_secs) = ttl.map(|t| t.as_secs()) else {
         return result;
     };
     let (reply, unrecognized) = result?;

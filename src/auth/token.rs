@@ -406,8 +406,9 @@ impl TokenStore {
                 Ok(true)
             }
             None if spent_last => {
-                // Its children go with it.
-                self.revoke_locked(id)?;
+                // Its children go with it. A wrapping token's reply stays: the
+                // caller that spent it is the one to take it.
+                self.revoke_with_children(id)?;
                 Ok(true)
             }
             None => {
@@ -498,7 +499,16 @@ impl TokenStore {
         self.revoke_locked(id)
     }
 
+    /// Revoked by any path but the spending of its last use, a wrapping
+    /// token's reply goes too. The token goes first: a crash in between
+    /// leaves a reply no live token reaches, deleted by the sweep at expiry.
+    /// (Wrapping tokens have no parent, so only the root can be one.)
     fn revoke_locked(&self, id: &TokenId) -> StoreResult<()> {
+        self.revoke_with_children(id)?;
+        crate::auth::wrapping::forget_reply(&self.barrier, id)
+    }
+
+    fn revoke_with_children(&self, id: &TokenId) -> StoreResult<()> {
         let mut roots = vec![*id];
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let mut revoked = Vec::new();
@@ -629,7 +639,8 @@ impl TokenStore {
             blocking(|| self.barrier.delete(&link_path(id, child)))?;
         }
         blocking(|| self.barrier.delete(&id_path(id)))?;
-        self.unpublish(id)
+        self.unpublish(id)?;
+        crate::auth::wrapping::forget_reply(&self.barrier, id)
     }
 
     /// The accessors of every live token (`LIST auth/token/accessors`).

@@ -8,14 +8,16 @@
 //!
 //! A reply is handed out at most once: [`WrapStore::take`] deletes it by
 //! compare-and-swap, and only the caller whose delete wins gets it, however
-//! many nodes race.
+//! many nodes race. It is handed out only while its token lives: the API
+//! checks the token, and revoking a wrapping token (any path but spending
+//! its one use) deletes its reply ([`forget_reply`]).
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::token::{Issued, MAX_TTL_SECS, TokenId, TokenRequest, TokenStore};
+use super::token::{Issued, MAX_TTL_SECS, TokenEntry, TokenId, TokenRequest, TokenStore};
 use crate::seal::barrier::Barrier;
 use crate::seal::edit::{Edit, edit_json, read_json};
 use crate::storage::layout::WRAPPED_REPLIES as PREFIX;
@@ -65,6 +67,16 @@ pub struct Wrapping {
 
 fn path_of(id: &TokenId) -> String {
     format!("{PREFIX}{}", hex::encode(id))
+}
+
+/// Delete the reply wrapped behind `id`, if any: its token was revoked.
+pub(crate) fn forget_reply(barrier: &Barrier, id: &TokenId) -> StoreResult<()> {
+    Ok(blocking(|| barrier.delete(&path_of(id)))?)
+}
+
+/// Whether `entry` is a wrapping token's: its one policy is [`POLICY`].
+pub fn is_wrapping_token(entry: &TokenEntry) -> bool {
+    entry.policies == [POLICY]
 }
 
 #[derive(Debug)]
@@ -222,6 +234,32 @@ mod tests {
         assert_eq!(wraps.sweep(NOW + 10).unwrap(), 1);
         assert!(wraps.peek(&id(&long.token), NOW + 10).unwrap().is_some());
         assert_eq!(wraps.sweep(NOW + 10).unwrap(), 0);
+    }
+
+    #[test]
+    fn revoking_a_wrapping_token_deletes_its_reply_but_spending_its_use_keeps_it() {
+        let (tokens, wraps) = stores();
+        let revocations: [fn(&TokenStore, &TokenId); 3] = [
+            |t, id| t.revoke(id).unwrap(),
+            |t, id| t.revoke_orphaning_children(id).unwrap(),
+            |t, _| assert_eq!(t.revoke_created_under("sys/wrapping").unwrap(), 1),
+        ];
+        for revoke in revocations {
+            let w = wraps.wrap(&tokens, reply(60), NOW).unwrap();
+            let id = tokens.id_of(&w.token);
+            revoke(&tokens, &id);
+            assert!(tokens.get(&id).unwrap().is_none());
+            assert!(
+                wraps.take(&id, NOW).unwrap().is_none(),
+                "the reply outlived its token"
+            );
+        }
+        // The caller that spends the one use is the one to take the reply.
+        let w = wraps.wrap(&tokens, reply(60), NOW).unwrap();
+        let id = tokens.id_of(&w.token);
+        assert!(tokens.use_once(&id).unwrap());
+        assert!(!tokens.use_once(&id).unwrap());
+        assert!(wraps.take(&id, NOW).unwrap().is_some());
     }
 
     #[test]

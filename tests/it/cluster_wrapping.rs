@@ -24,6 +24,22 @@ fn wrap_on_first_node(c: &Cluster, data: Value) -> String {
         .to_owned()
 }
 
+/// Wait until node 1 has heard of `token` (it serves a token only once its
+/// cache knows it).
+fn known_on_second_node(c: &Cluster, token: &str) {
+    within(PROPAGATION_WAIT, "wrapping token", || {
+        c.nodes[1]
+            .call(
+                "POST",
+                "sys/wrapping/lookup",
+                None,
+                Some(json!({ "token": token })),
+            )
+            .0
+            == 200
+    });
+}
+
 #[test]
 fn two_nodes_racing_to_unwrap_one_token_give_it_to_exactly_one() {
     let _db = database_lock();
@@ -31,18 +47,7 @@ fn two_nodes_racing_to_unwrap_one_token_give_it_to_exactly_one() {
     for round in 0..12 {
         let secret = json!({ "round": round });
         let token = wrap_on_first_node(&c, secret.clone());
-        // Node 1 must know the token before it can serve it as a caller's.
-        within(PROPAGATION_WAIT, "wrapping token", || {
-            c.nodes[1]
-                .call(
-                    "POST",
-                    "sys/wrapping/lookup",
-                    None,
-                    Some(json!({ "token": token })),
-                )
-                .0
-                == 200
-        });
+        known_on_second_node(&c, &token);
         // Half the rounds present the token; half name it in the body.
         let presented = round % 2 == 0;
         let barrier = std::sync::Barrier::new(2);
@@ -79,6 +84,38 @@ fn two_nodes_racing_to_unwrap_one_token_give_it_to_exactly_one() {
                 "round {round}: the loser got {status} {body}"
             );
         }
+    }
+}
+
+/// Revoked on one node, a wrapping token gives up nothing on another at
+/// once, before that node has heard of the revocation: the reply is gone
+/// from storage, and spending the token is decided by storage too.
+#[test]
+fn a_wrapping_token_revoked_on_one_node_gives_up_nothing_on_another_at_once() {
+    let _db = database_lock();
+    let c = Cluster::start(2);
+    for (round, path) in ["sys/wrapping/unwrap", "sys/wrapping/rewrap"]
+        .into_iter()
+        .cycle()
+        .take(8)
+        .enumerate()
+    {
+        let token = wrap_on_first_node(&c, json!({ "round": round }));
+        known_on_second_node(&c, &token);
+        let (status, body) = c.call(
+            0,
+            "POST",
+            "auth/token/revoke",
+            Some(json!({ "token": token })),
+        );
+        assert_eq!(status, 204, "{body}");
+        let (status, body) =
+            c.nodes[1].call("POST", path, Some(&c.root), Some(json!({ "token": token })));
+        assert_eq!(
+            (status, body["errors"][0].as_str()),
+            (400, Some("wrapping token is not valid or does not exist")),
+            "round {round}: {path} on node 1 after the revocation on node 0: {body}"
+        );
     }
 }
 

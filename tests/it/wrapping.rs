@@ -566,3 +566,232 @@ async fn a_wrapped_login_unwraps_to_a_working_token() {
     assert!(refused.status >= 400, "{}", refused.body);
     assert!(refused.body["wrap_info"].is_null());
 }
+
+/// A revoked wrapping token gives up nothing, however it was revoked: unwrap,
+/// rewrap and lookup all answer as OpenBao 2.7.2 does (400, asked over
+/// `bao server -dev` after `auth/token/revoke`), and the reply is gone.
+#[tokio::test]
+async fn a_revoked_wrapping_token_unwraps_rewraps_and_looks_up_nothing() {
+    let (_, app) = server();
+    let anyone = app.as_token(None);
+    // A caller with the default policy only (which may unwrap).
+    let user = app
+        .write("auth/token/create", json!({ "policies": ["default"] }))
+        .await
+        .ok();
+    let user = app.as_token(user.body["auth"]["client_token"].as_str());
+    assert_eq!(
+        user.read("auth/token/lookup-self").await.ok().data()["policies"],
+        json!(["default"])
+    );
+    for how in [
+        "revoke",
+        "revoke-accessor",
+        "revoke-orphan",
+        "revoke-prefix",
+        "revoke-prefix of the exact path",
+        "revoke-force",
+        "revoke-self",
+    ] {
+        let wrapped = app
+            .write_wrapped("sys/wrapping/wrap", json!({ "secret": how }), "120")
+            .await
+            .ok();
+        let token = wrapping_token(&wrapped, "sys/wrapping/wrap", 120);
+        let accessor = &wrapped.body["wrap_info"]["accessor"];
+        let (path, body) = match how {
+            "revoke" => ("auth/token/revoke", json!({ "token": token })),
+            "revoke-accessor" => (
+                "auth/token/revoke-accessor",
+                json!({ "accessor": accessor }),
+            ),
+            "revoke-orphan" => ("auth/token/revoke-orphan", json!({ "token": token })),
+            "revoke-prefix" => ("sys/leases/revoke-prefix/sys/wrapping", json!({})),
+            "revoke-prefix of the exact path" => {
+                ("sys/leases/revoke-prefix/sys/wrapping/wrap", json!({}))
+            }
+            "revoke-force" => ("sys/leases/revoke-force/sys/wrapping/wrap", json!({})),
+            // The wrapping token's own (presented below).
+            _ => ("auth/token/revoke-self", json!({})),
+        };
+        let revoker = if how == "revoke-self" {
+            app.as_token(Some(&token))
+        } else {
+            app.as_token(Some(ROOT))
+        };
+        let revoked = revoker.write(path, body).await;
+        assert_eq!(revoked.status, 204, "{how}: {}", revoked.body);
+        for (caller, path) in [
+            (&anyone, "sys/wrapping/lookup"),
+            (&user, "sys/wrapping/unwrap"),
+            (&app, "sys/wrapping/unwrap"),
+            (&app, "sys/wrapping/rewrap"),
+        ] {
+            let refused = caller.write(path, json!({ "token": token })).await;
+            assert_eq!(
+                (refused.status, refused.error()),
+                (400, NOT_VALID.to_owned()),
+                "{how}, then {path}: {}",
+                refused.body
+            );
+        }
+        // Presented, it is no token at all.
+        let holder = app.as_token(Some(&token));
+        not_valid(&holder, "sys/wrapping/lookup", json!({})).await;
+        holder
+            .write("sys/wrapping/unwrap", json!({}))
+            .await
+            .expect(403);
+    }
+}
+
+/// Only a wrapping token names a reply: any other live token in the body is
+/// not valid, even one whose id would be looked up.
+#[tokio::test]
+async fn a_token_that_is_not_a_wrapping_token_names_no_reply() {
+    let (_, app) = server();
+    let child = app.child_token().await;
+    for path in [
+        "sys/wrapping/lookup",
+        "sys/wrapping/unwrap",
+        "sys/wrapping/rewrap",
+    ] {
+        not_valid(&app, path, json!({ "token": child })).await;
+    }
+    // And the child was not spent or revoked by it.
+    app.as_token(Some(&child))
+        .read("auth/token/lookup-self")
+        .await
+        .ok();
+}
+
+/// Callers racing to unwrap or rewrap one token, with a revocation among
+/// them: at most one gets the reply, and afterwards nothing is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_unwraps_rewraps_and_a_revocation_give_the_reply_at_most_once() {
+    let (_, app) = server();
+    for round in 0..20 {
+        let secret = json!({ "round": round });
+        let wrapped = app
+            .write_wrapped("sys/wrapping/wrap", secret.clone(), "60")
+            .await
+            .ok();
+        let token = wrapping_token(&wrapped, "sys/wrapping/wrap", 60);
+        let mut racers = Vec::new();
+        for i in 0..6 {
+            let (app, token) = (app.as_token(Some(ROOT)), token.clone());
+            racers.push(tokio::spawn(async move {
+                let (path, body) = match i {
+                    0 => ("auth/token/revoke", json!({ "token": token })),
+                    1 | 2 => ("sys/wrapping/rewrap", json!({ "token": token })),
+                    _ => ("sys/wrapping/unwrap", json!({ "token": token })),
+                };
+                (path, app.write(path, body).await)
+            }));
+        }
+        let mut given = 0;
+        for racer in racers {
+            let (path, reply) = racer.await.unwrap();
+            match (path, reply.status) {
+                ("auth/token/revoke", 204) => {}
+                ("sys/wrapping/unwrap", 200) => {
+                    assert_eq!(reply.data(), &secret);
+                    given += 1;
+                }
+                ("sys/wrapping/rewrap", 200) => {
+                    let new = wrapping_token(&reply, "sys/wrapping/wrap", 60);
+                    let unwrapped = app
+                        .write("sys/wrapping/unwrap", json!({ "token": new }))
+                        .await
+                        .ok();
+                    assert_eq!(unwrapped.data(), &secret);
+                    given += 1;
+                }
+                (_, 400) => assert_eq!(reply.error(), NOT_VALID, "{path}"),
+                (_, status) => panic!("round {round}: {path} gave {status} {}", reply.body),
+            }
+        }
+        assert!(
+            given <= 1,
+            "round {round}: the reply was given {given} times"
+        );
+        not_valid(&app, "sys/wrapping/unwrap", json!({ "token": token })).await;
+    }
+}
+
+/// `sys/wrapping/lookup` needs no token, so its reply is never wrapped:
+/// otherwise one wrapping token would mint any number of new ones. A
+/// deliberate difference from OpenBao 2.7.2, which wraps it.
+#[tokio::test]
+async fn the_public_lookup_is_not_wrapped_and_mints_nothing() {
+    let (_, app) = server();
+    let wrapped = app
+        .write_wrapped("sys/wrapping/wrap", json!({ "k": "v" }), "60")
+        .await
+        .ok();
+    let token = wrapping_token(&wrapped, "sys/wrapping/wrap", 60);
+    let accessors = || async {
+        app.call("LIST", "auth/token/accessors", Value::Null)
+            .await
+            .ok()
+            .data()["keys"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let before = accessors().await;
+    for caller in [
+        app.as_token(None),
+        app.as_token(Some(&token)),
+        app.as_token(Some(ROOT)),
+    ] {
+        let refused = caller
+            .write_wrapped("sys/wrapping/lookup", json!({ "token": token }), "2764800")
+            .await
+            .expect(400);
+        assert!(
+            refused.error().contains("X-Vault-Wrap-TTL"),
+            "{}",
+            refused.body
+        );
+    }
+    assert_eq!(accessors().await, before);
+    // The token is untouched: it still unwraps.
+    let unwrapped = app
+        .write("sys/wrapping/unwrap", json!({ "token": token }))
+        .await
+        .ok();
+    assert_eq!(unwrapped.data(), &json!({ "k": "v" }));
+}
+
+/// The wrapping TTL's fraction counts against a policy's bounds, as in
+/// OpenBao 2.7.2 (asked with max_wrapping_ttl=5m, min 1m): 300.9s and 59.5s
+/// are denied; 60.5s is admitted and the token lives 60 seconds.
+#[tokio::test]
+async fn a_fractional_wrapping_ttl_is_bounded_whole() {
+    let (_, app) = server();
+    let wrapper = app
+        .token_with_policy(
+            "wrapper",
+            r#"path "sys/wrapping/wrap" {
+    capabilities = ["update"]
+    min_wrapping_ttl = "1m"
+    max_wrapping_ttl = "5m"
+}"#,
+        )
+        .await;
+    let wrapper = app.as_token(Some(&wrapper));
+    for ttl in ["300.9s", "300.0000001s", "5m0.5s", "59.5s"] {
+        wrapper
+            .write_wrapped("sys/wrapping/wrap", json!({ "a": "b" }), ttl)
+            .await
+            .expect(403);
+    }
+    for (ttl, secs) in [("60.5s", 60), ("300s", 300), ("120.9s", 120)] {
+        let wrapped = wrapper
+            .write_wrapped("sys/wrapping/wrap", json!({ "a": "b" }), ttl)
+            .await
+            .ok();
+        wrapping_token(&wrapped, "sys/wrapping/wrap", secs);
+    }
+}

@@ -89,3 +89,39 @@ def test_bao_token_revoke_mode_path(transitd, tmp_path):
     bao("token", "revoke", "-mode=path", f"auth/{mount}/")
     assert not alive(tokens["ops"])
     assert alive(ROOT_TOKEN)
+
+
+def test_hvac_a_revoked_wrapping_token_gives_up_nothing(transitd, client):
+    """Revoked by accessor (as an operator does with the `wrap_info` in the
+    audit log), the wrapping token unwraps, rewraps and looks up nothing."""
+    wrapped = client.sys.wrap(payload={"secret": "s3cr3t"}, ttl=120)
+    info = wrapped["wrap_info"]
+    client.auth.token.revoke_accessor(info["accessor"])
+    anyone = hvac.Client(url=transitd.url)
+    for attempt in (
+        lambda: client.sys.unwrap(info["token"]),
+        lambda: client.write_data("sys/wrapping/rewrap", data={"token": info["token"]}),
+        lambda: anyone.write_data("sys/wrapping/lookup", data={"token": info["token"]}),
+    ):
+        with pytest.raises(exceptions.InvalidRequest, match="wrapping token is not valid"):
+            attempt()
+    anyone.adapter.close()
+
+
+def test_bao_unwrap_after_revoke_and_no_wrapped_lookup(transitd, tmp_path):
+    def bao(*args, **kw):
+        return run_bao(transitd.url, *args, home=str(tmp_path), **kw)
+
+    info = json.loads(
+        bao("write", "-wrap-ttl=90s", "-format=json", "sys/wrapping/wrap", "k=v").stdout
+    )["wrap_info"]
+    # The public lookup is not wrapped: it would mint a token for anyone.
+    wrapped_lookup = bao(
+        "write", "-wrap-ttl=60s", "sys/wrapping/lookup", f"token={info['token']}", check=False
+    )
+    assert wrapped_lookup.returncode != 0
+    assert "X-Vault-Wrap-TTL" in wrapped_lookup.stderr
+    bao("token", "revoke", "-accessor", info["accessor"])
+    again = bao("unwrap", info["token"], check=False)
+    assert again.returncode != 0
+    assert "wrapping token is not valid or does not exist" in again.stderr

@@ -3,6 +3,7 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::time::Duration;
 
 use super::capability::{Bits, NAMES};
 use super::{Capability, Grant, Pattern, Policy, ROOT, WrapBounds};
@@ -138,7 +139,7 @@ impl Acl {
 
     /// Whether the rule deciding `path` admits a reply wrapped for `ttl`
     /// seconds (`None`: not wrapped); asked besides [`Acl::allows`].
-    pub fn admits_wrapping(&self, path: &str, listing: bool, ttl: Option<u64>) -> bool {
+    pub fn admits_wrapping(&self, path: &str, listing: bool, ttl: Option<Duration>) -> bool {
         if self.root {
             return true;
         }

@@ -75,6 +75,8 @@ mod parse;
 pub use acl::Acl;
 pub use capability::Capability;
 
+use std::time::Duration;
+
 use acl::Segments;
 use capability::Bits;
 use parse::Parser;
@@ -136,11 +138,13 @@ impl WrapBounds {
         }
     }
 
-    /// Whether a request whose reply is wrapped for `ttl` seconds (`None`:
-    /// not wrapped) is within the bounds.
-    pub fn admit(self, ttl: Option<u64>) -> bool {
-        let within_max = self.max_secs == 0 || ttl.is_some_and(|t| t <= self.max_secs);
-        let within_min = self.min_secs == 0 || ttl.is_some_and(|t| t >= self.min_secs);
+    /// Whether a request whose reply is wrapped for `ttl` (`None`: not
+    /// wrapped) is within the bounds. The whole duration counts, as in
+    /// OpenBao: 300.9s is over a 5m maximum.
+    pub fn admit(self, ttl: Option<Duration>) -> bool {
+        let secs = Duration::from_secs;
+        let within_max = self.max_secs == 0 || ttl.is_some_and(|t| t <= secs(self.max_secs));
+        let within_min = self.min_secs == 0 || ttl.is_some_and(|t| t >= secs(self.min_secs));
         let coherent = self.min_secs == 0 || self.max_secs == 0 || self.min_secs <= self.max_secs;
         within_max && within_min && coherent
     }
@@ -277,6 +281,10 @@ mod tests {
     use super::Capability::{Read, Update};
     use super::*;
 
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
     pub(super) fn policy(name: &str, text: &str) -> Policy {
         match Policy::parse(name, text) {
             Ok(p) => p,
@@ -332,15 +340,19 @@ mod tests {
         let bounds = |min_secs, max_secs| WrapBounds { min_secs, max_secs };
         assert!(bounds(0, 0).admit(None));
         assert!(!bounds(60, 0).admit(None));
-        assert!(!bounds(60, 0).admit(Some(59)));
-        assert!(bounds(60, 0).admit(Some(60)));
+        assert!(!bounds(60, 0).admit(Some(secs(59))));
+        assert!(bounds(60, 0).admit(Some(secs(60))));
         assert!(!bounds(0, 300).admit(None));
-        assert!(!bounds(0, 300).admit(Some(301)));
-        assert!(bounds(60, 300).admit(Some(300)));
+        assert!(!bounds(0, 300).admit(Some(secs(301))));
+        assert!(bounds(60, 300).admit(Some(secs(300))));
+        // A fraction counts (OpenBao 2.7.2: 300.9s is over 5m; 59.5s under 1m).
+        assert!(!bounds(60, 300).admit(Some(Duration::from_millis(300_900))));
+        assert!(!bounds(60, 300).admit(Some(Duration::from_millis(59_500))));
+        assert!(bounds(60, 300).admit(Some(Duration::from_millis(60_500))));
         // Merged from two policies, a minimum above the maximum admits nothing.
         let merged = bounds(600, 0).merge(bounds(0, 300));
         assert_eq!(merged, bounds(600, 300));
-        assert!(!merged.admit(Some(400)));
+        assert!(!merged.admit(Some(secs(400))));
         assert_eq!(bounds(60, 600).merge(bounds(120, 300)), bounds(60, 300));
     }
 
@@ -357,9 +369,9 @@ path "auth/approle/role/+/role-id" { capabilities = ["read"] }
         let secret_id = "auth/approle/role/ci/secret-id";
         assert!(acl.allows(secret_id, Update));
         assert!(!acl.admits_wrapping(secret_id, false, None));
-        assert!(!acl.admits_wrapping(secret_id, false, Some(30)));
-        assert!(acl.admits_wrapping(secret_id, false, Some(60)));
-        assert!(!acl.admits_wrapping(secret_id, false, Some(301)));
+        assert!(!acl.admits_wrapping(secret_id, false, Some(secs(30))));
+        assert!(acl.admits_wrapping(secret_id, false, Some(secs(60))));
+        assert!(!acl.admits_wrapping(secret_id, false, Some(secs(301))));
         assert!(acl.admits_wrapping("auth/approle/role/ci/role-id", false, None));
         assert!(Acl::root().admits_wrapping(secret_id, false, None));
         for (text, says) in [

@@ -458,6 +458,12 @@ pub(super) const DELIBERATE: &[Deviation] = &[
         "a spent wrapping token is an unknown token, refused (403) before its body is read like every unknown token; OpenBao lets it through to the unwrap handler",
     ),
     dev(
+        "wrapping/lookup wrapped",
+        Side(400, "X-Vault-Wrap-TTL"),
+        Side(200, "/wrap_info/ttl=60"),
+        "README (Response wrapping): the public lookup needs no token, so wrapping its reply would let anyone holding one wrapping token create 32-day tokens without limit; refused (logins stay wrappable)",
+    ),
+    dev(
         "wrapping/format jwt",
         Side(400, "not JWTs"),
         Side(200, "/wrap_info/ttl=60"),

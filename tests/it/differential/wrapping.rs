@@ -119,6 +119,42 @@ pub(super) fn wrapping(s: &mut Script<'_>) {
     wrapped(s.post("ttl above 32 days", "sys/wrapping/wrap", json!({"a": "b"})))
         .header("X-Vault-Wrap-TTL", "1000h")
         .go();
+    // A revoked wrapping token gives up nothing (issue 17).
+    wrapped(s.post("wrap to revoke", "sys/wrapping/wrap", json!({"a": "b"})))
+        .header("X-Vault-Wrap-TTL", "60")
+        .save("wt5", "/wrap_info/token")
+        .save("wa5", "/wrap_info/accessor")
+        .go();
+    s.post(
+        "lookup wrapped",
+        "sys/wrapping/lookup",
+        json!({"token": "${wt5}"}),
+    )
+    .token(None)
+    .header("X-Vault-Wrap-TTL", "60")
+    .norm("/wrap_info/token", Norm::Type)
+    .norm("/wrap_info/accessor", Norm::Type)
+    .go();
+    s.post(
+        "revoke-accessor of a wrapping token",
+        "auth/token/revoke-accessor",
+        json!({"accessor": "${wa5}"}),
+    )
+    .go();
+    for (label, path) in [
+        ("lookup revoked", "sys/wrapping/lookup"),
+        ("unwrap revoked", "sys/wrapping/unwrap"),
+        ("rewrap revoked", "sys/wrapping/rewrap"),
+    ] {
+        s.post(label, path, json!({"token": "${wt5}"})).go();
+    }
+    wrapped(s.post(
+        "ttl with a fraction",
+        "sys/wrapping/wrap",
+        json!({"a": "b"}),
+    ))
+    .header("X-Vault-Wrap-TTL", "60.5s")
+    .go();
     s.get("health is never wrapped", "sys/health")
         .header("X-Vault-Wrap-TTL", "60")
         .norm("/cluster_name", Norm::Type)
@@ -158,6 +194,10 @@ pub(super) fn wrapping(s: &mut Script<'_>) {
     s.get("wrapped too long", "auth/token/lookup-self")
         .token(Some("${bounded}"))
         .header("X-Vault-Wrap-TTL", "301")
+        .go();
+    s.get("wrapped just too long", "auth/token/lookup-self")
+        .token(Some("${bounded}"))
+        .header("X-Vault-Wrap-TTL", "300.9s")
         .go();
     wrapped(s.get("wrapped within the bounds", "auth/token/lookup-self"))
         .token(Some("${bounded}"))
