@@ -1,4 +1,4 @@
-//! Encryption counts per key version, cluster-wide, without waiting on
+//! Encryption counts per key material, cluster-wide, without waiting on
 //! storage in the steady state.
 //!
 //! The stored entry of a key material (`usage/<HMAC of the material>`,
@@ -8,7 +8,10 @@
 //! a re-import or an `import_version` of known material continues its count.
 //! Entries are never deleted (not when a key is deleted, trimmed or its
 //! mount removed: a backup of it may come back), which costs one small sealed
-//! row per version ever made. A node reserves a block by
+//! row per version ever made. This node's allowances are kept by key name
+//! and version (the hot path computes no HMAC) and each reserves from its
+//! version's material entry; `Mount::publish` drops a name's allowances when
+//! the name comes to hold other material. A node reserves a block by
 //! compare-and-swap (`seal/edit.rs`) before it spends any of it, and spends
 //! locally with one atomic subtraction per encryption ([`Allowance`]). So
 //! the stored count is always at least what was spent: a crash (even
