@@ -109,6 +109,18 @@ impl KeyVersion {
         &self.material
     }
 
+    /// The bytes that identify this version's key material, borrowed (never
+    /// copied): the secret key, or the public key of a public-only version.
+    /// The server counts encryptions per material by an HMAC of these, so a
+    /// copy of the key under another name shares one count.
+    pub fn material_for_fingerprint(&self) -> &[u8] {
+        match &self.material {
+            Material::Aead { key, .. } | Material::Hmac(key) => key.expose(),
+            Material::Signing(key) => key.private_bytes().expose(),
+            Material::Public(key) => key.raw_bytes(),
+        }
+    }
+
     pub fn hmac_key(&self) -> &SecretBytes {
         &self.hmac_key
     }

@@ -63,7 +63,10 @@ pub fn export(
 /// key (and in the blob), so the stamp is persisted with the backup.
 pub fn backup(ctx: &Ctx<'_>, name: &str, _p: &Params) -> ApiResult<Reply> {
     // Read first: what is counted after this read is not in the backup.
-    let counts = ctx.mount.encryption_counts(name)?.versions;
+    let counts = match ctx.mount.key(name)? {
+        Some(ring) => ctx.mount.encryption_counts(&ring)?.versions,
+        None => Default::default(),
+    };
     let blob = ctx.mount.update(name, |current| {
         let mut ring = current
             .ok_or_else(|| ApiError::bad(format!("key {name:?} not found")))?
@@ -104,8 +107,9 @@ pub fn restore(ctx: &Ctx<'_>, url_name: Option<&str>, p: &Params) -> ApiResult<R
             _ => {}
         }
         // Before the key, and idempotent when this runs again: a restored
-        // key never counts less than its backup knew.
-        ctx.mount.raise_encryption_counts(&name, &counts)?;
+        // key never counts less than its backup knew, nor than its material
+        // has counted under any other name (the count follows the material).
+        ctx.mount.raise_encryption_counts(&ring, &counts)?;
         Ok((Some(ring.clone()), ()))
     })?;
     Ok(Reply::no_content())

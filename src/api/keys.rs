@@ -41,7 +41,7 @@ pub fn read(ctx: &Ctx<'_>, name: &str, p: &Params) -> ApiResult<Reply> {
     let mut warnings = Vec::new();
     if ring.key_type().supports_encryption() {
         // Read from storage; in an outage the rest of the read still answers.
-        match ctx.mount.encryption_counts(name) {
+        match ctx.mount.encryption_counts(&ring) {
             Ok(counts) => body["encryption_counts"] = json!(counts.versions),
             Err(StoreError::Unavailable(_)) => {
                 warnings.push("encryption_counts left out: storage is unavailable".to_owned());

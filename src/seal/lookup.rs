@@ -30,6 +30,16 @@ impl LookupKey {
         out
     }
 
+    /// HMAC of key material, hex: names its encryption count
+    /// (`state/usage.rs`) without storing a plain hash of a key, which would
+    /// let anyone holding a guess confirm it. Domain-separated from names.
+    pub(crate) fn material_name(&self, material: &[u8]) -> String {
+        let mut ctx = ring::hmac::Context::with_key(&self.hmac);
+        ctx.update(b"transit key material\0");
+        ctx.update(material);
+        hex::encode(ctx.sign().as_ref())
+    }
+
     pub(crate) fn name(&self, value: &str) -> String {
         hex::encode(self.digest(value))
     }

@@ -14,7 +14,7 @@ use crate::name_syntax::is_generic;
 use crate::seal::barrier::Barrier;
 use crate::seal::edit::{Edit, edit_json, edit_raw, edit_raw_with};
 use crate::seal::lookup::LookupKey;
-use crate::storage::layout::{self, MOUNT_CONFIG, MOUNT_KEYS, MOUNT_USAGE, MOUNT_WRAPPING_KEY};
+use crate::storage::layout::{self, MOUNT_CONFIG, MOUNT_KEYS, MOUNT_WRAPPING_KEY, USAGE};
 use crate::storage::{Cached, StoreError, StoreResult};
 use crate::storage::{blocking, in_background};
 
@@ -89,8 +89,16 @@ impl Mount {
         format!("{}{MOUNT_KEYS}{}", self.prefix(), self.lookup.name(name))
     }
 
-    fn usage_path(&self, name: &str) -> String {
-        format!("{}{MOUNT_USAGE}{}", self.prefix(), self.lookup.name(name))
+    /// Where the encryption count of `version`'s key material lives: named
+    /// by the material, not the key, so every copy of it shares one count.
+    fn usage_path(&self, ring: &Keyring, version: u32) -> StoreResult<String> {
+        let v = ring.version(version).ok_or_else(|| {
+            StoreError::Internal(format!("key {} has no version {version}", ring.name()))
+        })?;
+        Ok(format!(
+            "{USAGE}{}",
+            self.lookup.material_name(v.material_for_fingerprint())
+        ))
     }
 
     fn config_path(&self) -> String {
@@ -271,42 +279,34 @@ impl Mount {
             outcome.ok_or_else(|| StoreError::Internal("a key change ran no change".to_owned()))?;
         match next {
             KeyEdit::Put(ring) => self.publish(name, Some(Arc::new(ring)))?,
-            KeyEdit::Delete => {
-                self.publish(name, None)?;
-                // After the key: a crash in between leaves counts too high for
-                // a key made again under the name, never too low.
-                self.usage.forget(name)?;
-                let removed = edit_json(
-                    &self.barrier,
-                    &self.usage_path(name),
-                    "the encryption counts",
-                    |_: Option<Counts>| Ok(Edit::Delete),
-                );
-                // The key is gone: a count left behind is only too high.
-                if let Err(e) = removed {
-                    tracing::warn!(mount = %self.path, key = %name, error = %e, "removing a deleted key's encryption counts failed");
-                }
-            }
+            // The material's counts stay (see `state/usage.rs`).
+            KeyEdit::Delete => self.publish(name, None)?,
             KeyEdit::Keep => {}
         }
         if let Some(min_available) = trimmed_from {
-            let path = self.usage_path(name);
-            if let Err(e) = self
-                .usage
-                .forget_below(&self.barrier, &path, name, min_available)
-            {
-                tracing::warn!(mount = %self.path, key = %name, error = %e, "removing trimmed versions' encryption counts failed");
-            }
+            self.usage.forget_below(name, min_available)?;
         }
         Ok(out)
     }
 
+    /// Put `ring` (or its absence) in the cache. This node's allowances are
+    /// kept by name and version: when a version of the name now holds other
+    /// material (deleted and made again, a forced restore), they are dropped,
+    /// as they were reserved under the old material's count.
     fn publish(&self, name: &str, ring: Option<Arc<Keyring>>) -> StoreResult<()> {
         let mut keys = self.keys.write()?;
-        match ring {
+        let old = match ring {
             Some(ring) => keys.insert(name.to_owned(), ring),
             None => keys.remove(name),
         };
+        let replaced = match (old.as_deref(), keys.get(name)) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(old), Some(new)) => !same_material(old, new),
+        };
+        if replaced {
+            self.usage.forget(name)?;
+        }
         Ok(())
     }
 
@@ -363,10 +363,6 @@ impl Mount {
     pub(super) fn apply_change(&self, path: &str) -> StoreResult<()> {
         // Under the writer lock: a local write in flight either lands before
         // this read (and is read back) or after it (and is published last).
-        if path.starts_with(&format!("{}{MOUNT_USAGE}", self.prefix())) {
-            // Counts are read from storage when shown; nothing cached.
-            return Ok(());
-        }
         let _writer = self.keys.writer()?;
         if path == self.wrapping_key_path() {
             // Written once, never changed: read on first use.
@@ -404,7 +400,6 @@ impl Mount {
                     .collect();
                 for name in gone {
                     self.publish(&name, None)?;
-                    self.usage.forget(&name)?;
                 }
                 Ok(())
             }
@@ -431,7 +426,7 @@ impl Mount {
         match self.usage.take(name, version, 1)? {
             Taken::Spent { refill } => {
                 if refill {
-                    self.refill_in_background(name, version, limit);
+                    self.refill_in_background(ring, version, limit)?;
                 }
                 return Ok(None);
             }
@@ -450,7 +445,8 @@ impl Mount {
         latest_asked: bool,
     ) -> StoreResult<Option<Arc<Keyring>>> {
         let name = ring.name();
-        if self.reserve(name, version, limit, 1)? {
+        let path = self.usage_path(ring, version)?;
+        if self.reserve(name, &path, version, limit, 1)? {
             return Ok(None);
         }
         let limit = limit.unwrap_or(u64::MAX);
@@ -473,31 +469,57 @@ impl Mount {
         }
     }
 
-    /// The stored encryption counts of `name` (an upper bound of what every
-    /// node has made: reservations not yet spent are included).
-    pub fn encryption_counts(&self, name: &str) -> StoreResult<Counts> {
-        Usage::stored(&self.barrier, &self.usage_path(name))
+    /// The stored encryption counts of `ring`'s versions (an upper bound of
+    /// what every node has made under each version's material, by any name:
+    /// reservations not yet spent are included). Versions never counted are
+    /// left out.
+    pub fn encryption_counts(&self, ring: &Keyring) -> StoreResult<Counts> {
+        let mut counts = Counts::default();
+        for version in ring.min_available_version().max(1)..=ring.latest_version() {
+            if ring.version(version).is_none() {
+                continue;
+            }
+            let n = Usage::stored(&self.barrier, &self.usage_path(ring, version)?)?;
+            if n > 0 {
+                counts.versions.insert(version, n);
+            }
+        }
+        Ok(counts)
     }
 
-    /// Raise the stored counts of `name` to at least `counts` (from a backup).
+    /// Raise the stored counts of `ring`'s versions' material to at least
+    /// `counts` (from a backup); never lowers. A version `ring` does not hold
+    /// is skipped: nothing can encrypt under it here.
     pub fn raise_encryption_counts(
         &self,
-        name: &str,
+        ring: &Keyring,
         counts: &std::collections::BTreeMap<u32, u64>,
     ) -> StoreResult<()> {
-        Usage::raise(&self.barrier, &self.usage_path(name), counts)
+        for (version, n) in counts {
+            if ring.version(*version).is_some() {
+                Usage::raise(&self.barrier, &self.usage_path(ring, *version)?, *n)?;
+            }
+        }
+        Ok(())
     }
 
     /// Reserve ahead of need, off the request path.
-    fn refill_in_background(self: &Arc<Self>, name: &str, version: u32, limit: Option<u64>) {
+    fn refill_in_background(
+        self: &Arc<Self>,
+        ring: &Keyring,
+        version: u32,
+        limit: Option<u64>,
+    ) -> StoreResult<()> {
         let mount = Arc::clone(self);
-        let name = name.to_owned();
+        let name = ring.name().to_owned();
+        let path = self.usage_path(ring, version)?;
         let refill = move || {
-            if let Err(e) = mount.reserve(&name, version, limit, 0) {
+            if let Err(e) = mount.reserve(&name, &path, version, limit, 0) {
                 tracing::warn!(mount = %mount.path, key = %name, error = %e, "reserving encryptions failed");
             }
         };
         in_background(refill);
+        Ok(())
     }
 
     /// Reserve encryptions of `version` (`need` of them spent at once; 0: a
@@ -506,13 +528,14 @@ impl Mount {
     fn reserve(
         &self,
         name: &str,
+        path: &str,
         version: u32,
         limit: Option<u64>,
         need: u64,
     ) -> StoreResult<bool> {
         let reserved = self.usage.reserve(
             &self.barrier,
-            &self.usage_path(name),
+            path,
             name,
             version,
             limit.unwrap_or(u64::MAX),
@@ -601,6 +624,21 @@ pub(super) fn new_mount_entry(path: &str, description: &str) -> MountEntry {
         ),
         description: description.to_owned(),
     }
+}
+
+/// Whether every version `old` and `new` both hold has the same key material
+/// (compared in constant time: the bytes are secret).
+fn same_material(old: &Keyring, new: &Keyring) -> bool {
+    use subtle::ConstantTimeEq;
+    (1..=old.latest_version().min(new.latest_version())).all(|n| {
+        match (old.version(n), new.version(n)) {
+            (Some(a), Some(b)) => bool::from(
+                a.material_for_fingerprint()
+                    .ct_eq(b.material_for_fingerprint()),
+            ),
+            _ => true,
+        }
+    })
 }
 
 #[cfg(test)]
@@ -766,6 +804,12 @@ mod tests {
         mount.key(name).unwrap().unwrap()
     }
 
+    /// The stored counts of the key `name` now holds.
+    fn counts(mount: &Mount, name: &str) -> std::collections::BTreeMap<u32, u64> {
+        let ring = mount.key(name).unwrap().unwrap();
+        mount.encryption_counts(&ring).unwrap().versions
+    }
+
     /// Encrypt once with the latest version as the handlers do; the version used.
     fn encrypt_latest(mount: &Arc<Mount>, name: &str) -> StoreResult<u32> {
         let ring = mount.key(name)?.unwrap();
@@ -814,7 +858,7 @@ mod tests {
             2,
             "one new version, not two"
         );
-        let counts = a.encryption_counts("k").unwrap().versions;
+        let counts = counts(&a, "k");
         assert!(counts[&1] <= 64, "version 1 never reserved past its limit");
         assert!(counts[&1] >= 56, "version 1 reached the threshold");
         assert!(counts[&2] > 0);
@@ -836,7 +880,7 @@ mod tests {
             "{err}"
         );
         assert!(matches!(err, StoreError::Invalid(_)));
-        assert_eq!(a.encryption_counts("k").unwrap().versions[&1], 3);
+        assert_eq!(counts(&a, "k")[&1], 3);
         assert_eq!(a.key("k").unwrap().unwrap().latest_version(), 1);
     }
 
@@ -856,22 +900,41 @@ mod tests {
         // Asking for the latest rotates past it.
         let fresh = a.count_encryption(&ring, 1, true).unwrap().unwrap();
         assert_eq!(fresh.latest_version(), 2);
-        assert_eq!(a.encryption_counts("k").unwrap().versions[&1], 2);
+        assert_eq!(counts(&a, "k")[&1], 2);
     }
 
     #[test]
-    fn deleting_a_key_removes_its_counts() {
+    fn deleting_a_key_keeps_its_materials_count_and_a_new_key_starts_apart() {
         let (a, _) = two_mounts();
         let a = Arc::new(a);
-        limited(&a, "k", 1000, false);
+        let old = limited(&a, "k", 1000, false);
         encrypt_latest(&a, "k").unwrap();
-        assert!(!a.encryption_counts("k").unwrap().versions.is_empty());
+        let before = counts(&a, "k")[&1];
         a.update("k", |_| Ok::<_, StoreError>((None, ()))).unwrap();
-        assert!(a.encryption_counts("k").unwrap().versions.is_empty());
-        // A new key under the name starts from storage, not from the old allowance.
+        assert_eq!(a.encryption_counts(&old).unwrap().versions[&1], before);
+        // A new key under the name has new material: its own count, from
+        // storage, not from the old allowance.
         limited(&a, "k", 1000, false);
+        assert!(counts(&a, "k").is_empty());
         encrypt_latest(&a, "k").unwrap();
-        assert!(a.encryption_counts("k").unwrap().versions[&1] > 0);
+        assert!(counts(&a, "k")[&1] > 0);
+    }
+
+    #[test]
+    fn a_copy_of_the_material_under_another_name_shares_its_count() {
+        let (a, _) = two_mounts();
+        let a = Arc::new(a);
+        let ring = limited(&a, "k", 3, true);
+        for _ in 0..3 {
+            encrypt_latest(&a, "k").unwrap();
+        }
+        let blob = transit_keys::backup::backup(&ring).unwrap();
+        let copy = transit_keys::backup::restore(&blob, Some("k2")).unwrap();
+        a.update("k2", |_| Ok::<_, StoreError>((Some(copy.clone()), ())))
+            .unwrap();
+        assert_eq!(counts(&a, "k2")[&1], 3);
+        let err = encrypt_latest(&a, "k2").unwrap_err();
+        assert!(err.to_string().contains("reached its limit of 3"), "{err}");
     }
 
     #[test]
@@ -899,7 +962,7 @@ mod tests {
             .await
             .unwrap()
         });
-        let stored = a.encryption_counts("k").unwrap().versions[&1];
+        let stored = counts(&a, "k")[&1];
         println!("usage: {waits} of {N} encryptions waited on storage; stored count {stored}");
         assert!(stored >= N);
         assert!(waits * 100 < N, "{waits} waits of {N}");

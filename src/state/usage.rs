@@ -1,9 +1,17 @@
-//! Encryption counts per key version, cluster-wide, without waiting on
+//! Encryption counts per key material, cluster-wide, without waiting on
 //! storage in the steady state.
 //!
-//! The stored entry of a key (`logical/<mount>/usage/<HMAC of name>`,
-//! [`Counts`]) holds, per version, how many encryptions have been
-//! *reserved* by all nodes together. A node reserves a block by
+//! The stored entry of a key material (`usage/<HMAC of the material>`,
+//! [`Reservations`]) holds how many encryptions under that material have been
+//! *reserved* by all nodes together, whatever key names, versions and mounts
+//! hold it: the limit protects the nonces of one key, so a restored backup,
+//! a re-import or an `import_version` of known material continues its count.
+//! Entries are never deleted (not when a key is deleted, trimmed or its
+//! mount removed: a backup of it may come back), which costs one small sealed
+//! row per version ever made. This node's allowances are kept by key name
+//! and version (the hot path computes no HMAC) and each reserves from its
+//! version's material entry; `Mount::publish` drops a name's allowances when
+//! the name comes to hold other material. A node reserves a block by
 //! compare-and-swap (`seal/edit.rs`) before it spends any of it, and spends
 //! locally with one atomic subtraction per encryption ([`Allowance`]). So
 //! the stored count is always at least what was spent: a crash (even
@@ -45,9 +53,15 @@ const FAST: Duration = Duration::from_secs(10);
 /// A block that lasted longer than this halves the next one.
 const SLOW: Duration = Duration::from_secs(120);
 
-/// A key's stored entry: encryptions reserved per version, by every node.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// A key material's stored entry: encryptions reserved under it, by every node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct Reservations {
+    reserved: u64,
+}
+
+/// The counts of one key, per version (what reads and backups show).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
     pub versions: BTreeMap<u32, u64>,
 }
@@ -167,7 +181,7 @@ impl Usage {
         self.waits.load(Ordering::Relaxed)
     }
 
-    /// Reserve a block of `version` in the stored entry at `path`, never past
+    /// Reserve a block of `version` in the stored entry at `path` (its material's), never past
     /// `limit`, and spend `need` of it at once (0: a refill ahead of need).
     /// Storage first, then the local allowance: what is spent is always stored.
     pub fn reserve(
@@ -193,8 +207,8 @@ impl Usage {
         let block = next_block(&a, *last, limit);
         let mut outcome = (0, 0);
         edit_json(barrier, path, "the encryption counts", |stored| {
-            let mut counts: Counts = stored.unwrap_or_default();
-            let total = counts.versions.get(&version).copied().unwrap_or(0);
+            let stored: Reservations = stored.unwrap_or_default();
+            let total = stored.reserved;
             // A refill tops the allowance up to one block: a node never holds
             // more than a block (or what one request needed) unspent.
             let wanted = match need {
@@ -207,8 +221,9 @@ impl Usage {
                 return Ok(Edit::Keep);
             }
             outcome = (grant, total + grant);
-            counts.versions.insert(version, total + grant);
-            Ok(Edit::Put(counts))
+            Ok(Edit::Put(Reservations {
+                reserved: total + grant,
+            }))
         })?;
         let (grant, total) = outcome;
         *last = Some(Instant::now());
@@ -225,34 +240,32 @@ impl Usage {
         })
     }
 
-    /// The stored counts at `path` (an upper bound of what was spent).
-    pub fn stored(barrier: &Barrier, path: &str) -> StoreResult<Counts> {
-        Ok(read_json(barrier, path)?.unwrap_or_default())
+    /// The stored count at `path` (an upper bound of what was spent).
+    pub fn stored(barrier: &Barrier, path: &str) -> StoreResult<u64> {
+        Ok(read_json::<Reservations>(barrier, path)?
+            .unwrap_or_default()
+            .reserved)
     }
 
-    /// Raise the stored counts at `path` to at least `counts` (a restored
+    /// Raise the stored count at `path` to at least `count` (a restored
     /// backup's): counts only ever go up. Idempotent.
-    pub fn raise(barrier: &Barrier, path: &str, counts: &BTreeMap<u32, u64>) -> StoreResult<()> {
-        if counts.is_empty() {
+    pub fn raise(barrier: &Barrier, path: &str, count: u64) -> StoreResult<()> {
+        if count == 0 {
             return Ok(());
         }
         edit_json(barrier, path, "the encryption counts", |stored| {
-            let mut next: Counts = stored.unwrap_or_default();
-            let mut raised = false;
-            for (version, n) in counts {
-                let current = next.versions.entry(*version).or_insert(0);
-                if *n > *current {
-                    *current = *n;
-                    raised = true;
-                }
-            }
-            Ok(if raised { Edit::Put(next) } else { Edit::Keep })
+            let current: Reservations = stored.unwrap_or_default();
+            Ok(if count > current.reserved {
+                Edit::Put(Reservations { reserved: count })
+            } else {
+                Edit::Keep
+            })
         })?;
         Ok(())
     }
 
     /// Drop this node's allowances of `name` (its key was deleted or replaced:
-    /// they belonged to entries that no longer exist).
+    /// they were reserved under material the name may no longer hold).
     pub fn forget(&self, name: &str) -> StoreResult<()> {
         self.allowances
             .write()
@@ -267,27 +280,10 @@ impl Usage {
         Ok(())
     }
 
-    /// Drop the stored and local counts of versions below `min_available`
-    /// (trimmed: they can never encrypt again).
-    pub fn forget_below(
-        &self,
-        barrier: &Barrier,
-        path: &str,
-        name: &str,
-        min_available: u32,
-    ) -> StoreResult<()> {
-        edit_json(barrier, path, "the encryption counts", |stored| {
-            let Some(mut counts): Option<Counts> = stored else {
-                return Ok(Edit::Keep);
-            };
-            let before = counts.versions.len();
-            counts.versions.retain(|v, _| *v >= min_available);
-            Ok(if counts.versions.len() == before {
-                Edit::Keep
-            } else {
-                Edit::Put(counts)
-            })
-        })?;
+    /// Drop this node's allowances of versions below `min_available`
+    /// (trimmed: they can never encrypt again under this name). Their stored
+    /// counts stay: the material may be held elsewhere or come back.
+    pub fn forget_below(&self, name: &str, min_available: u32) -> StoreResult<()> {
         if let Some(versions) = self
             .allowances
             .write()
@@ -321,7 +317,8 @@ mod tests {
     use crate::seal::barrier::BarrierKeyring;
     use crate::storage::{MemoryStorage, Storage};
 
-    const PATH: &str = "logical/m/usage/k";
+    const PATH: &str = "usage/k";
+    const PATH2: &str = "usage/k2";
 
     fn barrier() -> Arc<Barrier> {
         let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::shared());
@@ -332,20 +329,24 @@ mod tests {
         ))
     }
 
+    /// The material of version 1 lives at PATH, of version 2 at PATH2.
+    fn path(version: u32) -> &'static str {
+        if version == 1 { PATH } else { PATH2 }
+    }
+
     fn stored(b: &Barrier, version: u32) -> u64 {
-        Usage::stored(b, PATH)
-            .unwrap()
-            .versions
-            .get(&version)
-            .copied()
-            .unwrap_or(0)
+        Usage::stored(b, path(version)).unwrap()
     }
 
     /// Spend one encryption as the server does: the allowance, else storage.
     fn spend(u: &Usage, b: &Barrier, version: u32, limit: u64) -> bool {
         match u.take("k", version, 1).unwrap() {
             Taken::Spent { .. } => true,
-            Taken::Short => u.reserve(b, PATH, "k", version, limit, 1).unwrap().granted,
+            Taken::Short => {
+                u.reserve(b, path(version), "k", version, limit, 1)
+                    .unwrap()
+                    .granted
+            }
         }
     }
 
@@ -468,8 +469,9 @@ mod tests {
         let u = Usage::default();
         assert!(spend(&u, &b, 1, u64::MAX));
         assert!(spend(&u, &b, 2, u64::MAX));
-        u.forget_below(&b, PATH, "k", 2).unwrap();
-        assert_eq!(stored(&b, 1), 0);
+        let counted = stored(&b, 1);
+        u.forget_below("k", 2).unwrap();
+        assert_eq!(stored(&b, 1), counted, "a trimmed material keeps its count");
         assert!(stored(&b, 2) > 0);
         assert_eq!(u.take("k", 1, 1).unwrap(), Taken::Short);
         u.forget("k").unwrap();
@@ -482,10 +484,11 @@ mod tests {
         let u = Usage::default();
         assert!(spend(&u, &b, 1, u64::MAX));
         let before = stored(&b, 1);
-        Usage::raise(&b, PATH, &BTreeMap::from([(1, 1), (2, 7)])).unwrap();
+        Usage::raise(&b, PATH, 1).unwrap();
+        Usage::raise(&b, PATH2, 7).unwrap();
         assert_eq!(stored(&b, 1), before);
         assert_eq!(stored(&b, 2), 7);
-        Usage::raise(&b, PATH, &BTreeMap::from([(1, before + 5)])).unwrap();
+        Usage::raise(&b, PATH, before + 5).unwrap();
         assert_eq!(stored(&b, 1), before + 5);
     }
 

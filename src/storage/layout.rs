@@ -5,8 +5,9 @@
 //! `core/keyring` (sealed by the root key), `core/root-key` (static seal),
 //! `core/init-in-progress`. Everything else goes through the barrier:
 //! * `core/lookup-key`, `core/cluster`: written at init, never changed;
-//! * `core/mounts`, `logical/<mount uuid>/{config,wrapping-key,keys/<HMAC of key name>}`,
-//!   and `logical/<mount uuid>/usage/<HMAC of key name>` (encryption counts);
+//! * `core/mounts`, `logical/<mount uuid>/{config,wrapping-key,keys/<HMAC of key name>}`;
+//! * `usage/<HMAC of key material>`: encryption counts, one per key material
+//!   across every mount;
 //! * `core/auth`, `auth/<method uuid>/...` (userpass `users/`, AppRole
 //!   `role/` and `secret_id/`);
 //! * `auth/token/id/<HMAC of token>`, `auth/token/parent/<parent>/<child>`;
@@ -35,8 +36,6 @@ pub const MOUNT_CONFIG: &str = "config";
 pub const MOUNT_KEYS: &str = "keys/";
 /// Inside a mount's prefix: the BYOK wrapping key (PKCS#8), made on first use.
 pub const MOUNT_WRAPPING_KEY: &str = "wrapping-key";
-/// Inside a mount's prefix: encryption counts per key (`state/usage.rs`), not cached.
-pub const MOUNT_USAGE: &str = "usage/";
 
 pub const METHOD_TABLE: &str = "core/auth";
 /// Followed by `<method uuid>/`; `auth/token/` is the token store's.
@@ -59,6 +58,12 @@ pub const TOKEN_IDS: &str = "auth/token/id/";
 pub const TOKEN_PARENTS: &str = "auth/token/parent/";
 
 pub const POLICIES: &str = "sys/policy/";
+
+/// `<USAGE><HMAC of key material>`: encryptions reserved under one key
+/// material (`state/usage.rs`). Outside every mount: the same material
+/// restored or imported into another mount shares the count. Read from
+/// storage every time, so no owner.
+pub const USAGE: &str = "usage/";
 
 /// `<WRAPPED_REPLIES><HMAC of the wrapping token>`: a wrapped reply (`auth/wrapping.rs`); read from storage every time, so no owner.
 pub const WRAPPED_REPLIES: &str = "sys/wrapping/";
@@ -168,7 +173,7 @@ mod tests {
         }
         // Inside one mount or method, each kind of entry has its own prefix.
         let groups: [&[&str]; 3] = [
-            &[MOUNT_CONFIG, MOUNT_KEYS, MOUNT_USAGE, MOUNT_WRAPPING_KEY],
+            &[MOUNT_CONFIG, MOUNT_KEYS, MOUNT_WRAPPING_KEY],
             &[USERPASS_USERS, APPROLE_ROLES, APPROLE_SECRET_IDS],
             &[METHOD_CONFIG, METHOD_ROLES],
         ];
@@ -196,7 +201,14 @@ mod tests {
             owner(&method_prefix(&fresh)),
             Some(Owner::Method(fresh.as_str()))
         );
-        for nobody in ["", "core/other", "auth/token/other", "sys/other", "x"] {
+        for nobody in [
+            "",
+            "core/other",
+            "auth/token/other",
+            "sys/other",
+            "usage/00",
+            "x",
+        ] {
             assert_eq!(owner(nobody), None, "{nobody}");
         }
     }

@@ -454,7 +454,7 @@ fn a_restored_key_counts_at_least_what_its_backup_knew() {
         node.call("DELETE", "transit/keys/b", Some(&root), None).0,
         204
     );
-    // Deleting the key removed its counts; a restore brings them back.
+    // The material's count outlived the key; the restored key shows it.
     let (status, body) = post(&node, &root, "transit/restore", json!({ "backup": blob }));
     assert_eq!(status, 204, "{body}");
     assert_eq!(count(&node, &root, "b", 1), known);
@@ -475,7 +475,7 @@ fn a_restored_key_counts_at_least_what_its_backup_knew() {
 }
 
 #[test]
-fn trimming_removes_the_trimmed_versions_counts() {
+fn trimmed_versions_leave_the_keys_counts() {
     let (_site, node, _, root) = started();
     post(&node, &root, "transit/keys/t", json!({}));
     encrypt(&node, &root, "t");
@@ -500,4 +500,175 @@ fn trimming_removes_the_trimmed_versions_counts() {
     let counts = key["data"]["encryption_counts"].as_object().unwrap();
     assert!(counts.get("1").is_none(), "{key}");
     assert!(counts["2"].as_u64().unwrap() > 0, "{key}");
+}
+
+/// Counts follow the key material, not the name (review finding: a copy of a
+/// key under another name, or the same bytes imported again, started from 0).
+mod per_material {
+    use serde_json::{Value, json};
+    use transit_keys::byok::{OaepHash, wrap_for_pem};
+
+    use crate::support::TestApp;
+
+    const LIMIT: u64 = 5;
+
+    async fn wrapping_pem(app: &TestApp, mount: &str) -> String {
+        app.read(&format!("{mount}/wrapping_key")).await.ok().data()["public_key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Encrypt with `version` of `path`'s key (`None`: the latest).
+    async fn encrypt(app: &TestApp, path: &str, version: Option<u32>) -> crate::support::Reply {
+        let mut body = json!({ "plaintext": super::plaintext() });
+        if let Some(v) = version {
+            body["key_version"] = json!(v);
+        }
+        app.write(path, body).await
+    }
+
+    async fn count(app: &TestApp, key: &str, version: u32) -> u64 {
+        app.read(key).await.ok().data()["encryption_counts"][version.to_string()]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    /// `transit/keys/k`, exportable and backed up at once (count 0), with a
+    /// limit of LIMIT, then version 1 spent to the limit; the backup.
+    async fn spent_key(app: &TestApp) -> String {
+        app.write(
+            "transit/keys/k",
+            json!({ "exportable": true, "allow_plaintext_backup": true,
+                    "max_encryptions_per_version": LIMIT }),
+        )
+        .await
+        .ok();
+        let backup = app.read("transit/backup/k").await.ok().data()["backup"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for _ in 0..LIMIT {
+            encrypt(app, "transit/encrypt/k", Some(1)).await.expect(200);
+        }
+        let refused = encrypt(app, "transit/encrypt/k", Some(1)).await.expect(400);
+        assert!(
+            refused.error().contains("limit of 5"),
+            "{}",
+            refused.error()
+        );
+        backup
+    }
+
+    fn refused_at_the_limit(reply: &crate::support::Reply) {
+        assert_eq!(reply.status, 400, "{}", reply.body);
+        assert!(
+            reply
+                .error()
+                .contains("has reached its limit of 5 encryptions"),
+            "{}",
+            reply.error()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_restore_under_another_name_continues_the_count() {
+        let app = TestApp::new();
+        let backup = spent_key(&app).await;
+        app.write("transit/restore/k2", json!({ "backup": backup }))
+            .await
+            .expect(204);
+        assert_eq!(count(&app, "transit/keys/k2", 1).await, LIMIT);
+        refused_at_the_limit(&encrypt(&app, "transit/encrypt/k2", Some(1)).await);
+    }
+
+    #[tokio::test]
+    async fn a_delete_and_restore_of_an_older_backup_lowers_nothing() {
+        let app = TestApp::new();
+        let backup = spent_key(&app).await;
+        app.write("transit/keys/k/config", json!({ "deletion_allowed": true }))
+            .await
+            .ok();
+        app.call("DELETE", "transit/keys/k", Value::Null)
+            .await
+            .expect(204);
+        // The backup knew 0; the material had counted LIMIT.
+        app.write("transit/restore", json!({ "backup": backup }))
+            .await
+            .expect(204);
+        assert_eq!(count(&app, "transit/keys/k", 1).await, LIMIT);
+        refused_at_the_limit(&encrypt(&app, "transit/encrypt/k", Some(1)).await);
+    }
+
+    #[tokio::test]
+    async fn a_byok_export_imported_under_a_new_name_in_another_mount_continues_the_count() {
+        let app = TestApp::new();
+        spent_key(&app).await;
+        app.write("sys/mounts/second", json!({ "type": "transit" }))
+            .await
+            .expect(204);
+        let pem = wrapping_pem(&app, "second").await;
+        app.write(
+            "transit/keys/dest/import",
+            json!({ "type": "rsa-4096", "public_key": pem }),
+        )
+        .await
+        .expect(204);
+        let exported = app.read("transit/byok-export/dest/k").await.ok();
+        let wrapped = exported.data()["keys"]["1"].clone();
+        app.write("second/keys/copy/import", json!({ "ciphertext": wrapped }))
+            .await
+            .expect(204);
+        assert_eq!(count(&app, "second/keys/copy", 1).await, LIMIT);
+        // The limit is the key's own setting (an import gets the default).
+        app.write(
+            "second/keys/copy/config",
+            json!({ "max_encryptions_per_version": LIMIT }),
+        )
+        .await
+        .ok();
+        // The latest version: an imported key cannot rotate past it.
+        let reply = encrypt(&app, "second/encrypt/copy", None).await;
+        refused_at_the_limit(&reply);
+        assert!(reply.error().contains("cannot rotate"), "{}", reply.error());
+    }
+
+    #[tokio::test]
+    async fn import_version_of_a_versions_own_bytes_continues_its_count() {
+        let app = TestApp::new();
+        let pem = wrapping_pem(&app, "transit").await;
+        let wrapped = wrap_for_pem(&pem, OaepHash::Sha256, &[9; 32]).unwrap();
+        app.write("transit/keys/imp/import", json!({ "ciphertext": wrapped }))
+            .await
+            .expect(204);
+        app.write(
+            "transit/keys/imp/config",
+            json!({ "max_encryptions_per_version": LIMIT }),
+        )
+        .await
+        .ok();
+        for _ in 0..LIMIT {
+            encrypt(&app, "transit/encrypt/imp", None).await.expect(200);
+        }
+        refused_at_the_limit(&encrypt(&app, "transit/encrypt/imp", None).await);
+        // The same bytes again, as version 2.
+        let again = wrap_for_pem(&pem, OaepHash::Sha256, &[9; 32]).unwrap();
+        app.write(
+            "transit/keys/imp/import_version",
+            json!({ "ciphertext": again }),
+        )
+        .await
+        .expect(204);
+        assert_eq!(count(&app, "transit/keys/imp", 2).await, LIMIT);
+        refused_at_the_limit(&encrypt(&app, "transit/encrypt/imp", None).await);
+        // Other bytes are other material: a count of their own.
+        let other = wrap_for_pem(&pem, OaepHash::Sha256, &[8; 32]).unwrap();
+        app.write(
+            "transit/keys/imp/import_version",
+            json!({ "ciphertext": other }),
+        )
+        .await
+        .expect(204);
+        encrypt(&app, "transit/encrypt/imp", None).await.expect(200);
+    }
 }

@@ -182,6 +182,16 @@ impl PublicKey {
         }
     }
 
+    /// The key as held: raw (Ed25519, ML-DSA), a SEC1 point (ECDSA) or SPKI DER (RSA).
+    pub fn raw_bytes(&self) -> &[u8] {
+        match self {
+            Self::Ed25519(raw) => raw,
+            Self::Ecdsa { sec1, .. } => sec1,
+            Self::Rsa { spki_der } => spki_der,
+            Self::MlDsa { raw, .. } => raw,
+        }
+    }
+
     /// X.509 SubjectPublicKeyInfo DER (what PEM export and `der` format carry).
     pub fn to_spki_der(&self) -> Result<Vec<u8>> {
         use pkcs8::EncodePublicKey;
