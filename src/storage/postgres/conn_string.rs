@@ -204,9 +204,16 @@ fn key_values(s: &str) -> Result<Vec<(&str, String)>, String> {
             return Err("expected a parameter name".to_owned());
         }
         rest = rest[key_len..].trim_start();
+        // The text is not repeated: what failed to parse may be a URL with
+        // a password in an unknown scheme (`mysql://u:pw@h`), or a password.
         rest = rest
             .strip_prefix('=')
-            .ok_or_else(|| format!("expected = after {key}"))?
+            .ok_or_else(|| {
+                format!(
+                    "parameter {} has no = (a URL must start with postgres:// or postgresql://)",
+                    pairs.len() + 1
+                )
+            })?
             .trim_start();
         let mut value = String::new();
         let mut chars = rest.char_indices();

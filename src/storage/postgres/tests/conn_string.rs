@@ -95,3 +95,17 @@ fn redacts_passwords() {
     assert!(!debug.contains("secret"), "{debug}");
     assert!(debug.contains("u:<redacted>@db"), "{debug}");
 }
+
+#[test]
+fn a_refused_connection_string_is_never_repeated_in_the_error() {
+    for s in [
+        "Postgres://u:SecretPW@127.0.0.1:1/db",
+        "postgresql+psycopg2://u:SecretPW@h/db",
+        "mysql://u:SecretPW@h/db",
+        "host=h SecretPW",
+    ] {
+        let e = ConnectionString::parse(s).unwrap_err();
+        assert!(!e.contains("SecretPW"), "{s}: {e}");
+        assert!(e.contains("has no ="), "{s}: {e}");
+    }
+}
