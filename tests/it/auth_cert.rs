@@ -498,6 +498,19 @@ async fn cert_entries_config_and_refusals() {
         .await
         .expect(400);
     assert_eq!(err(bad), "failed to parse certificate");
+    // A leaf beside a CA would be a trust anchor: its key could issue any name.
+    let client_leaf = ca.leaf("anyone", |_| {});
+    let bad = app
+        .write(
+            "auth/cert/certs/x",
+            json!({"certificate": format!("{}{}", ca.pem(), client_leaf.pem)}),
+        )
+        .await
+        .expect(400);
+    assert_eq!(
+        err(bad),
+        "a certificate entry that starts with a CA may hold only CA certificates"
+    );
     let server_leaf = ca.leaf("srv", |p| {
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     });

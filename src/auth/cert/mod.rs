@@ -103,6 +103,13 @@ impl CertEntry {
                 "nonCA certificates should have TLS client authentication set as an extended key usage",
             ));
         }
+        // Every certificate of a CA entry becomes a trust anchor: a leaf
+        // among them would let its key holder issue any name (Vault takes it).
+        if first.is_ca() && parsed.iter().any(|c| !c.is_ca()) {
+            return Err(StoreError::invalid(
+                "a certificate entry that starts with a CA may hold only CA certificates",
+            ));
+        }
         // Vault would fail at login on a missing colon; refused here.
         if let Some(bad) = self.required_extensions.iter().find(|e| !e.contains(':')) {
             return Err(StoreError::invalid(format!(
@@ -356,6 +363,7 @@ fn judge(entry: &CertEntry, chain: &[CertificateDer<'_>], leaf: &Leaf, now: i64)
     }
     let anchors: Vec<_> = trusted
         .iter()
+        .filter(|der| parse_x509_certificate(der).is_ok_and(|(_, c)| c.is_ca()))
         .filter_map(|der| webpki::anchor_from_trusted_cert(der).ok())
         .collect();
     let Ok(end_entity) = EndEntityCert::try_from(&chain[0]) else {
