@@ -104,7 +104,17 @@ impl RootGeneration {
         Ok(Step::Combined(root, attempt.otp.clone()))
     }
 
-    /// End the attempt (cancelled, or its token issued).
+    /// End the attempt `nonce` once its token is issued; an attempt started
+    /// since (after a cancel) is left alone.
+    pub fn finish(&self, nonce: &str) {
+        if let Ok(mut attempt) = self.attempt.lock()
+            && attempt.as_ref().is_some_and(|a| a.nonce == nonce)
+        {
+            *attempt = None;
+        }
+    }
+
+    /// End the attempt, whichever it is (`DELETE`).
     pub fn cancel(&self) {
         if let Ok(mut attempt) = self.attempt.lock() {
             *attempt = None;
@@ -171,8 +181,15 @@ mod tests {
             Step::Progress(n) => panic!("still {n}"),
         }
         // Shares are forgotten; the attempt stays until it is ended.
-        assert_eq!(attempt.status(), (Some(nonce), 0));
+        assert_eq!(attempt.status(), (Some(nonce.clone()), 0));
         attempt.cancel();
+        assert_eq!(attempt.status(), (None, 0));
+        // Finishing an attempt leaves one started since (after a cancel) alone.
+        attempt.start(Zeroizing::new(OTP.to_owned())).unwrap();
+        attempt.finish(&nonce);
+        let (newer, _) = attempt.status();
+        assert!(newer.as_ref().is_some_and(|n| *n != nonce));
+        attempt.finish(&newer.unwrap());
         assert_eq!(attempt.status(), (None, 0));
     }
 

@@ -343,7 +343,7 @@ impl Unsealed {
                     None,
                     time::OffsetDateTime::now_utc().unix_timestamp(),
                 )?;
-                self.root_generation.cancel();
+                self.root_generation.finish(nonce);
                 tracing::info!("root generation finished: a new root token was issued");
                 (required as usize, Some(encode_token(&issued.token, &otp)?))
             }
