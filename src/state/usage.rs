@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use super::poisoned;
 use crate::seal::barrier::Barrier;
 use crate::seal::edit::{Edit, edit_json, read_json};
-use crate::storage::StoreResult;
+use crate::storage::{StoreError, StoreResult};
 
 /// The smallest reservation (a quiet key costs one storage write per this many encryptions).
 pub const MIN_BLOCK: u64 = 256;
@@ -50,6 +50,8 @@ pub const MAX_BLOCK: u64 = 1 << 20;
 /// through a database outage (a crash costs at most one block of over-count,
 /// 2^20 of 2^32 at worst).
 const FAST: Duration = Duration::from_secs(10);
+/// How many rounds of compare-and-swap attempts a reservation makes.
+const CONTENDED_ROUNDS: u64 = 8;
 /// A block that lasted longer than this halves the next one.
 const SLOW: Duration = Duration::from_secs(120);
 
@@ -206,25 +208,39 @@ impl Usage {
         a.refilling.store(false, Ordering::Release);
         let block = next_block(&a, *last, limit);
         let mut outcome = (0, 0);
-        edit_json(barrier, path, "the encryption counts", |stored| {
-            let stored: Reservations = stored.unwrap_or_default();
-            let total = stored.reserved;
-            // A refill tops the allowance up to one block: a node never holds
-            // more than a block (or what one request needed) unspent.
-            let wanted = match need {
-                0 => block.saturating_sub(a.left.load(Ordering::Acquire)),
-                need => block.max(need),
-            };
-            let grant = wanted.min(limit.saturating_sub(total));
-            outcome = (grant, total);
-            if grant < need.max(1) {
-                return Ok(Edit::Keep);
+        // Nodes reserving from one entry at once (a small limit makes small
+        // blocks) can lose the compare-and-swap more often than one edit
+        // retries; this is the slow path, off the async workers: back off
+        // with jitter and try again before answering "contended".
+        for round in 1.. {
+            let edited = edit_json(barrier, path, "the encryption counts", |stored| {
+                let stored: Reservations = stored.unwrap_or_default();
+                let total = stored.reserved;
+                // A refill tops the allowance up to one block: a node never holds
+                // more than a block (or what one request needed) unspent.
+                let wanted = match need {
+                    0 => block.saturating_sub(a.left.load(Ordering::Acquire)),
+                    need => block.max(need),
+                };
+                let grant = wanted.min(limit.saturating_sub(total));
+                outcome = (grant, total);
+                if grant < need.max(1) {
+                    return Ok(Edit::Keep);
+                }
+                outcome = (grant, total + grant);
+                Ok(Edit::Put(Reservations {
+                    reserved: total + grant,
+                }))
+            });
+            match edited {
+                Ok(_) => break,
+                Err(StoreError::Contended(_)) if round < CONTENDED_ROUNDS => {
+                    let jitter = rand::random::<u64>() % 4;
+                    std::thread::sleep(Duration::from_millis(round * 2 + jitter));
+                }
+                Err(e) => return Err(e),
             }
-            outcome = (grant, total + grant);
-            Ok(Edit::Put(Reservations {
-                reserved: total + grant,
-            }))
-        })?;
+        }
         let (grant, total) = outcome;
         *last = Some(Instant::now());
         if grant < need.max(1) {
