@@ -385,16 +385,11 @@ impl AuditStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::seal::barrier::BarrierKeyring;
     use crate::storage::{MemoryStorage, Storage};
 
     fn two_nodes() -> (AuditStore, AuditStore) {
         let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::shared());
-        let barrier = Arc::new(Barrier::new(
-            storage,
-            crate::seal::barrier::SecretKey::random().unwrap(),
-            BarrierKeyring::generate().unwrap(),
-        ));
+        let barrier = Arc::new(Barrier::for_tests(storage));
         (
             AuditStore::load(Arc::clone(&barrier)).unwrap(),
             AuditStore::load(barrier).unwrap(),

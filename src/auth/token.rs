@@ -699,7 +699,7 @@ impl TokenStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::seal::barrier::{BarrierKeyring, SecretKey};
+    use crate::seal::barrier::SecretKey;
     use crate::storage::{MemoryStorage, Storage};
 
     const NOW: i64 = 1_700_000_000;
@@ -708,11 +708,7 @@ mod tests {
     /// the other's changes unless told.
     fn two_nodes() -> (Arc<Barrier>, TokenStore, TokenStore) {
         let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::shared());
-        let barrier = Arc::new(Barrier::new(
-            storage,
-            SecretKey::random().unwrap(),
-            BarrierKeyring::generate().unwrap(),
-        ));
+        let barrier = Arc::new(Barrier::for_tests(storage));
         let lookup = Arc::new(LookupKey::new(SecretKey::random().unwrap()));
         let a = TokenStore::load(Arc::clone(&barrier), Arc::clone(&lookup)).unwrap();
         let b = TokenStore::load(Arc::clone(&barrier), lookup).unwrap();

@@ -178,7 +178,7 @@ impl WrapStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::seal::barrier::{BarrierKeyring, SecretKey};
+    use crate::seal::barrier::SecretKey;
     use crate::seal::lookup::LookupKey;
     use crate::storage::{MemoryStorage, Storage};
 
@@ -186,11 +186,7 @@ mod tests {
 
     fn stores() -> (TokenStore, WrapStore) {
         let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::shared());
-        let barrier = Arc::new(Barrier::new(
-            storage,
-            SecretKey::random().unwrap(),
-            BarrierKeyring::generate().unwrap(),
-        ));
+        let barrier = Arc::new(Barrier::for_tests(storage));
         let lookup = Arc::new(LookupKey::new(SecretKey::random().unwrap()));
         let tokens = TokenStore::load(Arc::clone(&barrier), lookup).unwrap();
         (tokens, WrapStore::new(barrier))

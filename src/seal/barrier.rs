@@ -323,6 +323,19 @@ pub struct Barrier {
 /// Attempts at the keyring's compare-and-swap before giving up.
 const ROTATE_ATTEMPTS: usize = 5;
 
+/// A barrier over `storage` with a fresh root key and keyring, for tests.
+#[cfg(test)]
+impl Barrier {
+    #[allow(clippy::unwrap_used)]
+    pub(crate) fn for_tests(storage: Arc<dyn Storage>) -> Self {
+        Self::new(
+            storage,
+            SecretKey::random().unwrap(),
+            BarrierKeyring::generate().unwrap(),
+        )
+    }
+}
+
 impl Barrier {
     pub fn new(storage: Arc<dyn Storage>, root: SecretKey, keyring: BarrierKeyring) -> Self {
         Self {

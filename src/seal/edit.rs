@@ -111,20 +111,12 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::seal::barrier::BarrierKeyring;
     use crate::storage::{MemoryStorage, Storage};
 
     fn barrier() -> (Arc<MemoryStorage>, Barrier) {
         let storage = Arc::new(MemoryStorage::default());
         let dyn_storage: Arc<dyn Storage> = storage.clone();
-        (
-            storage,
-            Barrier::new(
-                dyn_storage,
-                crate::seal::barrier::SecretKey::random().unwrap(),
-                BarrierKeyring::generate().unwrap(),
-            ),
-        )
+        (storage, Barrier::for_tests(dyn_storage))
     }
 
     #[test]

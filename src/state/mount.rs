@@ -652,11 +652,7 @@ mod tests {
     /// each other's changes.
     fn two_mounts() -> (Mount, Mount) {
         let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::shared());
-        let barrier = Arc::new(Barrier::new(
-            storage,
-            SecretKey::random().unwrap(),
-            crate::seal::barrier::BarrierKeyring::generate().unwrap(),
-        ));
+        let barrier = Arc::new(Barrier::for_tests(storage));
         let lookup = Arc::new(LookupKey::new(SecretKey::random().unwrap()));
         let entry = new_mount_entry("transit", "");
         let mount = || Mount::new(entry.clone(), Arc::clone(&barrier), Arc::clone(&lookup));

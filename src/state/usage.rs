@@ -330,7 +330,6 @@ fn next_block(a: &Allowance, last: Option<Instant>, limit: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::seal::barrier::BarrierKeyring;
     use crate::storage::{MemoryStorage, Storage};
 
     const PATH: &str = "usage/k";
@@ -338,11 +337,7 @@ mod tests {
 
     fn barrier() -> Arc<Barrier> {
         let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::shared());
-        Arc::new(Barrier::new(
-            storage,
-            crate::seal::barrier::SecretKey::random().unwrap(),
-            BarrierKeyring::generate().unwrap(),
-        ))
+        Arc::new(Barrier::for_tests(storage))
     }
 
     /// The material of version 1 lives at PATH, of version 2 at PATH2.

@@ -1,14 +1,10 @@
 use super::*;
-use crate::seal::barrier::{BarrierKeyring, SecretKey};
+use crate::seal::barrier::SecretKey;
 use crate::storage::{MemoryStorage, Storage};
 
 pub(crate) fn barrier() -> (Arc<MemoryStorage>, Arc<Barrier>, Arc<LookupKey>) {
     let storage = Arc::new(MemoryStorage::new());
-    let barrier = Arc::new(Barrier::new(
-        Arc::clone(&storage) as Arc<dyn Storage>,
-        SecretKey::random().unwrap(),
-        BarrierKeyring::generate().unwrap(),
-    ));
+    let barrier = Arc::new(Barrier::for_tests(Arc::clone(&storage) as Arc<dyn Storage>));
     let lookup = Arc::new(LookupKey::new(SecretKey::random().unwrap()));
     (storage, barrier, lookup)
 }
