@@ -80,6 +80,13 @@ def cmd_check(args):
         need(str(data.get("hmac", "")).startswith("vault:v"), "no hmac")
     elif k == "keyread":
         need(data.get("name") == exp and "keys" in data, "not a key read of " + str(exp))
+    elif k == "audit-device":
+        # sys/audit of the OpenBao that must do the same work: a file device
+        # writing where its config file said.
+        devices = d.get("data") or {}
+        need(any(v.get("type") == "file" and (v.get("options") or {}).get("file_path") == exp
+                 for v in devices.values() if isinstance(v, dict)),
+             f"no file audit device writing to {exp}")
     elif k == "batch":
         items = data.get("batch_results") or []
         need(len(items) == int(exp), f"{len(items)} batch results, expected {exp}")
@@ -89,19 +96,50 @@ def cmd_check(args):
         die(f"unknown check {k}")
 
 
-def stat_ticks(path):
-    """utime + stime of a /proc/.../stat file (fields 14 and 15)."""
+def stat_ticks(path, reaped_children=False):
+    """utime + stime of a /proc/.../stat file (fields 14 and 15), plus cutime
+    + cstime (16 and 17: children already waited for) if asked."""
     with open(path, encoding="utf-8") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks
+
+
+def process_tree_ticks(pid):
+    """CPU ticks of a process, its reaped children and every live descendant
+    (a server that forks helpers pays for them too)."""
+    parent_of = {}
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat, encoding="utf-8") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            parent_of[int(stat.split("/")[2])] = int(fields[1])
+        except (OSError, ValueError, IndexError):
+            pass  # the process ended meanwhile
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, ppid in parent_of.items():
+            if ppid == parent and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    total = stat_ticks(f"/proc/{pid}/stat", reaped_children=True)
+    for child in tree - {pid}:
+        try:
+            total += stat_ticks(f"/proc/{child}/stat", reaped_children=True)
+        except OSError:
+            pass  # it ended meanwhile (its time then shows in its parent's cutime)
+    return total
 
 
 def cmd_cpu_snap(args):
-    """`SERVER_TICKS BUSY_TICKS ALL_TICKS AUDIT_WRITER_TICKS`: the server
-    process's user+system CPU ticks, the machine's busy and total ticks
-    (/proc/stat), and the ticks of the process's threads named
+    """`SERVER_TICKS BUSY_TICKS ALL_TICKS AUDIT_WRITER_TICKS`: the user+system
+    CPU ticks of the server process and its descendants, the machine's busy
+    and total ticks (/proc/stat), and the ticks of the process's threads named
     `audit-writer` (transitd's audit device writers: chain, write, fsync), now."""
-    server = stat_ticks(f"/proc/{args.pid}/stat")
+    server = process_tree_ticks(args.pid)
     writer = 0
     for task in glob.glob(f"/proc/{args.pid}/task/*"):
         try:
@@ -162,6 +200,8 @@ def cmd_record(args):
         "server": args.server,
         "round": args.round,
         "items_per_request": args.items,
+        "connections": args.connections,
+        "threads": args.threads,
         "requests": w["requests"],
         "seconds": secs,
         "rps": rps,
@@ -194,17 +234,20 @@ def cmd_record(args):
             "server_cores": server_s / secs if secs else None,
             "machine_busy_pct": 100.0 * (a[1] - b[1]) / all_ticks if all_ticks else None,
             "requests_per_server_cpu_s": w["requests"] / server_s if server_s > 0 else None,
+            "cpu_us_per_request": 1e6 * server_s / w["requests"] if w["requests"] else None,
+            "cpu_us_per_item": 1e6 * server_s / (w["requests"] * args.items) if w["requests"] else None,
         }
         if len(a) > 3 and len(b) > 3 and w["requests"]:
             rec["cpu"]["audit_writer_us_per_request"] = (a[3] - b[3]) / hz / w["requests"] * 1e6
     rec["flags"] = flags
     print(json.dumps(rec))
     lat = w["latency_us"]
-    line = (f"    round {args.round}  {args.server:<8} {rps:>10,.0f} req/s"
+    line = (f"    round {args.round}  {args.server:<19} {rps:>10,.0f} req/s"
             + (f" ({rps * args.items:,.0f} items/s)" if args.items > 1 else "")
             + f"  p50 {fmt_ms(lat['p50'])} ms  p99 {fmt_ms(lat['p99'])} ms")
     if rec.get("cpu") and rec["cpu"]["server_cores"] is not None:
-        line += f"  server {rec['cpu']['server_cores']:.2f} cores, machine {rec['cpu']['machine_busy_pct']:.0f}% busy"
+        line += (f"  server {rec['cpu']['cpu_us_per_request'] or 0:,.1f} CPU-us/req,"
+                 f" {rec['cpu']['server_cores']:.2f} cores, machine {rec['cpu']['machine_busy_pct']:.0f}% busy")
     if flags:
         line += "  ** FLAGGED: " + "; ".join(flags)
     print(line, file=sys.stderr)
@@ -212,7 +255,24 @@ def cmd_record(args):
 
 # ------------------------------------------------------------------ reporting
 
-SERVERS = ("transitd", "openbao", "bare")
+# Columns in report order. transitd runs once per audit durability mode asked
+# for (`transitd` alone: the device's default, durable).
+SERVER_ORDER = ("transitd", "transitd-fsync", "transitd-background", "openbao", "openbao-root", "bare")
+OPENBAO_COLUMNS = (("openbao", "OpenBao, same work"), ("openbao-root", "OpenBao root, no audit"))
+LABELS = dict(OPENBAO_COLUMNS)
+
+
+def server_rank(server):
+    return SERVER_ORDER.index(server) if server in SERVER_ORDER else len(SERVER_ORDER)
+
+
+def is_transitd(server):
+    return server == "transitd" or server.startswith("transitd-")
+
+
+def is_durable(server):
+    """The audit entry is synced before the reply: the mode the goals are for."""
+    return server in ("transitd", "transitd-fsync")
 
 
 def fmt_ms(us):
@@ -281,13 +341,21 @@ def aggregate(runs):
     rows = []
     for w in order:
         b = by[w]
-        row = {"workload": w, "title": b["title"], "items_per_request": b["items"], "servers": {}}
-        for s, rs in b["servers"].items():
+        row = {"workload": w, "title": b["title"], "items_per_request": b["items"], "servers": {},
+               "ratios": {}, "pct_of_bare": {}}
+        for s in sorted(b["servers"], key=server_rank):
+            rs = b["servers"][s]
+
+            def cpu(key, rs=rs):
+                return med([(r.get("cpu") or {}).get(key) for r in rs])
+
             row["servers"][s] = {
                 "rounds": len(rs),
+                "connections": rs[0].get("connections"),
                 "rps_median": med([r["rps"] for r in rs]),
                 "items_per_s_median": med([r["items_per_s"] for r in rs]),
                 "p50_us_median": med([r["latency_us"]["p50"] for r in rs]),
+                "p90_us_median": med([r["latency_us"]["p90"] for r in rs]),
                 "p99_us_median": med([r["latency_us"]["p99"] for r in rs]),
                 "rps_rounds": [round(r["rps"], 1) for r in rs],
                 "requests_total": sum(r["requests"] for r in rs),
@@ -295,18 +363,28 @@ def aggregate(runs):
                 "flags": [f"round {r['round']}: {f}" for r in rs for f in r["flags"]],
                 "kinds": _sum_kinds(rs),
                 "rotations": _sum_rotations(rs),
-                "server_cores_median": med([(r.get("cpu") or {}).get("server_cores") for r in rs]),
-                "requests_per_cpu_s_median": med([(r.get("cpu") or {}).get("requests_per_server_cpu_s") for r in rs]),
-                "machine_busy_pct_median": med([(r.get("cpu") or {}).get("machine_busy_pct") for r in rs]),
-                "audit_writer_us_median": med([(r.get("cpu") or {}).get("audit_writer_us_per_request") for r in rs]),
+                "cpu_us_per_request_median": cpu("cpu_us_per_request"),
+                "cpu_us_per_item_median": cpu("cpu_us_per_item"),
+                "server_cores_median": cpu("server_cores"),
+                "machine_busy_pct_median": cpu("machine_busy_pct"),
+                "audit_writer_us_median": cpu("audit_writer_us_per_request"),
             }
-        t, o = row["servers"].get("transitd"), row["servers"].get("openbao")
-        if t and o and o["rps_median"]:
-            row["ratio_transitd_openbao"] = t["rps_median"] / o["rps_median"]
-            row["transitd_p99_below_openbao_p50"] = t["p99_us_median"] < o["p50_us_median"]
-        bare = row["servers"].get("bare")
-        if t and bare and bare["rps_median"]:
-            row["transitd_pct_of_bare"] = 100.0 * t["rps_median"] / bare["rps_median"]
+        for t in filter(is_transitd, row["servers"]):
+            ts = row["servers"][t]
+            for o, _label in OPENBAO_COLUMNS:
+                os_ = row["servers"].get(o)
+                if not os_ or not os_["rps_median"]:
+                    continue
+                tc, oc = ts["cpu_us_per_request_median"], os_["cpu_us_per_request_median"]
+                row["ratios"].setdefault(t, {})[o] = {
+                    "rps": ts["rps_median"] / os_["rps_median"],
+                    # How many times less server CPU transitd spends per request.
+                    "cpu_per_request": oc / tc if tc and oc else None,
+                    "p99_below_p50": ts["p99_us_median"] < os_["p50_us_median"],
+                }
+            bare = row["servers"].get("bare")
+            if bare and bare["rps_median"]:
+                row["pct_of_bare"][t] = 100.0 * ts["rps_median"] / bare["rps_median"]
         rows.append(row)
     return rows
 
@@ -326,7 +404,74 @@ def _sum_rotations(rs):
     return {"attempted": sum(x["attempted"] for x in rot), "ok": sum(x["ok"] for x in rot)}
 
 
-def render(meta, rows):
+# Issue 19's goals. They hold for transitd in durable mode; a background-mode
+# column is judged the same way for reference.
+# (workload, OpenBao column, minimum ratio of req/s (= items/s for batches), what)
+RATIO_GOALS = (
+    ("enc64", "openbao", 20, "single encrypt 64 B"),
+    ("dec64", "openbao", 20, "decrypt 64 B"),
+    ("hmac", "openbao", 20, "HMAC sha2-256"),
+    ("batch250", "openbao", 10, "batch items/s"),
+    ("sign_ed", "openbao", 15, "Ed25519 signing"),
+    ("sign_ec", "openbao", 15, "P-256 signing"),
+    ("batch250", "openbao-root", 1.5, "batch items/s"),
+)
+LATENCY_1CONN_P50_US = 250
+CPU_PER_BATCH_ITEM_US = 1.0
+
+
+def goals(rows):
+    """One entry per goal: its target and, per transitd column, what was
+    measured and whether it is met (None: not measured in this run)."""
+    by_w = {r["workload"]: r for r in rows}
+    tids = sorted({s for r in rows for s in r["servers"] if is_transitd(s)}, key=server_rank)
+    out = []
+
+    def add(goal, target, judge):
+        out.append({"goal": goal, "target": target, "servers": {t: judge(t) for t in tids}})
+
+    for w, o, minimum, what in RATIO_GOALS:
+        def ratio_goal(t, w=w, o=o, minimum=minimum):
+            x = (by_w.get(w) or {}).get("ratios", {}).get(t, {}).get(o)
+            if x is None:
+                return {"measured": "not measured", "met": None}
+            return {"measured": f"{x['rps']:.2f}x", "met": x["rps"] >= minimum}
+        add(f"{what} vs {LABELS[o]}", f">= {minimum:g}x", ratio_goal)
+
+    def p99_goal(t):
+        checked = [(r["title"], r["ratios"][t]["openbao"]["p99_below_p50"]) for r in rows
+                   if "openbao" in r["ratios"].get(t, {})]
+        if not checked:
+            return {"measured": "not measured", "met": None}
+        misses = [title for title, ok in checked if not ok]
+        text = f"{len(checked) - len(misses)} of {len(checked)} workloads"
+        if misses:
+            text += "; not on: " + ", ".join(misses)
+        return {"measured": text, "met": not misses}
+    add(f"p99 below the p50 of {LABELS['openbao']}", "every workload", p99_goal)
+
+    def lat_goal(t):
+        s = (by_w.get("lat1") or {}).get("servers", {}).get(t)
+        if not s:
+            return {"measured": "not measured", "met": None}
+        return {"measured": f"{fmt_ms(s['p50_us_median'])} ms", "met": s["p50_us_median"] < LATENCY_1CONN_P50_US}
+    add("p50 at 1 connection (encrypt 64 B)", f"< {LATENCY_1CONN_P50_US / 1000:g} ms", lat_goal)
+
+    def cpu_goal(t):
+        s = (by_w.get("batch250") or {}).get("servers", {}).get(t)
+        if not s or s["cpu_us_per_item_median"] is None:
+            return {"measured": "not measured", "met": None}
+        v = s["cpu_us_per_item_median"]
+        return {"measured": f"{v:.2f} us", "met": v <= CPU_PER_BATCH_ITEM_US}
+    add("server CPU per 64 B batch item, audit included", f"<= {CPU_PER_BATCH_ITEM_US:g} us", cpu_goal)
+    return out
+
+
+def fmt_met(met):
+    return "not measured" if met is None else ("**met**" if met else "not met")
+
+
+def render(meta, rows, goal_list):
     L = []
     cfg = meta["config"]
     L.append(f"# transitd vs OpenBao load run {meta['timestamp']}")
@@ -338,91 +483,97 @@ def render(meta, rows):
     L.append(f"- commit: `{g['commit']}`, tree {dirty}")
     m = meta["machine"]
     L.append(f"- machine: {m['nproc']} CPUs ({m['cpu_model']}), kernel {m['kernel']}, memory {m['memory']}")
-    L.append(f"- load: wrk {cfg['threads']} threads, {cfg['connections']} connections, "
+    L.append(f"- load: wrk {cfg['threads']} threads (at most one per connection), {cfg['connections']} connections "
+             f"(1 and 8 for the latency workloads), "
              f"{cfg['rounds']} rounds x {cfg['duration']} s per server and workload "
              f"(+{cfg['warmup']} s unrecorded warm-up), servers alternated "
-             + " / ".join(meta["alternation"]) + " within each round; "
+             + " / ".join(meta["alternation"]) + " within each round (bare: encrypt workloads only); "
              "figures are MEDIANS over rounds (mean of the middle two for an even count)")
     for line in meta.get("notes", []):
         L.append(f"- {line}")
     L.append("")
-    L.append("| workload | transitd req/s | OpenBao req/s | transitd/OpenBao | transitd p50 / p99 ms "
-             "| OpenBao p50 / p99 ms | transitd p99 < OpenBao p50 | errors |")
-    L.append("|---|---:|---:|---:|---:|---:|:-:|---|")
-    for row in rows:
-        t = row["servers"].get("transitd", {})
-        o = row["servers"].get("openbao", {})
-        items = row["items_per_request"]
-        def rate(s):
-            if not s:
-                return "-"
-            txt = fmt_rate(s["rps_median"])
-            if items > 1:
-                txt += f" ({fmt_rate(s['items_per_s_median'])} items/s)"
-            return txt
-        ratio = row.get("ratio_transitd_openbao")
-        below = row.get("transitd_p99_below_openbao_p50")
-        errs = []
-        for name, s in (("transitd", t), ("OpenBao", o)):
-            if s and (s["errors_total"] or s["flags"]):
-                errs.append(f"**{name}: {s['errors_total']} wrk errors"
-                            + (f"; {len(s['flags'])} flagged" if s["flags"] else "") + "**")
-        L.append("| " + " | ".join([
-            row["title"],
-            rate(t),
-            rate(o),
-            f"{ratio:.2f}x" if ratio is not None else "-",
-            f"{fmt_ms(t.get('p50_us_median'))} / {fmt_ms(t.get('p99_us_median'))}" if t else "-",
-            f"{fmt_ms(o.get('p50_us_median'))} / {fmt_ms(o.get('p99_us_median'))}" if o else "-",
-            "-" if below is None else ("yes" if below else "no"),
-            "; ".join(errs) if errs else "none",
-        ]) + " |")
+
+    L.append("## Goals (issue 19)")
     L.append("")
-    bare_rows = [r for r in rows if "bare" in r["servers"]]
-    for row in bare_rows:
-        b = row["servers"]["bare"]
-        t = row["servers"].get("transitd")
-        L.append(f"Bare reference ({row['title']}; axum + ring AES-256-GCM, no auth, policy, audit or storage): "
-                 f"{fmt_rate(b['rps_median'])} req/s, p50 / p99 {fmt_ms(b['p50_us_median'])} / "
-                 f"{fmt_ms(b['p99_us_median'])} ms"
-                 + (f"; transitd reaches **{row['transitd_pct_of_bare']:.0f}%** of it" if t else "")
-                 + (f" (bare: {b['errors_total']} wrk errors)" if b["errors_total"] else "") + ".")
-        L.append("")
+    tids = sorted({s for r in rows for s in r["servers"] if is_transitd(s)}, key=server_rank)
+    head = ["goal", "target"]
+    for t in tids:
+        ref = "" if is_durable(t) else " (reference: the goals hold in durable mode)"
+        head += [f"{t}{ref}", "met"]
+    L.append("| " + " | ".join(head) + " |")
+    L.append("|---|---|" + "---|:-:|" * len(tids))
+    for goal in goal_list:
+        cells = [goal["goal"], goal["target"]]
+        for t in tids:
+            x = goal["servers"][t]
+            cells += [x["measured"], fmt_met(x["met"])]
+        L.append("| " + " | ".join(cells) + " |")
+    L.append("")
+
+    L.append("## Throughput, latency and server CPU")
+    L.append("")
+    L.append("Per workload and server. **x OpenBao**: transitd's req/s over that OpenBao's (the same as "
+             "items/s for the batch), then how many times less server CPU transitd spends per request. "
+             "CPU us per request: the server process's utime+stime over the run divided by its requests "
+             "(per item for batches; for transitd, its audit writer threads' share in brackets).")
+    L.append("")
+    o_cols = [o for o, _ in OPENBAO_COLUMNS]
+    L.append("| workload | server | conns | req/s | p50 / p90 / p99 ms | server CPU us/req | cores | "
+             + " | ".join(f"x {LABELS[o]}: req/s, CPU" for o in o_cols)
+             + " | p99 < same-work OpenBao p50 | machine busy % | errors |")
+    L.append("|---|---|---:|---:|---:|---:|---:|" + "---:|" * len(o_cols) + ":-:|---:|---|")
+    for row in rows:
+        items = row["items_per_request"]
+        for s, x in row["servers"].items():
+            rate = fmt_rate(x["rps_median"])
+            if items > 1:
+                rate += f" ({fmt_rate(x['items_per_s_median'])} items/s)"
+            lat = " / ".join(fmt_ms(x[f"p{p}_us_median"]) for p in (50, 90, 99))
+            c = x["cpu_us_per_request_median"]
+            cpu = "-" if c is None else f"{c:,.1f}"
+            if c is not None and items > 1:
+                cpu += f" ({x['cpu_us_per_item_median']:.2f}/item)"
+            if x["audit_writer_us_median"] is not None and is_transitd(s):
+                cpu += f" [writer {x['audit_writer_us_median']:.1f}]"
+            cores = "-" if x["server_cores_median"] is None else f"{x['server_cores_median']:.2f}"
+            ratios = []
+            for o in o_cols:
+                r = row["ratios"].get(s, {}).get(o)
+                if r is None:
+                    ratios.append("-")
+                else:
+                    cr = "-" if r["cpu_per_request"] is None else f"{r['cpu_per_request']:.2f}x"
+                    ratios.append(f"{r['rps']:.2f}x, {cr}")
+            below = row["ratios"].get(s, {}).get("openbao")
+            below = "-" if below is None else ("yes" if below["p99_below_p50"] else "no")
+            busy = "-" if x["machine_busy_pct_median"] is None else f"{x['machine_busy_pct_median']:.0f}"
+            errs = "none"
+            if x["errors_total"] or x["flags"]:
+                errs = (f"**{x['errors_total']} wrk errors"
+                        + (f"; {len(x['flags'])} flagged" if x["flags"] else "") + "**")
+            L.append("| " + " | ".join([row["title"], s, str(x["connections"] or "-"), rate, lat, cpu, cores,
+                                        *ratios, below, busy, errs]) + " |")
+    L.append("")
+    for row in rows:
+        b = row["servers"].get("bare")
+        if not b:
+            continue
+        pct = ", ".join(f"{t} reaches **{p:.0f}%** of it" for t, p in row["pct_of_bare"].items())
+        L.append(f"Bare reference ({row['title']}): {fmt_rate(b['rps_median'])} req/s"
+                 + (f"; {pct}" if pct else "") + ".")
+    L.append("")
+
+    servers = sorted({s for r in rows for s in r["servers"]}, key=server_rank)
     L.append("Per round (req/s, in run order):")
     L.append("")
-    L.append("| workload | transitd | OpenBao | bare |")
-    L.append("|---|---|---|---|")
+    L.append("| workload | " + " | ".join(servers) + " |")
+    L.append("|---|" + "---|" * len(servers))
     for row in rows:
         cells = []
-        for s in SERVERS:
+        for s in servers:
             x = row["servers"].get(s)
             cells.append(", ".join(fmt_rate(v) for v in x["rps_rounds"]) if x else "-")
         L.append(f"| {row['title']} | " + " | ".join(cells) + " |")
-    L.append("")
-    L.append("CPU (medians over rounds): requests per CPU-second of the server process, cores the server "
-             "used, the CPU time of transitd's audit writer thread per request (hash chain, write, "
-             "fdatasync; user + system), and how busy the whole machine was (server + wrk + anything else):")
-    L.append("")
-    L.append("| workload | transitd req/CPU-s (cores) | transitd audit writer us/req | OpenBao req/CPU-s (cores) "
-             "| transitd/OpenBao per CPU-s | bare req/CPU-s (cores) | machine busy % T / O |")
-    L.append("|---|---:|---:|---:|---:|---:|---|")
-    for row in rows:
-        def eff(name):
-            x = row["servers"].get(name)
-            if not x or x["requests_per_cpu_s_median"] is None:
-                return "-"
-            return f"{fmt_rate(x['requests_per_cpu_s_median'])} ({x['server_cores_median']:.2f})"
-        t, o = row["servers"].get("transitd"), row["servers"].get("openbao")
-        ratio = "-"
-        if t and o and t["requests_per_cpu_s_median"] and o["requests_per_cpu_s_median"]:
-            ratio = f"{t['requests_per_cpu_s_median'] / o['requests_per_cpu_s_median']:.2f}x"
-        busy = " / ".join("-" if not x or x["machine_busy_pct_median"] is None
-                          else f"{x['machine_busy_pct_median']:.0f}" for x in (t, o))
-        writer = "-"
-        if t and t.get("audit_writer_us_median") is not None:
-            writer = f"{t['audit_writer_us_median']:.1f}"
-        L.append(f"| {row['title']} | {eff('transitd')} | {writer} | {eff('openbao')} | {ratio} | {eff('bare')} "
-                 f"| {busy} |")
     L.append("")
     extra = []
     for row in rows:
@@ -436,8 +587,8 @@ def render(meta, rows):
                 extra.append(f"- {row['title']}, {s}: {rot['ok']} of {rot['attempted']} background rotations succeeded")
             for f in x["flags"]:
                 extra.append(f"- **FLAGGED** {row['title']}, {s}, {f}")
-    if meta.get("audit"):
-        extra.append(f"- transitd audit log: {meta['audit']}")
+    for s, note in meta.get("audit", {}).items():
+        extra.append(f"- {s} audit log: {note}")
     if extra:
         L.append("Checks:")
         L.append("")
@@ -451,6 +602,11 @@ def cmd_report(args):
     if not runs:
         die("no measured runs to report")
     rows = aggregate(runs)
+    goal_list = goals(rows)
+    audit = {}
+    for a in args.audit:
+        server, _, note = a.partition("=")
+        audit[server] = note
     meta = {
         "timestamp": args.timestamp,
         "command": args.command,
@@ -460,10 +616,10 @@ def cmd_report(args):
                    "threads": args.threads, "warmup": args.warmup},
         "alternation": args.alternation.split(","),
         "notes": [n for n in args.note if n],
-        "audit": args.audit,
+        "audit": audit,
         "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    write_report(render(meta, rows), {"meta": meta, "summary": rows, "runs": runs},
+    write_report(render(meta, rows, goal_list), {"meta": meta, "goals": goal_list, "summary": rows, "runs": runs},
                  args.out_md, args.out_json, runs, "errors or failed rotations")
 
 
@@ -510,6 +666,8 @@ def main():
     s.add_argument("--server", required=True)
     s.add_argument("--round", type=int, required=True)
     s.add_argument("--items", type=int, default=1)
+    s.add_argument("--connections", type=int, required=True)
+    s.add_argument("--threads", type=int, required=True)
     s.add_argument("--wrk-output", required=True)
     s.add_argument("--rotation-log")
     s.add_argument("--cpu-before")
@@ -527,7 +685,7 @@ def main():
     s.add_argument("--warmup", type=int, required=True)
     s.add_argument("--alternation", required=True)
     s.add_argument("--note", action="append", default=[])
-    s.add_argument("--audit")
+    s.add_argument("--audit", action="append", default=[], help="SERVER=note on its audit log")
     s.add_argument("--out-md", required=True)
     s.add_argument("--out-json", required=True)
     s.set_defaults(fn=cmd_report)
