@@ -88,7 +88,7 @@ if [[ -n $sync_interval && " ${transitd_ids[*]} " != *" transitd-background "* ]
 fi
 
 # ------------------------------------------------------------ cleanup & errors
-work="" rot_pid=""
+work="" rot_pid="" audit_code="" audit_body=""
 declare -A pid_of=()   # server -> pid
 
 cleanup() {
@@ -185,8 +185,20 @@ least_privilege_tokens() { # server root-token
 }
 
 # ------------------------------------------------------------------ transitd
+# enable_audit SERVER ROOT PATH OPTIONS-JSON-MEMBERS: a file audit device at
+# sys/audit/PATH. Sets audit_code (the HTTP status) and audit_body: the caller
+# decides what a refusal means.
+enable_audit() {
+  local out
+  out=$(curl -sS --max-time 60 -X PUT -H "X-Vault-Token: $2" -H 'Content-Type: application/json' \
+    --data-binary "{\"type\":\"file\",\"options\":{$4}}" -w $'\n%{http_code}' "${addr[$1]}/v1/sys/audit/$3") \
+    || die "$1: curl PUT sys/audit/$3 failed"
+  audit_code=${out##*$'\n'}
+  audit_body=${out%$'\n'*}
+}
+
 start_transitd() { # id (mode_of[id]: "" = the device's default, fsync or background)
-  local s=$1 mode=${mode_of[$1]} dir=$work/$1 init unseal_key root sealed opts out code
+  local s=$1 mode=${mode_of[$1]} dir=$work/$1 init unseal_key root sealed opts locked settings=""
   mkdir -p "$dir/audit"
   write_transitd_hcl "$dir" "${addr[$s]##*:}"
   echo "== starting $s on ${addr[$s]}"
@@ -205,23 +217,35 @@ start_transitd() { # id (mode_of[id]: "" = the device's default, fsync or backgr
   sealed=$(api POST "${addr[$s]}" "" sys/unseal "{\"key\":\"$unseal_key\"}" | jget sealed)
   [[ $sealed == False || $sealed == false ]] || die "$s still sealed after the unseal"
 
+  # A build that does not know an option might store it and ignore it: then
+  # the "background" column would silently measure the default mode. A build
+  # that knows the option refuses a value that is not one.
+  if [[ -n $mode ]]; then
+    enable_audit "$s" "$root" durability-probe \
+      "\"file_path\":\"$dir/audit/probe.log\",\"durability\":\"not-a-mode\""
+    if [[ $audit_code == 2?? ]]; then
+      api DELETE "${addr[$s]}" "$root" sys/audit/durability-probe >/dev/null
+      rm -f -- "$dir/audit/probe.log"
+      die "$s: this transitd accepted the audit option durability=not-a-mode, so it does not implement durability (it ignores options it does not know): its $mode column would measure the default mode. Run without --durability, or with a build that has the option"
+    fi
+  fi
+
   # The audit device: every request and response on record (hash chain always
   # on) before the reply leaves; durable before it in fsync mode.
   audit_log[$s]=$dir/audit/audit.log
   opts="\"file_path\":\"${audit_log[$s]}\""
   [[ -n $mode ]] && opts+=",\"durability\":\"$mode\""
   [[ $mode == background && -n $sync_interval ]] && opts+=",\"sync_interval\":\"$sync_interval\""
-  out=$(curl -sS --max-time 60 -X PUT -H "X-Vault-Token: $root" -H 'Content-Type: application/json' \
-    --data-binary "{\"type\":\"file\",\"options\":{$opts}}" -w $'\n%{http_code}' "${addr[$s]}/v1/sys/audit/file") \
-    || die "$s: curl PUT sys/audit/file failed"
-  code=${out##*$'\n'}
-  if [[ $code != 2?? ]]; then
-    [[ -n $mode ]] && die "$s: transitd refused the audit device options {$opts} (HTTP $code: ${out%$'\n'*}). This build does not support durability=$mode${sync_interval:+ / sync_interval=$sync_interval}: measure it without --durability, or with a build that has the option"
-    die "$s: enabling the file audit device failed (HTTP $code: ${out%$'\n'*})"
+  enable_audit "$s" "$root" file "$opts"
+  if [[ $audit_code != 2?? ]]; then
+    [[ -n $mode ]] && die "$s: transitd refused the audit device options {$opts} (HTTP $audit_code: $audit_body). This build does not support durability=$mode${sync_interval:+ / sync_interval=$sync_interval}: measure it without --durability, or with a build that has the option"
+    die "$s: enabling the file audit device failed (HTTP $audit_code: $audit_body)"
   fi
   create_keys "$s" "$root"
   least_privilege_tokens "$s" "$root"
-  echo "== $s: file audit device on${mode:+ (durability=$mode${sync_interval:+, sync_interval=$sync_interval})}, workloads use a non-root token (policy bench-app; 403 on anything else)"
+  [[ -n $mode ]] && settings=" (durability=$mode)"
+  [[ $mode == background && -n $sync_interval ]] && settings=" (durability=$mode, sync_interval=$sync_interval)"
+  echo "== $s: file audit device on$settings, workloads use a non-root token (policy bench-app; 403 on anything else)"
 }
 for s in "${transitd_ids[@]}"; do start_transitd "$s"; done
 
@@ -444,7 +468,7 @@ done
 
 # -------------------------------------------------------------------- report
 mkdir -p "$here/results"
-transitd_note="transitd: release build, storage \"sqlite\" (WAL, synchronous=FULL), Shamir 1/1 unsealed through the API, file audit device on (hash chain), non-root token with a least-privilege policy (bench-app)"
+transitd_note="transitd: ${TRANSITD_BIN:+the binary given (TRANSITD_BIN)}${TRANSITD_BIN:-release build}, storage \"sqlite\" (WAL, synchronous=FULL), Shamir 1/1 unsealed through the API, file audit device on (hash chain), non-root token with a least-privilege policy (bench-app)"
 for s in "${transitd_ids[@]}"; do
   case ${mode_of[$s]} in
     "") transitd_note+="; $s: audit durability as the device's default (no option sent)" ;;
