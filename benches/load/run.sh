@@ -197,6 +197,14 @@ enable_audit() {
   audit_body=${out%$'\n'*}
 }
 
+# require_refusal SERVER ROOT DIR BAD-OPTIONS WHAT: a throwaway file device
+# with an invalid value must be refused, else the build ignores the option.
+require_refusal() {
+  enable_audit "$1" "$2" option-probe "\"file_path\":\"$3/audit/probe.log\",$4"
+  [[ $audit_code == 2?? ]] || return 0
+  die "$1: this transitd accepted the audit options {$4}, so it does not implement $5 (it ignores options it does not know): the column would not measure what it is named. Run without the option, or with a build that has it"
+}
+
 start_transitd() { # id (mode_of[id]: "" = the device's default, fsync or background)
   local s=$1 mode=${mode_of[$1]} dir=$work/$1 init unseal_key root sealed opts locked settings=""
   mkdir -p "$dir/audit"
@@ -219,15 +227,12 @@ start_transitd() { # id (mode_of[id]: "" = the device's default, fsync or backgr
 
   # A build that does not know an option might store it and ignore it: then
   # the "background" column would silently measure the default mode. A build
-  # that knows the option refuses a value that is not one.
+  # that knows an option refuses a value that is not one.
   if [[ -n $mode ]]; then
-    enable_audit "$s" "$root" durability-probe \
-      "\"file_path\":\"$dir/audit/probe.log\",\"durability\":\"not-a-mode\""
-    if [[ $audit_code == 2?? ]]; then
-      api DELETE "${addr[$s]}" "$root" sys/audit/durability-probe >/dev/null
-      rm -f -- "$dir/audit/probe.log"
-      die "$s: this transitd accepted the audit option durability=not-a-mode, so it does not implement durability (it ignores options it does not know): its $mode column would measure the default mode. Run without --durability, or with a build that has the option"
-    fi
+    require_refusal "$s" "$root" "$dir" '"durability":"not-a-mode"' "durability ($mode)"
+  fi
+  if [[ $mode == background && -n $sync_interval ]]; then
+    require_refusal "$s" "$root" "$dir" '"durability":"background","sync_interval":"not-a-duration"' "sync_interval ($sync_interval)"
   fi
 
   # The audit device: every request and response on record (hash chain always
