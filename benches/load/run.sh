@@ -427,6 +427,10 @@ n_runs=0
 for w in "${workloads[@]}"; do n_runs=$((n_runs + $(servers_of "$w" | wc -l))); done
 est=$((n_runs * (rounds * (duration + 1) + warmup + 1)))
 echo "== ${#workloads[@]} workloads x $rounds rounds x ${duration}s, $connections connections (lat1/lat8: 1/8), $threads wrk threads, $n_runs server-workload pairs (about $((est / 60)) min $((est % 60)) s)"
+# Each transitd audit log grows by ~50 MiB per second of load (more with
+# batches) and is kept to the end for --verify-audit: say how much beforehand.
+audit_gib=$(((${#transitd_ids[@]} * ${#workloads[@]} * (rounds * duration + warmup) * 50 + 1023) / 1024))
+echo "== the transitd audit logs will take about $audit_gib GiB under $work ($(df -Ph "$work" | awk 'NR==2 {print $4}') free)"
 
 ts=$(date -u +%Y%m%dT%H%M%SZ)
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
