@@ -334,6 +334,10 @@ fn kill_9_during_restore_leaves_the_old_database_or_the_new_one() {
     node.kill9();
     let wal = PathBuf::from(format!("{}-wal", site.db().display()));
     assert!(fs::metadata(&wal).unwrap().len() > 0, "no WAL to fold");
+    // A snapshot of a crashed store holds what its WAL holds.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let of_crashed = elsewhere.path().join("crashed.snap");
+    save(&site, &of_crashed);
     let pristine = files_of(site.dir.path());
     let reset = || {
         for path in files_of(site.dir.path()).keys() {
@@ -350,14 +354,16 @@ fn kill_9_during_restore_leaves_the_old_database_or_the_new_one() {
         }
         entries(&copy.path().join("transitd.db"))
     };
-    let new = {
+    let content_of = |snapshot: &Path| {
         let scratch = tempfile::tempdir().unwrap();
-        let db = scratch.path().join("new.db");
+        let db = scratch.path().join("content.db");
         // The content after the 70-byte header is the database file.
-        fs::write(&db, &fs::read(&file).unwrap()[70..]).unwrap();
+        fs::write(&db, &fs::read(snapshot).unwrap()[70..]).unwrap();
         entries(&db)
     };
+    let new = content_of(&file);
     assert_ne!(old, new);
+    assert_eq!(content_of(&of_crashed), old);
 
     let restore_cmd = || {
         Command::new(BIN)
