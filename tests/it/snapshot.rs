@@ -378,7 +378,7 @@ fn kill_9_during_restore_leaves_the_old_database_or_the_new_one() {
     let started = Instant::now();
     assert!(restore_cmd().wait().unwrap().success());
     let whole = started.elapsed();
-    let (mut saw_old, mut saw_new) = (0, 0);
+    let (mut saw_old, mut saw_new, mut interrupted) = (0, 0, 0);
     let cycles = 30u32;
     for cycle in 0..cycles {
         reset();
@@ -386,6 +386,15 @@ fn kill_9_during_restore_leaves_the_old_database_or_the_new_one() {
         std::thread::sleep(whole * cycle / (cycles - 4));
         let _ = child.kill();
         let _ = child.wait();
+        let copy_left = files_of(site.dir.path()).keys().any(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".transitd.db.restore-")
+        });
+        if copy_left {
+            interrupted += 1;
+        }
         let now = entries(&site.db());
         if now == old {
             saw_old += 1;
@@ -394,12 +403,25 @@ fn kill_9_during_restore_leaves_the_old_database_or_the_new_one() {
         } else {
             panic!("cycle {cycle}: neither the old database nor the new one");
         }
-        // Whatever was left behind, the restore can be run again.
+        // Whatever was left behind, the restore can be run again, and it
+        // clears a killed restore's copy.
         assert!(restore_cmd().wait().unwrap().success(), "cycle {cycle}");
         assert_eq!(entries(&site.db()), new, "cycle {cycle}");
+        assert!(
+            !files_of(site.dir.path()).keys().any(|p| p
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .contains(".restore-")),
+            "cycle {cycle}: a copy was left"
+        );
     }
-    println!("kill -9 during restore: {saw_old} old, {saw_new} new of {cycles}");
+    println!(
+        "kill -9 during restore: {saw_old} old, {saw_new} new of {cycles}; \
+         {interrupted} killed between starting the copy and renaming it"
+    );
     assert!(saw_old > 0 && saw_new > 0, "{saw_old} old, {saw_new} new");
+    assert!(interrupted > 0, "no kill landed inside a restore");
 }
 
 #[test]

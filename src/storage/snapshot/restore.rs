@@ -4,7 +4,8 @@
 //! 1. the snapshot is read whole and checked (header, length, SHA-256);
 //!    a bad one is refused before anything is created or locked;
 //! 2. the exclusive lock (`sqlite_lock.rs`): refused while a server or a
-//!    snapshot save has the database open;
+//!    snapshot save has the database open; a killed restore's copy, if any,
+//!    is removed;
 //! 3. the content is copied to a temporary file beside the database (checked
 //!    again while copying: the snapshot file may have changed), synced, and
 //!    checked by SQLite (integrity, table, schema version);
@@ -29,6 +30,9 @@ use super::files::{TempFile, check_store, open_existing, parent, sync_parent, wi
 use super::format::{Header, read_verified};
 use crate::storage::sqlite_lock::DatabaseLock;
 
+/// What the temporary copy of the incoming database is called ([`TempFile::beside`]).
+const INCOMING: &str = "restore";
+
 /// What a restore did.
 #[derive(Debug)]
 pub struct Restored {
@@ -50,8 +54,9 @@ pub fn restore(snapshot: &Path, db: &Path, keep_old: bool) -> Result<Restored, S
         return Err(format!("directory {} does not exist", parent(db).display()));
     }
     let _restoring = DatabaseLock::exclusive(db)?;
+    remove_leftovers(db);
 
-    let (incoming, mut file) = TempFile::beside(db, "restore")?;
+    let (incoming, mut file) = TempFile::beside(db, INCOMING)?;
     let header = read_verified(&mut io::BufReader::new(open_snapshot()?), &mut file)
         .map_err(|e| format!("{}: {e}", snapshot.display()))?;
     if header != checked {
@@ -122,6 +127,22 @@ pub fn restore(snapshot: &Path, db: &Path, keep_old: bool) -> Result<Restored, S
         other => other,
     };
     Ok(Restored { header, kept_aside })
+}
+
+/// Remove the temporary copies of restores that were killed: under the
+/// exclusive lock, no other restore is running.
+fn remove_leftovers(db: &Path) {
+    let Some(name) = db.file_name() else { return };
+    let prefix = format!(".{}.{INCOMING}-", name.to_string_lossy());
+    let Ok(dir) = std::fs::read_dir(parent(db)) else {
+        return;
+    };
+    for entry in dir.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            tracing::info!(path = %entry.path().display(), "removing a killed restore's copy");
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Checkpoint every committed WAL frame into the database file and truncate
