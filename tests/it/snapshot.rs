@@ -505,3 +505,40 @@ fn a_postgresql_store_comes_back_from_pg_dump() {
     let _: Value = node.call("GET", "sys/seal-status", None, None).1;
     node.stop();
 }
+
+#[test]
+fn restore_onto_a_new_machine_and_discard_the_old_database() {
+    let (site, shares, root) = stopped_site_with_data();
+    let file = site.dir.path().join("s.snap");
+    save(&site, &file);
+    // A machine that never ran transitd: no database yet.
+    let fresh = Site::new("disable_mlock = true");
+    assert!(!fresh.db().exists());
+    let out = restore(&fresh, &file);
+    assert!(!out.contains("kept at"), "{out}");
+    let node = fresh.start();
+    node.unseal(&shares);
+    let (status, body) = node.call("GET", "transit/keys/kept", Some(&root), None);
+    assert_eq!(status, 200, "{body}");
+    node.stop();
+    // Again, over the restored database, discarding it.
+    let out = succeeded(&snapshot(
+        &["restore", "-discard-old", &file.display().to_string()],
+        &fresh,
+    ));
+    assert!(!out.contains("kept at"), "{out}");
+    let names: Vec<String> = files_of(fresh.dir.path())
+        .keys()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.contains("pre-restore")),
+        "{names:?}"
+    );
+    // Flags it does not know are refused, not ignored.
+    let err = failed(&snapshot(
+        &["restore", "-force", &file.display().to_string()],
+        &fresh,
+    ));
+    assert!(err.contains("unknown flag -force"), "{err}");
+}
