@@ -375,15 +375,26 @@ fn kill_9_during_restore_leaves_the_old_database_or_the_new_one() {
             .spawn()
             .unwrap()
     };
-    let started = Instant::now();
-    assert!(restore_cmd().wait().unwrap().success());
-    let whole = started.elapsed();
+    // How long a whole restore over the old database takes here: the
+    // median of three.
+    let mut took: Vec<Duration> = (0..3)
+        .map(|_| {
+            reset();
+            let started = Instant::now();
+            assert!(restore_cmd().wait().unwrap().success());
+            started.elapsed()
+        })
+        .collect();
+    took.sort();
+    let whole = took[1];
     let (mut saw_old, mut saw_new, mut interrupted) = (0, 0, 0);
     let cycles = 30u32;
     for cycle in 0..cycles {
         reset();
         let mut child = restore_cmd();
-        std::thread::sleep(whole * cycle / (cycles - 4));
+        // Spread over twice a restore: some kills land before it starts,
+        // some inside, some after it ended.
+        std::thread::sleep(whole * 2 * cycle / cycles);
         let _ = child.kill();
         let _ = child.wait();
         let copy_left = files_of(site.dir.path()).keys().any(|p| {
@@ -420,7 +431,7 @@ fn kill_9_during_restore_leaves_the_old_database_or_the_new_one() {
         "kill -9 during restore: {saw_old} old, {saw_new} new of {cycles}; \
          {interrupted} killed between starting the copy and renaming it"
     );
-    assert!(saw_old > 0 && saw_new > 0, "{saw_old} old, {saw_new} new");
+    // What the test is for: kills inside a restore, each leaving one state.
     assert!(interrupted > 0, "no kill landed inside a restore");
 }
 
