@@ -53,12 +53,14 @@ mod client;
 mod operator;
 mod rewrap;
 mod server;
+mod snapshot;
 
 const USAGE: &str = "usage: transitd <command> [args]\n\n\
      server              run the server (-dev, or -config=FILE)\n\
      operator init       initialize a new server (-key-shares, -key-threshold)\n\
      operator unseal     give one unseal key share (prompts when none is given)\n\
      operator seal       seal the server\n\
+     operator snapshot save|restore  copy a SQLite store while it runs; put a copy back (server stopped)\n\
      status              show the seal status\n\
      audit verify FILE   check an audit log's hash chain and signed checkpoints\n\
      rewrap -key=K IN OUT  rewrap every ciphertext of a file (lines, CSV, JSONL); resumable\n\

@@ -13,7 +13,8 @@ const SEALED_OR_API_ERROR: u8 = 2;
 
 const OPERATOR_USAGE: &str = "usage: transitd operator init [-key-shares=5] [-key-threshold=3] [-format=table|json] [-status]\n       \
      transitd operator unseal [-reset] [KEY]\n       \
-     transitd operator seal";
+     transitd operator seal\n       \
+     transitd operator snapshot save|restore ...";
 
 fn failure(what: &str, e: CallError) -> Result<ExitCode, String> {
     match e {
@@ -29,6 +30,10 @@ pub fn run_operator(args: &[String]) -> Result<ExitCode, String> {
     let (sub, rest) = args
         .split_first()
         .ok_or_else(|| OPERATOR_USAGE.to_owned())?;
+    if sub == "snapshot" {
+        // Works on the database file, not through the API: no client flags.
+        return super::snapshot::run(rest);
+    }
     let flags = Flags::parse(
         rest,
         &[

@@ -14,7 +14,9 @@ mod error;
 pub mod layout;
 mod memory;
 mod postgres;
+pub mod snapshot;
 mod sqlite;
+mod sqlite_lock;
 
 #[cfg(test)]
 pub(crate) use self::postgres::tests::support::TestSchema;

@@ -36,6 +36,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
+use super::sqlite_lock::DatabaseLock;
 use super::{Storage, StorageError, StorageResult, prefix_successor};
 
 /// How long a statement waits for another connection's lock before failing.
@@ -53,11 +54,14 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// The schema version this binary writes and understands.
-const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 pub struct SqliteStorage {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// Held while open, so that a snapshot restore cannot replace the file
+    /// under us (`sqlite_lock.rs`).
+    _in_use: DatabaseLock,
 }
 
 impl fmt::Debug for SqliteStorage {
@@ -88,6 +92,7 @@ impl SqliteStorage {
             sync_dir(dir)?;
             tracing::info!(path = %shown, "created sqlite storage file");
         }
+        let in_use = DatabaseLock::shared(path)?;
 
         // No SQLITE_OPEN_CREATE: the file exists (we just made sure), and SQLite
         // must not create it with its default, wider mode. No SQLITE_OPEN_URI:
@@ -101,6 +106,7 @@ impl SqliteStorage {
         Ok(Self {
             path: path.to_owned(),
             conn: Mutex::new(conn),
+            _in_use: in_use,
         })
     }
 
@@ -248,7 +254,7 @@ fn create_private_file(path: &Path) -> StorageResult<bool> {
 /// Make a newly created file's directory entry durable. SQLite syncs the
 /// directory when it creates a journal or WAL file, but not for the main
 /// database file, which it assumes someone else created.
-fn sync_dir(dir: &Path) -> StorageResult<()> {
+pub(super) fn sync_dir(dir: &Path) -> StorageResult<()> {
     #[cfg(unix)]
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())

@@ -20,10 +20,12 @@ const TUTORIAL: &str = r#"{
 "#;
 
 /// A fresh database (the tutorial's storage is the default schema of its
-/// own database), dropped when the test ends.
-struct Database(String);
+/// own database; `snapshot.rs` dumps and restores a whole one), dropped when
+/// the test ends.
+pub(crate) struct Database(pub String);
 
-fn psql(sql: &str) {
+/// Run `sql` on the `test` database; fails the test when PostgreSQL is absent.
+pub(crate) fn psql(sql: &str) {
     let out = Command::new("psql")
         .args([
             "-h",
@@ -45,7 +47,7 @@ fn psql(sql: &str) {
 }
 
 impl Database {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let name = format!("tutorial_{}", uuid::Uuid::new_v4().simple());
         psql(&format!("CREATE DATABASE {name}"));
         Self(name)

@@ -29,6 +29,7 @@ mod kube_api;
 mod metrics;
 mod rewrap_cli;
 mod server;
+mod snapshot;
 mod systemd_unit;
 mod usage;
 mod wrapping;
