@@ -698,7 +698,7 @@ fn seal_status(state: &AppState) -> ApiResult<Value> {
         "build_date": "",
         "commit_date": "",
         "migration": false,
-        "recovery_seal": matches!(state.seal_kind(), crate::seal::SealKind::Static(_)),
+        "recovery_seal": state.seal_kind().is_auto(),
         "storage_type": state.storage_kind(),
     });
     if let Some(u) = &unsealed {

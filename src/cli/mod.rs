@@ -53,6 +53,7 @@ mod client;
 mod operator;
 mod rewrap;
 mod server;
+mod transit_seal;
 
 const USAGE: &str = "usage: transitd <command> [args]\n\n\
      server              run the server (-dev, or -config=FILE)\n\

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use super::{Flags, print_line};
 use crate::config::{self, Config, LOG_FORMAT_ENV, LogFormat, SealConfig, StorageConfig};
 use crate::metrics::{DEFAULT_PROMETHEUS_RETENTION, MetricsAccess, Telemetry};
-use crate::seal::SealKind;
 use crate::seal::static_key::StaticSeal;
+use crate::seal::transit::{TransitSeal, TransitSettings};
+use crate::seal::SealKind;
 use crate::serve::{ConnectionLimits, Listener, RESERVED_FDS, TlsFiles, raise_fd_limit, serve};
 use crate::state::{AppState, Limits};
 use crate::storage::{MemoryStorage, PostgresConfig, PostgresStorage, SqliteStorage, Storage};
@@ -159,11 +160,15 @@ fn from_config(flags: &Flags, path: &str) -> Result<(), String> {
     }
     let state = Arc::new(build_state(&config)?);
     state.check_seal_type().map_err(|e| e.to_string())?;
+    // The static key is here; the transit seal's unsealer may not be up
+    // yet, so that one is tried (and retried) once the listeners serve.
     if matches!(state.seal_kind(), SealKind::Static(_))
         && state.auto_unseal().map_err(|e| e.to_string())?
     {
         tracing::info!("unsealed with the static seal key");
     }
+    let fatal = Arc::new(std::sync::Mutex::new(None::<String>));
+    let fatal_slot = Arc::clone(&fatal);
     let asked: Vec<_> = config
         .listeners
         .iter()
@@ -201,6 +206,23 @@ fn from_config(flags: &Flags, path: &str) -> Result<(), String> {
         tokio::spawn(super::audit::reopen_audit_files_on_hangup(Arc::clone(
             &state,
         )));
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        if let SealKind::Transit(seal) = state.seal_kind() {
+            if !seal.settings().disable_renewal {
+                tokio::spawn(super::transit_seal::renew_token_forever(Arc::clone(seal)));
+            }
+            let state = Arc::clone(&state);
+            let fatal = Arc::clone(&fatal_slot);
+            tokio::spawn(async move {
+                if let Err(e) = super::transit_seal::unseal_with_retry(state).await {
+                    tracing::error!(error = %e, "auto-unseal failed; stopping");
+                    if let Ok(mut slot) = fatal.lock() {
+                        *slot = Some(e);
+                    }
+                    let _ = stop_tx.send(());
+                }
+            });
+        }
         let sealed = state.is_sealed();
         tracing::info!(
             storage = state.storage_kind(),
@@ -209,8 +231,18 @@ fn from_config(flags: &Flags, path: &str) -> Result<(), String> {
             locked_memory_bytes = crate::hygiene::memory_locked_bytes(),
             "transitd started"
         );
-        serve(crate::app(state), listeners, shutdown_signal()).await
-    })
+        let shutdown = async move {
+            tokio::select! {
+                () = shutdown_signal() => {}
+                Ok(()) = stop_rx => {}
+            }
+        };
+        serve(crate::app(state), listeners, shutdown).await
+    })?;
+    match fatal.lock().ok().and_then(|mut f| f.take()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 fn build_state(config: &Config) -> Result<AppState, String> {
@@ -246,6 +278,10 @@ fn build_state(config: &Config) -> Result<AppState, String> {
             previous_key_id.as_deref(),
             previous_key.as_deref(),
         )?),
+        Some(SealConfig::Transit(transit)) => {
+            let settings = TransitSettings::resolve(transit, &process_env)?;
+            SealKind::Transit(Arc::new(TransitSeal::new(settings)?))
+        }
     };
     Ok(
         AppState::new(storage, seal, request_limits(config), cluster_name(config))
