@@ -244,7 +244,9 @@ mod tests {
             "{MINIMAL}seal \"awskms\" {{\n  region = \"x\"\n}}\n"
         ));
         assert!(
-            e.starts_with("config.hcl:7: unknown seal type \"awskms\" (supported: static, shamir)"),
+            e.starts_with(
+                "config.hcl:7: unknown seal type \"awskms\" (supported: static, transit, shamir)"
+            ),
             "{e}"
         );
 
@@ -292,6 +294,63 @@ mod tests {
             e.starts_with("config.hcl:9: current_key in seal \"static\" must not be empty"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn transit_seal_as_openbao_documents_it() {
+        let source = format!(
+            "{MINIMAL}seal \"transit\" {{\n  address = \"https://bao:8200\"\n  token = \"s.Qf1s5zigZ4OX6akYjQXJC1jY\"\n  \
+             disable_renewal = \"false\"\n  key_name = \"autounseal\"\n  mount_path = \"transit/\"\n  namespace = \"ns1/\"\n  \
+             key_id_prefix = \"p-\"\n  tls_ca_cert = \"/etc/ca.pem\"\n  tls_client_cert = \"/etc/c.pem\"\n  \
+             tls_client_key = \"/etc/k.pem\"\n  tls_server_name = \"bao\"\n  tls_skip_verify = \"false\"\n}}\n"
+        );
+        let config = crate::config::parse(&source, "config.hcl").unwrap();
+        let Some(SealConfig::Transit(t)) = config.seal else {
+            panic!("not a transit seal: {:?}", config.seal);
+        };
+        assert_eq!(t.address.as_deref(), Some("https://bao:8200"));
+        assert_eq!(t.mount_path.as_deref(), Some("transit/"));
+        assert_eq!(t.key_name.as_deref(), Some("autounseal"));
+        assert_eq!(t.disable_renewal, Some(false));
+        assert_eq!(t.tls_skip_verify, Some(false));
+        assert_eq!(t.tls_server_name.as_deref(), Some("bao"));
+        let debug = format!("{t:?}");
+        assert!(!debug.contains("Qf1s5"), "{debug}");
+        // Everything may come from the environment: an empty block parses.
+        let bare = crate::config::parse(&format!("{MINIMAL}seal \"transit\" {{}}\n"), "c.hcl");
+        assert!(matches!(bare.unwrap().seal, Some(SealConfig::Transit(_))));
+    }
+
+    #[test]
+    fn transit_seal_errors_name_the_line() {
+        let e = err(&format!(
+            "{MINIMAL}seal \"transit\" {{\n  key_name = \"k\"\n  mount_pth = \"transit\"\n}}\n"
+        ));
+        assert!(
+            e.starts_with("config.hcl:9: unknown setting \"mount_pth\" in seal \"transit\""),
+            "{e}"
+        );
+        assert!(e.contains("did you mean \"mount_path\""), "{e}");
+        let e = err(&format!(
+            "{MINIMAL}seal \"transit\" {{\n  key_name = \"k\"\n  tls_ca_path = \"/etc/cas\"\n}}\n"
+        ));
+        assert!(
+            e.starts_with("config.hcl:9: tls_ca_path in seal \"transit\" is not supported"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{MINIMAL}seal \"transit\" {{\n  disabled = \"true\"\n}}\n"
+        ));
+        assert!(e.contains("seal migration is not supported"), "{e}");
+        let e = err(&format!(
+            "{MINIMAL}seal \"transit\" {{\n  tls_skip_verify = \"perhaps\"\n}}\n"
+        ));
+        assert!(
+            e.starts_with("config.hcl:8: tls_skip_verify in seal \"transit\" must be true or false"),
+            "{e}"
+        );
+        let e = err(&format!("{MINIMAL}seal \"transit\" {{\n  token = \"\"\n}}\n"));
+        assert!(e.starts_with("config.hcl:8: token in seal \"transit\" must not be empty"), "{e}");
     }
 
     #[test]

@@ -30,5 +30,6 @@ mod metrics;
 mod rewrap_cli;
 mod server;
 mod systemd_unit;
+mod transit_seal;
 mod usage;
 mod wrapping;
