@@ -72,10 +72,7 @@ pub async fn renew_token_forever(seal: Arc<TransitSeal>) {
         match outcome {
             Ok(Some(ttl)) => {
                 delay = Duration::from_secs(1);
-                tracing::info!(
-                    ttl_secs = ttl.as_secs(),
-                    "renewed the transit seal's token"
-                );
+                tracing::info!(ttl_secs = ttl.as_secs(), "renewed the transit seal's token");
                 tokio::time::sleep((ttl / 2).max(MIN_RENEW_INTERVAL)).await;
             }
             Ok(None) => {

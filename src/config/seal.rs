@@ -40,7 +40,10 @@ const TRANSIT_SEAL_UNSUPPORTED: &[(&str, &str)] = &[
         "tls_client_cert_bytes",
         "give the certificate as a file in tls_client_cert",
     ),
-    ("tls_client_key_bytes", "give the key as a file in tls_client_key"),
+    (
+        "tls_client_key_bytes",
+        "give the key as a file in tls_client_key",
+    ),
     ("disabled", "seal migration is not supported"),
 ];
 
@@ -346,11 +349,18 @@ mod tests {
             "{MINIMAL}seal \"transit\" {{\n  tls_skip_verify = \"perhaps\"\n}}\n"
         ));
         assert!(
-            e.starts_with("config.hcl:8: tls_skip_verify in seal \"transit\" must be true or false"),
+            e.starts_with(
+                "config.hcl:8: tls_skip_verify in seal \"transit\" must be true or false"
+            ),
             "{e}"
         );
-        let e = err(&format!("{MINIMAL}seal \"transit\" {{\n  token = \"\"\n}}\n"));
-        assert!(e.starts_with("config.hcl:8: token in seal \"transit\" must not be empty"), "{e}");
+        let e = err(&format!(
+            "{MINIMAL}seal \"transit\" {{\n  token = \"\"\n}}\n"
+        ));
+        assert!(
+            e.starts_with("config.hcl:8: token in seal \"transit\" must not be empty"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -87,9 +87,7 @@ fn bao_var(env: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
 }
 
 fn first_set(env: &dyn Fn(&str) -> Option<String>, names: &[&str]) -> Option<String> {
-    names
-        .iter()
-        .find_map(|n| env(n).filter(|v| !v.is_empty()))
+    names.iter().find_map(|n| env(n).filter(|v| !v.is_empty()))
 }
 
 /// Go's `strconv.ParseBool`, naming the variable when it fails.
@@ -230,9 +228,9 @@ impl TransitSettings {
 /// never contain the token.
 fn read_token(written: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
     if let Some(name) = written.strip_prefix("env://") {
-        env(name)
-            .filter(|v| !v.trim().is_empty())
-            .ok_or_else(|| format!("seal \"transit\": token: environment variable {name} is not set"))
+        env(name).filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+            format!("seal \"transit\": token: environment variable {name} is not set")
+        })
     } else if let Some(path) = written.strip_prefix("file://") {
         std::fs::read_to_string(path)
             .map_err(|e| format!("seal \"transit\": token: cannot read {path}: {e}"))
@@ -327,8 +325,7 @@ impl TransitSeal {
     }
 
     fn key_path(&self, operation: &str) -> String {
-        let segment =
-            |s: &str| percent_encoding::utf8_percent_encode(s, PATH_SEGMENT).to_string();
+        let segment = |s: &str| percent_encoding::utf8_percent_encode(s, PATH_SEGMENT).to_string();
         let mount: Vec<String> = self.settings.mount_path.split('/').map(segment).collect();
         format!(
             "{}/{operation}/{}",
@@ -610,8 +607,8 @@ mod tests {
         };
         let e = TransitSettings::resolve(&no_token, &env_of(&[])).unwrap_err();
         assert!(e.contains("needs a token"), "{e}");
-        let e = TransitSettings::resolve(&written(), &env_of(&[("VAULT_CAPATH", "/d")]))
-            .unwrap_err();
+        let e =
+            TransitSettings::resolve(&written(), &env_of(&[("VAULT_CAPATH", "/d")])).unwrap_err();
         assert!(e.contains("BAO_CAPATH"), "{e}");
         let half = TransitSealConfig {
             tls_client_cert: Some("/c.pem".to_owned()),
@@ -644,7 +641,10 @@ mod tests {
         .unwrap();
         let seal = TransitSeal::new(settings).unwrap();
         let e = seal.unwrap(b"\x01kabc").unwrap_err();
-        assert!(matches!(e, TransitError::Rejected(ref m) if m.contains("not a transit seal envelope")), "{e}");
+        assert!(
+            matches!(e, TransitError::Rejected(ref m) if m.contains("not a transit seal envelope")),
+            "{e}"
+        );
         let other = serde_json::to_vec(&json!({
             "version": 1, "seal": "transit", "mount_path": "transit",
             "key_name": "another", "key_id": "v1", "ciphertext": "vault:v1:AAAA",

@@ -32,7 +32,12 @@ impl Unsealer {
 
     fn write(&self, path: &str, body: Value) -> Value {
         let reply = self.api.write(path, body).unwrap();
-        assert!(reply.status < 300, "{path}: {} {}", reply.status, reply.body);
+        assert!(
+            reply.status < 300,
+            "{path}: {} {}",
+            reply.status,
+            reply.body
+        );
         reply.body
     }
 
@@ -156,7 +161,10 @@ fn assert_decrypts(node: &Node, root: &str, ciphertext: &str) {
         Some(json!({ "ciphertext": ciphertext })),
     );
     assert_eq!(code, 200, "{body}");
-    assert_eq!(body["data"]["plaintext"], json!(b64(b"kept across restarts")));
+    assert_eq!(
+        body["data"]["plaintext"],
+        json!(b64(b"kept across restarts"))
+    );
 }
 
 fn restart(site: &Site, node: Node) -> Node {
@@ -187,7 +195,10 @@ fn openbao_unseals_it_across_restarts_and_remote_key_rotation() {
     let ciphertext = encrypt_something(&node, &root);
     // Only the remote ciphertext is stored, never the root key in the clear.
     let stored = String::from_utf8_lossy(&site.raw_storage()).into_owned();
-    assert!(stored.contains("\"seal\":\"transit\""), "no envelope stored");
+    assert!(
+        stored.contains("\"seal\":\"transit\""),
+        "no envelope stored"
+    );
     assert!(stored.contains("vault:v1:"), "no remote ciphertext stored");
 
     let node = restart(&site, node);
@@ -196,7 +207,11 @@ fn openbao_unseals_it_across_restarts_and_remote_key_rotation() {
     // Rotate the remote key: the next start rewraps the root key with v2...
     unsealer.write(&format!("transit/keys/{SEAL_KEY}/rotate"), json!({}));
     let node = restart(&site, node);
-    assert!(node.log_text().contains("root key rewrapped"), "{}", node.log_text());
+    assert!(
+        node.log_text().contains("root key rewrapped"),
+        "{}",
+        node.log_text()
+    );
     // ...so it still unseals once v1 may no longer decrypt.
     unsealer.write(
         &format!("transit/keys/{SEAL_KEY}/config"),
@@ -262,7 +277,10 @@ fn the_unsealers_token_is_renewed_unless_told_not_to() {
         .count();
     assert!(renewals >= 3, "{renewals} renewals:\n{}", node.log_text());
     wait_for_log(&root_token, "not renewing it", Duration::from_secs(10));
-    assert!(!node.log_text().contains(&renewed), "the token reached the log");
+    assert!(
+        !node.log_text().contains(&renewed),
+        "the token reached the log"
+    );
     assert!(!not_renewing.log_text().contains("renewed the transit"));
 }
 
@@ -307,6 +325,7 @@ fn transitd_as_the_unsealer_down_at_start_then_back() {
     assert_eq!(status["initialized"], true, "{status}");
     assert_eq!(status["sealed"], true, "{status}");
     assert_eq!(status["recovery_seal"], true, "{status}");
+    assert_eq!(status["recovery_seal_type"], "shamir", "{status}");
     let (code, _) = node.call("POST", "transit/decrypt/app", Some(&root), Some(json!({})));
     assert_eq!(code, 503, "sealed: nothing is served");
     let (code, body) = node.call(
@@ -367,6 +386,10 @@ fn tls_to_a_transitd_unsealer_with_its_ca_and_server_name() {
     .unwrap();
     let node = site.start();
     wait_for_log(&node, "unsealer did not answer", Duration::from_secs(10));
-    assert!(node.log_text().to_lowercase().contains("certificate"), "{}", node.log_text());
+    assert!(
+        node.log_text().to_lowercase().contains("certificate"),
+        "{}",
+        node.log_text()
+    );
     assert_eq!(seal_status(&node)["sealed"], true);
 }
