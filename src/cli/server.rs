@@ -245,6 +245,35 @@ fn from_config(flags: &Flags, path: &str) -> Result<(), String> {
     }
 }
 
+/// OpenBao's `BAO_SEAL_TYPE` (or `VAULT_SEAL_TYPE`): `transit` without a
+/// `seal` block configures the transit seal from the environment alone.
+/// Naming the type the file already has changes nothing; any other
+/// combination is refused rather than half applied.
+fn seal_type_from_env(
+    configured: Option<&SealConfig>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<SealConfig>, String> {
+    let Some(wanted) = ["BAO_SEAL_TYPE", "VAULT_SEAL_TYPE"]
+        .iter()
+        .find_map(|name| env(name).filter(|v| !v.is_empty()))
+    else {
+        return Ok(configured.cloned());
+    };
+    let current = match configured {
+        None => "shamir",
+        Some(SealConfig::Static { .. }) => "static",
+        Some(SealConfig::Transit(_)) => "transit",
+    };
+    match (wanted.as_str(), configured) {
+        (w, _) if w == current => Ok(configured.cloned()),
+        ("transit", None) => Ok(Some(SealConfig::Transit(Default::default()))),
+        _ => Err(format!(
+            "BAO_SEAL_TYPE is {wanted:?} but the configuration's seal is {current:?}; \
+             transitd applies BAO_SEAL_TYPE only to select \"transit\" when there is no seal block"
+        )),
+    }
+}
+
 fn build_state(config: &Config) -> Result<AppState, String> {
     let storage: Arc<dyn Storage> = match &config.storage {
         StorageConfig::Sqlite { path } => {
@@ -265,7 +294,8 @@ fn build_state(config: &Config) -> Result<AppState, String> {
         }
         StorageConfig::Inmem => Arc::new(MemoryStorage::new()),
     };
-    let seal = match &config.seal {
+    let seal_config = seal_type_from_env(config.seal.as_ref(), &process_env)?;
+    let seal = match seal_config.as_ref() {
         None => SealKind::Shamir,
         Some(SealConfig::Static {
             current_key_id,
@@ -393,6 +423,31 @@ mod tests {
         assert_eq!(
             log_format(&flags(&[]), json, &bad),
             Err("invalid BAO_LOG_FORMAT \"xml\" (known: standard, json)".to_owned())
+        );
+    }
+
+    #[test]
+    fn bao_seal_type_selects_transit_only_without_a_seal_block() {
+        let none = |_: &str| None;
+        let transit = |name: &str| (name == "VAULT_SEAL_TYPE").then(|| "transit".to_owned());
+        let static_seal = SealConfig::Static {
+            current_key_id: "1".to_owned(),
+            current_key: "env://K".to_owned(),
+            previous_key_id: None,
+            previous_key: None,
+        };
+        assert_eq!(seal_type_from_env(None, &none), Ok(None));
+        assert!(matches!(
+            seal_type_from_env(None, &transit),
+            Ok(Some(SealConfig::Transit(_)))
+        ));
+        let e = seal_type_from_env(Some(&static_seal), &transit).unwrap_err();
+        assert!(e.contains("\"static\""), "{e}");
+        let awskms = |_: &str| Some("awskms".to_owned());
+        assert!(seal_type_from_env(None, &awskms).is_err());
+        assert_eq!(
+            seal_type_from_env(Some(&static_seal), &|_: &str| Some("static".to_owned())),
+            Ok(Some(static_seal.clone()))
         );
     }
 
