@@ -381,6 +381,10 @@ impl TransitSeal {
 
     /// The root key wrapped by the remote key, as stored at `core/root-key`.
     pub fn wrap(&self, root: &SecretKey) -> Result<Vec<u8>, TransitError> {
+        encode(&self.envelope(root)?)
+    }
+
+    fn envelope(&self, root: &SecretKey) -> Result<Envelope, TransitError> {
         let plaintext =
             Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(root.expose()));
         let reply = self.call(
@@ -390,22 +394,22 @@ impl TransitSeal {
         let ciphertext = reply["data"]["ciphertext"]
             .as_str()
             .ok_or_else(|| TransitError::Rejected("encrypt reply has no ciphertext".to_owned()))?;
-        let version = ciphertext
-            .split(':')
-            .nth(1)
-            .filter(|_| ciphertext.split(':').count() == 3)
-            .ok_or_else(|| {
-                TransitError::Rejected("encrypt reply is not a vault:vN: ciphertext".to_owned())
-            })?;
-        let envelope = Envelope {
+        let version = match ciphertext.split(':').collect::<Vec<_>>().as_slice() {
+            [_, version, _] => (*version).to_owned(),
+            _ => {
+                return Err(TransitError::Rejected(
+                    "encrypt reply is not a vault:vN: ciphertext".to_owned(),
+                ));
+            }
+        };
+        Ok(Envelope {
             version: ENVELOPE_VERSION,
             seal: "transit".to_owned(),
             mount_path: self.settings.mount_path.clone(),
             key_name: self.settings.key_name.clone(),
             key_id: format!("{}{version}", self.settings.key_id_prefix),
             ciphertext: ciphertext.to_owned(),
-        };
-        serde_json::to_vec(&envelope).map_err(|e| TransitError::Rejected(e.to_string()))
+        })
     }
 
     /// The root key from the stored envelope, and a fresh envelope when the
@@ -447,11 +451,13 @@ impl TransitSeal {
         let root = SecretKey::from_slice(&raw).ok_or_else(|| {
             TransitError::Rejected("the unwrapped root key has the wrong length".to_owned())
         })?;
-        let fresh = self.wrap(&root)?;
-        let fresh_id = serde_json::from_slice::<Envelope>(&fresh)
-            .map(|e| e.key_id)
-            .unwrap_or_default();
-        let rewrapped = (fresh_id != envelope.key_id).then_some(fresh);
+        // One more call per start, to learn the remote key's newest version.
+        let fresh = self.envelope(&root)?;
+        let rewrapped = if fresh.key_id == envelope.key_id {
+            None
+        } else {
+            Some(encode(&fresh)?)
+        };
         Ok((root, rewrapped))
     }
 
@@ -464,6 +470,10 @@ impl TransitSeal {
         let renewable = auth["renewable"].as_bool().unwrap_or(false);
         Ok((renewable && ttl > 0).then(|| Duration::from_secs(ttl)))
     }
+}
+
+fn encode(envelope: &Envelope) -> Result<Vec<u8>, TransitError> {
+    serde_json::to_vec(envelope).map_err(|e| TransitError::Rejected(e.to_string()))
 }
 
 /// What a path segment may hold unescaped.

@@ -336,10 +336,20 @@ fn transitd_as_the_unsealer_down_at_start_then_back() {
     );
     assert_eq!(code, 400, "an auto seal takes no shares: {body}");
 
+    // An init while the unsealer is down fails and leaves nothing behind...
+    let fresh_site = Site::new(&seal_stanza(&unsealer_site.addr(), &token, ""));
+    let fresh = fresh_site.start();
+    let (code, body) = fresh.call("POST", "sys/init", None, Some(json!({})));
+    assert_eq!(code, 500, "{body}");
+    assert_eq!(seal_status(&fresh)["initialized"], false);
+
     // The unsealer comes back: the same process unseals, no restart.
     let _unsealer_node = unsealer_site.start();
     wait_unsealed(&node, Duration::from_secs(30));
     assert_decrypts(&node, &root, &ciphertext);
+    // ...and the init can simply be tried again.
+    fresh.init(1, 1);
+    assert_eq!(seal_status(&fresh)["sealed"], false);
 }
 
 #[test]
