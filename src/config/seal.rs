@@ -364,6 +364,26 @@ mod tests {
     }
 
     #[test]
+    fn transit_seal_in_a_json_config() {
+        let source = r#"{"storage": {"inmem": {}}, "listener": {"tcp": {"tls_disable": 1}},
+            "seal": {"transit": {"address": "https://bao:8200", "key_name": "k", "mount_path": "transit/", "tls_skip_verify": 0}}}"#;
+        let config = crate::config::parse(source, "config.json").unwrap();
+        let Some(SealConfig::Transit(t)) = config.seal else {
+            panic!("not a transit seal");
+        };
+        assert_eq!(t.tls_skip_verify, Some(false));
+        let e = crate::config::parse(
+            r#"{"storage": {"inmem": {}}, "listener": {"tcp": {"tls_disable": 1}}, "seal": {"transit": {"tls_ca_path": "/d"}}}"#,
+            "config.json",
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("config.json: seal.transit.tls_ca_path: tls_ca_path in seal \"transit\" is not supported"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn seal_debug_redacts_key_material() {
         let seal = SealConfig::Static {
             current_key_id: "1".to_owned(),

@@ -1,10 +1,10 @@
-//! Seal and unseal: the root key, its Shamir shares or static auto-unseal key,
-//! and the barrier keyring it protects.
+//! Seal and unseal: the root key, its Shamir shares or auto-unseal (a static
+//! key, or another server's transit key), and the barrier keyring it protects.
 //!
 //! On storage: `core/seal-config` (plain JSON, not secret: the seal type and
 //! share counts, written last at init, so "initialized" means it exists),
-//! `core/keyring` (the barrier keyring sealed by the root key) and, for the
-//! static seal, `core/root-key` (the root key wrapped by the static key). The
+//! `core/keyring` (the barrier keyring sealed by the root key) and, for an
+//! auto seal, `core/root-key` (the root key wrapped by its key). The
 //! root key itself is never stored when shares are used.
 
 pub mod barrier;
