@@ -698,9 +698,14 @@ fn seal_status(state: &AppState) -> ApiResult<Value> {
         "build_date": "",
         "commit_date": "",
         "migration": false,
-        "recovery_seal": matches!(state.seal_kind(), crate::seal::SealKind::Static(_)),
+        "recovery_seal": state.seal_kind().is_auto(),
         "storage_type": state.storage_kind(),
     });
+    // OpenBao names the kind of recovery key of an auto seal; Shamir
+    // shares, even when none were made.
+    if state.seal_kind().is_auto() {
+        body["recovery_seal_type"] = json!("shamir");
+    }
     if let Some(u) = &unsealed {
         body["cluster_name"] = json!(state.cluster_name);
         body["cluster_id"] = json!(u.cluster_id);

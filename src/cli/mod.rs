@@ -54,6 +54,7 @@ mod operator;
 mod rewrap;
 mod server;
 mod snapshot;
+mod transit_seal;
 
 const USAGE: &str = "usage: transitd <command> [args]\n\n\
      server              run the server (-dev, or -config=FILE)\n\

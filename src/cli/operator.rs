@@ -113,7 +113,7 @@ fn init(flags: &Flags) -> Result<ExitCode, String> {
     }
     out.push_str(&format!("\nInitial Root Token: {root}\n\n"));
     if b64.is_empty() {
-        out.push_str("The server unseals itself with its static seal key.\n");
+        out.push_str("The server unseals itself with its seal (static or transit).\n");
     } else {
         out.push_str(&format!(
             "The server is sealed. Unseal it with {} of these {} keys (`transitd operator unseal`)\n\

@@ -8,6 +8,7 @@ use crate::config::{self, Config, LOG_FORMAT_ENV, LogFormat, SealConfig, Storage
 use crate::metrics::{DEFAULT_PROMETHEUS_RETENTION, MetricsAccess, Telemetry};
 use crate::seal::SealKind;
 use crate::seal::static_key::StaticSeal;
+use crate::seal::transit::{TransitSeal, TransitSettings};
 use crate::serve::{ConnectionLimits, Listener, RESERVED_FDS, TlsFiles, raise_fd_limit, serve};
 use crate::state::{AppState, Limits};
 use crate::storage::{MemoryStorage, PostgresConfig, PostgresStorage, SqliteStorage, Storage};
@@ -159,11 +160,15 @@ fn from_config(flags: &Flags, path: &str) -> Result<(), String> {
     }
     let state = Arc::new(build_state(&config)?);
     state.check_seal_type().map_err(|e| e.to_string())?;
+    // The static key is here; the transit seal's unsealer may not be up
+    // yet, so that one is tried (and retried) once the listeners serve.
     if matches!(state.seal_kind(), SealKind::Static(_))
         && state.auto_unseal().map_err(|e| e.to_string())?
     {
         tracing::info!("unsealed with the static seal key");
     }
+    let fatal = Arc::new(std::sync::Mutex::new(None::<String>));
+    let fatal_slot = Arc::clone(&fatal);
     let asked: Vec<_> = config
         .listeners
         .iter()
@@ -201,6 +206,23 @@ fn from_config(flags: &Flags, path: &str) -> Result<(), String> {
         tokio::spawn(super::audit::reopen_audit_files_on_hangup(Arc::clone(
             &state,
         )));
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        if let SealKind::Transit(seal) = state.seal_kind() {
+            if !seal.settings().disable_renewal {
+                tokio::spawn(super::transit_seal::renew_token_forever(Arc::clone(seal)));
+            }
+            let state = Arc::clone(&state);
+            let fatal = Arc::clone(&fatal_slot);
+            tokio::spawn(async move {
+                if let Err(e) = super::transit_seal::unseal_with_retry(state).await {
+                    tracing::error!(error = %e, "auto-unseal failed; stopping");
+                    if let Ok(mut slot) = fatal.lock() {
+                        *slot = Some(e);
+                    }
+                    let _ = stop_tx.send(());
+                }
+            });
+        }
         let sealed = state.is_sealed();
         tracing::info!(
             storage = state.storage_kind(),
@@ -209,8 +231,47 @@ fn from_config(flags: &Flags, path: &str) -> Result<(), String> {
             locked_memory_bytes = crate::hygiene::memory_locked_bytes(),
             "transitd started"
         );
-        serve(crate::app(state), listeners, shutdown_signal()).await
-    })
+        let shutdown = async move {
+            tokio::select! {
+                () = shutdown_signal() => {}
+                Ok(()) = stop_rx => {}
+            }
+        };
+        serve(crate::app(state), listeners, shutdown).await
+    })?;
+    match fatal.lock().ok().and_then(|mut f| f.take()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// OpenBao's `BAO_SEAL_TYPE` (or `VAULT_SEAL_TYPE`): `transit` without a
+/// `seal` block configures the transit seal from the environment alone.
+/// Naming the type the file already has changes nothing; any other
+/// combination is refused rather than half applied.
+fn seal_type_from_env(
+    configured: Option<&SealConfig>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<SealConfig>, String> {
+    let Some(wanted) = ["BAO_SEAL_TYPE", "VAULT_SEAL_TYPE"]
+        .iter()
+        .find_map(|name| env(name).filter(|v| !v.is_empty()))
+    else {
+        return Ok(configured.cloned());
+    };
+    let current = match configured {
+        None => "shamir",
+        Some(SealConfig::Static { .. }) => "static",
+        Some(SealConfig::Transit(_)) => "transit",
+    };
+    match (wanted.as_str(), configured) {
+        (w, _) if w == current => Ok(configured.cloned()),
+        ("transit", None) => Ok(Some(SealConfig::Transit(Default::default()))),
+        _ => Err(format!(
+            "BAO_SEAL_TYPE is {wanted:?} but the configuration's seal is {current:?}; \
+             transitd applies BAO_SEAL_TYPE only to select \"transit\" when there is no seal block"
+        )),
+    }
 }
 
 fn build_state(config: &Config) -> Result<AppState, String> {
@@ -233,7 +294,8 @@ fn build_state(config: &Config) -> Result<AppState, String> {
         }
         StorageConfig::Inmem => Arc::new(MemoryStorage::new()),
     };
-    let seal = match &config.seal {
+    let seal_config = seal_type_from_env(config.seal.as_ref(), &process_env)?;
+    let seal = match seal_config.as_ref() {
         None => SealKind::Shamir,
         Some(SealConfig::Static {
             current_key_id,
@@ -246,6 +308,10 @@ fn build_state(config: &Config) -> Result<AppState, String> {
             previous_key_id.as_deref(),
             previous_key.as_deref(),
         )?),
+        Some(SealConfig::Transit(transit)) => {
+            let settings = TransitSettings::resolve(transit, &process_env)?;
+            SealKind::Transit(Arc::new(TransitSeal::new(settings)?))
+        }
     };
     Ok(
         AppState::new(storage, seal, request_limits(config), cluster_name(config))
@@ -357,6 +423,31 @@ mod tests {
         assert_eq!(
             log_format(&flags(&[]), json, &bad),
             Err("invalid BAO_LOG_FORMAT \"xml\" (known: standard, json)".to_owned())
+        );
+    }
+
+    #[test]
+    fn bao_seal_type_selects_transit_only_without_a_seal_block() {
+        let none = |_: &str| None;
+        let transit = |name: &str| (name == "VAULT_SEAL_TYPE").then(|| "transit".to_owned());
+        let static_seal = SealConfig::Static {
+            current_key_id: "1".to_owned(),
+            current_key: "env://K".to_owned(),
+            previous_key_id: None,
+            previous_key: None,
+        };
+        assert_eq!(seal_type_from_env(None, &none), Ok(None));
+        assert!(matches!(
+            seal_type_from_env(None, &transit),
+            Ok(Some(SealConfig::Transit(_)))
+        ));
+        let e = seal_type_from_env(Some(&static_seal), &transit).unwrap_err();
+        assert!(e.contains("\"static\""), "{e}");
+        let awskms = |_: &str| Some("awskms".to_owned());
+        assert!(seal_type_from_env(None, &awskms).is_err());
+        assert_eq!(
+            seal_type_from_env(Some(&static_seal), &|_: &str| Some("static".to_owned())),
+            Ok(Some(static_seal.clone()))
         );
     }
 

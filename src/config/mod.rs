@@ -69,7 +69,7 @@ use hcl_edit::Span;
 use hcl_edit::structure::{Attribute, Structure};
 
 pub use listener::{DEFAULT_ADDRESS, ListenerConfig, ListenerLimits, TlsConfig, TlsVersion};
-pub use seal::SealConfig;
+pub use seal::{SealConfig, TransitSealConfig};
 pub use storage::{
     DEFAULT_PG_MAX_PARALLEL, MAX_PG_MAX_PARALLEL, PG_CONNECTION_URL_ENV, StorageConfig,
 };

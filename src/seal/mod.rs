@@ -1,10 +1,10 @@
-//! Seal and unseal: the root key, its Shamir shares or static auto-unseal key,
-//! and the barrier keyring it protects.
+//! Seal and unseal: the root key, its Shamir shares or auto-unseal (a static
+//! key, or another server's transit key), and the barrier keyring it protects.
 //!
 //! On storage: `core/seal-config` (plain JSON, not secret: the seal type and
 //! share counts, written last at init, so "initialized" means it exists),
-//! `core/keyring` (the barrier keyring sealed by the root key) and, for the
-//! static seal, `core/root-key` (the root key wrapped by the static key). The
+//! `core/keyring` (the barrier keyring sealed by the root key) and, for an
+//! auto seal, `core/root-key` (the root key wrapped by its key). The
 //! root key itself is never stored when shares are used.
 
 pub mod barrier;
@@ -13,6 +13,7 @@ pub mod generate_root;
 pub mod lookup;
 pub mod shamir;
 pub mod static_key;
+pub mod transit;
 
 use std::sync::{Arc, Mutex};
 
@@ -27,6 +28,7 @@ use crate::storage::layout::{
 use crate::storage::{Storage, StoreError, blocking};
 use barrier::{Barrier, BarrierKeyring, SecretKey};
 use static_key::StaticSeal;
+use transit::{TransitError, TransitSeal};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
@@ -36,6 +38,9 @@ pub enum SealError {
     /// Storage or the environment failed (500/503); the text goes to the log.
     #[error("{0}")]
     Failed(String),
+    /// The auto-unseal key service did not answer; a retry may succeed.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 pub type SealResult<T> = Result<T, SealError>;
@@ -44,7 +49,16 @@ impl From<SealError> for StoreError {
     fn from(e: SealError) -> Self {
         match e {
             SealError::Invalid(m) => Self::Invalid(m),
-            SealError::Failed(m) => Self::Internal(m),
+            SealError::Failed(m) | SealError::Unavailable(m) => Self::Internal(m),
+        }
+    }
+}
+
+impl From<TransitError> for SealError {
+    fn from(e: TransitError) -> Self {
+        match e {
+            TransitError::Unavailable(_) => Self::Unavailable(e.to_string()),
+            TransitError::Rejected(_) => Self::Failed(e.to_string()),
         }
     }
 }
@@ -66,6 +80,8 @@ pub struct SealConfig {
 pub enum SealKind {
     Shamir,
     Static(StaticSeal),
+    /// Shared with the task that renews its token.
+    Transit(Arc<TransitSeal>),
 }
 
 impl SealKind {
@@ -73,7 +89,13 @@ impl SealKind {
         match self {
             Self::Shamir => "shamir",
             Self::Static(_) => "static",
+            Self::Transit(_) => "transit",
         }
+    }
+
+    /// An auto seal: the server unseals itself, no shares are handed out.
+    pub fn is_auto(&self) -> bool {
+        !matches!(self, Self::Shamir)
     }
 }
 
@@ -145,8 +167,8 @@ impl Seal {
                 shamir::check_params(shares, threshold).map_err(SealError::Invalid)?;
                 (shares, threshold)
             }
-            // No shares: the static key unseals. (Recovery keys are not offered.)
-            SealKind::Static(_) => (0, 0),
+            // No shares: the auto seal unseals. (Recovery keys are not offered.)
+            SealKind::Static(_) | SealKind::Transit(_) => (0, 0),
         };
         if self.config()?.is_some() {
             return Err(SealError::Invalid(
@@ -161,6 +183,11 @@ impl Seal {
             SealKind::Shamir => shamir::split(root.expose(), shares, threshold).map_err(failed)?,
             SealKind::Static(seal) => {
                 let wrapped = seal.wrap(&root).map_err(failed)?;
+                blocking(|| self.storage.put(ROOT_KEY_PATH, &wrapped)).map_err(failed)?;
+                Vec::new()
+            }
+            SealKind::Transit(seal) => {
+                let wrapped = seal.wrap(&root)?;
                 blocking(|| self.storage.put(ROOT_KEY_PATH, &wrapped)).map_err(failed)?;
                 Vec::new()
             }
@@ -318,10 +345,11 @@ impl Seal {
         let config = self
             .config()?
             .ok_or_else(|| SealError::Invalid("Vault is not initialized".to_owned()))?;
-        if !matches!(self.kind, SealKind::Shamir) {
-            return Err(SealError::Invalid(
-                "this server unseals itself with its static seal key".to_owned(),
-            ));
+        if self.kind.is_auto() {
+            return Err(SealError::Invalid(format!(
+                "this server unseals itself with its {} seal",
+                self.kind.name()
+            )));
         }
         let share = decode_share(key)?;
         let mut progress = self
@@ -351,25 +379,38 @@ impl Seal {
         self.open_barrier(root).map(Some)
     }
 
-    /// Auto-unseal with the static key.
+    /// Auto-unseal with the static key or the transit seal. A root key
+    /// wrapped by an older key is stored rewrapped by the current one, once
+    /// it has opened the barrier.
     pub fn auto_unseal(&self) -> SealResult<Barrier> {
-        let SealKind::Static(seal) = &self.kind else {
-            return Err(SealError::Invalid(
-                "no auto-unseal is configured".to_owned(),
-            ));
+        let stored = || {
+            blocking(|| self.storage.get(ROOT_KEY_PATH))
+                .map_err(failed)?
+                .ok_or_else(|| failed("the stored root key is missing"))
         };
-        let stored = blocking(|| self.storage.get(ROOT_KEY_PATH))
-            .map_err(failed)?
-            .ok_or_else(|| failed("the stored root key is missing"))?;
-        let (root, by_previous) = seal.unwrap(&stored).map_err(SealError::Failed)?;
-        let rewrapped = by_previous
-            .then(|| seal.wrap(&root))
-            .transpose()
-            .map_err(failed)?;
+        let (root, rewrapped) = match &self.kind {
+            SealKind::Shamir => {
+                return Err(SealError::Invalid(
+                    "no auto-unseal is configured".to_owned(),
+                ));
+            }
+            SealKind::Static(seal) => {
+                let (root, by_previous) = seal.unwrap(&stored()?).map_err(SealError::Failed)?;
+                let rewrapped = by_previous
+                    .then(|| seal.wrap(&root))
+                    .transpose()
+                    .map_err(failed)?;
+                (root, rewrapped)
+            }
+            SealKind::Transit(seal) => seal.unwrap(&stored()?)?,
+        };
         let barrier = self.open_barrier(root)?;
         if let Some(rewrapped) = rewrapped {
             blocking(|| self.storage.put(ROOT_KEY_PATH, &rewrapped)).map_err(failed)?;
-            tracing::info!("root key rewrapped with the current static seal key");
+            tracing::info!(
+                seal = self.kind.name(),
+                "root key rewrapped with the current seal key"
+            );
         }
         Ok(barrier)
     }

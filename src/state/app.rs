@@ -7,7 +7,7 @@ use arc_swap::ArcSwapOption;
 use super::unsealed::Unsealed;
 use super::{Limits, poisoned};
 use crate::seal::barrier::Barrier;
-use crate::seal::{Seal, SealKind};
+use crate::seal::{Seal, SealError, SealKind, SealResult};
 use crate::storage::{MemoryStorage, Storage, blocking, in_background};
 use crate::storage::{StoreError, StoreResult};
 
@@ -113,7 +113,8 @@ impl AppState {
         self.unsealed.load_full().ok_or(StoreError::Sealed)
     }
 
-    /// `sys/init`. The server stays sealed (Shamir) or unseals itself (static).
+    /// `sys/init`. The server stays sealed (Shamir) or unseals itself (an
+    /// auto seal).
     pub fn initialize(
         &self,
         shares: u64,
@@ -128,12 +129,10 @@ impl AppState {
         });
         let barrier = Arc::new(init.barrier);
         blocking(|| Unsealed::bootstrap(&barrier, &root_token))?;
-        let (n, t) = match self.seal.kind() {
-            SealKind::Shamir => (shares, threshold),
-            SealKind::Static(_) => (0, 0),
-        };
+        let auto = self.seal.kind().is_auto();
+        let (n, t) = if auto { (0, 0) } else { (shares, threshold) };
         self.seal.commit_init(n, t)?;
-        if matches!(self.seal.kind(), SealKind::Static(_)) {
+        if auto {
             self.install(barrier)?;
         }
         Ok(InitOutput {
@@ -161,14 +160,22 @@ impl AppState {
         self.seal.reset();
     }
 
-    /// Start-up with the static seal: unseal if initialized.
-    pub fn auto_unseal(&self) -> StoreResult<bool> {
-        let _t = self.transition.lock().map_err(|_| poisoned())?;
-        if self.seal.check_type()?.is_none() || !matches!(self.seal.kind(), SealKind::Static(_)) {
+    /// Start-up with an auto seal: unseal if initialized and still sealed.
+    /// [`SealError::Unavailable`] says a retry may succeed.
+    pub fn auto_unseal(&self) -> SealResult<bool> {
+        let _t = self
+            .transition
+            .lock()
+            .map_err(|_| SealError::Failed(poisoned().to_string()))?;
+        if !self.is_sealed() {
+            return Ok(true);
+        }
+        if self.seal.check_type()?.is_none() || !self.seal.kind().is_auto() {
             return Ok(false);
         }
         let barrier = self.seal.auto_unseal()?;
-        self.install(Arc::new(barrier))?;
+        self.install(Arc::new(barrier))
+            .map_err(|e| SealError::Failed(e.to_string()))?;
         Ok(true)
     }
 

@@ -31,5 +31,6 @@ mod rewrap_cli;
 mod server;
 mod snapshot;
 mod systemd_unit;
+mod transit_seal;
 mod usage;
 mod wrapping;
