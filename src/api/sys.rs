@@ -14,6 +14,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::metrics::MetricsAccess;
 use crate::request::Params;
 use crate::response::Reply;
+use crate::seal::InitParams;
 use crate::state::AppState;
 
 /// The OpenBao release whose API we speak (clients read it from health).
@@ -451,30 +452,68 @@ fn gauges(state: &AppState) -> crate::metrics::Gauges {
 }
 
 fn init(state: &AppState, p: &Params) -> ApiResult<Reply> {
-    let shares = p.int("secret_shares")?.unwrap_or(0);
-    let threshold = p.int("secret_threshold")?.unwrap_or(0);
+    let count = |field: &str| -> ApiResult<u64> {
+        Ok(u64::try_from(p.int(field)?.unwrap_or(0)).unwrap_or(0))
+    };
+    let params = InitParams {
+        secret_shares: count("secret_shares")?,
+        secret_threshold: count("secret_threshold")?,
+        recovery_shares: count("recovery_shares")?,
+        recovery_threshold: count("recovery_threshold")?,
+    };
     // Clients send these empty (the bao CLI does); only a real value is refused.
-    refuse_unless_default(p, &["pgp_keys", "root_token_pgp_key"])?;
-    refuse_unless_default(
-        p,
-        &["recovery_shares", "recovery_threshold", "stored_shares"],
-    )?;
-    let to_u64 = |n: i64| u64::try_from(n).unwrap_or(0);
-    let out = state.initialize(to_u64(shares), to_u64(threshold), None)?;
-    let keys: Vec<String> = out.shares.iter().map(hex::encode).collect();
-    let keys_base64: Vec<String> = out
-        .shares
+    refuse_unless_default(p, &["pgp_keys", "root_token_pgp_key", "recovery_pgp_keys"])?;
+    refuse_unless_default(p, &["stored_shares"])?;
+    // Vault's check: each seal takes only its own kind of shares.
+    let shamir_seal = matches!(state.seal_kind(), crate::seal::SealKind::Shamir);
+    let (foreign, given): (&[&str], [u64; 2]) = if shamir_seal {
+        (
+            &["recovery_shares", "recovery_threshold"],
+            [params.recovery_shares, params.recovery_threshold],
+        )
+    } else {
+        (
+            &["secret_shares", "secret_threshold"],
+            [params.secret_shares, params.secret_threshold],
+        )
+    };
+    let named: Vec<&str> = foreign
+        .iter()
+        .zip(given)
+        .filter(|(_, n)| *n != 0)
+        .map(|(f, _)| *f)
+        .collect();
+    if !named.is_empty() {
+        return Err(ApiError::bad(format!(
+            "parameters {} not applicable to seal type {}",
+            named.join(","),
+            state.seal_kind().name()
+        )));
+    }
+    let out = state.initialize(params, None)?;
+    let (keys, keys_base64) = encode_shares(&out.shares);
+    let mut body = json!({
+        "keys": keys,
+        "keys_base64": keys_base64,
+        "root_token": out.root_token.as_str(),
+    });
+    // Vault omits them when there are none.
+    if !out.recovery_shares.is_empty() {
+        let (keys, keys_base64) = encode_shares(&out.recovery_shares);
+        body["recovery_keys"] = json!(keys);
+        body["recovery_keys_base64"] = json!(keys_base64);
+    }
+    Ok(Reply::bare(body, StatusCode::OK))
+}
+
+/// Shares as Vault shows them: (hex, base64).
+pub(crate) fn encode_shares(shares: &[zeroize::Zeroizing<Vec<u8>>]) -> (Vec<String>, Vec<String>) {
+    let hex = shares.iter().map(hex::encode).collect();
+    let b64 = shares
         .iter()
         .map(|s| base64::engine::general_purpose::STANDARD.encode(s.as_slice()))
         .collect();
-    Ok(Reply::bare(
-        json!({
-            "keys": keys,
-            "keys_base64": keys_base64,
-            "root_token": out.root_token.as_str(),
-        }),
-        StatusCode::OK,
-    ))
+    (hex, b64)
 }
 
 /// `sys/key-status`. `encryptions` counts this node's barrier writes under
@@ -683,9 +722,14 @@ fn seal_status(state: &AppState) -> ApiResult<Value> {
     let config = state.seal_config()?;
     let unsealed = state.unsealed().ok();
     let (progress, nonce) = state.unseal_progress();
-    let (t, n) = config
-        .as_ref()
-        .map_or((0, 0), |c| (c.secret_threshold, c.secret_shares));
+    // Under an auto seal Vault shows the recovery shares' counts.
+    let (t, n) = config.as_ref().map_or((0, 0), |c| {
+        if crate::seal::stored_keys::is_shamir(c) {
+            (c.secret_threshold, c.secret_shares)
+        } else {
+            (c.recovery_threshold, c.recovery_shares)
+        }
+    });
     let mut body = json!({
         "type": state.seal_kind().name(),
         "initialized": config.is_some(),

@@ -7,7 +7,7 @@ use arc_swap::ArcSwapOption;
 use super::unsealed::Unsealed;
 use super::{Limits, poisoned};
 use crate::seal::barrier::Barrier;
-use crate::seal::{Seal, SealKind};
+use crate::seal::{InitParams, Seal, SealKind};
 use crate::storage::{MemoryStorage, Storage, blocking, in_background};
 use crate::storage::{StoreError, StoreResult};
 
@@ -15,6 +15,7 @@ use crate::storage::{StoreError, StoreResult};
 #[derive(Debug)]
 pub struct InitOutput {
     pub shares: Vec<zeroize::Zeroizing<Vec<u8>>>,
+    pub recovery_shares: Vec<zeroize::Zeroizing<Vec<u8>>>,
     pub root_token: zeroize::Zeroizing<String>,
 }
 
@@ -73,7 +74,7 @@ impl AppState {
             "transitd-dev".to_owned(),
         );
         // Memory storage cannot fail, nor can a fresh init with valid parameters.
-        let result = state.initialize(1, 1, Some(root_token)).and_then(|init| {
+        let result = state.initialize(InitParams::shares(1, 1), Some(root_token)).and_then(|init| {
             let share = hex::encode(
                 init.shares
                     .first()
@@ -113,31 +114,27 @@ impl AppState {
         self.unsealed.load_full().ok_or(StoreError::Sealed)
     }
 
-    /// `sys/init`. The server stays sealed (Shamir) or unseals itself (static).
+    /// `sys/init`. The server stays sealed (Shamir) or unseals itself (auto seals).
     pub fn initialize(
         &self,
-        shares: u64,
-        threshold: u64,
+        params: InitParams,
         root_token: Option<&str>,
     ) -> StoreResult<InitOutput> {
         let _t = self.transition.lock().map_err(|_| poisoned())?;
-        let init = self.seal.initialize(shares, threshold)?;
+        let init = self.seal.initialize(params)?;
         let root_token = zeroize::Zeroizing::new(match root_token {
             Some(t) if !t.is_empty() => t.to_owned(),
             _ => crate::auth::token::new_token()?,
         });
         let barrier = Arc::new(init.barrier);
         blocking(|| Unsealed::bootstrap(&barrier, &root_token))?;
-        let (n, t) = match self.seal.kind() {
-            SealKind::Shamir => (shares, threshold),
-            SealKind::Static(_) => (0, 0),
-        };
-        self.seal.commit_init(n, t)?;
+        self.seal.commit_init(&init.config)?;
         if matches!(self.seal.kind(), SealKind::Static(_)) {
             self.install(barrier)?;
         }
         Ok(InitOutput {
             shares: init.shares,
+            recovery_shares: init.recovery_shares,
             root_token,
         })
     }
@@ -301,7 +298,7 @@ mod tests {
             Limits::default(),
             "c".to_owned(),
         );
-        let init = state.initialize(1, 1, Some("root")).unwrap();
+        let init = state.initialize(InitParams::shares(1, 1), Some("root")).unwrap();
         assert!(
             state
                 .unseal(&hex::encode(init.shares[0].as_slice()))
