@@ -15,10 +15,19 @@ use crate::metrics::MetricsAccess;
 use crate::request::Params;
 use crate::response::Reply;
 use crate::seal::InitParams;
+pub(crate) use crate::seal::rekey::Target as RekeyTarget;
 use crate::state::AppState;
 
 /// The OpenBao release whose API we speak (clients read it from health).
 pub const COMPAT_VERSION: &str = "2.7.2";
+
+/// Which `sys/rekey…/` endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RekeyStep {
+    Init,
+    Update,
+    Verify,
+}
 
 /// One `sys/` path, its names canonical ([`names`]). Which operations each
 /// takes, and which need no token or need `sudo`, is said here only.
@@ -40,6 +49,13 @@ pub(crate) enum SysPath {
     GenerateRoot {
         update: bool,
         with_token: bool,
+    },
+    /// `sys/rekey/{init,update,verify}` and, for the recovery keys,
+    /// `sys/rekey-recovery-key/…` (no token, as in Vault: the shares are
+    /// the authority; bare body): `api/rekey.rs`
+    Rekey {
+        target: RekeyTarget,
+        step: RekeyStep,
     },
     /// `sys/mounts`
     Mounts,
@@ -160,6 +176,26 @@ impl SysPath {
             },
             "mounts" => S::Mounts,
             "policy" => S::PolicyNames,
+            "rekey/init"
+            | "rekey/update"
+            | "rekey/verify"
+            | "rekey-recovery-key/init"
+            | "rekey-recovery-key/update"
+            | "rekey-recovery-key/verify" => {
+                let (family, step) = rest.split_once('/').unwrap_or_default();
+                S::Rekey {
+                    target: if family == "rekey" {
+                        RekeyTarget::Unseal
+                    } else {
+                        RekeyTarget::Recovery
+                    },
+                    step: match step {
+                        "init" => RekeyStep::Init,
+                        "update" => RekeyStep::Update,
+                        _ => RekeyStep::Verify,
+                    },
+                }
+            }
             "policies/acl" => S::AclPolicyNames,
             "capabilities-self" => S::CapabilitiesSelf,
             "auth" => S::AuthMethods,
@@ -181,6 +217,10 @@ impl SysPath {
             S::Metrics { .. } => op == Read,
             S::Rotate | S::GenerateRoot { update: true, .. } => op == Update,
             S::GenerateRoot { update: false, .. } => matches!(op, Read | Update | Delete),
+            S::Rekey { step, .. } => match step {
+                RekeyStep::Update => op == Update,
+                RekeyStep::Init | RekeyStep::Verify => matches!(op, Read | Update | Delete),
+            },
             S::Init => matches!(op, Read | Update),
             S::Unseal | S::Seal | S::CapabilitiesSelf | S::AuditHash(_) => op == Update,
             S::RevokePrefix { .. } => op == Update,
@@ -203,7 +243,7 @@ impl SysPath {
                 Self::GenerateRoot {
                     with_token: false,
                     ..
-                }
+                } | Self::Rekey { .. }
             )
     }
 
@@ -224,6 +264,7 @@ impl SysPath {
             | S::Rotate
             | S::KeyStatus
             | S::GenerateRoot { .. }
+            | S::Rekey { .. }
             | S::Mounts
             | S::Mount(_)
             | S::PolicyNames
@@ -260,6 +301,7 @@ impl SysPath {
             | S::SealStatus
             | S::KeyStatus
             | S::GenerateRoot { .. }
+            | S::Rekey { .. }
             | S::Init
             | S::Unseal
             | S::Leader
@@ -349,6 +391,7 @@ pub(crate) fn serve(
         // `api::serve_public`. Never from here.
         (
             S::Wrapping(_)
+            | S::Rekey { .. }
             | S::GenerateRoot {
                 with_token: false, ..
             },
@@ -745,6 +788,9 @@ fn seal_status(state: &AppState) -> ApiResult<Value> {
         "recovery_seal": matches!(state.seal_kind(), crate::seal::SealKind::Static(_)),
         "storage_type": state.storage_kind(),
     });
+    if !matches!(state.seal_kind(), crate::seal::SealKind::Shamir) {
+        body["recovery_seal_type"] = json!("shamir");
+    }
     if let Some(u) = &unsealed {
         body["cluster_name"] = json!(state.cluster_name);
         body["cluster_id"] = json!(u.cluster_id);

@@ -405,10 +405,12 @@ impl Barrier {
             let current = BarrierKeyring::open(&self.root, &stored)?;
             let next = current.rotated()?;
             let sealed = next.seal(&self.root)?;
+            crate::crash_point::here("rotate-before-commit");
             if self
                 .storage
                 .compare_and_swap(KEYRING_PATH, Some(&stored), Some(&sealed))?
             {
+                crate::crash_point::here("rotate-after-commit");
                 let term = next.active().0;
                 self.install(next);
                 self.encryptions.store(0, Ordering::Relaxed);

@@ -214,7 +214,12 @@ impl Seal {
                 .map_err(SealError::Invalid)?;
         } else if params.recovery_shares > 0 || params.recovery_threshold > 0 {
             shamir::check_params(params.recovery_shares, params.recovery_threshold).map_err(
-                |e| SealError::Invalid(e.replace("invalid seal configuration", "invalid recovery configuration")),
+                |e| {
+                    SealError::Invalid(e.replace(
+                        "invalid seal configuration",
+                        "invalid recovery configuration",
+                    ))
+                },
             )?;
         }
         if self.config()?.is_some() {
@@ -550,7 +555,10 @@ mod tests {
         let init = seal.initialize(params(5, 3)).unwrap();
         seal.commit_init(&init.config).unwrap();
         init.barrier.put("x", b"v").unwrap();
-        assert!(matches!(seal.initialize(params(1, 1)), Err(SealError::Invalid(_))));
+        assert!(matches!(
+            seal.initialize(params(1, 1)),
+            Err(SealError::Invalid(_))
+        ));
         let hexes: Vec<String> = init.shares.iter().map(hex::encode).collect();
         assert!(seal.submit_share(&hexes[4]).unwrap().is_none());
         assert!(
@@ -639,7 +647,10 @@ mod tests {
         let foreign: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
         foreign.put("logical/something", b"x").unwrap();
         let seal = Seal::new(Arc::clone(&foreign), SealKind::Shamir);
-        assert!(matches!(seal.initialize(params(1, 1)), Err(SealError::Invalid(_))));
+        assert!(matches!(
+            seal.initialize(params(1, 1)),
+            Err(SealError::Invalid(_))
+        ));
         assert!(foreign.get("logical/something").unwrap().is_some());
     }
 

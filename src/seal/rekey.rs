@@ -14,8 +14,8 @@ use zeroize::Zeroizing;
 
 use super::barrier::{Barrier, SecretKey};
 use super::stored_keys::{self, NewKey};
-use super::{SealError, SealResult, combine_shares, decode_share, failed, read_config_raw};
 use super::{SealConfig, replace_config, shamir};
+use super::{SealError, SealResult, combine_shares, decode_share, failed, read_config_raw};
 
 /// Which shares an attempt replaces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,7 +180,12 @@ impl Rekey {
     /// `PUT update`: one current share. At the threshold the shares must
     /// prove authority; then new shares are made and, without verification,
     /// made current. `Ok(None)`: more are needed.
-    pub fn update(&self, barrier: &Barrier, key: &str, nonce: &str) -> SealResult<Option<Completed>> {
+    pub fn update(
+        &self,
+        barrier: &Barrier,
+        key: &str,
+        nonce: &str,
+    ) -> SealResult<Option<Completed>> {
         let share = decode_share(key)?;
         let (config, raw) = read_config_raw(barrier.storage().as_ref())?;
         let required = self.required(&config)?;

@@ -145,7 +145,9 @@ pub fn authorizes(config: &SealConfig, barrier: &Barrier, combined: SecretKey) -
     let sealed = STANDARD
         .decode(stored)
         .map_err(|e| failed(format!("the stored recovery key is unreadable: {e}")))?;
-    let key = barrier.open(RECOVERY_KEY_BINDING, &sealed).map_err(failed)?;
+    let key = barrier
+        .open(RECOVERY_KEY_BINDING, &sealed)
+        .map_err(failed)?;
     Ok(bool::from(key.as_slice().ct_eq(combined.expose())))
 }
 

@@ -74,15 +74,17 @@ impl AppState {
             "transitd-dev".to_owned(),
         );
         // Memory storage cannot fail, nor can a fresh init with valid parameters.
-        let result = state.initialize(InitParams::shares(1, 1), Some(root_token)).and_then(|init| {
-            let share = hex::encode(
-                init.shares
-                    .first()
-                    .map(|s| s.as_slice())
-                    .unwrap_or_default(),
-            );
-            state.unseal(&share).map(|_| ())
-        });
+        let result = state
+            .initialize(InitParams::shares(1, 1), Some(root_token))
+            .and_then(|init| {
+                let share = hex::encode(
+                    init.shares
+                        .first()
+                        .map(|s| s.as_slice())
+                        .unwrap_or_default(),
+                );
+                state.unseal(&share).map(|_| ())
+            });
         if let Err(e) = result {
             tracing::error!(error = %e, "dev mode failed to initialize");
         }
@@ -298,7 +300,9 @@ mod tests {
             Limits::default(),
             "c".to_owned(),
         );
-        let init = state.initialize(InitParams::shares(1, 1), Some("root")).unwrap();
+        let init = state
+            .initialize(InitParams::shares(1, 1), Some("root"))
+            .unwrap();
         assert!(
             state
                 .unseal(&hex::encode(init.shares[0].as_slice()))
