@@ -374,7 +374,7 @@ mod tests {
                     with_token: true,
                 } => "sys generate-root-token update",
                 S::Rekey { target, step } => {
-                    use super::sys::{RekeyStep as St, RekeyTarget as Tg};
+                    use crate::api::sys::{RekeyStep as St, RekeyTarget as Tg};
                     match (target, step) {
                         (Tg::Unseal, St::Init) => "sys rekey init",
                         (Tg::Unseal, St::Update) => "sys rekey update",

@@ -64,6 +64,17 @@ impl Site {
         Node::start(&self.config(), &self.addr(), self.dir.path())
     }
 
+    /// A node that kills itself (SIGKILL) when it reaches the named
+    /// `crate::crash_point` inside an operation.
+    pub fn start_crashing_at(&self, point: &str) -> Node {
+        Node::start_with_env(
+            &self.config(),
+            &self.addr(),
+            self.dir.path(),
+            &[("TRANSITD_CRASH_AT", point)],
+        )
+    }
+
     /// Every byte SQLite keeps for this site (database, WAL, shared memory).
     pub fn raw_storage(&self) -> Vec<u8> {
         let mut all = Vec::new();
@@ -93,6 +104,10 @@ impl Drop for Node {
 
 impl Node {
     pub fn start(config: &Path, addr: &str, dir: &Path) -> Self {
+        Self::start_with_env(config, addr, dir, &[])
+    }
+
+    pub fn start_with_env(config: &Path, addr: &str, dir: &Path, env: &[(&str, &str)]) -> Self {
         let log = dir.join(format!(
             "server-{}.log",
             Instant::now().elapsed().as_nanos()
@@ -105,6 +120,7 @@ impl Node {
             .current_dir(dir)
             .env_remove("VAULT_ADDR")
             .env_remove("BAO_ADDR")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -157,6 +173,22 @@ impl Node {
 
     pub fn log_text(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Wait for the process to end by itself (a crash point), within 10 s.
+    pub fn wait_killed(mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(!status.success(), "exited cleanly: {status}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "the node did not die at its crash point:\n{}",
+            self.log_text()
+        );
     }
 
     /// SIGKILL: no shutdown code runs.
