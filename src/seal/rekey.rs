@@ -347,3 +347,89 @@ impl Rekey {
         Ok(Some(done_nonce))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::seal::barrier::BarrierKeyring;
+    use crate::seal::{Seal, SealKind};
+    use crate::storage::layout::{KEYRING, SEAL_CONFIG};
+    use crate::storage::{MemoryStorage, Storage};
+
+    /// A store as transitd wrote it before unseal keys: the 1-of-1 share is
+    /// the root key and `core/seal-config` has no stored root key.
+    fn legacy_store() -> (Arc<dyn Storage>, String) {
+        let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+        let root = SecretKey::random().unwrap();
+        let sealed = BarrierKeyring::generate().unwrap().seal(&root).unwrap();
+        storage.put(KEYRING, &sealed).unwrap();
+        let legacy = br#"{"type":"shamir","secret_shares":1,"secret_threshold":1}"#;
+        storage.put(SEAL_CONFIG, legacy).unwrap();
+        (storage, hex::encode(root.expose()))
+    }
+
+    #[test]
+    fn a_legacy_store_unseals_and_its_first_rekey_converts_it() {
+        let (storage, root_share) = legacy_store();
+        let seal = Seal::new(Arc::clone(&storage), SealKind::Shamir);
+        let barrier = seal.submit_share(&root_share).unwrap().unwrap();
+        barrier.put("x", b"kept").unwrap();
+
+        let rekey = Rekey::new(Target::Unseal);
+        let request = Request {
+            shares: 3,
+            threshold: 2,
+            require_verification: false,
+        };
+        rekey
+            .start(&seal.config().unwrap().unwrap(), request)
+            .unwrap();
+        let status = rekey.status().unwrap();
+        let done = rekey
+            .update(&barrier, &root_share, &status.nonce)
+            .unwrap()
+            .unwrap();
+        let config = seal.config().unwrap().unwrap();
+        assert!(config.stored_root_key.is_some(), "converted");
+        assert_eq!((config.secret_shares, config.secret_threshold), (3, 2));
+
+        // The root key share stops working; two new shares open the same data.
+        let again = Seal::new(Arc::clone(&storage), SealKind::Shamir);
+        assert!(again.submit_share(&root_share).unwrap().is_none());
+        again.reset();
+        let new: Vec<String> = done.shares.iter().map(hex::encode).collect();
+        assert!(again.submit_share(&new[2]).unwrap().is_none());
+        let reopened = again.submit_share(&new[0]).unwrap().unwrap();
+        assert_eq!(reopened.get("x").unwrap().unwrap().as_slice(), b"kept");
+    }
+
+    #[test]
+    fn wrong_shares_spend_the_attempt_and_change_nothing() {
+        let (storage, root_share) = legacy_store();
+        let seal = Seal::new(Arc::clone(&storage), SealKind::Shamir);
+        let barrier = seal.submit_share(&root_share).unwrap().unwrap();
+        let before = storage.get(SEAL_CONFIG).unwrap();
+        let rekey = Rekey::new(Target::Unseal);
+        let request = Request {
+            shares: 1,
+            threshold: 1,
+            require_verification: false,
+        };
+        let config = seal.config().unwrap().unwrap();
+        assert!(
+            Rekey::new(Target::Recovery)
+                .start(&config, request)
+                .is_err()
+        );
+        rekey.start(&config, request).unwrap();
+        let nonce = rekey.status().unwrap().nonce;
+        let err = rekey
+            .update(&barrier, &hex::encode([1u8; 32]), &nonce)
+            .unwrap_err();
+        assert!(err.to_string().contains("verification failed"), "{err}");
+        assert_eq!(storage.get(SEAL_CONFIG).unwrap(), before);
+        assert_eq!(rekey.status().unwrap().progress, 0);
+    }
+}
