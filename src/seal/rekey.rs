@@ -152,7 +152,8 @@ impl Rekey {
                 Target::Unseal => "invalid rekey seal configuration",
                 Target::Recovery => "invalid recovery configuration",
             };
-            SealError::Invalid(format!("{what}: {e}"))
+            let problem = e.trim_start_matches("invalid seal configuration: ");
+            SealError::Invalid(format!("{what}: {problem}"))
         })?;
         let mut guard = self.attempt.lock().map_err(|_| attempt_lock())?;
         if guard.is_some() {
