@@ -212,9 +212,14 @@ impl Rekey {
             )));
         }
         if attempt.progress.iter().any(|s| bool::from(s.ct_eq(&share))) {
-            return Err(SealError::Invalid(
-                "given key has already been provided during this generation operation".to_owned(),
-            ));
+            // Vault's words differ by target.
+            let operation = match self.target {
+                Target::Unseal => "generation",
+                Target::Recovery => "rekey",
+            };
+            return Err(SealError::Invalid(format!(
+                "given key has already been provided during this {operation} operation"
+            )));
         }
         attempt.progress.push(share);
         if (attempt.progress.len() as u64) < required {
