@@ -558,3 +558,48 @@ fn kill_9_inside_a_recovery_rekey_leaves_the_old_or_the_new_recovery_keys() {
         generate_root(&node, &new).expect("new recovery key after a crash after the switch");
     decrypts(&node, &token, &ciphertext);
 }
+
+/// Two Shamir nodes on one PostgreSQL database: a rekey on one leaves the
+/// other serving (the root key it holds does not change), and from then on
+/// every node unseals with the new shares only.
+#[test]
+fn a_rekey_on_one_cluster_node_leaves_the_others_serving() {
+    use crate::cluster::{PG_URL, Schema, database_lock};
+    let _db = database_lock();
+    let schema = Schema::new();
+    let storage = format!(
+        "storage \"postgresql\" {{\n  connection_url = \"{PG_URL}\"\n  schema = \"{}\"\n}}",
+        schema.0
+    );
+    let (site_a, site_b) = (
+        Site::with_storage(&storage, "disable_mlock = true"),
+        Site::with_storage(&storage, "disable_mlock = true"),
+    );
+    let a = site_a.start();
+    let (old, root) = a.init(3, 2);
+    a.unseal(&old[..2]);
+    let b = site_b.start();
+    b.unseal(&old[1..]);
+    let (code, body) = a.call("POST", "transit/keys/k", Some(&root), None);
+    assert!(code == 200 || code == 204, "{body}");
+    let ciphertext = encrypt(&a, &root);
+
+    let done = rekey(&a, "rekey", &old[..2], 2, 2, false);
+    let new = strings(&done["keys"]);
+    // B still serves, reads A's writes and writes for A.
+    decrypts(&b, &root, &ciphertext);
+    let from_b = encrypt(&b, &root);
+    decrypts(&a, &root, &from_b);
+    let (_, status) = b.call("GET", "sys/seal-status", None, None);
+    assert_eq!(
+        (status["t"].clone(), status["n"].clone()),
+        (json!(2), json!(2))
+    );
+
+    b.kill9();
+    let b = site_b.start();
+    assert!(!unseals_with(&b, &old[..2]));
+    assert!(unseals_with(&b, &new));
+    decrypts(&b, &root, &ciphertext);
+    decrypts(&b, &root, &from_b);
+}
