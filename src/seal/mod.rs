@@ -1,8 +1,9 @@
 //! Seal and unseal: the root key, its Shamir shares or static auto-unseal key,
 //! and the barrier keyring it protects.
 //!
-//! On storage: `core/seal-config` (plain JSON, not secret: the seal type and
-//! share counts, written last at init, so "initialized" means it exists),
+//! On storage: `core/seal-config` (plain JSON: the seal type, share counts
+//! and the keys they rebuild, each stored sealed (`stored_keys.rs`); written
+//! last at init, so "initialized" means it exists),
 //! `core/keyring` (the barrier keyring sealed by the root key) and, for the
 //! static seal, `core/root-key` (the root key wrapped by the static key). The
 //! root key itself is never stored in the clear; what unseals it, and what
