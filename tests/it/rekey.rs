@@ -247,6 +247,14 @@ fn verification_keeps_the_old_shares_until_the_new_ones_come_back() {
     let (site, old, root, ciphertext) = shamir_site(1, 1);
     let node = site.start();
     node.unseal(&old);
+    let audit_path = site.dir.path().join("audit.log");
+    let (code, body) = node.call(
+        "PUT",
+        "sys/audit/file",
+        Some(&root),
+        Some(json!({"type": "file", "options": {"file_path": audit_path.display().to_string()}})),
+    );
+    assert_eq!(code, 204, "{body}");
     let done = rekey(&node, "rekey", &old, 3, 2, true);
     assert_eq!(done["verification_required"], json!(true), "{done}");
     let new = strings(&done["keys"]);
@@ -296,6 +304,16 @@ fn verification_keeps_the_old_shares_until_the_new_ones_come_back() {
     );
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["complete"], json!(true), "{body}");
+    // Old and new shares reach the audit log only HMACed.
+    let audit = std::fs::read_to_string(&audit_path).unwrap();
+    assert!(audit.contains("sys/rekey/verify"), "not audited");
+    let b64 = strings(&done["keys_base64"]);
+    for secret in old.iter().chain(&new).chain(&b64) {
+        assert!(
+            !audit.contains(secret.as_str()),
+            "{secret} in the audit log"
+        );
+    }
     node.kill9();
     let node = site.start();
     assert!(!unseals_with(&node, &old));
