@@ -93,6 +93,12 @@ impl From<transit_keys::Error> for ApiError {
     }
 }
 
+impl From<crate::seal::SealError> for ApiError {
+    fn from(e: crate::seal::SealError) -> Self {
+        StoreError::from(e).into()
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

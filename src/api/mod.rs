@@ -39,6 +39,7 @@ mod keys;
 pub(crate) mod login;
 mod misc;
 mod names;
+mod rekey;
 mod route;
 mod sign;
 pub(crate) mod sys;
@@ -384,6 +385,12 @@ fn serve_public(
                 return Err(refused);
             }
             generate_root::serve(unsealed, request.op, path, p)
+        }
+        Route::Sys(SysPath::Rekey { target, step }) => {
+            if let Some(refused) = request.refusal() {
+                return Err(refused);
+            }
+            rekey::serve(unsealed, request.op, *target, *step, p)
         }
         _ => serve_login(unsealed, request, p, client, now),
     }

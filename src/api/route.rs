@@ -373,6 +373,17 @@ mod tests {
                     update: true,
                     with_token: true,
                 } => "sys generate-root-token update",
+                S::Rekey { target, step } => {
+                    use crate::api::sys::{RekeyStep as St, RekeyTarget as Tg};
+                    match (target, step) {
+                        (Tg::Unseal, St::Init) => "sys rekey init",
+                        (Tg::Unseal, St::Update) => "sys rekey update",
+                        (Tg::Unseal, St::Verify) => "sys rekey verify",
+                        (Tg::Recovery, St::Init) => "sys rekey-recovery-key init",
+                        (Tg::Recovery, St::Update) => "sys rekey-recovery-key update",
+                        (Tg::Recovery, St::Verify) => "sys rekey-recovery-key verify",
+                    }
+                }
                 S::Mounts => "sys mounts",
                 S::Mount(_) => "sys mount",
                 S::PolicyNames => "sys policy names",
@@ -514,6 +525,12 @@ mod tests {
         ("sys/generate-root/update",                 true,  false, false, false, "U"),
         ("sys/generate-root-token/attempt",          false, false, false, false, "RUD"),
         ("sys/generate-root-token/update",           false, false, false, false, "U"),
+        ("sys/rekey/init",                           true,  false, false, false, "RUD"),
+        ("sys/rekey/update",                         true,  false, false, false, "U"),
+        ("sys/rekey/verify",                         true,  false, false, false, "RUD"),
+        ("sys/rekey-recovery-key/init",              true,  false, false, false, "RUD"),
+        ("sys/rekey-recovery-key/update",            true,  false, false, false, "U"),
+        ("sys/rekey-recovery-key/verify",            true,  false, false, false, "RUD"),
         ("sys/rotate/keyring",                       false, true,  false, false, "U"),
         ("sys/mounts",                               false, false, false, false, "R"),
         ("sys/mounts/m",                             false, false, false, false, "UD"),

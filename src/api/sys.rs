@@ -14,10 +14,20 @@ use crate::error::{ApiError, ApiResult};
 use crate::metrics::MetricsAccess;
 use crate::request::Params;
 use crate::response::Reply;
+use crate::seal::InitParams;
+pub(crate) use crate::seal::rekey::Target as RekeyTarget;
 use crate::state::AppState;
 
 /// The OpenBao release whose API we speak (clients read it from health).
 pub const COMPAT_VERSION: &str = "2.7.2";
+
+/// Which `sys/rekey…/` endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RekeyStep {
+    Init,
+    Update,
+    Verify,
+}
 
 /// One `sys/` path, its names canonical ([`names`]). Which operations each
 /// takes, and which need no token or need `sudo`, is said here only.
@@ -39,6 +49,13 @@ pub(crate) enum SysPath {
     GenerateRoot {
         update: bool,
         with_token: bool,
+    },
+    /// `sys/rekey/{init,update,verify}` and, for the recovery keys,
+    /// `sys/rekey-recovery-key/…` (no token, as in Vault: the shares are
+    /// the authority; bare body): `api/rekey.rs`
+    Rekey {
+        target: RekeyTarget,
+        step: RekeyStep,
     },
     /// `sys/mounts`
     Mounts,
@@ -159,6 +176,26 @@ impl SysPath {
             },
             "mounts" => S::Mounts,
             "policy" => S::PolicyNames,
+            "rekey/init"
+            | "rekey/update"
+            | "rekey/verify"
+            | "rekey-recovery-key/init"
+            | "rekey-recovery-key/update"
+            | "rekey-recovery-key/verify" => {
+                let (family, step) = rest.split_once('/').unwrap_or_default();
+                S::Rekey {
+                    target: if family == "rekey" {
+                        RekeyTarget::Unseal
+                    } else {
+                        RekeyTarget::Recovery
+                    },
+                    step: match step {
+                        "init" => RekeyStep::Init,
+                        "update" => RekeyStep::Update,
+                        _ => RekeyStep::Verify,
+                    },
+                }
+            }
             "policies/acl" => S::AclPolicyNames,
             "capabilities-self" => S::CapabilitiesSelf,
             "auth" => S::AuthMethods,
@@ -180,6 +217,10 @@ impl SysPath {
             S::Metrics { .. } => op == Read,
             S::Rotate | S::GenerateRoot { update: true, .. } => op == Update,
             S::GenerateRoot { update: false, .. } => matches!(op, Read | Update | Delete),
+            S::Rekey { step, .. } => match step {
+                RekeyStep::Update => op == Update,
+                RekeyStep::Init | RekeyStep::Verify => matches!(op, Read | Update | Delete),
+            },
             S::Init => matches!(op, Read | Update),
             S::Unseal | S::Seal | S::CapabilitiesSelf | S::AuditHash(_) => op == Update,
             S::RevokePrefix { .. } => op == Update,
@@ -202,7 +243,7 @@ impl SysPath {
                 Self::GenerateRoot {
                     with_token: false,
                     ..
-                }
+                } | Self::Rekey { .. }
             )
     }
 
@@ -223,6 +264,7 @@ impl SysPath {
             | S::Rotate
             | S::KeyStatus
             | S::GenerateRoot { .. }
+            | S::Rekey { .. }
             | S::Mounts
             | S::Mount(_)
             | S::PolicyNames
@@ -259,6 +301,7 @@ impl SysPath {
             | S::SealStatus
             | S::KeyStatus
             | S::GenerateRoot { .. }
+            | S::Rekey { .. }
             | S::Init
             | S::Unseal
             | S::Leader
@@ -348,6 +391,7 @@ pub(crate) fn serve(
         // `api::serve_public`. Never from here.
         (
             S::Wrapping(_)
+            | S::Rekey { .. }
             | S::GenerateRoot {
                 with_token: false, ..
             },
@@ -451,30 +495,68 @@ fn gauges(state: &AppState) -> crate::metrics::Gauges {
 }
 
 fn init(state: &AppState, p: &Params) -> ApiResult<Reply> {
-    let shares = p.int("secret_shares")?.unwrap_or(0);
-    let threshold = p.int("secret_threshold")?.unwrap_or(0);
+    let count = |field: &str| -> ApiResult<u64> {
+        Ok(u64::try_from(p.int(field)?.unwrap_or(0)).unwrap_or(0))
+    };
+    let params = InitParams {
+        secret_shares: count("secret_shares")?,
+        secret_threshold: count("secret_threshold")?,
+        recovery_shares: count("recovery_shares")?,
+        recovery_threshold: count("recovery_threshold")?,
+    };
     // Clients send these empty (the bao CLI does); only a real value is refused.
-    refuse_unless_default(p, &["pgp_keys", "root_token_pgp_key"])?;
-    refuse_unless_default(
-        p,
-        &["recovery_shares", "recovery_threshold", "stored_shares"],
-    )?;
-    let to_u64 = |n: i64| u64::try_from(n).unwrap_or(0);
-    let out = state.initialize(to_u64(shares), to_u64(threshold), None)?;
-    let keys: Vec<String> = out.shares.iter().map(hex::encode).collect();
-    let keys_base64: Vec<String> = out
-        .shares
+    refuse_unless_default(p, &["pgp_keys", "root_token_pgp_key", "recovery_pgp_keys"])?;
+    refuse_unless_default(p, &["stored_shares"])?;
+    // Vault's check: each seal takes only its own kind of shares.
+    let shamir_seal = matches!(state.seal_kind(), crate::seal::SealKind::Shamir);
+    let (foreign, given): (&[&str], [u64; 2]) = if shamir_seal {
+        (
+            &["recovery_shares", "recovery_threshold"],
+            [params.recovery_shares, params.recovery_threshold],
+        )
+    } else {
+        (
+            &["secret_shares", "secret_threshold"],
+            [params.secret_shares, params.secret_threshold],
+        )
+    };
+    let named: Vec<&str> = foreign
+        .iter()
+        .zip(given)
+        .filter(|(_, n)| *n != 0)
+        .map(|(f, _)| *f)
+        .collect();
+    if !named.is_empty() {
+        return Err(ApiError::bad(format!(
+            "parameters {} not applicable to seal type {}",
+            named.join(","),
+            state.seal_kind().name()
+        )));
+    }
+    let out = state.initialize(params, None)?;
+    let (keys, keys_base64) = encode_shares(&out.shares);
+    let mut body = json!({
+        "keys": keys,
+        "keys_base64": keys_base64,
+        "root_token": out.root_token.as_str(),
+    });
+    // Vault omits them when there are none.
+    if !out.recovery_shares.is_empty() {
+        let (keys, keys_base64) = encode_shares(&out.recovery_shares);
+        body["recovery_keys"] = json!(keys);
+        body["recovery_keys_base64"] = json!(keys_base64);
+    }
+    Ok(Reply::bare(body, StatusCode::OK))
+}
+
+/// Shares as Vault shows them: (hex, base64).
+pub(crate) fn encode_shares(shares: &[zeroize::Zeroizing<Vec<u8>>]) -> (Vec<String>, Vec<String>) {
+    let hex = shares.iter().map(hex::encode).collect();
+    let b64 = shares
         .iter()
         .map(|s| base64::engine::general_purpose::STANDARD.encode(s.as_slice()))
         .collect();
-    Ok(Reply::bare(
-        json!({
-            "keys": keys,
-            "keys_base64": keys_base64,
-            "root_token": out.root_token.as_str(),
-        }),
-        StatusCode::OK,
-    ))
+    (hex, b64)
 }
 
 /// `sys/key-status`. `encryptions` counts this node's barrier writes under
@@ -683,9 +765,14 @@ fn seal_status(state: &AppState) -> ApiResult<Value> {
     let config = state.seal_config()?;
     let unsealed = state.unsealed().ok();
     let (progress, nonce) = state.unseal_progress();
-    let (t, n) = config
-        .as_ref()
-        .map_or((0, 0), |c| (c.secret_threshold, c.secret_shares));
+    // Under an auto seal Vault shows the recovery shares' counts.
+    let (t, n) = config.as_ref().map_or((0, 0), |c| {
+        if crate::seal::stored_keys::is_shamir(c) {
+            (c.secret_threshold, c.secret_shares)
+        } else {
+            (c.recovery_threshold, c.recovery_shares)
+        }
+    });
     let mut body = json!({
         "type": state.seal_kind().name(),
         "initialized": config.is_some(),

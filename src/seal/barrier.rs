@@ -367,6 +367,12 @@ impl Barrier {
         bool::from(self.root.expose().ct_eq(candidate.expose()))
     }
 
+    /// The root key sealed by `unseal_key` for `path`: what Shamir shares
+    /// unlock (`seal/stored_keys.rs`). The root key itself never leaves here.
+    pub fn root_sealed_by(&self, unseal_key: &SecretKey, path: &str) -> BarrierResult<Vec<u8>> {
+        seal_entry(unseal_key, 0, path, self.root.expose())
+    }
+
     /// (active term, its install time in unix seconds, entries this node sealed)
     pub fn key_status(&self) -> (u32, i64, u64) {
         let (term, installed) = self.keyring().active_term();
@@ -399,10 +405,12 @@ impl Barrier {
             let current = BarrierKeyring::open(&self.root, &stored)?;
             let next = current.rotated()?;
             let sealed = next.seal(&self.root)?;
+            crate::crash_point::here("rotate-before-commit");
             if self
                 .storage
                 .compare_and_swap(KEYRING_PATH, Some(&stored), Some(&sealed))?
             {
+                crate::crash_point::here("rotate-after-commit");
                 let term = next.active().0;
                 self.install(next);
                 self.encryptions.store(0, Ordering::Relaxed);

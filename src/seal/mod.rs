@@ -1,18 +1,22 @@
 //! Seal and unseal: the root key, its Shamir shares or auto-unseal (a static
 //! key, or another server's transit key), and the barrier keyring it protects.
 //!
-//! On storage: `core/seal-config` (plain JSON, not secret: the seal type and
-//! share counts, written last at init, so "initialized" means it exists),
+//! On storage: `core/seal-config` (plain JSON: the seal type, share counts
+//! and the keys they rebuild, each stored sealed (`stored_keys.rs`); written
+//! last at init, so "initialized" means it exists),
 //! `core/keyring` (the barrier keyring sealed by the root key) and, for an
 //! auto seal, `core/root-key` (the root key wrapped by its key). The
-//! root key itself is never stored when shares are used.
+//! root key itself is never stored in the clear; what unseals it, and what
+//! the shares rebuild, is `stored_keys.rs`.
 
 pub mod barrier;
 pub mod edit;
 pub mod generate_root;
 pub mod lookup;
+pub mod rekey;
 pub mod shamir;
 pub mod static_key;
+pub mod stored_keys;
 pub mod transit;
 
 use std::sync::{Arc, Mutex};
@@ -74,6 +78,20 @@ pub struct SealConfig {
     pub kind: String,
     pub secret_shares: u64,
     pub secret_threshold: u64,
+    /// Shamir: the root key sealed by the unseal key the shares rebuild
+    /// (base64). Absent in stores from before unseal keys, whose shares
+    /// rebuild the root key itself (`stored_keys.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_root_key: Option<String>,
+    /// Auto seals: how many recovery shares, and how many rebuild the key.
+    #[serde(default)]
+    pub recovery_shares: u64,
+    #[serde(default)]
+    pub recovery_threshold: u64,
+    /// Auto seals: the recovery key sealed by the barrier (base64); absent
+    /// when the store has no recovery keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_key: Option<String>,
 }
 
 #[derive(Debug)]
@@ -109,6 +127,32 @@ pub fn read_config(storage: &dyn Storage) -> SealResult<Option<SealConfig>> {
         .map_err(|e| failed(format!("{SEAL_CONFIG_PATH} is unreadable: {e}")))
 }
 
+/// `core/seal-config` and its stored bytes (to compare-and-swap on). Blocking.
+pub fn read_config_raw(storage: &dyn Storage) -> SealResult<(SealConfig, Vec<u8>)> {
+    let raw = blocking(|| storage.get(SEAL_CONFIG_PATH))
+        .map_err(failed)?
+        .ok_or_else(|| SealError::Invalid("server is not yet initialized".to_owned()))?;
+    let config = serde_json::from_slice(&raw)
+        .map_err(|e| failed(format!("{SEAL_CONFIG_PATH} is unreadable: {e}")))?;
+    Ok((config, raw))
+}
+
+/// Replace the seal configuration read as `before` by `after`, in one
+/// compare-and-swap: the switch of shares (rekey) is this one write, so a
+/// crash leaves the old configuration or the new one. Blocking.
+pub fn replace_config(storage: &dyn Storage, before: &[u8], after: &SealConfig) -> SealResult<()> {
+    let raw = serde_json::to_vec(after).map_err(failed)?;
+    let swapped = blocking(|| storage.compare_and_swap(SEAL_CONFIG_PATH, Some(before), Some(&raw)))
+        .map_err(failed)?;
+    if !swapped {
+        return Err(SealError::Invalid(
+            "the seal configuration changed meanwhile (a rekey on another node?); start again"
+                .to_owned(),
+        ));
+    }
+    Ok(())
+}
+
 /// Shares entered so far for the unseal in progress.
 #[derive(Debug, Default)]
 struct Progress {
@@ -120,7 +164,31 @@ struct Progress {
 #[derive(Debug)]
 pub struct Initialized {
     pub shares: Vec<Zeroizing<Vec<u8>>>,
+    pub recovery_shares: Vec<Zeroizing<Vec<u8>>>,
     pub barrier: Barrier,
+    /// What [`Seal::commit_init`] writes.
+    pub config: SealConfig,
+}
+
+/// How many shares of which key `sys/init` makes: unseal shares for Shamir,
+/// recovery shares (optional, zero for none) for auto seals.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InitParams {
+    pub secret_shares: u64,
+    pub secret_threshold: u64,
+    pub recovery_shares: u64,
+    pub recovery_threshold: u64,
+}
+
+impl InitParams {
+    /// Unseal shares only (Shamir).
+    pub fn shares(secret_shares: u64, secret_threshold: u64) -> Self {
+        Self {
+            secret_shares,
+            secret_threshold,
+            ..Self::default()
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -158,18 +226,25 @@ impl Seal {
         read_config(self.storage.as_ref())
     }
 
-    /// Create the root key and barrier keyring. With Shamir shares the root key
-    /// is split and forgotten; with the static seal it is stored wrapped.
-    pub fn initialize(&self, shares: u64, threshold: u64) -> SealResult<Initialized> {
+    /// Create the root key and barrier keyring. With Shamir the root key is
+    /// stored sealed by an unseal key that is split and forgotten; with an
+    /// auto seal it is stored wrapped, and a recovery key may be split.
+    pub fn initialize(&self, params: InitParams) -> SealResult<Initialized> {
         // OpenBao checks the parameters first, even when already initialized.
-        let (shares, threshold) = match self.kind {
-            SealKind::Shamir => {
-                shamir::check_params(shares, threshold).map_err(SealError::Invalid)?;
-                (shares, threshold)
-            }
-            // No shares: the auto seal unseals. (Recovery keys are not offered.)
-            SealKind::Static(_) | SealKind::Transit(_) => (0, 0),
-        };
+        let shamir_seal = matches!(self.kind, SealKind::Shamir);
+        if shamir_seal {
+            shamir::check_params(params.secret_shares, params.secret_threshold)
+                .map_err(SealError::Invalid)?;
+        } else if params.recovery_shares > 0 || params.recovery_threshold > 0 {
+            shamir::check_params(params.recovery_shares, params.recovery_threshold).map_err(
+                |e| {
+                    SealError::Invalid(e.replace(
+                        "invalid seal configuration",
+                        "invalid recovery configuration",
+                    ))
+                },
+            )?;
+        }
         if self.config()?.is_some() {
             return Err(SealError::Invalid(
                 "Vault is already initialized".to_owned(),
@@ -179,36 +254,54 @@ impl Seal {
         let root = SecretKey::random().map_err(failed)?;
         let keyring = BarrierKeyring::generate().map_err(failed)?;
         let sealed_keyring = keyring.seal(&root).map_err(failed)?;
-        let parts = match &self.kind {
-            SealKind::Shamir => shamir::split(root.expose(), shares, threshold).map_err(failed)?,
+        match &self.kind {
+            SealKind::Shamir => {}
             SealKind::Static(seal) => {
                 let wrapped = seal.wrap(&root).map_err(failed)?;
                 blocking(|| self.storage.put(ROOT_KEY_PATH, &wrapped)).map_err(failed)?;
-                Vec::new()
             }
             SealKind::Transit(seal) => {
                 let wrapped = seal.wrap(&root)?;
                 blocking(|| self.storage.put(ROOT_KEY_PATH, &wrapped)).map_err(failed)?;
-                Vec::new()
             }
-        };
+        }
         blocking(|| self.storage.put(KEYRING_PATH, &sealed_keyring)).map_err(failed)?;
+        let barrier = Barrier::new(Arc::clone(&self.storage), root, keyring);
+        let bare = SealConfig {
+            kind: self.kind.name().to_owned(),
+            secret_shares: 0,
+            secret_threshold: 0,
+            stored_root_key: None,
+            recovery_shares: 0,
+            recovery_threshold: 0,
+            recovery_key: None,
+        };
+        let (config, shares, recovery_shares) = if shamir_seal {
+            let (n, t) = (params.secret_shares, params.secret_threshold);
+            let unseal = stored_keys::new_key(n, t)?;
+            let config = stored_keys::with_unseal_key(&bare, &barrier, &unseal, n, t)?;
+            (config, unseal.shares, Vec::new())
+        } else if params.recovery_shares > 0 {
+            let (n, t) = (params.recovery_shares, params.recovery_threshold);
+            let recovery = stored_keys::new_key(n, t)?;
+            let config = stored_keys::with_recovery_key(&bare, &barrier, &recovery, n, t)?;
+            (config, Vec::new(), recovery.shares)
+        } else {
+            (bare, Vec::new(), Vec::new())
+        };
         self.reset();
         Ok(Initialized {
-            shares: parts,
-            barrier: Barrier::new(Arc::clone(&self.storage), root, keyring),
+            shares,
+            recovery_shares,
+            barrier,
+            config,
         })
     }
 
     /// Mark initialization complete: from here on the server is initialized.
     /// Called after the caller has written its own first entries.
-    pub fn commit_init(&self, shares: u64, threshold: u64) -> SealResult<()> {
-        let config = SealConfig {
-            kind: self.kind.name().to_owned(),
-            secret_shares: shares,
-            secret_threshold: threshold,
-        };
-        let raw = serde_json::to_vec(&config).map_err(failed)?;
+    pub fn commit_init(&self, config: &SealConfig) -> SealResult<()> {
+        let raw = serde_json::to_vec(config).map_err(failed)?;
         let marker = self
             .claimed
             .lock()
@@ -375,7 +468,8 @@ impl Seal {
         progress.nonce.clear();
         drop(progress);
         // Whatever goes wrong from here, the attempt is over (progress was taken).
-        let root = combine_shares(&shares, config.secret_threshold)?;
+        let combined = combine_shares(&shares, config.secret_threshold)?;
+        let root = stored_keys::root_key(&config, combined)?;
         self.open_barrier(root).map(Some)
     }
 
@@ -443,7 +537,7 @@ impl Seal {
     }
 }
 
-/// The root key `shares` rebuild; the error text says why not.
+/// The key `shares` rebuild; the error text says why not.
 fn combine_shares(shares: &[Zeroizing<Vec<u8>>], threshold: u64) -> SealResult<SecretKey> {
     let combined = if shares.iter().any(|s| s.len() != shares[0].len()) {
         Err("all parts must be the same length".to_owned())
@@ -491,6 +585,10 @@ mod tests {
     use super::*;
     use crate::storage::MemoryStorage;
 
+    fn params(secret_shares: u64, secret_threshold: u64) -> InitParams {
+        InitParams::shares(secret_shares, secret_threshold)
+    }
+
     fn shamir() -> Seal {
         Seal::new(Arc::new(MemoryStorage::new()), SealKind::Shamir)
     }
@@ -498,10 +596,13 @@ mod tests {
     #[test]
     fn init_then_unseal_with_threshold_shares() {
         let seal = shamir();
-        let init = seal.initialize(5, 3).unwrap();
-        seal.commit_init(5, 3).unwrap();
+        let init = seal.initialize(params(5, 3)).unwrap();
+        seal.commit_init(&init.config).unwrap();
         init.barrier.put("x", b"v").unwrap();
-        assert!(matches!(seal.initialize(1, 1), Err(SealError::Invalid(_))));
+        assert!(matches!(
+            seal.initialize(params(1, 1)),
+            Err(SealError::Invalid(_))
+        ));
         let hexes: Vec<String> = init.shares.iter().map(hex::encode).collect();
         assert!(seal.submit_share(&hexes[4]).unwrap().is_none());
         assert!(
@@ -519,9 +620,9 @@ mod tests {
     #[test]
     fn wrong_shares_fail_and_reset_progress() {
         let seal = shamir();
-        let init = seal.initialize(3, 2).unwrap();
-        seal.commit_init(3, 2).unwrap();
-        let other = shamir().initialize(3, 2).unwrap();
+        let init = seal.initialize(params(3, 2)).unwrap();
+        seal.commit_init(&init.config).unwrap();
+        let other = shamir().initialize(params(3, 2)).unwrap();
         seal.submit_share(&hex::encode(&init.shares[0])).unwrap();
         let err = seal
             .submit_share(&hex::encode(&other.shares[1]))
@@ -537,18 +638,18 @@ mod tests {
         let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::shared());
         let a = Seal::new(Arc::clone(&storage), SealKind::Shamir);
         let b = Seal::new(Arc::clone(&storage), SealKind::Shamir);
-        let init_a = a.initialize(1, 1).unwrap();
+        let init_a = a.initialize(params(1, 1)).unwrap();
         init_a.barrier.put("core/lookup-key", b"a's entry").unwrap();
         // B arrives while A is half way: refused, A's entries untouched.
-        let err = b.initialize(1, 1).unwrap_err();
+        let err = b.initialize(params(1, 1)).unwrap_err();
         assert!(
             err.to_string().contains("another node is initializing"),
             "{err}"
         );
         assert!(storage.get("core/lookup-key").unwrap().is_some());
-        a.commit_init(1, 1).unwrap();
+        a.commit_init(&init_a.config).unwrap();
         assert!(storage.get(INIT_MARKER_PATH).unwrap().is_none());
-        let err = b.initialize(1, 1).unwrap_err();
+        let err = b.initialize(params(1, 1)).unwrap_err();
         assert!(err.to_string().contains("already initialized"), "{err}");
         // A's shares open what is stored.
         a.submit_share(&hex::encode(&init_a.shares[0]))
@@ -560,17 +661,17 @@ mod tests {
         storage.put(INIT_MARKER_PATH, b"1000 00").unwrap();
         storage.put("core/keyring", b"leftover").unwrap();
         let c = Seal::new(Arc::clone(&storage), SealKind::Shamir);
-        let init_c = c.initialize(1, 1).unwrap();
-        c.commit_init(1, 1).unwrap();
+        let init_c = c.initialize(params(1, 1)).unwrap();
+        c.commit_init(&init_c.config).unwrap();
         c.submit_share(&hex::encode(&init_c.shares[0]))
             .unwrap()
             .unwrap();
         // An init whose claim was taken over cannot commit.
         let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::shared());
         let d = Seal::new(Arc::clone(&storage), SealKind::Shamir);
-        let _ = d.initialize(1, 1).unwrap();
+        let init_d = d.initialize(params(1, 1)).unwrap();
         storage.put(INIT_MARKER_PATH, b"someone else").unwrap();
-        assert!(d.commit_init(1, 1).is_err());
+        assert!(d.commit_init(&init_d.config).is_err());
         assert!(storage.get(SEAL_CONFIG_PATH).unwrap().is_none());
     }
 
@@ -579,18 +680,21 @@ mod tests {
         let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
         let seal = Seal::new(Arc::clone(&storage), SealKind::Shamir);
         // Crash before commit: entries and the marker, no seal config.
-        let init = seal.initialize(1, 1).unwrap();
+        let init = seal.initialize(params(1, 1)).unwrap();
         init.barrier.put("auth/token/id/x", b"orphaned").unwrap();
-        let again = seal.initialize(1, 1).unwrap();
+        let again = seal.initialize(params(1, 1)).unwrap();
         assert!(storage.get("auth/token/id/x").unwrap().is_none());
-        seal.commit_init(1, 1).unwrap();
+        seal.commit_init(&again.config).unwrap();
         assert!(storage.get(INIT_MARKER_PATH).unwrap().is_none());
         drop(again);
 
         let foreign: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
         foreign.put("logical/something", b"x").unwrap();
         let seal = Seal::new(Arc::clone(&foreign), SealKind::Shamir);
-        assert!(matches!(seal.initialize(1, 1), Err(SealError::Invalid(_))));
+        assert!(matches!(
+            seal.initialize(params(1, 1)),
+            Err(SealError::Invalid(_))
+        ));
         assert!(foreign.get("logical/something").unwrap().is_some());
     }
 
@@ -598,8 +702,8 @@ mod tests {
     fn not_initialized_and_reset() {
         let seal = shamir();
         assert!(seal.submit_share(&hex::encode([1u8; 33])).is_err());
-        let init = seal.initialize(3, 2).unwrap();
-        seal.commit_init(3, 2).unwrap();
+        let init = seal.initialize(params(3, 2)).unwrap();
+        seal.commit_init(&init.config).unwrap();
         seal.submit_share(&hex::encode(&init.shares[0])).unwrap();
         seal.reset();
         assert_eq!(seal.progress().0, 0);
@@ -611,9 +715,9 @@ mod tests {
         let key = hex::encode([3u8; 32]);
         let kind = || SealKind::Static(StaticSeal::from_config("k1", &key, None, None).unwrap());
         let seal = Seal::new(Arc::clone(&storage), kind());
-        let init = seal.initialize(5, 3).unwrap();
+        let init = seal.initialize(params(5, 3)).unwrap();
         assert!(init.shares.is_empty());
-        seal.commit_init(0, 0).unwrap();
+        seal.commit_init(&init.config).unwrap();
         init.barrier.put("x", b"v").unwrap();
         let again = Seal::new(Arc::clone(&storage), kind());
         let barrier = again.auto_unseal().unwrap();

@@ -7,7 +7,7 @@ use arc_swap::ArcSwapOption;
 use super::unsealed::Unsealed;
 use super::{Limits, poisoned};
 use crate::seal::barrier::Barrier;
-use crate::seal::{Seal, SealError, SealKind, SealResult};
+use crate::seal::{InitParams, Seal, SealError, SealKind, SealResult};
 use crate::storage::{MemoryStorage, Storage, blocking, in_background};
 use crate::storage::{StoreError, StoreResult};
 
@@ -15,6 +15,7 @@ use crate::storage::{StoreError, StoreResult};
 #[derive(Debug)]
 pub struct InitOutput {
     pub shares: Vec<zeroize::Zeroizing<Vec<u8>>>,
+    pub recovery_shares: Vec<zeroize::Zeroizing<Vec<u8>>>,
     pub root_token: zeroize::Zeroizing<String>,
 }
 
@@ -73,15 +74,17 @@ impl AppState {
             "transitd-dev".to_owned(),
         );
         // Memory storage cannot fail, nor can a fresh init with valid parameters.
-        let result = state.initialize(1, 1, Some(root_token)).and_then(|init| {
-            let share = hex::encode(
-                init.shares
-                    .first()
-                    .map(|s| s.as_slice())
-                    .unwrap_or_default(),
-            );
-            state.unseal(&share).map(|_| ())
-        });
+        let result = state
+            .initialize(InitParams::shares(1, 1), Some(root_token))
+            .and_then(|init| {
+                let share = hex::encode(
+                    init.shares
+                        .first()
+                        .map(|s| s.as_slice())
+                        .unwrap_or_default(),
+                );
+                state.unseal(&share).map(|_| ())
+            });
         if let Err(e) = result {
             tracing::error!(error = %e, "dev mode failed to initialize");
         }
@@ -117,26 +120,24 @@ impl AppState {
     /// auto seal).
     pub fn initialize(
         &self,
-        shares: u64,
-        threshold: u64,
+        params: InitParams,
         root_token: Option<&str>,
     ) -> StoreResult<InitOutput> {
         let _t = self.transition.lock().map_err(|_| poisoned())?;
-        let init = self.seal.initialize(shares, threshold)?;
+        let init = self.seal.initialize(params)?;
         let root_token = zeroize::Zeroizing::new(match root_token {
             Some(t) if !t.is_empty() => t.to_owned(),
             _ => crate::auth::token::new_token()?,
         });
         let barrier = Arc::new(init.barrier);
         blocking(|| Unsealed::bootstrap(&barrier, &root_token))?;
-        let auto = self.seal.kind().is_auto();
-        let (n, t) = if auto { (0, 0) } else { (shares, threshold) };
-        self.seal.commit_init(n, t)?;
-        if auto {
+        self.seal.commit_init(&init.config)?;
+        if self.seal.kind().is_auto() {
             self.install(barrier)?;
         }
         Ok(InitOutput {
             shares: init.shares,
+            recovery_shares: init.recovery_shares,
             root_token,
         })
     }
@@ -308,7 +309,9 @@ mod tests {
             Limits::default(),
             "c".to_owned(),
         );
-        let init = state.initialize(1, 1, Some("root")).unwrap();
+        let init = state
+            .initialize(InitParams::shares(1, 1), Some("root"))
+            .unwrap();
         assert!(
             state
                 .unseal(&hex::encode(init.shares[0].as_slice()))

@@ -108,7 +108,9 @@ mod tests {
         /// `storage` opens the one storage every node shares.
         fn over(storage: Box<dyn Fn() -> Arc<dyn Storage>>) -> (Self, AppState) {
             let first = Self::state(storage());
-            let init = first.initialize(1, 1, Some("root")).unwrap();
+            let init = first
+                .initialize(crate::seal::InitParams::shares(1, 1), Some("root"))
+                .unwrap();
             let site = Self {
                 storage,
                 share: hex::encode(init.shares[0].as_slice()),

@@ -17,7 +17,8 @@ use crate::seal::barrier::{Barrier, SecretKey};
 use crate::seal::edit::{Edit, edit_json, read_json};
 use crate::seal::generate_root::{OTP_LEN, RootGeneration, Step, encode_token};
 use crate::seal::lookup::LookupKey;
-use crate::seal::read_config;
+use crate::seal::rekey::{Rekey, Target};
+use crate::seal::{read_config, stored_keys};
 use crate::storage::blocking;
 use crate::storage::{Cached, StoreError, StoreResult};
 use zeroize::Zeroizing;
@@ -54,6 +55,9 @@ pub struct Unsealed {
     pub auto_rotations: std::sync::atomic::AtomicU64,
     /// This node's `sys/generate-root` attempt (ends when it seals).
     root_generation: RootGeneration,
+    /// This node's rekey attempts (`sys/rekey/*`, `sys/rekey-recovery-key/*`).
+    unseal_rekey: Rekey,
+    recovery_rekey: Rekey,
 }
 
 /// Where a root generation attempt stands (`sys/generate-root/*`).
@@ -118,6 +122,8 @@ impl Unsealed {
             wraps,
             auto_rotations: Default::default(),
             root_generation: RootGeneration::default(),
+            unseal_rekey: Rekey::new(Target::Unseal),
+            recovery_rekey: Rekey::new(Target::Recovery),
         };
         // With shared storage the sweep runs in the background instead, not
         // in every node's start.
@@ -280,18 +286,12 @@ impl Unsealed {
         Ok(())
     }
 
-    /// The shares' threshold; root generation needs Shamir shares (we have
-    /// no recovery keys for the static seal).
+    /// The threshold of the shares root generation takes: unseal shares
+    /// (Shamir) or recovery shares (auto seals; refused without them).
     fn share_threshold(&self) -> StoreResult<u64> {
         let config = read_config(self.barrier.storage().as_ref())?
             .ok_or_else(|| StoreError::Internal("the seal configuration is missing".to_owned()))?;
-        if config.kind != "shamir" || config.secret_threshold == 0 {
-            return Err(StoreError::Invalid(format!(
-                "root generation takes recovery keys with the {} seal, and transitd keeps none",
-                config.kind
-            )));
-        }
-        Ok(config.secret_threshold)
+        Ok(stored_keys::authorizing_threshold(&config)?)
     }
 
     pub fn root_generation_status(&self) -> StoreResult<RootGenerationStatus> {
@@ -331,8 +331,11 @@ impl Unsealed {
         let required = self.share_threshold()?;
         let (progress, encoded_token) = match self.root_generation.update(key, nonce, required)? {
             Step::Progress(n) => (n, None),
-            Step::Combined(root, otp) => {
-                if !self.barrier.is_root_key(&root) {
+            Step::Combined(combined, otp) => {
+                let config = read_config(self.barrier.storage().as_ref())?.ok_or_else(|| {
+                    StoreError::Internal("the seal configuration is missing".to_owned())
+                })?;
+                if !stored_keys::authorizes(&config, &self.barrier, combined)? {
                     return Err(StoreError::Invalid(
                         "root generation aborted: the shares do not rebuild the root key"
                             .to_owned(),
@@ -343,6 +346,7 @@ impl Unsealed {
                     None,
                     time::OffsetDateTime::now_utc().unix_timestamp(),
                 )?;
+                crate::crash_point::here("generate-root-after-token");
                 self.root_generation.finish(nonce);
                 tracing::info!("root generation finished: a new root token was issued");
                 (required as usize, Some(encode_token(&issued.token, &otp)?))
@@ -354,6 +358,19 @@ impl Unsealed {
             required,
             encoded_token,
         })
+    }
+
+    /// The barrier, for an operation on the seal (rekey) that needs it.
+    pub fn barrier(&self) -> &Barrier {
+        &self.barrier
+    }
+
+    /// This node's rekey attempt for `target`.
+    pub fn rekey(&self, target: Target) -> &Rekey {
+        match target {
+            Target::Unseal => &self.unseal_rekey,
+            Target::Recovery => &self.recovery_rekey,
+        }
     }
 
     pub fn cancel_root_generation(&self) {

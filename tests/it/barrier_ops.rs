@@ -207,7 +207,7 @@ fn kill_9_during_rotations_leaves_old_or_new_keyring() {
 }
 
 /// Undo the OTP encoding (what `bao operator generate-root -decode` does).
-fn decode_token(encoded: &str, otp: &str) -> String {
+pub(crate) fn decode_token(encoded: &str, otp: &str) -> String {
     use base64::Engine as _;
     let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
         .decode(encoded)
@@ -398,7 +398,18 @@ fn generate_root_is_refused_without_recovery_keys() {
         key_file.display()
     ));
     let node = site.start();
-    node.init(1, 1);
+    // Vault's check: an auto seal takes no unseal share counts.
+    let (code, body) = node.call("PUT", "sys/init", None, Some(json!({"secret_shares": 1})));
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.to_string()
+            .contains("not applicable to seal type static"),
+        "{body}"
+    );
+    // No recovery keys asked for: as a store from before recovery keys.
+    let (code, body) = node.call("PUT", "sys/init", None, Some(json!({})));
+    assert_eq!(code, 200, "{body}");
+    assert!(body.get("recovery_keys").is_none(), "{body}");
     let (code, body) = node.call("PUT", "sys/generate-root/attempt", None, Some(json!({})));
     assert_eq!(code, 400, "{body}");
     assert!(body.to_string().contains("recovery keys"), "{body}");

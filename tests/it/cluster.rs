@@ -540,7 +540,9 @@ fn silent_pair() -> (
         ))
     };
     let (a, b) = (node(), node());
-    let init = a.initialize(1, 1, Some("root")).unwrap();
+    let init = a
+        .initialize(transitd::seal::InitParams::shares(1, 1), Some("root"))
+        .unwrap();
     let share = hex::encode(init.shares[0].as_slice());
     assert!(a.unseal(&share).unwrap());
     (a, b, share)

@@ -27,6 +27,7 @@ mod jwt_issuer;
 mod key_lifecycle;
 mod kube_api;
 mod metrics;
+mod rekey;
 mod rewrap_cli;
 mod server;
 mod snapshot;

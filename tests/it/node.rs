@@ -64,6 +64,17 @@ impl Site {
         Node::start(&self.config(), &self.addr(), self.dir.path())
     }
 
+    /// A node that kills itself (SIGKILL) when it reaches the named
+    /// `crate::crash_point` inside an operation.
+    pub fn start_crashing_at(&self, point: &str) -> Node {
+        Node::start_with_env(
+            &self.config(),
+            &self.addr(),
+            self.dir.path(),
+            &[("TRANSITD_CRASH_AT", point)],
+        )
+    }
+
     /// Every byte SQLite keeps for this site (database, WAL, shared memory).
     pub fn raw_storage(&self) -> Vec<u8> {
         let mut all = Vec::new();
@@ -93,6 +104,10 @@ impl Drop for Node {
 
 impl Node {
     pub fn start(config: &Path, addr: &str, dir: &Path) -> Self {
+        Self::start_with_env(config, addr, dir, &[])
+    }
+
+    pub fn start_with_env(config: &Path, addr: &str, dir: &Path, env: &[(&str, &str)]) -> Self {
         let log = dir.join(format!(
             "server-{}.log",
             Instant::now().elapsed().as_nanos()
@@ -105,6 +120,7 @@ impl Node {
             .current_dir(dir)
             .env_remove("VAULT_ADDR")
             .env_remove("BAO_ADDR")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -159,6 +175,22 @@ impl Node {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Wait for the process to end by itself (a crash point), within 10 s.
+    pub fn wait_killed(mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(!status.success(), "exited cleanly: {status}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "the node did not die at its crash point:\n{}",
+            self.log_text()
+        );
+    }
+
     /// SIGKILL: no shutdown code runs.
     pub fn kill9(mut self) {
         let _ = self.child.kill();
@@ -206,13 +238,16 @@ impl Node {
         Some((reply.status, reply.body))
     }
 
+    /// `sys/init`; under an auto seal (which takes no unseal share counts,
+    /// as Vault) without any shares.
     pub fn init(&self, shares: u64, threshold: u64) -> (Vec<String>, String) {
-        let (status, body) = self.call(
-            "POST",
-            "sys/init",
-            None,
-            Some(json!({"secret_shares": shares, "secret_threshold": threshold})),
-        );
+        let (_, status) = self.call("GET", "sys/seal-status", None, None);
+        let asked = if status["recovery_seal"] == json!(true) {
+            json!({})
+        } else {
+            json!({"secret_shares": shares, "secret_threshold": threshold})
+        };
+        let (status, body) = self.call("POST", "sys/init", None, Some(asked));
         assert_eq!(status, 200, "{body}");
         let keys = body["keys"]
             .as_array()

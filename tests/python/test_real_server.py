@@ -78,7 +78,7 @@ def _write_pki(directory: Path) -> Path:
 
 
 class ConfigServer:
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, extra: str = ""):
         self.dir = directory
         self.ca = _write_pki(directory)
         self.port = _free_port()
@@ -88,7 +88,7 @@ class ConfigServer:
             f'storage "sqlite" {{\n  path = "{directory}/transitd.db"\n}}\n'
             f'listener "tcp" {{\n  address = "127.0.0.1:{self.port}"\n'
             f'  tls_cert_file = "{directory}/cert.pem"\n  tls_key_file = "{directory}/key.pem"\n}}\n'
-            "disable_mlock = true\n"
+            "disable_mlock = true\n" + extra
         )
         self.proc: subprocess.Popen | None = None
 

@@ -1,6 +1,7 @@
-//! Script: barrier key rotation (`sys/rotate`, `sys/key-status`) and root
-//! token generation's status shapes and error paths (no shares here: a dev
-//! server does not show its unseal key; the full flow is in `barrier_ops`).
+//! Script: barrier key rotation (`sys/rotate`, `sys/key-status`), root
+//! token generation's and rekey's (`sys/rekey*`) status shapes and error
+//! paths (no shares here: a dev server does not show its unseal key; the
+//! full flows are in `barrier_ops` and `rekey`).
 
 use serde_json::json;
 
@@ -85,6 +86,22 @@ pub(super) fn barrier(s: &mut Script<'_>) {
     s.get(
         "vault's unauthenticated generate-root status",
         "sys/generate-root/attempt",
+    )
+    .token(None)
+    .go();
+
+    rekey(s);
+}
+
+/// `sys/rekey/*`: OpenBao 2.7.2 serves Vault's unauthenticated rekey paths
+/// only on a listener with `disable_unauthed_rekey_endpoints = false` (the
+/// dev server has none), so both steps are listed deviations; the flow
+/// itself is in `rekey` and the `bao operator rekey` pytest.
+fn rekey(s: &mut Script<'_>) {
+    s.get("rekey status", "sys/rekey/init").token(None).go();
+    s.get(
+        "rekey recovery status under shamir",
+        "sys/rekey-recovery-key/init",
     )
     .token(None)
     .go();

@@ -33,6 +33,7 @@ const RSA_HASHES: &str = "README: RSA signs with SHA-256/384/512 only (aws-lc-rs
 const JWT_SOURCES: &str = "README: auth/jwt takes keys from jwt_validation_pubkeys, jwks_url or oidc_discovery_url; jwks_pairs and provider_config are not served, so the message names only the three";
 const BYOK_ONE_ERROR: &str = "README (BYOK): every failure to unwrap an imported key (base64, length, RSA-OAEP, AES-KWP, the material's size or parse) is one 400 with one text, so that no answer tells the steps apart (OpenBao names each, with 500: an oracle against the wrapping key)";
 const VAULT_HEALTH: &str = "README: sys/health also carries Vault's performance_standby, enterprise, echo_duration_ms, clock_skew_ms and replication_primary_canary_age_ms, which Vault's clients (vaultrs) read; tests/it/health.rs compares the key sets";
+const UNAUTHED_REKEY: &str = "README (operator tasks): transitd serves Vault's unauthenticated sys/rekey/* and sys/rekey-recovery-key/* (what `bao operator rekey` calls); OpenBao 2.7.2 only when a listener sets disable_unauthed_rekey_endpoints = false";
 const R500_BATCH: &str = "OpenBao fails the whole batch with 500 (hand-written batch decoder); transitd reports it per item with 400, like any other item error";
 
 /// Differences transitd makes on purpose (README.md, "Deliberate differences
@@ -90,6 +91,18 @@ pub(super) const DELIBERATE: &[Deviation] = &[
         Side(200, "/started=false"),
         Side(405, "unsupported operation"),
         "README (operator tasks): transitd serves Vault's unauthenticated sys/generate-root/* (hvac and Vault's CLI call it); OpenBao 2.7.2 only when a listener sets disable_unauthed_generate_root_endpoints = false",
+    ),
+    dev(
+        "barrier/rekey status",
+        Side(200, "/required=1"),
+        Side(405, "unsupported operation"),
+        UNAUTHED_REKEY,
+    ),
+    dev(
+        "barrier/rekey recovery status under shamir",
+        Side(400, "recovery rekeying not supported"),
+        Side(404, "unsupported path"),
+        UNAUTHED_REKEY,
     ),
     dev(
         "soft-delete/rotate while soft-deleted",
