@@ -284,7 +284,8 @@ impl FileDevice {
     /// go to `memo`, this request's memo for this device) and queues them as
     /// one message: they are written one after the other in the same batch
     /// (one append, one sync), or none of them is. The receipt answers once
-    /// they are durable (or failed).
+    /// they are durable, or only written with `durability=background` (or
+    /// failed).
     pub(crate) fn submit(
         &self,
         entries: &[&Entry<'_>],
@@ -306,7 +307,8 @@ impl FileDevice {
             .map_err(|_| AuditError::Stopped(self.target.clone()))?
     }
 
-    /// Records one entry; returns once it is durable.
+    /// Records one entry; returns once it is durable (written, with
+    /// `durability=background`).
     pub async fn log(&self, record: &AuditRecord) -> Result<(), AuditError> {
         let rx = self.submit(&[&record.entry()], &mut TokenMemo::default())?;
         self.wait(rx).await
