@@ -192,18 +192,22 @@ def start_transitd(binary: str, work: Path) -> tuple[subprocess.Popen, str, str]
     return proc, addr, root
 
 
-def start_transitd_dev(binary: str, work: Path) -> tuple[subprocess.Popen, str, str]:
-    """`transitd server -dev`: in memory, as OpenBao's dev server (the same work)."""
+def start_transitd_dev(binary: str, work: Path, name: str = "transitd-dev",
+                       audit_options: dict | None = None) -> tuple[subprocess.Popen, str, str]:
+    """`transitd server -dev`: in memory, as OpenBao's dev server (the same work).
+
+    Its file audit device is in `work/name/`, with `audit_options` besides
+    `file_path` (benches/durability: `durability=background`)."""
     port = free_port()
     addr = f"http://127.0.0.1:{port}"
-    (work / "transitd-dev").mkdir()
-    log = work / "transitd-dev" / "server.log"
+    (work / name).mkdir()
+    log = work / name / "server.log"
     proc = subprocess.Popen([binary, "server", "-dev", "-dev-root-token-id=root",
                              f"-dev-listen-address=127.0.0.1:{port}"],
                             stdout=log.open("wb"), stderr=subprocess.STDOUT)
     wait_ready(proc, addr, log)
-    call(addr, "root", "PUT", "sys/audit/file",
-         {"type": "file", "options": {"file_path": f"{work}/transitd-dev/audit.log"}})
+    options = {"file_path": f"{work}/{name}/audit.log", **(audit_options or {})}
+    call(addr, "root", "PUT", "sys/audit/file", {"type": "file", "options": options})
     return proc, addr, "root"
 
 
@@ -223,11 +227,18 @@ def start_openbao(binary: str, work: Path) -> tuple[subprocess.Popen, str, str]:
     return proc, addr, "root"
 
 
-def wrk(addr: str, path: str, body: dict, seconds: int, connections: int, work: Path) -> dict:
+def wrk(addr: str, path: str, body: dict, seconds: int, connections: int, work: Path,
+        token: str | None = None) -> dict:
+    """One wrk run POSTing `body` to `path`: a login without a token, or with
+    `token` any request (benches/load's request.lua)."""
     body_file = work / f"body-{uuid.uuid4().hex}.json"
     body_file.write_text(json.dumps(body))
     env = dict(os.environ, LOAD_LUA_DIR=str(COMMON_LUA_DIR), LOAD_BODY_FILE=str(body_file))
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(LUA), f"{addr}/v1/{path}"],
+    lua = LUA
+    if token is not None:
+        env["LOAD_TOKEN"] = token
+        lua = COMMON_LUA_DIR / "request.lua"
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(lua), f"{addr}/v1/{path}"],
                          env=env, capture_output=True, text=True, check=True).stdout
     line = next(l for l in out.splitlines() if l.startswith("WRK_JSON "))
     result = json.loads(line[len("WRK_JSON "):])

@@ -19,7 +19,9 @@ use super::error::AuditError;
 /// (default true), `log_raw` (default false), `mode` (octal, default `0600`,
 /// executable bits dropped, `0000` keeps an existing file's mode), `format`
 /// (only `json`), `checkpoint_interval` (entries between checkpoints, default
-/// 1000). `prefix` and `file_path=discard` are refused.
+/// 1000), `durability` (`fsync`, the default, or `background`) and, with
+/// `background`, `sync_interval` (1ms to 1s, default 100ms). `prefix` and
+/// `file_path=discard` are refused.
 ///
 /// `salt` keys the HMAC of hashed values (Vault keeps a UUID string per
 /// device; its bytes are the key). `signing_key` is an Ed25519 private key as

@@ -34,7 +34,8 @@
 //!   key over `seq (8 bytes, big-endian) || chain (32 raw bytes)`. Checkpoint
 //!   lines are not part of the chain. File devices also replace
 //!   `<FILE>.checkpoint` (temporary file, fsync, rename, directory fsync) with
-//!   the latest checkpoint line, once the batch that holds it is durable, and
+//!   the latest checkpoint line, once the batch that holds it is durable
+//!   (synced: in `durability=background` mode, after the background sync), and
 //!   the audit store keeps its `seq` and chain in sealed storage, per device
 //!   and node (the *anchor*, `sys/audit-checkpoint/:path`).
 //!
@@ -56,6 +57,12 @@
 //!   notices before its next batch (or on `SIGHUP`) and continues the chain in
 //!   a new file at the path; a file missing between two is reported by
 //!   `verify`.
+//! * A power failure: with `durability=fsync` (default) every acknowledged
+//!   entry is synced. With `durability=background` the entries written since
+//!   the last finished sync (at most `sync_interval` plus one sync old) may
+//!   be lost, but no checkpoint reaches the sidecar or the anchor before the
+//!   sync covering it finished (see `device`'s `background`), so the shorter
+//!   file is an honest log: `verify` passes and the device reopens it.
 //! * Not caught: entries written less than about a second before a crash
 //!   (unsigned: `verify` lists them); removing an intermediate checkpoint
 //!   line (the entries around it still chain; nothing is lost); the files
@@ -72,7 +79,8 @@
 //! `AuditBroker::submit`, which formats them once per device (each has its
 //! own salt) on the caller's thread and hands them to every device's writer
 //! thread, and waits with `Pending::wait` until each device has written and
-//! synced them (group commit, see [`device`]); [`AuditBroker::log`] does
+//! synced them (group commit, see [`device`]; with `durability=background`,
+//! written only, synced within `sync_interval`); [`AuditBroker::log`] does
 //! both. Waiting succeeds when at least one device recorded the entries and
 //! fails closed when every device failed, as Vault does; with no device
 //! enabled it does nothing and succeeds.

@@ -149,6 +149,10 @@ pub struct Metrics {
     /// `transitd_audit_write_seconds` / `transitd_audit_fsync_seconds`.
     pub audit_write: Histogram,
     pub audit_fsync: Histogram,
+    /// `transitd_audit_sync_lag_seconds`: with `durability=background`, from
+    /// the oldest write a sync covered to that sync's end (how old the
+    /// newest entries a power loss could take were).
+    pub audit_sync_lag: Histogram,
     /// `transitd_change_apply_seconds`: from another node's change
     /// notification reaching this node to its caches holding the change
     /// (notifications carry no write time, so the network and PostgreSQL's
@@ -222,6 +226,7 @@ impl Metrics {
             login_failures: by("transitd_login_failures", "method", &LOGIN_METHODS),
             audit_write: histogram(r, "transitd_audit_write_seconds"),
             audit_fsync: histogram(r, "transitd_audit_fsync_seconds"),
+            audit_sync_lag: histogram(r, "transitd_audit_sync_lag_seconds"),
             change_apply: histogram(r, "transitd_change_apply_seconds"),
             change_reloads: counter(r, "transitd_change_reloads", vec![]),
             route_sys: route_timers(r, "sys/"),

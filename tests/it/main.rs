@@ -8,6 +8,7 @@ mod api_auth;
 mod api_crypt;
 mod api_hmac_sign;
 mod api_misc;
+mod audit_durability;
 mod audit_logins;
 mod auth_cert;
 mod auth_cluster;

@@ -12,6 +12,8 @@
 //! * `sink`: where the lines go (a file and its sidecar, or a stream);
 //! * `writer`: the writer thread (batches, chain, checkpoint lines, the
 //!   sync, and what a failed write leaves behind);
+//! * `background`: with `durability=background`, the thread that syncs
+//!   what the writer wrote and only then passes its checkpoint lines on;
 //! * `sidecar`: the `<FILE>.checkpoint` sidecar, replaced by a thread of its
 //!   own off the commit path;
 //! * `resume`: where a chain starts: a new header, or the chain of an existing
@@ -37,6 +39,7 @@ use super::error::AuditError;
 use super::format::{AuditRecord, Entry, FormatOptions, Formatter, SaltKey, TokenMemo};
 
 mod anchor;
+mod background;
 mod resume;
 mod rotate;
 mod settings;
@@ -51,8 +54,9 @@ pub use settings::DEFAULT_CHECKPOINT_INTERVAL;
 pub use sidecar::sidecar_path;
 pub(crate) use sink::{Sink, WriterSink};
 
+use background::BackgroundSync;
 use resume::{new_chain, open_file};
-use settings::{Settings, Target};
+use settings::{Durability, Settings, Target};
 use sidecar::SidecarWorker;
 use writer::{ChainState, Msg, Queued, Writer};
 
@@ -137,6 +141,7 @@ impl FileDevice {
                     settings.interval,
                     state,
                     config.checkpoints.clone(),
+                    settings.durability,
                 )?;
                 device.canonical = Some(canonical);
                 Ok(device)
@@ -171,7 +176,17 @@ impl FileDevice {
         interval: u64,
         state: ChainState,
     ) -> Result<Self, AuditError> {
-        Self::spawn_anchored(target, sink, key, hmac_key, format, interval, state, None)
+        Self::spawn_anchored(
+            target,
+            sink,
+            key,
+            hmac_key,
+            format,
+            interval,
+            state,
+            None,
+            Durability::Fsync,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -184,6 +199,7 @@ impl FileDevice {
         interval: u64,
         state: ChainState,
         anchor: Option<Arc<dyn CheckpointStore>>,
+        durability: Durability,
     ) -> Result<Self, AuditError> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let public_key = key.public_key().as_ref().to_vec();
@@ -196,6 +212,19 @@ impl FileDevice {
                 target: target.clone(),
                 message: format!("sidecar thread not started: {e}"),
             })?;
+        let background = match durability {
+            Durability::Fsync => None,
+            Durability::Background { sync_interval } => {
+                let poster = sidecar.as_ref().map(SidecarWorker::poster);
+                let started = sink.sync_target().and_then(|file| {
+                    BackgroundSync::start(target.clone(), file, sync_interval, poster)
+                });
+                Some(started.map_err(|e| AuditError::Io {
+                    target: target.clone(),
+                    message: format!("background sync not started: {e}"),
+                })?)
+            }
+        };
         let writer = Writer {
             target: target.clone(),
             sink,
@@ -204,6 +233,7 @@ impl FileDevice {
             interval,
             failed: None,
             sidecar,
+            background,
             buf: Vec::new(),
             unsigned_since: None,
         };
@@ -254,7 +284,8 @@ impl FileDevice {
     /// go to `memo`, this request's memo for this device) and queues them as
     /// one message: they are written one after the other in the same batch
     /// (one append, one sync), or none of them is. The receipt answers once
-    /// they are durable (or failed).
+    /// they are durable, or only written with `durability=background` (or
+    /// failed).
     pub(crate) fn submit(
         &self,
         entries: &[&Entry<'_>],
@@ -276,7 +307,8 @@ impl FileDevice {
             .map_err(|_| AuditError::Stopped(self.target.clone()))?
     }
 
-    /// Records one entry; returns once it is durable.
+    /// Records one entry; returns once it is durable (written, with
+    /// `durability=background`).
     pub async fn log(&self, record: &AuditRecord) -> Result<(), AuditError> {
         let rx = self.submit(&[&record.entry()], &mut TokenMemo::default())?;
         self.wait(rx).await

@@ -3,7 +3,7 @@
 //! under the writer, and on `SIGHUP`.
 //!
 //! The writer signs what the old file holds (a last checkpoint, through the
-//! descriptor it still has), then opens the path as a device opens its file
+//! descriptor it still has) and syncs it, then opens the path as a device opens its file
 //! at start, with the chain state it had as the point to continue from: an
 //! empty or missing file gets a header naming that `seq` and chain (so
 //! `transitd audit verify OLD NEW` checks both as one chain), an existing
@@ -42,12 +42,23 @@ impl Writer {
                 ),
             }
         }
+        // The next file's header vouches for the old file's end: that end
+        // must be durable first (in background mode it may not be yet).
+        self.sink
+            .sync()
+            .map_err(|e| self.io_error(format!("the file left behind cannot be synced: {e}")))?;
         let from = Start {
             seq: self.state.seq,
             chain: self.state.chain,
         };
         match self.sink.reopen(&self.key, &from) {
             Ok((sink, state)) => {
+                if let Some(background) = &self.background {
+                    let file = sink.sync_target().map_err(|e| {
+                        self.io_error(format!("the new file cannot be synced: {e}"))
+                    })?;
+                    background.switch(file);
+                }
                 tracing::warn!(
                     device = %self.target,
                     reason = why,
@@ -59,7 +70,7 @@ impl Writer {
                 if state.seq == state.last_checkpoint {
                     // The new file holds this checkpoint durably.
                     self.unsigned_since = None;
-                    self.to_sidecar(Some(self.checkpoint_line()), Vec::new());
+                    self.to_sidecar(true, Some(self.checkpoint_line()), Vec::new());
                 } else {
                     self.unsigned_since = Some(std::time::Instant::now());
                 }

@@ -4,6 +4,7 @@
 //! or `file_path=discard`, is refused rather than ignored).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::audit::config::DeviceConfig;
 use crate::audit::error::AuditError;
@@ -11,6 +12,25 @@ use crate::audit::format::FormatOptions;
 
 /// Entries between two checkpoint lines unless `checkpoint_interval` says otherwise.
 pub const DEFAULT_CHECKPOINT_INTERVAL: u64 = 1000;
+
+/// `sync_interval` unless the options say otherwise.
+pub(super) const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_millis(100);
+/// The bounds of `sync_interval`: below a millisecond it is fsync mode with
+/// more threads; beyond a second the loss window outgrows what a
+/// checkpoint a second promises.
+const SYNC_INTERVAL_BOUNDS: (Duration, Duration) =
+    (Duration::from_millis(1), Duration::from_secs(1));
+
+/// When an entry is durable relative to its caller's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Durability {
+    /// `durability=fsync` (the default): synced before its caller is answered.
+    Fsync,
+    /// `durability=background` (Vault's semantics): written (in the page
+    /// cache) before its caller is answered, synced at most `sync_interval`
+    /// after it was written.
+    Background { sync_interval: Duration },
+}
 
 /// Where a device writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +47,7 @@ pub(super) struct Settings {
     pub(super) mode: Option<u32>,
     pub(super) interval: u64,
     pub(super) format: FormatOptions,
+    pub(super) durability: Durability,
 }
 
 /// Go's `strconv.ParseBool`.
@@ -106,12 +127,55 @@ impl Settings {
                 }
             },
         };
+        let durability = durability(&target, opt("durability"), opt("sync_interval"))?;
         Ok(Self {
             target,
             mode,
             interval,
             format,
+            durability,
         })
+    }
+}
+
+/// `durability` and `sync_interval`, checked against each other and the target.
+fn durability(
+    target: &Target,
+    mode: Option<&str>,
+    sync_interval: Option<&str>,
+) -> Result<Durability, AuditError> {
+    if *target == Target::Stdout && (mode.is_some() || sync_interval.is_some()) {
+        // A stream is flushed, never synced: either value would be a promise not kept.
+        return Err(AuditError::Config(
+            "durability and sync_interval apply to a file, not to stdout".to_owned(),
+        ));
+    }
+    match mode.unwrap_or("fsync") {
+        "fsync" => match sync_interval {
+            None => Ok(Durability::Fsync),
+            Some(_) => Err(AuditError::Config(
+                "sync_interval applies only with durability=background".to_owned(),
+            )),
+        },
+        "background" => {
+            let Some(v) = sync_interval else {
+                return Ok(Durability::Background {
+                    sync_interval: DEFAULT_SYNC_INTERVAL,
+                });
+            };
+            let (min, max) = SYNC_INTERVAL_BOUNDS;
+            match crate::go_syntax::parse_duration(v) {
+                Some(d) if (min..=max).contains(&d) => {
+                    Ok(Durability::Background { sync_interval: d })
+                }
+                _ => Err(AuditError::Config(format!(
+                    "sync_interval: {v:?} is not a duration from 1ms to 1s"
+                ))),
+            }
+        }
+        other => Err(AuditError::Config(format!(
+            "durability: {other:?} is not \"fsync\" or \"background\""
+        ))),
     }
 }
 
@@ -143,5 +207,58 @@ mod tests {
         let mut c = file_config(Path::new("/tmp/x"), &key, 10);
         c.kind = "socket".to_owned();
         assert!(matches!(FileDevice::open(c), Err(AuditError::Config(_))));
+    }
+
+    fn durability_of(options: &[(&str, &str)]) -> Result<Durability, AuditError> {
+        let file = Target::File(PathBuf::from("/tmp/x"));
+        let get = |k: &str| options.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
+        durability(&file, get("durability"), get("sync_interval"))
+    }
+
+    fn ok(got: Result<Durability, AuditError>) -> Option<Durability> {
+        got.ok()
+    }
+
+    #[test]
+    fn durability_options() {
+        let background = |ms| {
+            Some(Durability::Background {
+                sync_interval: Duration::from_millis(ms),
+            })
+        };
+        assert_eq!(ok(durability_of(&[])), Some(Durability::Fsync));
+        let fsync = durability_of(&[("durability", "fsync")]);
+        assert_eq!(ok(fsync), Some(Durability::Fsync));
+        assert_eq!(
+            ok(durability_of(&[("durability", "background")])),
+            background(100)
+        );
+        for (v, ms) in [("1ms", 1), ("250ms", 250), ("1s", 1000), ("0.5s", 500)] {
+            let got = durability_of(&[("durability", "background"), ("sync_interval", v)]);
+            assert_eq!(ok(got), background(ms), "{v}");
+        }
+        for bad in [
+            vec![("durability", "Background")],
+            vec![("durability", "")],
+            vec![("durability", "none")],
+            vec![("sync_interval", "100ms")],
+            vec![("durability", "fsync"), ("sync_interval", "100ms")],
+            vec![("durability", "background"), ("sync_interval", "0")],
+            vec![("durability", "background"), ("sync_interval", "999us")],
+            vec![("durability", "background"), ("sync_interval", "1001ms")],
+            vec![("durability", "background"), ("sync_interval", "2")],
+            vec![("durability", "background"), ("sync_interval", "-5ms")],
+            vec![("durability", "background"), ("sync_interval", "soon")],
+        ] {
+            let got = durability_of(&bad);
+            assert!(
+                matches!(got, Err(AuditError::Config(_))),
+                "{bad:?}: {got:?}"
+            );
+        }
+        let got = durability(&Target::Stdout, Some("background"), None);
+        assert!(matches!(got, Err(AuditError::Config(_))), "{got:?}");
+        let default = durability(&Target::Stdout, None, None);
+        assert_eq!(ok(default), Some(Durability::Fsync));
     }
 }

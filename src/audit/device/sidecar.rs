@@ -74,6 +74,32 @@ struct SidecarShared {
     wake: Condvar,
 }
 
+impl SidecarShared {
+    fn post(&self, line: Option<Vec<u8>>, acks: Vec<Ack>) {
+        if line.is_none() && acks.is_empty() {
+            return;
+        }
+        let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        if line.is_some() {
+            slot.line = line;
+        }
+        slot.acks.extend(acks);
+        drop(slot);
+        self.wake.notify_one();
+    }
+}
+
+/// [`SidecarWorker::post`] from another thread.
+#[derive(Clone)]
+pub(super) struct SidecarPoster(Arc<SidecarShared>);
+
+impl SidecarPoster {
+    /// As [`SidecarWorker::post`]: `line` must be durable in the file.
+    pub(super) fn post(&self, line: Option<Vec<u8>>, acks: Vec<Ack>) {
+        self.0.post(line, acks);
+    }
+}
+
 /// The thread that replaces `<FILE>.checkpoint` (temporary file, fsync,
 /// rename, directory fsync: two fsyncs), off the writer's commit path. The
 /// writer hands it a checkpoint line only once the batch holding that line
@@ -157,20 +183,13 @@ impl SidecarWorker {
     /// Hands over the newest checkpoint line (durable in the file) and/or
     /// callers to answer once the sidecar is written.
     pub(super) fn post(&self, line: Option<Vec<u8>>, acks: Vec<Ack>) {
-        if line.is_none() && acks.is_empty() {
-            return;
-        }
-        let mut slot = self
-            .shared
-            .slot
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if line.is_some() {
-            slot.line = line;
-        }
-        slot.acks.extend(acks);
-        drop(slot);
-        self.shared.wake.notify_one();
+        self.shared.post(line, acks);
+    }
+
+    /// A handle that posts to this sidecar from another thread (the
+    /// background syncer, which hands lines over once they are durable).
+    pub(super) fn poster(&self) -> SidecarPoster {
+        SidecarPoster(Arc::clone(&self.shared))
     }
 
     /// Writes what was handed over, stops the thread and returns the

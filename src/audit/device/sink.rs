@@ -1,9 +1,9 @@
 //! Where a device's lines go: a regular file opened for appending (each
-//! batch made durable with `sync_data`, a failed one taken back by cutting
-//! the file to the end of the last durable batch) with its sidecar, or any
-//! byte stream such as stdout (flushed; nothing can be taken back). The
-//! writer sees only the [`Sink`] trait, so tests run devices on injected
-//! sinks.
+//! batch made durable with `sync_data`, or only written when a background
+//! syncer makes it durable later; a failed one taken back by cutting the
+//! file to the end of the last good batch) with its sidecar, or any byte
+//! stream such as stdout (flushed; nothing can be taken back). The writer
+//! sees only the [`Sink`] trait, so tests run devices on injected sinks.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -21,7 +21,21 @@ use crate::audit::error::AuditError;
 pub(crate) trait Sink: Send + 'static {
     /// Writes all of `bytes` and makes them durable.
     fn append(&mut self, bytes: &[u8]) -> io::Result<()>;
-    /// Takes back whatever a failed `append` may have written.
+    /// Writes all of `bytes` without waiting for them to be durable (the
+    /// background syncer makes them so); a stream writes as `append` does.
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.append(bytes)
+    }
+    /// Makes everything written so far durable (a stream: nothing to do).
+    fn sync(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    /// A handle through which another thread makes what was written
+    /// durable (a stream has none: it is never synced).
+    fn sync_target(&self) -> io::Result<Box<dyn SyncTarget>> {
+        Err(io::Error::other("a stream cannot be synced"))
+    }
+    /// Takes back whatever a failed `append` or `write` may have written.
     fn rollback(&mut self) -> io::Result<()>;
     /// Where checkpoint lines are kept outside the log (the sidecar file and
     /// its mode), if anywhere.
@@ -44,6 +58,23 @@ pub(crate) trait Sink: Send + 'static {
     }
 }
 
+/// Something written to that can be made durable from any thread.
+pub(crate) trait SyncTarget: Send + Sync + 'static {
+    fn sync(&self) -> io::Result<()>;
+}
+
+impl SyncTarget for File {
+    /// `sync_data`, timed as `transitd_audit_fsync_seconds`.
+    fn sync(&self) -> io::Result<()> {
+        let started = std::time::Instant::now();
+        self.sync_data()?;
+        crate::metrics::metrics()
+            .audit_fsync
+            .record(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+}
+
 /// What became of a sink's file since its last write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FileChange {
@@ -61,7 +92,7 @@ pub(super) struct FileSink {
     /// The mode asked for (`None`: keep an existing file's).
     pub(super) open_mode: Option<u32>,
     pub(super) file: File,
-    /// End of the last durable batch.
+    /// End of the last batch written whole (durable too in fsync mode).
     pub(super) len: u64,
     pub(super) sidecar: PathBuf,
     pub(super) mode: u32,
@@ -69,15 +100,32 @@ pub(super) struct FileSink {
 
 impl Sink for FileSink {
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let m = crate::metrics::metrics();
+        let before = self.len;
+        self.write(bytes)?;
+        if let Err(e) = SyncTarget::sync(&self.file) {
+            // Not durable: `rollback` cuts the batch off again.
+            self.len = before;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         let started = std::time::Instant::now();
         self.file.write_all(bytes)?;
-        m.audit_write.record(started.elapsed().as_secs_f64());
-        let started = std::time::Instant::now();
-        self.file.sync_data()?;
-        m.audit_fsync.record(started.elapsed().as_secs_f64());
+        crate::metrics::metrics()
+            .audit_write
+            .record(started.elapsed().as_secs_f64());
         self.len += bytes.len() as u64;
         Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        SyncTarget::sync(&self.file)
+    }
+
+    fn sync_target(&self) -> io::Result<Box<dyn SyncTarget>> {
+        Ok(Box::new(self.file.try_clone()?))
     }
 
     fn rollback(&mut self) -> io::Result<()> {

@@ -5,7 +5,11 @@
 //! straight into the batch buffer, adds a checkpoint line wherever
 //! `checkpoint_interval` entries have passed since the last one, writes the
 //! whole batch with one `write_all`, makes it durable (`sync_data` for
-//! files), and only then answers every caller of the batch.
+//! files), and only then answers every caller of the batch. With
+//! `durability=background` it answers once the batch is written and leaves
+//! the sync (and the checkpoint line's way to the sidecar) to the
+//! background syncer (`background`), unless the last background sync
+//! failed: then it syncs the batch itself first, until a sync succeeds.
 //!
 //! A failed write answers every caller of the batch with the error. A file
 //! device then truncates back to the end of its last good batch and rewinds
@@ -32,6 +36,7 @@ use ring::signature::Ed25519KeyPair;
 use time::OffsetDateTime;
 
 use super::Ack;
+use super::background::BackgroundSync;
 use super::sidecar::SidecarWorker;
 use super::sink::Sink;
 use crate::audit::chain::{self, Chain};
@@ -81,6 +86,8 @@ pub(super) struct Writer {
     /// Set when a failed write could not be undone.
     pub(super) failed: Option<String>,
     pub(super) sidecar: Option<SidecarWorker>,
+    /// `durability=background`: the thread that syncs written batches.
+    pub(super) background: Option<BackgroundSync>,
     /// The batch being built, kept between batches for its capacity.
     pub(super) buf: Vec<u8>,
     /// When the oldest entry not covered by a checkpoint was written.
@@ -163,9 +170,15 @@ impl Writer {
         )
     }
 
-    /// Hands `line` (durable in the file by now) and `forced` callers to the
-    /// sidecar thread; without a sidecar the callers are answered at once.
-    pub(super) fn to_sidecar(&self, line: Option<Vec<u8>>, forced: Vec<Ack>) {
+    /// Hands `line` and `forced` callers on to the sidecar thread once the
+    /// bytes holding the line are durable: at once when `synced`, else
+    /// through the background syncer after its next sync. With a
+    /// background syncer every line goes through it, so lines reach the
+    /// sidecar in order. Without a sidecar the callers are answered at once.
+    pub(super) fn to_sidecar(&self, synced: bool, line: Option<Vec<u8>>, forced: Vec<Ack>) {
+        if let Some(background) = &self.background {
+            return background.hand_over(!synced, line, forced);
+        }
         match &self.sidecar {
             Some(sidecar) => sidecar.post(line, forced),
             None => {
@@ -236,12 +249,25 @@ impl Writer {
         if buf.is_empty() {
             // Nothing new: a forced checkpoint is answered once the sidecar
             // holds the newest line handed over so far.
-            self.to_sidecar(None, forced);
+            self.to_sidecar(true, None, forced);
             self.buf = buf;
             return;
         }
-        match self.sink.append(&buf) {
+        // A failed background sync means the disk may be dropping writes:
+        // then this batch is synced before anyone hears "recorded".
+        let recovering = self.background.as_ref().and_then(BackgroundSync::failure);
+        let synced = self.background.is_none() || recovering.is_some();
+        let written = if synced {
+            self.sink.append(&buf)
+        } else {
+            self.sink.write(&buf)
+        };
+        match written {
             Ok(()) => {
+                if let (Some(background), Some(failure)) = (&self.background, recovering) {
+                    background.recovered();
+                    tracing::warn!(device = %self.target, after = %failure, "audit file syncs again: background syncing resumes");
+                }
                 if self.state.seq == self.state.last_checkpoint {
                     self.unsigned_since = None;
                 } else if self.unsigned_since.is_none() {
@@ -250,8 +276,8 @@ impl Writer {
                 for ack in acks {
                     let _ = ack.send(Ok(()));
                 }
-                // The batch holding the line is durable: the sidecar may say so.
-                self.to_sidecar(last_checkpoint_line, forced);
+                // The sidecar may name the line once its batch is durable.
+                self.to_sidecar(synced, last_checkpoint_line, forced);
             }
             Err(e) => {
                 let message = format!("write failed: {e}");
@@ -280,6 +306,10 @@ impl Writer {
     /// The checkpoint written on a clean stop; the sidecar thread finishes
     /// its work (and writes this line) before this returns.
     fn final_checkpoint(&mut self) -> Result<(), AuditError> {
+        // Everything written is synced, and its line posted, first.
+        if let Some(mut background) = self.background.take() {
+            background.stop();
+        }
         let sidecar = self.sidecar.take();
         if let Some(message) = &self.failed {
             return Err(self.io_error(message.clone()));
