@@ -32,6 +32,20 @@ pub(super) enum Durability {
     Background { sync_interval: Duration },
 }
 
+/// Every option a device reads; any other is refused.
+const KNOWN_OPTIONS: &[&str] = &[
+    "file_path",
+    "path",
+    "mode",
+    "format",
+    "prefix",
+    "hmac_accessor",
+    "log_raw",
+    "checkpoint_interval",
+    "durability",
+    "sync_interval",
+];
+
 /// Where a device writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Target {
@@ -58,6 +72,18 @@ fn parse_bool(name: &str, v: &str) -> Result<bool, AuditError> {
 
 impl Settings {
     pub(super) fn from_config(config: &DeviceConfig) -> Result<Self, AuditError> {
+        // An option we do not know would otherwise be a setting silently not
+        // honoured (a misspelt `durability` would leave the default).
+        if let Some(unknown) = config
+            .options
+            .keys()
+            .find(|k| !KNOWN_OPTIONS.contains(&k.as_str()))
+        {
+            return Err(AuditError::Config(format!(
+                "unsupported option {unknown:?} (supported: {})",
+                KNOWN_OPTIONS.join(", ")
+            )));
+        }
         let opt = |k: &str| config.options.get(k).map(String::as_str);
         let target = match config.kind.as_str() {
             "file" => {
@@ -194,6 +220,13 @@ mod tests {
         let mut c = file_config(Path::new("/tmp/x"), &key, 10);
         c.options.remove("file_path");
         assert!(matches!(FileDevice::open(c), Err(AuditError::Config(_))));
+        let mut c = file_config(Path::new("/tmp/x"), &key, 10);
+        c.options
+            .insert("durabilty".to_owned(), "background".to_owned());
+        match FileDevice::open(c) {
+            Err(AuditError::Config(m)) => assert!(m.contains("\"durabilty\""), "{m}"),
+            other => panic!("a misspelt option was accepted: {other:?}"),
+        }
         let mut c = file_config(Path::new("/tmp/x"), &key, 10);
         c.options
             .insert("checkpoint_interval".to_owned(), "0".to_owned());
