@@ -88,6 +88,10 @@ pub struct Audit {
     /// When a deferred request entry is held back (see
     /// [`Audit::request_deferred`]): the time it records.
     deferred: Option<OffsetDateTime>,
+    /// The request's data, shared with the handler's parameters (not
+    /// copied: a batch's items are written from where the handler reads
+    /// them); `request.data` is then null.
+    data: Option<Arc<Map<String, Value>>>,
     /// Stands for `request.data` when the data was left out
     /// ([`bounded`]).
     elided: Option<ElidedData>,
@@ -225,6 +229,7 @@ static NULL: Value = Value::Null;
 fn request_entry<'a>(
     auth: &'a Option<AuthInfo>,
     request: &'a RequestInfo,
+    data: &'a Option<Arc<Map<String, Value>>>,
     elided: &'a Option<ElidedData>,
     time: OffsetDateTime,
     error: Option<&'a str>,
@@ -234,6 +239,7 @@ fn request_entry<'a>(
         time,
         auth: auth.as_ref(),
         request,
+        request_data: data.as_deref(),
         response: None,
         error,
         elided: elided.as_ref(),
@@ -255,6 +261,7 @@ impl Audit {
                 request: RequestInfo::default(),
                 session: Session::default(),
                 deferred: None,
+                data: None,
                 elided: None,
                 may_go_unrecorded: false,
                 unrecorded: None,
@@ -264,9 +271,12 @@ impl Audit {
         let (mount_point, mount_type, mount_accessor) = mount_of(&request.route);
         // Without a token (a login): bounded now. With one: in full, unless
         // authorization refuses it (`refused`).
-        let (data, elided) = match token {
-            None => bounded(params.to_value()),
-            Some(_) => (params.to_value(), None),
+        let (data, shared, elided) = match token {
+            None => {
+                let (data, elided) = bounded(params.to_value());
+                (data, None, elided)
+            }
+            Some(_) => (Value::Null, Some(params.shared()), None),
         };
         let may_go_unrecorded = may_go_unrecorded(request);
         let request = RequestInfo {
@@ -288,6 +298,7 @@ impl Audit {
             request,
             session: Session::default(),
             deferred: None,
+            data: shared,
             elided,
             may_go_unrecorded,
             unrecorded: None,
@@ -312,6 +323,7 @@ impl Audit {
         let entry = request_entry(
             &self.auth,
             &self.request,
+            &self.data,
             &self.elided,
             OffsetDateTime::now_utc(),
             error,
@@ -367,7 +379,11 @@ impl Audit {
     pub async fn refused(mut self, error: ApiError) -> ApiResult<(Reply, Vec<String>)> {
         if let Some(unsealed) = self.unsealed.clone() {
             if self.elided.is_none() {
-                (self.request.data, self.elided) = bounded(std::mem::take(&mut self.request.data));
+                let data = match self.data.take() {
+                    Some(shared) => Value::Object(Arc::unwrap_or_clone(shared)),
+                    None => std::mem::take(&mut self.request.data),
+                };
+                (self.request.data, self.elided) = bounded(data);
             }
             let message = error.to_string();
             let started = std::time::Instant::now();
@@ -439,6 +455,7 @@ impl Audit {
             time: OffsetDateTime::now_utc(),
             auth,
             request: &self.request,
+            request_data: self.data.as_deref(),
             response: Some(ResponseView {
                 data,
                 warnings,
@@ -452,7 +469,14 @@ impl Audit {
         let deferred = self.deferred.is_some();
         let pending = match self.deferred.take() {
             Some(time) => {
-                let request = request_entry(&self.auth, &self.request, &self.elided, time, None);
+                let request = request_entry(
+                    &self.auth,
+                    &self.request,
+                    &self.data,
+                    &self.elided,
+                    time,
+                    None,
+                );
                 unsealed
                     .audit
                     .broker
@@ -510,7 +534,14 @@ impl Drop for Audit {
         // A deferred request that was never answered (its future dropped): on
         // record all the same, without waiting.
         if let (Some(time), Some(unsealed)) = (self.deferred.take(), self.unsealed.clone()) {
-            let entry = request_entry(&self.auth, &self.request, &self.elided, time, None);
+            let entry = request_entry(
+                &self.auth,
+                &self.request,
+                &self.data,
+                &self.elided,
+                time,
+                None,
+            );
             drop(unsealed.audit.broker.submit(&[&entry], &mut self.session));
         }
     }
