@@ -11,7 +11,7 @@
 # TRANSITD_BIN=/path profiles that binary instead of building this tree.
 # KEEP=DIR keeps the callgrind output in DIR (for callgrind_annotate).
 # Prints: total instructions, instructions per item, and the top functions by
-# inclusive cost.
+# inclusive and by own cost.
 set -Eeuo pipefail
 
 here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
@@ -85,10 +85,13 @@ total=$(sed -n 's/^summary: *//p; s/^totals: *//p' "$dump" | head -n1 | awk '{pr
 echo "requests: $requests x $items items"
 echo "instructions: $total"
 echo "instructions per item: $((total / (requests * items)))"
-echo "top functions by inclusive cost:"
-callgrind_annotate --inclusive=yes "$dump" 2>/dev/null | sed -n '/^Ir/,$p' | head -n 45
 if [[ -n ${KEEP:-} ]]; then
   mkdir -p "$KEEP"
   cp "$dump" "$KEEP/"
   echo "kept: $KEEP/$(basename "$dump")"
 fi
+# `head` closes the pipe early: not a failure.
+echo "top functions by inclusive cost (recursive frames, marked ', count more than once):"
+{ callgrind_annotate --inclusive=yes "$dump" 2>/dev/null | sed -n '/^Ir/,$p' | grep -v "'[0-9]" | head -n 60; } || true
+echo "top functions by their own cost:"
+{ callgrind_annotate "$dump" 2>/dev/null | sed -n '/^Ir/,$p' | head -n 45; } || true
