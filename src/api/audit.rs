@@ -88,13 +88,22 @@ pub struct Audit {
     /// When a deferred request entry is held back (see
     /// [`Audit::request_deferred`]): the time it records.
     deferred: Option<OffsetDateTime>,
-    /// Stands for `request.data` when the data was left out
-    /// ([`bounded`]).
-    elided: Option<ElidedData>,
+    /// The request's data when it is not in `request.data`.
+    data: DataElsewhere,
     /// This request may be served without a record ([`may_go_unrecorded`]).
     may_go_unrecorded: bool,
     /// It was: why no device recorded its request entry.
     unrecorded: Option<String>,
+}
+
+/// The request's data where `request.data` (then null) does not hold it.
+#[derive(Default)]
+struct DataElsewhere {
+    /// Shared with the handler's parameters (not copied: a batch's items
+    /// are written from where the handler reads them).
+    shared: Option<Arc<Map<String, Value>>>,
+    /// Left out ([`bounded`]): what stands for it.
+    elided: Option<ElidedData>,
 }
 
 /// Request data enters the log in full only once the request is
@@ -225,7 +234,7 @@ static NULL: Value = Value::Null;
 fn request_entry<'a>(
     auth: &'a Option<AuthInfo>,
     request: &'a RequestInfo,
-    elided: &'a Option<ElidedData>,
+    data: &'a DataElsewhere,
     time: OffsetDateTime,
     error: Option<&'a str>,
 ) -> Entry<'a> {
@@ -234,9 +243,10 @@ fn request_entry<'a>(
         time,
         auth: auth.as_ref(),
         request,
+        request_data: data.shared.as_deref(),
         response: None,
         error,
-        elided: elided.as_ref(),
+        elided: data.elided.as_ref(),
     }
 }
 
@@ -255,7 +265,7 @@ impl Audit {
                 request: RequestInfo::default(),
                 session: Session::default(),
                 deferred: None,
-                elided: None,
+                data: DataElsewhere::default(),
                 may_go_unrecorded: false,
                 unrecorded: None,
             };
@@ -264,9 +274,12 @@ impl Audit {
         let (mount_point, mount_type, mount_accessor) = mount_of(&request.route);
         // Without a token (a login): bounded now. With one: in full, unless
         // authorization refuses it (`refused`).
-        let (data, elided) = match token {
-            None => bounded(params.to_value()),
-            Some(_) => (params.to_value(), None),
+        let (data, shared, elided) = match token {
+            None => {
+                let (data, elided) = bounded(params.to_value());
+                (data, None, elided)
+            }
+            Some(_) => (Value::Null, Some(params.shared()), None),
         };
         let may_go_unrecorded = may_go_unrecorded(request);
         let request = RequestInfo {
@@ -288,7 +301,7 @@ impl Audit {
             request,
             session: Session::default(),
             deferred: None,
-            elided,
+            data: DataElsewhere { shared, elided },
             may_go_unrecorded,
             unrecorded: None,
         }
@@ -312,7 +325,7 @@ impl Audit {
         let entry = request_entry(
             &self.auth,
             &self.request,
-            &self.elided,
+            &self.data,
             OffsetDateTime::now_utc(),
             error,
         );
@@ -366,8 +379,12 @@ impl Audit {
     /// its data bounded as a login's is (the caller is not authorized).
     pub async fn refused(mut self, error: ApiError) -> ApiResult<(Reply, Vec<String>)> {
         if let Some(unsealed) = self.unsealed.clone() {
-            if self.elided.is_none() {
-                (self.request.data, self.elided) = bounded(std::mem::take(&mut self.request.data));
+            if self.data.elided.is_none() {
+                let data = match self.data.shared.take() {
+                    Some(shared) => Value::Object(Arc::unwrap_or_clone(shared)),
+                    None => std::mem::take(&mut self.request.data),
+                };
+                (self.request.data, self.data.elided) = bounded(data);
             }
             let message = error.to_string();
             let started = std::time::Instant::now();
@@ -439,6 +456,7 @@ impl Audit {
             time: OffsetDateTime::now_utc(),
             auth,
             request: &self.request,
+            request_data: self.data.shared.as_deref(),
             response: Some(ResponseView {
                 data,
                 warnings,
@@ -446,13 +464,13 @@ impl Audit {
                 wrap_info: result.as_ref().ok().and_then(|(r, _)| r.wrap_info.as_ref()),
             }),
             error,
-            elided: self.elided.as_ref(),
+            elided: self.data.elided.as_ref(),
         };
         let started = std::time::Instant::now();
         let deferred = self.deferred.is_some();
         let pending = match self.deferred.take() {
             Some(time) => {
-                let request = request_entry(&self.auth, &self.request, &self.elided, time, None);
+                let request = request_entry(&self.auth, &self.request, &self.data, time, None);
                 unsealed
                     .audit
                     .broker
@@ -510,7 +528,7 @@ impl Drop for Audit {
         // A deferred request that was never answered (its future dropped): on
         // record all the same, without waiting.
         if let (Some(time), Some(unsealed)) = (self.deferred.take(), self.unsealed.clone()) {
-            let entry = request_entry(&self.auth, &self.request, &self.elided, time, None);
+            let entry = request_entry(&self.auth, &self.request, &self.data, time, None);
             drop(unsealed.audit.broker.submit(&[&entry], &mut self.session));
         }
     }

@@ -7,6 +7,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use serde_json::{Map, Value};
@@ -24,11 +25,53 @@ pub use budget::{
 /// place in the sorted map), so reading allocates nothing.
 const READ_BITS: usize = 64;
 
+/// A request's fields: shared (a request body, which its audit entries
+/// write from the same map the handler reads instead of a copy of every
+/// batch item) or borrowed (one item of a batch, read in place inside the
+/// request's own `batch_input`).
+#[derive(Debug)]
+enum Fields<'a> {
+    Shared(Arc<Map<String, Value>>),
+    Borrowed(&'a Map<String, Value>),
+}
+
+impl Default for Fields<'_> {
+    fn default() -> Self {
+        Self::Shared(Arc::default())
+    }
+}
+
+impl std::ops::Deref for Fields<'_> {
+    type Target = Map<String, Value>;
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Self::Shared(map) => map,
+            Self::Borrowed(map) => map,
+        }
+    }
+}
+
+impl Fields<'_> {
+    /// The map to change: copied first if borrowed, or if an audit entry
+    /// still holds it (the entry keeps the fields as received).
+    fn to_mut(&mut self) -> &mut Map<String, Value> {
+        if let Self::Borrowed(map) = *self {
+            *self = Self::Shared(Arc::new(map.clone()));
+        }
+        match self {
+            Self::Shared(map) => Arc::make_mut(map),
+            // Made shared just above.
+            Self::Borrowed(_) => unreachable!(),
+        }
+    }
+}
+
 /// The fields are owned (a request body) or borrowed (one item of a batch,
 /// read in place inside the request's own `batch_input`).
 #[derive(Debug, Default)]
 pub struct Params<'a> {
-    fields: std::borrow::Cow<'a, Map<String, Value>>,
+    fields: Fields<'a>,
     /// Bit i: the i-th field (in key order) was read. Used while there are at
     /// most [`READ_BITS`] fields.
     read_bits: Cell<u64>,
@@ -42,7 +85,7 @@ pub struct Params<'a> {
 impl<'a> Params<'a> {
     pub fn from_map(fields: Map<String, Value>) -> Self {
         Self {
-            fields: std::borrow::Cow::Owned(fields),
+            fields: Fields::Shared(Arc::new(fields)),
             ..Self::default()
         }
     }
@@ -50,7 +93,7 @@ impl<'a> Params<'a> {
     /// One batch item's fields, read where they are.
     pub fn borrowed(fields: &'a Map<String, Value>) -> Self {
         Self {
-            fields: std::borrow::Cow::Borrowed(fields),
+            fields: Fields::Borrowed(fields),
             ..Self::default()
         }
     }
@@ -172,9 +215,18 @@ impl<'a> Params<'a> {
         self.fields.get(key).filter(|v| !v.is_null())
     }
 
-    /// Every field as received (for the audit log, which hashes the strings).
+    /// Every field as received, a copy.
     pub fn to_value(&self) -> Value {
-        Value::Object(self.fields.clone().into_owned())
+        Value::Object((*self.fields).clone())
+    }
+
+    /// Every field as received, shared rather than copied (for the audit
+    /// log, which hashes the strings as it writes them).
+    pub fn shared(&self) -> Arc<Map<String, Value>> {
+        match &self.fields {
+            Fields::Shared(map) => Arc::clone(map),
+            Fields::Borrowed(map) => Arc::new((*map).clone()),
+        }
     }
 
     pub fn has(&self, key: &str) -> bool {
@@ -249,7 +301,10 @@ pub fn decode_b64(s: &str) -> ApiResult<Vec<u8>> {
             .with_decode_allow_trailing_bits(true)
             .with_decode_padding_mode(DecodePaddingMode::RequireCanonical),
     );
-    let cleaned: std::borrow::Cow<'_, str> = if s.contains(['\r', '\n']) {
+    // Bytes, not chars: the line breaks are ASCII, and scanning bytes spares
+    // decoding every char of every plaintext of a batch.
+    let has_breaks = s.bytes().any(|b| b == b'\r' || b == b'\n');
+    let cleaned: std::borrow::Cow<'_, str> = if has_breaks {
         s.replace(['\r', '\n'], "").into()
     } else {
         s.into()

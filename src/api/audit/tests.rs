@@ -372,3 +372,79 @@ async fn sealing_whose_outcome_cannot_be_recorded_is_not_a_500() {
     let warning = body["warnings"][0].as_str().unwrap();
     assert!(warning.contains("or its outcome"), "{warning}");
 }
+
+/// The audit lines of one batch, byte for byte: what the batch path's
+/// parsing, hashing and writing must keep (every member, its order, its
+/// escaping, the HMAC of every string of the items and their results).
+/// Only what differs from run to run is filled in: the times, the request
+/// id, the random ciphertexts (as their HMACs) and the root token's
+/// accessor and issue time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_audited_byte_for_byte() {
+    let s = Server::new();
+    assert_eq!(s.call("POST", "transit/keys/k", json!({})).await.0, 200);
+    let log = s.audit_on();
+    let body = r#"{"batch_input":[{"plaintext":"aGk=","reference":"a\u00e9\"<"},{"plaintext":"!!","reference":"b"},{"plaintext":"","extra":[5,true,null,"x"],"key_version":0}],"partial_failure_response_code":207,"note":""}"#;
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/transit/encrypt/k")
+        .header("X-Vault-Token", "root")
+        .body(Body::from(body))
+        .unwrap();
+    let res = s.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status().as_u16(), 207);
+    let reply: Value =
+        serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let results = &reply["data"]["batch_results"];
+    let hashed = |s: &str| crate::audit::format::hash_value(b"salt", s);
+    let ct0 = hashed(results[0]["ciphertext"].as_str().unwrap());
+    let ct2 = hashed(results[2]["ciphertext"].as_str().unwrap());
+
+    let raw = String::from_utf8(log.out.lock().unwrap().clone()).unwrap();
+    let lines: Vec<String> = raw
+        .lines()
+        .filter(|l| l.contains(r#""type":"request""#) || l.contains(r#""type":"response""#))
+        .map(|l| {
+            let (body, _chain) = crate::audit::chain::split(l.as_bytes()).unwrap();
+            String::from_utf8(body).unwrap()
+        })
+        .collect();
+    assert_eq!(lines.len(), 2, "{raw}");
+    let first: Value = serde_json::from_str(&lines[0]).unwrap();
+    let second: Value = serde_json::from_str(&lines[1]).unwrap();
+    let text = |v: &Value| v.as_str().unwrap().to_owned();
+    let (t0, t1) = (text(&first["time"]), text(&second["time"]));
+    let id = text(&first["request"]["id"]);
+    let accessor = text(&first["auth"]["accessor"]);
+    let issued = text(&first["auth"]["token_issue_time"]);
+    let mount = text(&first["request"]["mount_accessor"]);
+    let token = hashed("root");
+    let e = |s: &str| hashed(s);
+    let auth = format!(
+        r#""auth":{{"client_token":"{token}","accessor":"{accessor}","display_name":"root","policies":["root"],"token_policies":["root"],"token_type":"service","token_issue_time":"{issued}"}}"#
+    );
+    let request = format!(
+        r#""request":{{"id":"{id}","operation":"update","mount_point":"transit/","mount_type":"transit","mount_accessor":"{mount}","client_token":"{token}","client_token_accessor":"{accessor}","namespace":{{"id":"root"}},"path":"transit/encrypt/k","data":{{"batch_input":[{{"plaintext":"{p0}","reference":"{r0}"}},{{"plaintext":"{p1}","reference":"{r1}"}},{{"extra":[5,true,null,"{x}"],"key_version":0,"plaintext":"{empty}"}}],"note":"{empty}","partial_failure_response_code":207}}}}"#,
+        p0 = e("aGk="),
+        r0 = e("a\u{e9}\"<"),
+        p1 = e("!!"),
+        r1 = e("b"),
+        x = e("x"),
+        empty = e(""),
+    );
+    let response = format!(
+        r#""response":{{"mount_point":"transit/","mount_type":"transit","mount_accessor":"{mount}","data":{{"batch_results":[{{"ciphertext":"{ct0}","key_version":1,"reference":"{r0}"}},{{"error":"{bad}","reference":"{r1}"}},{{"ciphertext":"{ct2}","key_version":1,"reference":"{empty}"}}]}}}}"#,
+        r0 = e("a\u{e9}\"<"),
+        r1 = e("b"),
+        bad = e("illegal base64 data at input byte 0"),
+        empty = e(""),
+    );
+    assert_eq!(
+        lines[0],
+        format!(r#"{{"time":"{t0}","type":"request",{auth},{request},"seq":1}}"#)
+    );
+    assert_eq!(
+        lines[1],
+        format!(r#"{{"time":"{t1}","type":"response",{auth},{request},{response},"seq":2}}"#)
+    );
+}

@@ -33,7 +33,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 mod hash;
 mod record;
@@ -141,7 +141,7 @@ impl Formatter {
     fn data<'a>(&'a self, data: Data<'a>) -> Option<DataOut<'a>> {
         match data {
             Data::Value(Value::Null) => None,
-            Data::Value(Value::Object(m)) if m.is_empty() => None,
+            Data::Value(Value::Object(m)) | Data::Object(m) if m.is_empty() => None,
             data => Some(DataOut { data, fmt: self }),
         }
     }
@@ -212,7 +212,10 @@ impl Formatter {
             client_token_accessor: self.accessor(memo, &req.client_token_accessor),
             namespace: NamespaceOut { id: "root" },
             path: &req.path,
-            data: self.data(Data::Value(&req.data)),
+            data: self.data(match entry.request_data {
+                Some(map) => Data::Object(map),
+                None => Data::Value(&req.data),
+            }),
             data_elided: entry.elided.map(|e| ElidedOut {
                 bytes: e.json.len(),
                 hmac: memo.elided(&self.key, &e.json),
@@ -296,7 +299,12 @@ fn shared_blocks(a: &Entry<'_>, b: &Entry<'_>) -> bool {
         (None, None) => true,
         _ => false,
     };
-    same_auth && same_elided && std::ptr::eq(a.request, b.request)
+    let same_data = match (a.request_data, b.request_data) {
+        (Some(x), Some(y)) => std::ptr::eq(x, y),
+        (None, None) => true,
+        _ => false,
+    };
+    same_auth && same_elided && same_data && std::ptr::eq(a.request, b.request)
 }
 
 /// A string member written in clear or as its HMAC.
@@ -334,6 +342,7 @@ impl Serialize for DataOut<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.data {
             Data::Value(v) => HashedValue(v, self.fmt).serialize(s),
+            Data::Object(map) => HashedMap(map, self.fmt).serialize(s),
             Data::Wrapped(v) => {
                 let mut map = s.serialize_map(Some(1))?;
                 map.serialize_entry("value", &HashedValue(v, self.fmt))?;
@@ -360,15 +369,22 @@ impl Serialize for HashedValue<'_> {
                 }
                 seq.end()
             }
-            Value::Object(map) => {
-                let mut out = s.serialize_map(Some(map.len()))?;
-                for (k, v) in map {
-                    out.serialize_entry(k, &HashedValue(v, fmt))?;
-                }
-                out.end()
-            }
+            Value::Object(map) => HashedMap(map, fmt).serialize(s),
             other => other.serialize(s),
         }
+    }
+}
+
+/// Serialises like `Map` does, strings of the values hashed.
+struct HashedMap<'a>(&'a Map<String, Value>, &'a Formatter);
+
+impl Serialize for HashedMap<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut out = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            out.serialize_entry(k, &HashedValue(v, self.1))?;
+        }
+        out.end()
     }
 }
 

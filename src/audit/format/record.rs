@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 /// Whether an entry records a request (before it is handled) or a response.
@@ -111,6 +111,8 @@ pub(crate) enum Data<'a> {
     Value(&'a Value),
     /// Written as `{"value": ..}` (a reply whose data is not an object).
     Wrapped(&'a Value),
+    /// An object, written as is; `{}` is omitted.
+    Object(&'a Map<String, Value>),
 }
 
 /// The response part of an entry, borrowed.
@@ -134,6 +136,10 @@ pub(crate) struct Entry<'a> {
     pub time: OffsetDateTime,
     pub auth: Option<&'a AuthInfo>,
     pub request: &'a RequestInfo,
+    /// Stands for `request.data` when set (`request.data` is then null):
+    /// the request's parameters as the handler reads them, shared instead
+    /// of copied into the `RequestInfo`.
+    pub request_data: Option<&'a Map<String, Value>>,
     /// Only written for [`Kind::Response`]; `None` then means an empty response.
     pub response: Option<ResponseView<'a>>,
     pub error: Option<&'a str>,
@@ -163,6 +169,7 @@ impl AuditRecord {
             time: self.time,
             auth: self.auth.as_ref(),
             request: &self.request,
+            request_data: None,
             response: self.response.as_ref().map(|r| ResponseView {
                 data: Data::Value(&r.data),
                 warnings: &r.warnings,

@@ -205,6 +205,39 @@ fn same_bytes_as_the_reference_formatter() {
     }
 }
 
+/// Request data handed over as a shared map (`Entry::request_data`, as the
+/// request path hands a request's parameters over) is written byte for byte
+/// as the same data inside the record.
+#[test]
+fn shared_request_data_is_the_same_bytes() {
+    let mut g = Gen(29);
+    for options in ALL_OPTIONS {
+        let formatter = Formatter::new(SaltKey::new(SALT), options);
+        let mut shared = 0;
+        for _ in 0..300 {
+            let mut rec = g.record();
+            let Value::Object(map) = std::mem::take(&mut rec.request.data) else {
+                continue;
+            };
+            shared += 1;
+            let mut inline = rec.clone();
+            inline.request.data = Value::Object(map.clone());
+            let expected = reference::format_record(&inline, SALT, options);
+            let entry = Entry {
+                request_data: Some(&map),
+                ..rec.entry()
+            };
+            let got = formatter.format(&entry, &mut TokenMemo::default()).unwrap();
+            assert_eq!(
+                String::from_utf8(got).unwrap(),
+                String::from_utf8(expected).unwrap(),
+                "{options:?}"
+            );
+        }
+        assert!(shared > 50, "only {shared} records had object data");
+    }
+}
+
 /// A request entry and its response entry formatted together (their
 /// `auth` and `request` blocks written once) are byte for byte what the
 /// reference formatter writes for each; entries that share nothing are
