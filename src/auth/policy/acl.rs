@@ -171,6 +171,33 @@ impl Acl {
         }
     }
 
+    /// Whether some rule grants anything (but `deny`) on a path under
+    /// `prefix` (`team/transit/`): which mounts a caller is shown, as
+    /// Vault's mount listing decides. Generous with `+` patterns: one whose
+    /// segments agree with the prefix's counts.
+    pub fn grants_under(&self, prefix: &str) -> bool {
+        if self.root {
+            return true;
+        }
+        let grants = |g: &Grant| !g.bits.has(Bits::DENY) && g.bits != Bits::NONE;
+        let exact = self
+            .exact
+            .iter()
+            .any(|(path, g)| path.starts_with(prefix) && grants(g));
+        let wildcard = self.prefix.iter().any(|(stem, g)| {
+            (stem.starts_with(prefix) || prefix.starts_with(stem.as_str())) && grants(g)
+        });
+        let prefix_parts: Vec<&str> = prefix.trim_end_matches('/').split('/').collect();
+        let segments = self.segments.iter().any(|(s, g)| {
+            grants(g)
+                && s.parts
+                    .iter()
+                    .zip(&prefix_parts)
+                    .all(|(pattern, part)| pattern == "+" || pattern == part || pattern.is_empty())
+        });
+        exact || wildcard || segments
+    }
+
     /// What the rule that decides `path` grants, if one does.
     fn lookup(&self, path: &str, listing: bool) -> Option<Grant> {
         let path = path.trim_start_matches('/');
