@@ -55,8 +55,9 @@ pub(crate) struct Field {
     /// The only values taken, where they are a fixed set (empty: any).
     pub one_of: &'static [&'static str],
     /// Read only by a request that gets past earlier checks (a key that
-    /// exists, a valid signature): the route tests' sample requests do
-    /// not reach it, so they check only that nothing undeclared is read.
+    /// exists, a valid signature) or in another server state (sealed): the
+    /// route tests' sample requests do not reach it, so they check only
+    /// that nothing undeclared is read.
     pub later: bool,
 }
 
@@ -94,6 +95,9 @@ pub(crate) enum Answer {
     Bare,
     /// 200 with a bare object or Prometheus text (`sys/metrics`).
     Metrics,
+    /// A bare object with the status the query asks for (`sys/health`'s
+    /// `activecode` and the like), 200 by default.
+    Health,
 }
 
 impl Field {
@@ -362,6 +366,12 @@ fn responses(answer: Answer) -> Value {
         }
         Answer::Bare => {
             all.insert("200".into(), json_body(json!({"type": "object"})));
+        }
+        Answer::Health => {
+            all.insert("200".into(), json_body(json!({"type": "object"})));
+            let mut chosen = json_body(json!({"type": "object"}));
+            chosen["description"] = json!("the status the query asked for");
+            all.insert("default".into(), chosen);
         }
         Answer::Metrics => {
             let mut both = json_body(json!({"type": "object"}));

@@ -153,11 +153,14 @@ pub(crate) const DOCS: &[PathDoc] = {
     &[
         p(
             "health",
-            &[OpDoc::new(Read, "read-health-status", Bare).with(&[
+            &[OpDoc::new(Read, "read-health-status", Health).with(&[
                 f("standbyok", Bool),
                 f("perfstandbyok", Bool),
                 f("standbycode", Int),
                 f("activecode", Int),
+                // Read when sealed or not initialized (the samples are neither).
+                f("sealedcode", Int).later(),
+                f("uninitcode", Int).later(),
             ])],
         ),
         p("seal-status", &[OpDoc::new(Read, "seal-status", Bare)]),
@@ -875,6 +878,15 @@ fn health(state: &AppState, p: &Params) -> ApiResult<Reply> {
         Ok(u16::try_from(wanted)
             .ok()
             .and_then(|c| StatusCode::from_u16(c).ok())
+            // A 1xx is no final status (hyper answered 500): OpenBao's Go
+            // server sends it as an interim reply, then 200.
+            .map(|c| {
+                if c.is_informational() {
+                    StatusCode::OK
+                } else {
+                    c
+                }
+            })
             .unwrap_or(StatusCode::from_u16(default).unwrap_or(StatusCode::OK)))
     };
     let _ = (
