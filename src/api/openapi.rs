@@ -429,17 +429,14 @@ mod tests {
     /// (`route::tests::server`: one mount or method of each kind).
     fn groups() -> Vec<(&'static str, &'static [PathDoc])> {
         vec![
-            ("sys", super::super::sys::DOCS),
-            ("auth/token", super::super::token::DOCS),
-            ("auth/userpass", super::super::login::docs_of("userpass")),
-            ("auth/approle", super::super::login::docs_of("approle")),
-            ("auth/jwt", super::super::login::docs_of("jwt")),
-            (
-                "auth/kubernetes",
-                super::super::login::docs_of("kubernetes"),
-            ),
-            ("auth/cert", super::super::login::docs_of("cert")),
-            ("transit", super::super::endpoint::DOCS),
+            ("sys", crate::api::sys::DOCS),
+            ("auth/token", crate::api::token::DOCS),
+            ("auth/userpass", crate::api::login::docs_of("userpass")),
+            ("auth/approle", crate::api::login::docs_of("approle")),
+            ("auth/jwt", crate::api::login::docs_of("jwt")),
+            ("auth/kubernetes", crate::api::login::docs_of("kubernetes")),
+            ("auth/cert", crate::api::login::docs_of("cert")),
+            ("transit", crate::api::endpoint::DOCS),
         ]
     }
 
