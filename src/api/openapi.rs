@@ -429,8 +429,8 @@ mod tests {
     /// (`route::tests::server`: one mount or method of each kind).
     fn groups() -> Vec<(&'static str, &'static [PathDoc])> {
         vec![
-            ("sys", crate::api::sys::DOCS),
-            ("auth/token", crate::api::token::DOCS),
+            ("sys", sys::DOCS),
+            ("auth/token", token::DOCS),
             ("auth/userpass", crate::api::login::docs_of("userpass")),
             ("auth/approle", crate::api::login::docs_of("approle")),
             ("auth/jwt", crate::api::login::docs_of("jwt")),
