@@ -507,6 +507,43 @@ mod tests {
         );
     }
 
+    /// Without a token, no paths (as Vault); with the root ACL, `sys/`,
+    /// `auth/token/`, each login method and each mount at its own path,
+    /// with unique operation ids.
+    #[test]
+    fn the_document_lists_what_the_caller_may_reach() {
+        let state = server();
+        let unsealed = state.unsealed().unwrap();
+        unsealed.enable_mount("team/transit", "").unwrap();
+        let none = document(&unsealed, None).unwrap();
+        assert_eq!(none["paths"], json!({}));
+        let all = document(&unsealed, Some(&Acl::root())).unwrap();
+        let paths = all["paths"].as_object().unwrap();
+        for path in [
+            "/sys/health",
+            "/auth/token/create",
+            "/auth/userpass/login/{username}",
+            "/transit/encrypt/{name}",
+            "/team/transit/encrypt/{name}",
+        ] {
+            assert!(paths.contains_key(path), "{path}");
+        }
+        assert_eq!(
+            paths["/team/transit/encrypt/{name}"]["post"]["operationId"],
+            "team-transit-encrypt"
+        );
+        let mut ids = BTreeSet::new();
+        for item in paths.values() {
+            for (method, operation) in item.as_object().unwrap() {
+                if method != "parameters" {
+                    let id = operation["operationId"].as_str().unwrap();
+                    assert!(ids.insert(id.to_owned()), "{id} twice");
+                }
+            }
+        }
+        assert!(!Acl::default().grants_under("transit/"));
+    }
+
     fn sample(field: &Field) -> Value {
         if let Some(first) = field.one_of.first() {
             return json!(first);

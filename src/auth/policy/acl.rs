@@ -269,6 +269,31 @@ mod tests {
     use super::*;
     use crate::auth::policy::tests::{acl, policy};
 
+    /// Which mounts a caller's API document shows: any grant under the
+    /// mount's path, through an exact, prefix or `+` rule; not a deny.
+    #[test]
+    fn grants_under_a_mount() {
+        let a = acl(&[r#"
+path "team/transit/encrypt/web" { capabilities = ["update"] }
+path "ops/*" { capabilities = ["read"] }
+path "auth/+/login" { capabilities = ["create"] }
+path "secret/*" { capabilities = ["deny"] }
+"#]);
+        for (prefix, shown) in [
+            ("team/transit/", true),
+            ("team/", true),
+            ("ops/transit/", true),
+            ("auth/approle/", true),
+            ("transit/", false),
+            ("team/transit2/", false),
+            ("secret/", false),
+        ] {
+            assert_eq!(a.grants_under(prefix), shown, "{prefix}");
+        }
+        assert!(Acl::root().grants_under("anything/"));
+        assert!(!Acl::default().grants_under("transit/"));
+    }
+
     /// Policies, then (path, capability, allowed) questions about them.
     type Scenario = (
         &'static [&'static str],
