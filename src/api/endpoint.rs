@@ -9,6 +9,7 @@
 //! is routed, so it cannot be served early by mistake: an endpoint changes
 //! state unless [`Endpoint::changes_nothing`] says otherwise.
 
+use super::openapi::{Answer, Field, OpDoc, PathDoc, Ty, f};
 use super::{Ctx, Op, byok, crypt, export, hmac, keys, misc, names, sign};
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::{OpKind, metrics};
@@ -81,6 +82,315 @@ pub(crate) enum Endpoint {
         version: Option<String>,
     },
 }
+
+/// The document's description of every endpoint above (`api/openapi.rs`),
+/// paths relative to the mount. Declared here, beside [`Endpoint::parse`]:
+/// the route tests parse every path with every operation and fail unless
+/// the declared operations are exactly those served, and serve each one to
+/// check that its handler reads exactly the declared fields.
+pub(crate) const DOCS: &[PathDoc] = {
+    use Answer::*;
+    use Op::*;
+    use Ty::*;
+    const TYPES: &[&str] = &[
+        "aes256-gcm96",
+        "aes128-gcm96",
+        "chacha20-poly1305",
+        "xchacha20-poly1305",
+        "ed25519",
+        "ecdsa-p256",
+        "ecdsa-p384",
+        "ecdsa-p521",
+        "hmac",
+    ];
+    const SIGN_OPTIONS: &[Field] = &[
+        f("key_version", Int),
+        f("input", Base64),
+        f("context", Base64),
+        f("hash_algorithm", Str),
+        f("algorithm", Str),
+        f("prehashed", Bool),
+        f("signature_algorithm", Str),
+        f("salt_length", Str),
+        f("marshaling_algorithm", Str),
+        f("urlalgorithm", Str),
+        f("batch_input", Objects),
+    ];
+    const VERIFY: &[Field] = &[
+        f("signature", Str),
+        f("hmac", Str),
+        f("input", Base64).later(),
+        f("context", Base64).later(),
+        f("hash_algorithm", Str).later(),
+        f("algorithm", Str).later(),
+        f("prehashed", Bool).later(),
+        f("signature_algorithm", Str).later(),
+        f("salt_length", Str).later(),
+        f("marshaling_algorithm", Str).later(),
+        f("urlalgorithm", Str),
+        f("batch_input", Objects),
+    ];
+    const HMAC: &[Field] = &[
+        f("input", Base64),
+        f("key_version", Int),
+        f("algorithm", Str),
+        f("urlalgorithm", Str),
+        f("batch_input", Objects),
+    ];
+    const ENCRYPT: &[Field] = &[
+        f("plaintext", Base64),
+        f("context", Base64),
+        f("associated_data", Base64),
+        f("key_version", Int),
+        f("reference", Str).later(),
+        f("type", Str).one_of(TYPES),
+        f("convergent_encryption", Bool),
+        f("partial_failure_response_code", Int),
+        f("batch_input", Objects),
+    ];
+    const DECRYPT: &[Field] = &[
+        f("ciphertext", Str),
+        f("context", Base64),
+        f("associated_data", Base64),
+        f("key_version", Int),
+        f("reference", Str).later(),
+        f("partial_failure_response_code", Int),
+        f("batch_input", Objects),
+    ];
+    const REWRAP: &[Field] = &[
+        f("ciphertext", Str),
+        f("context", Base64),
+        f("associated_data", Base64),
+        f("key_version", Int),
+        f("reference", Str).later(),
+        f("batch_input", Objects),
+    ];
+    const HASH: &[Field] = &[
+        f("input", Base64).required(),
+        f("algorithm", Str),
+        f("urlalgorithm", Str),
+        f("format", Str).one_of(&["hex", "base64"]),
+    ];
+    const RANDOM: &[Field] = &[
+        f("bytes", Int),
+        f("source", Str).one_of(&["all", "platform", "seal"]),
+        f("urlbytes", Str),
+        f("format", Str).one_of(&["hex", "base64"]),
+    ];
+    const EXPORT_TYPES: &[Field] = &[f("type", Str).one_of(&[
+        "encryption-key",
+        "signing-key",
+        "hmac-key",
+        "public-key",
+        "certificate-chain",
+    ])];
+    const fn p(path: &'static str, ops: &'static [OpDoc]) -> PathDoc {
+        PathDoc {
+            path,
+            params: &[],
+            ops,
+        }
+    }
+    &[
+        p(
+            "keys",
+            &[OpDoc::new(List, "list-keys", Data).with(&[f("after", Str), f("limit", Int)])],
+        ),
+        p(
+            "keys/{name}",
+            &[
+                OpDoc::new(Read, "read-key", Data).with(&[f("context", Base64)]),
+                OpDoc::new(Update, "create-key", DataOrEmpty).with(&[
+                    f("context", Base64),
+                    f("type", Str).one_of(TYPES),
+                    f("derived", Bool),
+                    f("convergent_encryption", Bool),
+                    f("key_size", Int),
+                    f("exportable", Bool),
+                    f("allow_plaintext_backup", Bool),
+                    f("auto_rotate_period", Duration),
+                    f("max_encryptions_per_version", Int),
+                ]),
+                OpDoc::new(Delete, "delete-key", Empty),
+            ],
+        ),
+        p(
+            "keys/{name}/config",
+            &[OpDoc::new(Update, "configure-key", DataOrEmpty).with(&[
+                f("min_decryption_version", Int),
+                f("min_encryption_version", Int),
+                f("deletion_allowed", Bool),
+                f("exportable", Bool),
+                f("allow_plaintext_backup", Bool),
+                f("auto_rotate_period", Duration),
+                f("max_encryptions_per_version", Int),
+            ])],
+        ),
+        p(
+            "keys/{name}/rotate",
+            &[OpDoc::new(Update, "rotate-key", DataOrEmpty)],
+        ),
+        p(
+            "keys/{name}/trim",
+            &[OpDoc::new(Update, "trim-key", DataOrEmpty)
+                .with(&[f("min_available_version", Int).required()])],
+        ),
+        p(
+            "keys/{name}/soft-delete",
+            &[OpDoc::new(Delete, "soft-delete-key", DataOrEmpty)],
+        ),
+        p(
+            "keys/{name}/soft-delete-restore",
+            &[OpDoc::new(Update, "soft-delete-restore-key", DataOrEmpty)],
+        ),
+        p(
+            "keys/{name}/import",
+            &[OpDoc::new(Update, "import-key", DataOrEmpty).with(&[
+                f("ciphertext", Base64).required().later(),
+                f("public_key", Str).later(),
+                f("hash_function", Str).later(),
+                f("type", Str).one_of(TYPES),
+                f("derived", Bool),
+                f("convergent_encryption", Bool),
+                f("exportable", Bool),
+                f("allow_plaintext_backup", Bool),
+                f("auto_rotate_period", Duration),
+                f("allow_rotation", Bool),
+                f("context", Base64),
+            ])],
+        ),
+        p(
+            "keys/{name}/import_version",
+            &[
+                OpDoc::new(Update, "import-key-version", DataOrEmpty).with(&[
+                    f("ciphertext", Base64).required().later(),
+                    f("public_key", Str).later(),
+                    f("hash_function", Str).later(),
+                    f("version", Int).later(),
+                ]),
+            ],
+        ),
+        p(
+            "wrapping_key",
+            &[OpDoc::new(Read, "read-wrapping-key", Data)],
+        ),
+        p(
+            "byok-export/{destination}/{source}",
+            &[OpDoc::new(Read, "byok-export", Data).with(&[f("hash", Str)])],
+        ),
+        p(
+            "byok-export/{destination}/{source}/{version}",
+            &[OpDoc::new(Read, "byok-export-version", Data).with(&[f("hash", Str)])],
+        ),
+        p(
+            "encrypt/{name}",
+            &[OpDoc::new(Update, "encrypt", Data).with(ENCRYPT)],
+        ),
+        p(
+            "decrypt/{name}",
+            &[OpDoc::new(Update, "decrypt", Data).with(DECRYPT)],
+        ),
+        p(
+            "rewrap/{name}",
+            &[OpDoc::new(Update, "rewrap", Data).with(REWRAP)],
+        ),
+        PathDoc {
+            path: "datakey/{kind}/{name}",
+            params: &[f("kind", Str).one_of(&["plaintext", "wrapped"])],
+            ops: &[OpDoc::new(Update, "generate-data-key", Data).with(&[
+                f("bits", Int),
+                f("context", Base64),
+                f("key_version", Int),
+                f("associated_data", Base64),
+            ])],
+        },
+        p(
+            "hmac/{name}",
+            &[OpDoc::new(Update, "generate-hmac", Data).with(HMAC)],
+        ),
+        p(
+            "hmac/{name}/{urlalgorithm}",
+            &[OpDoc::new(Update, "generate-hmac-with-algorithm", Data).with(HMAC)],
+        ),
+        p(
+            "sign/{name}",
+            &[OpDoc::new(Update, "sign", Data).with(SIGN_OPTIONS)],
+        ),
+        p(
+            "sign/{name}/{urlalgorithm}",
+            &[OpDoc::new(Update, "sign-with-algorithm", Data).with(SIGN_OPTIONS)],
+        ),
+        p(
+            "verify/{name}",
+            &[OpDoc::new(Update, "verify", Data).with(VERIFY)],
+        ),
+        p(
+            "verify/{name}/{urlalgorithm}",
+            &[OpDoc::new(Update, "verify-with-algorithm", Data).with(VERIFY)],
+        ),
+        PathDoc {
+            path: "export/{type}/{name}",
+            params: EXPORT_TYPES,
+            ops: &[OpDoc::new(Read, "export-key", Data).with(&[f("format", Str)])],
+        },
+        PathDoc {
+            path: "export/{type}/{name}/{version}",
+            params: EXPORT_TYPES,
+            ops: &[OpDoc::new(Read, "export-key-version", Data).with(&[f("format", Str)])],
+        },
+        p("backup/{name}", &[OpDoc::new(Read, "back-up-key", Data)]),
+        p(
+            "restore",
+            &[OpDoc::new(Update, "restore-key", DataOrEmpty).with(&[
+                f("backup", Str).required(),
+                f("name", Str),
+                f("force", Bool),
+            ])],
+        ),
+        p(
+            "restore/{name}",
+            &[
+                OpDoc::new(Update, "restore-and-rename-key", DataOrEmpty).with(&[
+                    f("backup", Str).required(),
+                    f("name", Str),
+                    f("force", Bool),
+                ]),
+            ],
+        ),
+        p(
+            "random",
+            &[OpDoc::new(Update, "generate-random", Data).with(RANDOM)],
+        ),
+        p(
+            "random/{source}",
+            &[OpDoc::new(Update, "generate-random-with-source-or-bytes", Data).with(RANDOM)],
+        ),
+        p(
+            "random/{source}/{urlbytes}",
+            &[OpDoc::new(Update, "generate-random-with-source-and-bytes", Data).with(RANDOM)],
+        ),
+        p("hash", &[OpDoc::new(Update, "hash", Data).with(HASH)]),
+        p(
+            "hash/{urlalgorithm}",
+            &[OpDoc::new(Update, "hash-with-algorithm", Data).with(HASH)],
+        ),
+        p(
+            "cache-config",
+            &[
+                OpDoc::new(Read, "read-cache-configuration", Data),
+                OpDoc::new(Update, "configure-cache", DataOrEmpty).with(&[f("size", Int)]),
+            ],
+        ),
+        p(
+            "config/keys",
+            &[
+                OpDoc::new(Read, "read-keys-configuration", Data),
+                OpDoc::new(Update, "configure-keys", DataOrEmpty)
+                    .with(&[f("disable_upsert", Bool)]),
+            ],
+        ),
+    ]
+};
 
 impl Endpoint {
     /// The endpoint `op` on `rest` (the path inside the mount) names: 404

@@ -39,6 +39,7 @@ mod keys;
 pub(crate) mod login;
 mod misc;
 mod names;
+mod openapi;
 mod rekey;
 mod route;
 mod sign;
@@ -48,7 +49,7 @@ mod unsupported;
 mod wrapping;
 
 /// The operation a request asks for, as Vault names them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Op {
     Read,
     Update,
@@ -208,6 +209,20 @@ async fn route(
     }
     // Everything else needs the keys: 503 while sealed, before looking at the token.
     let unsealed = state.unsealed()?;
+    // The API document without a token: Vault answers one of no paths.
+    if presented.is_none() && matches!(request.route, Route::Sys(SysPath::OpenApi)) {
+        let public = state.limits.budget(true);
+        let (params, _) = read_params(op, body, &headers, query_params, public).await?;
+        let mut audit = audit::Audit::begin(&unsealed, None, &request, &params, peer);
+        audit.request().await?;
+        let result = match request.refusal() {
+            Some(refused) => Err(refused),
+            None => sys::serve(&state, op, &SysPath::OpenApi, &params, None),
+        };
+        return audit
+            .response(result.map(|r| (r, params.unrecognized())))
+            .await;
+    }
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let known = presented
         .map(|t| Ok::<_, ApiError>((t, unsealed.tokens.lookup(t, now)?)))
@@ -534,7 +549,9 @@ fn authorize(
     request: &Routed,
     wrap_ttl: Option<std::time::Duration>,
 ) -> ApiResult<()> {
-    if entry.is_root() {
+    // Any live token may read the API document; it shows only what the
+    // caller's policies reach (api/openapi.rs), as in Vault.
+    if entry.is_root() || matches!(request.route, Route::Sys(SysPath::OpenApi)) {
         return Ok(());
     }
     let acl = unsealed.policies.acl(&entry.policies)?;

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
+use super::openapi::{Answer, Field, OpDoc, PathDoc, Ty, f};
 use super::unsupported::refuse_unless_default;
 use super::wrapping::WrappingPath;
 use super::{Op, names};
@@ -97,9 +98,263 @@ pub(crate) enum SysPath {
     Metrics {
         prometheus_accepted: bool,
     },
+    /// `sys/internal/specs/openapi`: the API described (`api/openapi.rs`)
+    OpenApi,
     /// No `sys/` endpoint here (404 once authorized).
     Unknown,
 }
+
+/// The document's description of every `sys/` path above (`api/openapi.rs`),
+/// checked against [`SysPath::parse`] and the handlers by the route tests.
+pub(crate) const DOCS: &[PathDoc] = {
+    use Answer::*;
+    use Op::*;
+    use Ty::*;
+    const fn p(path: &'static str, ops: &'static [OpDoc]) -> PathDoc {
+        PathDoc {
+            path,
+            params: &[],
+            ops,
+        }
+    }
+    const ROOT_ATTEMPT: &[OpDoc] = &[
+        OpDoc::new(Read, "read-root-generation-progress", Bare),
+        OpDoc::new(Update, "start-root-generation", Bare).with(&[f("otp", Str), f("pgp_key", Str)]),
+        OpDoc::new(Delete, "cancel-root-generation", Empty),
+    ];
+    const ROOT_UPDATE: &[OpDoc] = &[OpDoc::new(Update, "update-root-generation", Bare)
+        .with(&[f("key", Str).required(), f("nonce", Str).required()])];
+    const ROOT_TOKEN_ATTEMPT: &[OpDoc] = &[
+        OpDoc::new(Read, "read-root-generation-progress-with-token", Data),
+        OpDoc::new(Update, "start-root-generation-with-token", Data)
+            .with(&[f("otp", Str), f("pgp_key", Str)]),
+        OpDoc::new(Delete, "cancel-root-generation-with-token", Empty),
+    ];
+    const ROOT_TOKEN_UPDATE: &[OpDoc] =
+        &[
+            OpDoc::new(Update, "update-root-generation-with-token", Data)
+                .with(&[f("key", Str).required(), f("nonce", Str).required()]),
+        ];
+    const REKEY_FIELDS: &[Field] = &[
+        f("secret_shares", Int),
+        f("secret_threshold", Int),
+        f("pgp_keys", Strings),
+        f("backup", Bool),
+        f("require_verification", Bool),
+    ];
+    const KEY_AND_NONCE: &[Field] = &[f("key", Str).required(), f("nonce", Str).required()];
+    const REKEY_INIT: &[OpDoc] = &[
+        OpDoc::new(Read, "read-rekey-progress", Bare),
+        OpDoc::new(Update, "start-rekey", Bare).with(REKEY_FIELDS),
+        OpDoc::new(Delete, "cancel-rekey", Empty),
+    ];
+    const REKEY_UPDATE: &[OpDoc] = &[OpDoc::new(Update, "update-rekey", Bare).with(KEY_AND_NONCE)];
+    const REKEY_VERIFY: &[OpDoc] = &[
+        OpDoc::new(Read, "read-rekey-verification-progress", Bare),
+        OpDoc::new(Update, "verify-rekey", Bare).with(KEY_AND_NONCE),
+        OpDoc::new(Delete, "restart-rekey-verification", Bare),
+    ];
+    const RECOVERY_REKEY_INIT: &[OpDoc] = &[
+        OpDoc::new(Read, "read-recovery-key-rekey-progress", Bare),
+        OpDoc::new(Update, "start-recovery-key-rekey", Bare).with(REKEY_FIELDS),
+        OpDoc::new(Delete, "cancel-recovery-key-rekey", Empty),
+    ];
+    const RECOVERY_REKEY_UPDATE: &[OpDoc] =
+        &[OpDoc::new(Update, "update-recovery-key-rekey", Bare).with(KEY_AND_NONCE)];
+    const RECOVERY_REKEY_VERIFY: &[OpDoc] = &[
+        OpDoc::new(Read, "read-recovery-key-rekey-verification-progress", Bare),
+        OpDoc::new(Update, "verify-recovery-key-rekey", Bare).with(KEY_AND_NONCE),
+        OpDoc::new(Delete, "restart-recovery-key-rekey-verification", Bare),
+    ];
+    const POLICY_FIELDS: &[Field] = &[f("policy", Str), f("rules", Str)];
+    const POLICY: &[OpDoc] = &[
+        OpDoc::new(Read, "read-policy", Data),
+        OpDoc::new(Update, "write-policy", Empty).with(POLICY_FIELDS),
+        OpDoc::new(Delete, "delete-policy", Empty),
+    ];
+    const ACL_POLICY: &[OpDoc] = &[
+        OpDoc::new(Read, "read-acl-policy", Data),
+        OpDoc::new(Update, "write-acl-policy", Empty).with(POLICY_FIELDS),
+        OpDoc::new(Delete, "delete-acl-policy", Empty),
+    ];
+    const MOUNT: &[Field] = &[
+        f("type", Str).required().one_of(&["transit"]),
+        f("description", Str),
+        f("config", Object),
+        f("options", Object),
+        f("local", Bool),
+        f("seal_wrap", Bool),
+        f("external_entropy_access", Bool),
+        f("plugin_name", Str),
+    ];
+    const METHOD: &[Field] = &[
+        f("type", Str)
+            .required()
+            .one_of(&["userpass", "approle", "jwt", "kubernetes", "cert"]),
+        f("description", Str),
+        f("config", Object),
+        f("options", Object),
+        f("local", Bool),
+        f("seal_wrap", Bool),
+        f("external_entropy_access", Bool),
+    ];
+    &[
+        p(
+            "health",
+            &[OpDoc::new(Read, "read-health-status", Health).with(&[
+                f("standbyok", Bool),
+                f("perfstandbyok", Bool),
+                f("standbycode", Int),
+                f("activecode", Int),
+                // Read when sealed or not initialized (the samples are neither).
+                f("sealedcode", Int).later(),
+                f("uninitcode", Int).later(),
+            ])],
+        ),
+        p("seal-status", &[OpDoc::new(Read, "seal-status", Bare)]),
+        p(
+            "init",
+            &[
+                OpDoc::new(Read, "read-initialization-status", Bare),
+                OpDoc::new(Update, "initialize", Bare).with(&[
+                    f("secret_shares", Int),
+                    f("secret_threshold", Int),
+                    f("pgp_keys", Strings),
+                    f("root_token_pgp_key", Str),
+                    f("recovery_shares", Int),
+                    f("recovery_threshold", Int),
+                    f("recovery_pgp_keys", Strings),
+                    f("stored_shares", Int),
+                ]),
+            ],
+        ),
+        p(
+            "unseal",
+            &[OpDoc::new(Update, "unseal", Bare).with(&[
+                f("key", Str),
+                f("reset", Bool),
+                f("migrate", Bool),
+            ])],
+        ),
+        p("leader", &[OpDoc::new(Read, "leader-status", Bare)]),
+        p("seal", &[OpDoc::new(Update, "seal", Empty)]),
+        p("rotate", &[OpDoc::new(Update, "rotate", Empty)]),
+        p(
+            "rotate/keyring",
+            &[OpDoc::new(Update, "rotate-keyring", Empty)],
+        ),
+        p(
+            "key-status",
+            &[OpDoc::new(Read, "encryption-key-status", Data)],
+        ),
+        p("generate-root/attempt", ROOT_ATTEMPT),
+        p("generate-root/update", ROOT_UPDATE),
+        p("generate-root-token/attempt", ROOT_TOKEN_ATTEMPT),
+        p("generate-root-token/update", ROOT_TOKEN_UPDATE),
+        p("rekey/init", REKEY_INIT),
+        p("rekey/update", REKEY_UPDATE),
+        p("rekey/verify", REKEY_VERIFY),
+        p("rekey-recovery-key/init", RECOVERY_REKEY_INIT),
+        p("rekey-recovery-key/update", RECOVERY_REKEY_UPDATE),
+        p("rekey-recovery-key/verify", RECOVERY_REKEY_VERIFY),
+        p("mounts", &[OpDoc::new(Read, "list-mounts", Data)]),
+        p(
+            "mounts/{path}",
+            &[
+                OpDoc::new(Update, "enable-secrets-engine", Empty).with(MOUNT),
+                OpDoc::new(Delete, "disable-secrets-engine", Empty),
+            ],
+        ),
+        p("policy", &[OpDoc::new(Read, "list-policies", Data)]),
+        p("policy/{name}", POLICY),
+        p(
+            "policies/acl",
+            &[OpDoc::new(List, "list-acl-policies", Data)],
+        ),
+        p("policies/acl/{name}", ACL_POLICY),
+        p(
+            "capabilities-self",
+            &[OpDoc::new(Update, "query-token-self-capabilities", Data)
+                .with(&[f("path", Str), f("paths", Strings)])],
+        ),
+        p("auth", &[OpDoc::new(Read, "list-auth-methods", Data)]),
+        p(
+            "auth/{path}",
+            &[
+                OpDoc::new(Update, "enable-auth-method", Empty).with(METHOD),
+                OpDoc::new(Delete, "disable-auth-method", Empty),
+            ],
+        ),
+        p(
+            "audit",
+            &[OpDoc::new(Read, "list-enabled-audit-devices", Data)],
+        ),
+        p(
+            "audit/{path}",
+            &[
+                OpDoc::new(Update, "enable-audit-device", Empty).with(&[
+                    f("type", Str).required().one_of(&["file", "stdout"]),
+                    f("description", Str),
+                    f("options", Object),
+                    f("local", Bool),
+                ]),
+                OpDoc::new(Delete, "disable-audit-device", Empty),
+            ],
+        ),
+        p(
+            "audit-hash/{path}",
+            &[
+                OpDoc::new(Update, "calculate-audit-hash", Data)
+                    .with(&[f("input", Str).required()]),
+            ],
+        ),
+        p(
+            "audit-checkpoint/{path}",
+            &[OpDoc::new(Read, "read-audit-checkpoint", Data)],
+        ),
+        p(
+            "wrapping/wrap",
+            &[OpDoc::new(Update, "wrap", Data).with(&[])],
+        ),
+        p(
+            "wrapping/lookup",
+            &[
+                OpDoc::new(Read, "read-wrapping-properties", Data).with(&[f("token", Str)]),
+                OpDoc::new(Update, "write-wrapping-properties", Data).with(&[f("token", Str)]),
+            ],
+        ),
+        p(
+            "wrapping/unwrap",
+            &[OpDoc::new(Update, "unwrap", DataOrEmpty).with(&[f("token", Str)])],
+        ),
+        p(
+            "wrapping/rewrap",
+            &[OpDoc::new(Update, "rewrap", Data).with(&[f("token", Str)])],
+        ),
+        p(
+            "leases/revoke-prefix/{prefix}",
+            &[OpDoc::new(Update, "leases-revoke-prefix", Empty).with(&[f("sync", Bool)])],
+        ),
+        p(
+            "leases/revoke-force/{prefix}",
+            &[OpDoc::new(Update, "leases-force-revoke", Empty).with(&[f("sync", Bool)])],
+        ),
+        p(
+            "metrics",
+            &[OpDoc::new(Read, "metrics", Metrics)
+                .with(&[f("format", Str).one_of(&["", "prometheus"])])],
+        ),
+        p(
+            "internal/specs/openapi",
+            &[
+                OpDoc::new(Read, "read-openapi-document", Bare)
+                    .with(&[f("generic_mount_paths", Bool)]),
+                OpDoc::new(Update, "generate-openapi-document", Bare)
+                    .with(&[f("generic_mount_paths", Bool)]),
+            ],
+        ),
+    ]
+};
 
 impl SysPath {
     /// The `sys/` path `rest` names; 400 for a name that is not canonical.
@@ -203,6 +458,7 @@ impl SysPath {
             "metrics" => S::Metrics {
                 prometheus_accepted: false,
             },
+            "internal/specs/openapi" => S::OpenApi,
             _ => S::Unknown,
         })
     }
@@ -215,6 +471,7 @@ impl SysPath {
             S::Health | S::SealStatus | S::Leader | S::Mounts | S::PolicyNames => op == Read,
             S::AuthMethods | S::AuditDevices | S::AuditCheckpoint(_) | S::KeyStatus => op == Read,
             S::Metrics { .. } => op == Read,
+            S::OpenApi => matches!(op, Read | Update),
             S::Rotate | S::GenerateRoot { update: true, .. } => op == Update,
             S::GenerateRoot { update: false, .. } => matches!(op, Read | Update | Delete),
             S::Rekey { step, .. } => match step {
@@ -280,6 +537,7 @@ impl SysPath {
             | S::Wrapping(_)
             | S::RevokePrefix { .. }
             | S::Metrics { .. }
+            | S::OpenApi
             | S::Unknown => false,
         }
     }
@@ -314,6 +572,7 @@ impl SysPath {
             | S::AuthMethods
             | S::Wrapping(_)
             | S::Metrics { .. }
+            | S::OpenApi
             | S::Unknown => false,
         }
     }
@@ -430,6 +689,7 @@ pub(crate) fn serve(
             },
             _,
         ) => metrics(state, p, *prometheus_accepted),
+        (S::OpenApi, _) => openapi(state, caller, p),
         (S::Unknown, _) => Err(ApiError::UnsupportedPath),
     }
 }
@@ -658,6 +918,28 @@ fn capabilities_self(state: &AppState, caller: Option<&Caller>, p: &Params) -> A
     Ok(Reply::mirrored(Value::Object(body)))
 }
 
+/// `sys/internal/specs/openapi`: the paths the caller may see (none
+/// without a token), as a bare document (Vault's raw JSON reply). Vault's
+/// `generic_mount_paths` (mount paths as parameters) is not offered.
+fn openapi(state: &AppState, caller: Option<&Caller>, p: &Params) -> ApiResult<Reply> {
+    if p.bool("generic_mount_paths")? == Some(true) {
+        return Err(ApiError::bad(
+            "generic_mount_paths is not supported by transitd: the document names each mount",
+        ));
+    }
+    let unsealed = state.unsealed()?;
+    let acl = match caller {
+        Some(caller) if caller.entry.is_root() => {
+            Some(std::sync::Arc::new(crate::auth::policy::Acl::root()))
+        }
+        Some(caller) => Some(unsealed.policies.acl(&caller.entry.policies)?),
+        // No token: no paths, as in Vault.
+        None => None,
+    };
+    let document = super::openapi::document(&unsealed, acl.as_deref())?;
+    Ok(Reply::bare(document, StatusCode::OK))
+}
+
 /// `sys/auth`: the token method and every enabled login method.
 fn auth_methods(state: &AppState) -> ApiResult<Reply> {
     let unsealed = state.unsealed()?;
@@ -716,6 +998,15 @@ fn health(state: &AppState, p: &Params) -> ApiResult<Reply> {
         Ok(u16::try_from(wanted)
             .ok()
             .and_then(|c| StatusCode::from_u16(c).ok())
+            // A 1xx is no final status (hyper answered 500): OpenBao's Go
+            // server sends it as an interim reply, then 200.
+            .map(|c| {
+                if c.is_informational() {
+                    StatusCode::OK
+                } else {
+                    c
+                }
+            })
             .unwrap_or(StatusCode::from_u16(default).unwrap_or(StatusCode::OK)))
     };
     let _ = (

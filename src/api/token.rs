@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use super::keys::rfc3339;
+use super::openapi::{Answer, Field, OpDoc, PathDoc, Ty, f};
 use super::{Op, names};
 use crate::auth::Caller;
 use crate::auth::policy::Capability;
@@ -37,6 +38,85 @@ pub(crate) enum TokenPath {
     /// No token endpoint here (404 once authorized).
     Unknown,
 }
+
+/// The document's description of every `auth/token/` path above
+/// (`api/openapi.rs`), checked by the route tests.
+pub(crate) const DOCS: &[PathDoc] = {
+    use Answer::*;
+    use Op::*;
+    use Ty::*;
+    const fn p(path: &'static str, ops: &'static [OpDoc]) -> PathDoc {
+        PathDoc {
+            path,
+            params: &[],
+            ops,
+        }
+    }
+    const CREATE: &[Field] = &[
+        f("no_parent", Bool),
+        f("policies", Strings),
+        f("meta", Object),
+        f("no_default_policy", Bool),
+        f("renewable", Bool),
+        f("ttl", Duration),
+        f("lease", Duration),
+        f("explicit_max_ttl", Duration),
+        f("display_name", Str),
+        f("num_uses", Int),
+        f("period", Duration),
+        f("type", Str).one_of(&["service"]),
+        f("id", Str),
+        f("role_name", Str),
+        f("entity_alias", Str),
+    ];
+    const TOKEN: &[Field] = &[f("token", Str).required()];
+    const ACCESSOR: &[Field] = &[f("accessor", Str).required()];
+    &[
+        p("create", &[OpDoc::new(Update, "create", Auth).with(CREATE)]),
+        p(
+            "create-orphan",
+            &[OpDoc::new(Update, "create-orphan", Auth).with(CREATE.split_at(1).1)],
+        ),
+        p(
+            "lookup-self",
+            &[
+                OpDoc::new(Read, "look-up-self", Data),
+                OpDoc::new(Update, "look-up-self-update", Data),
+            ],
+        ),
+        p(
+            "lookup",
+            &[
+                OpDoc::new(Read, "look-up", Data).with(&[f("token", Str)]),
+                OpDoc::new(Update, "look-up-update", Data).with(TOKEN),
+            ],
+        ),
+        p(
+            "lookup-accessor",
+            &[OpDoc::new(Update, "look-up-by-accessor", Data).with(ACCESSOR)],
+        ),
+        p(
+            "renew-self",
+            &[OpDoc::new(Update, "renew-self", Auth).with(&[f("increment", Duration)])],
+        ),
+        p(
+            "renew",
+            &[OpDoc::new(Update, "renew", Auth)
+                .with(&[f("token", Str).required(), f("increment", Duration).later()])],
+        ),
+        p("revoke-self", &[OpDoc::new(Update, "revoke-self", Empty)]),
+        p("revoke", &[OpDoc::new(Update, "revoke", Empty).with(TOKEN)]),
+        p(
+            "revoke-accessor",
+            &[OpDoc::new(Update, "revoke-accessor", Empty).with(ACCESSOR)],
+        ),
+        p(
+            "revoke-orphan",
+            &[OpDoc::new(Update, "revoke-orphan", Empty).with(TOKEN)],
+        ),
+        p("accessors", &[OpDoc::new(List, "list-accessors", Data)]),
+    ]
+};
 
 impl TokenPath {
     pub(crate) fn parse(rest: &str) -> Self {

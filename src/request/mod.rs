@@ -80,6 +80,10 @@ pub struct Params<'a> {
     /// Parameters given where this operation reads none (a write's query
     /// string): reported with the unrecognized fields, never silently lost.
     not_read_here: Vec<String>,
+    /// Every name a handler asked for, given or not: the route tests
+    /// compare it with the fields the API document declares.
+    #[cfg(test)]
+    asked: RefCell<BTreeSet<String>>,
 }
 
 impl<'a> Params<'a> {
@@ -211,6 +215,8 @@ impl<'a> Params<'a> {
     }
 
     fn take(&self, key: &str) -> Option<&Value> {
+        #[cfg(test)]
+        self.asked.borrow_mut().insert(key.to_owned());
         self.mark_read(key);
         self.fields.get(key).filter(|v| !v.is_null())
     }
@@ -271,6 +277,12 @@ impl<'a> Params<'a> {
             Some(other) => decode_b64(&value_to_string(key, other)?).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// Every name asked for so far (tests only).
+    #[cfg(test)]
+    pub fn asked(&self) -> BTreeSet<String> {
+        self.asked.borrow().clone()
     }
 
     /// The fields the handler never looked at, for Vault's warning.

@@ -23,6 +23,103 @@ pub(crate) enum AppRolePath {
     Unknown,
 }
 
+/// The document's description of an AppRole mount's paths
+/// (`api/openapi.rs`), checked by the route tests.
+pub(crate) const DOCS: &[PathDoc] = {
+    use Answer::*;
+    use Op::*;
+    use Ty::*;
+    const fn p(path: &'static str, ops: &'static [OpDoc]) -> PathDoc {
+        PathDoc {
+            path,
+            params: &[],
+            ops,
+        }
+    }
+    const SECRET_ID: &[Field] = &[
+        f("metadata", Str).later(),
+        f("ttl", Duration).later(),
+        f("num_uses", Int).later(),
+    ];
+    const ACCESSOR: &[Field] = &[f("secret_id_accessor", Str).required()];
+    &[
+        p(
+            "login",
+            &[OpDoc::new(Update, "login", Auth)
+                .with(&[f("role_id", Str).required(), f("secret_id", Str)])],
+        ),
+        p(
+            "role",
+            &[OpDoc::new(List, "list-roles", Data).with(LIST_FIELDS)],
+        ),
+        p(
+            "role/{role_name}",
+            &[
+                OpDoc::new(Read, "read-role", Data),
+                OpDoc::new(Update, "write-role", Empty)
+                    .with(&[
+                        f("bind_secret_id", Bool),
+                        f("secret_id_num_uses", Int),
+                        f("secret_id_ttl", Duration),
+                        f("local_secret_ids", Bool),
+                        f("role_id", Str),
+                        f("secret_id_bound_cidrs", Strings),
+                        f("bound_cidr_list", Strings),
+                    ])
+                    .and(TOKEN_FIELDS),
+                OpDoc::new(Delete, "delete-role", Empty),
+            ],
+        ),
+        p(
+            "role/{role_name}/role-id",
+            &[
+                OpDoc::new(Read, "read-role-id", Data),
+                OpDoc::new(Update, "write-role-id", Empty).with(&[f("role_id", Str)]),
+            ],
+        ),
+        p(
+            "role/{role_name}/secret-id",
+            &[
+                OpDoc::new(Update, "generate-secret-id", Data).with(SECRET_ID),
+                OpDoc::new(List, "list-secret-id-accessors", Data),
+            ],
+        ),
+        p(
+            "role/{role_name}/custom-secret-id",
+            &[OpDoc::new(Update, "write-custom-secret-id", Data).with(&[
+                f("secret_id", Str).required(),
+                f("metadata", Str).later(),
+                f("ttl", Duration).later(),
+                f("num_uses", Int).later(),
+            ])],
+        ),
+        p(
+            "role/{role_name}/secret-id/lookup",
+            &[OpDoc::new(Update, "look-up-secret-id", DataOrEmpty)
+                .with(&[f("secret_id", Str).required()])],
+        ),
+        p(
+            "role/{role_name}/secret-id/destroy",
+            &[
+                OpDoc::new(Update, "destroy-secret-id", Empty)
+                    .with(&[f("secret_id", Str).required()]),
+                OpDoc::new(Delete, "destroy-secret-id2", Empty).with(&[f("secret_id", Str)]),
+            ],
+        ),
+        p(
+            "role/{role_name}/secret-id-accessor/lookup",
+            &[OpDoc::new(Update, "look-up-secret-id-by-accessor", DataOrEmpty).with(ACCESSOR)],
+        ),
+        p(
+            "role/{role_name}/secret-id-accessor/destroy",
+            &[
+                OpDoc::new(Update, "destroy-secret-id-by-accessor", Empty).with(ACCESSOR),
+                OpDoc::new(Delete, "destroy-secret-id-by-accessor2", Empty).with(ACCESSOR),
+            ],
+        ),
+    ]
+};
+
 impl AppRolePath {
     pub(crate) fn parse(rest: &str) -> Self {
         use AppRolePath as A;

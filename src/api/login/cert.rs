@@ -17,6 +17,73 @@ const REVOCATION_FIELDS: &[&str] = &[
     "ocsp_query_all_servers",
 ];
 
+/// The document's description of a TLS certificate mount's paths
+/// (`api/openapi.rs`), checked by the route tests.
+pub(crate) const DOCS: &[PathDoc] = {
+    use Answer::*;
+    use Op::*;
+    const fn p(path: &'static str, ops: &'static [OpDoc]) -> PathDoc {
+        PathDoc {
+            path,
+            params: &[],
+            ops,
+        }
+    }
+    &[
+        p(
+            "config",
+            &[
+                OpDoc::new(Read, "read-configuration", Data),
+                OpDoc::new(Update, "configure", Empty).with(CONFIG_FIELDS),
+            ],
+        ),
+        p(
+            "certs",
+            &[OpDoc::new(List, "list-roles", Data).with(LIST_FIELDS)],
+        ),
+        p(
+            "certs/{name}",
+            &[
+                OpDoc::new(Read, "read-role", Data),
+                OpDoc::new(Update, "write-role", Empty)
+                    .with(ROLE_FIELDS)
+                    .and(TOKEN_FIELDS),
+                OpDoc::new(Delete, "delete-role", Empty),
+            ],
+        ),
+        p(
+            "login",
+            &[OpDoc::new(Update, "login", Auth).with(LOGIN_FIELDS)],
+        ),
+    ]
+};
+
+const CONFIG_FIELDS: &[Field] = &[
+    f("disable_binding", Ty::Bool),
+    f("enable_identity_alias_metadata", Ty::Bool),
+    f("ocsp_cache_size", Ty::Int),
+];
+const ROLE_FIELDS: &[Field] = &[
+    f("certificate", Ty::Str),
+    f("display_name", Ty::Str),
+    f("allowed_names", Ty::Strings),
+    f("allowed_common_names", Ty::Strings),
+    f("allowed_dns_sans", Ty::Strings),
+    f("allowed_email_sans", Ty::Strings),
+    f("allowed_uri_sans", Ty::Strings),
+    f("allowed_organizational_units", Ty::Strings),
+    f("allowed_metadata_extensions", Ty::Strings),
+    f("required_extensions", Ty::Strings),
+    f("bound_cidrs", Ty::Strings),
+    f("lease", Ty::Duration),
+    f("ocsp_enabled", Ty::Bool),
+    f("ocsp_ca_certificates", Ty::Str),
+    f("ocsp_servers_override", Ty::Strings),
+    f("ocsp_fail_open", Ty::Bool),
+    f("ocsp_query_all_servers", Ty::Bool),
+];
+const LOGIN_FIELDS: &[Field] = &[f("name", Ty::Str).later()];
+
 /// Serves `path` of a cert mount (`auth/<mount_path>/...`), which takes `op`;
 /// `client` is the TLS side of the request's connection.
 #[allow(clippy::too_many_arguments)]

@@ -16,6 +16,107 @@ pub(crate) enum JwtPath {
     OidcFlow,
 }
 
+/// The document's description of a JWT mount's paths
+/// (`api/openapi.rs`), checked by the route tests.
+pub(crate) const DOCS: &[PathDoc] = {
+    use Answer::*;
+    use Op::*;
+    const fn p(path: &'static str, ops: &'static [OpDoc]) -> PathDoc {
+        PathDoc {
+            path,
+            params: &[],
+            ops,
+        }
+    }
+    &[
+        p(
+            "config",
+            &[
+                OpDoc::new(Read, "read-configuration", Data),
+                OpDoc::new(Update, "configure", Empty).with(CONFIG_FIELDS),
+            ],
+        ),
+        p(
+            "role",
+            &[OpDoc::new(List, "list-roles", Data).with(LIST_FIELDS)],
+        ),
+        p(
+            "role/{name}",
+            &[
+                OpDoc::new(Read, "read-role", Data),
+                OpDoc::new(Update, "write-role", Empty)
+                    .with(ROLE_FIELDS)
+                    .and(TOKEN_FIELDS),
+                OpDoc::new(Delete, "delete-role", Empty),
+            ],
+        ),
+        p(
+            "login",
+            &[OpDoc::new(Update, "login", Auth).with(LOGIN_FIELDS)],
+        ),
+        p("oidc/auth_url", OIDC_AUTH_URL),
+        p("oidc/callback", OIDC_CALLBACK),
+        p("oidc/poll", OIDC_POLL),
+    ]
+};
+
+const CONFIG_FIELDS: &[Field] = &[
+    f("jwks_url", Ty::Str),
+    f("jwks_ca_pem", Ty::Str),
+    f("jwks_pairs", Ty::Objects),
+    f("jwt_validation_pubkeys", Ty::Strings),
+    f("jwt_supported_algs", Ty::Strings),
+    f("bound_issuer", Ty::Str),
+    f("default_role", Ty::Str),
+    f("namespace_in_state", Ty::Bool),
+    f("oidc_discovery_url", Ty::Str),
+    f("oidc_discovery_ca_pem", Ty::Str),
+    f("oidc_client_id", Ty::Str),
+    f("oidc_client_secret", Ty::Str),
+    f("oidc_response_mode", Ty::Str),
+    f("oidc_response_types", Ty::Strings),
+    f("override_allowed_server_names", Ty::Strings),
+    f("provider_config", Ty::Object),
+    f("skip_jwks_validation", Ty::Bool),
+];
+const ROLE_FIELDS: &[Field] = &[
+    f("role_type", Ty::Str).one_of(&["jwt"]),
+    f("user_claim", Ty::Str),
+    f("allowed_redirect_uris", Ty::Strings),
+    f("callback_mode", Ty::Str).one_of(&["client"]),
+    f("max_age", Ty::Duration),
+    f("oauth2_metadata", Ty::Strings),
+    f("oidc_disable_confirmation", Ty::Bool),
+    f("oidc_scopes", Ty::Strings),
+    f("poll_interval", Ty::Int),
+    f("token_policies_template_claims", Ty::Bool),
+    f("verbose_oidc_logging", Ty::Bool),
+    f("bound_audiences", Ty::Strings),
+    f("bound_claims", Ty::Object),
+    f("bound_claims_type", Ty::Str).one_of(&["string", "glob"]),
+    f("bound_subject", Ty::Str),
+    f("claim_mappings", Ty::Object),
+    f("clock_skew_leeway", Ty::Duration),
+    f("expiration_leeway", Ty::Duration),
+    f("not_before_leeway", Ty::Duration),
+    f("groups_claim", Ty::Str),
+    f("user_claim_json_pointer", Ty::Bool),
+];
+/// The browser (OIDC) flow's paths: refused with a 400 that says so.
+const OIDC_AUTH_URL: &[OpDoc] = &[
+    OpDoc::new(Op::Read, "oidc-read-auth-url", Answer::Data),
+    OpDoc::new(Op::Update, "oidc-auth-url", Answer::Data),
+];
+const OIDC_CALLBACK: &[OpDoc] = &[
+    OpDoc::new(Op::Read, "oidc-read-callback", Answer::Data),
+    OpDoc::new(Op::Update, "oidc-callback", Answer::Data),
+];
+const OIDC_POLL: &[OpDoc] = &[
+    OpDoc::new(Op::Read, "oidc-read-poll", Answer::Data),
+    OpDoc::new(Op::Update, "oidc-poll", Answer::Data),
+];
+const LOGIN_FIELDS: &[Field] = &[f("role", Ty::Str), f("jwt", Ty::Str).required()];
+
 impl JwtPath {
     pub(crate) fn parse(rest: &str) -> Self {
         match rest {

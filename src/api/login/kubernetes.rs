@@ -7,6 +7,67 @@ use crate::auth::kubernetes::{
 };
 
 /// Serves `path` of a Kubernetes mount (`auth/<mount_path>/...`), which takes `op`.
+/// The document's description of a Kubernetes mount's paths
+/// (`api/openapi.rs`), checked by the route tests.
+pub(crate) const DOCS: &[PathDoc] = {
+    use Answer::*;
+    use Op::*;
+    const fn p(path: &'static str, ops: &'static [OpDoc]) -> PathDoc {
+        PathDoc {
+            path,
+            params: &[],
+            ops,
+        }
+    }
+    &[
+        p(
+            "config",
+            &[
+                OpDoc::new(Read, "read-configuration", Data),
+                OpDoc::new(Update, "configure", Empty).with(CONFIG_FIELDS),
+            ],
+        ),
+        p(
+            "role",
+            &[OpDoc::new(List, "list-roles", Data).with(LIST_FIELDS)],
+        ),
+        p(
+            "role/{name}",
+            &[
+                OpDoc::new(Read, "read-role", Data),
+                OpDoc::new(Update, "write-role", Empty)
+                    .with(ROLE_FIELDS)
+                    .and(TOKEN_FIELDS),
+                OpDoc::new(Delete, "delete-role", Empty),
+            ],
+        ),
+        p(
+            "login",
+            &[OpDoc::new(Update, "login", Auth).with(LOGIN_FIELDS)],
+        ),
+    ]
+};
+
+const CONFIG_FIELDS: &[Field] = &[
+    f("kubernetes_host", Ty::Str),
+    f("kubernetes_ca_cert", Ty::Str),
+    f("token_reviewer_jwt", Ty::Str),
+    f("pem_keys", Ty::Strings),
+    f("issuer", Ty::Str),
+    f("disable_iss_validation", Ty::Bool),
+    f("disable_local_ca_jwt", Ty::Bool),
+];
+const ROLE_FIELDS: &[Field] = &[
+    f("audience", Ty::Str),
+    f("alias_name_source", Ty::Str),
+    f("bound_cidrs", Ty::Strings),
+    f("bound_service_account_names", Ty::Strings),
+    f("bound_service_account_namespaces", Ty::Strings),
+    f("bound_service_account_namespace_selector", Ty::Str),
+    f("num_uses", Ty::Int),
+];
+const LOGIN_FIELDS: &[Field] = &[f("role", Ty::Str).required(), f("jwt", Ty::Str).required()];
+
 pub(crate) fn kubernetes(
     store: &KubeStore,
     tokens: &TokenStore,

@@ -17,6 +17,7 @@ use super::keys::rfc3339;
 use super::token::{auth_block, string_list};
 use super::unsupported::{refuse_unless_default, unsupported};
 use super::{Op, names};
+use crate::api::openapi::{Answer, Field, OpDoc, PathDoc, Ty, f};
 use crate::auth::approle::{AppRoleStore, Role, SecretIdInfo, SecretIdRequest};
 use crate::auth::methods::{Backend, Method as AuthMethod};
 use crate::auth::token::{TokenRequest, TokenStore};
@@ -127,6 +128,50 @@ impl MethodPath {
                 .is_some_and(|name| !matches!(store.cached_role(name), Ok(Some(_)))),
             _ => false,
         }
+    }
+}
+
+/// The paging fields of every list of a login method.
+const LIST_FIELDS: &[Field] = &[f("after", Ty::Str), f("limit", Ty::Int)];
+
+/// The token settings every role or user of a login method takes.
+const TOKEN_FIELDS: &[Field] = &[
+    f("token_policies", Ty::Strings),
+    f("policies", Ty::Strings),
+    f("token_ttl", Ty::Duration),
+    f("token_max_ttl", Ty::Duration),
+    f("token_explicit_max_ttl", Ty::Duration),
+    f("token_num_uses", Ty::Int),
+    f("token_no_default_policy", Ty::Bool),
+    f("token_type", Ty::Str).one_of(&["default", "service"]),
+    f("token_period", Ty::Duration),
+    f("period", Ty::Duration),
+    f("token_bound_cidrs", Ty::Strings),
+    f("token_strictly_bind_ip", Ty::Bool),
+    f("ttl", Ty::Duration).later(),
+    f("max_ttl", Ty::Duration).later(),
+];
+
+/// The document's description of a login method's paths, by its backend.
+pub(crate) fn docs(backend: &Backend) -> &'static [PathDoc] {
+    match backend {
+        Backend::Userpass(_) => userpass::DOCS,
+        Backend::AppRole(_) => approle::DOCS,
+        Backend::Jwt(_) => jwt::DOCS,
+        Backend::Kubernetes(_) => kubernetes::DOCS,
+        Backend::Cert(_) => cert::DOCS,
+    }
+}
+
+/// A login method kind's declared paths, by its Vault name (tests).
+#[cfg(test)]
+pub(crate) fn docs_of(kind: &str) -> &'static [PathDoc] {
+    match kind {
+        "userpass" => userpass::DOCS,
+        "approle" => approle::DOCS,
+        "jwt" => jwt::DOCS,
+        "kubernetes" => kubernetes::DOCS,
+        _ => cert::DOCS,
     }
 }
 

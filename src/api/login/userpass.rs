@@ -24,6 +24,55 @@ pub(crate) enum UserpassPath {
     Unknown,
 }
 
+/// The document's description of a userpass mount's paths
+/// (`api/openapi.rs`), checked by the route tests.
+pub(crate) const DOCS: &[PathDoc] = {
+    use Answer::*;
+    use Op::*;
+    use Ty::*;
+    const fn p(path: &'static str, ops: &'static [OpDoc]) -> PathDoc {
+        PathDoc {
+            path,
+            params: &[],
+            ops,
+        }
+    }
+    &[
+        p(
+            "users",
+            &[OpDoc::new(List, "list-users", Data).with(LIST_FIELDS)],
+        ),
+        p(
+            "users/{username}",
+            &[
+                OpDoc::new(Read, "read-user", Data),
+                OpDoc::new(Update, "write-user", Empty)
+                    .with(&[
+                        f("password", Str),
+                        f("password_hash", Str),
+                        f("bound_cidrs", Strings),
+                    ])
+                    .and(TOKEN_FIELDS),
+                OpDoc::new(Delete, "delete-user", Empty),
+            ],
+        ),
+        p(
+            "users/{username}/password",
+            &[OpDoc::new(Update, "reset-password", Empty)
+                .with(&[f("password", Str).required(), f("password_hash", Str)])],
+        ),
+        p(
+            "users/{username}/policies",
+            &[OpDoc::new(Update, "update-policies", Empty)
+                .with(&[f("token_policies", Strings), f("policies", Strings)])],
+        ),
+        p(
+            "login/{username}",
+            &[OpDoc::new(Update, "login", Auth).with(&[f("password", Str).required()])],
+        ),
+    ]
+};
+
 impl UserpassPath {
     pub(crate) fn parse(rest: &str) -> Self {
         if rest == "users" {

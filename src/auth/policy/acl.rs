@@ -171,6 +171,33 @@ impl Acl {
         }
     }
 
+    /// Whether some rule grants anything (but `deny`) on a path under
+    /// `prefix` (`team/transit/`): which mounts a caller is shown, as
+    /// Vault's mount listing decides. Generous with `+` patterns: one whose
+    /// segments agree with the prefix's counts.
+    pub fn grants_under(&self, prefix: &str) -> bool {
+        if self.root {
+            return true;
+        }
+        let grants = |g: &Grant| !g.bits.has(Bits::DENY) && g.bits != Bits::NONE;
+        let exact = self
+            .exact
+            .iter()
+            .any(|(path, g)| path.starts_with(prefix) && grants(g));
+        let wildcard = self.prefix.iter().any(|(stem, g)| {
+            (stem.starts_with(prefix) || prefix.starts_with(stem.as_str())) && grants(g)
+        });
+        let prefix_parts: Vec<&str> = prefix.trim_end_matches('/').split('/').collect();
+        let segments = self.segments.iter().any(|(s, g)| {
+            grants(g)
+                && s.parts
+                    .iter()
+                    .zip(&prefix_parts)
+                    .all(|(pattern, part)| pattern == "+" || pattern == part || pattern.is_empty())
+        });
+        exact || wildcard || segments
+    }
+
     /// What the rule that decides `path` grants, if one does.
     fn lookup(&self, path: &str, listing: bool) -> Option<Grant> {
         let path = path.trim_start_matches('/');
@@ -241,6 +268,31 @@ mod tests {
     use super::Capability::{Create, Delete, Deny, List, Patch, Read, Sudo, Update};
     use super::*;
     use crate::auth::policy::tests::{acl, policy};
+
+    /// Which mounts a caller's API document shows: any grant under the
+    /// mount's path, through an exact, prefix or `+` rule; not a deny.
+    #[test]
+    fn grants_under_a_mount() {
+        let a = acl(&[r#"
+path "team/transit/encrypt/web" { capabilities = ["update"] }
+path "ops/*" { capabilities = ["read"] }
+path "auth/+/login" { capabilities = ["create"] }
+path "secret/*" { capabilities = ["deny"] }
+"#]);
+        for (prefix, shown) in [
+            ("team/transit/", true),
+            ("team/", true),
+            ("ops/transit/", true),
+            ("auth/approle/", true),
+            ("transit/", false),
+            ("team/transit2/", false),
+            ("secret/", false),
+        ] {
+            assert_eq!(a.grants_under(prefix), shown, "{prefix}");
+        }
+        assert!(Acl::root().grants_under("anything/"));
+        assert!(!Acl::default().grants_under("transit/"));
+    }
 
     /// Policies, then (path, capability, allowed) questions about them.
     type Scenario = (
