@@ -579,8 +579,7 @@ fn key_status(state: &AppState) -> ApiResult<Reply> {
 }
 
 fn unseal(state: &AppState, p: &Params) -> ApiResult<Reply> {
-    // Seal migration is not supported.
-    refuse_unless_default(p, &["migrate"])?;
+    let migrate = p.bool("migrate")?.unwrap_or(false);
     if p.bool("reset")?.unwrap_or(false) {
         if !state.is_sealed() {
             return Err(ApiError::bad("vault is unsealed"));
@@ -593,7 +592,7 @@ fn unseal(state: &AppState, p: &Params) -> ApiResult<Reply> {
                 "'key' must be specified in request body as JSON, or 'reset' set to true",
             ));
         }
-        state.unseal(&key)?;
+        state.unseal_share(&key, migrate)?;
     }
     Ok(Reply::bare(seal_status(state)?, StatusCode::OK))
 }
@@ -784,7 +783,7 @@ fn seal_status(state: &AppState) -> ApiResult<Value> {
         "version": COMPAT_VERSION,
         "build_date": "",
         "commit_date": "",
-        "migration": false,
+        "migration": state.migration_pending()?,
         "recovery_seal": state.seal_kind().is_auto(),
         "storage_type": state.storage_kind(),
     });
