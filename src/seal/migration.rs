@@ -76,6 +76,19 @@ fn refused(message: String) -> SealError {
     SealError::Failed(message)
 }
 
+/// OpenBao's refusal of `migrate` where no migration is configured
+/// (`phase` `None`: not initialized), asked even of an unsealed server.
+pub fn check_migrate_flag(phase: Option<Phase>, migrate: bool) -> SealResult<()> {
+    match phase {
+        None | Some(Phase::None) if migrate => Err(no_migration()),
+        _ => Ok(()),
+    }
+}
+
+fn no_migration() -> SealError {
+    SealError::Invalid("can't perform a seal migration, no migration seal found".to_owned())
+}
+
 /// How many shares an unseal takes in `phase`, or Vault's refusal.
 pub fn unseal_threshold(
     stored: &SealConfig,
@@ -87,9 +100,7 @@ pub fn unseal_threshold(
         Phase::Pending if !migrate => Err(SealError::Invalid(
             "migrate option not provided and seal migration is pending".to_owned(),
         )),
-        Phase::None if migrate => Err(SealError::Invalid(
-            "can't perform a seal migration, no migration seal found".to_owned(),
-        )),
+        Phase::None if migrate => Err(no_migration()),
         Phase::None if configured.is_auto() => Err(SealError::Invalid(format!(
             "this server unseals itself with its {} seal",
             configured.name()

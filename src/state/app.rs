@@ -168,6 +168,8 @@ impl AppState {
     /// migration moves away from; true once unsealed.
     pub fn unseal_share(&self, share: &str, migrate: bool) -> StoreResult<bool> {
         let _t = self.transition.lock().map_err(|_| poisoned())?;
+        // OpenBao refuses `migrate` without a migration configured, even unsealed.
+        crate::seal::migration::check_migrate_flag(self.seal.migration_phase()?, migrate)?;
         if !self.is_sealed() {
             return Ok(true);
         }
