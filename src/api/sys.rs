@@ -580,6 +580,13 @@ fn key_status(state: &AppState) -> ApiResult<Reply> {
 
 fn unseal(state: &AppState, p: &Params) -> ApiResult<Reply> {
     let migrate = p.bool("migrate")?.unwrap_or(false);
+    if let Err(crate::seal::SealError::Invalid(refusal)) = state.check_migrate_flag(migrate) {
+        // OpenBao answers these two refusals with a 500 that names them.
+        return Ok(Reply::bare(
+            json!({ "errors": [refusal] }),
+            StatusCode::INTERNAL_SERVER_ERROR,
+        ));
+    }
     if p.bool("reset")?.unwrap_or(false) {
         if !state.is_sealed() {
             return Err(ApiError::bad("vault is unsealed"));

@@ -76,17 +76,19 @@ fn refused(message: String) -> SealError {
     SealError::Failed(message)
 }
 
-/// OpenBao's refusal of `migrate` where no migration is configured
-/// (`phase` `None`: not initialized), asked even of an unsealed server.
+/// OpenBao's two refusals of an unseal's `migrate` flag: set where no
+/// migration is configured (`phase` `None`: not initialized), asked even of
+/// an unsealed server; missing while a migration is pending.
 pub fn check_migrate_flag(phase: Option<Phase>, migrate: bool) -> SealResult<()> {
     match phase {
-        None | Some(Phase::None) if migrate => Err(no_migration()),
+        None | Some(Phase::None) if migrate => Err(SealError::Invalid(
+            "can't perform a seal migration, no migration seal found".to_owned(),
+        )),
+        Some(Phase::Pending) if !migrate => Err(SealError::Invalid(
+            "migrate option not provided and seal migration is pending".to_owned(),
+        )),
         _ => Ok(()),
     }
-}
-
-fn no_migration() -> SealError {
-    SealError::Invalid("can't perform a seal migration, no migration seal found".to_owned())
 }
 
 /// How many shares an unseal takes in `phase`, or Vault's refusal.
@@ -96,11 +98,8 @@ pub fn unseal_threshold(
     phase: Phase,
     migrate: bool,
 ) -> SealResult<u64> {
+    check_migrate_flag(Some(phase), migrate)?;
     match phase {
-        Phase::Pending if !migrate => Err(SealError::Invalid(
-            "migrate option not provided and seal migration is pending".to_owned(),
-        )),
-        Phase::None if migrate => Err(no_migration()),
         Phase::None if configured.is_auto() => Err(SealError::Invalid(format!(
             "this server unseals itself with its {} seal",
             configured.name()

@@ -169,7 +169,7 @@ impl AppState {
     pub fn unseal_share(&self, share: &str, migrate: bool) -> StoreResult<bool> {
         let _t = self.transition.lock().map_err(|_| poisoned())?;
         // OpenBao refuses `migrate` without a migration configured, even unsealed.
-        crate::seal::migration::check_migrate_flag(self.seal.migration_phase()?, migrate)?;
+        self.check_migrate_flag(migrate)?;
         if !self.is_sealed() {
             return Ok(true);
         }
@@ -180,6 +180,11 @@ impl AppState {
                 Ok(true)
             }
         }
+    }
+
+    /// Whether `sys/unseal`'s `migrate` flag fits the seal migration state.
+    pub fn check_migrate_flag(&self, migrate: bool) -> SealResult<()> {
+        crate::seal::migration::check_migrate_flag(self.seal.migration_phase()?, migrate)
     }
 
     pub fn reset_unseal(&self) {
