@@ -364,3 +364,63 @@ fn kill_9_at_the_switch_leaves_the_old_seal_or_the_new() {
         "the switch stored the new wrapping"
     );
 }
+
+/// Two nodes on one PostgreSQL database: one migrates Shamir → static while
+/// the other stays unsealed under Shamir. The root key does not change, so
+/// the other keeps serving; restarted with the old configuration it refuses
+/// to start (it would serve under a seal the store no longer has), and with
+/// the new one it unseals itself.
+#[test]
+fn migrating_one_postgresql_node_leaves_the_other_serving_then_refusing_the_old_seal() {
+    use crate::cluster::{PG_URL, Schema, database_lock};
+    let _db = database_lock();
+    let schema = Schema::new();
+    let storage = format!(
+        "storage \"postgresql\" {{\n  connection_url = \"{PG_URL}\"\n  schema = \"{}\"\n}}",
+        schema.0
+    );
+    let key_dir = tempfile::tempdir().unwrap();
+    let key_file = key_dir.path().join("static.key");
+    fs::write(&key_file, [4u8; 32]).unwrap();
+    let stanza = format!(
+        "seal \"static\" {{\n  current_key_id = \"k1\"\n  current_key = \"file://{}\"\n}}\n",
+        key_file.display()
+    );
+    let site_a = Site::with_storage(&storage, "disable_mlock = true");
+    let site_b = Site::with_storage(&storage, "disable_mlock = true");
+    let a = site_a.start();
+    let (keys, root) = a.init(1, 1);
+    a.unseal(&keys);
+    let b = site_b.start();
+    b.unseal(&keys);
+    let ciphertext = encrypt_something(&a, &root);
+    a.stop();
+
+    let shamir_config = fs::read_to_string(site_a.config()).unwrap();
+    fs::write(site_a.config(), format!("{shamir_config}{stanza}")).unwrap();
+    let a = site_a.start();
+    assert_pending(&a, "static", 1, 1);
+    migrate_with(&a, &keys);
+    assert_decrypts(&b, &root, &ciphertext);
+    let (code, body) = b.call(
+        "POST",
+        "transit/encrypt/app",
+        Some(&root),
+        Some(json!({ "plaintext": "aGk=" })),
+    );
+    assert_eq!(code, 200, "the other node still serves: {body}");
+    b.stop();
+
+    let log = start_expecting_exit(&site_b);
+    assert!(
+        log.contains(
+            "cannot seal migrate from \"static\" to Shamir, no disabled seal in configuration"
+        ),
+        "{log}"
+    );
+    let b_config = fs::read_to_string(site_b.config()).unwrap();
+    fs::write(site_b.config(), format!("{b_config}{stanza}")).unwrap();
+    let b = site_b.start();
+    wait_unsealed(&b, Duration::from_secs(30));
+    assert_decrypts(&b, &root, &ciphertext);
+}
