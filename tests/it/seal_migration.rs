@@ -247,6 +247,19 @@ fn static_to_transit_on_openbao_and_back() {
     migrate_with(&node, &recovery[..2]);
     assert_decrypts(&node, &root, &ciphertext);
     node.stop();
+    // Done, the disabled stanza still there: sealed, no migration, and the
+    // recovery keys unseal without -migrate, as OpenBao.
+    let node = m.start();
+    std::thread::sleep(Duration::from_millis(500));
+    let status = seal_status(&node);
+    assert_eq!(
+        (status["migration"].clone(), status["sealed"].clone()),
+        (json!(false), json!(true)),
+        "{status}"
+    );
+    node.unseal(&recovery[1..]);
+    assert_decrypts(&node, &root, &ciphertext);
+    node.stop();
     m.seals(&[transit(false)]);
     let node = m.start();
     wait_unsealed(&node, Duration::from_secs(30));
