@@ -839,8 +839,14 @@ fn key_status(state: &AppState) -> ApiResult<Reply> {
 }
 
 fn unseal(state: &AppState, p: &Params) -> ApiResult<Reply> {
-    // Seal migration is not supported.
-    refuse_unless_default(p, &["migrate"])?;
+    let migrate = p.bool("migrate")?.unwrap_or(false);
+    if let Err(crate::seal::SealError::Invalid(refusal)) = state.check_migrate_flag(migrate) {
+        // OpenBao answers these two refusals with a 500 that names them.
+        return Ok(Reply::bare(
+            json!({ "errors": [refusal] }),
+            StatusCode::INTERNAL_SERVER_ERROR,
+        ));
+    }
     if p.bool("reset")?.unwrap_or(false) {
         if !state.is_sealed() {
             return Err(ApiError::bad("vault is unsealed"));
@@ -853,7 +859,7 @@ fn unseal(state: &AppState, p: &Params) -> ApiResult<Reply> {
                 "'key' must be specified in request body as JSON, or 'reset' set to true",
             ));
         }
-        state.unseal(&key)?;
+        state.unseal_share(&key, migrate)?;
     }
     Ok(Reply::bare(seal_status(state)?, StatusCode::OK))
 }
@@ -1075,7 +1081,7 @@ fn seal_status(state: &AppState) -> ApiResult<Value> {
         "version": COMPAT_VERSION,
         "build_date": "",
         "commit_date": "",
-        "migration": false,
+        "migration": state.migration_pending()?,
         "recovery_seal": state.seal_kind().is_auto(),
         "storage_type": state.storage_kind(),
     });

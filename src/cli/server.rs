@@ -295,7 +295,25 @@ fn build_state(config: &Config) -> Result<AppState, String> {
         StorageConfig::Inmem => Arc::new(MemoryStorage::new()),
     };
     let seal_config = seal_type_from_env(config.seal.as_ref(), &process_env)?;
-    let seal = match seal_config.as_ref() {
+    let seal = seal_kind(seal_config.as_ref())?;
+    let old_seal = config
+        .old_seal
+        .as_ref()
+        .map(|old| seal_kind(Some(old)))
+        .transpose()?;
+    Ok(AppState::migrating(
+        storage,
+        seal,
+        old_seal,
+        request_limits(config),
+        cluster_name(config),
+    )
+    .with_telemetry(config.telemetry.clone()))
+}
+
+/// The seal a `seal` block configures (`None`: Shamir).
+fn seal_kind(config: Option<&SealConfig>) -> Result<SealKind, String> {
+    Ok(match config {
         None => SealKind::Shamir,
         Some(SealConfig::Static {
             current_key_id,
@@ -312,11 +330,7 @@ fn build_state(config: &Config) -> Result<AppState, String> {
             let settings = TransitSettings::resolve(transit, &process_env)?;
             SealKind::Transit(Arc::new(TransitSeal::new(settings)?))
         }
-    };
-    Ok(
-        AppState::new(storage, seal, request_limits(config), cluster_name(config))
-            .with_telemetry(config.telemetry.clone()),
-    )
+    })
 }
 
 type ListenerSetting = fn(&config::ListenerConfig) -> Option<usize>;

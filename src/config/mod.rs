@@ -124,6 +124,9 @@ pub struct Config {
     pub listeners: Vec<ListenerConfig>,
     /// `None`: the barrier key is protected by Shamir shares.
     pub seal: Option<SealConfig>,
+    /// The seal block marked `disabled = "true"`: the auto seal a seal
+    /// migration moves away from (`seal::migration`).
+    pub old_seal: Option<SealConfig>,
     pub api_addr: Option<String>,
     pub cluster_name: Option<String>,
     /// One of `trace`, `debug`, `info`, `warn`, `error` (Vault's `warning`
@@ -239,6 +242,7 @@ fn parse_with_env(
     let mut storage: Option<(StorageConfig, String, &str)> = None;
     let mut listeners: Vec<(ListenerConfig, String)> = Vec::new();
     let mut seal: Option<(Option<SealConfig>, String)> = None;
+    let mut old_seal: Option<(SealConfig, String)> = None;
     let mut telemetry: Option<(crate::metrics::Telemetry, String)> = None;
     let mut api_addr = None;
     let mut cluster_name = None;
@@ -317,15 +321,28 @@ fn parse_with_env(
                         listeners.push((listener, place));
                     }
                     "seal" => {
-                        if let Some((_, first)) = seal {
+                        let parsed = src.seal(block)?;
+                        // One active seal, and for a migration one disabled (old) one.
+                        let first = if parsed.disabled {
+                            old_seal.as_ref().map(|(_, first)| first)
+                        } else {
+                            seal.as_ref().map(|(_, first)| first)
+                        };
+                        if let Some(first) = first {
+                            let which = if parsed.disabled { "disabled " } else { "" };
                             return Err(src.at(
                                 block.span(),
                                 format!(
-                                    "second seal block (the first is {first}); at most one is allowed"
+                                    "second {which}seal block (the first is {first}); at most one \
+                                     is allowed, and one more marked disabled = \"true\" for a \
+                                     seal migration"
                                 ),
                             ));
                         }
-                        seal = Some((src.seal(block)?, place));
+                        match parsed.config {
+                            Some(config) if parsed.disabled => old_seal = Some((config, place)),
+                            config => seal = Some((config, place)),
+                        }
                     }
                     "telemetry" => {
                         if let Some((_, first)) = telemetry {
@@ -378,6 +395,7 @@ fn parse_with_env(
         storage,
         listeners: listeners.into_iter().map(|(l, _)| l).collect(),
         seal: seal.and_then(|(s, _)| s),
+        old_seal: old_seal.map(|(s, _)| s),
         api_addr,
         cluster_name,
         log_level,
@@ -521,6 +539,7 @@ disable_mlock = true
                     previous_key_id: Some("2024-01".to_owned()),
                     previous_key: Some("file:///etc/transitd/old.key".to_owned()),
                 }),
+                old_seal: None,
                 api_addr: Some("https://transitd.example.com:8200".to_owned()),
                 cluster_name: Some("prod".to_owned()),
                 log_level: Some("warn".to_owned()),

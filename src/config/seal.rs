@@ -9,6 +9,7 @@ use hcl_edit::structure::Block;
 use super::source::{Scope, Source};
 
 const STATIC_SEAL_SETTINGS: &[&str] = &[
+    "disabled",
     "current_key_id",
     "current_key",
     "previous_key_id",
@@ -16,6 +17,7 @@ const STATIC_SEAL_SETTINGS: &[&str] = &[
 ];
 
 const TRANSIT_SEAL_SETTINGS: &[&str] = &[
+    "disabled",
     "address",
     "token",
     "mount_path",
@@ -44,7 +46,6 @@ const TRANSIT_SEAL_UNSUPPORTED: &[(&str, &str)] = &[
         "tls_client_key_bytes",
         "give the key as a file in tls_client_key",
     ),
-    ("disabled", "seal migration is not supported"),
 ];
 
 /// `seal "transit"` as written. Every setting is optional here because
@@ -139,23 +140,47 @@ impl fmt::Debug for SealConfig {
     }
 }
 
+/// One `seal` block as written: `config` is `None` for `seal "shamir"`.
+#[derive(Debug)]
+pub(super) struct SealBlock {
+    pub config: Option<SealConfig>,
+    /// `disabled = "true"`: the seal being migrated away from.
+    pub disabled: bool,
+}
+
 impl Source<'_> {
     /// A `seal` block; `None` for `seal "shamir" {}`, which names the
     /// default (the root key split into shares) and takes no settings here.
-    pub(super) fn seal(&self, block: &Block) -> Result<Option<SealConfig>, String> {
+    pub(super) fn seal(&self, block: &Block) -> Result<SealBlock, String> {
         let scope = Scope::of(block);
-        match self.block_type(block)? {
+        let mut disabled = false;
+        for structure in block.body.iter() {
+            if let Some(attr) = structure.as_attribute()
+                && attr.key.as_str() == "disabled"
+            {
+                disabled = self.boolean(attr, &scope)?;
+            }
+        }
+        let config = match self.block_type(block)? {
             "static" => self.static_seal(block, &scope).map(Some),
             "transit" => self.transit_seal(block, &scope).map(Some),
             "shamir" => {
-                self.settings(block, &scope, &[])?;
+                self.settings(block, &scope, &["disabled"])?;
+                if disabled {
+                    // OpenBao's words: migrating to Shamir is the absence of a seal block.
+                    return Err(self.at(
+                        block.span(),
+                        "Shamir seals cannot be set disabled (they should simply not be set)",
+                    ));
+                }
                 Ok(None)
             }
             kind => Err(self.at(
                 block.span(),
                 format!("unknown seal type {kind:?} (supported: static, transit, shamir)"),
             )),
-        }
+        }?;
+        Ok(SealBlock { config, disabled })
     }
 
     fn static_seal(&self, block: &Block, scope: &Scope) -> Result<SealConfig, String> {
@@ -342,9 +367,12 @@ mod tests {
             "{e}"
         );
         let e = err(&format!(
-            "{MINIMAL}seal \"transit\" {{\n  disabled = \"true\"\n}}\n"
+            "{MINIMAL}seal \"transit\" {{\n  disabled = \"maybe\"\n}}\n"
         ));
-        assert!(e.contains("seal migration is not supported"), "{e}");
+        assert!(
+            e.contains("disabled in seal \"transit\" must be true or false"),
+            "{e}"
+        );
         let e = err(&format!(
             "{MINIMAL}seal \"transit\" {{\n  tls_skip_verify = \"perhaps\"\n}}\n"
         ));

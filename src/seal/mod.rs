@@ -5,7 +5,9 @@
 //! and the keys they rebuild, each stored sealed (`stored_keys.rs`); written
 //! last at init, so "initialized" means it exists),
 //! `core/keyring` (the barrier keyring sealed by the root key) and, for an
-//! auto seal, `core/root-key` (the root key wrapped by its key). The
+//! auto seal, the root key wrapped by its key: in the seal configuration
+//! (`wrapped_root_key`) once a seal migration put it there, so that one
+//! write switches seal and wrapping together, else at `core/root-key`. The
 //! root key itself is never stored in the clear; what unseals it, and what
 //! the shares rebuild, is `stored_keys.rs`.
 
@@ -13,6 +15,7 @@ pub mod barrier;
 pub mod edit;
 pub mod generate_root;
 pub mod lookup;
+pub mod migration;
 pub mod rekey;
 pub mod shamir;
 pub mod static_key;
@@ -92,6 +95,11 @@ pub struct SealConfig {
     /// when the store has no recovery keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery_key: Option<String>,
+    /// Auto seals after a seal migration: the root key wrapped by the seal
+    /// (base64), kept here rather than at `core/root-key` so the migration's
+    /// one compare-and-swap switches it with the type. Takes precedence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrapped_root_key: Option<String>,
 }
 
 #[derive(Debug)]
@@ -101,6 +109,9 @@ pub enum SealKind {
     /// Shared with the task that renews its token.
     Transit(Arc<TransitSeal>),
 }
+
+/// The seal a migration from Shamir unwraps with (no stanza names it).
+static SHAMIR: SealKind = SealKind::Shamir;
 
 impl SealKind {
     pub fn name(&self) -> &'static str {
@@ -114,6 +125,34 @@ impl SealKind {
     /// An auto seal: the server unseals itself, no shares are handed out.
     pub fn is_auto(&self) -> bool {
         !matches!(self, Self::Shamir)
+    }
+
+    /// The root key wrapped by this auto seal (as stored).
+    fn wrap(&self, root: &SecretKey) -> SealResult<Vec<u8>> {
+        match self {
+            Self::Shamir => Err(failed("Shamir does not wrap the root key")),
+            Self::Static(seal) => seal.wrap(root).map_err(failed),
+            Self::Transit(seal) => Ok(seal.wrap(root)?),
+        }
+    }
+
+    /// The root key from its stored wrapping by this auto seal, and the
+    /// wrapping to store instead when an older key made it.
+    fn unwrap(&self, stored: &[u8]) -> SealResult<(SecretKey, Option<Vec<u8>>)> {
+        match self {
+            Self::Shamir => Err(SealError::Invalid(
+                "no auto-unseal is configured".to_owned(),
+            )),
+            Self::Static(seal) => {
+                let (root, by_previous) = seal.unwrap(stored).map_err(SealError::Failed)?;
+                let rewrapped = by_previous
+                    .then(|| seal.wrap(&root))
+                    .transpose()
+                    .map_err(failed)?;
+                Ok((root, rewrapped))
+            }
+            Self::Transit(seal) => Ok(seal.unwrap(stored)?),
+        }
     }
 }
 
@@ -195,6 +234,8 @@ impl InitParams {
 pub struct Seal {
     storage: Arc<dyn Storage>,
     kind: SealKind,
+    /// The seal stanza marked `disabled`: what a migration moves away from.
+    old: Option<SealKind>,
     progress: Mutex<Progress>,
     /// The init marker this process wrote, until its init is committed.
     claimed: Mutex<Option<Vec<u8>>>,
@@ -209,9 +250,16 @@ impl Seal {
         Self {
             storage,
             kind,
+            old: None,
             progress: Mutex::default(),
             claimed: Mutex::default(),
         }
+    }
+
+    /// The same seal with `old` (the stanza marked `disabled`) to migrate from.
+    pub fn with_old_seal(mut self, old: Option<SealKind>) -> Self {
+        self.old = old;
+        self
     }
 
     pub fn kind(&self) -> &SealKind {
@@ -254,16 +302,9 @@ impl Seal {
         let root = SecretKey::random().map_err(failed)?;
         let keyring = BarrierKeyring::generate().map_err(failed)?;
         let sealed_keyring = keyring.seal(&root).map_err(failed)?;
-        match &self.kind {
-            SealKind::Shamir => {}
-            SealKind::Static(seal) => {
-                let wrapped = seal.wrap(&root).map_err(failed)?;
-                blocking(|| self.storage.put(ROOT_KEY_PATH, &wrapped)).map_err(failed)?;
-            }
-            SealKind::Transit(seal) => {
-                let wrapped = seal.wrap(&root)?;
-                blocking(|| self.storage.put(ROOT_KEY_PATH, &wrapped)).map_err(failed)?;
-            }
+        if self.kind.is_auto() {
+            let wrapped = self.kind.wrap(&root)?;
+            blocking(|| self.storage.put(ROOT_KEY_PATH, &wrapped)).map_err(failed)?;
         }
         blocking(|| self.storage.put(KEYRING_PATH, &sealed_keyring)).map_err(failed)?;
         let barrier = Barrier::new(Arc::clone(&self.storage), root, keyring);
@@ -275,16 +316,17 @@ impl Seal {
             recovery_shares: 0,
             recovery_threshold: 0,
             recovery_key: None,
+            wrapped_root_key: None,
         };
         let (config, shares, recovery_shares) = if shamir_seal {
             let (n, t) = (params.secret_shares, params.secret_threshold);
             let unseal = stored_keys::new_key(n, t)?;
-            let config = stored_keys::with_unseal_key(&bare, &barrier, &unseal, n, t)?;
+            let config = stored_keys::with_unseal_key(&bare, &barrier, &unseal.key, n, t)?;
             (config, unseal.shares, Vec::new())
         } else if params.recovery_shares > 0 {
             let (n, t) = (params.recovery_shares, params.recovery_threshold);
             let recovery = stored_keys::new_key(n, t)?;
-            let config = stored_keys::with_recovery_key(&bare, &barrier, &recovery, n, t)?;
+            let config = stored_keys::with_recovery_key(&bare, &barrier, &recovery.key, n, t)?;
             (config, Vec::new(), recovery.shares)
         } else {
             (bare, Vec::new(), Vec::new())
@@ -416,34 +458,29 @@ impl Seal {
         Ok(())
     }
 
-    /// Check the stored seal type against the configured one.
-    pub fn check_type(&self) -> SealResult<Option<SealConfig>> {
-        let config = self.config()?;
-        if let Some(c) = &config
-            && c.kind != self.kind.name()
-        {
-            return Err(SealError::Failed(format!(
-                "storage was initialized with the {} seal but the configuration uses the {} seal; \
-                 seal migration is not supported",
-                c.kind,
-                self.kind.name()
-            )));
-        }
-        Ok(config)
+    /// Where the stored seal stands against the configured seals; `None`
+    /// before init. An impossible combination is an error (refuse to start).
+    pub fn migration_phase(&self) -> SealResult<Option<migration::Phase>> {
+        self.config()?
+            .map(|stored| migration::phase(&stored, &self.kind, self.old.as_ref()))
+            .transpose()
     }
 
-    /// Take one unseal share. `Ok(None)`: more are needed; `Ok(Some)`: the
-    /// threshold was met and the barrier opened.
-    pub fn submit_share(&self, key: &str) -> SealResult<Option<Barrier>> {
-        let config = self
-            .config()?
-            .ok_or_else(|| SealError::Invalid("Vault is not initialized".to_owned()))?;
-        if self.kind.is_auto() {
-            return Err(SealError::Invalid(format!(
-                "this server unseals itself with its {} seal",
-                self.kind.name()
-            )));
-        }
+    /// Take one unseal share (with `migrate`, one share of the seal being
+    /// migrated away from). `Ok(None)`: more are needed; `Ok(Some)`: the
+    /// threshold was met and the barrier opened (and, migrating, the seal
+    /// switched).
+    pub fn submit_share(&self, key: &str, migrate: bool) -> SealResult<Option<Barrier>> {
+        let (config, raw) = match blocking(|| self.storage.get(SEAL_CONFIG_PATH)).map_err(failed)? {
+            Some(raw) => (
+                serde_json::from_slice::<SealConfig>(&raw)
+                    .map_err(|e| failed(format!("{SEAL_CONFIG_PATH} is unreadable: {e}")))?,
+                raw,
+            ),
+            None => return Err(SealError::Invalid("Vault is not initialized".to_owned())),
+        };
+        let phase = migration::phase(&config, &self.kind, self.old.as_ref())?;
+        let threshold = migration::unseal_threshold(&config, &self.kind, phase, migrate)?;
         let share = decode_share(key)?;
         let mut progress = self
             .progress
@@ -461,46 +498,80 @@ impl Seal {
             progress.nonce = uuid::Uuid::new_v4().to_string();
         }
         progress.shares.push(share);
-        if (progress.shares.len() as u64) < config.secret_threshold {
+        if (progress.shares.len() as u64) < threshold {
             return Ok(None);
         }
         let shares = std::mem::take(&mut progress.shares);
         progress.nonce.clear();
         drop(progress);
         // Whatever goes wrong from here, the attempt is over (progress was taken).
-        let combined = combine_shares(&shares, config.secret_threshold)?;
-        let root = stored_keys::root_key(&config, combined)?;
-        self.open_barrier(root).map(Some)
+        let combined = combine_shares(&shares, threshold)?;
+        match phase {
+            migration::Phase::Pending => {
+                let from = self.old.as_ref().unwrap_or(&SHAMIR);
+                self.migrate(from, &config, &raw, combined).map(Some)
+            }
+            _ if self.kind.is_auto() => {
+                // A migration finished with its stanza still configured: as
+                // OpenBao, the recovery shares unseal (the seal unwraps).
+                let (root, _) = self.kind.unwrap(&self.wrapped_root_key(&config)?)?;
+                let barrier = self.open_barrier(root)?;
+                if !stored_keys::authorizes(&config, &barrier, combined)? {
+                    return Err(wrong_key());
+                }
+                self.remove_stale_root_key(&config);
+                Ok(Some(barrier))
+            }
+            _ => {
+                let root = stored_keys::root_key(&config, combined)?;
+                let barrier = self.open_barrier(root)?;
+                self.remove_stale_root_key(&config);
+                Ok(Some(barrier))
+            }
+        }
+    }
+
+    /// The root key as the configured auto seal wrapped it.
+    fn wrapped_root_key(&self, config: &SealConfig) -> SealResult<Vec<u8>> {
+        match &config.wrapped_root_key {
+            Some(b64) => base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|e| failed(format!("the wrapped root key is unreadable: {e}"))),
+            None => blocking(|| self.storage.get(ROOT_KEY_PATH))
+                .map_err(failed)?
+                .ok_or_else(|| failed("the stored root key is missing")),
+        }
     }
 
     /// Auto-unseal with the static key or the transit seal. A root key
     /// wrapped by an older key is stored rewrapped by the current one, once
     /// it has opened the barrier.
     pub fn auto_unseal(&self) -> SealResult<Barrier> {
-        let stored = || {
-            blocking(|| self.storage.get(ROOT_KEY_PATH))
-                .map_err(failed)?
-                .ok_or_else(|| failed("the stored root key is missing"))
-        };
-        let (root, rewrapped) = match &self.kind {
-            SealKind::Shamir => {
-                return Err(SealError::Invalid(
-                    "no auto-unseal is configured".to_owned(),
-                ));
-            }
-            SealKind::Static(seal) => {
-                let (root, by_previous) = seal.unwrap(&stored()?).map_err(SealError::Failed)?;
-                let rewrapped = by_previous
-                    .then(|| seal.wrap(&root))
-                    .transpose()
-                    .map_err(failed)?;
-                (root, rewrapped)
-            }
-            SealKind::Transit(seal) => seal.unwrap(&stored()?)?,
-        };
+        if !self.kind.is_auto() {
+            return Err(SealError::Invalid(
+                "no auto-unseal is configured".to_owned(),
+            ));
+        }
+        let (config, raw) = read_config_raw(self.storage.as_ref())?;
+        let (root, rewrapped) = self.kind.unwrap(&self.wrapped_root_key(&config)?)?;
         let barrier = self.open_barrier(root)?;
+        self.remove_stale_root_key(&config);
         if let Some(rewrapped) = rewrapped {
-            blocking(|| self.storage.put(ROOT_KEY_PATH, &rewrapped)).map_err(failed)?;
+            if config.wrapped_root_key.is_some() {
+                let after = SealConfig {
+                    wrapped_root_key: Some(
+                        base64::engine::general_purpose::STANDARD.encode(&rewrapped),
+                    ),
+                    ..config
+                };
+                // Lost to another node's write: that node rewrapped it, or will.
+                if let Err(e) = replace_config(self.storage.as_ref(), &raw, &after) {
+                    tracing::warn!(error = %e, "root key not rewrapped this time");
+                    return Ok(barrier);
+                }
+            } else {
+                blocking(|| self.storage.put(ROOT_KEY_PATH, &rewrapped)).map_err(failed)?;
+            }
             tracing::info!(
                 seal = self.kind.name(),
                 "root key rewrapped with the current seal key"
@@ -604,15 +675,15 @@ mod tests {
             Err(SealError::Invalid(_))
         ));
         let hexes: Vec<String> = init.shares.iter().map(hex::encode).collect();
-        assert!(seal.submit_share(&hexes[4]).unwrap().is_none());
+        assert!(seal.submit_share(&hexes[4], false).unwrap().is_none());
         assert!(
-            seal.submit_share(&hexes[4]).unwrap().is_none(),
+            seal.submit_share(&hexes[4], false).unwrap().is_none(),
             "duplicate ignored"
         );
         assert_eq!(seal.progress().0, 1);
         let b64 = base64::engine::general_purpose::STANDARD.encode(&init.shares[1]);
-        assert!(seal.submit_share(&b64).unwrap().is_none());
-        let barrier = seal.submit_share(&hexes[2]).unwrap().unwrap();
+        assert!(seal.submit_share(&b64, false).unwrap().is_none());
+        let barrier = seal.submit_share(&hexes[2], false).unwrap().unwrap();
         assert_eq!(barrier.get("x").unwrap().unwrap().as_slice(), b"v");
         assert_eq!(seal.progress().0, 0);
     }
@@ -623,14 +694,15 @@ mod tests {
         let init = seal.initialize(params(3, 2)).unwrap();
         seal.commit_init(&init.config).unwrap();
         let other = shamir().initialize(params(3, 2)).unwrap();
-        seal.submit_share(&hex::encode(&init.shares[0])).unwrap();
+        seal.submit_share(&hex::encode(&init.shares[0]), false)
+            .unwrap();
         let err = seal
-            .submit_share(&hex::encode(&other.shares[1]))
+            .submit_share(&hex::encode(&other.shares[1]), false)
             .unwrap_err();
         assert!(matches!(err, SealError::Invalid(_)));
         assert_eq!(seal.progress().0, 0);
-        assert!(seal.submit_share("zzz").is_err());
-        assert!(seal.submit_share(&hex::encode([1u8; 40])).is_err());
+        assert!(seal.submit_share("zzz", false).is_err());
+        assert!(seal.submit_share(&hex::encode([1u8; 40]), false).is_err());
     }
 
     #[test]
@@ -652,7 +724,7 @@ mod tests {
         let err = b.initialize(params(1, 1)).unwrap_err();
         assert!(err.to_string().contains("already initialized"), "{err}");
         // A's shares open what is stored.
-        a.submit_share(&hex::encode(&init_a.shares[0]))
+        a.submit_share(&hex::encode(&init_a.shares[0]), false)
             .unwrap()
             .unwrap();
 
@@ -663,7 +735,7 @@ mod tests {
         let c = Seal::new(Arc::clone(&storage), SealKind::Shamir);
         let init_c = c.initialize(params(1, 1)).unwrap();
         c.commit_init(&init_c.config).unwrap();
-        c.submit_share(&hex::encode(&init_c.shares[0]))
+        c.submit_share(&hex::encode(&init_c.shares[0]), false)
             .unwrap()
             .unwrap();
         // An init whose claim was taken over cannot commit.
@@ -701,10 +773,11 @@ mod tests {
     #[test]
     fn not_initialized_and_reset() {
         let seal = shamir();
-        assert!(seal.submit_share(&hex::encode([1u8; 33])).is_err());
+        assert!(seal.submit_share(&hex::encode([1u8; 33]), false).is_err());
         let init = seal.initialize(params(3, 2)).unwrap();
         seal.commit_init(&init.config).unwrap();
-        seal.submit_share(&hex::encode(&init.shares[0])).unwrap();
+        seal.submit_share(&hex::encode(&init.shares[0]), false)
+            .unwrap();
         seal.reset();
         assert_eq!(seal.progress().0, 0);
     }
@@ -722,8 +795,8 @@ mod tests {
         let again = Seal::new(Arc::clone(&storage), kind());
         let barrier = again.auto_unseal().unwrap();
         assert_eq!(barrier.get("x").unwrap().unwrap().as_slice(), b"v");
-        assert!(again.submit_share(&hex::encode([1u8; 33])).is_err());
+        assert!(again.submit_share(&hex::encode([1u8; 33]), false).is_err());
         let shamir_view = Seal::new(storage, SealKind::Shamir);
-        assert!(shamir_view.check_type().is_err());
+        assert!(shamir_view.migration_phase().is_err());
     }
 }

@@ -268,8 +268,8 @@ impl Rekey {
     ) -> SealResult<()> {
         let (n, t) = (request.shares, request.threshold);
         let after = match self.target {
-            Target::Unseal => stored_keys::with_unseal_key(config, barrier, new, n, t)?,
-            Target::Recovery => stored_keys::with_recovery_key(config, barrier, new, n, t)?,
+            Target::Unseal => stored_keys::with_unseal_key(config, barrier, &new.key, n, t)?,
+            Target::Recovery => stored_keys::with_recovery_key(config, barrier, &new.key, n, t)?,
         };
         crate::crash_point::here("rekey-before-commit");
         replace_config(barrier.storage().as_ref(), raw, &after)?;
@@ -380,7 +380,7 @@ mod tests {
     fn a_legacy_store_unseals_and_its_first_rekey_converts_it() {
         let (storage, root_share) = legacy_store();
         let seal = Seal::new(Arc::clone(&storage), SealKind::Shamir);
-        let barrier = seal.submit_share(&root_share).unwrap().unwrap();
+        let barrier = seal.submit_share(&root_share, false).unwrap().unwrap();
         barrier.put("x", b"kept").unwrap();
 
         let rekey = Rekey::new(Target::Unseal);
@@ -403,11 +403,11 @@ mod tests {
 
         // The root key share stops working; two new shares open the same data.
         let again = Seal::new(Arc::clone(&storage), SealKind::Shamir);
-        assert!(again.submit_share(&root_share).unwrap().is_none());
+        assert!(again.submit_share(&root_share, false).unwrap().is_none());
         again.reset();
         let new: Vec<String> = done.shares.iter().map(hex::encode).collect();
-        assert!(again.submit_share(&new[2]).unwrap().is_none());
-        let reopened = again.submit_share(&new[0]).unwrap().unwrap();
+        assert!(again.submit_share(&new[2], false).unwrap().is_none());
+        let reopened = again.submit_share(&new[0], false).unwrap().unwrap();
         assert_eq!(reopened.get("x").unwrap().unwrap().as_slice(), b"kept");
     }
 
@@ -415,7 +415,7 @@ mod tests {
     fn wrong_shares_spend_the_attempt_and_change_nothing() {
         let (storage, root_share) = legacy_store();
         let seal = Seal::new(Arc::clone(&storage), SealKind::Shamir);
-        let barrier = seal.submit_share(&root_share).unwrap().unwrap();
+        let barrier = seal.submit_share(&root_share, false).unwrap().unwrap();
         let before = storage.get(SEAL_CONFIG).unwrap();
         let rekey = Rekey::new(Target::Unseal);
         let request = Request {

@@ -76,16 +76,17 @@ pub fn root_key(config: &SealConfig, combined: SecretKey) -> SealResult<SecretKe
     SecretKey::from_slice(&root).ok_or_else(|| failed("the stored root key has a wrong length"))
 }
 
-/// `config` with `new`'s shares unsealing the barrier's (unchanged) root key.
+/// `config` with the shares of `key` unsealing the barrier's (unchanged)
+/// root key.
 pub fn with_unseal_key(
     config: &SealConfig,
     barrier: &Barrier,
-    new: &NewKey,
+    key: &SecretKey,
     shares: u64,
     threshold: u64,
 ) -> SealResult<SealConfig> {
     let sealed = barrier
-        .root_sealed_by(&new.key, ROOT_KEY_BINDING)
+        .root_sealed_by(key, ROOT_KEY_BINDING)
         .map_err(failed)?;
     Ok(SealConfig {
         secret_shares: shares,
@@ -95,16 +96,16 @@ pub fn with_unseal_key(
     })
 }
 
-/// `config` with `new`'s shares as the recovery keys.
+/// `config` with the shares of `key` as the recovery keys.
 pub fn with_recovery_key(
     config: &SealConfig,
     barrier: &Barrier,
-    new: &NewKey,
+    key: &SecretKey,
     shares: u64,
     threshold: u64,
 ) -> SealResult<SealConfig> {
     let sealed = barrier
-        .seal(RECOVERY_KEY_BINDING, new.key.expose())
+        .seal(RECOVERY_KEY_BINDING, key.expose())
         .map_err(failed)?;
     Ok(SealConfig {
         recovery_shares: shares,
@@ -167,6 +168,7 @@ mod tests {
             recovery_shares: 0,
             recovery_threshold: 0,
             recovery_key: None,
+            wrapped_root_key: None,
         }
     }
 
@@ -188,7 +190,7 @@ mod tests {
         assert!(authorizes(&legacy, &b, same).unwrap());
 
         let new = new_key(3, 2).unwrap();
-        let stored = with_unseal_key(&legacy, &b, &new, 3, 2).unwrap();
+        let stored = with_unseal_key(&legacy, &b, &new.key, 3, 2).unwrap();
         assert_eq!((stored.secret_shares, stored.secret_threshold), (3, 2));
         let unsealed = root_key(&stored, SecretKey::from_slice(new.key.expose()).unwrap());
         assert!(b.is_root_key(&unsealed.unwrap()));
@@ -206,7 +208,7 @@ mod tests {
         let err = authorizing_threshold(&none).unwrap_err();
         assert!(err.to_string().contains("recovery keys"), "{err}");
         let new = new_key(5, 3).unwrap();
-        let with = with_recovery_key(&none, &b, &new, 5, 3).unwrap();
+        let with = with_recovery_key(&none, &b, &new.key, 5, 3).unwrap();
         assert_eq!(authorizing_threshold(&with).unwrap(), 3);
         let right = SecretKey::from_slice(new.key.expose()).unwrap();
         assert!(authorizes(&with, &b, right).unwrap());

@@ -42,13 +42,25 @@ impl AppState {
         limits: Limits,
         cluster_name: String,
     ) -> Self {
+        Self::migrating(storage, seal, None, limits, cluster_name)
+    }
+
+    /// A sealed server whose configuration also names `old`, the seal
+    /// stanza marked `disabled` (a seal migration).
+    pub fn migrating(
+        storage: Arc<dyn Storage>,
+        seal: SealKind,
+        old: Option<SealKind>,
+        limits: Limits,
+        cluster_name: String,
+    ) -> Self {
         let unsealed = Arc::new(ArcSwapOption::empty());
         let missed_changes = Arc::new(std::sync::atomic::AtomicBool::new(false));
         if let Some(changes) = storage.subscribe() {
             crate::changes::follow(changes, Arc::clone(&unsealed), Arc::clone(&missed_changes));
         }
         Self {
-            seal: Seal::new(storage, seal),
+            seal: Seal::new(storage, seal).with_old_seal(old),
             unsealed,
             missed_changes,
             transition: Mutex::default(),
@@ -103,6 +115,11 @@ impl AppState {
         Ok(self.seal.config()?)
     }
 
+    /// Whether a seal migration waits for `sys/unseal` with `migrate`.
+    pub fn migration_pending(&self) -> StoreResult<bool> {
+        Ok(self.seal.migration_phase()? == Some(crate::seal::migration::Phase::Pending))
+    }
+
     pub fn unseal_progress(&self) -> (usize, String) {
         self.seal.progress()
     }
@@ -144,17 +161,30 @@ impl AppState {
 
     /// `sys/unseal` with one share; true once unsealed.
     pub fn unseal(&self, share: &str) -> StoreResult<bool> {
+        self.unseal_share(share, false)
+    }
+
+    /// `sys/unseal` with one share, `migrate`: a share of the seal a seal
+    /// migration moves away from; true once unsealed.
+    pub fn unseal_share(&self, share: &str, migrate: bool) -> StoreResult<bool> {
         let _t = self.transition.lock().map_err(|_| poisoned())?;
+        // OpenBao refuses `migrate` without a migration configured, even unsealed.
+        self.check_migrate_flag(migrate)?;
         if !self.is_sealed() {
             return Ok(true);
         }
-        match self.seal.submit_share(share)? {
+        match self.seal.submit_share(share, migrate)? {
             None => Ok(false),
             Some(barrier) => {
                 self.install(Arc::new(barrier))?;
                 Ok(true)
             }
         }
+    }
+
+    /// Whether `sys/unseal`'s `migrate` flag fits the seal migration state.
+    pub fn check_migrate_flag(&self, migrate: bool) -> SealResult<()> {
+        crate::seal::migration::check_migrate_flag(self.seal.migration_phase()?, migrate)
     }
 
     pub fn reset_unseal(&self) {
@@ -171,7 +201,11 @@ impl AppState {
         if !self.is_sealed() {
             return Ok(true);
         }
-        if self.seal.check_type()?.is_none() || !self.seal.kind().is_auto() {
+        // A seal migration (pending, or done with its stanza still there)
+        // waits for shares, as OpenBao's migration mode.
+        if self.seal.migration_phase()? != Some(crate::seal::migration::Phase::None)
+            || !self.seal.kind().is_auto()
+        {
             return Ok(false);
         }
         let barrier = self.seal.auto_unseal()?;
@@ -180,9 +214,22 @@ impl AppState {
         Ok(true)
     }
 
-    /// Refuse to start on storage initialized with another seal type.
+    /// Refuse to start on storage whose seal type the configured seals
+    /// cannot use; say when a seal migration waits.
     pub fn check_seal_type(&self) -> StoreResult<()> {
-        self.seal.check_type()?;
+        use crate::seal::migration::Phase;
+        match self.seal.migration_phase()? {
+            Some(Phase::Pending) => tracing::warn!(
+                to = self.seal.kind().name(),
+                "entering seal migration mode: unseal with `bao operator unseal -migrate` \
+                 and the old seal's unseal or recovery keys"
+            ),
+            Some(Phase::Completed) => tracing::warn!(
+                "the seal migration is complete: remove the seal stanza marked disabled and \
+                 restart (until then the server does not unseal itself)"
+            ),
+            _ => {}
+        }
         Ok(())
     }
 

@@ -30,6 +30,7 @@ mod kube_api;
 mod metrics;
 mod rekey;
 mod rewrap_cli;
+mod seal_migration;
 mod server;
 mod snapshot;
 mod systemd_unit;

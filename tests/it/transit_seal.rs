@@ -19,18 +19,18 @@ const SEAL_POLICY: &str = "path \"transit/encrypt/autounseal\" { capabilities = 
      path \"transit/decrypt/autounseal\" { capabilities = [\"update\"] }\n";
 
 /// The unsealer's API with its root token.
-struct Unsealer {
-    api: Client,
+pub(crate) struct Unsealer {
+    pub(crate) api: Client,
 }
 
 impl Unsealer {
-    fn new(addr: &str, root: &str) -> Self {
+    pub(crate) fn new(addr: &str, root: &str) -> Self {
         Self {
             api: Client::new(addr, Some(root)),
         }
     }
 
-    fn write(&self, path: &str, body: Value) -> Value {
+    pub(crate) fn write(&self, path: &str, body: Value) -> Value {
         let reply = self.api.write(path, body).unwrap();
         assert!(
             reply.status < 300,
@@ -42,7 +42,7 @@ impl Unsealer {
     }
 
     /// The seal's key and a policy allowing just encrypt and decrypt with it.
-    fn prepare(&self) {
+    pub(crate) fn prepare(&self) {
         self.write(&format!("transit/keys/{SEAL_KEY}"), json!({}));
         self.write(
             "sys/policies/acl/autounseal",
@@ -51,7 +51,7 @@ impl Unsealer {
     }
 
     /// An orphan token under the seal's policy, living `ttl`.
-    fn token(&self, ttl: &str) -> String {
+    pub(crate) fn token(&self, ttl: &str) -> String {
         let body = self.write(
             "auth/token/create-orphan",
             json!({ "policies": ["autounseal"], "ttl": ttl }),
@@ -69,18 +69,18 @@ impl Unsealer {
     }
 }
 
-fn seal_stanza(address: &str, token: &str, extra: &str) -> String {
+pub(crate) fn seal_stanza(address: &str, token: &str, extra: &str) -> String {
     format!(
         "disable_mlock = true\nseal \"transit\" {{\n  address = \"{address}\"\n  token = \"{token}\"\n  \
          mount_path = \"transit/\"\n  key_name = \"{SEAL_KEY}\"\n{extra}}}\n"
     )
 }
 
-fn seal_status(node: &Node) -> Value {
+pub(crate) fn seal_status(node: &Node) -> Value {
     node.call("GET", "sys/seal-status", None, None).1
 }
 
-fn wait_unsealed(node: &Node, within: Duration) -> Value {
+pub(crate) fn wait_unsealed(node: &Node, within: Duration) -> Value {
     let deadline = Instant::now() + within;
     loop {
         let status = seal_status(node);
@@ -109,7 +109,7 @@ fn wait_for_log(node: &Node, text: &str, within: Duration) {
 }
 
 /// Start the site's server, which must stop by itself with an error; its log.
-fn start_expecting_exit(site: &Site) -> String {
+pub(crate) fn start_expecting_exit(site: &Site) -> String {
     let log = site.dir.path().join("failed-start.log");
     let out = fs::File::create(&log).unwrap();
     let mut child = Command::new(BIN)
@@ -140,7 +140,7 @@ fn start_expecting_exit(site: &Site) -> String {
 }
 
 /// A key on the server under test and a ciphertext made with it.
-fn encrypt_something(node: &Node, root: &str) -> String {
+pub(crate) fn encrypt_something(node: &Node, root: &str) -> String {
     let (code, body) = node.call("POST", "transit/keys/app", Some(root), None);
     assert!(code < 300, "{body}");
     let (code, body) = node.call(
@@ -153,7 +153,7 @@ fn encrypt_something(node: &Node, root: &str) -> String {
     body["data"]["ciphertext"].as_str().unwrap().to_owned()
 }
 
-fn assert_decrypts(node: &Node, root: &str, ciphertext: &str) {
+pub(crate) fn assert_decrypts(node: &Node, root: &str, ciphertext: &str) {
     let (code, body) = node.call(
         "POST",
         "transit/decrypt/app",
@@ -286,7 +286,7 @@ fn the_unsealers_token_is_renewed_unless_told_not_to() {
 
 /// The unsealer: a transitd that unseals itself with a static key, so it
 /// can be stopped and started again with its transit keys.
-fn transitd_unsealer(extra: &str) -> (Site, Node, Unsealer) {
+pub(crate) fn transitd_unsealer(extra: &str) -> (Site, Node, Unsealer) {
     let site = Site::new("");
     let key_file = site.dir.path().join("unseal.key");
     fs::write(&key_file, [7u8; 32]).unwrap();
