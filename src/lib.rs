@@ -13,6 +13,7 @@ pub mod auth;
 pub mod changes;
 pub mod cli;
 pub mod config;
+pub mod envelope;
 pub mod error;
 pub mod go_syntax;
 pub mod hcl_diagnostics;
