@@ -14,7 +14,8 @@ const BUFFERS: usize = 4;
 
 /// Fill `buf` with up to `len` bytes; fewer only at the end of the input.
 fn fill(reader: &mut impl Read, buf: &mut Vec<u8>, len: usize) -> std::io::Result<()> {
-    buf.clear();
+    // Only the bytes past the buffer's current length get zeroed: a
+    // recycled buffer is overwritten by the reads, not cleared first.
     buf.resize(len, 0);
     let mut got = 0;
     while got < len {
