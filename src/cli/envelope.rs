@@ -145,7 +145,9 @@ fn run_rewrap(flags: &Flags, input: &str, output: &str) -> Result<(), String> {
         .as_str()
         .ok_or("the rewrap reply has no ciphertext")?;
     let version = |w: &str| w.split(':').nth(1).unwrap_or("").to_owned();
-    if wrapped == header.wrapped_key && input == output && input != "-" {
+    // Rewrapping always returns a fresh ciphertext; a file already at the
+    // latest version is not rewritten for it.
+    if version(wrapped) == version(&header.wrapped_key) && input == output && input != "-" {
         eprintln!("{input}: already wrapped by {}", version(wrapped));
         return Ok(());
     }
