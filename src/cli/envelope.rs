@@ -57,7 +57,9 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
         .iter()
         .find(|(n, _)| !CLIENT_FLAGS.contains(&n.as_str()) && !extra.contains(&n.as_str()))
     {
-        return Err(format!("envelope {command}: unknown flag -{unknown}\n{USAGE}"));
+        return Err(format!(
+            "envelope {command}: unknown flag -{unknown}\n{USAGE}"
+        ));
     }
     let (input, output) = match (command.as_str(), flags.positional.as_slice()) {
         ("rewrap", [file]) => (file, file),
@@ -107,7 +109,12 @@ fn run_encrypt(flags: &Flags, input: &str, output: &str) -> Result<(), String> {
     let chunk_key = ChunkKey::new(&data_key, prefix);
     drop(data_key);
     let out = Output::create(output)?;
-    let written = encrypt(&header, &chunk_key, reader, out.file.try_clone().map_err(io)?);
+    let written = encrypt(
+        &header,
+        &chunk_key,
+        reader,
+        out.file.try_clone().map_err(io)?,
+    );
     out.finish(written.map(drop).map_err(|e| e.to_string()))
 }
 
@@ -125,7 +132,12 @@ fn run_decrypt(flags: &Flags, input: &str, output: &str) -> Result<(), String> {
     let chunk_key = ChunkKey::new(&data_key, header.nonce_prefix);
     drop(data_key);
     let out = Output::create(output)?;
-    let written = decrypt(&header, &chunk_key, reader, out.file.try_clone().map_err(io)?);
+    let written = decrypt(
+        &header,
+        &chunk_key,
+        reader,
+        out.file.try_clone().map_err(io)?,
+    );
     out.finish(written.map(drop).map_err(|e| format!("{input}: {e}")))
 }
 

@@ -173,7 +173,9 @@ fn check_name(what: &str, name: &[u8]) -> Result<(), EnvelopeError> {
         && name.len() <= MAX_NAME_LEN
         && !text.chars().any(char::is_control)
         && (slash_ok || !text.contains('/'))
-        && !text.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..");
+        && !text
+            .split('/')
+            .any(|seg| seg.is_empty() || seg == "." || seg == "..");
     if valid {
         Ok(())
     } else {
@@ -251,10 +253,21 @@ mod tests {
         let err = Header::read(&mut long.as_slice()).unwrap_err().to_string();
         assert!(err.contains("at most 4096"), "{err}");
         for name in ["", "a/b", "..", "x\n"] {
-            assert!(Header::new(DEFAULT_CHUNK_SIZE, [0; 7], "transit", name, "vault:v1:x").is_err());
+            assert!(
+                Header::new(DEFAULT_CHUNK_SIZE, [0; 7], "transit", name, "vault:v1:x").is_err()
+            );
         }
         assert!(Header::new(DEFAULT_CHUNK_SIZE, [0; 7], "a//b", "k", "vault:v1:x").is_err());
-        assert!(Header::new(DEFAULT_CHUNK_SIZE, [0; 7], "team/transit", "k", "vault:v12:x").is_ok());
+        assert!(
+            Header::new(
+                DEFAULT_CHUNK_SIZE,
+                [0; 7],
+                "team/transit",
+                "k",
+                "vault:v12:x"
+            )
+            .is_ok()
+        );
         assert!(Header::new(DEFAULT_CHUNK_SIZE, [0; 7], "t", "k", "vault:v:x").is_err());
         assert!(Header::new(MIN_CHUNK_SIZE - 1, [0; 7], "t", "k", "vault:v1:x").is_err());
     }

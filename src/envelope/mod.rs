@@ -64,10 +64,16 @@ where
         .map_err(EnvelopeError::Write)?;
     let aad = header.authenticated_bytes();
     let chunk = header.chunk_size as usize;
-    pipeline::run(reader, writer, chunk, chunk + TAG_LEN, |index, last, buf| {
-        key.seal(index, last, &aad, buf);
-        Ok(())
-    })
+    pipeline::run(
+        reader,
+        writer,
+        chunk,
+        chunk + TAG_LEN,
+        |index, last, buf| {
+            key.seal(index, last, &aad, buf);
+            Ok(())
+        },
+    )
 }
 
 /// Open the chunks that follow a header already read from `reader`,
@@ -86,15 +92,21 @@ where
 {
     let aad = header.authenticated_bytes();
     let chunk = header.chunk_size as usize;
-    pipeline::run(reader, writer, chunk + TAG_LEN, chunk, |index, last, buf| {
-        key.open(index, last, &aad, buf).map_err(|_| {
-            if last {
-                EnvelopeError::FinalChunk { index }
-            } else {
-                EnvelopeError::Chunk { index }
-            }
-        })
-    })
+    pipeline::run(
+        reader,
+        writer,
+        chunk + TAG_LEN,
+        chunk,
+        |index, last, buf| {
+            key.open(index, last, &aad, buf).map_err(|_| {
+                if last {
+                    EnvelopeError::FinalChunk { index }
+                } else {
+                    EnvelopeError::Chunk { index }
+                }
+            })
+        },
+    )
 }
 
 #[cfg(test)]

@@ -87,15 +87,19 @@ where
     }
     drop(filled_rx);
     drop(done_tx);
-    let written = writer_thread
-        .join()
-        .unwrap_or_else(|_| Err(EnvelopeError::Write(std::io::Error::other("writer panicked"))));
+    let written = writer_thread.join().unwrap_or_else(|_| {
+        Err(EnvelopeError::Write(std::io::Error::other(
+            "writer panicked",
+        )))
+    });
     outcome?;
     let writer = written?;
     match reader_thread.join() {
         Ok(Ok(())) => Ok((writer, totals)),
         Ok(Err(e)) => Err(e),
-        Err(_) => Err(EnvelopeError::Read(std::io::Error::other("reader panicked"))),
+        Err(_) => Err(EnvelopeError::Read(std::io::Error::other(
+            "reader panicked",
+        ))),
     }
 }
 

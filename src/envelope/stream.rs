@@ -132,7 +132,12 @@ mod tests {
             let plain = dec.decrypt_next(Payload { msg: s, aad }).unwrap();
             assert_eq!(plain, chunks[i]);
         }
-        let plain = dec.decrypt_last(Payload { msg: &sealed[3], aad }).unwrap();
+        let plain = dec
+            .decrypt_last(Payload {
+                msg: &sealed[3],
+                aad,
+            })
+            .unwrap();
         assert_eq!(plain, chunks[3]);
     }
 
@@ -147,7 +152,10 @@ mod tests {
         assert_eq!(opens(5, true, b"aad"), Err(Unauthentic));
         assert_eq!(opens(5, false, b"aaD"), Err(Unauthentic));
         let other = ChunkKey::new(&Zeroizing::new(KEY), [9; NONCE_PREFIX_LEN]);
-        assert_eq!(other.open(5, false, b"aad", &mut sealed.clone()), Err(Unauthentic));
+        assert_eq!(
+            other.open(5, false, b"aad", &mut sealed.clone()),
+            Err(Unauthentic)
+        );
         let mut short = vec![0u8; TAG_LEN - 1];
         assert_eq!(key.open(0, true, b"aad", &mut short), Err(Unauthentic));
     }

@@ -9,7 +9,14 @@ use super::*;
 const CHUNK: usize = MIN_CHUNK_SIZE as usize;
 
 fn header() -> Header {
-    Header::new(MIN_CHUNK_SIZE, [3; 7], "transit", "files", "vault:v1:d3JhcHBlZA==").unwrap()
+    Header::new(
+        MIN_CHUNK_SIZE,
+        [3; 7],
+        "transit",
+        "files",
+        "vault:v1:d3JhcHBlZA==",
+    )
+    .unwrap()
 }
 
 fn key(byte: u8) -> ChunkKey {
@@ -21,7 +28,8 @@ fn payload(len: usize) -> Vec<u8> {
 }
 
 fn seal(plain: &[u8]) -> Vec<u8> {
-    let (out, totals) = encrypt(&header(), &key(1), Cursor::new(plain.to_vec()), Vec::new()).unwrap();
+    let (out, totals) =
+        encrypt(&header(), &key(1), Cursor::new(plain.to_vec()), Vec::new()).unwrap();
     assert_eq!(totals.bytes_in, plain.len() as u64);
     assert_eq!(totals.chunks, plain.len().div_ceil(CHUNK).max(1) as u64);
     out
@@ -142,7 +150,14 @@ fn plaintext_before_a_failure_is_only_authenticated_chunks() {
     let Err(err) = decrypt(&h, &key(1), input, Shared(written.clone())) else {
         panic!("a changed final chunk decrypted");
     };
-    assert!(matches!(err, EnvelopeError::FinalChunk { index: 2 }), "{err}");
+    assert!(
+        matches!(err, EnvelopeError::FinalChunk { index: 2 }),
+        "{err}"
+    );
     let got = written.lock().unwrap().clone();
-    assert!(got.len() <= 2 * CHUNK && plain.starts_with(&got), "{}", got.len());
+    assert!(
+        got.len() <= 2 * CHUNK && plain.starts_with(&got),
+        "{}",
+        got.len()
+    );
 }

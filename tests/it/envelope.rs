@@ -55,7 +55,11 @@ fn ok(out: Output) -> Output {
 /// Refused with exit code 1 and `why` on stderr.
 fn refused(out: &Output, why: &str) {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(out));
-    assert!(stderr(out).contains(why), "wanted {why:?} in: {}", stderr(out));
+    assert!(
+        stderr(out).contains(why),
+        "wanted {why:?} in: {}",
+        stderr(out)
+    );
 }
 
 fn write_key(server: &DevServer, path: &str, body: serde_json::Value) {
@@ -64,7 +68,9 @@ fn write_key(server: &DevServer, path: &str, body: serde_json::Value) {
 }
 
 fn payload(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i % 251) as u8 ^ (i >> 12) as u8).collect()
+    (0..len)
+        .map(|i| (i % 251) as u8 ^ (i >> 12) as u8)
+        .collect()
 }
 
 fn path_str(p: &Path) -> &str {
@@ -73,7 +79,10 @@ fn path_str(p: &Path) -> &str {
 
 /// Encrypt `plain` (written to `dir/name.in`) into `dir/name.env`.
 fn seal_file(server: &DevServer, dir: &Path, name: &str, plain: &[u8], flags: &[&str]) -> PathBuf {
-    let (input, output) = (dir.join(format!("{name}.in")), dir.join(format!("{name}.env")));
+    let (input, output) = (
+        dir.join(format!("{name}.in")),
+        dir.join(format!("{name}.env")),
+    );
     std::fs::write(&input, plain).unwrap();
     let mut args = vec!["encrypt"];
     args.extend_from_slice(flags);
@@ -83,7 +92,11 @@ fn seal_file(server: &DevServer, dir: &Path, name: &str, plain: &[u8], flags: &[
 }
 
 fn open_file(server: &DevServer, envelope_path: &Path, out: &Path) -> Output {
-    envelope(server, &["decrypt", path_str(envelope_path), path_str(out)], None)
+    envelope(
+        server,
+        &["decrypt", path_str(envelope_path), path_str(out)],
+        None,
+    )
 }
 
 /// Files hold only what the test put there: no temporary output left over.
@@ -112,12 +125,22 @@ fn round_trips(server: &DevServer) {
     }
     // Several MiB with the default 1 MiB chunks, through stdin and stdout.
     let plain = payload(5 * 1024 * 1024 + 77);
-    let sealed = ok(envelope(server, &["encrypt", "-key=files", "-", "-"], Some(&plain))).stdout;
+    let sealed = ok(envelope(
+        server,
+        &["encrypt", "-key=files", "-", "-"],
+        Some(&plain),
+    ))
+    .stdout;
     let back = ok(envelope(server, &["decrypt", "-", "-"], Some(&sealed))).stdout;
     assert!(back == plain);
     // Encrypting the same input twice gives different files (new data key
     // and nonce prefix each time).
-    let again = ok(envelope(server, &["encrypt", "-key=files", "-", "-"], Some(&plain))).stdout;
+    let again = ok(envelope(
+        server,
+        &["encrypt", "-key=files", "-", "-"],
+        Some(&plain),
+    ))
+    .stdout;
     assert_ne!(sealed[..100], again[..100]);
 }
 
@@ -147,11 +170,27 @@ fn every_tampering_is_refused_and_leaves_no_output() {
     let spliced = |parts: &[&[u8]]| parts.concat();
 
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("cut at a chunk boundary", sealed[..at(3)].to_vec(), "final chunk (2)"),
-        ("cut mid-chunk", sealed[..at(3) + 99].to_vec(), "final chunk (3)"),
+        (
+            "cut at a chunk boundary",
+            sealed[..at(3)].to_vec(),
+            "final chunk (2)",
+        ),
+        (
+            "cut mid-chunk",
+            sealed[..at(3) + 99].to_vec(),
+            "final chunk (3)",
+        ),
         ("header only", sealed[..body].to_vec(), "final chunk (0)"),
-        ("cut in the header", sealed[..body - 3].to_vec(), "header is cut short"),
-        ("bytes appended", spliced(&[&sealed, b"extra"]), "final chunk (4)"),
+        (
+            "cut in the header",
+            sealed[..body - 3].to_vec(),
+            "header is cut short",
+        ),
+        (
+            "bytes appended",
+            spliced(&[&sealed, b"extra"]),
+            "final chunk (4)",
+        ),
         (
             "last chunk repeated",
             spliced(&[&sealed, &sealed[at(4)..]]),
@@ -159,7 +198,12 @@ fn every_tampering_is_refused_and_leaves_no_output() {
         ),
         (
             "chunks swapped",
-            spliced(&[&sealed[..at(0)], &sealed[at(1)..at(2)], &sealed[at(0)..at(1)], &sealed[at(2)..]]),
+            spliced(&[
+                &sealed[..at(0)],
+                &sealed[at(1)..at(2)],
+                &sealed[at(0)..at(1)],
+                &sealed[at(2)..],
+            ]),
             "chunk 0 does not authenticate",
         ),
         (
@@ -201,7 +245,11 @@ fn every_tampering_is_refused_and_leaves_no_output() {
         ),
         (
             "another envelope's wrapped key",
-            spliced(&[&sealed[..AUTHENTICATED_LEN], &other[AUTHENTICATED_LEN..body], &sealed[body..]]),
+            spliced(&[
+                &sealed[..AUTHENTICATED_LEN],
+                &other[AUTHENTICATED_LEN..body],
+                &sealed[body..],
+            ]),
             "chunk 0 does not authenticate",
         ),
         (
@@ -221,12 +269,19 @@ fn every_tampering_is_refused_and_leaves_no_output() {
         let out_path = dir.path().join("tampered.out");
         let out = open_file(&server, &input, &out_path);
         assert_eq!(out.status.code(), Some(1), "{what}: {}", stderr(&out));
-        assert!(stderr(&out).contains(why), "{what}: wanted {why:?} in {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(why),
+            "{what}: wanted {why:?} in {}",
+            stderr(&out)
+        );
         assert_eq!(files_in(dir.path()), before, "{what}: output left behind");
         // Through a pipe: a nonzero exit, and only authenticated chunks out.
         let piped = envelope(&server, &["decrypt", "-", "-"], Some(&bytes));
         assert_eq!(piped.status.code(), Some(1), "{what} (piped)");
-        assert!(plain.starts_with(&piped.stdout), "{what}: unauthenticated output");
+        assert!(
+            plain.starts_with(&piped.stdout),
+            "{what}: unauthenticated output"
+        );
     }
     // The header names another existing key (same length): its decrypt of
     // the wrapped key fails at the server.
@@ -260,16 +315,27 @@ fn rewrap_after_rotation(server: &DevServer) {
     assert!(after.windows(9).any(|w| w == b"vault:v2:"));
     // Again: already at the latest version, the file is left alone.
     let again = ok(envelope(server, &["rewrap", path_str(&rewrapped)], None));
-    assert!(stderr(&again).contains("already wrapped by v2"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("already wrapped by v2"),
+        "{}",
+        stderr(&again)
+    );
     assert_eq!(std::fs::read(&rewrapped).unwrap(), after);
 
-    write_key(server, "transit/keys/files/config", json!({ "min_decryption_version": 2 }));
+    write_key(
+        server,
+        "transit/keys/files/config",
+        json!({ "min_decryption_version": 2 }),
+    );
     let back = dir.path().join("new.out");
     ok(open_file(server, &rewrapped, &back));
     assert!(std::fs::read(&back).unwrap() == plain);
     let refused_out = dir.path().join("old.out");
     let out = open_file(server, &left_old, &refused_out);
-    refused(&out, "ciphertext or signature version is disallowed by policy (too old)");
+    refused(
+        &out,
+        "ciphertext or signature version is disallowed by policy (too old)",
+    );
     assert!(!refused_out.exists());
     // Rewrapping the old one is refused the same way: v1 is past unwrapping.
     let out = envelope(server, &["rewrap", path_str(&left_old)], None);
@@ -298,17 +364,38 @@ fn refusals_before_and_from_the_server() {
         &run(&["encrypt", "-key=missing", path_str(&input), path_str(&out)]),
         "encryption key not found",
     );
-    refused(&run(&["encrypt", path_str(&input), path_str(&out)]), "-key is required");
     refused(
-        &run(&["encrypt", "-key=k", "-chunk-size=100", path_str(&input), path_str(&out)]),
+        &run(&["encrypt", path_str(&input), path_str(&out)]),
+        "-key is required",
+    );
+    refused(
+        &run(&[
+            "encrypt",
+            "-key=k",
+            "-chunk-size=100",
+            path_str(&input),
+            path_str(&out),
+        ]),
         "chunk size 100",
     );
     refused(
-        &run(&["encrypt", "-key=k", "-context=x", path_str(&input), path_str(&out)]),
+        &run(&[
+            "encrypt",
+            "-key=k",
+            "-context=x",
+            path_str(&input),
+            path_str(&out),
+        ]),
         "unknown flag -context",
     );
-    refused(&run(&["decrypt", "-key=k", path_str(&input), path_str(&out)]), "unknown flag -key");
-    refused(&run(&["decrypt", path_str(&input), path_str(&out)]), "wrong magic bytes");
+    refused(
+        &run(&["decrypt", "-key=k", path_str(&input), path_str(&out)]),
+        "unknown flag -key",
+    );
+    refused(
+        &run(&["decrypt", path_str(&input), path_str(&out)]),
+        "wrong magic bytes",
+    );
     assert_eq!(files_in(dir.path()), ["in"]);
 }
 
@@ -340,7 +427,10 @@ fn a_multi_gib_stream_runs_in_bounded_memory() {
             .unwrap()
     };
     let mut enc = spawn(&["encrypt", "-key=files", "-", "-"], Stdio::piped());
-    let mut dec = spawn(&["decrypt", "-", "-"], Stdio::from(enc.stdout.take().unwrap()));
+    let mut dec = spawn(
+        &["decrypt", "-", "-"],
+        Stdio::from(enc.stdout.take().unwrap()),
+    );
     let mut feed = enc.stdin.take().unwrap();
     let feeder = std::thread::spawn(move || {
         let zeros = vec![0u8; 1 << 20];
