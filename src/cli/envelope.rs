@@ -27,7 +27,7 @@ use super::Flags;
 use super::client::{CallError, Client};
 use crate::envelope::header::{DEFAULT_CHUNK_SIZE, Header};
 use crate::envelope::stream::{ChunkKey, KEY_LEN, NONCE_PREFIX_LEN};
-use crate::envelope::{decrypt, encrypt};
+use crate::envelope::{EnvelopeError, decrypt, encrypt};
 
 const USAGE: &str = "usage: transitd envelope encrypt -key=NAME [-mount=transit] [-chunk-size=1048576] IN OUT\n       \
      transitd envelope decrypt IN OUT\n       \
@@ -90,8 +90,7 @@ fn run_encrypt(flags: &Flags, input: &str, output: &str) -> Result<(), String> {
     rand::fill(&mut prefix);
     // Every header rule is checked before the server is asked for anything;
     // the placeholder is replaced by the real wrapped key below.
-    Header::new(chunk_size, prefix, mount, key, "vault:v1:")
-        .map_err(|e| format!("envelope encrypt: {e}"))?;
+    Header::new(chunk_size, prefix, mount, key, "vault:v1:").map_err(refused_field)?;
     let reader = open_input(input)?;
     let client = Client::from_env(flags)?;
     let mut reply = call(
@@ -104,8 +103,7 @@ fn run_encrypt(flags: &Flags, input: &str, output: &str) -> Result<(), String> {
     let wrapped = reply["data"]["ciphertext"]
         .as_str()
         .ok_or("the data key reply has no ciphertext")?;
-    let header = Header::new(chunk_size, prefix, mount, key, wrapped)
-        .map_err(|e| format!("envelope encrypt: the server's wrapped key: {e}"))?;
+    let header = Header::new(chunk_size, prefix, mount, key, wrapped).map_err(refused_field)?;
     let chunk_key = ChunkKey::new(&data_key, prefix);
     drop(data_key);
     let out = Output::create(output)?;
@@ -182,6 +180,14 @@ fn run_rewrap(flags: &Flags, input: &str, output: &str) -> Result<(), String> {
         version(wrapped)
     );
     Ok(())
+}
+
+/// A field `Header::new` refused, said as a setting rather than as a bad file.
+fn refused_field(e: EnvelopeError) -> String {
+    match e {
+        EnvelopeError::Header(what) => format!("envelope encrypt: {what}"),
+        other => other.to_string(),
+    }
 }
 
 fn io(e: std::io::Error) -> String {
