@@ -14,6 +14,7 @@ pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod crash_point;
+pub mod envelope;
 pub mod error;
 pub mod go_syntax;
 pub mod hcl_diagnostics;

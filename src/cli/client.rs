@@ -124,17 +124,20 @@ impl Client {
         };
         let mut response = result.map_err(|e| format!("{method} {url}: {e}"))?;
         let status = response.status().as_u16();
-        let text = response
+        let mut text = response
             .body_mut()
             .read_to_string()
             .map_err(|e| format!("{method} {url}: {e}"))?;
-        let value: Value = if text.trim().is_empty() {
-            Value::Null
+        let value = if text.trim().is_empty() {
+            Ok(Value::Null)
         } else {
             serde_json::from_str(&text)
-                .map_err(|e| format!("{method} {url}: invalid JSON reply: {e}"))?
+                .map_err(|e| format!("{method} {url}: invalid JSON reply: {e}"))
         };
-        Ok((status, value))
+        // Replies can carry key material (`datakey`, `decrypt`): the caller
+        // wipes what it takes out; the raw text is wiped here.
+        zeroize::Zeroize::zeroize(&mut text);
+        Ok((status, value?))
     }
 
     pub(super) fn call(

@@ -15,7 +15,11 @@ impl Flags {
         let mut flags = Self::default();
         let mut it = args.iter();
         while let Some(arg) = it.next() {
-            let Some(body) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
+            // A lone `-` is stdin or stdout, a positional word.
+            let Some(body) = Some(arg.as_str())
+                .filter(|a| *a != "-")
+                .and_then(|a| a.strip_prefix("--").or_else(|| a.strip_prefix('-')))
+            else {
                 flags.positional.push(arg.clone());
                 continue;
             };
@@ -50,6 +54,7 @@ impl Flags {
 
 mod audit;
 mod client;
+mod envelope;
 mod operator;
 mod rewrap;
 mod server;
@@ -65,6 +70,8 @@ const USAGE: &str = "usage: transitd <command> [args]\n\n\
      status              show the seal status\n\
      audit verify FILE   check an audit log's hash chain and signed checkpoints\n\
      rewrap -key=K IN OUT  rewrap every ciphertext of a file (lines, CSV, JSONL); resumable\n\
+     envelope encrypt -key=K IN OUT, envelope decrypt IN OUT, envelope rewrap FILE\n\
+                         encrypt files of any size under a data key the transit key wraps\n\
      version             print the version\n\n\
      Client commands talk to BAO_ADDR or VAULT_ADDR (default https://127.0.0.1:8200).";
 
@@ -79,6 +86,7 @@ pub fn main(args: Vec<String>) -> ExitCode {
         "status" => operator::status(rest),
         "audit" => return audit::run(rest),
         "rewrap" => rewrap::run(rest),
+        "envelope" => envelope::run(rest),
         "version" | "-version" | "--version" => {
             print_line(&format!("transitd v{}", env!("CARGO_PKG_VERSION")));
             Ok(ExitCode::SUCCESS)
@@ -135,5 +143,7 @@ mod tests {
         assert!(
             Flags::parse(&["-dev-listen-address".to_owned()], &["dev-listen-address"]).is_err()
         );
+        let f = Flags::parse(&["-".to_owned(), "-x".to_owned(), "-".to_owned()], &[]).unwrap();
+        assert_eq!(f.positional, ["-", "-"]);
     }
 }

@@ -21,6 +21,7 @@ mod cluster_wrapping;
 mod config_files;
 mod crash;
 mod differential;
+mod envelope;
 mod health;
 mod hostile;
 mod https_fixture;
