@@ -359,17 +359,7 @@ impl TransitSeal {
         if (200..300).contains(&status) {
             return Ok(value);
         }
-        let errors = value["errors"]
-            .as_array()
-            .map(|list| {
-                list.iter()
-                    .take(3)
-                    .filter_map(Value::as_str)
-                    .map(|e| e.chars().take(300).collect::<String>())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })
-            .unwrap_or_default();
+        let errors = remote_errors(&value);
         let message = format!("POST {url}: {status} {errors}");
         // 5xx (a sealed or standby unsealer says 503), 408, 429: try again.
         if status >= 500 || status == 408 || status == 429 {
@@ -526,6 +516,28 @@ impl ureq::unversioned::resolver::Resolver for PinnedHost {
     }
 }
 
+/// The first errors of an unsealer's reply, bounded and escaped: the text
+/// goes into our log, so no line breaks or terminal escapes of its choosing.
+fn remote_errors(reply: &Value) -> String {
+    reply["errors"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .take(3)
+                .filter_map(Value::as_str)
+                .map(|e| {
+                    e.chars()
+                        .take(300)
+                        .collect::<String>()
+                        .escape_debug()
+                        .to_string()
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -547,6 +559,17 @@ mod tests {
             key_name: Some("file-key".to_owned()),
             ..TransitSealConfig::default()
         }
+    }
+
+    #[test]
+    fn an_unsealers_error_text_cannot_forge_log_lines() {
+        let reply = serde_json::json!({"errors": [
+            "bad\n2026-01-01T00:00:00Z INFO transitd::seal: unsealed \u{1b}[31m", "x".repeat(400)
+        ]});
+        let text = remote_errors(&reply);
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        assert!(text.contains("\\n2026"), "{text}");
+        assert!(text.len() < 400, "{}", text.len());
     }
 
     #[test]

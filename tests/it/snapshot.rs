@@ -552,4 +552,13 @@ fn restore_onto_a_new_machine_and_discard_the_old_database() {
         &fresh,
     ));
     assert!(err.contains("unknown flag -force"), "{err}");
+    // A database path that is a symbolic link: the rename would replace the
+    // link and leave the file it names as it was. Refused, nothing changed.
+    let real = fresh.dir.path().join("real.db");
+    std::fs::rename(fresh.db(), &real).unwrap();
+    std::os::unix::fs::symlink(&real, fresh.db()).unwrap();
+    let before = files_of(fresh.dir.path());
+    let err = failed(&snapshot(&["restore", &file.display().to_string()], &fresh));
+    assert!(err.contains("symbolic link"), "{err}");
+    assert_eq!(files_of(fresh.dir.path()), before);
 }

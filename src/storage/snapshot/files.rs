@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::storage::sqlite::{SCHEMA_VERSION, sync_dir};
+use crate::storage::sqlite::{SCHEMA_VERSION, expected_schema, schema_objects, sync_dir};
 
 /// A file of ours, removed when dropped unless [`TempFile::keep`] was called.
 #[derive(Debug)]
@@ -122,5 +122,43 @@ pub fn check_store(conn: &Connection, shown: &Path) -> Result<(), String> {
             shown.display()
         ));
     }
+    if schema_objects(conn).map_err(fail)? != expected_schema(version).map_err(fail)? {
+        return Err(format!(
+            "{} holds schema objects (tables, triggers, views or indexes) that transitd does \
+             not make; refused, since they would run inside the server's writes",
+            shown.display()
+        ));
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::sqlite::SqliteStorage;
+
+    /// A store as transitd makes it passes; the same store with any object
+    /// of someone else's (a trigger that would rewrite the seal config under
+    /// a rekey, a view, a table) is refused.
+    #[test]
+    fn only_the_schema_transitd_makes_is_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        drop(SqliteStorage::open(&path).unwrap());
+        let conn = open_existing(&path, OpenFlags::SQLITE_OPEN_READ_WRITE).unwrap();
+        check_store(&conn, &path).unwrap();
+        for extra in [
+            "CREATE TABLE keep (v BLOB)",
+            "CREATE TRIGGER pin AFTER UPDATE ON entries BEGIN SELECT 1; END",
+            "CREATE VIEW v AS SELECT path FROM entries",
+            "CREATE INDEX i ON entries (value)",
+        ] {
+            conn.execute_batch(&format!("SAVEPOINT s; {extra};"))
+                .unwrap();
+            let refused = check_store(&conn, &path).unwrap_err();
+            assert!(refused.contains("schema objects"), "{extra}: {refused}");
+            conn.execute_batch("ROLLBACK TO s; RELEASE s;").unwrap();
+        }
+        check_store(&conn, &path).unwrap();
+    }
 }

@@ -53,6 +53,15 @@ pub fn restore(snapshot: &Path, db: &Path, keep_old: bool) -> Result<Restored, S
     if !parent(db).is_dir() {
         return Err(format!("directory {} does not exist", parent(db).display()));
     }
+    // The rename would replace the link, not the database it points at: the
+    // server would then open the restored file or the old one depending on
+    // how its configuration names it.
+    if std::fs::symlink_metadata(db).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(format!(
+            "{} is a symbolic link; name the database file itself in the configuration",
+            db.display()
+        ));
+    }
     let _restoring = DatabaseLock::exclusive(db)?;
     remove_leftovers(db);
 
