@@ -56,10 +56,11 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this binary writes and understands.
 pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// Every object in a database's schema (type, name, table, SQL), sorted.
-pub(super) fn schema_objects(
-    conn: &Connection,
-) -> rusqlite::Result<Vec<(String, String, String, Option<String>)>> {
+/// One object of a database's schema: type, name, table, SQL.
+pub(super) type SchemaObject = (String, String, String, Option<String>);
+
+/// Every object in a database's schema, sorted.
+pub(super) fn schema_objects(conn: &Connection) -> rusqlite::Result<Vec<SchemaObject>> {
     let mut stmt = conn.prepare(
         "SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name, tbl_name",
     )?;
@@ -70,9 +71,7 @@ pub(super) fn schema_objects(
 /// The schema the first `version` migrations make, and nothing else: a
 /// database from elsewhere (a snapshot) must match it exactly, since a
 /// trigger or a view in it would run inside every write of ours.
-pub(super) fn expected_schema(
-    version: i64,
-) -> rusqlite::Result<Vec<(String, String, String, Option<String>)>> {
+pub(super) fn expected_schema(version: i64) -> rusqlite::Result<Vec<SchemaObject>> {
     let conn = Connection::open_in_memory()?;
     let steps = usize::try_from(version).unwrap_or(0);
     for step in MIGRATIONS.iter().take(steps) {

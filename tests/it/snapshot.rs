@@ -555,7 +555,7 @@ fn restore_onto_a_new_machine_and_discard_the_old_database() {
     // A database path that is a symbolic link: the rename would replace the
     // link and leave the file it names as it was. Refused, nothing changed.
     let real = fresh.dir.path().join("real.db");
-    std::fs::rename(fresh.db(), &real).unwrap();
+    fs::rename(fresh.db(), &real).unwrap();
     std::os::unix::fs::symlink(&real, fresh.db()).unwrap();
     let before = files_of(fresh.dir.path());
     let err = failed(&snapshot(&["restore", &file.display().to_string()], &fresh));
