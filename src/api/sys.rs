@@ -841,11 +841,9 @@ fn key_status(state: &AppState) -> ApiResult<Reply> {
 fn unseal(state: &AppState, p: &Params) -> ApiResult<Reply> {
     let migrate = p.bool("migrate")?.unwrap_or(false);
     if let Err(crate::seal::SealError::Invalid(refusal)) = state.check_migrate_flag(migrate) {
-        // OpenBao answers these two refusals with a 500 that names them.
-        return Ok(Reply::bare(
-            json!({ "errors": [refusal] }),
-            StatusCode::INTERNAL_SERVER_ERROR,
-        ));
+        // OpenBao's texts, but a 400: the caller's flag is wrong, and a 5xx
+        // would say the server failed (OpenBao 2.7.2 answers 500).
+        return Err(ApiError::bad(refusal));
     }
     if p.bool("reset")?.unwrap_or(false) {
         if !state.is_sealed() {

@@ -103,11 +103,11 @@ fn assert_pending(node: &Node, new_type: &str, t: u64, n: u64) {
     );
 }
 
-/// Unseal without `migrate` is OpenBao's refusal (a 500, as OpenBao 2.7.2); a wrong key among the
+/// Unseal without `migrate` is OpenBao's refusal (a 400; OpenBao 2.7.2 answers 500); a wrong key among the
 /// threshold is refused; nothing switched.
 fn assert_refusals(node: &Node, right: &str) {
     let (code, body) = unseal_call(node, right, false);
-    assert_eq!(code, 500, "OpenBao's status: {body}");
+    assert_eq!(code, 400, "{body}");
     assert_eq!(
         body["errors"][0],
         "migrate option not provided and seal migration is pending"
@@ -169,7 +169,7 @@ fn shamir_to_auto_and_back(m: &MigrationSite, to_type: &str, to: &str, to_disabl
     let (code, body) = unseal_call(&node, &keys[0], false);
     assert_eq!(code, 400, "unseal keys no longer unseal: {body}");
     let (code, body) = unseal_call(&node, &keys[0], true);
-    assert_eq!(code, 500, "OpenBao's status: {body}");
+    assert_eq!(code, 400, "{body}");
     assert_eq!(
         body["errors"][0],
         "can't perform a seal migration, no migration seal found"
