@@ -184,13 +184,7 @@ pub(crate) const DOCS: &[PathDoc] = {
         "public-key",
         "certificate-chain",
     ])];
-    const fn p(path: &'static str, ops: &'static [OpDoc]) -> PathDoc {
-        PathDoc {
-            path,
-            params: &[],
-            ops,
-        }
-    }
+    use crate::api::openapi::plain_path as p;
     &[
         p(
             "keys",

@@ -32,6 +32,15 @@ pub(crate) struct PathDoc {
     pub ops: &'static [OpDoc],
 }
 
+/// A path whose parameters are all strings.
+pub(crate) const fn plain_path(path: &'static str, ops: &'static [OpDoc]) -> PathDoc {
+    PathDoc {
+        path,
+        params: &[],
+        ops,
+    }
+}
+
 /// One operation on a path: what it is called, what it reads, what it answers.
 #[derive(Debug)]
 pub(crate) struct OpDoc {

@@ -107,16 +107,10 @@ pub(crate) enum SysPath {
 /// The document's description of every `sys/` path above (`api/openapi.rs`),
 /// checked against [`SysPath::parse`] and the handlers by the route tests.
 pub(crate) const DOCS: &[PathDoc] = {
+    use crate::api::openapi::plain_path as p;
     use Answer::*;
     use Op::*;
     use Ty::*;
-    const fn p(path: &'static str, ops: &'static [OpDoc]) -> PathDoc {
-        PathDoc {
-            path,
-            params: &[],
-            ops,
-        }
-    }
     const ROOT_ATTEMPT: &[OpDoc] = &[
         OpDoc::new(Read, "read-root-generation-progress", Bare),
         OpDoc::new(Update, "start-root-generation", Bare).with(&[f("otp", Str), f("pgp_key", Str)]),

@@ -42,16 +42,10 @@ pub(crate) enum TokenPath {
 /// The document's description of every `auth/token/` path above
 /// (`api/openapi.rs`), checked by the route tests.
 pub(crate) const DOCS: &[PathDoc] = {
+    use crate::api::openapi::plain_path as p;
     use Answer::*;
     use Op::*;
     use Ty::*;
-    const fn p(path: &'static str, ops: &'static [OpDoc]) -> PathDoc {
-        PathDoc {
-            path,
-            params: &[],
-            ops,
-        }
-    }
     const CREATE: &[Field] = &[
         f("no_parent", Bool),
         f("policies", Strings),

@@ -26,16 +26,10 @@ pub(crate) enum AppRolePath {
 /// The document's description of an AppRole mount's paths
 /// (`api/openapi.rs`), checked by the route tests.
 pub(crate) const DOCS: &[PathDoc] = {
+    use crate::api::openapi::plain_path as p;
     use Answer::*;
     use Op::*;
     use Ty::*;
-    const fn p(path: &'static str, ops: &'static [OpDoc]) -> PathDoc {
-        PathDoc {
-            path,
-            params: &[],
-            ops,
-        }
-    }
     const SECRET_ID: &[Field] = &[
         f("metadata", Str).later(),
         f("ttl", Duration).later(),

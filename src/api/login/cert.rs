@@ -20,15 +20,9 @@ const REVOCATION_FIELDS: &[&str] = &[
 /// The document's description of a TLS certificate mount's paths
 /// (`api/openapi.rs`), checked by the route tests.
 pub(crate) const DOCS: &[PathDoc] = {
+    use crate::api::openapi::plain_path as p;
     use Answer::*;
     use Op::*;
-    const fn p(path: &'static str, ops: &'static [OpDoc]) -> PathDoc {
-        PathDoc {
-            path,
-            params: &[],
-            ops,
-        }
-    }
     &[
         p(
             "config",

@@ -19,15 +19,9 @@ pub(crate) enum JwtPath {
 /// The document's description of a JWT mount's paths
 /// (`api/openapi.rs`), checked by the route tests.
 pub(crate) const DOCS: &[PathDoc] = {
+    use crate::api::openapi::plain_path as p;
     use Answer::*;
     use Op::*;
-    const fn p(path: &'static str, ops: &'static [OpDoc]) -> PathDoc {
-        PathDoc {
-            path,
-            params: &[],
-            ops,
-        }
-    }
     &[
         p(
             "config",

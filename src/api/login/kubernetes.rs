@@ -10,15 +10,9 @@ use crate::auth::kubernetes::{
 /// The document's description of a Kubernetes mount's paths
 /// (`api/openapi.rs`), checked by the route tests.
 pub(crate) const DOCS: &[PathDoc] = {
+    use crate::api::openapi::plain_path as p;
     use Answer::*;
     use Op::*;
-    const fn p(path: &'static str, ops: &'static [OpDoc]) -> PathDoc {
-        PathDoc {
-            path,
-            params: &[],
-            ops,
-        }
-    }
     &[
         p(
             "config",

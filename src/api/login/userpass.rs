@@ -27,16 +27,10 @@ pub(crate) enum UserpassPath {
 /// The document's description of a userpass mount's paths
 /// (`api/openapi.rs`), checked by the route tests.
 pub(crate) const DOCS: &[PathDoc] = {
+    use crate::api::openapi::plain_path as p;
     use Answer::*;
     use Op::*;
     use Ty::*;
-    const fn p(path: &'static str, ops: &'static [OpDoc]) -> PathDoc {
-        PathDoc {
-            path,
-            params: &[],
-            ops,
-        }
-    }
     &[
         p(
             "users",
